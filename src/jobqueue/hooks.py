@@ -1,0 +1,73 @@
+"""pluggy hook specifications: how plugins add workers, backends and lifecycle listeners.
+
+A plugin is any module or object with functions decorated by :data:`hookimpl`, registered
+through the ``jobqueue`` entry-point group (or passed to ``JobQueue(plugins=[...])``)::
+
+    # pyproject.toml of a plugin distribution
+    [project.entry-points.jobqueue]
+    contacts = "contacts_plugin.jobs"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from jobqueue.backend import BackendFactory
+    from jobqueue.job import Job, JobError
+    from jobqueue.worker import Worker
+
+PROJECT = "jobqueue"
+ENTRY_POINT_GROUP = "jobqueue"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorate plugin functions with this to implement a jobqueue hook."""
+
+
+@hookspec
+def jobqueue_register_workers() -> Iterable[Worker]:  # type: ignore[empty-body]
+    """Return the workers this plugin provides."""
+
+
+@hookspec
+def jobqueue_register_backends() -> Mapping[str, BackendFactory]:  # type: ignore[empty-body]
+    """Return a mapping of URL scheme (``"redis"``) to a factory ``(url, options) -> Backend``."""
+
+
+@hookspec
+def jobqueue_job_submitted(job: Job) -> None:
+    """A job was stored (called in the submitting process)."""
+
+
+@hookspec
+def jobqueue_job_started(job: Job) -> None:
+    """A dispatcher claimed the job and is about to run its handler."""
+
+
+@hookspec
+def jobqueue_job_completed(job: Job) -> None:
+    """The handler returned; ``job.result`` holds its return value."""
+
+
+@hookspec
+def jobqueue_job_failed(job: Job, error: JobError, will_retry: bool) -> None:
+    """The handler raised (or timed out); ``will_retry`` tells whether another attempt follows."""
+
+
+def make_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with our hook specs, the built-in backends and, unless told not to,
+    every plugin installed under the ``jobqueue`` entry-point group."""
+    import sys
+
+    from jobqueue import backends
+
+    manager = pluggy.PluginManager(PROJECT)
+    manager.add_hookspecs(sys.modules[__name__])
+    manager.register(backends, name="jobqueue.backends")
+    if load_entrypoints:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return manager

@@ -1,0 +1,296 @@
+"""The Job value: what a job is, its states, and its lossless JSON form."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from jobqueue.errors import CorruptJobError, InvalidOptionError, NotSerializableError
+
+JSON = Any
+"""A value made only of dict (str keys), list, str, int, float (finite), bool and None."""
+
+MAX_LOGS = 100
+"""A job keeps at most this many log lines; the oldest are dropped first."""
+
+MAX_LOG_MESSAGE = 2000
+"""Log and progress messages are cut to this many characters."""
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life. ``waiting → active → completed | failed``, with
+    ``delayed`` before ``waiting`` for jobs that run later (delays and retries)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long to wait before retrying a failed attempt.
+
+    ``fixed``: always ``delay`` seconds. ``exponential``: ``delay * 2**(attempt-1)``, capped at
+    ``max_delay``. With ``jitter`` the delay is drawn uniformly from ``[delay/2, delay]`` so that
+    jobs that failed together do not all retry in the same instant.
+    """
+
+    kind: Literal["fixed", "exponential"] = "fixed"
+    delay: float = 0.0
+    max_delay: float = 3600.0
+    jitter: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "exponential"):
+            raise InvalidOptionError(
+                f"backoff kind must be 'fixed' or 'exponential', not {self.kind!r}"
+            )
+        for label, value in (("delay", self.delay), ("max_delay", self.max_delay)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise InvalidOptionError(
+                    f"backoff {label} must be a finite number of seconds >= 0, not {value!r}"
+                )
+        if not isinstance(self.jitter, bool):
+            raise InvalidOptionError(f"backoff jitter must be True or False, not {self.jitter!r}")
+
+    @classmethod
+    def fixed(cls, delay: float, *, jitter: bool = False) -> Backoff:
+        return cls("fixed", delay, max(delay, 3600.0), jitter)
+
+    @classmethod
+    def exponential(
+        cls, delay: float, *, max_delay: float = 3600.0, jitter: bool = True
+    ) -> Backoff:
+        return cls("exponential", delay, max_delay, jitter)
+
+    @classmethod
+    def parse(cls, value: object) -> Backoff:
+        """Accept a ``Backoff``, a number of seconds (fixed), or a mapping of its fields."""
+        if isinstance(value, Backoff):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls.fixed(float(value))
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"kind", "delay", "max_delay", "jitter"}
+            if unknown:
+                raise InvalidOptionError(
+                    f"unknown backoff field(s) {sorted(unknown)}; "
+                    "use kind, delay, max_delay and jitter"
+                )
+            return cls(**value)
+        raise InvalidOptionError(
+            "backoff must be a number of seconds, a Backoff, or a mapping like "
+            f"{{'kind': 'exponential', 'delay': 1}}, not {value!r}"
+        )
+
+    def delay_for(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if self.kind == "fixed":
+            delay = self.delay
+        else:
+            delay = self.delay * (2.0 ** min(max(attempt - 1, 0), 62))
+        delay = min(delay, self.max_delay) if self.kind == "exponential" else delay
+        if self.jitter and delay > 0:
+            delay = random.uniform(delay / 2, delay)
+        return delay
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "kind": self.kind,
+            "delay": self.delay,
+            "max_delay": self.max_delay,
+            "jitter": self.jitter,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """The last failure of a job: exception type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, traceback_text: str = "") -> JobError:
+        return cls(type(exc).__name__, str(exc), traceback_text)
+
+
+@dataclass(frozen=True, slots=True)
+class JobLog:
+    """One timestamped line written by a handler through ``job.log``."""
+
+    at: float
+    message: str
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"at": self.at, "message": self.message}
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored: a plain value, reading it never touches the backend.
+
+    Times are UNIX timestamps in seconds (float). ``attempts`` is the most attempts allowed,
+    ``attempts_made`` how many were started; ``stalls`` counts leases that expired.
+    """
+
+    id: str
+    name: str
+    data: JSON
+    title: str | None = None
+    state: JobState = JobState.WAITING
+    priority: int = 0
+    attempts: int = 1
+    attempts_made: int = 0
+    stalls: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout: float | None = None
+    unique_key: str | None = None
+    created_at: float = 0.0
+    run_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: float = 0.0
+    progress_message: str | None = None
+    result: JSON = None
+    error: JobError | None = None
+    logs: list[JobLog] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "data": self.data,
+            "title": self.title,
+            "state": self.state.value,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "attempts_made": self.attempts_made,
+            "stalls": self.stalls,
+            "backoff": self.backoff.to_dict(),
+            "timeout": self.timeout,
+            "unique_key": self.unique_key,
+            "created_at": self.created_at,
+            "run_at": self.run_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "logs": [entry.to_dict() for entry in self.logs],
+        }
+
+    def to_json(self) -> str:
+        return dumps_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, JSON]) -> Job:
+        """Rebuild a job from :meth:`to_dict` output; anything malformed raises
+        :class:`CorruptJobError` naming the field."""
+        try:
+            error = raw.get("error")
+            timeout = raw.get("timeout")
+            started = raw.get("started_at")
+            finished = raw.get("finished_at")
+            return cls(
+                id=str(raw["id"]),
+                name=_expect(raw, "name", str),
+                data=raw.get("data"),
+                title=raw.get("title"),
+                state=JobState(raw["state"]),
+                priority=int(raw.get("priority", 0)),
+                attempts=int(raw.get("attempts", 1)),
+                attempts_made=int(raw.get("attempts_made", 0)),
+                stalls=int(raw.get("stalls", 0)),
+                backoff=Backoff.parse(raw.get("backoff")),
+                timeout=None if timeout is None else float(timeout),
+                unique_key=raw.get("unique_key"),
+                created_at=float(raw.get("created_at", 0.0)),
+                run_at=float(raw.get("run_at", 0.0)),
+                started_at=None if started is None else float(started),
+                finished_at=None if finished is None else float(finished),
+                progress=float(raw.get("progress", 0.0)),
+                progress_message=raw.get("progress_message"),
+                result=raw.get("result"),
+                error=None if error is None else JobError(**error),
+                logs=[JobLog(float(e["at"]), str(e["message"])) for e in raw.get("logs") or []],
+            )
+        except CorruptJobError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, InvalidOptionError) as exc:
+            raise CorruptJobError(f"stored job record is malformed ({exc!r})") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Job:
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise CorruptJobError(f"stored job record is not JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise CorruptJobError("stored job record is not a JSON object")
+        return cls.from_dict(raw)
+
+    def copy(self) -> Job:
+        """A deep-enough copy: the log list is new, JSON values are shared read-only."""
+        return replace(self, logs=list(self.logs))
+
+
+def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
+    value = raw[key]
+    if not isinstance(value, kind):
+        raise CorruptJobError(f"stored job field {key!r} should be {kind.__name__}, got {value!r}")
+    return value
+
+
+def dumps_json(value: JSON) -> str:
+    """Strict, compact JSON: no NaN/Infinity, str keys only, no custom objects.
+
+    Raises :class:`NotSerializableError` saying what is wrong.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise NotSerializableError(
+            f"value is not plain JSON ({exc}); pass only dict, list, str, int, finite float, "
+            "bool and None (convert dates, sets and objects yourself)"
+        ) from exc
+
+
+def check_json(value: JSON) -> str:
+    """Serialize ``value`` strictly and make sure it reads back equal (dict keys must be str)."""
+    text = dumps_json(value)
+    if json.loads(text) != value:
+        raise NotSerializableError(
+            "value does not survive a JSON round trip (tuples, non-str dict keys or "
+            "subclasses change shape); pass plain dict/list values with str keys"
+        )
+    return text
