@@ -92,7 +92,9 @@ class Backend(Protocol):
         """Extend the lease; ``False`` if the token no longer holds the job."""
         ...
 
-    def complete(self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None) -> Claim | None:
+    def complete(
+        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
+    ) -> Claim | None:
         """Mark the job COMPLETED with ``result`` and, when ``next_spec`` is given, claim the
         next job in the same atomic step (one round trip where the backend allows).
         Raises :class:`~jobqueue.errors.LeaseLostError` if the token no longer holds the job."""

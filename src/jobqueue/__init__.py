@@ -1,0 +1,64 @@
+"""jobqueue: a job queue Python teams trust with their heavy work."""
+
+from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
+from jobqueue.dispatcher import Dispatcher
+from jobqueue.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptJobError,
+    InvalidJobError,
+    InvalidOptionError,
+    InvalidWorkerError,
+    JobQueueError,
+    JobTimeoutError,
+    LeaseLostError,
+    NotSerializableError,
+    PayloadTooLargeError,
+    SchemaVersionError,
+    StalledJobError,
+    UnknownBackendError,
+    UnknownWorkerError,
+)
+from jobqueue.hooks import hookimpl
+from jobqueue.job import Backoff, Job, JobError, JobLog, JobState
+from jobqueue.queue import JobQueue
+from jobqueue.running import RunningJob
+from jobqueue.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendOptions",
+    "BackendUnavailableError",
+    "Backoff",
+    "Claim",
+    "ConfigurationError",
+    "CorruptJobError",
+    "Dispatcher",
+    "InvalidJobError",
+    "InvalidOptionError",
+    "InvalidWorkerError",
+    "Job",
+    "JobError",
+    "JobLog",
+    "JobQueue",
+    "JobQueueError",
+    "JobState",
+    "JobTimeoutError",
+    "LeaseLostError",
+    "NotSerializableError",
+    "PayloadTooLargeError",
+    "Retention",
+    "RunningJob",
+    "SchemaVersionError",
+    "StalledJobError",
+    "UnknownBackendError",
+    "UnknownWorkerError",
+    "WorkSpec",
+    "Worker",
+    "__version__",
+    "hookimpl",
+]

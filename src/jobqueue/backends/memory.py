@@ -1,0 +1,345 @@
+"""In-process backend: the reference implementation of the Backend contract.
+
+Everything lives in Python dicts guarded by one lock, so it serves tests, scripts and
+single-process apps. Time comes from ``options.clock`` so tests move it without sleeping.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import secrets
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from jobqueue.backend import BackendOptions, Claim, WorkSpec
+from jobqueue.errors import LeaseLostError
+from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobLog, JobState
+
+_LIVE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+
+
+class MemoryBackend:
+    """Thread-safe in-memory backend (``memory://``). Not shared between processes."""
+
+    def __init__(self, options: BackendOptions | None = None) -> None:
+        self.options = options or BackendOptions()
+        self._clock = self.options.clock
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._ids = itertools.count(1)
+        self._jobs: dict[str, Job] = {}
+        self._seq: dict[str, int] = {}  # submission order, renewed on retry
+        self._leases: dict[str, tuple[str, float]] = {}  # job id -> (token, deadline)
+        self._unique: dict[str, str] = {}  # unique key -> live job id
+        # A heap per worker name of (-priority, seq, job id); stale entries are skipped lazily.
+        self._ready: dict[str, list[tuple[int, int, str]]] = {}
+        self._delayed: list[tuple[float, int, str]] = []  # (run_at, seq, job id), lazy too
+        # Finished job ids per state, in finishing order (dicts keep insertion order).
+        self._finished: dict[JobState, dict[str, None]] = {
+            JobState.COMPLETED: {},
+            JobState.FAILED: {},
+        }
+        self._wakeups = 0
+
+    @classmethod
+    def from_url(cls, url: str, options: BackendOptions) -> MemoryBackend:
+        return cls(options)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        with self._lock:
+            stored = self._store(job)
+            self._notify()
+            return stored.copy()
+
+    def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        with self._lock:
+            stored = [self._store(job).copy() for job in jobs]
+            self._notify()
+            return stored
+
+    def _store(self, job: Job) -> Job:
+        if job.unique_key is not None:
+            existing = self._unique.get(job.unique_key)
+            if existing is not None and self._jobs[existing].state in _LIVE:
+                return self._jobs[existing]
+        now = self._clock()
+        job = replace(job, id=str(next(self._ids)), logs=list(job.logs))
+        job.state = JobState.DELAYED if job.run_at > now else JobState.WAITING
+        self._jobs[job.id] = job
+        if job.unique_key is not None:
+            self._unique[job.unique_key] = job.id
+        self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        seq = next(self._ids)
+        self._seq[job.id] = seq
+        if job.state is JobState.WAITING:
+            heapq.heappush(self._ready.setdefault(job.name, []), (-job.priority, seq, job.id))
+        else:
+            heapq.heappush(self._delayed, (job.run_at, seq, job.id))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.copy() if job else None
+
+    def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+        with self._lock:
+            self._maintain(self._clock())
+            jobs = [job for job in self._jobs.values() if job.state is state]
+            if state is JobState.WAITING:
+                jobs.sort(key=lambda j: (-j.priority, self._seq[j.id]))
+            elif state is JobState.DELAYED:
+                jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
+            elif state is JobState.ACTIVE:
+                jobs.sort(key=lambda j: self._leases[j.id][1])
+            else:
+                jobs.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
+            return [job.copy() for job in jobs[offset : offset + limit]]
+
+    def count_by_state(self) -> dict[JobState, int]:
+        with self._lock:
+            self._maintain(self._clock())
+            counts = dict.fromkeys(JobState, 0)
+            for job in self._jobs.values():
+                counts[job.state] += 1
+            return counts
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def claim(self, spec: WorkSpec) -> Claim | None:
+        with self._lock:
+            return self._claim(spec)
+
+    def _claim(self, spec: WorkSpec) -> Claim | None:
+        now = self._clock()
+        self._maintain(now)
+        best: tuple[int, int, str] | None = None
+        for name in spec.names:
+            cap = spec.max_active.get(name)
+            if cap is not None and self._active_count(name) >= cap:
+                continue
+            entry = self._peek(name)
+            if entry is not None and (best is None or entry < best):
+                best = entry
+        if best is None:
+            return None
+        job = self._jobs[best[2]]
+        heapq.heappop(self._ready[job.name])
+        token = secrets.token_hex(8)
+        deadline = now + spec.lease_seconds
+        job.state = JobState.ACTIVE
+        job.attempts_made += 1
+        job.started_at = now
+        self._leases[job.id] = (token, deadline)
+        return Claim(job.copy(), token, deadline)
+
+    def _peek(self, name: str) -> tuple[int, int, str] | None:
+        heap = self._ready.get(name)
+        while heap:
+            _, seq, job_id = heap[0]
+            job = self._jobs.get(job_id)
+            if job is not None and job.state is JobState.WAITING and self._seq[job_id] == seq:
+                return heap[0]
+            heapq.heappop(heap)  # stale: removed, claimed, or re-queued with a new seq
+        return None
+
+    def _active_count(self, name: str) -> int:
+        return sum(1 for job_id in self._leases if self._jobs[job_id].name == name)
+
+    def _maintain(self, now: float) -> None:
+        """Promote due delayed jobs, recover expired leases and apply retention."""
+        while self._delayed and self._delayed[0][0] <= now:
+            _, seq, job_id = heapq.heappop(self._delayed)
+            job = self._jobs.get(job_id)
+            if job is not None and job.state is JobState.DELAYED and self._seq[job_id] == seq:
+                job.state = JobState.WAITING
+                self._enqueue(job)
+        self._recover(now)
+        self._apply_retention(now)
+
+    # -- lease holders ------------------------------------------------------------------------
+
+    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            self._leases[job_id] = (token, self._clock() + lease_seconds)
+            return True
+
+    def complete(
+        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
+    ) -> Claim | None:
+        with self._lock:
+            job = self._take(job_id, token)
+            self._finish(job, JobState.COMPLETED)
+            job.result = result
+            self._changed.notify_all()
+            return self._claim(next_spec) if next_spec is not None else None
+
+    def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
+        with self._lock:
+            job = self._take(job_id, token)
+            job.error = error
+            if retry_at is None:
+                self._finish(job, JobState.FAILED)
+            else:
+                self._requeue(job, retry_at)
+            self._changed.notify_all()
+            return job.state
+
+    def release(self, job_id: str, token: str) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            job = self._take(job_id, token)
+            job.attempts_made = max(job.attempts_made - 1, 0)
+            self._requeue(job, self._clock())
+            return True
+
+    def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            job = self._jobs[job_id]
+            job.progress = progress
+            job.progress_message = None if message is None else message[:MAX_LOG_MESSAGE]
+            return True
+
+    def add_log(self, job_id: str, token: str, message: str) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            job = self._jobs[job_id]
+            job.logs.append(JobLog(self._clock(), message[:MAX_LOG_MESSAGE]))
+            del job.logs[:-MAX_LOGS]
+            return True
+
+    def _holds(self, job_id: str, token: str) -> bool:
+        lease = self._leases.get(job_id)
+        return lease is not None and lease[0] == token and lease[1] > self._clock()
+
+    def _take(self, job_id: str, token: str) -> Job:
+        """Check the token and drop the lease; the caller moves the job on."""
+        if not self._holds(job_id, token):
+            raise LeaseLostError(
+                f"job {job_id} is no longer held by this lease (it expired and was recovered, "
+                "or the job was removed); the result of this attempt is discarded"
+            )
+        del self._leases[job_id]
+        return self._jobs[job_id]
+
+    def _requeue(self, job: Job, run_at: float) -> None:
+        job.run_at = run_at
+        job.state = JobState.DELAYED if run_at > self._clock() else JobState.WAITING
+        self._enqueue(job)
+        self._notify()
+
+    def _finish(self, job: Job, state: JobState) -> None:
+        job.state = state
+        job.finished_at = self._clock()
+        self._finished[state][job.id] = None
+        if job.unique_key is not None and self._unique.get(job.unique_key) == job.id:
+            del self._unique[job.unique_key]
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def recover_expired(self) -> int:
+        with self._lock:
+            return self._recover(self._clock())
+
+    def _recover(self, now: float) -> int:
+        expired = [job_id for job_id, (_, deadline) in self._leases.items() if deadline <= now]
+        for job_id in expired:
+            del self._leases[job_id]
+            job = self._jobs[job_id]
+            job.stalls += 1
+            if job.stalls > self.options.max_stalls:
+                job.error = JobError(
+                    "StalledJobError",
+                    f"job stalled {job.stalls} times: its lease expired while running "
+                    "(the worker died, hung or lost its backend connection)",
+                )
+                self._finish(job, JobState.FAILED)
+            else:
+                self._requeue(job, now)
+        if expired:
+            self._changed.notify_all()
+        return len(expired)
+
+    def _apply_retention(self, now: float) -> None:
+        policy = self.options.retention
+        for state, seconds, count in (
+            (JobState.COMPLETED, policy.completed_seconds, policy.completed_count),
+            (JobState.FAILED, policy.failed_seconds, policy.failed_count),
+        ):
+            finished = self._finished[state]
+            while finished:
+                oldest = next(iter(finished))
+                too_many = count is not None and len(finished) > count
+                finished_at = self._jobs[oldest].finished_at or 0.0
+                too_old = seconds is not None and finished_at <= now - seconds
+                if not (too_many or too_old):
+                    break
+                self._drop(oldest)
+
+    def remove(self, job_id: str) -> bool:
+        with self._lock:
+            if job_id not in self._jobs:
+                return False
+            self._drop(job_id)
+            self._changed.notify_all()
+            return True
+
+    def _drop(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id)
+        self._seq.pop(job_id, None)
+        if job.state.is_finished:
+            self._finished[job.state].pop(job_id, None)
+        self._leases.pop(job_id, None)
+        if job.unique_key is not None and self._unique.get(job.unique_key) == job_id:
+            del self._unique[job.unique_key]
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._wakeups += 1
+        self._changed.notify_all()
+
+    def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
+        wanted = set(names)
+        with self._lock:
+            now = self._clock()
+            self._maintain(now)
+            if any(self._peek(name) for name in wanted):
+                return True
+            due = [deadline for _, deadline in self._leases.values()]
+            if self._delayed:
+                due.append(self._delayed[0][0])
+            if due:
+                timeout = min(timeout, max(min(due) - now, 0.0))
+            seen = self._wakeups
+            self._changed.wait_for(lambda: self._wakeups != seen, timeout=max(timeout, 0.0))
+            return self._wakeups != seen
+
+    def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        with self._lock:
+
+            def finished() -> bool:
+                job = self._jobs.get(job_id)
+                return job is None or job.state.is_finished
+
+            if not self._changed.wait_for(finished, timeout=max(timeout, 0.0)):
+                return None
+            job = self._jobs.get(job_id)
+            return job.copy() if job else None
+
+    def close(self) -> None:
+        """Nothing to release; the jobs live as long as this object."""

@@ -1,0 +1,109 @@
+"""Turning ``submit_job`` arguments into a Job value, refusing bad input before storage."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from jobqueue.errors import InvalidOptionError, PayloadTooLargeError
+from jobqueue.job import JSON, Backoff, Job, check_json
+from jobqueue.worker import Worker, validate_attempts, validate_priority, validate_timeout
+
+DEFAULT_MAX_DATA_BYTES = 1024 * 1024
+"""Job data larger than this (as UTF-8 JSON) is refused at submit."""
+
+MAX_UNIQUE_KEY = 512
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    """Per-job overrides of a worker's defaults; ``None`` keeps the worker's value."""
+
+    priority: int | None = None
+    delay: float | timedelta | None = None
+    run_at: datetime | float | None = None
+    attempts: int | None = None
+    backoff: object = None
+    timeout: float | None = None
+    unique_key: str | None = None
+
+
+def build_job(
+    worker: Worker,
+    data: JSON,
+    options: SubmitOptions,
+    *,
+    now: float,
+    max_data_bytes: int,
+    title_for: Callable[[JSON], str | None] | None = None,
+) -> Job:
+    """Validate everything and return an unsaved Job (``id`` empty)."""
+    encoded = check_json(data)
+    size = len(encoded.encode("utf-8"))
+    if size > max_data_bytes:
+        raise PayloadTooLargeError(
+            f"job data is {size} bytes of JSON, over the limit of {max_data_bytes}; store "
+            "large content elsewhere (a file, a database row) and submit a reference to it"
+        )
+    unique_key = options.unique_key
+    if unique_key is not None and (
+        not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_UNIQUE_KEY
+    ):
+        raise InvalidOptionError(
+            f"unique_key must be a non-empty str of at most {MAX_UNIQUE_KEY} characters, "
+            f"got {unique_key!r}"
+        )
+    priority = worker.priority if options.priority is None else options.priority
+    attempts = worker.attempts if options.attempts is None else options.attempts
+    timeout = worker.timeout if options.timeout is None else options.timeout
+    backoff = worker.backoff if options.backoff is None else Backoff.parse(options.backoff)
+    title = (title_for or worker.title_for)(data)
+    return Job(
+        id="",
+        name=worker.name,
+        data=data,
+        title=title,
+        priority=validate_priority(priority),
+        attempts=validate_attempts(attempts),
+        backoff=backoff,
+        timeout=validate_timeout(timeout),
+        unique_key=unique_key,
+        created_at=now,
+        run_at=due_time(options.delay, options.run_at, now),
+    )
+
+
+def due_time(delay: object, run_at: object, now: float) -> float:
+    """When the job may first run: ``now`` unless ``delay`` or ``run_at`` says later."""
+    if delay is not None and run_at is not None:
+        raise InvalidOptionError("pass either delay or run_at, not both")
+    if delay is not None:
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise InvalidOptionError(
+                f"delay must be seconds (int/float) or a timedelta, got {delay!r}"
+            )
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InvalidOptionError(f"delay must be finite and >= 0, got {delay!r}")
+        return now + seconds
+    if run_at is not None:
+        if isinstance(run_at, datetime):
+            if run_at.tzinfo is None:
+                raise InvalidOptionError(
+                    "run_at must be timezone-aware (e.g. datetime.now(timezone.utc)); "
+                    "a naive datetime is ambiguous"
+                )
+            return run_at.astimezone(timezone.utc).timestamp()
+        if isinstance(run_at, (int, float)) and not isinstance(run_at, bool):
+            if not math.isfinite(run_at):
+                raise InvalidOptionError(f"run_at must be finite, got {run_at!r}")
+            return float(run_at)
+        raise InvalidOptionError(
+            f"run_at must be an aware datetime or a UNIX timestamp, got {run_at!r}"
+        )
+    return now
