@@ -1,0 +1,497 @@
+"""Redis backend: every state change is one Lua script, called by SHA.
+
+Layout (``P`` = ``jq:{namespace}:``; the braces are a Redis Cluster hash tag, so every key of
+a namespace lives on one shard and the scripts run unchanged on a cluster):
+
+=================  ==========================================================================
+``P j:ID``         hash, one per job (short field names, see ``_lib.lua``)
+``P l:ID``         list of log lines (only for jobs that log)
+``P r:NAME``       zset of waiting jobs per worker name, score ``-priority * 2**33 + seq``
+``P d``            zset of delayed jobs by run_at
+``P a``            zset of active jobs by lease deadline
+``P c`` / ``P f``  zsets of completed / failed jobs by finishing order (retention)
+``P u``            hash unique key -> live job id;  ``P ac``  hash name -> active count
+``P s:NAME``       wake-up list per worker name (BLPOP);  ``P x:ID``  finish wake-ups
+``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
+=================  ==========================================================================
+
+Priorities must lie in ``[-1_000_000, 1_000_000]`` and FIFO order within a priority holds for
+the first 2**33 (8.6 billion) enqueues of a namespace, so that the ready score is an exact
+double. "Now" always comes from ``options.clock`` and is passed to the scripts, so one clock
+rules every process (and tests can fake it).
+
+Redis Cluster: pass ``?cluster=true`` in the URL (``redis://host:7000/?cluster=true``) or hand
+a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.cluster
+import redis.exceptions
+
+from jobqueue.backend import BackendOptions, Claim, WorkSpec
+from jobqueue.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptJobError,
+    InvalidOptionError,
+    LeaseLostError,
+)
+from jobqueue.job import (
+    JSON,
+    MAX_LOG_MESSAGE,
+    MAX_LOGS,
+    Backoff,
+    Job,
+    JobError,
+    JobLog,
+    JobState,
+    dumps_json,
+)
+
+log = logging.getLogger("jobqueue.backends.redis")
+
+DEFAULT_NAMESPACE = "jobqueue"
+MAX_PRIORITY = 1_000_000
+_SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
+_MAX_BLOCK = 20.0  # longest single blocking call; must stay below the socket timeout
+_SOCKET_TIMEOUT = 30.0
+_STATE_CODES = {
+    JobState.WAITING: "w",
+    JobState.DELAYED: "d",
+    JobState.ACTIVE: "a",
+    JobState.COMPLETED: "c",
+    JobState.FAILED: "f",
+}
+_STATES = {code: state for state, code in _STATE_CODES.items()}
+_SCRIPTS = ("submit", "claim", "complete", "fail", "release", "renew", "progress", "log")
+_SCRIPTS += ("recover", "remove", "get", "count", "poll", "watch", "list")
+
+RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
+
+
+class RedisBackend:
+    """The Backend protocol on Redis (``redis://``, ``rediss://``)."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        options: BackendOptions | None = None,
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        self.options = options or BackendOptions()
+        ns = namespace or self.options.namespace or DEFAULT_NAMESPACE
+        if not ns or any(c in ns for c in "{}"):
+            raise ConfigurationError(f"Redis namespace must be non-empty without braces: {ns!r}")
+        self.namespace = ns
+        self._client = client
+        self._prefix = f"jq:{{{ns}}}:"
+        self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
+        lib = _read_script("_lib")
+        self._scripts = {
+            name: client.register_script(lib + "\n" + _read_script(name)) for name in _SCRIPTS
+        }
+
+    @classmethod
+    def from_url(cls, url: str, options: BackendOptions) -> RedisBackend:
+        """``redis://[:password@]host[:port][/db][?namespace=NS&cluster=true]``, ``rediss://``
+        for TLS. Other query parameters go to redis-py (``socket_timeout``, ``ssl_cert_reqs``)."""
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        namespace = query.pop("namespace", None) or options.namespace
+        cluster = query.pop("cluster", "").lower() in ("1", "true", "yes")
+        plain = urlunsplit(parts._replace(query=urlencode(query)))
+        settings: dict[str, Any] = {
+            "socket_connect_timeout": 5.0,
+            "socket_timeout": _SOCKET_TIMEOUT,
+            "socket_keepalive": True,
+            "health_check_interval": 15,
+        }
+        client: RedisClient
+        try:
+            if cluster:
+                client = redis.cluster.RedisCluster.from_url(plain, **settings)
+            else:
+                client = redis.Redis.from_url(plain, **settings)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise BackendUnavailableError(f"cannot reach Redis at {_safe(url)}: {exc}") from exc
+        except (ValueError, redis.exceptions.RedisError) as exc:
+            raise ConfigurationError(f"bad Redis URL {_safe(url)}: {exc}") from exc
+        return cls(client, options, namespace=namespace)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        return self.submit_many([job])[0]
+
+    def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        encoded = [_encode_new(job) for job in jobs]  # refuse bad data before storing anything
+        out: list[Job] = []
+        for start in range(0, len(jobs), _SUBMIT_BATCH):
+            batch = encoded[start : start + _SUBMIT_BATCH]
+            now = self.options.clock()
+            args: list[Any] = [len(batch)]
+            for fields in batch:
+                args.extend(fields)
+            replies = self._run("submit", now, args)
+            for job, reply in zip(jobs[start : start + _SUBMIT_BATCH], replies, strict=True):
+                if _text(reply[0]) == "n":
+                    state = JobState.DELAYED if job.run_at > now else JobState.WAITING
+                    out.append(replace(job, id=_text(reply[1]), state=state, logs=list(job.logs)))
+                else:
+                    out.append(_decode(reply[1:]))
+        return out
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        reply = self._run("get", self.options.clock(), [job_id])
+        return None if reply is None else _decode(reply)
+
+    def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+        rows = self._run(
+            "list", self.options.clock(), [_STATE_CODES[state], max(offset, 0), max(limit, 0)]
+        )
+        return [_decode(row) for row in rows]
+
+    def count_by_state(self) -> dict[JobState, int]:
+        counts = self._run("count", self.options.clock(), [])
+        return {state: int(n) for state, n in zip(_STATE_CODES, counts, strict=True)}
+
+    # -- claiming and lease holders -----------------------------------------------------------
+
+    def claim(self, spec: WorkSpec) -> Claim | None:
+        now = self.options.clock()
+        token, deadline = _token(), now + spec.lease_seconds
+        reply = self._run("claim", now, [token, _num(deadline), *_spec_args(spec)])
+        return self._claimed(reply, token, deadline, spec)
+
+    def complete(
+        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
+    ) -> Claim | None:
+        result_text = dumps_json(result)
+        now = self.options.clock()
+        args: list[Any] = [job_id, token, result_text]
+        next_token, deadline = _token(), 0.0
+        if next_spec is None:
+            args.append("0")
+        else:
+            deadline = now + next_spec.lease_seconds
+            args += ["1", next_token, _num(deadline), *_spec_args(next_spec)]
+        reply = self._run("complete", now, args)
+        if _text(reply[0]) == "lost":
+            raise _lease_lost(job_id)
+        if next_spec is None or len(reply) < 2:
+            return None
+        return self._claimed(reply[1], next_token, deadline, next_spec)
+
+    def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
+        retry = "" if retry_at is None else _num(retry_at)
+        args = [job_id, token, dumps_json(error.to_dict()), retry]
+        state = _text(self._run("fail", self.options.clock(), args))
+        if state == "lost":
+            raise _lease_lost(job_id)
+        return _STATES[state]
+
+    def release(self, job_id: str, token: str) -> bool:
+        return bool(self._run("release", self.options.clock(), [job_id, token]))
+
+    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+        now = self.options.clock()
+        return bool(self._run("renew", now, [job_id, token, _num(now + lease_seconds)]))
+
+    def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
+        text = "" if message is None else "=" + message[:MAX_LOG_MESSAGE]
+        return bool(
+            self._run("progress", self.options.clock(), [job_id, token, _num(progress), text])
+        )
+
+    def add_log(self, job_id: str, token: str, message: str) -> bool:
+        now = self.options.clock()
+        entry = dumps_json([now, message[:MAX_LOG_MESSAGE]])
+        return bool(self._run("log", now, [job_id, token, entry, MAX_LOGS]))
+
+    def _claimed(self, reply: Any, token: str, deadline: float, spec: WorkSpec) -> Claim | None:
+        # A malformed record is failed with a clear error, then the next job is claimed:
+        # one bad hash never stops the queue.
+        while reply is not None:
+            try:
+                return Claim(_decode(reply), token, deadline)
+            except CorruptJobError as exc:
+                job_id = _text(reply[0])
+                log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
+                error = JobError("CorruptJobError", f"job {job_id} cannot be decoded: {exc}")
+                with contextlib.suppress(LeaseLostError):
+                    self.fail(job_id, token, error, None)
+            now = self.options.clock()
+            token, deadline = _token(), now + spec.lease_seconds
+            reply = self._run("claim", now, [token, _num(deadline), *_spec_args(spec)])
+        return None
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def recover_expired(self) -> int:
+        total = 0
+        while True:
+            n = int(self._run("recover", self.options.clock(), []))
+            total += n
+            if n < 1000:  # the script's batch size: a full batch means more may be due
+                return total
+
+    def remove(self, job_id: str) -> bool:
+        return bool(self._run("remove", self.options.clock(), [job_id]))
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
+        wanted = list(dict.fromkeys(names))
+        now = self.options.clock()
+        reply = self._run("poll", now, [len(wanted), *wanted])
+        if int(reply[0]) == 1:
+            return True
+        due = _text(reply[1])
+        if due:
+            # Wake when the next delayed job comes due or the next lease expires.
+            timeout = min(timeout, max(float(due) - now, 0.0))
+        if timeout <= 0 or not wanted:
+            return False
+        keys = [f"{self._prefix}s:{name}" for name in wanted]
+        return self._block(keys, timeout) is not None
+
+    def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        until = time.monotonic() + max(timeout, 0.0)
+        state, job = self._watch(job_id, 1)
+        if state != "wait":
+            return job
+        try:
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                if self._block([f"{self._prefix}x:{job_id}"], left) is not None:
+                    found = self.get(job_id)
+                    if found is None or found.state.is_finished:
+                        return found
+        finally:
+            with contextlib.suppress(BackendError):
+                state, job = self._watch(job_id, -1)
+        return job if state == "done" else None
+
+    def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
+        reply = self._run("watch", self.options.clock(), [job_id, change])
+        state = _text(reply[0])
+        return state, _decode(reply[1]) if state == "done" else None
+
+    def _block(self, keys: list[str], timeout: float) -> Any:
+        """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0.0005:
+                return None
+            with self._errors():
+                # Redis reads the timeout as seconds with decimals; 0 would block forever.
+                popped = self._client.blpop(
+                    keys, timeout=max(round(min(left, _MAX_BLOCK), 3), 0.001)
+                )
+            if popped is not None:
+                return popped
+
+    def close(self) -> None:
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._client.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
+        policy = self.options.retention
+        header = [
+            self._prefix,
+            _num(now),
+            self.options.max_stalls,
+            "" if policy.completed_seconds is None else _num(now - policy.completed_seconds),
+            -1 if policy.completed_count is None else policy.completed_count,
+            "" if policy.failed_seconds is None else _num(now - policy.failed_seconds),
+            -1 if policy.failed_count is None else policy.failed_count,
+        ]
+        with self._errors():
+            return self._scripts[script](keys=self._route, args=[*header, *args])
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            redis.exceptions.ClusterDownError,
+            redis.exceptions.TryAgainError,
+        ) as exc:
+            raise BackendUnavailableError(
+                f"Redis did not answer ({type(exc).__name__}: {exc}); nothing was changed, "
+                "retry once it is reachable"
+            ) from exc
+        except redis.exceptions.RedisError as exc:
+            raise BackendError(f"Redis refused the operation: {exc}") from exc
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def _encode_new(job: Job) -> list[Any]:
+    """The submit script's arguments for one job: name, priority, unique, run_at, counts, then
+    log entries and every field that differs from its default."""
+    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
+        raise InvalidOptionError(f"priority must be an int, got {job.priority!r}")
+    if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:
+        raise InvalidOptionError(
+            f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {job.priority}"
+        )
+    fields: list[str] = ["d", dumps_json(job.data), "c", _num(job.created_at)]
+    if job.run_at != job.created_at:
+        fields += ["r", _num(job.run_at)]
+    if job.priority:
+        fields += ["p", str(job.priority)]
+    if job.unique_key is not None:
+        fields += ["u", job.unique_key]
+    options: dict[str, JSON] = {}
+    if job.title is not None:
+        options["t"] = job.title
+    if job.attempts != 1:
+        options["a"] = job.attempts
+    if job.backoff != Backoff():
+        options["b"] = job.backoff.to_dict()
+    if job.timeout is not None:
+        options["T"] = job.timeout
+    if options:
+        fields += ["o", dumps_json(options)]
+    # Rarely set on a new job, kept so that what was submitted is what is stored.
+    optional: list[tuple[str, object, str | None]] = [
+        ("m", job.attempts_made, str(job.attempts_made) if job.attempts_made else None),
+        ("x", job.stalls, str(job.stalls) if job.stalls else None),
+        ("b", job.started_at, None if job.started_at is None else _num(job.started_at)),
+        ("e", job.finished_at, None if job.finished_at is None else _num(job.finished_at)),
+        ("g", job.progress, _num(job.progress) if job.progress else None),
+        ("G", job.progress_message, job.progress_message),
+        ("R", job.result, None if job.result is None else dumps_json(job.result)),
+        ("E", job.error, None if job.error is None else dumps_json(job.error.to_dict())),
+    ]
+    fields += [item for key, _, text in optional if text is not None for item in (key, text)]
+    logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
+    unique = "" if job.unique_key is None else "=" + job.unique_key
+    head = [job.name, job.priority, unique, _num(job.run_at), len(logs), len(fields) // 2]
+    return [*head, *logs, *fields]
+
+
+def _decode(reply: Sequence[Any]) -> Job:
+    """Build a Job from a script's ``{id, fields, logs}``; anything malformed raises
+    CorruptJobError naming the job."""
+    job_id = _text(reply[0])
+    try:
+        if not isinstance(reply[1], list):
+            raise CorruptJobError("the key is not a hash")
+        raw = reply[1]
+        f = {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
+        options = json.loads(f["o"]) if "o" in f else {}
+        if not isinstance(options, dict):
+            raise CorruptJobError("options are not a JSON object")
+        error = json.loads(f["E"]) if "E" in f else None
+        created = float(f.get("c", "0"))
+        logs = []
+        for text in reply[2]:
+            at, message = json.loads(_text(text))
+            logs.append(JobLog(float(at), str(message)))
+        return Job(
+            id=job_id,
+            name=f["n"],
+            data=json.loads(f["d"]) if "d" in f else None,
+            title=options.get("t"),
+            state=_STATES[f["s"]],
+            priority=int(f.get("p", "0")),
+            attempts=int(options.get("a", 1)),
+            attempts_made=int(f.get("m", "0")),
+            stalls=int(f.get("x", "0")),
+            backoff=Backoff.parse(options.get("b")),
+            timeout=None if options.get("T") is None else float(options["T"]),
+            unique_key=f.get("u"),
+            created_at=created,
+            run_at=float(f["r"]) if "r" in f else created,
+            started_at=float(f["b"]) if "b" in f else None,
+            finished_at=float(f["e"]) if "e" in f else None,
+            progress=float(f.get("g", "0")),
+            progress_message=f.get("G"),
+            result=json.loads(f["R"]) if "R" in f else None,
+            error=None if error is None else JobError(**error),
+            logs=logs,
+        )
+    except CorruptJobError as exc:
+        raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
+    except (KeyError, TypeError, ValueError, IndexError, InvalidOptionError) as exc:
+        raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _spec_args(spec: WorkSpec) -> list[Any]:
+    names = list(dict.fromkeys(spec.names))
+    args: list[Any] = [len(names)]
+    for name in names:
+        cap = spec.max_active.get(name)
+        args += [name, -1 if cap is None else max(int(cap), 0)]
+    return args
+
+
+def _num(value: float) -> str:
+    """Exact text of a number (repr round-trips a float; Lua never re-formats it)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidOptionError(f"expected a finite number, got {value!r}")
+    return repr(number)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as exc:
+            raise CorruptJobError(f"stored text is not UTF-8 ({exc})") from exc
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise CorruptJobError(f"expected text, got {type(value).__name__}")
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+def _lease_lost(job_id: str) -> LeaseLostError:
+    return LeaseLostError(
+        f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
+        "job was removed); the result of this attempt is discarded"
+    )
+
+
+def _read_script(name: str) -> str:
+    return (resources.files(__package__) / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -1,0 +1,16 @@
+-- Before an idle dispatcher blocks: housekeeping, then {1} if a job is ready for one of the
+-- names (ARGV[8] count, [9..] names), else clear their stale wake-ups and return
+-- {0, next due time} (earliest delayed run_at or lease deadline, '' if none) to bound the wait.
+maintain()
+local count = tonumber(ARGV[8])
+for i = 9, 8 + count do
+  local n = redis.pcall('ZCARD', ready_key(ARGV[i]))
+  if type(n) == 'number' and n > 0 then return {1} end
+end
+for i = 9, 8 + count do redis.call('DEL', signal_key(ARGV[i])) end
+local due
+for _, k in ipairs({K_DELAYED, K_ACTIVE}) do
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')[2]
+  if first and (not due or tonumber(first) < tonumber(due)) then due = first end
+end
+return {0, due or ''}

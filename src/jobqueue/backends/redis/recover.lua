@@ -1,0 +1,2 @@
+-- Recover expired leases (at most one batch). Returns how many were recovered or failed.
+return recover()
