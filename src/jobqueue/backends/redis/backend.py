@@ -78,8 +78,8 @@ _STATE_CODES = {
     JobState.FAILED: "f",
 }
 _STATES = {code: state for state, code in _STATE_CODES.items()}
-_SCRIPTS = ("submit", "claim", "complete", "fail", "release", "renew", "progress", "log")
-_SCRIPTS += ("recover", "remove", "get", "count", "poll", "watch", "list")
+_SCRIPTS: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
+_SCRIPTS += ("progress", "log", "recover", "remove", "get", "count", "poll", "watch", "list")
 
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
@@ -106,6 +106,11 @@ class RedisBackend:
         self._scripts = {
             name: client.register_script(lib + "\n" + _read_script(name)) for name in _SCRIPTS
         }
+
+    @property
+    def client(self) -> RedisClient:
+        """The redis-py client (``Redis`` or ``RedisCluster``) this backend talks through."""
+        return self._client
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> RedisBackend:

@@ -1,0 +1,202 @@
+"""The shared backend contract on the Redis backend, against real Redis and fakeredis, plus
+what only Redis has: URLs, key layout, corrupt data, unreachable servers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from jobqueue.backend import Backend, BackendOptions, Retention
+from jobqueue.backends.redis import RedisBackend
+from jobqueue.errors import BackendUnavailableError, CorruptJobError, InvalidOptionError
+from jobqueue.job import Job, JobState
+from jobqueue.testing import BackendContract, ManualClock
+from jobqueue.testing.contract import spec
+from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
+
+__all__ = ["redis_url"]  # the fixture, re-exported for pytest
+
+
+class RedisContract(BackendContract):
+    """Disposal deletes the backend's own namespace, and checks that is all it wrote."""
+
+    def dispose_backend(self, backend: Backend) -> None:
+        assert isinstance(backend, RedisBackend)
+        delete_namespace(backend.client, backend.namespace)
+        backend.close()
+
+
+class TestRedisBackendOnRealRedis(RedisContract):
+    url: str
+
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str) -> None:
+        self.url = redis_url
+
+    def make_backend(self, options: BackendOptions) -> Backend:
+        return RedisBackend.from_url(
+            self.url, dataclasses.replace(options, namespace=new_namespace())
+        )
+
+
+class TestRedisBackendOnFakeRedis(RedisContract):
+    def make_backend(self, options: BackendOptions) -> Backend:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return RedisBackend(client, options, namespace=new_namespace())
+
+
+# -- Redis-only behaviour (on fakeredis: fast, no server needed) --------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def backend(fake: Any, clock: ManualClock) -> RedisBackend:
+    return RedisBackend(fake, BackendOptions(clock=clock), namespace="ns1")
+
+
+def job(clock: ManualClock, name: str = "a", **fields: Any) -> Job:
+    return Job(
+        id="",
+        name=name,
+        data=fields.pop("data", {"n": 1}),
+        created_at=clock(),
+        run_at=fields.pop("run_at", clock()),
+        **fields,
+    )
+
+
+def test_every_key_shares_the_namespace_hash_tag(
+    backend: RedisBackend, fake: Any, clock: ManualClock
+) -> None:
+    first = backend.submit(job(clock, unique_key="u"))
+    backend.submit(job(clock, run_at=clock() + 50))
+    claim = backend.claim(spec("a"))
+    assert claim is not None and claim.job.id == first.id
+    backend.add_log(first.id, claim.token, "hello")
+    backend.complete(first.id, claim.token, 1, None)
+    keys = [k.decode() for k in fake.keys("*")]
+    assert keys and all(k.startswith("jq:{ns1}:") for k in keys), keys
+
+
+def test_namespaces_are_kept_apart(fake: Any, clock: ManualClock) -> None:
+    one = RedisBackend(fake, BackendOptions(clock=clock), namespace="one")
+    two = RedisBackend(fake, BackendOptions(clock=clock), namespace="two")
+    one.submit(job(clock))
+    assert two.claim(spec("a")) is None
+    assert one.claim(spec("a")) is not None
+
+
+def test_priority_out_of_range_is_refused(backend: RedisBackend, clock: ManualClock) -> None:
+    with pytest.raises(InvalidOptionError):
+        backend.submit(job(clock, priority=1_000_001))
+    assert sum(backend.count_by_state().values()) == 0
+
+
+def test_extreme_priorities_keep_fifo(backend: RedisBackend, clock: ManualClock) -> None:
+    for label, priority in [
+        ("lo1", -1_000_000),
+        ("hi1", 1_000_000),
+        ("lo2", -1_000_000),
+        ("hi2", 1_000_000),
+        ("mid", 0),
+    ]:
+        backend.submit(job(clock, data=label, priority=priority))
+    order = []
+    while (claim := backend.claim(spec("a"))) is not None:
+        order.append(claim.job.data)
+    assert order == ["hi1", "hi2", "mid", "lo1", "lo2"]
+
+
+def test_corrupt_job_is_failed_and_the_queue_goes_on(
+    backend: RedisBackend, fake: Any, clock: ManualClock
+) -> None:
+    bad = backend.submit(job(clock, priority=5))
+    good = backend.submit(job(clock))
+    fake.hset(f"jq:{{ns1}}:j:{bad.id}", "d", "{not json")
+    with pytest.raises(CorruptJobError):
+        backend.get(bad.id)
+    claim = backend.claim(spec("a"))
+    assert claim is not None and claim.job.id == good.id
+    counts = backend.count_by_state()
+    assert counts[JobState.FAILED] == 1 and counts[JobState.ACTIVE] == 1
+    raw = fake.hget(f"jq:{{ns1}}:j:{bad.id}", "E").decode()
+    assert "CorruptJobError" in raw
+
+
+def test_foreign_entries_are_skipped(backend: RedisBackend, fake: Any, clock: ManualClock) -> None:
+    good = backend.submit(job(clock))
+    fake.zadd("jq:{ns1}:r:a", {"9001": -1e15, "9002": -1e15 + 1})  # before the real job
+    fake.set("jq:{ns1}:j:9002", "a string, not a hash")
+    with pytest.raises(CorruptJobError):
+        backend.get("9002")
+    claim = backend.claim(spec("a"))
+    assert claim is not None and claim.job.id == good.id
+    assert backend.claim(spec("a")) is None
+
+
+def test_non_utf8_record_is_corrupt(backend: RedisBackend, fake: Any, clock: ManualClock) -> None:
+    stored = backend.submit(job(clock))
+    fake.hset(f"jq:{{ns1}}:j:{stored.id}", "n", b"\xff\xfe")
+    with pytest.raises(CorruptJobError):
+        backend.get(stored.id)
+
+
+def test_memory_stays_flat_under_retention(fake: Any, clock: ManualClock) -> None:
+    options = BackendOptions(clock=clock, retention=Retention(completed_count=5, failed_count=5))
+    backend = RedisBackend(fake, options, namespace="flat")
+    backend.submit_many([job(clock, unique_key=f"k{i}") for i in range(60)])
+    claim = backend.claim(spec("a"))
+    while claim is not None:
+        clock.advance(1)
+        backend.add_log(claim.job.id, claim.token, "line")
+        claim = backend.complete(claim.job.id, claim.token, "ok", spec("a"))
+    assert backend.count_by_state()[JobState.COMPLETED] == 5
+    job_keys = fake.keys("jq:{flat}:j:*")
+    assert len(job_keys) == 5
+    assert len(fake.keys("jq:{flat}:l:*")) == 5
+    assert fake.hlen("jq:{flat}:u") == 0
+
+
+def test_from_url_options() -> None:
+    options = BackendOptions()
+    plain = RedisBackend.from_url("redis://:s3cret@db.example:6380/4?namespace=app1", options)
+    kwargs = plain.client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == (
+        "db.example",
+        6380,
+        4,
+        "s3cret",
+    )
+    assert plain.namespace == "app1"
+    tls = RedisBackend.from_url("rediss://h:6390/0", BackendOptions(namespace="opt"))
+    assert tls.client.connection_pool.connection_class is redis.SSLConnection
+    assert tls.namespace == "opt"
+    assert RedisBackend.from_url("redis://h", options).namespace == "jobqueue"
+
+
+def test_unreachable_server_raises_backend_unavailable(clock: ManualClock) -> None:
+    from tests.backends.redis_fixtures import free_port
+
+    backend = RedisBackend.from_url(
+        f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=0.5", BackendOptions(clock=clock)
+    )
+    with pytest.raises(BackendUnavailableError, match="Redis did not answer"):
+        backend.submit(job(clock))
+    with pytest.raises(BackendUnavailableError):
+        backend.wait_for_work(["a"], 0.1)
