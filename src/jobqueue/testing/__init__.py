@@ -1,0 +1,19 @@
+"""The shared backend contract suite, importable by third-party backend authors.
+
+Subclass :class:`BackendContract` in a test module and implement ``make_backend``::
+
+    from jobqueue.testing import BackendContract
+
+    class TestMyBackend(BackendContract):
+        def make_backend(self, options):
+            return MyBackend(options)   # a NEW, EMPTY backend on every call
+
+Every test then runs against your backend, including a hypothesis state machine that
+compares it with a simple model after every step. Needs ``pytest`` and ``hypothesis``.
+"""
+
+from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.contract import BackendContract
+from jobqueue.testing.state_machine import make_state_machine
+
+__all__ = ["BackendContract", "ManualClock", "make_state_machine"]
