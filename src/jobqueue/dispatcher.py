@@ -81,7 +81,7 @@ class Dispatcher:
         concurrency: int = 1,
         lease_seconds: float = 30.0,
         grace_seconds: float = 30.0,
-        idle_timeout: float = 5.0,
+        idle_timeout: float = 1.0,
         clock: Clock = time.time,
     ) -> None:
         if concurrency < 1:
@@ -94,6 +94,8 @@ class Dispatcher:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
+        # An idle slot blocks in the backend's wait_for_work (woken by submits) for at most
+        # this long, so that stop() is honoured within it.
         self.idle_timeout = idle_timeout
         self.clock = clock
         chosen = tuple(names) if names is not None else registry.names()

@@ -191,7 +191,7 @@ class JobQueue:
         *,
         names: Sequence[str] | None = None,
         concurrency: int = 1,
-        idle_timeout: float = 5.0,
+        idle_timeout: float = 1.0,
     ) -> Dispatcher:
         return Dispatcher(
             self.backend,

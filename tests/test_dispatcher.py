@@ -1,0 +1,407 @@
+"""The dispatcher: one at a time, retries and backoff, timeouts, leases, hooks, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from jobqueue import Backoff, JobQueue, JobState, hookimpl
+from jobqueue.job import Job, JobError
+from jobqueue.testing import ManualClock
+
+
+def make_queue(**options: Any) -> JobQueue:
+    return JobQueue("memory://", load_entrypoints=False, **options)
+
+
+def run_in_thread(target: Any, **kwargs: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, kwargs=kwargs, daemon=True)
+    thread.start()
+    return thread
+
+
+def overlaps(intervals: list[tuple[float, float]]) -> bool:
+    ordered = sorted(intervals)
+    return any(later[0] < earlier[1] for earlier, later in zip(ordered, ordered[1:]))
+
+
+# -- one at a time -----------------------------------------------------------------------------
+
+
+class IntervalRecorder:
+    """A handler that records when each real run started and ended."""
+
+    def __init__(self, seconds: float = 0.02, barrier: threading.Barrier | None = None) -> None:
+        self.seconds = seconds
+        self.barrier = barrier
+        self.intervals: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
+
+    def handle(self, job: Any) -> None:
+        start = time.monotonic()
+        if self.barrier is not None:
+            try:
+                self.barrier.wait(timeout=1)
+            except threading.BrokenBarrierError:
+                pass
+        time.sleep(self.seconds)
+        with self.lock:
+            self.intervals.append((start, time.monotonic()))
+
+
+def test_one_job_at_a_time_by_default() -> None:
+    queue = make_queue()
+    recorder = IntervalRecorder(barrier=threading.Barrier(2))
+    queue.add_worker("heavy", recorder)
+    queue.add_worker("other", recorder)
+    for i in range(6):
+        queue.submit_job("heavy" if i % 2 else "other", {"i": i})
+    assert queue.work() == 6
+    assert len(recorder.intervals) == 6
+    assert not overlaps(recorder.intervals)
+
+
+def test_concurrency_option_runs_jobs_side_by_side() -> None:
+    """Proves the overlap check above can fail: two slots do overlap."""
+    queue = make_queue()
+    recorder = IntervalRecorder(barrier=threading.Barrier(2))
+    queue.add_worker("heavy", recorder)
+    for i in range(2):
+        queue.submit_job("heavy", {"i": i})
+    assert queue.work(concurrency=2) == 2
+    assert overlaps(recorder.intervals)
+
+
+def test_exclusive_worker_runs_one_at_a_time_across_dispatchers() -> None:
+    queue = make_queue()
+    recorder = IntervalRecorder(seconds=0.01)
+    queue.add_worker("solo", recorder, exclusive=True)
+    for i in range(8):
+        queue.submit_job("solo", {"i": i})
+    threads = [run_in_thread(queue.work, concurrency=2) for _ in range(2)]
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(recorder.intervals) == 8
+    assert not overlaps(recorder.intervals)
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+
+def test_failure_keeps_traceback_and_next_job_runs() -> None:
+    queue = make_queue()
+
+    def explode(job: Any) -> None:
+        raise ValueError(f"row {job.data} is broken")
+
+    queue.add_worker("explode", explode)
+    queue.add_worker("fine", lambda job: "ok")
+    bad = queue.submit_job("explode", 3)
+    good = queue.submit_job("fine", None)
+    assert queue.work() == 2
+    failed = queue.get_job_by_id(bad.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None
+    assert (failed.error.type, failed.error.message) == ("ValueError", "row 3 is broken")
+    assert "raise ValueError" in failed.error.traceback
+    assert queue.get_job_by_id(good.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def test_non_json_result_fails_the_job() -> None:
+    queue = make_queue()
+    queue.add_worker("bad-result", lambda job: {"when": object()})
+    job = queue.submit_job("bad-result", None)
+    queue.work()
+    failed = queue.get_job_by_id(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and failed.error.type == "NotSerializableError"
+    assert "not JSON" in failed.error.message
+
+
+def test_retries_with_backoff_then_succeeds() -> None:
+    clock = ManualClock()
+    queue = make_queue(clock=clock)
+    calls: list[int] = []
+
+    def flaky(job: Any) -> str:
+        calls.append(job.attempts_made)
+        if len(calls) < 3:
+            raise ConnectionError("smtp down")
+        return "sent"
+
+    queue.add_worker("flaky", flaky, attempts=3, backoff=Backoff.exponential(10, jitter=False))
+    job = queue.submit_job("flaky", None)
+    assert queue.work() == 1
+    first = queue.get_job_by_id(job.id)
+    assert first is not None and first.state is JobState.DELAYED
+    assert first.run_at == clock() + 10 and first.error is not None
+    clock.advance(9.9)
+    assert queue.work() == 0
+    clock.advance(0.1)
+    assert queue.work() == 1
+    second = queue.get_job_by_id(job.id)
+    assert second is not None and second.run_at == clock() + 20  # exponential: 10, 20
+    clock.advance(20)
+    assert queue.work() == 1
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.result == "sent"
+    assert calls == [1, 2, 3]
+
+
+def test_attempts_exhausted_is_final() -> None:
+    queue = make_queue()
+
+    def always(job: Any) -> None:
+        raise RuntimeError("nope")
+
+    queue.add_worker("always", always, attempts=2)
+    job = queue.submit_job("always", None)
+    assert queue.work() == 2
+    failed = queue.get_job_by_id(job.id)
+    assert failed is not None and failed.state is JobState.FAILED and failed.attempts_made == 2
+
+
+def test_backoff_delays() -> None:
+    assert [Backoff.fixed(5).delay_for(n) for n in (1, 2, 3)] == [5, 5, 5]
+    exponential = Backoff.exponential(1, max_delay=6, jitter=False)
+    assert [exponential.delay_for(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 6, 6]
+    jittered = Backoff.exponential(8, jitter=True)
+    assert all(4 <= jittered.delay_for(1) <= 8 for _ in range(100))
+
+
+def test_sync_timeout_interrupts_a_sleeping_handler() -> None:
+    queue = make_queue()
+    queue.add_worker("hang", lambda job: time.sleep(30), timeout=0.2)
+    queue.add_worker("fine", lambda job: "ok")
+    hung = queue.submit_job("hang", None)
+    fine = queue.submit_job("fine", None)
+    started = time.monotonic()
+    assert queue.work() == 2
+    assert time.monotonic() - started < 10
+    failed = queue.get_job_by_id(hung.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and failed.error.type == "JobTimeoutError"
+    assert queue.get_job_by_id(fine.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def test_sync_timeout_in_a_worker_thread() -> None:
+    queue = make_queue()
+
+    def busy(job: Any) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    queue.add_worker("busy", busy, timeout=0.2)
+    jobs = [queue.submit_job("busy", None) for _ in range(2)]
+    assert queue.work(concurrency=2) == 2
+    for job in jobs:
+        failed = queue.get_job_by_id(job.id)
+        assert failed is not None and failed.error is not None
+        assert failed.error.type == "JobTimeoutError"
+
+
+def test_async_handler_and_its_timeout() -> None:
+    queue = make_queue()
+
+    @queue.worker("slow-async", timeout=0.2)
+    async def slow(job: Any) -> None:
+        await asyncio.sleep(30)
+
+    @queue.worker("fast-async")
+    async def fast(job: Any) -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    slow_job = queue.submit_job("slow-async", None)
+    fast_job = queue.submit_job("fast-async", None)
+    assert queue.work() == 2
+    failed = queue.get_job_by_id(slow_job.id)
+    assert failed is not None and failed.error is not None
+    assert failed.error.type == "JobTimeoutError"
+    assert queue.get_job_by_id(fast_job.id).result == 7  # type: ignore[union-attr]
+
+
+def test_handler_own_timeout_error_is_not_mistaken_for_ours() -> None:
+    queue = make_queue()
+
+    def raises(job: Any) -> None:
+        raise TimeoutError("upstream API timed out")
+
+    queue.add_worker("raises", raises, timeout=30)
+    job = queue.submit_job("raises", None)
+    queue.work()
+    failed = queue.get_job_by_id(job.id)
+    assert failed is not None and failed.error is not None
+    assert failed.error.type == "TimeoutError"
+
+
+def test_progress_and_log_from_handler() -> None:
+    queue = make_queue()
+
+    def report(job: Any) -> None:
+        job.progress(30, "fetched")
+        job.log("imported 3 contacts")
+        job.progress(100)
+
+    queue.add_worker("report", report)
+    job = queue.submit_job("report", None)
+    queue.work()
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.progress == 100
+    assert [entry.message for entry in done.logs] == ["imported 3 contacts"]
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+def test_heartbeat_keeps_a_long_job_leased() -> None:
+    queue = make_queue(lease_seconds=0.3)
+    queue.add_worker("long", lambda job: time.sleep(1.0) or "done")
+    job = queue.submit_job("long", None)
+    assert queue.work() == 1
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.stalls == 0
+
+
+def test_late_completion_after_lost_lease_is_discarded() -> None:
+    clock = ManualClock()
+    queue = make_queue(clock=clock, lease_seconds=10)
+    other = queue.backend
+
+    def slow(job: Any) -> str:
+        clock.advance(11)  # the lease expires while we run (heartbeat never got a turn)
+        stolen = other.claim(queue.dispatcher().spec)
+        assert stolen is not None and stolen.job.id == job.id
+        other.complete(stolen.job.id, stolen.token, "from the new holder", None)
+        return "late"
+
+    queue.add_worker("slow", slow)
+    job = queue.submit_job("slow", None)
+    queue.work(max_jobs=1)
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.result == "from the new holder"
+
+
+# -- hooks -------------------------------------------------------------------------------------
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def jobqueue_job_submitted(self, job: Job) -> None:
+        self.events.append(("submitted", job.id))
+
+    @hookimpl
+    def jobqueue_job_started(self, job: Job) -> None:
+        self.events.append(("started", job.id))
+
+    @hookimpl
+    def jobqueue_job_completed(self, job: Job) -> None:
+        self.events.append(("completed", job.result))
+
+    @hookimpl
+    def jobqueue_job_failed(self, job: Job, error: JobError, will_retry: bool) -> None:
+        self.events.append(("failed", (error.type, will_retry)))
+
+
+def test_lifecycle_hooks() -> None:
+    listener = Listener()
+    queue = JobQueue("memory://", load_entrypoints=False, plugins=[listener])
+
+    def maybe(job: Any) -> str:
+        if job.attempts_made == 1:
+            raise KeyError("first time")
+        return "second time"
+
+    queue.add_worker("maybe", maybe, attempts=2)
+    job = queue.submit_job("maybe", None)
+    queue.work()
+    assert listener.events == [
+        ("submitted", job.id),
+        ("started", job.id),
+        ("failed", ("KeyError", True)),
+        ("started", job.id),
+        ("completed", "second time"),
+    ]
+
+
+def test_a_raising_hook_does_not_kill_the_dispatcher() -> None:
+    class Broken:
+        @hookimpl
+        def jobqueue_job_started(self, job: Job) -> None:
+            raise RuntimeError("plugin bug")
+
+    queue = JobQueue("memory://", load_entrypoints=False, plugins=[Broken()])
+    queue.add_worker("w", lambda job: 1)
+    job = queue.submit_job("w", None)
+    assert queue.work() == 1
+    assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_stop_lets_the_running_job_finish_and_claims_no_more() -> None:
+    queue = make_queue()
+    started, release = threading.Event(), threading.Event()
+
+    def long(job: Any) -> str:
+        started.set()
+        release.wait(10)
+        return "finished"
+
+    queue.add_worker("long", long)
+    first = queue.submit_job("long", None)
+    second = queue.submit_job("long", None)
+    dispatcher = queue.dispatcher()
+    thread = run_in_thread(dispatcher.run)
+    assert started.wait(10)
+    dispatcher.stop(grace_seconds=10)
+    release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert queue.get_job_by_id(first.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert queue.get_job_by_id(second.id).state is JobState.WAITING  # type: ignore[union-attr]
+
+
+def test_stop_past_grace_returns_the_job_to_waiting() -> None:
+    queue = make_queue()
+    queue.add_worker("stuck", lambda job: time.sleep(60))
+    job = queue.submit_job("stuck", None)
+    dispatcher = queue.dispatcher()
+    threading.Timer(0.3, dispatcher.stop, kwargs={"grace_seconds": 0.3}).start()
+    began = time.monotonic()
+    dispatcher.run()  # in the main thread: the interrupt arrives as SIGALRM
+    assert time.monotonic() - began < 20
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.WAITING
+    assert stored.attempts_made == 0 and stored.error is None
+
+
+def test_idle_dispatcher_picks_up_new_work_and_stops_on_request() -> None:
+    queue = make_queue()
+    done = threading.Event()
+    queue.add_worker("w", lambda job: done.set())
+    dispatcher = queue.dispatcher()
+    thread = run_in_thread(dispatcher.run)
+    time.sleep(0.2)
+    queue.submit_job("w", None)
+    assert done.wait(10), "an idle dispatcher did not pick up the new job"
+    dispatcher.stop(grace_seconds=1)
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_concurrency(bad: int) -> None:
+    queue = make_queue()
+    queue.add_worker("w", lambda job: None)
+    with pytest.raises(Exception, match="concurrency"):
+        queue.work(concurrency=bad)
