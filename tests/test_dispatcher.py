@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import threading
 import time
 from typing import Any
@@ -26,7 +28,7 @@ def run_in_thread(target: Any, **kwargs: Any) -> threading.Thread:
 
 def overlaps(intervals: list[tuple[float, float]]) -> bool:
     ordered = sorted(intervals)
-    return any(later[0] < earlier[1] for earlier, later in zip(ordered, ordered[1:]))
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered))
 
 
 # -- one at a time -----------------------------------------------------------------------------
@@ -44,10 +46,8 @@ class IntervalRecorder:
     def handle(self, job: Any) -> None:
         start = time.monotonic()
         if self.barrier is not None:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 self.barrier.wait(timeout=1)
-            except threading.BrokenBarrierError:
-                pass
         time.sleep(self.seconds)
         with self.lock:
             self.intervals.append((start, time.monotonic()))

@@ -130,7 +130,7 @@ def test_unique_key_returns_existing_job(queue: JobQueue) -> None:
 def test_submit_jobs_in_bulk(queue: JobQueue) -> None:
     jobs = queue.submit_jobs("contact-import", [{"user": f"u{i}", "type": "t"} for i in range(5)])
     assert len({job.id for job in jobs}) == 5
-    assert [job.title for job in jobs][0] == "Import t contacts for user u0"
+    assert jobs[0].title == "Import t contacts for user u0"
     assert queue.work() == 5
 
 
@@ -240,7 +240,7 @@ def test_bad_job_id_is_refused(queue: JobQueue, job_id: Any) -> None:
 
 
 def test_unknown_url_scheme() -> None:
-    with pytest.raises(UnknownBackendError, match="known: .*memory://"):
+    with pytest.raises(UnknownBackendError, match=r"known: .*memory://"):
         JobQueue("mongodb://localhost", load_entrypoints=False)
 
 
