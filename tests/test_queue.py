@@ -197,7 +197,7 @@ def test_too_large_data_is_refused(clock: ManualClock) -> None:
 
 
 def test_unknown_worker_is_refused(queue: JobQueue) -> None:
-    with pytest.raises(UnknownWorkerError, match="register it with queue.add_worker"):
+    with pytest.raises(UnknownWorkerError, match=r"register it with queue\.add_worker"):
         queue.submit_job("no-such-worker", {})
     assert nothing_stored(queue)
 
