@@ -1,0 +1,150 @@
+"""The Redis backend on a real 3-master Redis Cluster built on loopback ports for this test.
+
+Every key of a namespace shares one hash tag, so the scripts run unchanged on the shard that
+owns it; two namespaces placed on different shards both work, through a ``RedisCluster``
+client and through a ``redis://...?cluster=true`` URL.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from jobqueue.backend import BackendOptions
+from jobqueue.backends.redis import RedisBackend
+from jobqueue.job import Job, JobError, JobState
+from jobqueue.testing import ManualClock
+from jobqueue.testing.contract import spec
+from tests.backends.redis_fixtures import (
+    free_port,
+    start_redis_server,
+    stop_process,
+    unavailable,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def cluster_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    if shutil.which("redis-cli") is None or shutil.which("redis-server") is None:
+        unavailable("building a Redis Cluster needs redis-server and redis-cli on PATH")
+    root = tmp_path_factory.mktemp("cluster")
+    ports = [free_port() for _ in range(3)]
+    servers = []
+    try:
+        for port in ports:
+            servers.append(
+                start_redis_server(
+                    root / str(port),
+                    port,
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(root / str(port) / "nodes.conf"),
+                    "--cluster-port", str(free_port()),
+                    "--cluster-node-timeout", "5000",
+                )
+            )  # fmt: skip
+        create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
+        subprocess.run(
+            [*create, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        wait_for_cluster_ok(ports)
+        yield ports
+    finally:
+        for server in servers:
+            stop_process(server)
+
+
+def wait_for_cluster_ok(ports: list[int]) -> None:
+    deadline = time.monotonic() + 30
+    for port in ports:
+        node = redis.Redis(port=port)
+        while node.cluster("INFO").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cluster node {port} never reached cluster_state:ok")
+            time.sleep(0.1)
+        node.close()
+
+
+def namespaces_on_two_shards(client: RedisCluster) -> tuple[str, str]:
+    """Two namespace names whose hash tags live on different master nodes."""
+    seen: dict[str, str] = {}
+    for i in range(1000):
+        ns = f"cl{i}"
+        slot = client.keyslot(f"jq:{{{ns}}}:id")
+        node = client.nodes_manager.get_node_from_slot(slot).name
+        if seen and node not in seen.values():
+            return next(iter(seen)), ns
+        seen.setdefault(ns, node)
+    raise AssertionError("could not place two namespaces on different shards")
+
+
+def flow(backend: RedisBackend, clock: ManualClock) -> None:
+    """Submit, claim, complete-and-claim-next, retry, wait: the hot paths, on one shard."""
+    now = clock()
+    jobs = backend.submit_many(
+        [Job(id="", name="a", data={"i": i}, created_at=now, run_at=now) for i in range(5)]
+    )
+    delayed = backend.submit(Job(id="", name="a", data="later", created_at=now, run_at=now + 30))
+    assert delayed.state is JobState.DELAYED
+    claim = backend.claim(spec("a"))
+    done = 0
+    while claim is not None:
+        assert claim.job.id == jobs[done].id
+        claim = backend.complete(claim.job.id, claim.token, {"i": done}, spec("a"))
+        done += 1
+    assert done == 5
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(backend.wait_for_work(["b"], 10)))
+    waiter.start()
+    time.sleep(0.2)
+    extra = backend.submit(Job(id="", name="b", data=None, created_at=now, run_at=now))
+    waiter.join(10)
+    assert woke == [True]
+    claim = backend.claim(spec("b"))
+    assert claim is not None and claim.job.id == extra.id
+    finisher = threading.Timer(0.2, backend.complete, args=(extra.id, claim.token, "r", None))
+    finisher.start()
+    finished = backend.wait_for_finish(extra.id, 10)
+    finisher.join()
+    assert finished is not None and finished.result == "r"
+    clock.advance(30)
+    later = backend.claim(spec("a"))
+    assert later is not None and later.job.id == delayed.id
+    error = JobError("E", "boom")
+    assert backend.fail(later.job.id, later.token, error, None) is JobState.FAILED
+    counts = backend.count_by_state()
+    assert counts[JobState.COMPLETED] == 6 and counts[JobState.FAILED] == 1
+
+
+def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    first, second = namespaces_on_two_shards(client)
+    clock = ManualClock()
+    by_client = RedisBackend(client, BackendOptions(clock=clock), namespace=first)
+    by_url = RedisBackend.from_url(
+        f"redis://127.0.0.1:{cluster_ports[1]}/0?cluster=true&namespace={second}",
+        BackendOptions(clock=clock),
+    )
+    assert isinstance(by_url.client, RedisCluster)
+    try:
+        flow(by_client, clock)
+        flow(by_url, clock)
+        for ns in (first, second):
+            keys = [k.decode() for k in client.keys(f"jq:{{{ns}}}:*", target_nodes="all")]
+            assert keys and {client.keyslot(k) for k in keys} == {client.keyslot(keys[0])}
+    finally:
+        for backend, ns in ((by_client, first), (by_url, second)):
+            for key in client.keys(f"jq:{{{ns}}}:*", target_nodes="all"):
+                client.delete(key)
+            backend.close()
