@@ -1,0 +1,8 @@
+"""``python -m jobqueue``: the same as the ``jobqueue`` command."""
+
+import sys
+
+from jobqueue.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
