@@ -1,0 +1,115 @@
+"""Connections (one per thread) and the in-process wake-up signal shared per database file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class Signal:
+    """What every backend instance on one file in this process shares.
+
+    ``write_lock`` serializes this process's write transactions so its threads queue on a
+    Python lock instead of sleeping in SQLite's busy handler; other processes still meet
+    SQLite's own lock. ``changed`` wakes same-process waiters at once: ``work`` counts new or
+    requeued work, ``version`` any change a ``wait_for_finish`` may care about.
+    """
+
+    write_lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    work: int = 0
+    version: int = 0
+
+    def notify(self, *, work: bool) -> None:
+        with self.changed:
+            if work:
+                self.work += 1
+            self.version += 1
+            self.changed.notify_all()
+
+
+_signals: dict[str, Signal] = {}
+_signals_lock = threading.Lock()
+
+
+def signal_for(path: str) -> Signal:
+    """The one :class:`Signal` of ``path`` in this process (a fresh one for ``:memory:``)."""
+    if path == ":memory:":
+        return Signal(write_lock=threading.RLock())
+    key = os.path.realpath(path)
+    with _signals_lock:
+        signal = _signals.get(key)
+        if signal is None:
+            signal = _signals[key] = Signal()
+        return signal
+
+
+class ConnectionPool:
+    """One connection per thread (``sqlite3`` connections are not for sharing), or a single
+    shared connection for ``:memory:``, whose data lives in that one connection."""
+
+    def __init__(self, path: str, *, busy_timeout: float, synchronous: str) -> None:
+        self.path = path
+        self.shared = path == ":memory:"
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._open: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
+        self._single: sqlite3.Connection | None = None
+        self.closed = False
+
+    def get(self) -> sqlite3.Connection:
+        if self.closed:
+            raise sqlite3.ProgrammingError("the SQLite backend was closed")
+        if self.shared:
+            if self._single is None:
+                self._single = self._connect()
+            return self._single
+        if os.getpid() != self._pid:
+            # A forked child must not use its parent's connections (SQLite forbids it);
+            # forget them without closing, which would touch the parent's locks.
+            self._pid, self._open, self._local = os.getpid(), {}, threading.local()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._close_dead_threads()
+                self._open[threading.get_ident()] = (weakref.ref(threading.current_thread()), conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # autocommit; transitions use explicit BEGIN IMMEDIATE
+            check_same_thread=False,  # only close() crosses threads (or the :memory: lock)
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    def _close_dead_threads(self) -> None:
+        """Dispatcher threads come and go (one set per ``run``); close what the dead left."""
+        for ident, (thread_ref, conn) in list(self._open.items()):
+            thread = thread_ref()
+            gone = thread is None or not thread.is_alive() or ident == threading.get_ident()
+            if gone and conn is not getattr(self._local, "conn", None):
+                conn.close()
+                del self._open[ident]
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            if self._single is not None:
+                self._single.close()
+            if os.getpid() == self._pid:
+                for _, conn in self._open.values():
+                    conn.close()
+            self._open.clear()
+            self._local = threading.local()

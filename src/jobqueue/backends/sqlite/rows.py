@@ -1,0 +1,106 @@
+"""Turning Job values into table rows and back. Only JSON is ever read back (no pickle)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from jobqueue.errors import CorruptJobError
+from jobqueue.job import JSON, Job, JobError, JobLog, dumps_json
+
+# Columns read for a Job, in order; ``row_to_job`` relies on it.
+JOB_COLUMNS = (
+    "id, name, state, priority, attempts, attempts_made, stalls, backoff, timeout, unique_key, "
+    "created_at, run_at, started_at, finished_at, progress, progress_message, title, data, "
+    "result, error"
+)
+
+INSERT_JOB = (
+    "INSERT INTO jobqueue_jobs (id, name, state, priority, seq, run_at, unique_key, attempts, "
+    "attempts_made, stalls, created_at, started_at, finished_at, progress, progress_message, "
+    "title, timeout, backoff, data, result, error) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def job_to_row(job: Job, job_id: int, seq: int) -> tuple[Any, ...]:
+    """Parameters for :data:`INSERT_JOB`. Encodes JSON first so bad values store nothing."""
+    return (
+        job_id,
+        job.name,
+        job.state.value,
+        job.priority,
+        seq,
+        job.run_at,
+        job.unique_key,
+        job.attempts,
+        job.attempts_made,
+        job.stalls,
+        job.created_at,
+        job.started_at,
+        job.finished_at,
+        job.progress,
+        job.progress_message,
+        job.title,
+        job.timeout,
+        dumps_json(job.backoff.to_dict()),
+        dumps_json(job.data),
+        None if job.result is None else dumps_json(job.result),
+        None if job.error is None else dumps_json(job.error.to_dict()),
+    )
+
+
+def error_json(error: JobError) -> str:
+    return dumps_json(error.to_dict())
+
+
+def row_to_job(row: Sequence[Any], logs: Sequence[tuple[float, str]] = ()) -> Job:
+    """Rebuild a Job from a row of :data:`JOB_COLUMNS`; raises :class:`CorruptJobError`."""
+    job_id = row[0]
+    try:
+        raw: dict[str, JSON] = {
+            "id": job_id,
+            "name": row[1],
+            "state": row[2],
+            "priority": row[3],
+            "attempts": row[4],
+            "attempts_made": row[5],
+            "stalls": row[6],
+            "backoff": _json(row[7], "backoff"),
+            "timeout": row[8],
+            "unique_key": row[9],
+            "created_at": row[10],
+            "run_at": row[11],
+            "started_at": row[12],
+            "finished_at": row[13],
+            "progress": row[14],
+            "progress_message": row[15],
+            "title": row[16],
+            "data": _json(row[17], "data"),
+            "result": None if row[18] is None else _json(row[18], "result"),
+            "error": None if row[19] is None else _json(row[19], "error"),
+        }
+        job = Job.from_dict(raw)
+    except CorruptJobError as exc:
+        raise CorruptJobError(f"job {job_id}: {exc}") from exc
+    job.logs = [JobLog(float(at), str(message)) for at, message in logs]
+    return job
+
+
+def _json(text: object, column: str) -> JSON:
+    if not isinstance(text, (str, bytes)):
+        raise CorruptJobError(f"column {column!r} holds {type(text).__name__}, not JSON text")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptJobError(f"column {column!r} is not valid JSON ({exc})") from exc
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """A lock or I/O hiccup another attempt may get past (as opposed to a bug in our SQL)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "busy", "disk i/o", "unable to open")
+    )
