@@ -31,6 +31,7 @@ class RedisContract(BackendContract):
         backend.close()
 
 
+@pytest.mark.redis
 class TestRedisBackendOnRealRedis(RedisContract):
     url: str
 

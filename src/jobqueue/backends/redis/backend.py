@@ -102,6 +102,7 @@ class RedisBackend:
         self._client = client
         self._prefix = f"jq:{{{ns}}}:"
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
+        self._block_slice = _block_slice(client)
         lib = _read_script("_lib")
         self._scripts = {
             name: client.register_script(lib + "\n" + _read_script(name)) for name in _SCRIPTS
@@ -312,7 +313,7 @@ class RedisBackend:
             with self._errors():
                 # Redis reads the timeout as seconds with decimals; 0 would block forever.
                 popped = self._client.blpop(
-                    keys, timeout=max(round(min(left, _MAX_BLOCK), 3), 0.001)
+                    keys, timeout=max(round(min(left, self._block_slice), 3), 0.001)
                 )
             if popped is not None:
                 return popped
@@ -476,6 +477,17 @@ def _text(value: Any) -> str:
     if isinstance(value, (str, int)):
         return str(value)
     raise CorruptJobError(f"expected text, got {type(value).__name__}")
+
+
+def _block_slice(client: RedisClient) -> float:
+    """How long one BLPOP may block: below the client's socket timeout, or redis-py would
+    report the silent wait as a dead connection."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", {})
+    socket_timeout = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
+    if not socket_timeout:
+        return _MAX_BLOCK
+    return max(min(_MAX_BLOCK, float(socket_timeout) * 0.8), 0.05)
 
 
 def _token() -> str:
