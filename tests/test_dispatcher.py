@@ -405,3 +405,60 @@ def test_bad_concurrency(bad: int) -> None:
     queue.add_worker("w", lambda job: None)
     with pytest.raises(Exception, match="concurrency"):
         queue.work(concurrency=bad)
+
+
+# -- prefetch ----------------------------------------------------------------------------------
+
+
+def test_prefetch_still_runs_one_at_a_time_and_records_everything() -> None:
+    queue = make_queue()
+    recorder = IntervalRecorder(seconds=0.005)
+    queue.add_worker("heavy", recorder)
+
+    def flaky(job: Any) -> None:
+        raise ValueError("always")
+
+    queue.add_worker("flaky", flaky, attempts=2)
+    jobs = [queue.submit_job("heavy", {"i": i}) for i in range(25)]
+    bad = queue.submit_job("flaky", None)
+    assert queue.work(prefetch=8) == 27
+    assert not overlaps(recorder.intervals) and len(recorder.intervals) == 25
+    for job in jobs:
+        assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+    failed = queue.get_job_by_id(bad.id)
+    assert failed is not None and failed.state is JobState.FAILED and failed.attempts_made == 2
+
+
+def test_prefetch_claims_ahead_and_gives_back_on_stop() -> None:
+    queue = make_queue()
+    started, release = threading.Event(), threading.Event()
+
+    def long(job: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    queue.add_worker("long", long)
+    for _ in range(5):
+        queue.submit_job("long", None)
+    dispatcher = queue.dispatcher(prefetch=3)
+    thread = run_in_thread(dispatcher.run)
+    assert started.wait(10)
+    counts = queue.count_by_state()
+    assert counts[JobState.ACTIVE] == 3 and counts[JobState.WAITING] == 2
+    dispatcher.stop(grace_seconds=10)
+    release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    counts = queue.count_by_state()
+    assert counts[JobState.COMPLETED] == 1 and counts[JobState.WAITING] == 4
+    assert counts[JobState.ACTIVE] == 0
+
+
+def test_prefetch_respects_max_jobs() -> None:
+    queue = make_queue()
+    queue.add_worker("w", lambda job: None)
+    for _ in range(10):
+        queue.submit_job("w", None)
+    assert queue.work(prefetch=4, max_jobs=6) == 6
+    counts = queue.count_by_state()
+    assert counts[JobState.COMPLETED] == 6 and counts[JobState.WAITING] == 4

@@ -151,5 +151,37 @@ class Backend(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished attempt to record: a result, or an error with the retry decision."""
+
+    job_id: str
+    token: str
+    result: JSON = None
+    error: JobError | None = None
+    retry_at: float | None = None
+
+
+@runtime_checkable
+class BatchBackend(Backend, Protocol):
+    """Optional: backends that can claim ahead and record several outcomes in one round trip.
+
+    The dispatcher's ``prefetch`` uses these when the backend has them (and falls back to
+    :meth:`Backend.claim`, :meth:`Backend.complete` and :meth:`Backend.fail` when it does not).
+    """
+
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` ready jobs at once, in the order :meth:`claim` would."""
+        ...
+
+    def finish_many(
+        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        """Record every outcome (each fenced by its own token: a lost lease yields ``None``
+        for that outcome and does not stop the others), then claim up to ``limit`` more jobs
+        when ``next_spec`` is given. One atomic step where the backend allows."""
+        ...
+
+
 BackendFactory = Callable[[str, BackendOptions], Backend]
 """What a ``jobqueue_register_backends`` hook maps a URL scheme to."""

@@ -2,17 +2,19 @@
 
 Read this file top to bottom to see the whole engine.
 
-* **One at a time.** Each dispatcher runs ``concurrency`` slots (default 1); a slot runs one
-  job at a time, so by default a process never runs two handlers at once.
-* **One round trip per job.** Completing a job and claiming the next are one backend call.
-* **Leases.** A heartbeat thread renews the lease of every running job every third of the
+* **One at a time.** A dispatcher runs ``concurrency`` slots (default 1); a slot runs one job
+  at a time, so by default a process never runs two handlers at once.
+* **One round trip per job.** Recording a job's outcome and claiming the next are one backend
+  call. With ``prefetch=N`` a slot claims up to N jobs ahead and records their outcomes in
+  batches (still running them one at a time), for fewer than one round trip per job.
+* **Leases.** A heartbeat thread renews every lease the dispatcher holds, every third of the
   lease. A job whose lease is lost belongs to someone else: its outcome is discarded.
-* **Policy lives here, once.** Timeouts, retries with backoff, and the stall limit's effects
-  are decided here; backends only apply decisions atomically.
-* **Shutdown.** ``stop()`` (SIGTERM/SIGINT under ``run_worker``) stops claiming; running jobs
-  get ``grace_seconds`` to finish, then are interrupted and released back to waiting.
-* **Never dies of a job.** A handler's exception, a corrupt record or a lost connection is
-  logged and handled; only ``stop()`` ends the loop (or an empty queue with ``burst``).
+* **Policy lives here, once.** Timeouts and retries with backoff are decided here; backends
+  only apply decisions atomically.
+* **Shutdown.** ``stop()`` (SIGTERM/SIGINT under ``run_worker``) stops claiming; the running
+  job gets ``grace_seconds`` to finish, then is interrupted and released back to waiting.
+* **Never dies of a job.** A handler's exception, a plugin's, or a lost connection is logged
+  and handled; only ``stop()`` ends the loop (or an empty queue with ``burst``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from jobqueue.backend import Backend, Claim, Clock, WorkSpec
+from jobqueue.backend import Backend, BatchBackend, Claim, Clock, Outcome, WorkSpec
 from jobqueue.errors import (
     BackendError,
     JobQueueError,
@@ -39,7 +42,7 @@ from jobqueue.errors import (
     NotSerializableError,
 )
 from jobqueue.interrupt import Interrupter, ShutdownInterrupt
-from jobqueue.job import JSON, JobError, JobState, check_json
+from jobqueue.job import JSON, Job, JobError, JobState, check_json
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
 from jobqueue.worker import Worker
@@ -48,24 +51,45 @@ logger = logging.getLogger("jobqueue.dispatcher")
 
 T = TypeVar("T")
 
+FLUSH_AFTER = 0.05
+"""With prefetch, outcomes wait at most about this long (seconds) before being recorded."""
+
+
+@dataclass(eq=False)
+class _Lease:
+    """A job this dispatcher holds: claimed ahead, running, or finished but not recorded."""
+
+    claim: Claim
+    deadline: float = field(init=False)
+    lost: bool = False
+
+    def __post_init__(self) -> None:
+        self.deadline = self.claim.lease_expires_at
+
+    @property
+    def job(self) -> Job:
+        return self.claim.job
+
 
 @dataclass(eq=False)
 class _Running:
-    """One job a slot is running: its lease, and what the heartbeat found out."""
+    """The job a slot is running right now, and how to interrupt it."""
 
-    claim: Claim
+    lease: _Lease
     interrupter: Interrupter
-    lease_lost: bool = False
+    started: float = field(default_factory=time.monotonic)
     abandoned: bool = False
     task: asyncio.Task[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    token: str = field(init=False)
-    lease_deadline: float = field(init=False)
-    started: float = field(default_factory=time.monotonic)
 
-    def __post_init__(self) -> None:
-        self.token = self.claim.token
-        self.lease_deadline = self.claim.lease_expires_at
+
+@dataclass(eq=False)
+class _Finished:
+    """A job that ran, with the outcome still to record."""
+
+    lease: _Lease
+    outcome: Outcome
+    since: float = field(default_factory=time.monotonic)
 
 
 class Dispatcher:
@@ -79,19 +103,23 @@ class Dispatcher:
         *,
         names: Iterable[str] | None = None,
         concurrency: int = 1,
+        prefetch: int = 1,
         lease_seconds: float = 30.0,
         grace_seconds: float = 30.0,
         idle_timeout: float = 1.0,
         clock: Clock = time.time,
     ) -> None:
-        if concurrency < 1:
-            raise JobQueueError(f"concurrency must be >= 1, got {concurrency}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise JobQueueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 1000:
+            raise JobQueueError(f"prefetch must be an int from 1 to 1000, got {prefetch!r}")
         if lease_seconds <= 0:
             raise JobQueueError(f"lease_seconds must be > 0, got {lease_seconds}")
         self.backend = backend
         self.registry = registry
         self.hooks = hooks
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
         # An idle slot blocks in the backend's wait_for_work (woken by submits) for at most
@@ -106,10 +134,12 @@ class Dispatcher:
                 w.name: w.max_active for w in registry if w.max_active and w.name in chosen
             },
         )
+        self._batching = isinstance(backend, BatchBackend)
         self._stopping = threading.Event()
         self._finished = threading.Event()
-        self._running: dict[int, _Running] = {}
-        self._running_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._leases: dict[str, _Lease] = {}  # token -> every lease held, for the heartbeat
+        self._running: dict[int, _Running] = {}  # slot thread id -> its running job
         self._grace_timer: threading.Timer | None = None
         self.processed = 0
 
@@ -160,15 +190,13 @@ class Dispatcher:
 
     def abandon_running(self) -> None:
         """Interrupt every running handler and give its job back to the queue."""
-        with self._running_lock:
+        with self._lock:
             running = list(self._running.values())
         for run in running:
             run.abandoned = True
-            logger.warning("job %s did not finish in time: releasing it", run.claim.job.id)
-            try:
-                self.backend.release(run.claim.job.id, run.token)
-            except JobQueueError as exc:  # the lease will expire and the job be recovered
-                logger.warning("could not release job %s: %s", run.claim.job.id, exc)
+            job_id = run.lease.job.id
+            logger.warning("job %s did not finish in time: releasing it", job_id)
+            self._release(run.lease)
             if run.task is not None and run.loop is not None:
                 run.loop.call_soon_threadsafe(run.task.cancel)
             else:
@@ -196,59 +224,94 @@ class Dispatcher:
 
     def _slot(self, burst: bool, max_jobs: int | None) -> None:
         loop = asyncio.new_event_loop()
-        claim: Claim | None = None
+        ahead: deque[_Lease] = deque()  # claimed, not started yet
+        finished: list[_Finished] = []  # ran, outcome not recorded yet
         try:
             with Interrupter() as interrupter:
-                while not self._stopping.is_set():
-                    if claim is None:
-                        claim = self._call_backend(lambda: self.backend.claim(self.spec))
-                        if claim is None:
+                while True:
+                    if finished and (not ahead or _overdue(finished)):
+                        ahead.extend(self._record(finished, self._wanted(len(ahead), max_jobs)))
+                        finished = []
+                    if not ahead:
+                        want = self._wanted(0, max_jobs)
+                        if want == 0:
+                            break
+                        ahead.extend(self._claim(want))
+                        if not ahead:
                             if burst:
-                                return
+                                break
                             self._call_backend(
                                 lambda: self.backend.wait_for_work(
                                     self.spec.names, self.idle_timeout
                                 )
                             )
                             continue
-                    if not self._reserve_slot(max_jobs):
+                    lease = ahead.popleft()
+                    if lease.lost:
+                        self._forget(lease)
+                        continue
+                    if not self._count_one(max_jobs):
+                        ahead.appendleft(lease)
                         break
-                    claim = self._process(claim, interrupter, loop, max_jobs)
-            if claim is not None:  # claimed ahead, but we are stopping: give it back
-                self.backend.release(claim.job.id, claim.token)
+                    done = self._execute(lease, interrupter, loop)
+                    if done is not None:
+                        finished.append(done)
         except BackendError as exc:
-            logger.warning("stopping with the backend unreachable: %s", exc)
+            logger.warning("slot stopping with the backend unreachable: %s", exc)
         finally:
-            loop.close()
+            try:
+                if finished:
+                    self._record(finished, 0)
+            finally:
+                for lease in ahead:  # claimed ahead but never started: give them back
+                    self._release(lease)
+                loop.close()
 
-    def _reserve_slot(self, max_jobs: int | None) -> bool:
-        with self._running_lock:
-            if max_jobs is not None and self.processed >= max_jobs:
+    def _wanted(self, have: int, max_jobs: int | None) -> int:
+        """How many more jobs this slot should claim now."""
+        if self._stopping.is_set():
+            return 0
+        want = self.prefetch - have
+        if max_jobs is not None:
+            with self._lock:
+                want = min(want, max_jobs - self.processed - have)
+        return max(want, 0)
+
+    def _count_one(self, max_jobs: int | None) -> bool:
+        with self._lock:
+            if self._stopping.is_set() or (max_jobs is not None and self.processed >= max_jobs):
                 return False
             self.processed += 1
             return True
 
-    def _process(
-        self,
-        claim: Claim,
-        interrupter: Interrupter,
-        loop: asyncio.AbstractEventLoop,
-        max_jobs: int | None,
-    ) -> Claim | None:
-        """Run one claimed job and record its outcome. Returns the next claimed job when the
-        backend claimed one while completing this one."""
-        job = claim.job
-        run = _Running(claim, interrupter)
-        with self._running_lock:
-            self._running[id(run)] = run
+    def _claim(self, want: int) -> list[_Lease]:
+        if want > 1 and self._batching:
+            claims = self._call_backend(
+                lambda: self.backend.claim_many(self.spec, want)  # type: ignore[attr-defined]
+            )
+        else:
+            claim = self._call_backend(lambda: self.backend.claim(self.spec))
+            claims = [claim] if claim is not None else []
+        return self._hold(claims)
+
+    # -- running one job ----------------------------------------------------------------------
+
+    def _execute(
+        self, lease: _Lease, interrupter: Interrupter, loop: asyncio.AbstractEventLoop
+    ) -> _Finished | None:
+        """Run the handler; return the outcome to record, or ``None`` if the job was given back
+        (shutdown past the grace period)."""
+        job = lease.job
+        run = _Running(lease, interrupter)
+        slot = threading.get_ident()
+        with self._lock:
+            self._running[slot] = run
         try:
             self._emit("jobqueue_job_started", job=job)
-            error: JobError | None = None
-            result: JSON = None
-            traceback_text = ""
             try:
                 result = self._run_handler(self.registry.get(job.name), run, loop)
                 check_json(result)
+                return _Finished(lease, Outcome(job.id, lease.claim.token, result=result))
             except ShutdownInterrupt:
                 return None
             except BaseException as exc:  # the handler's fault is the job's, never ours
@@ -256,100 +319,164 @@ class Dispatcher:
                     return None
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     self.stop()
-                error = _describe_failure(exc, run, result)
-                traceback_text = traceback.format_exc()
-            if run.abandoned:
-                return None
-            if error is None:
-                return self._record_success(run, result, max_jobs)
-            self._record_failure(run, JobError(error.type, error.message, traceback_text))
-            return None
+                error = _describe_failure(exc, run)
+                error = JobError(error.type, error.message, traceback.format_exc())
+                will_retry = job.attempts_made < job.attempts
+                retry_at = (
+                    self.clock() + job.backoff.delay_for(job.attempts_made) if will_retry else None
+                )
+                logger.log(
+                    logging.INFO if will_retry else logging.WARNING,
+                    "job %s (%s) attempt %d/%d failed: %s",
+                    job.id,
+                    job.name,
+                    job.attempts_made,
+                    job.attempts,
+                    error,
+                )
+                outcome = Outcome(job.id, lease.claim.token, error=error, retry_at=retry_at)
+                return _Finished(lease, outcome)
         finally:
-            with self._running_lock:
-                self._running.pop(id(run), None)
+            with self._lock:
+                self._running.pop(slot, None)
 
     def _run_handler(self, worker: Worker, run: _Running, loop: asyncio.AbstractEventLoop) -> JSON:
-        running = RunningJob(run.claim.job, self.backend, run.token)
-        timeout = run.claim.job.timeout
+        running = RunningJob(run.lease.job, self.backend, run.lease.claim.token)
+        timeout = run.lease.job.timeout
         if worker.is_async:
-            coroutine = worker.handle(running)
-            task = loop.create_task(asyncio.wait_for(coroutine, timeout))
-            run.task, run.loop = task, loop
-            return loop.run_until_complete(task)
+            return self._run_coroutine(worker.handle(running), timeout, run, loop)
         run.interrupter.arm(timeout, JobTimeoutError(f"timed out after {timeout}s"))
         try:
             result = worker.handle(running)
         finally:
             run.interrupter.disarm()
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
-            task = loop.create_task(asyncio.wait_for(_await(result), timeout))
-            run.task, run.loop = task, loop
-            return loop.run_until_complete(task)
+            return self._run_coroutine(result, timeout, run, loop)
         return result
 
-    def _record_success(self, run: _Running, result: JSON, max_jobs: int | None) -> Claim | None:
-        job = run.claim.job
-        want_next = not self._stopping.is_set() and (max_jobs is None or self.processed < max_jobs)
-        try:
-            next_claim = self._call_backend(
-                lambda: self.backend.complete(
-                    job.id, run.token, result, self.spec if want_next else None
-                ),
-                give_up=lambda: self._lease_gone(run),
-            )
-        except (LeaseLostError, BackendError) as exc:
-            logger.warning("job %s finished but its result was not stored: %s", job.id, exc)
-            return None
-        job.state, job.result = JobState.COMPLETED, result
-        self._emit("jobqueue_job_completed", job=job)
-        return next_claim
+    @staticmethod
+    def _run_coroutine(
+        awaitable: Any, timeout: float | None, run: _Running, loop: asyncio.AbstractEventLoop
+    ) -> JSON:
+        task = loop.create_task(asyncio.wait_for(_await(awaitable), timeout))
+        run.task, run.loop = task, loop
+        return loop.run_until_complete(task)
 
-    def _record_failure(self, run: _Running, error: JobError) -> None:
-        job = run.claim.job
-        will_retry = job.attempts_made < job.attempts
-        retry_at = self.clock() + job.backoff.delay_for(job.attempts_made) if will_retry else None
-        logger.log(
-            logging.INFO if will_retry else logging.WARNING,
-            "job %s (%s) attempt %d/%d failed: %s",
-            job.id,
-            job.name,
-            job.attempts_made,
-            job.attempts,
-            error,
-        )
+    # -- recording outcomes -------------------------------------------------------------------
+
+    def _record(self, finished: Sequence[_Finished], want: int) -> list[_Lease]:
+        """Record outcomes and claim up to ``want`` more jobs, in one call where possible.
+        Returns the newly claimed jobs."""
+        next_spec = self.spec if want > 0 else None
+        states: list[JobState | None]
+        claims: list[Claim] = []
+        claimed = False  # whether the recording call also looked for the next jobs
         try:
-            job.state = self._call_backend(
-                lambda: self.backend.fail(job.id, run.token, error, retry_at),
-                give_up=lambda: self._lease_gone(run),
-            )
+            if len(finished) == 1 and want <= 1:
+                state, claims = self._record_one(finished[0], next_spec)
+                states = [state]
+                claimed = next_spec is not None and finished[0].outcome.error is None
+            elif self._batching:
+                outcomes = [done.outcome for done in finished]
+                states, claims = self._call_backend(
+                    lambda: self.backend.finish_many(  # type: ignore[attr-defined]
+                        outcomes, next_spec, want
+                    ),
+                    give_up=lambda: all(self._lease_gone(done.lease) for done in finished),
+                )
+                claimed = next_spec is not None
+            else:
+                states = [self._record_one(done, None)[0] for done in finished]
         except (LeaseLostError, BackendError) as exc:
-            logger.warning("job %s failed but the failure was not stored: %s", job.id, exc)
+            logger.warning("outcomes of %d job(s) were not stored: %s", len(finished), exc)
+            states = [None] * len(finished)
+        for done, state in zip(finished, states, strict=True):
+            self._forget(done.lease)
+            self._announce(done, state)
+        held = self._hold(claims)
+        if not claimed and want > 0:
+            held += self._claim(want)
+        return held
+
+    def _record_one(
+        self, done: _Finished, next_spec: WorkSpec | None
+    ) -> tuple[JobState | None, list[Claim]]:
+        outcome, error = done.outcome, done.outcome.error
+        try:
+            if error is None:
+                claim = self._call_backend(
+                    lambda: self.backend.complete(
+                        outcome.job_id, outcome.token, outcome.result, next_spec
+                    ),
+                    give_up=lambda: self._lease_gone(done.lease),
+                )
+                return JobState.COMPLETED, [claim] if claim is not None else []
+            state = self._call_backend(
+                lambda: self.backend.fail(outcome.job_id, outcome.token, error, outcome.retry_at),
+                give_up=lambda: self._lease_gone(done.lease),
+            )
+            return state, []
+        except (LeaseLostError, BackendError) as exc:
+            logger.warning("outcome of job %s was not stored: %s", outcome.job_id, exc)
+            return None, []
+
+    def _announce(self, done: _Finished, state: JobState | None) -> None:
+        """Tell the plugins what happened to a recorded job (nothing if the write was refused)."""
+        job, outcome = done.lease.job, done.outcome
+        if state is None:
+            logger.warning("job %s: outcome discarded, its lease was lost", job.id)
             return
-        job.error = error
-        self._emit("jobqueue_job_failed", job=job, error=error, will_retry=will_retry)
+        job.state = state
+        if outcome.error is None:
+            job.result = outcome.result
+            self._emit("jobqueue_job_completed", job=job)
+        else:
+            job.error = outcome.error
+            self._emit(
+                "jobqueue_job_failed",
+                job=job,
+                error=outcome.error,
+                will_retry=outcome.retry_at is not None,
+            )
 
-    def _lease_gone(self, run: _Running) -> bool:
-        return run.lease_lost or self.clock() > run.lease_deadline
+    # -- leases: held, renewed by the heartbeat, released ------------------------------------
 
-    # -- the heartbeat: renew every running job's lease ---------------------------------------
+    def _hold(self, claims: Iterable[Claim]) -> list[_Lease]:
+        leases = [_Lease(claim) for claim in claims]
+        with self._lock:
+            for lease in leases:
+                self._leases[lease.claim.token] = lease
+        return leases
+
+    def _forget(self, lease: _Lease) -> None:
+        with self._lock:
+            self._leases.pop(lease.claim.token, None)
+
+    def _release(self, lease: _Lease) -> None:
+        self._forget(lease)
+        try:
+            self.backend.release(lease.job.id, lease.claim.token)
+        except JobQueueError as exc:  # the lease will expire and the job be recovered
+            logger.warning("could not release job %s: %s", lease.job.id, exc)
+
+    def _lease_gone(self, lease: _Lease) -> bool:
+        return lease.lost or self.clock() > lease.deadline
 
     def _heartbeat(self) -> None:
         while not self._finished.wait(self.lease_seconds / 3):
-            with self._running_lock:
-                running = list(self._running.values())
-            for run in running:
-                if run.lease_lost or run.abandoned:
-                    continue
-                job_id = run.claim.job.id
+            with self._lock:
+                leases = [lease for lease in self._leases.values() if not lease.lost]
+            for lease in leases:
+                job_id, token = lease.job.id, lease.claim.token
                 try:
-                    renewed = self.backend.renew(job_id, run.token, self.lease_seconds)
+                    renewed = self.backend.renew(job_id, token, self.lease_seconds)
                 except JobQueueError as exc:
                     logger.warning("could not renew the lease of job %s: %s", job_id, exc)
                     continue
                 if renewed:
-                    run.lease_deadline = self.clock() + self.lease_seconds
-                else:
-                    run.lease_lost = True
+                    lease.deadline = self.clock() + self.lease_seconds
+                elif token in self._leases:
+                    lease.lost = True
                     logger.warning(
                         "lost the lease of job %s: another dispatcher may run it; "
                         "this attempt's outcome will be discarded",
@@ -385,16 +512,17 @@ class Dispatcher:
             logger.exception("plugin hook %s raised", hook_name)
 
 
-def _describe_failure(exc: BaseException, run: _Running, result: JSON) -> JobError:
-    timeout = run.claim.job.timeout
+def _overdue(finished: Sequence[_Finished]) -> bool:
+    return time.monotonic() - finished[0].since > FLUSH_AFTER
+
+
+def _describe_failure(exc: BaseException, run: _Running) -> JobError:
+    timeout = run.lease.job.timeout
     timed_out = timeout is not None and time.monotonic() - run.started >= timeout * 0.99
     if isinstance(exc, JobTimeoutError) or (isinstance(exc, TimeoutError) and timed_out):
         return JobError("JobTimeoutError", f"handler ran longer than its timeout of {timeout}s")
     if isinstance(exc, NotSerializableError):
-        return JobError(
-            "NotSerializableError",
-            f"handler returned a value that is not JSON ({type(result).__name__}): {exc}",
-        )
+        return JobError("NotSerializableError", f"handler returned a value that is not JSON: {exc}")
     return JobError.from_exception(exc)
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from jobqueue.backend import BackendOptions, Claim, WorkSpec
+from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobLog, JobState
 
@@ -183,6 +183,43 @@ class MemoryBackend:
             job.result = result
             self._changed.notify_all()
             return self._claim(next_spec) if next_spec is not None else None
+
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        with self._lock:
+            return self._claim_up_to(spec, limit)
+
+    def finish_many(
+        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        with self._lock:
+            states: list[JobState | None] = []
+            for outcome in outcomes:
+                if not self._holds(outcome.job_id, outcome.token):
+                    states.append(None)
+                    continue
+                job = self._take(outcome.job_id, outcome.token)
+                if outcome.error is None:
+                    self._finish(job, JobState.COMPLETED)
+                    job.result = outcome.result
+                else:
+                    job.error = outcome.error
+                    if outcome.retry_at is None:
+                        self._finish(job, JobState.FAILED)
+                    else:
+                        self._requeue(job, outcome.retry_at)
+                states.append(job.state)
+            self._changed.notify_all()
+            claims = self._claim_up_to(next_spec, limit) if next_spec is not None else []
+            return states, claims
+
+    def _claim_up_to(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        claims: list[Claim] = []
+        while len(claims) < limit:
+            claim = self._claim(spec)
+            if claim is None:
+                break
+            claims.append(claim)
+        return claims
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         with self._lock:

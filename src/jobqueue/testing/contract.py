@@ -11,7 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
+from jobqueue.backend import (
+    Backend,
+    BackendOptions,
+    BatchBackend,
+    Claim,
+    Outcome,
+    Retention,
+    WorkSpec,
+)
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -537,6 +545,47 @@ class BackendContract:
         done = backend.wait_for_finish(job.id, 20)
         finisher.join()
         assert done is not None and done.state is JobState.COMPLETED and done.result == "r"
+
+    # -- optional batch methods (BatchBackend) ------------------------------------------------
+
+    def _batching(self, backend: Backend) -> BatchBackend:
+        if not isinstance(backend, BatchBackend):
+            pytest.skip("this backend does not offer the optional BatchBackend methods")
+        return backend
+
+    def test_claim_many_in_claim_order(self, backend: Backend, new_job: MakeJob) -> None:
+        batch = self._batching(backend)
+        for i in range(5):
+            batch.submit(new_job(data=i, priority=1 if i == 3 else 0))
+        claims = batch.claim_many(spec("a"), 3)
+        assert [c.job.data for c in claims] == [3, 0, 1]
+        assert len({c.token for c in claims}) == 3
+        assert all(c.job.state is JobState.ACTIVE for c in claims)
+        assert [c.job.data for c in batch.claim_many(spec("a"), 10)] == [2, 4]
+        assert batch.claim_many(spec("a"), 10) == []
+
+    def test_finish_many_records_each_and_claims_more(
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+    ) -> None:
+        batch = self._batching(backend)
+        jobs = [batch.submit(new_job(data=i)) for i in range(6)]
+        c0, c1, c2, c3 = batch.claim_many(spec("a"), 4)
+        outcomes = [
+            Outcome(c0.job.id, c0.token, result="r0"),
+            Outcome(c1.job.id, "stale-token", result="nope"),
+            Outcome(c2.job.id, c2.token, error=JobError("E", "x")),
+            Outcome(c3.job.id, c3.token, error=JobError("E", "y"), retry_at=clock() + 5),
+        ]
+        states, claims = batch.finish_many(outcomes, spec("a"), 5)
+        assert states == [JobState.COMPLETED, None, JobState.FAILED, JobState.DELAYED]
+        assert [c.job.id for c in claims] == [jobs[4].id, jobs[5].id]
+        done = batch.get(c0.job.id)
+        assert done is not None and done.result == "r0" and done.state is JobState.COMPLETED
+        still = batch.get(c1.job.id)
+        assert still is not None and still.state is JobState.ACTIVE
+        failed = batch.get(c2.job.id)
+        assert failed is not None and failed.error == JobError("E", "x")
+        assert batch.finish_many([], None, 0) == ([], [])
 
     # -- the model-checked state machine ------------------------------------------------------
 
