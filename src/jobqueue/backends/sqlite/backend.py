@@ -217,12 +217,17 @@ class SQLiteBackend:
             JobState.DELAYED: "run_at, seq",
             JobState.ACTIVE: "lease_expires_at, id",
         }.get(state, "finished_at DESC, id DESC")
+        # The state is spelled out (an enum value, never user text) so that SQLite can use the
+        # partial index of that state instead of scanning the table.
+        where = f"state = '{JobState(state).value}'"
+        if JobState(state).is_finished:
+            where += " AND finished_at IS NOT NULL"
         with self._transaction() as txn:
             self._maintain(txn)
             rows = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE state = ? "
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE {where} "
                 f"ORDER BY {order} LIMIT ? OFFSET ?",
-                (JobState(state).value, max(limit, 0), max(offset, 0)),
+                (max(limit, 0), max(offset, 0)),
             ).fetchall()
             logs = self._logs(txn.conn, [row[0] for row in rows])
         jobs = []
