@@ -142,7 +142,8 @@ def test_corrupt_job_is_failed_and_the_queue_goes_on(
 
 def test_foreign_entries_are_skipped(backend: RedisBackend, fake: Any, clock: ManualClock) -> None:
     good = backend.submit(job(clock))
-    fake.zadd("jq:{ns1}:r:a", {"9001": -1e15, "9002": -1e15 + 1})  # before the real job
+    fake.lpush("jq:{ns1}:r:a:0", "9002", "9001")  # ahead of the real job
+    fake.zadd("jq:{ns1}:R:a", {"7": 7})  # a priority level with no list
     fake.set("jq:{ns1}:j:9002", "a string, not a hash")
     with pytest.raises(CorruptJobError):
         backend.get("9002")

@@ -12,7 +12,8 @@
 --   n name  s state (w d a c f)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
---   k lease token  q sequence (delayed: enqueue order; active: claim order)  w waiter count
+--   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
+--   w waiter count
 -- Logs live in a separate list (only jobs that log pay for it).
 
 local P = ARGV[1]
@@ -26,17 +27,17 @@ local K_UNIQUE = P .. 'u'
 local K_NAMES = P .. 'N'
 local K_ACTIVE_COUNT = P .. 'ac'
 local BATCH = 1000 -- housekeeping does at most this much per call, so no call runs long
-local PRIORITY_SPAN = 8589934592 -- 2^33: score = -priority * 2^33 + seq stays exact (< 2^53)
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
-local function ready_key(name) return P .. 'r:' .. name end
+-- Waiting jobs: one list per (name, priority) in enqueue order -- a list entry costs a few
+-- bytes where a sorted-set entry costs ~100 -- plus a per-name zset of the priority levels
+-- that have waiting jobs.
+local function ready_key(name, priority) return P .. 'r:' .. name .. ':' .. priority end
+local function levels_key(name) return P .. 'R:' .. name end
 local function signal_key(name) return P .. 's:' .. name end
 local function done_key(id) return P .. 'x:' .. id end
 local function finished_key(state) return P .. state end
-
--- Exact decimal form of an integral double (tostring keeps only 14 digits).
-local function fmt(n) return string.format('%.17g', n) end
 
 -- The job's hash field, or nil when the key is missing or not a hash (foreign data).
 local function field(id, name)
@@ -75,8 +76,42 @@ local function signal(name)
 end
 
 local function make_ready(id, name, priority)
-  local seq = redis.call('INCR', K_SEQ)
-  redis.call('ZADD', ready_key(name), fmt(-priority * PRIORITY_SPAN + seq), id)
+  redis.call('HSET', job_key(id), 'q', redis.call('INCR', K_SEQ))
+  redis.call('RPUSH', ready_key(name, priority), id)
+  redis.call('ZADD', levels_key(name), priority, priority)
+end
+
+local function priority_of(id) return tonumber(field(id, 'p')) or 0 end
+
+-- Take a waiting job out of its list (O(list length): only removal needs it, never a claim).
+local function unready(id, name)
+  local level = priority_of(id)
+  local k = ready_key(name, level)
+  redis.call('LREM', k, 0, id)
+  if redis.call('LLEN', k) == 0 then redis.call('ZREM', levels_key(name), level) end
+end
+
+-- The next job of one name: {priority, id, seq} or nil. Drops levels left empty.
+local function head_of(name)
+  for _ = 1, 100 do
+    local top = redis.pcall('ZREVRANGE', levels_key(name), 0, 0)
+    if type(top) ~= 'table' or top.err or not top[1] then return nil end
+    local id = redis.pcall('LINDEX', ready_key(name, top[1]), 0)
+    if type(id) == 'string' then return {tonumber(top[1]), id, tonumber(field(id, 'q')) or 0} end
+    redis.call('ZREM', levels_key(name), top[1])
+  end
+  return nil
+end
+
+local function waiting_count(name)
+  local total = 0
+  local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
+  if type(levels) ~= 'table' or levels.err then return 0 end
+  for _, level in ipairs(levels) do
+    local n = redis.pcall('LLEN', ready_key(name, level))
+    if type(n) == 'number' then total = total + n end
+  end
+  return total
 end
 
 -- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission.
@@ -89,8 +124,7 @@ local function requeue(id, run_at)
     redis.call('ZADD', K_DELAYED, run_at, id)
   else
     redis.call('HSET', j, 's', 'w')
-    redis.call('HDEL', j, 'q')
-    make_ready(id, name, tonumber(redis.call('HGET', j, 'p')) or 0)
+    make_ready(id, name, priority_of(id))
   end
   signal(name)
 end
@@ -138,8 +172,10 @@ end
 
 -- Delete a job and every trace of it, whatever its state (also tolerates foreign data).
 local function drop_job(id)
-  local name = field(id, 'n')
-  if name then redis.call('ZREM', ready_key(name), id) end
+  local name, state = field(id, 'n'), field(id, 's')
+  if name and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
+    unready(id, name)
+  end
   redis.call('ZREM', K_DELAYED, id)
   drop_lease(id)
   redis.call('ZREM', finished_key('c'), id)
@@ -195,8 +231,7 @@ local function promote()
     local name = field(id, 'n')
     if name and field(id, 's') == 'd' then
       redis.call('HSET', job_key(id), 's', 'w')
-      redis.call('HDEL', job_key(id), 'q')
-      make_ready(id, name, tonumber(field(id, 'p')) or 0)
+      make_ready(id, name, priority_of(id))
       signal(name)
     end
   end
@@ -230,31 +265,30 @@ local function claim(token, deadline, base)
   maintain()
   local count = tonumber(ARGV[base])
   for _ = 1, 100 do
-    local best_id, best_score, best_name
+    local best, best_name
     for i = 0, count - 1 do
       local name = ARGV[base + 1 + 2 * i]
       local cap = tonumber(ARGV[base + 2 + 2 * i])
       if cap < 0 or (tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0) < cap then
-        local top = redis.pcall('ZRANGE', ready_key(name), 0, 0, 'WITHSCORES')
-        if type(top) == 'table' and top[1] then
-          local score = tonumber(top[2])
-          if best_score == nil or score < best_score then
-            best_id, best_score, best_name = top[1], score, name
-          end
+        local head = head_of(name)
+        if head and (best == nil or head[1] > best[1] or (head[1] == best[1] and head[3] < best[3])) then
+          best, best_name = head, name
         end
       end
     end
-    if not best_id then return nil end
-    redis.call('ZREM', ready_key(best_name), best_id)
-    local state = is_job(best_id) and (field(best_id, 's') or '?') or nil
+    if not best then return nil end
+    local id, list = best[2], ready_key(best_name, best[1])
+    redis.call('LPOP', list)
+    if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels_key(best_name), best[1]) end
+    local state = is_job(id) and (field(id, 's') or '?') or nil
     if state and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
-      local j = job_key(best_id)
-      if field(best_id, 'n') ~= best_name then redis.call('HSET', j, 'n', best_name) end
+      local j = job_key(id)
+      if field(id, 'n') ~= best_name then redis.call('HSET', j, 'n', best_name) end
       redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', redis.call('INCR', K_SEQ))
-      incr_field(best_id, 'm', 1)
-      redis.call('ZADD', K_ACTIVE, deadline, best_id)
+      incr_field(id, 'm', 1)
+      redis.call('ZADD', K_ACTIVE, deadline, id)
       redis.call('HINCRBY', K_ACTIVE_COUNT, best_name, 1)
-      return snapshot(best_id)
+      return snapshot(id)
     end
   end
   return nil

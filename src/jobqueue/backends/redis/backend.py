@@ -6,7 +6,8 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 =================  ==========================================================================
 ``P j:ID``         hash, one per job (short field names, see ``_lib.lua``)
 ``P l:ID``         list of log lines (only for jobs that log)
-``P r:NAME``       zset of waiting jobs per worker name, score ``-priority * 2**33 + seq``
+``P r:NAME:PRIO``  list of waiting job ids per worker name and priority, in enqueue order
+``P R:NAME``       zset of the priority levels of NAME that have waiting jobs
 ``P d``            zset of delayed jobs by run_at
 ``P a``            zset of active jobs by lease deadline
 ``P c`` / ``P f``  zsets of completed / failed jobs by finishing order (retention)
@@ -15,10 +16,11 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
 =================  ==========================================================================
 
-Priorities must lie in ``[-1_000_000, 1_000_000]`` and FIFO order within a priority holds for
-the first 2**33 (8.6 billion) enqueues of a namespace, so that the ready score is an exact
-double. "Now" always comes from ``options.clock`` and is passed to the scripts, so one clock
-rules every process (and tests can fake it).
+Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
+sorted-set entry costs ~100: claiming pops the head of the highest non-empty priority level;
+only removing a waiting job scans its list. Priorities lie in ``[-1_000_000, 1_000_000]``.
+"Now" always comes from ``options.clock`` and is passed to the scripts, so one clock rules
+every process (and tests can fake it).
 
 Redis Cluster: pass ``?cluster=true`` in the URL (``redis://host:7000/?cluster=true``) or hand
 a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.

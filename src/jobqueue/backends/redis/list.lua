@@ -28,10 +28,21 @@ local function score(_, s) return tonumber(s) end
 local function numeric_id(id) return tonumber(id) or 0 end
 local desc = false
 if state == 'w' then
+  -- Per name, the first `want` jobs by (priority desc, enqueue order); the merge sorts.
   for _, name in ipairs(redis.call('SMEMBERS', K_NAMES)) do
-    local ids = redis.pcall('ZRANGE', ready_key(name), 0, want - 1, 'WITHSCORES')
-    if type(ids) == 'table' and not ids.err then
-      for i = 1, #ids, 2 do rows[#rows + 1] = {ids[i], tonumber(ids[i + 1]), 0} end
+    local levels = redis.pcall('ZREVRANGE', levels_key(name), 0, -1)
+    local taken = 0
+    if type(levels) == 'table' and not levels.err then
+      for _, level in ipairs(levels) do
+        if taken >= want then break end
+        local ids = redis.pcall('LRANGE', ready_key(name, level), 0, want - taken - 1)
+        if type(ids) == 'table' and not ids.err then
+          for _, id in ipairs(ids) do
+            rows[#rows + 1] = {id, -tonumber(level), tonumber(field(id, 'q')) or 0}
+          end
+          taken = taken + #ids
+        end
+      end
     end
   end
 elseif state == 'd' then

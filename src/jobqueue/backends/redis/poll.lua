@@ -4,8 +4,7 @@
 maintain()
 local count = tonumber(ARGV[8])
 for i = 9, 8 + count do
-  local n = redis.pcall('ZCARD', ready_key(ARGV[i]))
-  if type(n) == 'number' and n > 0 then return {1} end
+  if head_of(ARGV[i]) then return {1} end
 end
 for i = 9, 8 + count do redis.call('DEL', signal_key(ARGV[i])) end
 local due
