@@ -1,0 +1,52 @@
+"""Run by test_sqlite_processes in real child processes: a submitter or a dispatcher.
+
+    python sqlite_process_worker.py submit URL COUNT
+    python sqlite_process_worker.py work URL RUNS_FILE LEASE_SECONDS
+
+Every handler run appends "job-id attempt pid" to RUNS_FILE (O_APPEND: one write per line, so
+lines from several processes never interleave).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from jobqueue import JobQueue
+
+
+def record(runs: str) -> Any:
+    def handle(job: Any) -> dict[str, int]:
+        fd = os.open(runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{job.id} {job.attempts_made} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+        key = "sleep_first" if job.attempts_made == 1 else "sleep"
+        time.sleep(float(job.data.get(key, job.data.get("sleep", 0.0))))
+        return {"pid": os.getpid()}
+
+    return handle
+
+
+def main() -> None:
+    mode, url = sys.argv[1], sys.argv[2]
+    if mode == "submit":
+        with JobQueue(url, load_entrypoints=False) as queue:
+            queue.add_worker("record", lambda job: None)
+            for n in range(int(sys.argv[3])):
+                queue.submit_job("record", {"n": n, "sleep": 0.005})
+                time.sleep(0.002)
+        return
+    runs, lease = sys.argv[3], float(sys.argv[4])
+    queue = JobQueue(url, lease_seconds=lease, grace_seconds=2, load_entrypoints=False)
+    queue.add_worker("record", record(runs))
+    print("ready", flush=True)
+    queue.run_worker()
+    queue.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Real processes sharing one SQLite file: a submitter, two dispatchers, one of them SIGKILLed."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobqueue import JobQueue
+from jobqueue.job import JobState
+
+WORKER = str(Path(__file__).with_name("sqlite_process_worker.py"))
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:  # never leave a child behind, whatever failed
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def _dispatcher(
+    processes: list[subprocess.Popen[str]], url: str, runs: Path, lease: float
+) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, WORKER, "work", url, str(runs), str(lease)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    processes.append(process)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+def _runs(path: Path) -> list[tuple[str, int, int]]:
+    if not path.exists():
+        return []
+    return [
+        (job_id, int(attempt), int(pid))
+        for job_id, attempt, pid in (line.split() for line in path.read_text().splitlines())
+    ]
+
+
+def _wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_submitter_and_two_dispatchers_run_each_job_once(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    runs = tmp_path / "runs.txt"
+    with JobQueue(url, load_entrypoints=False) as queue:  # creates the file
+        first = _dispatcher(processes, url, runs, 30)
+        second = _dispatcher(processes, url, runs, 30)
+        count = 200
+        submitter = subprocess.run(
+            [sys.executable, WORKER, "submit", url, str(count)], timeout=60, check=True
+        )
+        assert submitter.returncode == 0
+        _wait_until(
+            lambda: queue.count_by_state()[JobState.COMPLETED] == count, 60, "all jobs done"
+        )
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+        for process in (first, second):
+            assert process.wait(timeout=30) == 0
+
+        recorded = _runs(runs)
+        per_attempt = collections.Counter((job_id, attempt) for job_id, attempt, _ in recorded)
+        assert len(per_attempt) == count and set(per_attempt.values()) == {1}
+        assert {attempt for _, attempt in per_attempt} == {1}
+        assert {pid for _, _, pid in recorded} == {first.pid, second.pid}  # both worked
+        done = queue.list_jobs("completed", 0, count)
+        assert len(done) == count and all(job.attempts_made == 1 for job in done)
+        assert sum(queue.count_by_state().values()) == count
+
+
+def test_a_killed_dispatchers_job_is_recovered_and_completed_by_the_other(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    runs = tmp_path / "runs.txt"
+    with JobQueue(url, lease_seconds=1, load_entrypoints=False) as queue:
+        queue.add_worker("record", lambda job: None)
+        victim = _dispatcher(processes, url, runs, 1)
+        job = queue.submit_job("record", {"sleep_first": 60, "sleep": 0})
+        _wait_until(lambda: len(_runs(runs)) == 1, 30, "the first attempt to start")
+        survivor = _dispatcher(processes, url, runs, 1)
+        time.sleep(1.5)  # the victim's heartbeat keeps its lease alive: nobody steals the job
+        assert len(_runs(runs)) == 1
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+
+        done = queue.wait_for(job.id, timeout=30)
+        assert done is not None and done.state is JobState.COMPLETED
+        assert done.result == {"pid": survivor.pid}
+        assert (done.attempts_made, done.stalls) == (2, 1)
+        assert _runs(runs) == [(job.id, 1, victim.pid), (job.id, 2, survivor.pid)]
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(timeout=30) == 0
