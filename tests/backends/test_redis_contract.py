@@ -140,6 +140,18 @@ def test_corrupt_job_is_failed_and_the_queue_goes_on(
     assert "CorruptJobError" in raw
 
 
+def test_corrupt_job_in_a_batch_claim_is_failed(
+    backend: RedisBackend, fake: Any, clock: ManualClock
+) -> None:
+    first, bad, last = (backend.submit(job(clock, data=i)) for i in range(3))
+    fake.hset(f"jq:{{ns1}}:j:{bad.id}", "o", "[1]")  # ours, but unreadable options
+    claims = backend.claim_many(spec("a"), 3)
+    assert [c.job.id for c in claims] == [first.id, last.id]
+    failed = backend.list_jobs(JobState.FAILED)
+    assert [j.id for j in failed] == [bad.id]
+    assert failed[0].error is not None and failed[0].error.type == "CorruptJobError"
+
+
 def test_foreign_entries_are_skipped(backend: RedisBackend, fake: Any, clock: ManualClock) -> None:
     good = backend.submit(job(clock))
     fake.lpush("jq:{ns1}:r:a:0", "9002", "9001")  # ahead of the real job

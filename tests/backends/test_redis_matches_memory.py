@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
+from jobqueue.backend import BackendOptions, Claim, Outcome, Retention, WorkSpec
 from jobqueue.backends.memory import MemoryBackend
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import LeaseLostError
@@ -34,9 +34,9 @@ class Differential(RuleBasedStateMachine):
             max_stalls=1,
             retention=Retention(completed_seconds=50, completed_count=3, failed_count=2),
         )
-        self.ref: Backend = MemoryBackend(options)
+        self.ref = MemoryBackend(options)
         fake = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-        self.red: Backend = RedisBackend(fake, options, namespace="diff")
+        self.red = RedisBackend(fake, options, namespace="diff")
         self.ids: list[tuple[str, str]] = []  # (reference id, redis id) by submission
         self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, redis token)
 
@@ -125,6 +125,45 @@ class Differential(RuleBasedStateMachine):
         else:
             assert ref == red, (outcome, ref, red)
         self._same_job(self.ref.get(ref_id), self.red.get(red_id))
+
+    @rule(names=NAMES, limit=st.integers(0, 3))
+    def claim_many(self, names: tuple[str, ...], limit: int) -> None:
+        ref = self.ref.claim_many(WorkSpec(names, 4.0), limit)
+        red = self.red.claim_many(WorkSpec(names, 4.0), limit)
+        assert len(ref) == len(red)
+        for one, two in zip(ref, red, strict=True):
+            self._same_claim(one, two)
+
+    @precondition(lambda self: bool(self.leases))
+    @rule(data=st.data(), limit=st.integers(0, 3), claim_more=st.booleans())
+    def finish_many(self, data: st.DataObject, limit: int, claim_more: bool) -> None:
+        picked = data.draw(st.lists(st.sampled_from(self.leases), max_size=3))
+        kinds = data.draw(
+            st.lists(
+                st.sampled_from(["ok", "fail", "retry"]), min_size=len(picked), max_size=len(picked)
+            )
+        )
+        now = self.clock()
+        outcomes: tuple[list[Outcome], list[Outcome]] = ([], [])
+        for (index, ref_token, red_token), kind in zip(picked, kinds, strict=True):
+            for side, job_id, token in (
+                (0, self.ids[index][0], ref_token),
+                (1, self.ids[index][1], red_token),
+            ):
+                if kind == "ok":
+                    outcomes[side].append(Outcome(job_id, token, result=[kind]))
+                else:
+                    retry = now + 3 if kind == "retry" else None
+                    outcomes[side].append(
+                        Outcome(job_id, token, error=JobError("E", kind), retry_at=retry)
+                    )
+        spec = WorkSpec(("a", "b"), 10.0) if claim_more else None
+        ref_states, ref_claims = self.ref.finish_many(outcomes[0], spec, limit)
+        red_states, red_claims = self.red.finish_many(outcomes[1], spec, limit)
+        assert ref_states == red_states
+        assert len(ref_claims) == len(red_claims)
+        for one, two in zip(ref_claims, red_claims, strict=True):
+            self._same_claim(one, two)
 
     @precondition(lambda self: bool(self.ids))
     @rule(data=st.data())

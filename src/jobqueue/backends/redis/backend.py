@@ -44,7 +44,7 @@ import redis
 import redis.cluster
 import redis.exceptions
 
-from jobqueue.backend import BackendOptions, Claim, WorkSpec
+from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
 from jobqueue.errors import (
     BackendError,
     BackendUnavailableError,
@@ -82,6 +82,8 @@ _STATE_CODES = {
 _STATES = {code: state for state, code in _STATE_CODES.items()}
 _SCRIPTS: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
 _SCRIPTS += ("progress", "log", "recover", "remove", "get", "count", "poll", "watch", "list")
+_SCRIPTS += ("finish_many",)
+_MAX_BATCH = 1000  # claims per finish_many call
 
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
@@ -234,6 +236,46 @@ class RedisBackend:
         entry = dumps_json([now, message[:MAX_LOG_MESSAGE]])
         return bool(self._run("log", now, [job_id, token, entry, MAX_LOGS]))
 
+    # -- batches (the optional BatchBackend protocol, used by the dispatcher's prefetch) -------
+
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        return self.finish_many([], spec, limit)[1]
+
+    def finish_many(
+        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        args: list[Any] = [len(outcomes)]
+        for outcome in outcomes:
+            if outcome.error is None:
+                kind, payload, retry = "c", dumps_json(outcome.result), ""
+            else:
+                kind, payload = "f", dumps_json(outcome.error.to_dict())
+                retry = "" if outcome.retry_at is None else _num(outcome.retry_at)
+            args += [outcome.job_id, outcome.token, kind, payload, retry]
+        count = 0 if next_spec is None else max(min(limit, _MAX_BATCH), 0)
+        now = self.options.clock()
+        tokens = [_token() for _ in range(count)]
+        deadline = now + (next_spec.lease_seconds if next_spec is not None else 0.0)
+        args += [count, *tokens, _num(deadline)]
+        args += _spec_args(next_spec) if next_spec is not None else [0]
+        if not outcomes and not count:
+            return [], []
+        reply_states, reply_claims = self._run("finish_many", now, args)
+        states = [None if _text(s) == "lost" else _STATES[_text(s)] for s in reply_states]
+        claims: list[Claim] = []
+        for token, reply in zip(tokens, reply_claims, strict=False):
+            try:
+                claims.append(Claim(_decode(reply), token, deadline))
+            except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
+                self._fail_corrupt(_text(reply[0]), token, exc)
+        return states, claims
+
+    def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None:
+        log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
+        error = JobError("CorruptJobError", f"job {job_id} cannot be decoded: {exc}")
+        with contextlib.suppress(LeaseLostError):
+            self.fail(job_id, token, error, None)
+
     def _claimed(self, reply: Any, token: str, deadline: float, spec: WorkSpec) -> Claim | None:
         # A malformed record is failed with a clear error, then the next job is claimed:
         # one bad hash never stops the queue.
@@ -241,11 +283,7 @@ class RedisBackend:
             try:
                 return Claim(_decode(reply), token, deadline)
             except CorruptJobError as exc:
-                job_id = _text(reply[0])
-                log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
-                error = JobError("CorruptJobError", f"job {job_id} cannot be decoded: {exc}")
-                with contextlib.suppress(LeaseLostError):
-                    self.fail(job_id, token, error, None)
+                self._fail_corrupt(_text(reply[0]), token, exc)
             now = self.options.clock()
             token, deadline = _token(), now + spec.lease_seconds
             reply = self._run("claim", now, [token, _num(deadline), *_spec_args(spec)])

@@ -1,0 +1,34 @@
+-- Record several outcomes, each fenced by its own token, then claim up to a limit: the
+-- dispatcher's prefetch in one round trip (claim_many is this with no outcomes).
+-- ARGV[8] outcome count, then per outcome: id, token, kind ('c' complete, 'f' fail),
+-- payload (result or error JSON), retry_at ('' = none); then claim limit, that many tokens,
+-- lease deadline, name count, name/cap pairs.
+-- Returns {states, claims}: a state letter or 'lost' per outcome, {id, fields, logs} per claim.
+local states = {}
+local i = 9
+for n = 1, tonumber(ARGV[8]) do
+  local id, token, kind, payload, retry_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
+  if not holds(id, token) then
+    states[n] = 'lost'
+  else
+    drop_lease(id)
+    if kind == 'c' then
+      redis.call('HSET', job_key(id), 'R', payload)
+      finish(id, 'c')
+    else
+      redis.call('HSET', job_key(id), 'E', payload)
+      if retry_at == '' then finish(id, 'f') else requeue(id, retry_at) end
+    end
+    states[n] = redis.call('HGET', job_key(id), 's')
+  end
+end
+local limit = tonumber(ARGV[i])
+local tokens_at, deadline = i + 1, ARGV[i + 1 + limit]
+local claims = {}
+for n = 1, limit do
+  local claimed = claim(ARGV[tokens_at + n - 1], deadline, i + 2 + limit)
+  if not claimed then break end
+  claims[n] = claimed
+end
+return {states, claims}
