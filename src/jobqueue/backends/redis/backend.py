@@ -177,7 +177,13 @@ class RedisBackend:
         rows = self._run(
             "list", self.options.clock(), [_STATE_CODES[state], max(offset, 0), max(limit, 0)]
         )
-        return [_decode(row) for row in rows]
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(_decode(row))
+            except CorruptJobError as exc:  # a listing shows what it can read; get() raises
+                log.warning("skipping corrupt job in namespace %s: %s", self.namespace, exc)
+        return jobs
 
     def count_by_state(self) -> dict[JobState, int]:
         counts = self._run("count", self.options.clock(), [])
