@@ -1,0 +1,19 @@
+"""The plugin module named by this distribution's ``jobqueue`` entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import jobqueue
+from jobqueue import Backoff, Worker
+from jobqueue_example_contacts.alarms import EventAlarm
+from jobqueue_example_contacts.contacts import ContactImport
+
+
+@jobqueue.hookimpl
+def jobqueue_register_workers() -> Iterable[Worker]:
+    return [
+        Worker("contact-import", ContactImport(), attempts=3, backoff=Backoff.exponential(1.0)),
+        # Mails must not go out twice at once for one event: one alarm job runs at a time.
+        Worker("event-alarm", EventAlarm(), attempts=5, backoff=2.0, max_active=1),
+    ]
