@@ -6,13 +6,15 @@ partial index (see :mod:`.schema`). Time always comes from ``options.clock``, ne
 so the contract suite's fake clock drives leases, delays and retention.
 
 The semantics follow :mod:`jobqueue.backends.memory` (the reference) exactly, including the
-order in which jobs run: one counter (``jobqueue_meta.seq``) hands out ids and orders jobs,
-renewed when a job is requeued, claimed (recovery order) or finished (retention order).
+order in which jobs run (see :mod:`.transitions`). Waiting never sleeps blindly: same-process
+submits wake waiters through a condition; other processes' commits are noticed through
+``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sqlite3
 import time
@@ -22,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jobqueue.backend import BackendOptions, Claim, WorkSpec
+from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
 from jobqueue.backends.sqlite import schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
 from jobqueue.backends.sqlite.rows import (
@@ -33,51 +35,32 @@ from jobqueue.backends.sqlite.rows import (
     job_to_row,
     row_to_job,
 )
+from jobqueue.backends.sqlite.transitions import (
+    Txn,
+    delete,
+    finish,
+    holder,
+    job_key,
+    maintain,
+    record,
+    recover,
+    requeue,
+    take,
+)
 from jobqueue.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
-    LeaseLostError,
 )
 from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobState, dumps_json
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
-MAINTENANCE_BATCH = 5000
-"""At most this many jobs are promoted, recovered or removed by retention per transaction,
-so one claim never holds the write lock for long; the rest follow on the next calls."""
-
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-
-class _Txn:
-    """One write transaction: its connection, its ``now``, the order counter, and what to
-    tell waiters once it commits."""
-
-    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
-        self.conn = conn
-        self.now = now
-        self.work_added = False
-        self.changed = False
-        self._seq: int | None = None
-        self._seq_read = 0
-
-    def next_seq(self, count: int = 1) -> int:
-        """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
-        if self._seq is None:
-            row = self.conn.execute("SELECT value FROM jobqueue_meta WHERE key = 'seq'").fetchone()
-            self._seq = self._seq_read = int(row[0])
-        first = self._seq + 1
-        self._seq += count
-        return first
-
-    def flush(self) -> None:
-        if self._seq is not None and self._seq != self._seq_read:
-            self.conn.execute("UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'", (self._seq,))
 
 
 class SQLiteBackend:
@@ -142,8 +125,6 @@ class SQLiteBackend:
             raise ConfigurationError("busy_timeout must be a number of seconds") from None
         path = schema.resolve_path(parts.path)
         if path != ":memory:":
-            import os
-
             parent = os.path.dirname(path)
             if not os.path.isdir(parent):
                 raise ConfigurationError(
@@ -188,7 +169,7 @@ class SQLiteBackend:
         return stored
 
     def _insert(
-        self, txn: _Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]
+        self, txn: Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]
     ) -> None:
         if pending:
             txn.conn.executemany(INSERT_JOB, pending)
@@ -202,7 +183,7 @@ class SQLiteBackend:
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        key = _job_key(job_id)
+        key = job_key(job_id)
         if key is None:
             return None
         with self._reading() as conn:
@@ -264,12 +245,18 @@ class SQLiteBackend:
 
     def claim(self, spec: WorkSpec) -> Claim | None:
         with self._transaction() as txn:
-            return self._claim(txn, spec)
+            claims = self._claim(txn, spec, 1)
+            return claims[0] if claims else None
 
-    def _claim(self, txn: _Txn, spec: WorkSpec) -> Claim | None:
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        with self._transaction() as txn:
+            return self._claim(txn, spec, limit)
+
+    def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
         self._maintain(txn)
         names = list(dict.fromkeys(spec.names))
-        while True:  # loops only past corrupt jobs, each failed on the way
+        claims: list[Claim] = []
+        while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
             best: tuple[int, int, int] | None = None
             for name in names:
                 cap = spec.max_active.get(name)
@@ -284,27 +271,28 @@ class SQLiteBackend:
                     entry = (-row[0], row[1], row[2])
                     best = entry if best is None or entry < best else best
             if best is None:
-                return None
-            job_id = best[2]
+                break
+            key = best[2]
             token = secrets.token_hex(8)
             deadline = txn.now + spec.lease_seconds
             # The claim takes a fresh seq too: expired leases are recovered in claim order.
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
                 "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ? WHERE id = ?",
-                (txn.now, token, deadline, txn.next_seq(), job_id),
+                (txn.now, token, deadline, txn.next_seq(), key),
             )
             row = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_id,)
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (key,)
             ).fetchone()
             try:
-                return Claim(self._load(txn.conn, row), token, deadline)
+                claims.append(Claim(self._load(txn.conn, row), token, deadline))
             except CorruptJobError as exc:
                 # Never hand a dispatcher what it cannot decode, and never crash it: the job
                 # fails with the reason kept, and the claim goes on to the next one.
-                logger.error("failing job %s: its stored record cannot be decoded: %s", job_id, exc)
+                logger.error("failing job %s: its stored record cannot be decoded: %s", key, exc)
                 error = JobError("CorruptJobError", f"stored job record is unreadable: {exc}")
-                self._finish(txn, job_id, JobState.FAILED, error=error_json(error))
+                finish(txn, key, JobState.FAILED, error_json(error))
+        return claims
 
     @staticmethod
     def _active_count(conn: sqlite3.Connection, name: str) -> int:
@@ -320,7 +308,7 @@ class SQLiteBackend:
             cursor = txn.conn.execute(
                 "UPDATE jobqueue_jobs SET lease_expires_at = ? "
                 "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
-                (txn.now + lease_seconds, _job_key(job_id), token, txn.now),
+                (txn.now + lease_seconds, job_key(job_id), token, txn.now),
             )
             return cursor.rowcount == 1
 
@@ -329,30 +317,46 @@ class SQLiteBackend:
     ) -> Claim | None:
         result_text = None if result is None else dumps_json(result)
         with self._transaction() as txn:
-            key = self._take(txn, job_id, token)
-            self._finish(txn, key, JobState.COMPLETED, result=result_text)
-            return self._claim(txn, next_spec) if next_spec is not None else None
+            record(txn, take(txn, job_id, token), result_text, None, None)
+            claims = self._claim(txn, next_spec, 1) if next_spec is not None else []
+            return claims[0] if claims else None
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         text = error_json(error)
         with self._transaction() as txn:
-            key = self._take(txn, job_id, token)
-            if retry_at is None:
-                self._finish(txn, key, JobState.FAILED, error=text)
-                return JobState.FAILED
-            txn.conn.execute("UPDATE jobqueue_jobs SET error = ? WHERE id = ?", (text, key))
-            return self._requeue(txn, key, retry_at)
+            return record(txn, take(txn, job_id, token), None, text, retry_at)
+
+    def finish_many(
+        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
+    ) -> tuple[list[JobState | None], list[Claim]]:
+        encoded = [  # encode first: a bad value stores nothing
+            (
+                outcome,
+                None if outcome.result is None else dumps_json(outcome.result),
+                None if outcome.error is None else error_json(outcome.error),
+            )
+            for outcome in outcomes
+        ]
+        with self._transaction() as txn:
+            states: list[JobState | None] = []
+            for outcome, result, error in encoded:
+                key = holder(txn, outcome.job_id, outcome.token)
+                states.append(
+                    None if key is None else record(txn, key, result, error, outcome.retry_at)
+                )
+            claims = self._claim(txn, next_spec, limit) if next_spec is not None else []
+            return states, claims
 
     def release(self, job_id: str, token: str) -> bool:
         with self._transaction() as txn:
-            key = self._holder(txn, job_id, token)
+            key = holder(txn, job_id, token)
             if key is None:
                 return False
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET attempts_made = max(attempts_made - 1, 0) WHERE id = ?",
                 (key,),
             )
-            self._requeue(txn, key, txn.now)
+            requeue(txn, key, txn.now)
             return True
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
@@ -361,13 +365,13 @@ class SQLiteBackend:
             cursor = txn.conn.execute(
                 "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
                 "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
-                (progress, message, _job_key(job_id), token, txn.now),
+                (progress, message, job_key(job_id), token, txn.now),
             )
             return cursor.rowcount == 1
 
     def add_log(self, job_id: str, token: str, message: str) -> bool:
         with self._transaction() as txn:
-            key = self._holder(txn, job_id, token)
+            key = holder(txn, job_id, token)
             if key is None:
                 return False
             txn.conn.execute(
@@ -381,157 +385,21 @@ class SQLiteBackend:
             )
             return True
 
-    def _holder(self, txn: _Txn, job_id: str, token: str) -> int | None:
-        """The row id if ``token`` holds the job's unexpired lease, else ``None``."""
-        key = _job_key(job_id)
-        row = txn.conn.execute(
-            "SELECT id FROM jobqueue_jobs "
-            "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
-            (key, token, txn.now),
-        ).fetchone()
-        return None if row is None else key
-
-    def _take(self, txn: _Txn, job_id: str, token: str) -> int:
-        key = self._holder(txn, job_id, token)
-        if key is None:
-            raise LeaseLostError(
-                f"job {job_id} is no longer held by this lease (it expired and was recovered, "
-                "or the job was removed); the result of this attempt is discarded"
-            )
-        return key
-
-    def _requeue(self, txn: _Txn, key: int, run_at: float) -> JobState:
-        state = JobState.DELAYED if run_at > txn.now else JobState.WAITING
-        txn.conn.execute(
-            "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
-            "lease_expires_at = NULL WHERE id = ?",
-            (state.value, run_at, txn.next_seq(), key),
-        )
-        txn.work_added = True
-        return state
-
-    def _finish(
-        self,
-        txn: _Txn,
-        key: int,
-        state: JobState,
-        *,
-        result: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        # A finished job takes a fresh seq: retention removes the first finished first.
-        sets = "result = ?" if state is JobState.COMPLETED else "error = ?"
-        txn.conn.execute(
-            f"UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
-            f"lease_expires_at = NULL, {sets} WHERE id = ?",
-            (
-                state.value,
-                txn.now,
-                txn.next_seq(),
-                result if state is JobState.COMPLETED else error,
-                key,
-            ),
-        )
-        txn.changed = True
-
     # -- maintenance --------------------------------------------------------------------------
 
     def recover_expired(self) -> int:
         with self._transaction() as txn:
-            return self._recover(txn)
+            return recover(txn, self.options.max_stalls)
 
-    def _maintain(self, txn: _Txn) -> None:
-        """Promote due delayed jobs, recover expired leases and apply retention."""
-        due = txn.conn.execute(
-            "SELECT id FROM jobqueue_jobs WHERE state = 'delayed' AND run_at <= ? "
-            "ORDER BY run_at, seq LIMIT ?",
-            (txn.now, MAINTENANCE_BATCH),
-        ).fetchall()
-        if due:
-            first = txn.next_seq(len(due))
-            txn.conn.executemany(
-                "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?",
-                [(first + n, row[0]) for n, row in enumerate(due)],
-            )
-        self._recover(txn)
-        self._apply_retention(txn)
-
-    def _recover(self, txn: _Txn) -> int:
-        expired = txn.conn.execute(
-            "SELECT id, stalls FROM jobqueue_jobs WHERE state = 'active' "
-            "AND lease_expires_at <= ? ORDER BY seq LIMIT ?",
-            (txn.now, MAINTENANCE_BATCH),
-        ).fetchall()
-        max_stalls = self.options.max_stalls
-        for key, stalls in expired:
-            stalls += 1
-            txn.conn.execute("UPDATE jobqueue_jobs SET stalls = ? WHERE id = ?", (stalls, key))
-            if stalls > max_stalls:
-                logger.warning("job %s stalled %d times: failing it", key, stalls)
-                error = JobError(
-                    "StalledJobError",
-                    f"job stalled {stalls} times: its lease expired while running "
-                    "(the worker died, hung or lost its backend connection)",
-                )
-                self._finish(txn, key, JobState.FAILED, error=error_json(error))
-            else:
-                logger.info("job %s: lease expired, back to waiting (stall %d)", key, stalls)
-                self._requeue(txn, key, txn.now)
-        return len(expired)
-
-    def _apply_retention(self, txn: _Txn) -> None:
-        policy = self.options.retention
-        budget = MAINTENANCE_BATCH
-        for state, seconds, count in (
-            (JobState.COMPLETED, policy.completed_seconds, policy.completed_count),
-            (JobState.FAILED, policy.failed_seconds, policy.failed_count),
-        ):
-            if count is None and seconds is None:
-                continue
-            total = txn.conn.execute(
-                "SELECT n FROM jobqueue_counts WHERE state = ?", (state.value,)
-            ).fetchone()[0]
-            excess = 0 if count is None else max(total - count, 0)
-            limit = min(excess + 1, budget)
-            offset = 0
-            while budget > 0 and total > 0:
-                rows = txn.conn.execute(
-                    "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
-                    "AND finished_at IS NOT NULL ORDER BY seq LIMIT ? OFFSET ?",
-                    (state.value, limit, offset),
-                ).fetchall()
-                drop: list[int] = []
-                for key, finished_at in rows:
-                    too_many = count is not None and total - len(drop) > count
-                    too_old = seconds is not None and (finished_at or 0.0) <= txn.now - seconds
-                    if not (too_many or too_old):
-                        break
-                    drop.append(key)
-                self._delete(txn, drop)
-                total -= len(drop)
-                budget -= len(drop)
-                if len(drop) < len(rows) or len(rows) < limit:
-                    break
-                limit = min(limit * 2, budget)
+    def _maintain(self, txn: Txn) -> None:
+        maintain(txn, self.options.max_stalls, self.options.retention)
 
     def remove(self, job_id: str) -> bool:
-        key = _job_key(job_id)
+        key = job_key(job_id)
         if key is None:
             return False
         with self._transaction() as txn:
-            return self._delete(txn, [key]) > 0
-
-    def _delete(self, txn: _Txn, keys: list[int]) -> int:
-        removed = 0
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            removed += txn.conn.execute(
-                f"DELETE FROM jobqueue_jobs WHERE id IN ({marks})", chunk
-            ).rowcount
-            txn.conn.execute(f"DELETE FROM jobqueue_logs WHERE job_id IN ({marks})", chunk)
-        txn.changed = txn.changed or removed > 0
-        return removed
+            return delete(txn, [key]) > 0
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -626,7 +494,7 @@ class SQLiteBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Txn]:
+    def _transaction(self) -> Iterator[Txn]:
         """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so what the
         body reads cannot change before it writes (no read-modify-write race)."""
         with self._signal.write_lock:
@@ -635,7 +503,7 @@ class SQLiteBackend:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
-            txn = _Txn(conn, self._clock())
+            txn = Txn(conn, self._clock())
             try:
                 yield txn
                 txn.flush()
@@ -670,13 +538,6 @@ class SQLiteBackend:
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _job_key(job_id: str) -> int | None:
-    """Ids are decimal row ids; anything else names no job."""
-    if isinstance(job_id, str) and job_id.isdigit() and len(job_id) < 19:
-        return int(job_id)
-    return None
 
 
 def _translate(exc: sqlite3.Error, path: str) -> BackendError:
