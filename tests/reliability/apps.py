@@ -35,7 +35,8 @@ def build(url: str, namespace: str, **options: Any) -> JobQueue:
     effects = Effects(url, namespace)
     jobs.plugins.register(effects)
 
-    @jobs.worker("effect")
+    # Retried: its side effect lives in Redis too, and fails while Redis restarts.
+    @jobs.worker("effect", attempts=20, backoff=0.1)
     def effect(job: Any) -> dict[str, str]:
         """Counts its runs, then takes ``data["sleep"]`` seconds."""
         effects.incr("effects", job.id)
