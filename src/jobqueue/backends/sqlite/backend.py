@@ -253,6 +253,8 @@ class SQLiteBackend:
             return self._claim(txn, spec, limit)
 
     def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
+        if limit <= 0:
+            return []  # as the reference: no claim, so no maintenance either
         self._maintain(txn)
         names = list(dict.fromkeys(spec.names))
         claims: list[Claim] = []
