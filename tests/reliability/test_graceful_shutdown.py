@@ -88,6 +88,8 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(
     released = queue.get_job_by_id(long_id)
     assert released is not None and released.state is JobState.WAITING, released
     assert released.attempts_made == 0 and released.stalls == 0 and released.error is None
+    untouched = queue.get_job_by_id(next_id)
+    assert untouched is not None and untouched.state is JobState.WAITING
     assert queue.count_by_state()[JobState.FAILED] == 0
     assert queue.count_by_state()[JobState.ACTIVE] == 0
 
