@@ -273,3 +273,13 @@ def test_subprocess_end_to_end_on_sqlite(tmp_path: Path) -> None:
 
     done = jobqueue("jobs", "--state", "completed", env=env)
     assert job_id in done.stdout
+
+
+def test_worker_prefetch(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    for who in ("a", "b", "c"):
+        assert run(capsys, "--app", APP, "submit", "greet", json.dumps({"who": who}))[0] == 0
+    code, _, _ = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "2")
+    assert code == 0
+    assert app.queue.count_by_state()["completed"] == 3
+    code, _, err = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "0")
+    assert code == 2 and "--prefetch" in err

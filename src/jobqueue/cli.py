@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="process jobs until SIGTERM/SIGINT (or --burst)")
     worker.add_argument("--burst", action="store_true", help="return once no job is ready")
     worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once (1)")
+    worker.add_argument(
+        "--prefetch",
+        type=int,
+        default=1,
+        help="jobs claimed ahead per slot, outcomes recorded in batches (1: off)",
+    )
     worker.add_argument("--names", help="comma-separated worker names (default: all)")
     worker.add_argument(
         "--log-level",
@@ -127,15 +133,21 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
             )
     if args.concurrency < 1:
         raise ConfigurationError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if not 1 <= args.prefetch <= 1000:
+        raise ConfigurationError(f"--prefetch must be from 1 to 1000, got {args.prefetch}")
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(_LIFECYCLE_LOGGER):
         queue.plugins.register(_LIFECYCLE_LOGGER)
     shown = ", ".join(names or registered)
     logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
     if args.burst:
-        processed = queue.work(burst=True, concurrency=args.concurrency, names=names)
+        processed = queue.work(
+            burst=True, concurrency=args.concurrency, prefetch=args.prefetch, names=names
+        )
     else:
-        processed = queue.run_worker(concurrency=args.concurrency, names=names)
+        processed = queue.run_worker(
+            concurrency=args.concurrency, prefetch=args.prefetch, names=names
+        )
     logger.info("processed %d job(s)", processed)
     if args.json:
         _print_json({"processed": processed})

@@ -224,9 +224,11 @@ class JobQueue:
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         return dispatcher.run(burst=burst, max_jobs=max_jobs)
 
-    def run_worker(self, *, concurrency: int = 1, names: Sequence[str] | None = None) -> int:
+    def run_worker(
+        self, *, concurrency: int = 1, prefetch: int = 1, names: Sequence[str] | None = None
+    ) -> int:
         """Run a long-lived dispatcher until SIGTERM/SIGINT (graceful, see ``grace_seconds``)."""
-        dispatcher = self.dispatcher(names=names, concurrency=concurrency)
+        dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         restore = dispatcher.install_signal_handlers()
         try:
             return dispatcher.run()
