@@ -78,12 +78,12 @@ def measure_claims(directory: Path, sizes: list[int]) -> None:
         backend.close()
 
 
-def throughput(url: str, jobs: int) -> float:
+def throughput(url: str, jobs: int, prefetch: int = 1) -> float:
     with JobQueue(url, load_entrypoints=False) as queue:
         queue.add_worker("noop", lambda job: None)
         queue.submit_jobs("noop", [{"i": i} for i in range(jobs)])
         started = time.perf_counter()
-        done = queue.work(burst=True, concurrency=1)
+        done = queue.work(burst=True, concurrency=1, prefetch=prefetch)
         took = time.perf_counter() - started
         assert done == jobs, done
         return jobs / took
@@ -141,6 +141,12 @@ def main() -> None:
             f"jobs/s at concurrency 1 (no-op handler, {args.jobs:,} jobs): sqlite file "
             f"{sqlite_rate:,.0f}/s, memory {memory_rate:,.0f}/s, "
             f"ratio sqlite/memory {sqlite_rate / memory_rate:.2f}"
+        )
+        batched = throughput(f"sqlite:///{directory}/tp50.db", args.jobs, prefetch=50)
+        memory_batched = throughput("memory://", args.jobs, prefetch=50)
+        print(
+            f"jobs/s at concurrency 1 with prefetch=50: sqlite file {batched:,.0f}/s, "
+            f"memory {memory_batched:,.0f}/s, ratio {batched / memory_batched:.2f}"
         )
 
         lat = latency(f"sqlite:///{directory}/lat.db", args.samples)
