@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"outbox: {settings.outbox()} ({len(list(settings.outbox().glob('*.eml')))} mails)")
         ok = all(job.state is JobState.COMPLETED for job in finished)
         print("all jobs completed" if ok else "some jobs did not complete")
+        print(f"inspect one (progress, logs): jobqueue --url {url} job {finished[0].id}")
         return 0 if ok else 1
 
 
