@@ -6,7 +6,7 @@ failure is retried and when; the backend applies that decision atomically, check
 caller's lease token (fencing) first.
 
 Every time a backend needs "now" it reads ``options.clock`` so that tests (and the shared
-contract suite in :mod:`jobqueue.testing`) can move time without sleeping.
+contract suite in ``jobqueue.testing``) can move time without sleeping.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Backend(Protocol):
         ...
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
-        """Store several new jobs, as :meth:`submit` would, in as few round trips as possible."""
+        """Store several new jobs, as ``submit`` would, in as few round trips as possible."""
         ...
 
     def get(self, job_id: str) -> Job | None:
@@ -97,13 +97,13 @@ class Backend(Protocol):
     ) -> Claim | None:
         """Mark the job COMPLETED with ``result`` and, when ``next_spec`` is given, claim the
         next job in the same atomic step (one round trip where the backend allows).
-        Raises :class:`~jobqueue.errors.LeaseLostError` if the token no longer holds the job."""
+        Raises ``LeaseLostError`` if the token no longer holds the job."""
         ...
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         """Record ``error``. With ``retry_at`` the job goes back to WAITING (or DELAYED until
         ``retry_at``); without, it is FAILED. Returns the new state. Raises
-        :class:`~jobqueue.errors.LeaseLostError` if the token no longer holds the job."""
+        ``LeaseLostError`` if the token no longer holds the job."""
         ...
 
     def release(self, job_id: str, token: str) -> bool:
@@ -167,11 +167,11 @@ class BatchBackend(Backend, Protocol):
     """Optional: backends that can claim ahead and record several outcomes in one round trip.
 
     The dispatcher's ``prefetch`` uses these when the backend has them (and falls back to
-    :meth:`Backend.claim`, :meth:`Backend.complete` and :meth:`Backend.fail` when it does not).
+    ``Backend.claim``, ``Backend.complete`` and ``Backend.fail`` when it does not).
     """
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        """Claim up to ``limit`` ready jobs at once, in the order :meth:`claim` would."""
+        """Claim up to ``limit`` ready jobs at once, in the order ``claim`` would."""
         ...
 
     def finish_many(

@@ -2,7 +2,7 @@
 
 ``jobqueue [--url URL] [--app module:attribute ...] [--json] COMMAND ...`` with the commands
 ``worker``, ``submit``, ``job``, ``jobs`` and ``stats``. Errors jobqueue raises on purpose
-(:class:`~jobqueue.errors.JobQueueError`) print one ``error: ...`` line and exit with status 2.
+(``JobQueueError``) print one ``error: ...`` line and exit with status 2.
 """
 
 from __future__ import annotations

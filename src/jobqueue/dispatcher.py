@@ -146,7 +146,7 @@ class Dispatcher:
     # -- the public surface -------------------------------------------------------------------
 
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
-        """Process jobs until :meth:`stop` (or, with ``burst``, until none is ready).
+        """Process jobs until ``stop`` (or, with ``burst``, until none is ready).
         Returns how many jobs were processed (completed, failed or retried)."""
         if not self.spec.names:
             logger.warning("no workers registered: nothing to dispatch")

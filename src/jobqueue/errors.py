@@ -1,4 +1,4 @@
-"""Every error jobqueue raises on purpose derives from :class:`JobQueueError`."""
+"""Every error jobqueue raises on purpose derives from ``JobQueueError``."""
 
 from __future__ import annotations
 

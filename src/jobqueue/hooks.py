@@ -1,6 +1,6 @@
 """pluggy hook specifications: how plugins add workers, backends and lifecycle listeners.
 
-A plugin is any module or object with functions decorated by :data:`hookimpl`, registered
+A plugin is any module or object with functions decorated by ``hookimpl``, registered
 through the ``jobqueue`` entry-point group (or passed to ``JobQueue(plugins=[...])``)::
 
     # pyproject.toml of a plugin distribution

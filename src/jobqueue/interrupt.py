@@ -7,7 +7,7 @@ Python cannot kill a thread, but it can raise an exception inside one:
 * in any other thread, ``PyThreadState_SetAsyncExc``, which lands at the next bytecode (a
   blocking C call is interrupted only when it returns).
 
-An :class:`Interrupter` is armed only while a handler runs, so a late timer can never raise in
+An ``Interrupter`` is armed only while a handler runs, so a late timer can never raise in
 the dispatcher's own code.
 """
 

@@ -214,8 +214,8 @@ class Job:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, JSON]) -> Job:
-        """Rebuild a job from :meth:`to_dict` output; anything malformed raises
-        :class:`CorruptJobError` naming the field."""
+        """Rebuild a job from ``to_dict`` output; anything malformed raises
+        ``CorruptJobError`` naming the field."""
         try:
             error = raw.get("error")
             timeout = raw.get("timeout")
@@ -274,7 +274,7 @@ def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
 def dumps_json(value: JSON) -> str:
     """Strict, compact JSON: no NaN/Infinity, str keys only, no custom objects.
 
-    Raises :class:`NotSerializableError` saying what is wrong.
+    Raises ``NotSerializableError`` saying what is wrong.
     """
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)

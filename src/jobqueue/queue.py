@@ -105,7 +105,7 @@ class JobQueue:
             raise InvalidWorkerError(f"bad worker options for {worker!r}: {exc}") from None
 
     def worker(self, name: str, **options: Any) -> Callable[[F], F]:
-        """Decorator form of :meth:`add_worker`."""
+        """Decorator form of ``add_worker``."""
 
         def register(handler: F) -> F:
             self.add_worker(name, handler, **options)
@@ -133,7 +133,7 @@ class JobQueue:
         unique_key: str | None = None,
     ) -> Job:
         """Store a job for worker ``name`` and return it (its ``id`` assigned). Bad input
-        raises a :class:`~jobqueue.errors.InvalidJobError` subclass and stores nothing."""
+        raises a ``InvalidJobError`` subclass and stores nothing."""
         options = SubmitOptions(priority, delay, run_at, attempts, backoff, timeout, unique_key)
         job = build_job(
             self.registry.get(name),

@@ -32,7 +32,7 @@ class Worker:
     """A named handler and the defaults its jobs run with.
 
     ``attempts``: how many times a job may run before it is failed for good.
-    ``backoff``: delay before each retry (seconds, a :class:`Backoff` or a mapping).
+    ``backoff``: delay before each retry (seconds, a ``Backoff`` or a mapping).
     ``timeout``: seconds a single attempt may run, or ``None``.
     ``priority``: default priority of its jobs.
     ``max_active``: at most this many of its jobs run at once across all dispatchers

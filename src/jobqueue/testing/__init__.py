@@ -1,6 +1,6 @@
 """The shared backend contract suite, importable by third-party backend authors.
 
-Subclass :class:`BackendContract` in a test module and implement ``make_backend``::
+Subclass ``BackendContract`` in a test module and implement ``make_backend``::
 
     from jobqueue.testing import BackendContract
 

@@ -6,7 +6,7 @@ import threading
 
 
 class ManualClock:
-    """Callable returning a fixed "now" that only :meth:`advance` moves."""
+    """Callable returning a fixed "now" that only ``advance`` moves."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start

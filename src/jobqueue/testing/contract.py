@@ -1,4 +1,4 @@
-"""The contract every backend meets, as a pytest mixin. See :mod:`jobqueue.testing`."""
+"""The contract every backend meets, as a pytest mixin. See ``jobqueue.testing``."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def spec(*names: str, lease: float = 30.0, **max_active: int) -> WorkSpec:
 
 
 class BackendContract:
-    """Mixin of contract tests. Implement :meth:`make_backend`; override
-    :attr:`state_machine_examples` to trade thoroughness for speed."""
+    """Mixin of contract tests. Implement ``make_backend``; override
+    ``state_machine_examples`` to trade thoroughness for speed."""
 
     state_machine_examples = 25
     state_machine_steps = 40

@@ -2,11 +2,11 @@
 
 Every transition is one ``BEGIN IMMEDIATE`` transaction, so it is atomic across threads and
 processes; claim cost stays flat as the table grows because each hot query is a seek in a
-partial index (see :mod:`.schema`). Time always comes from ``options.clock``, never from SQL,
+partial index (see ``.schema``). Time always comes from ``options.clock``, never from SQL,
 so the contract suite's fake clock drives leases, delays and retention.
 
-The semantics follow :mod:`jobqueue.backends.memory` (the reference) exactly, including the
-order in which jobs run (see :mod:`.transitions`). Waiting never sleeps blindly: same-process
+The semantics follow ``jobqueue.backends.memory`` (the reference) exactly, including the
+order in which jobs run (see ``.transitions``). Waiting never sleeps blindly: same-process
 submits wake waiters through a condition; other processes' commits are noticed through
 ``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
 """

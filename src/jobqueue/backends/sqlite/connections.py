@@ -37,7 +37,7 @@ _signals_lock = threading.Lock()
 
 
 def signal_for(path: str) -> Signal:
-    """The one :class:`Signal` of ``path`` in this process (a fresh one for ``:memory:``)."""
+    """The one ``Signal`` of ``path`` in this process (a fresh one for ``:memory:``)."""
     if path == ":memory:":
         return Signal(write_lock=threading.RLock())
     key = os.path.realpath(path)

@@ -26,7 +26,7 @@ INSERT_JOB = (
 
 
 def job_to_row(job: Job, job_id: int, seq: int) -> tuple[Any, ...]:
-    """Parameters for :data:`INSERT_JOB`. Encodes JSON first so bad values store nothing."""
+    """Parameters for ``INSERT_JOB``. Encodes JSON first so bad values store nothing."""
     return (
         job_id,
         job.name,
@@ -57,7 +57,7 @@ def error_json(error: JobError) -> str:
 
 
 def row_to_job(row: Sequence[Any], logs: Sequence[tuple[float, str]] = ()) -> Job:
-    """Rebuild a Job from a row of :data:`JOB_COLUMNS`; raises :class:`CorruptJobError`."""
+    """Rebuild a Job from a row of ``JOB_COLUMNS``; raises ``CorruptJobError``."""
     job_id = row[0]
     try:
         raw: dict[str, JSON] = {

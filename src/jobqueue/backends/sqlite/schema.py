@@ -13,7 +13,7 @@ import sqlite3
 from jobqueue.errors import SchemaVersionError
 
 SCHEMA_VERSION = 1
-"""Bump when the layout changes; add a migration from every older version in :func:`prepare`."""
+"""Bump when the layout changes; add a migration from every older version in ``prepare``."""
 
 APPLICATION_ID = 0x4A6F6251  # "JobQ": marks the file as ours in the SQLite header itself
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -101,7 +101,7 @@ def check_header(path: str) -> None:
 
 def prepare(conn: sqlite3.Connection, path: str, *, in_memory: bool) -> None:
     """Create the schema in an empty database, or check that an existing one is ours and of a
-    version we know. Raises :class:`SchemaVersionError` without writing anything otherwise."""
+    version we know. Raises ``SchemaVersionError`` without writing anything otherwise."""
     state = _inspect(conn, path)
     if state == "ours":
         return

@@ -1,7 +1,7 @@
-"""The state transitions, as steps inside one write transaction (:class:`Txn`).
+"""The state transitions, as steps inside one write transaction (``Txn``).
 
 The backend opens the transaction (``BEGIN IMMEDIATE``) and composes these steps; nothing here
-commits. Semantics follow :mod:`jobqueue.backends.memory`: one counter (``jobqueue_meta.seq``)
+commits. Semantics follow ``jobqueue.backends.memory``: one counter (``jobqueue_meta.seq``)
 hands out ids and ordering numbers, renewed when a job is requeued, claimed (so expired leases
 are recovered in claim order) or finished (so retention removes the first finished first).
 """
