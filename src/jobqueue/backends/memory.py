@@ -29,6 +29,7 @@ class MemoryBackend:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ids = itertools.count(1)
+        self._order = itertools.count(1)  # submission order, separate so ids stay 1, 2, 3…
         self._jobs: dict[str, Job] = {}
         self._seq: dict[str, int] = {}  # submission order, renewed on retry
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (token, deadline)
@@ -76,7 +77,7 @@ class MemoryBackend:
         return job
 
     def _enqueue(self, job: Job) -> None:
-        seq = next(self._ids)
+        seq = next(self._order)
         self._seq[job.id] = seq
         if job.state is JobState.WAITING:
             heapq.heappush(self._ready.setdefault(job.name, []), (-job.priority, seq, job.id))
