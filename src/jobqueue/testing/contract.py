@@ -23,6 +23,7 @@ from jobqueue.backend import (
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.differential import make_differential_machine
 from jobqueue.testing.state_machine import make_state_machine
 
 MakeJob = Callable[..., Job]
@@ -51,6 +52,8 @@ class BackendContract:
 
     state_machine_examples = 25
     state_machine_steps = 40
+    differential_examples = 60
+    differential_steps = 50
 
     def make_backend(self, options: BackendOptions) -> Backend:
         """Return a NEW, EMPTY backend using ``options`` (clock, retention, max_stalls)."""
@@ -586,6 +589,22 @@ class BackendContract:
         failed = batch.get(c2.job.id)
         assert failed is not None and failed.error == JobError("E", "x")
         assert batch.finish_many([], None, 0) == ([], [])
+
+    # -- exact agreement with the reference backend ------------------------------------------
+
+    def test_matches_the_reference_backend(self) -> None:
+        from hypothesis.stateful import run_state_machine_as_test
+
+        machine = make_differential_machine(self.make_backend, self.dispose_backend)
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=self.differential_examples,
+                stateful_step_count=self.differential_steps,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
 
     # -- the model-checked state machine ------------------------------------------------------
 

@@ -1,30 +1,41 @@
-"""Differential test: the SQLite backend and the in-memory reference backend, driven by the
-same random operations, must agree on every job field, order and count.
+"""Differential testing: a backend and the in-memory reference backend, driven by the same
+random operations, must agree on every job field, order and count.
 
-The contract's model checks invariants; this checks the exact reference semantics (ordering
-ties, retention order, run_at on requeue, ...). Ids may differ (SQLite's counter also numbers
-claims and finishes), so jobs are matched by submission order.
+The contract's state machine checks invariants against a model; this checks the reference
+semantics exactly (ordering ties, retention order, ``run_at`` on requeue, ...). Ids may differ
+between backends, so jobs are matched by submission order. The batch rules run only for
+backends that offer ``BatchBackend``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from jobqueue.backend import BackendOptions, Claim, Outcome, Retention, WorkSpec
+from jobqueue.backend import (
+    Backend,
+    BackendOptions,
+    BatchBackend,
+    Claim,
+    Outcome,
+    Retention,
+    WorkSpec,
+)
 from jobqueue.backends.memory import MemoryBackend
-from jobqueue.backends.sqlite import SQLiteBackend
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import Job, JobError, JobState
-from jobqueue.testing import ManualClock
+from jobqueue.testing.clock import ManualClock
 
 NAMES = st.sampled_from([("a",), ("b",), ("a", "b")])
 
 
-class Differential(RuleBasedStateMachine):
+class _Differential(RuleBasedStateMachine):
+    make_backend: Callable[[BackendOptions], Backend]
+    dispose_backend: Callable[[Backend], None]
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
@@ -34,30 +45,32 @@ class Differential(RuleBasedStateMachine):
             retention=Retention(completed_seconds=50, completed_count=3, failed_count=2),
         )
         self.ref = MemoryBackend(options)
-        self.red = SQLiteBackend(":memory:", options)
-        self.ids: list[tuple[str, str]] = []  # (reference id, sqlite id) by submission
-        self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, sqlite token)
+        self.other: Any = type(self).make_backend(options)
+        self.ids: list[tuple[str, str]] = []  # (reference id, other id) by submission
+        self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, other token)
 
-    def _index(self, ref_id: str, red_id: str) -> int:
-        pair = (ref_id, red_id)
+    def _index(self, ref_id: str, other_id: str) -> int:
+        pair = (ref_id, other_id)
         if pair not in self.ids:
-            assert ref_id not in {r for r, _ in self.ids} and red_id not in {d for _, d in self.ids}
+            assert ref_id not in {r for r, _ in self.ids} and other_id not in {
+                d for _, d in self.ids
+            }
             self.ids.append(pair)
         return self.ids.index(pair)
 
-    def _same_job(self, ref: Job | None, red: Job | None) -> None:
-        assert (ref is None) == (red is None), (ref, red)
-        if ref is not None and red is not None:
-            self._index(ref.id, red.id)
-            one, two = ref.to_dict(), red.to_dict()
+    def _same_job(self, ref: Job | None, other: Job | None) -> None:
+        assert (ref is None) == (other is None), (ref, other)
+        if ref is not None and other is not None:
+            self._index(ref.id, other.id)
+            one, two = ref.to_dict(), other.to_dict()
             one.pop("id"), two.pop("id")
             assert one == two
 
-    def _same_claim(self, ref: Claim | None, red: Claim | None) -> None:
-        self._same_job(ref and ref.job, red and red.job)
-        if ref is not None and red is not None:
-            assert ref.lease_expires_at == red.lease_expires_at
-            self.leases.append((self._index(ref.job.id, red.job.id), ref.token, red.token))
+    def _same_claim(self, ref: Claim | None, other: Claim | None) -> None:
+        self._same_job(ref.job if ref else None, other.job if other else None)
+        if ref is not None and other is not None:
+            assert ref.lease_expires_at == other.lease_expires_at
+            self.leases.append((self._index(ref.job.id, other.job.id), ref.token, other.token))
 
     @rule(
         name=st.sampled_from(["a", "b"]),
@@ -76,13 +89,13 @@ class Differential(RuleBasedStateMachine):
             run_at=now + delay,
             unique_key=unique,
         )
-        ref, red = self.ref.submit(job), self.red.submit(job)
-        self._same_job(ref, red)
+        ref, other = self.ref.submit(job), self.other.submit(job)
+        self._same_job(ref, other)
 
     @rule(names=NAMES, lease=st.sampled_from([4.0, 10.0]), cap=st.sampled_from([None, 1, 2]))
     def claim(self, names: tuple[str, ...], lease: float, cap: int | None) -> None:
         work = WorkSpec(names, lease, {} if cap is None else {"a": cap})
-        self._same_claim(self.ref.claim(work), self.red.claim(work))
+        self._same_claim(self.ref.claim(work), self.other.claim(work))
 
     @precondition(lambda self: bool(self.leases))
     @rule(
@@ -92,8 +105,8 @@ class Differential(RuleBasedStateMachine):
         ),
     )
     def holder(self, data: st.DataObject, outcome: str) -> None:
-        index, ref_token, red_token = data.draw(st.sampled_from(self.leases))
-        ref_id, red_id = self.ids[index]
+        index, ref_token, other_token = data.draw(st.sampled_from(self.leases))
+        ref_id, other_id = self.ids[index]
         now = self.clock()
         calls: dict[str, tuple[Any, ...]] = {
             "complete": ("complete", {"r": 1}, None),
@@ -110,29 +123,36 @@ class Differential(RuleBasedStateMachine):
         outcomes = []
         for backend, job_id, token in (
             (self.ref, ref_id, ref_token),
-            (self.red, red_id, red_token),
+            (self.other, other_id, other_token),
         ):
             try:
                 outcomes.append(("ok", getattr(backend, call)(job_id, token, *rest)))
             except LeaseLostError:
                 outcomes.append(("lost", None))
         assert outcomes[0][0] == outcomes[1][0], (outcome, outcomes)
-        ref, red = outcomes[0][1], outcomes[1][1]
+        ref, other = outcomes[0][1], outcomes[1][1]
         if outcome == "next":
-            self._same_claim(ref, red)
+            self._same_claim(ref, other)
         else:
-            assert ref == red, (outcome, ref, red)
-        self._same_job(self.ref.get(ref_id), self.red.get(red_id))
+            assert ref == other, (outcome, ref, other)
+        self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
+    def teardown(self) -> None:
+        type(self).dispose_backend(self.other)
+
+    def batching(self) -> bool:
+        return isinstance(self.other, BatchBackend)
+
+    @precondition(lambda self: self.batching())
     @rule(names=NAMES, limit=st.integers(0, 3))
     def claim_many(self, names: tuple[str, ...], limit: int) -> None:
         ref = self.ref.claim_many(WorkSpec(names, 4.0), limit)
-        red = self.red.claim_many(WorkSpec(names, 4.0), limit)
-        assert len(ref) == len(red)
-        for one, two in zip(ref, red, strict=True):
+        other = self.other.claim_many(WorkSpec(names, 4.0), limit)
+        assert len(ref) == len(other)
+        for one, two in zip(ref, other, strict=True):
             self._same_claim(one, two)
 
-    @precondition(lambda self: bool(self.leases))
+    @precondition(lambda self: bool(self.leases) and self.batching())
     @rule(data=st.data(), limit=st.integers(0, 3), claim_more=st.booleans())
     def finish_many(self, data: st.DataObject, limit: int, claim_more: bool) -> None:
         picked = data.draw(st.lists(st.sampled_from(self.leases), max_size=3))
@@ -143,10 +163,10 @@ class Differential(RuleBasedStateMachine):
         )
         now = self.clock()
         outcomes: tuple[list[Outcome], list[Outcome]] = ([], [])
-        for (index, ref_token, red_token), kind in zip(picked, kinds, strict=True):
+        for (index, ref_token, other_token), kind in zip(picked, kinds, strict=True):
             for side, job_id, token in (
                 (0, self.ids[index][0], ref_token),
-                (1, self.ids[index][1], red_token),
+                (1, self.ids[index][1], other_token),
             ):
                 if kind == "ok":
                     outcomes[side].append(Outcome(job_id, token, result=[kind]))
@@ -157,17 +177,17 @@ class Differential(RuleBasedStateMachine):
                     )
         spec = WorkSpec(("a", "b"), 10.0) if claim_more else None
         ref_states, ref_claims = self.ref.finish_many(outcomes[0], spec, limit)
-        red_states, red_claims = self.red.finish_many(outcomes[1], spec, limit)
-        assert ref_states == red_states
-        assert len(ref_claims) == len(red_claims)
-        for one, two in zip(ref_claims, red_claims, strict=True):
+        other_states, other_claims = self.other.finish_many(outcomes[1], spec, limit)
+        assert ref_states == other_states
+        assert len(ref_claims) == len(other_claims)
+        for one, two in zip(ref_claims, other_claims, strict=True):
             self._same_claim(one, two)
 
     @precondition(lambda self: bool(self.ids))
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
-        ref_id, red_id = data.draw(st.sampled_from(self.ids))
-        assert self.ref.remove(ref_id) == self.red.remove(red_id)
+        ref_id, other_id = data.draw(st.sampled_from(self.ids))
+        assert self.ref.remove(ref_id) == self.other.remove(other_id)
 
     @rule(seconds=st.sampled_from([1.0, 4.0, 5.0, 30.0]))
     def advance(self, seconds: float) -> None:
@@ -175,30 +195,33 @@ class Differential(RuleBasedStateMachine):
 
     @rule()
     def recover(self) -> None:
-        assert self.ref.recover_expired() == self.red.recover_expired()
+        assert self.ref.recover_expired() == self.other.recover_expired()
 
     @rule(state=st.sampled_from(list(JobState)), offset=st.integers(0, 3), limit=st.integers(1, 4))
     def listing(self, state: JobState, offset: int, limit: int) -> None:
         ref = self.ref.list_jobs(state, offset, limit)
-        red = self.red.list_jobs(state, offset, limit)
-        assert len(ref) == len(red)
-        for one, two in zip(ref, red, strict=True):
+        other = self.other.list_jobs(state, offset, limit)
+        assert len(ref) == len(other)
+        for one, two in zip(ref, other, strict=True):
             self._same_job(one, two)
 
     @rule()
     def everything_agrees(self) -> None:
-        assert self.ref.count_by_state() == self.red.count_by_state()
-        for ref_id, red_id in self.ids:
-            self._same_job(self.ref.get(ref_id), self.red.get(red_id))
+        assert self.ref.count_by_state() == self.other.count_by_state()
+        for ref_id, other_id in self.ids:
+            self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
 
-def test_sqlite_backend_matches_the_reference_backend() -> None:
-    run_state_machine_as_test(
-        Differential,
-        settings=settings(
-            max_examples=60,
-            stateful_step_count=50,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+def make_differential_machine(
+    make_backend: Callable[[BackendOptions], Backend],
+    dispose_backend: Callable[[Backend], None],
+) -> type[RuleBasedStateMachine]:
+    """The differential machine for one backend factory (a new, empty backend per example)."""
+    return type(
+        "DifferentialMachine",
+        (_Differential,),
+        {
+            "make_backend": staticmethod(make_backend),
+            "dispose_backend": staticmethod(dispose_backend),
+        },
     )
