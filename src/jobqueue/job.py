@@ -277,12 +277,34 @@ def dumps_json(value: JSON) -> str:
     Raises ``NotSerializableError`` saying what is wrong.
     """
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise NotSerializableError(
             f"value is not plain JSON ({exc}); pass only dict, list, str, int, finite float, "
             "bool and None (convert dates, sets and objects yourself)"
         ) from exc
+    _check_unicode(text)
+    return text
+
+
+def _check_unicode(text: str) -> None:
+    """Refuse text no store can hold: a lone surrogate (``"\\ud800"``) has no UTF-8 form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NotSerializableError(
+            f"value is not storable JSON: it holds text that is not valid Unicode ({exc.reason}: "
+            f"{text[exc.start : exc.end]!r}); decode bytes with errors='replace' first"
+        ) from None
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (no lone surrogates), as every store needs."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_json(value: JSON) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from jobqueue.errors import InvalidOptionError, PayloadTooLargeError
-from jobqueue.job import JSON, Backoff, Job, check_json
+from jobqueue.job import JSON, Backoff, Job, check_json, is_unicode
 from jobqueue.worker import Worker, validate_attempts, validate_priority, validate_timeout
 
 DEFAULT_MAX_DATA_BYTES = 1024 * 1024
@@ -49,11 +49,14 @@ def build_job(
         )
     unique_key = options.unique_key
     if unique_key is not None and (
-        not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_UNIQUE_KEY
+        not isinstance(unique_key, str)
+        or not unique_key
+        or len(unique_key) > MAX_UNIQUE_KEY
+        or not is_unicode(unique_key)
     ):
         raise InvalidOptionError(
-            f"unique_key must be a non-empty str of at most {MAX_UNIQUE_KEY} characters, "
-            f"got {unique_key!r}"
+            f"unique_key must be a non-empty str of valid Unicode, at most {MAX_UNIQUE_KEY} "
+            f"characters, got {unique_key!r}"
         )
     priority = worker.priority if options.priority is None else options.priority
     attempts = worker.attempts if options.attempts is None else options.attempts

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jobqueue.errors import InvalidOptionError, InvalidWorkerError
-from jobqueue.job import JSON, Backoff
+from jobqueue.job import JSON, Backoff, is_unicode
 
 if TYPE_CHECKING:
     from jobqueue.running import RunningJob
@@ -50,6 +50,11 @@ class Worker:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidWorkerError(f"a worker needs a non-empty string name, got {self.name!r}")
+        if not is_unicode(self.name):
+            raise InvalidWorkerError(
+                f"worker name {self.name!r} is not valid Unicode (a lone surrogate): no "
+                "backend can store it"
+            )
         if self.handler is None:
             raise InvalidWorkerError(f"worker {self.name!r} has no handler")
         handle = getattr(self.handler, "handle", self.handler)
