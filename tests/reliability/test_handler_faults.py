@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from jobqueue import JobQueue
 from jobqueue.job import JobState
 from tests.reliability import apps
 from tests.reliability.support import (
@@ -90,3 +91,26 @@ def test_each_faulty_handler_fails_its_job_and_the_next_job_runs(
 def _finished(queue: object, job_id: str) -> bool:
     job = queue.get_job_by_id(job_id)  # type: ignore[attr-defined]
     return job is not None and job.state.is_finished
+
+
+@pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_result_with_text_no_store_can_hold_fails_the_job_not_the_dispatcher(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    """A lone surrogate passes ``json.dumps`` but has no UTF-8 form: it used to escape as a
+    ``UnicodeEncodeError`` from the Redis client and kill the dispatcher, the job left active."""
+    if store == "redis":
+        url, ns = request.getfixturevalue("redis_url"), request.getfixturevalue("namespace")
+        queue = JobQueue(url, namespace=ns, load_entrypoints=False)
+    else:
+        queue = JobQueue("memory://", load_entrypoints=False)
+    queue.add_worker("surrogate", lambda job: {"text": "broken \ud800 text"})
+    queue.add_worker("ok", lambda job: "fine")
+    bad, good = queue.submit_job("surrogate"), queue.submit_job("ok")
+    assert queue.work(burst=True) == 2
+    failed, done = queue.get_job_by_id(bad.id), queue.get_job_by_id(good.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and failed.error.type == "NotSerializableError"
+    assert "not valid Unicode" in failed.error.message
+    assert done is not None and done.state is JobState.COMPLETED and done.result == "fine"
+    queue.close()
