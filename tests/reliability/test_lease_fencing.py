@@ -123,7 +123,8 @@ def test_handler_outliving_its_lease_loses_the_job(
 
 
 def test_a_live_heartbeat_keeps_the_job(make_queue: MakeQueue) -> None:
-    """The control: the same handler with its heartbeat running keeps the job past 2 leases."""
+    """The control: the same handler with its heartbeat running keeps the job for 2.5 leases
+    while B keeps trying to claim it."""
     a_started, a_may_return = threading.Event(), threading.Event()
 
     def handle_a(job: Any) -> dict[str, str]:

@@ -35,9 +35,9 @@ __all__ = ["namespace", "processes", "redis_url"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-JOBS = 2000
+JOBS = 3000
 DISPATCHERS = 3
-KILLS = 8
+KILLS = 10
 
 
 def test_random_sigkills_lose_no_job(
