@@ -1,0 +1,322 @@
+"""The main benchmark: every library, every phase, interleaved rounds (see run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import body
+from common import (
+    RESULTS,
+    RedisServer,
+    WorkerProcess,
+    jobqueue_source,
+    machine,
+    percentile,
+    process_cpu_seconds,
+    spread,
+    use_jobqueue_source,
+    versions,
+)
+
+METRICS = (
+    "submit_per_s",
+    "bulk_per_s",
+    "processed_per_s",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "bytes_per_job",
+    "commands_per_job",
+    "scripts_per_job",
+    "worker_cpu_us_per_job",
+    "redis_cpu_us_per_job",
+)
+DEFAULT_PEERS = "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,celery,saq,dramatiq,rq,arq"
+CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
+HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushdb", "ping"}
+
+
+def main() -> None:
+    options = parse_args()
+    if options.from_json:
+        report(json.loads(Path(options.from_json).read_text()), options)
+        return
+    use_jobqueue_source(options.jobqueue_src)
+    with RedisServer() as server:
+        os.environ["BENCH_REDIS_URL"] = server.url
+        import peers
+        from peers.jobqueue_adapter import JobqueuePrefetchAdapter
+
+        JobqueuePrefetchAdapter.configure(options.prefetch)
+        available = peers.adapters()
+        names = [name.strip() for name in options.peers.split(",") if name.strip()]
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise SystemExit(f"unknown --peers {unknown}; known: {', '.join(available)}")
+        adapters = [available[name](server.url) for name in names]
+        results: dict[str, Any] = {
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "versions": versions(),
+            "jobqueue_source": jobqueue_source(),
+            "redis_version": server.version(),
+            "options": vars(options),
+            "labels": {a.name: f"{a.label} {versions().get(a.package, '')}" for a in adapters},
+            "bulk_api": {a.name: a.bulk_api for a in adapters},
+            "rounds": {a.name: [] for a in adapters},
+        }
+        print(
+            f"Redis {results['redis_version']} on {server.url}; load {os.getloadavg()}; "
+            f"jobqueue from {results['jobqueue_source']}"
+        )
+        try:
+            if not options.flat_only:
+                for round_no in range(options.rounds):
+                    shift = round_no % len(adapters)
+                    for adapter in adapters[shift:] + adapters[:shift]:
+                        print(
+                            f"round {round_no + 1}/{options.rounds}: {adapter.name} ...", flush=True
+                        )
+                        figures = measure(adapter, server, options, round_no)
+                        results["rounds"][adapter.name].append(figures)
+                        print("   ", _brief(figures), flush=True)
+            if options.flat or options.flat_only:
+                from flat import measure_flat
+
+                flat_adapters = [a for a in adapters if a.name in ("jobqueue", "jobqueue-prefetch")]
+                results["flat"] = measure_flat(flat_adapters, server, options)
+        finally:
+            for adapter in adapters:
+                adapter.close()
+        results["load_after"] = os.getloadavg()
+    results["summary"] = {
+        name: {metric: spread([r.get(metric) for r in rounds]) for metric in METRICS}
+        for name, rounds in results["rounds"].items()
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"run-{stamp}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"raw results: {path}")
+    report(results, options)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="jobqueue against its Python peers, on one private Redis, interleaved"
+    )
+    parser.add_argument("--jobs", type=int, default=20_000, help="jobs per phase (20000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--peers", default=DEFAULT_PEERS, help=f"comma list ({DEFAULT_PEERS})")
+    parser.add_argument("--prefetch", type=int, default=50, help="the prefetch row's N (50)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=30.0,
+        help="cap on one processing phase; a slower library's rate is taken over what it "
+        "processed by then (30)",
+    )
+    parser.add_argument("--latency-jobs", type=int, default=200, help="spaced submits (200)")
+    parser.add_argument("--latency-interval", type=float, default=0.010, help="seconds (0.01)")
+    parser.add_argument("--flat", action="store_true", help="also the claim-cost phase")
+    parser.add_argument("--flat-only", action="store_true", help="only the claim-cost phase")
+    parser.add_argument("--flat-large", type=int, default=1_000_000, help="(1000000)")
+    parser.add_argument("--flat-small", type=int, default=1_000, help="(1000)")
+    parser.add_argument("--flat-window", type=int, default=2_000, help="jobs timed (2000)")
+    parser.add_argument("--flat-repeats", type=int, default=5, help="(5)")
+    parser.add_argument("--chart", default=str(CHART), help=f"PNG to draw ({CHART})")
+    parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--jobqueue-src",
+        help="measure the jobqueue package in this folder (e.g. `git archive` of a commit "
+        "into DIR, then DIR/src) instead of the working tree",
+    )
+    parser.add_argument("--from-json", help="print the table and draw the chart of a results file")
+    return parser.parse_args()
+
+
+# -- one library, one round ------------------------------------------------------------------
+
+
+def measure(adapter: Any, server: RedisServer, options: argparse.Namespace, round_no: int) -> dict:
+    n = options.jobs
+    payloads = [{"user": "u1", "n": i} for i in range(n)]
+    figures: dict[str, Any] = {}
+
+    # (a) one by one, and (d) the memory those queued jobs take
+    fresh(adapter, server)
+    before = server.used_memory()
+    started = time.perf_counter()
+    adapter.submit_each(payloads)
+    figures["submit_per_s"] = n / (time.perf_counter() - started)
+    if adapter.on_redis:
+        figures["bytes_per_job"] = (server.used_memory() - before) / n
+
+    # (b) one worker process at concurrency 1 works through them
+    figures.update(process(adapter, server, options, n, f"{adapter.name}-r{round_no}-rate"))
+
+    # (a') bulk
+    if adapter.bulk_api:
+        fresh(adapter, server)
+        started = time.perf_counter()
+        adapter.submit_bulk(payloads)
+        figures["bulk_per_s"] = n / (time.perf_counter() - started)
+
+    # (c) spaced submits to an idle worker
+    fresh(adapter, server)
+    figures.update(latency(adapter, server, options, f"{adapter.name}-r{round_no}-latency"))
+    fresh(adapter, server)
+    return figures
+
+
+def fresh(adapter: Any, server: RedisServer) -> None:
+    server.flush()
+    adapter.reset()
+
+
+def worker_env(server: RedisServer, mode: str, target: int = 0, step: int = 1000) -> dict:
+    return {
+        "BENCH_REDIS_URL": server.url,
+        "BENCH_MODE": mode,
+        "BENCH_TARGET": str(target),
+        "BENCH_STEP": str(step),
+    }
+
+
+def process(
+    adapter: Any, server: RedisServer, options: argparse.Namespace, n: int, log_name: str
+) -> dict[str, Any]:
+    """Start the worker on ``n`` queued jobs; time from the first job's start to the last's
+    (or to the ``--max-seconds`` cap). Also counts Redis commands and CPU per job."""
+    client = server.client
+    env = worker_env(server, "rate", target=n)
+    polls = 0
+    with WorkerProcess(adapter.worker_command(), env, log_name) as worker:
+        count = wait_for_count(client, 1, worker, timeout=60)
+        if count is None:
+            return {"error": f"no job started; see {worker.log_path}"}
+        server.reset_stats()
+        count0 = count = int(client.get(body.COUNTER) or 0)
+        worker_cpu0, redis_cpu0 = worker.cpu_seconds(), process_cpu_seconds(server.pid)
+        watch_from = time.perf_counter()
+        capped = False
+        while count < n:
+            time.sleep(0.05)
+            count = int(client.get(body.COUNTER) or 0)
+            polls += 1
+            if time.perf_counter() - watch_from > options.max_seconds:
+                capped = True
+                break
+            if not worker.alive():
+                return {"error": f"worker exited; see {worker.log_path}"}
+        sampled_at = time.time()
+        worker_cpu, redis_cpu = worker.cpu_seconds(), process_cpu_seconds(server.pid)
+        calls = server.command_calls()
+    marks = read_marks(client)
+    window = count - count0
+    figures: dict[str, Any] = {"processed": count, "capped": capped}
+    top = max(marks)
+    if not capped:
+        figures["processed_per_s"] = (n - 1) / (marks[n] - marks[1])
+    elif top >= 1000:
+        figures["processed_per_s"] = (top - 1) / (marks[top] - marks[1])
+    else:  # too slow to reach a mark: count at the cap / time since the first start
+        figures["processed_per_s"] = (count - 1) / (sampled_at - marks[1])
+    # leave out the harness's own polls and the body's INCR (sent as INCRBY) and mark pushes
+    calls["get"] = calls.get("get", 0) - polls - 1
+    calls["incrby"] = calls.get("incrby", 0) - window
+    calls["rpush"] = calls.get("rpush", 0) - sum(1 for k in marks if k > count0)
+    library_calls = sum(v for k, v in calls.items() if k not in HARNESS_COMMANDS)
+    if window > 0:
+        figures["worker_cpu_us_per_job"] = (worker_cpu - worker_cpu0) / window * 1e6
+    if window > 0 and adapter.on_redis:
+        figures["commands_per_job"] = library_calls / window  # inside Lua scripts too
+        scripts = sum(calls.get(k, 0) for k in ("evalsha", "eval", "fcall", "evalsha_ro"))
+        figures["scripts_per_job"] = scripts / window
+        figures["redis_cpu_us_per_job"] = (redis_cpu - redis_cpu0) / window * 1e6
+        figures["commands"] = {k: round(v / window, 3) for k, v in sorted(calls.items()) if v > 0}
+    return figures
+
+
+def latency(
+    adapter: Any, server: RedisServer, options: argparse.Namespace, log_name: str
+) -> dict[str, Any]:
+    """Warm an idle worker up, then submit jobs ``--latency-interval`` apart; the latency of
+    each is its body's start time minus the time taken just before its submit call."""
+    client = server.client
+    warmups = 3
+    total = warmups + options.latency_jobs
+    with WorkerProcess(adapter.worker_command(), worker_env(server, "latency"), log_name) as worker:
+        adapter.submit_each([{"user": "u1", "n": -k} for k in range(1, warmups + 1)])
+        if wait_for_count(client, warmups, worker, timeout=60) is None:
+            return {"error": f"warm-up jobs did not run; see {worker.log_path}"}
+        time.sleep(0.3)  # let the worker go idle
+        payloads = [{"user": "u1", "n": i} for i in range(options.latency_jobs)]
+        stamps = adapter.submit_each(payloads, interval=options.latency_interval)
+        wait_for_count(client, total, worker, timeout=options.max_seconds)
+    starts = {int(k): float(v) for k, v in client.hgetall(body.STARTS).items()}
+    latencies = [(starts[i] - stamps[i]) * 1000 for i in range(len(stamps)) if i in starts]
+    if not latencies:
+        return {"error": "no latency job started"}
+    return {
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p99_ms": percentile(latencies, 99),
+        "latency_max_ms": max(latencies),
+        "latency_missing": len(stamps) - len(latencies),
+    }
+
+
+def wait_for_count(client: Any, wanted: int, worker: WorkerProcess, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = int(client.get(body.COUNTER) or 0)
+        if count >= wanted:
+            return count
+        if not worker.alive():
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def read_marks(client: Any) -> dict[int, float]:
+    marks = {}
+    for entry in client.lrange(body.MARKS, 0, -1):
+        n, stamp = entry.split()
+        marks[int(n)] = float(stamp)
+    return marks
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    shown = []
+    for key in (
+        "submit_per_s",
+        "bulk_per_s",
+        "processed_per_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "bytes_per_job",
+        "commands_per_job",
+        "error",
+    ):
+        if key in figures:
+            value = figures[key]
+            shown.append(f"{key}={value:,.1f}" if isinstance(value, float) else f"{key}={value}")
+    if figures.get("capped"):
+        shown.append(f"(capped at {figures['processed']} jobs)")
+    return " ".join(shown)
+
+
+def report(results: dict[str, Any], options: argparse.Namespace) -> None:
+    from report import print_report
+
+    print_report(results)
+    if not options.no_chart and results.get("summary"):
+        from chart import draw
+
+        draw(results, Path(options.chart))
+        print(f"chart: {options.chart}")

@@ -1,0 +1,117 @@
+"""jobqueue itself: Redis backend (default settings, and with ``prefetch``), SQLite backend.
+
+Worker process: ``python -m peers.jobqueue_adapter URL [--prefetch N]``, which calls
+``JobQueue(url).run_worker(prefetch=N)`` — the public API at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import body
+
+from jobqueue import JobQueue
+from peers import Adapter, python
+
+WORKER = "bench"
+DEFAULT_PREFETCH = 50
+
+
+def make_queue(url: str) -> JobQueue:
+    queue = JobQueue(url)
+    queue.add_worker(WORKER, handle)
+    return queue
+
+
+def handle(job: Any) -> None:
+    body.run(job.data)
+
+
+class JobqueueAdapter(Adapter):
+    name = "jobqueue"
+    label = "jobqueue (Redis)"
+    package = "jobqueue"
+    bulk_api = "submit_jobs"
+    prefetch: ClassVar[int] = 1
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.queue = make_queue(self.backend_url())
+
+    def backend_url(self) -> str:
+        return self.url
+
+    def submit(self, data: dict[str, Any]) -> None:
+        self.queue.submit_job(WORKER, data)
+
+    def submit_bulk(self, payloads: Sequence[dict[str, Any]]) -> None:
+        self.queue.submit_jobs(WORKER, payloads)
+
+    def close(self) -> None:
+        self.queue.close()
+
+    def worker_command(self) -> list[str]:
+        command = [python(), "-m", "peers.jobqueue_adapter", self.backend_url()]
+        return [*command, "--prefetch", str(self.prefetch)]
+
+
+class JobqueuePrefetchAdapter(JobqueueAdapter):
+    name = "jobqueue-prefetch"
+    label = f"jobqueue (Redis), prefetch={DEFAULT_PREFETCH}"
+    prefetch = DEFAULT_PREFETCH
+
+    @classmethod
+    def configure(cls, prefetch: int) -> None:
+        cls.prefetch = prefetch
+        cls.label = f"jobqueue (Redis), prefetch={prefetch}"
+
+
+class JobqueueSqliteAdapter(JobqueueAdapter):
+    """The SQLite backend on a local file (the body still INCRs the benchmark's Redis)."""
+
+    name = "jobqueue-sqlite"
+    label = "jobqueue (SQLite file)"
+    on_redis = False
+
+    def __init__(self, url: str) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="jobqueue-bench-sqlite-"))
+        super().__init__(url)
+
+    def backend_url(self) -> str:
+        return f"sqlite:///{self.directory / 'jobs.db'}"
+
+    def reset(self) -> None:
+        self.queue.close()
+        for path in self.directory.iterdir():
+            path.unlink()
+        self.queue = make_queue(self.backend_url())
+
+    def close(self) -> None:
+        super().close()
+        for path in self.directory.iterdir():
+            path.unlink()
+        os.rmdir(self.directory)
+
+
+ADAPTERS: list[type[JobqueueAdapter]] = [
+    JobqueueAdapter,
+    JobqueuePrefetchAdapter,
+    JobqueueSqliteAdapter,
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a jobqueue worker process for the benchmark")
+    parser.add_argument("url")
+    parser.add_argument("--prefetch", type=int, default=1)
+    args = parser.parse_args()
+    make_queue(args.url).run_worker(prefetch=args.prefetch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The table: medians [min-max] per library, jobqueue's ratio to each peer, the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+JOBQUEUE = "jobqueue"
+PREFETCH = "jobqueue-prefetch"
+SQLITE = "jobqueue-sqlite"
+OURS = (JOBQUEUE, PREFETCH, SQLITE)
+
+COLUMNS = (
+    ("submit_per_s", "submit/s", "{:,.0f}"),
+    ("bulk_per_s", "bulk/s", "{:,.0f}"),
+    ("processed_per_s", "processed/s", "{:,.0f}"),
+    ("latency_p50_ms", "p50 ms", "{:.2f}"),
+    ("latency_p99_ms", "p99 ms", "{:.2f}"),
+    ("bytes_per_job", "bytes/job", "{:,.0f}"),
+    ("commands_per_job", "Redis cmds/job", "{:.1f}"),
+    ("scripts_per_job", "Lua calls/job", "{:.2f}"),
+    ("worker_cpu_us_per_job", "worker CPU µs/job", "{:,.0f}"),
+    ("redis_cpu_us_per_job", "Redis CPU µs/job", "{:,.0f}"),
+)
+HIGHER_IS_BETTER = {"submit_per_s", "bulk_per_s", "processed_per_s"}
+
+
+def median(results: dict[str, Any], name: str, metric: str) -> float | None:
+    cell = results["summary"].get(name, {}).get(metric)
+    return None if cell is None else float(cell["median"])
+
+
+def cell(results: dict[str, Any], name: str, metric: str, fmt: str, ranges: bool) -> str:
+    found = results["summary"].get(name, {}).get(metric)
+    if found is None:
+        return "—"
+    text = fmt.format(found["median"])
+    if ranges and found["min"] != found["max"]:
+        text += f" [{fmt.format(found['min'])}-{fmt.format(found['max'])}]"
+    return text
+
+
+def table(results: dict[str, Any], ranges: bool = True) -> str:
+    """A Markdown table of every library's medians (with [min-max] over the rounds)."""
+    labels = results["labels"]
+    header = ["library, mode", *[title for _, title, _ in COLUMNS]]
+    rows = []
+    for name in results["summary"]:
+        label = labels.get(name, name)
+        api = results.get("bulk_api", {}).get(name)
+        if api:
+            label += f" (bulk: `{api}`)"
+        capped = [r for r in results["rounds"][name] if r.get("capped")]
+        if capped:
+            label += f" ¹ (capped at ~{capped[0]['processed']:,} jobs)"
+        rows.append([label, *[cell(results, name, m, f, ranges) for m, _, f in COLUMNS]])
+    return _markdown(header, rows)
+
+
+def ratios(results: dict[str, Any]) -> str:
+    """How many times better jobqueue is than each peer (>1 is better, either direction)."""
+    peers = [name for name in results["summary"] if name not in OURS]
+    header = [
+        "jobqueue vs",
+        "submit",
+        "bulk",
+        "processed",
+        "processed (prefetch)",
+        "p50",
+        "p99",
+        "bytes/job",
+    ]
+    rows = []
+    for peer in peers:
+        row = [peer]
+        for ours, metric in (
+            (JOBQUEUE, "submit_per_s"),
+            (JOBQUEUE, "bulk_per_s"),
+            (JOBQUEUE, "processed_per_s"),
+            (PREFETCH, "processed_per_s"),
+            (JOBQUEUE, "latency_p50_ms"),
+            (JOBQUEUE, "latency_p99_ms"),
+            (JOBQUEUE, "bytes_per_job"),
+        ):
+            a, b = median(results, ours, metric), median(results, peer, metric)
+            if a is None or b is None or a == 0 or b == 0:
+                row.append("—")
+            else:
+                row.append(f"{(a / b if metric in HIGHER_IS_BETTER else b / a):.2f}x")
+        rows.append(row)
+    return _markdown(header, rows)
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, what was measured, met?) for each target of the benchmark issue."""
+
+    def m(name: str, metric: str) -> float | None:
+        return median(results, name, metric)
+
+    out: list[tuple[str, str, bool | None]] = []
+
+    def check(target: str, value: float | None, goal: float | None, higher: bool, fmt: str) -> None:
+        if value is None or goal is None:
+            out.append((target, "not measured", None))
+            return
+        met = value >= goal if higher else value <= goal
+        out.append((target, f"{fmt.format(value)} vs {fmt.format(goal)}", met))
+
+    huey = m("huey", "processed_per_s")
+    check(
+        "processed/s ≥ 2x Huey",
+        m(JOBQUEUE, "processed_per_s"),
+        huey and 2 * huey,
+        True,
+        "{:,.0f}/s",
+    )
+    check(
+        "prefetch processed/s ≥ 3x Huey",
+        m(PREFETCH, "processed_per_s"),
+        huey and 3 * huey,
+        True,
+        "{:,.0f}/s",
+    )
+    huey_submit = m("huey", "submit_per_s")
+    check(
+        "submit/s ≥ Huey's (≈7,300/s)", m(JOBQUEUE, "submit_per_s"), huey_submit, True, "{:,.0f}/s"
+    )
+    check("submit/s ≥ 7,300/s", m(JOBQUEUE, "submit_per_s"), 7300, True, "{:,.0f}/s")
+    rq_bulk = m("rq", "bulk_per_s")
+    check(
+        "bulk/s ≥ 4x RQ enqueue_many",
+        m(JOBQUEUE, "bulk_per_s"),
+        rq_bulk and 4 * rq_bulk,
+        True,
+        "{:,.0f}/s",
+    )
+    check("bulk/s ≥ 50,000/s", m(JOBQUEUE, "bulk_per_s"), 50_000, True, "{:,.0f}/s")
+    check("p50 ≤ 0.5 ms", m(JOBQUEUE, "latency_p50_ms"), 0.5, False, "{:.2f} ms")
+    check("p99 ≤ 1 ms", m(JOBQUEUE, "latency_p99_ms"), 1.0, False, "{:.2f} ms")
+    check("≤ 250 bytes per queued job", m(JOBQUEUE, "bytes_per_job"), 250, False, "{:,.0f} B")
+    check("SQLite ≥ 1,000 jobs/s", m(SQLITE, "processed_per_s"), 1000, True, "{:,.0f}/s")
+    flat = results.get("flat", {}).get(JOBQUEUE)
+    if flat:
+        small, large = flat["small"]["median"], flat["large"]["median"]
+        out.append(
+            (
+                "rate with 1,000,000 waiting within 10% of 1,000 waiting",
+                f"{large:,.0f}/s vs {small:,.0f}/s ({large / small - 1:+.1%})",
+                large >= 0.9 * small,
+            )
+        )
+    return out
+
+
+def print_report(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    print()
+    print(
+        f"{machine['cpus']} CPUs ({machine['cpu']}), Python {machine['python']}, "
+        f"Redis {results['redis_version']}; load before {_load(machine['load_before'])}, "
+        f"after {_load(results.get('load_after'))}"
+    )
+    options = results["options"]
+    print(
+        f"{options['jobs']:,} jobs per phase, {options['rounds']} interleaved round(s); "
+        "medians [min-max]"
+    )
+    print()
+    print(table(results))
+    if any(r.get("capped") for rounds in results["rounds"].values() for r in rounds):
+        print(
+            f"\n¹ processing stopped after {options['max_seconds']:.0f} s; the rate is over "
+            "the jobs processed by then"
+        )
+    print()
+    print(ratios(results))
+    flat = results.get("flat")
+    if flat:
+        print()
+        print(flat_table(flat))
+    print()
+    for target, measured, met in targets(results):
+        mark = {True: "met   ", False: "MISSED", None: "  ?   "}[met]
+        print(f"  [{mark}] {target}: {measured}")
+
+
+def flat_table(flat: dict[str, Any]) -> str:
+    rows = []
+    for name, figures in flat.items():
+        if not isinstance(figures, dict) or "small" not in figures:
+            continue
+        small, large = figures["small"], figures["large"]
+        rows.append(
+            [
+                name,
+                f"{small['median']:,.0f} [{small['min']:,.0f}-{small['max']:,.0f}]",
+                f"{large['median']:,.0f} [{large['min']:,.0f}-{large['max']:,.0f}]",
+                f"{large['median'] / small['median'] - 1:+.1%}",
+            ]
+        )
+    header = [
+        "claim cost",
+        f"jobs/s, {flat['small_waiting']:,} waiting",
+        f"jobs/s, {flat['large_waiting']:,} waiting",
+        "difference",
+    ]
+    text = _markdown(header, rows)
+    if "large_fill_per_s" in flat:
+        text += (
+            f"\n\nfilling {flat['large_waiting']:,} jobs with submit_jobs: "
+            f"{flat['large_fill_per_s']:,.0f} jobs/s, "
+            f"{flat['large_bytes_per_job']:,.0f} bytes per queued job"
+        )
+    return text
+
+
+def _load(load: Any) -> str:
+    return "?" if not load else " ".join(f"{x:.2f}" for x in load)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        lines.append(
+            "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        )
+    return "\n".join(lines)
