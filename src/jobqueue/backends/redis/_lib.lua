@@ -1,4 +1,7 @@
--- Shared prelude, prepended by backend.py to every script (Redis has no `require`).
+-- Shared definitions (Redis has no `require`). backend.py prepends to each script only the
+-- definitions below that the script uses, directly or through another definition: a Lua
+-- script re-creates its locals and closures on every call, so an unused one is pure cost.
+-- Each definition starts at a line beginning with `local` and owns the comments above it.
 --
 -- Every script is called with KEYS[1] = the namespace's id counter (so Redis Cluster routes
 -- it to the shard owning the namespace's hash tag) and this ARGV header:
@@ -15,6 +18,9 @@
 --   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
 --   w waiter count
 -- Logs live in a separate list (only jobs that log pay for it).
+--
+-- Foreign or corrupt data under the namespace must never raise: reads of a job's hash go
+-- through redis.pcall (an error reply comes back as a table with `err`).
 
 local P = ARGV[1]
 local NOWS = ARGV[2]
@@ -26,7 +32,8 @@ local K_ACTIVE = P .. 'a'
 local K_UNIQUE = P .. 'u'
 local K_NAMES = P .. 'N'
 local K_ACTIVE_COUNT = P .. 'ac'
-local BATCH = 1000 -- housekeeping does at most this much per call, so no call runs long
+-- Housekeeping does at most this much per call, so no call runs long.
+local BATCH = 1000
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
@@ -46,6 +53,13 @@ local function field(id, name)
   return v
 end
 
+-- Several fields at once (false where missing), or nil when the key is not a hash.
+local function fields(id, ...)
+  local v = redis.pcall('HMGET', job_key(id), ...)
+  if v.err then return nil end
+  return v
+end
+
 local function is_job(id)
   local v = redis.pcall('HLEN', job_key(id))
   return type(v) == 'number' and v > 0
@@ -61,44 +75,68 @@ local function incr_field(id, name, by)
   return v
 end
 
+-- A stored counter plus one, as HINCRBY would count it (anything but an integer restarts).
+local function plus_one(text)
+  if text and #text < 16 and string.find(text, '^%-?%d+$') then return tonumber(text) + 1 end
+  return 1
+end
+
 local function snapshot(id)
-  local fields = redis.pcall('HGETALL', job_key(id))
-  if type(fields) == 'table' and fields.err then return {id, 'corrupt'} end
-  return {id, fields, redis.call('LRANGE', log_key(id), 0, -1)}
+  local hash = redis.pcall('HGETALL', job_key(id))
+  if hash.err then return {id, 'corrupt'} end
+  return {id, hash, redis.call('LRANGE', log_key(id), 0, -1)}
 end
 
--- Wake one dispatcher blocked on this name. The list is bounded: with nobody waiting,
+-- Wake up to `n` dispatchers blocked on this name. The list is bounded: with nobody waiting,
 -- pushes pile up to 64 stale wake-ups at most (and the idle poll clears them).
-local function signal(name)
+local function signal(name, n)
   local k = signal_key(name)
-  redis.call('LPUSH', k, '1')
-  redis.call('LTRIM', k, 0, 63)
+  local wakes = {}
+  for i = 1, math.min(n or 1, 64) do wakes[i] = '1' end
+  if redis.call('LPUSH', k, unpack(wakes)) > 64 then redis.call('LTRIM', k, 0, 63) end
 end
 
+-- Append to the waiting list of its priority; the first job of a level registers it.
 local function make_ready(id, name, priority)
-  redis.call('HSET', job_key(id), 'q', redis.call('INCR', K_SEQ))
-  redis.call('RPUSH', ready_key(name, priority), id)
-  redis.call('ZADD', levels_key(name), priority, priority)
+  if redis.call('RPUSH', ready_key(name, priority), id) == 1 then
+    redis.call('ZADD', levels_key(name), priority, priority)
+  end
 end
-
-local function priority_of(id) return tonumber(field(id, 'p')) or 0 end
 
 -- Take a waiting job out of its list (O(list length): only removal needs it, never a claim).
-local function unready(id, name)
-  local level = priority_of(id)
+local function unready(id, name, priority)
+  local level = tonumber(priority) or 0
   local k = ready_key(name, level)
   redis.call('LREM', k, 0, id)
   if redis.call('LLEN', k) == 0 then redis.call('ZREM', levels_key(name), level) end
 end
 
--- The next job of one name: {priority, id, seq} or nil. Drops levels left empty.
+-- The next job of one name without taking it: {priority, id} or nil. Drops empty levels.
 local function head_of(name)
   for _ = 1, 100 do
     local top = redis.pcall('ZREVRANGE', levels_key(name), 0, 0)
-    if type(top) ~= 'table' or top.err or not top[1] then return nil end
+    if top.err or not top[1] then return nil end
     local id = redis.pcall('LINDEX', ready_key(name, top[1]), 0)
-    if type(id) == 'string' then return {tonumber(top[1]), id, tonumber(field(id, 'q')) or 0} end
+    if type(id) == 'string' then return {tonumber(top[1]), id} end
     redis.call('ZREM', levels_key(name), top[1])
+  end
+  return nil
+end
+
+-- Pop the next waiting id of one name, or nil. Drops levels left empty.
+local function pop_head(name)
+  local levels = levels_key(name)
+  for _ = 1, 100 do
+    local top = redis.pcall('ZREVRANGE', levels, 0, 0)
+    if top.err or not top[1] then return nil end
+    local list = ready_key(name, top[1])
+    local id = redis.pcall('LPOP', list)
+    if type(id) ~= 'string' then
+      redis.call('ZREM', levels, top[1]) -- empty, or not a list (foreign data)
+    else
+      if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels, top[1]) end
+      return id
+    end
   end
   return nil
 end
@@ -106,7 +144,7 @@ end
 local function waiting_count(name)
   local total = 0
   local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
-  if type(levels) ~= 'table' or levels.err then return 0 end
+  if levels.err then return 0 end
   for _, level in ipairs(levels) do
     local n = redis.pcall('LLEN', ready_key(name, level))
     if type(n) == 'number' then total = total + n end
@@ -114,74 +152,88 @@ local function waiting_count(name)
   return total
 end
 
--- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission.
-local function requeue(id, run_at)
+-- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission,
+-- writing `key` = `value` too when given. The lease token goes. Returns the new state letter.
+local function requeue(id, run_at, key, value)
   local j = job_key(id)
-  local name = redis.call('HGET', j, 'n')
-  redis.call('HSET', j, 'r', run_at)
-  if tonumber(run_at) > NOW then
-    redis.call('HSET', j, 's', 'd', 'q', redis.call('INCR', K_SEQ))
+  local f = redis.call('HMGET', j, 'n', 'p')
+  local name = f[1]
+  local state = tonumber(run_at) > NOW and 'd' or 'w'
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('HDEL', j, 'k')
+  if key then
+    redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq, key, value)
+  else
+    redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq)
+  end
+  if state == 'd' then
     redis.call('ZADD', K_DELAYED, run_at, id)
   else
-    redis.call('HSET', j, 's', 'w')
-    make_ready(id, name, priority_of(id))
+    make_ready(id, name, tonumber(f[2]) or 0)
   end
   signal(name)
+  return state
 end
 
--- The lease holds while the token matches and its deadline is still ahead.
-local function holds(id, token)
+-- While the token holds the job's lease (deadline still ahead): the job's {token, name,
+-- unique key, waiter count}; else nil.
+local function held(id, token)
   local deadline = redis.call('ZSCORE', K_ACTIVE, id)
-  return deadline and tonumber(deadline) > NOW and field(id, 'k') == token
+  if not deadline or tonumber(deadline) <= NOW then return nil end
+  local f = fields(id, 'k', 'n', 'u', 'w')
+  if not f or f[1] ~= token then return nil end
+  return f
 end
 
-local function drop_lease(id)
+-- Take the job out of the active set and its name's active count (the caller clears 'k').
+local function drop_lease(id, name)
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return end
-  local name = field(id, 'n')
   if name and redis.call('HINCRBY', K_ACTIVE_COUNT, name, -1) <= 0 then
     redis.call('HDEL', K_ACTIVE_COUNT, name)
   end
-  if is_job(id) then redis.call('HDEL', job_key(id), 'k') end
 end
 
 -- wait_for_finish registers waiters in field w; wake exactly that many.
-local function notify_waiters(id)
-  local waiting = tonumber(field(id, 'w'))
+local function notify_waiters(id, count)
+  local waiting = tonumber(count)
   if waiting and waiting > 0 then
     local k = done_key(id)
     for _ = 1, math.min(waiting, 1000) do redis.call('LPUSH', k, '1') end
     redis.call('EXPIRE', k, 300)
-    redis.call('HDEL', job_key(id), 'w')
   end
 end
 
-local function forget_unique(id)
-  local u = field(id, 'u')
-  if u and redis.call('HGET', K_UNIQUE, u) == id then redis.call('HDEL', K_UNIQUE, u) end
+local function forget_unique(id, unique)
+  if unique and redis.call('HGET', K_UNIQUE, unique) == id then
+    redis.call('HDEL', K_UNIQUE, unique)
+  end
 end
 
-local function finish(id, state)
+-- COMPLETED or FAILED with `key` (R or E) set to `value`, all in one write. `job` is the
+-- {token, name, unique key, waiter count} that `held` returned.
+local function finish(id, state, job, key, value)
   local j = job_key(id)
-  redis.call('HSET', j, 's', state, 'e', NOWS)
-  redis.call('HDEL', j, 'q')
+  redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
+  redis.call('HDEL', j, 'k', 'q', 'w')
   -- Finished sets are scored by finishing order, so retention drops oldest-finished first.
   redis.call('ZADD', finished_key(state), redis.call('INCR', K_SEQ), id)
-  forget_unique(id)
-  notify_waiters(id)
+  forget_unique(id, job[3])
+  notify_waiters(id, job[4])
 end
 
 -- Delete a job and every trace of it, whatever its state (also tolerates foreign data).
 local function drop_job(id)
-  local name, state = field(id, 'n'), field(id, 's')
+  local f = fields(id, 'n', 's', 'p', 'u', 'w') or {}
+  local name, state = f[1], f[2]
   if name and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
-    unready(id, name)
+    unready(id, name, f[3])
   end
   redis.call('ZREM', K_DELAYED, id)
-  drop_lease(id)
+  drop_lease(id, name)
   redis.call('ZREM', finished_key('c'), id)
   redis.call('ZREM', finished_key('f'), id)
-  forget_unique(id)
-  notify_waiters(id)
+  forget_unique(id, f[4])
+  notify_waiters(id, f[5])
   return redis.call('DEL', job_key(id), log_key(id))
 end
 
@@ -195,17 +247,17 @@ end
 -- order, like the reference backend.
 local function recover()
   local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', NOWS, 'LIMIT', 0, BATCH)
+  if #ids == 0 then return 0 end
   local order = {}
   for i, id in ipairs(ids) do order[i] = {id, tonumber(field(id, 'q')) or 0} end
   table.sort(order, function(a, b) return a[2] < b[2] end)
   for _, entry in ipairs(order) do
     local id = entry[1]
-    drop_lease(id)
+    drop_lease(id, field(id, 'n'))
     if is_job(id) then
       local stalls = incr_field(id, 'x', 1)
       if stalls > MAX_STALLS then
-        redis.call('HSET', job_key(id), 'E', stalled_error(stalls))
-        finish(id, 'f')
+        finish(id, 'f', fields(id, 'k', 'n', 'u', 'w'), 'E', stalled_error(stalls))
       else
         requeue(id, NOWS)
       end
@@ -217,6 +269,7 @@ end
 -- Due delayed jobs become waiting, in (run_at, enqueue order).
 local function promote()
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOWS, 'WITHSCORES', 'LIMIT', 0, BATCH)
+  if #due == 0 then return end
   local order = {}
   for i = 1, #due, 2 do
     order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(field(due[i], 'q')) or 0}
@@ -228,24 +281,44 @@ local function promote()
   for _, entry in ipairs(order) do
     local id = entry[1]
     redis.call('ZREM', K_DELAYED, id)
-    local name = field(id, 'n')
-    if name and field(id, 's') == 'd' then
-      redis.call('HSET', job_key(id), 's', 'w')
-      make_ready(id, name, priority_of(id))
+    local f = fields(id, 'n', 's', 'p') or {}
+    local name = f[1]
+    if name and f[2] == 'd' then
+      redis.call('HSET', job_key(id), 's', 'w', 'q', redis.call('INCR', K_SEQ))
+      make_ready(id, name, tonumber(f[3]) or 0)
       signal(name)
     end
   end
 end
 
+-- Drop the oldest-finished jobs while there are more than `count` (-1: no limit) or the
+-- oldest finished at or before `cutoff` (nil: no limit), at most BATCH per call.
 local function retain(state, cutoff, count)
+  if count < 0 and not cutoff then return end
   local k = finished_key(state)
-  for _ = 1, BATCH do
-    local oldest = redis.call('ZRANGE', k, 0, 0)[1]
-    if not oldest then return end
-    local too_many = count >= 0 and redis.call('ZCARD', k) > count
-    local too_old = cutoff and (tonumber(field(oldest, 'e')) or 0) <= cutoff
-    if not (too_many or too_old) then return end
-    drop_job(oldest)
+  local size = redis.call('ZCARD', k)
+  local excess = count < 0 and 0 or size - count
+  if size == 0 or (excess <= 0 and not cutoff) then return end
+  local dropped = 0
+  while dropped < BATCH do
+    -- The ones over the count, plus the next (whose age decides whether to go on).
+    local ids = redis.call('ZRANGE', k, 0, math.min(math.max(excess - dropped, 0), BATCH))
+    if #ids == 0 then return end
+    for _, id in ipairs(ids) do
+      local f = fields(id, 's', 'e', 'u', 'w')
+      if dropped >= excess and (not cutoff or (f and tonumber(f[2]) or 0) > cutoff) then
+        return
+      end
+      if f and f[1] == state then -- the usual case: only the finished set holds it
+        redis.call('ZREM', k, id)
+        forget_unique(id, f[3])
+        notify_waiters(id, f[4])
+        redis.call('DEL', job_key(id), log_key(id))
+      else
+        drop_job(id)
+      end
+      dropped = dropped + 1
+    end
   end
 end
 
@@ -257,37 +330,56 @@ local function maintain()
   retain('f', tonumber(ARGV[6]), tonumber(ARGV[7]))
 end
 
--- Claim the next job among the names listed from ARGV[base] (count, then name/cap pairs;
--- cap -1 = no cap): highest priority, then enqueue order. Entries whose hash is missing or
--- not ours are dropped; a record that is ours but malformed is still claimed, so the
--- Python side can fail it with a clear CorruptJobError.
-local function claim(token, deadline, base)
-  maintain()
+-- Take the next waiting id among the names listed from ARGV[base] (count, then name/cap
+-- pairs; cap -1 = no cap): highest priority, then enqueue order. Returns name, id or nil.
+local function take_next(base)
   local count = tonumber(ARGV[base])
-  for _ = 1, 100 do
-    local best, best_name
-    for i = 0, count - 1 do
-      local name = ARGV[base + 1 + 2 * i]
-      local cap = tonumber(ARGV[base + 2 + 2 * i])
-      if cap < 0 or (tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0) < cap then
-        local head = head_of(name)
-        if head and (best == nil or head[1] > best[1] or (head[1] == best[1] and head[3] < best[3])) then
-          best, best_name = head, name
-        end
+  local best, best_name, best_seq
+  for i = 0, count - 1 do
+    local name = ARGV[base + 1 + 2 * i]
+    local cap = tonumber(ARGV[base + 2 + 2 * i])
+    if cap < 0 or (tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0) < cap then
+      if count == 1 then return name, pop_head(name) end
+      local head = head_of(name)
+      if head and best and head[1] == best[1] then
+        -- Same priority: the earlier enqueued wins (sequences read only for a tie).
+        best_seq = best_seq or tonumber(field(best[2], 'q')) or 0
+        local seq = tonumber(field(head[2], 'q')) or 0
+        if seq < best_seq then best, best_name, best_seq = head, name, seq end
+      elseif head and (best == nil or head[1] > best[1]) then
+        best, best_name, best_seq = head, name, nil
       end
     end
-    if not best then return nil end
-    local id, list = best[2], ready_key(best_name, best[1])
-    redis.call('LPOP', list)
-    if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels_key(best_name), best[1]) end
-    local state = is_job(id) and (field(id, 's') or '?') or nil
+  end
+  if not best then return nil end
+  local list = ready_key(best_name, best[1])
+  redis.call('LPOP', list)
+  if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels_key(best_name), best[1]) end
+  return best_name, best[2]
+end
+
+-- Claim the next job (see take_next). Entries whose hash is missing or not ours are
+-- dropped; a record that is ours but malformed is still claimed, so the Python side can
+-- fail it with a clear CorruptJobError. Returns {id, fields, logs} or nil.
+local function claim(token, deadline, base)
+  maintain()
+  for _ = 1, 100 do
+    local name, id = take_next(base)
+    if not id then return nil end
+    local f = fields(id, 's', 'n', 'm')
+    local state = f and f[1]
+    if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
     if state and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
+      local seq = redis.call('INCR', K_SEQ)
       local j = job_key(id)
-      if field(id, 'n') ~= best_name then redis.call('HSET', j, 'n', best_name) end
-      redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', redis.call('INCR', K_SEQ))
-      incr_field(id, 'm', 1)
+      local made = plus_one(f[3])
+      if f[2] == name then
+        redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made)
+      else
+        redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made, 'n', name)
+      end
       redis.call('ZADD', K_ACTIVE, deadline, id)
-      redis.call('HINCRBY', K_ACTIVE_COUNT, best_name, 1)
+      redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
       return snapshot(id)
     end
   end

@@ -29,13 +29,16 @@ a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -107,10 +110,13 @@ class RedisBackend:
         self._prefix = f"jq:{{{ns}}}:"
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
         self._block_slice = _block_slice(client)
-        lib = _read_script("_lib")
-        self._scripts = {
-            name: client.register_script(lib + "\n" + _read_script(name)) for name in _SCRIPTS
-        }
+        self._scripts = _load_scripts()
+        self._sha = {name: script.sha for name, script in self._scripts.items()}
+        policy = self.options.retention
+        self._counts = (
+            -1 if policy.completed_count is None else policy.completed_count,
+            -1 if policy.failed_count is None else policy.failed_count,
+        )
 
     @property
     def client(self) -> RedisClient:
@@ -371,18 +377,30 @@ class RedisBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
+        """EVALSHA the script with the ARGV header ``_lib.lua`` describes, then ``args``;
+        on NOSCRIPT (a restarted or flushed server) load it and call again."""
         policy = self.options.retention
-        header = [
+        completed_count, failed_count = self._counts
+        command = (
+            "EVALSHA",
+            self._sha[script],
+            1,
+            self._route[0],
             self._prefix,
             _num(now),
             self.options.max_stalls,
             "" if policy.completed_seconds is None else _num(now - policy.completed_seconds),
-            -1 if policy.completed_count is None else policy.completed_count,
+            completed_count,
             "" if policy.failed_seconds is None else _num(now - policy.failed_seconds),
-            -1 if policy.failed_count is None else policy.failed_count,
-        ]
+            failed_count,
+            *args,
+        )
         with self._errors():
-            return self._scripts[script](keys=self._route, args=[*header, *args])
+            try:
+                return self._client.execute_command(*command)
+            except redis.exceptions.NoScriptError:
+                self._client.script_load(self._scripts[script].source)
+                return self._client.execute_command(*command)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -545,6 +563,56 @@ def _lease_lost(job_id: str) -> LeaseLostError:
         f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
         "job was removed); the result of this attempt is discarded"
     )
+
+
+@dataclass(frozen=True)
+class _Script:
+    source: str
+    sha: str
+
+
+@functools.cache
+def _load_scripts() -> dict[str, _Script]:
+    lib = _read_script("_lib")
+    scripts = {}
+    for name in _SCRIPTS:
+        source = _assemble(lib, _read_script(name))
+        scripts[name] = _Script(source, hashlib.sha1(source.encode()).hexdigest())
+    return scripts
+
+
+_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def _assemble(lib: str, body: str) -> str:
+    """``body`` preceded by the definitions of ``lib`` it uses, directly or through each
+    other, in their order in ``lib``. A definition starts at a line beginning with
+    ``local`` and owns the comment lines right above it; text before the first is dropped."""
+    definitions: list[tuple[str, list[str]]] = []
+    comments: list[str] = []
+    for line in lib.splitlines():
+        match = _DEFINITION.match(line)
+        if match:
+            definitions.append((match.group(1), [*comments, line]))
+            comments = []
+        elif line.startswith("--"):
+            comments.append(line)
+        else:
+            if definitions and line.strip() and not comments:
+                definitions[-1][1].append(line)
+            comments = []
+    code = {name: _COMMENT.sub("", "\n".join(lines)) for name, lines in definitions}
+    needed: set[str] = set()
+    pending = [_COMMENT.sub("", body)]
+    while pending:
+        text = pending.pop()
+        for name in code:
+            if name not in needed and re.search(rf"\b{name}\b", text):
+                needed.add(name)
+                pending.append(code[name])
+    used = ["\n".join(lines) for name, lines in definitions if name in needed]
+    return "\n".join([*used, body])
 
 
 def _read_script(name: str) -> str:

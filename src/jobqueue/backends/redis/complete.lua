@@ -1,11 +1,11 @@
 -- Complete a job and, in the same step, claim the next one (one round trip per job).
 -- ARGV[8] id, [9] token, [10] result JSON, [11] '1' to claim next: [12] token, [13] deadline,
 -- [14..] name count, name/cap pairs. Returns {'lost'}, {'ok'} or {'ok', {id, fields, logs}}.
-local id, token = ARGV[8], ARGV[9]
-if not holds(id, token) then return {'lost'} end
-drop_lease(id)
-redis.call('HSET', job_key(id), 'R', ARGV[10])
-finish(id, 'c')
+local id = ARGV[8]
+local job = held(id, ARGV[9])
+if not job then return {'lost'} end
+drop_lease(id, job[2])
+finish(id, 'c', job, 'R', ARGV[10])
 if ARGV[11] ~= '1' then return {'ok'} end
 local next_job = claim(ARGV[12], ARGV[13], 14)
 if not next_job then return {'ok'} end

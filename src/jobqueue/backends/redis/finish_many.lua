@@ -7,20 +7,22 @@
 local states = {}
 local i = 9
 for n = 1, tonumber(ARGV[8]) do
-  local id, token, kind, payload, retry_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local id, kind, payload, retry_at = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local job = held(id, ARGV[i + 1])
   i = i + 5
-  if not holds(id, token) then
+  if not job then
     states[n] = 'lost'
   else
-    drop_lease(id)
+    drop_lease(id, job[2])
     if kind == 'c' then
-      redis.call('HSET', job_key(id), 'R', payload)
-      finish(id, 'c')
+      finish(id, 'c', job, 'R', payload)
+      states[n] = 'c'
+    elseif retry_at == '' then
+      finish(id, 'f', job, 'E', payload)
+      states[n] = 'f'
     else
-      redis.call('HSET', job_key(id), 'E', payload)
-      if retry_at == '' then finish(id, 'f') else requeue(id, retry_at) end
+      states[n] = requeue(id, retry_at, 'E', payload)
     end
-    states[n] = redis.call('HGET', job_key(id), 's')
   end
 end
 local limit = tonumber(ARGV[i])

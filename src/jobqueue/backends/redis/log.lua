@@ -1,7 +1,7 @@
 -- Append a log line, keeping the newest ARGV[11]. ARGV[8] id, [9] token, [10] entry JSON.
 -- Returns 1, or 0 if the lease was lost.
 local id = ARGV[8]
-if not holds(id, ARGV[9]) then return 0 end
+if not held(id, ARGV[9]) then return 0 end
 redis.call('RPUSH', log_key(id), ARGV[10])
 redis.call('LTRIM', log_key(id), -tonumber(ARGV[11]), -1)
 return 1

@@ -4,6 +4,7 @@
 -- Returns per job {'n', id} (stored) or {'u', id, fields, logs} (the live job holding
 -- its unique key, stored nothing).
 local out = {}
+local stored = {} -- name -> how many jobs were stored for it (one wake-up each, bounded)
 local i = 9
 for n = 1, tonumber(ARGV[8]) do
   local name, priority, unique, run_at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
@@ -22,22 +23,24 @@ for n = 1, tonumber(ARGV[8]) do
     out[n] = {'u', snap[1], snap[2], snap[3]}
   else
     local id = tostring(redis.call('INCR', P .. 'id'))
-    local j = job_key(id)
-    local fields = {'n', name}
-    for k = pairs_at, pairs_at + 2 * npairs - 1 do fields[#fields + 1] = ARGV[k] end
-    redis.call('HSET', j, unpack(fields))
+    local delayed = tonumber(run_at) > NOW
+    local hash = {'n', name, 's', delayed and 'd' or 'w', 'q', redis.call('INCR', K_SEQ)}
+    for k = pairs_at, pairs_at + 2 * npairs - 1 do hash[#hash + 1] = ARGV[k] end
+    redis.call('HSET', job_key(id), unpack(hash))
     if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
     if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
-    redis.call('SADD', K_NAMES, name)
-    if tonumber(run_at) > NOW then
-      redis.call('HSET', j, 's', 'd', 'q', redis.call('INCR', K_SEQ))
+    if delayed then
       redis.call('ZADD', K_DELAYED, run_at, id)
     else
-      redis.call('HSET', j, 's', 'w')
       make_ready(id, name, priority)
     end
-    signal(name)
+    if not stored[name] then
+      redis.call('SADD', K_NAMES, name)
+      stored[name] = 0
+    end
+    stored[name] = stored[name] + 1
     out[n] = {'n', id}
   end
 end
+for name, count in pairs(stored) do signal(name, count) end
 return out
