@@ -4,7 +4,9 @@ It also records start times, read back by the harness:
 
 * ``rate`` mode: the start time of job 1, of every ``BENCH_STEP``-th job (and the one after
   it) and of job ``BENCH_TARGET``, pushed to a list — one extra command every ~500 jobs;
-* ``latency`` mode: every job's start time, by its payload's ``n``, in a hash.
+* ``latency`` mode: every job's start time, by its payload's ``n``, in a hash;
+* ``intervals`` mode: every job's start and end times, pushed to a list after the INCR (to
+  check that ``exclusive=True`` jobs never overlap).
 
 Configured by the environment the harness gives each worker process: ``BENCH_REDIS_URL``,
 ``BENCH_MODE`` (``rate`` or ``latency``), ``BENCH_TARGET``, ``BENCH_STEP``.
@@ -21,6 +23,7 @@ import redis
 COUNTER = "bench:count"
 MARKS = "bench:marks"
 STARTS = "bench:starts"
+INTERVALS = "bench:intervals"
 
 _MODE = os.environ.get("BENCH_MODE", "rate")
 _TARGET = int(os.environ.get("BENCH_TARGET", "0"))
@@ -35,6 +38,8 @@ def run(data: dict[str, Any]) -> None:
     n = client.incr(COUNTER)
     if _MODE == "latency":
         client.hset(STARTS, data["n"], started)
+    elif _MODE == "intervals":
+        client.rpush(INTERVALS, f"{started!r} {time.time()!r}")
     elif n % _STEP in (0, 1) or n == _TARGET:
         client.rpush(MARKS, f"{n} {started!r}")
 

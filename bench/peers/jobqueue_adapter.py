@@ -22,9 +22,9 @@ WORKER = "bench"
 DEFAULT_PREFETCH = 50
 
 
-def make_queue(url: str) -> JobQueue:
+def make_queue(url: str, exclusive: bool = False) -> JobQueue:
     queue = JobQueue(url)
-    queue.add_worker(WORKER, handle)
+    queue.add_worker(WORKER, handle, exclusive=exclusive)
     return queue
 
 
@@ -109,8 +109,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a jobqueue worker process for the benchmark")
     parser.add_argument("url")
     parser.add_argument("--prefetch", type=int, default=1)
+    parser.add_argument("--exclusive", action="store_true", help="register exclusive=True")
+    parser.add_argument("--barrier", help="Redis URL: say ready, wait for the go (scale.py)")
     args = parser.parse_args()
-    make_queue(args.url).run_worker(prefetch=args.prefetch)
+    queue = make_queue(args.url, exclusive=args.exclusive)
+    if args.barrier:
+        wait_for_go(args.barrier)
+    queue.run_worker(prefetch=args.prefetch)
+
+
+READY, GO = "bench:ready", "bench:go"
+
+
+def wait_for_go(url: str) -> None:
+    """Start together: count this process ready, then wait for the harness's go."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.incr(READY)
+    while not client.exists(GO):
+        time.sleep(0.001)
+    client.close()
 
 
 if __name__ == "__main__":
