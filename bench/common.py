@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import os
@@ -60,9 +61,25 @@ def versions() -> dict[str, str]:
     return found
 
 
-def use_jobqueue_source(src: str | None) -> None:
-    """Measure the jobqueue package found in ``src`` (a folder holding ``jobqueue/``, e.g. a
-    ``git archive`` of another commit) instead of the editable install."""
+def use_jobqueue_source(src: str | None, rev: str | None = None) -> None:
+    """Measure the jobqueue package found in ``src`` (a folder holding ``jobqueue/``), or the
+    one of git revision ``rev`` (exported to a temporary folder), instead of the working tree.
+    Useful while the working tree is being edited, and to compare two commits."""
+    if rev:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        target = Path(tempfile.mkdtemp(prefix=f"jobqueue-bench-{commit}-"))
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        os.environ["BENCH_JOBQUEUE_COMMIT"] = commit
+        src = str(target / "src")
     if src:
         os.environ["BENCH_JOBQUEUE_SRC"] = str(Path(src).resolve())
     if os.environ.get("BENCH_JOBQUEUE_SRC"):
@@ -91,7 +108,9 @@ def jobqueue_source() -> dict[str, str]:
         capture_output=True,
         text=True,
     )
-    if rev.returncode == 0:
+    if os.environ.get("BENCH_JOBQUEUE_COMMIT"):
+        found["commit"] = os.environ["BENCH_JOBQUEUE_COMMIT"]
+    elif rev.returncode == 0:
         found["commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     return found
 

@@ -46,7 +46,7 @@ def main() -> None:
     if options.from_json:
         report(json.loads(Path(options.from_json).read_text()), options)
         return
-    use_jobqueue_source(options.jobqueue_src)
+    use_jobqueue_source(options.jobqueue_src, options.jobqueue_rev)
     with RedisServer() as server:
         os.environ["BENCH_REDIS_URL"] = server.url
         import peers
@@ -135,6 +135,9 @@ def parse_args() -> argparse.Namespace:
         "--jobqueue-src",
         help="measure the jobqueue package in this folder (e.g. `git archive` of a commit "
         "into DIR, then DIR/src) instead of the working tree",
+    )
+    parser.add_argument(
+        "--jobqueue-rev", help="measure jobqueue as of this git revision (e.g. HEAD)"
     )
     parser.add_argument("--from-json", help="print the table and draw the chart of a results file")
     return parser.parse_args()

@@ -38,7 +38,7 @@ GROUPS = (  # (label, substring of the function's file or name), first match win
 
 def main() -> None:
     options = parse_args()
-    use_jobqueue_source(options.jobqueue_src)
+    use_jobqueue_source(options.jobqueue_src, options.jobqueue_rev)
     with RedisServer() as server:
         os.environ.update(
             BENCH_REDIS_URL=server.url,
@@ -79,6 +79,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=25, help="functions listed (25)")
     parser.add_argument("--py-spy", action="store_true", help="also py-spy a worker process")
     parser.add_argument("--jobqueue-src", help="measure the jobqueue package in this folder")
+    parser.add_argument(
+        "--jobqueue-rev", help="measure jobqueue as of this git revision (e.g. HEAD)"
+    )
     return parser.parse_args()
 
 

@@ -28,7 +28,7 @@ from common import (
 
 def main() -> None:
     options = parse_args()
-    use_jobqueue_source(options.jobqueue_src)
+    use_jobqueue_source(options.jobqueue_src, options.jobqueue_rev)
     from peers.jobqueue_adapter import GO, READY, WORKER, make_queue
 
     counts = [int(p) for p in options.processes.split(",")]
@@ -91,6 +91,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prefetch", type=int, default=1, help="each dispatcher's prefetch (1)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per point (30)")
     parser.add_argument("--jobqueue-src", help="measure the jobqueue package in this folder")
+    parser.add_argument(
+        "--jobqueue-rev", help="measure jobqueue as of this git revision (e.g. HEAD)"
+    )
     return parser.parse_args()
 
 
