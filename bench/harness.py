@@ -127,7 +127,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flat-only", action="store_true", help="only the claim-cost phase")
     parser.add_argument("--flat-large", type=int, default=1_000_000, help="(1000000)")
     parser.add_argument("--flat-small", type=int, default=1_000, help="(1000)")
-    parser.add_argument("--flat-window", type=int, default=2_000, help="jobs timed (2000)")
+    parser.add_argument("--flat-window", type=int, default=5_000, help="jobs timed (5000)")
     parser.add_argument("--flat-repeats", type=int, default=5, help="(5)")
     parser.add_argument("--chart", default=str(CHART), help=f"PNG to draw ({CHART})")
     parser.add_argument("--no-chart", action="store_true")
