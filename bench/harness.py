@@ -36,7 +36,9 @@ METRICS = (
     "worker_cpu_us_per_job",
     "redis_cpu_us_per_job",
 )
-DEFAULT_PEERS = "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,celery,saq,dramatiq,rq,arq"
+DEFAULT_PEERS = (
+    "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,huey-quiet,celery,saq,dramatiq,rq,arq"
+)
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
 HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushdb", "ping"}
 
