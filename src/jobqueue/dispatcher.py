@@ -506,8 +506,11 @@ class Dispatcher:
 
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a plugin's exception is logged, never fatal."""
+        hook = getattr(self.hooks, hook_name)
+        if not hook.get_hookimpls():  # nobody listens: skip pluggy's call machinery per job
+            return
         try:
-            getattr(self.hooks, hook_name)(**kwargs)
+            hook(**kwargs)
         except Exception:
             logger.exception("plugin hook %s raised", hook_name)
 

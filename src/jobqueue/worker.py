@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Awaitable, Callable
@@ -84,8 +85,9 @@ class Worker:
     def handle(self) -> Callable[..., Any]:
         return getattr(self.handler, "handle", self.handler)  # type: ignore[no-any-return]
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
+        """Whether ``handle`` is an ``async def`` (worked out once: it is asked per job)."""
         handle = self.handle
         return inspect.iscoroutinefunction(handle) or inspect.iscoroutinefunction(
             type(handle).__call__
