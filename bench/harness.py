@@ -49,8 +49,14 @@ def main() -> None:
         report(json.loads(Path(options.from_json).read_text()), options)
         return
     use_jobqueue_source(options.jobqueue_src, options.jobqueue_rev)
+    if options.pin == "one-core":  # Redis, workers and producer all inherit this
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     with RedisServer() as server:
         os.environ["BENCH_REDIS_URL"] = server.url
+        if options.pin == "split":  # Redis on one core, producer and workers on another
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(server.pid, {cpus[-1]})
+            os.sched_setaffinity(0, {cpus[0]})
         import peers
         from peers.jobqueue_adapter import JobqueuePrefetchAdapter
 
@@ -122,6 +128,14 @@ def parse_args() -> argparse.Namespace:
         default=30.0,
         help="cap on one processing phase; a slower library's rate is taken over what it "
         "processed by then (30)",
+    )
+    parser.add_argument(
+        "--pin",
+        choices=("none", "one-core", "split"),
+        default="none",
+        help="CPU placement: none (the scheduler's choice, default), one-core (everything on "
+        "one CPU) or split (Redis on one CPU, the rest on another). A round trip between "
+        "processes on two CPUs of a VM can cost twice one on the same CPU",
     )
     parser.add_argument("--latency-jobs", type=int, default=200, help="spaced submits (200)")
     parser.add_argument("--latency-interval", type=float, default=0.010, help="seconds (0.01)")

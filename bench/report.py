@@ -163,6 +163,8 @@ def print_report(results: dict[str, Any]) -> None:
         f"after {_load(results.get('load_after'))}"
     )
     options = results["options"]
+    if options.get("pin", "none") != "none":
+        print(f"CPU placement: --pin {options['pin']}")
     print(
         f"{options['jobs']:,} jobs per phase, {options['rounds']} interleaved round(s); "
         "medians [min-max]"
