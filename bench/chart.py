@@ -56,8 +56,17 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ax.set_title(title, fontsize=10, loc="left")
         if log:
             ax.set_xscale("log")
-        for position, value in zip(positions, medians, strict=True):
-            ax.text(value, position, f" {_short(value)}", va="center", fontsize=7)
+        ends = [summary[n][metric]["max"] for n in names]
+        if metric == "latency_p50_ms":
+            ends = [max(end, p or 0) for end, p in zip(ends, p99, strict=True)]
+        for position, value, end in zip(positions, medians, ends, strict=True):
+            ax.text(
+                end * (1.15 if log else 1.0),
+                position,
+                f"  {_short(value)}",
+                va="center",
+                fontsize=7,
+            )
         ax.margins(x=0.15)
         ax.grid(axis="x", alpha=0.3)
     machine = results["machine"]
