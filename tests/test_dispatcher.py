@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue import Backoff, JobQueue, JobState, hookimpl
+from jobqueue import Backoff, Dispatcher, JobQueue, JobState, hookimpl
 from jobqueue.job import Job, JobError
 from jobqueue.testing import ManualClock
 
@@ -462,3 +462,43 @@ def test_prefetch_respects_max_jobs() -> None:
     assert queue.work(prefetch=4, max_jobs=6) == 6
     counts = queue.count_by_state()
     assert counts[JobState.COMPLETED] == 6 and counts[JobState.WAITING] == 4
+
+
+def test_capped_dispatcher_backs_off_instead_of_spinning() -> None:
+    """While an exclusive worker's job runs in one dispatcher, another dispatcher that sees its
+    waiting jobs must not hammer the backend with claims."""
+    queue = make_queue()
+    started, release = threading.Event(), threading.Event()
+
+    def long(job: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    queue.add_worker("solo", long, exclusive=True)
+    for _ in range(3):
+        queue.submit_job("solo", None)
+    first = queue.dispatcher()
+    first_thread = run_in_thread(first.run)
+    assert started.wait(10)
+
+    claims = 0
+    real_claim = queue.backend.claim
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(queue.backend, name)
+
+        def claim(self, spec: Any) -> Any:
+            nonlocal claims
+            claims += 1
+            return real_claim(spec)
+
+    second = Dispatcher(Counting(), queue.registry, queue.plugins.hook)  # type: ignore[arg-type]
+    second_thread = run_in_thread(second.run)
+    time.sleep(0.5)
+    assert claims < 40, f"{claims} claims in 0.5 s: the capped dispatcher is spinning"
+    release.set()
+    for dispatcher, thread in ((first, first_thread), (second, second_thread)):
+        dispatcher.stop(grace_seconds=5)
+        thread.join(10)
+        assert not thread.is_alive()

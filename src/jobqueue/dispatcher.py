@@ -54,6 +54,9 @@ T = TypeVar("T")
 FLUSH_AFTER = 0.05
 """With prefetch, outcomes wait at most about this long (seconds) before being recorded."""
 
+CAPPED_BACKOFF_MIN, CAPPED_BACKOFF_MAX = 0.002, 0.1
+"""Back-off (seconds) of a slot whose ready work is held back by ``max_active`` elsewhere."""
+
 
 @dataclass(eq=False)
 class _Lease:
@@ -226,6 +229,8 @@ class Dispatcher:
         loop = asyncio.new_event_loop()
         ahead: deque[_Lease] = deque()  # claimed, not started yet
         finished: list[_Finished] = []  # ran, outcome not recorded yet
+        # Woken for work that the next claim still did not get (max_active elsewhere)?
+        capped, capped_delay = False, CAPPED_BACKOFF_MIN
         try:
             with Interrupter() as interrupter:
                 while True:
@@ -240,12 +245,18 @@ class Dispatcher:
                         if not ahead:
                             if burst:
                                 break
-                            self._call_backend(
+                            if capped:
+                                # Ready work we cannot claim: its worker is at max_active in
+                                # other slots or processes. Back off instead of spinning.
+                                self._stopping.wait(capped_delay)
+                                capped_delay = min(capped_delay * 2, CAPPED_BACKOFF_MAX)
+                            capped = self._call_backend(
                                 lambda: self.backend.wait_for_work(
                                     self.spec.names, self.idle_timeout
                                 )
                             )
                             continue
+                        capped, capped_delay = False, CAPPED_BACKOFF_MIN
                     lease = ahead.popleft()
                     if lease.lost:
                         self._forget(lease)
