@@ -16,8 +16,9 @@
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
 --   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
---   w waiter count
--- Logs live in a separate list (only jobs that log pay for it).
+--   w waiter count  L '1' once the job has a log list
+-- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
+-- have one, so reading a job that never logged skips the list.
 --
 -- Foreign or corrupt data under the namespace must never raise: reads of a job's hash go
 -- through redis.pcall (an error reply comes back as a table with `err`).
@@ -84,7 +85,24 @@ end
 local function snapshot(id)
   local hash = redis.pcall('HGETALL', job_key(id))
   if hash.err then return {id, 'corrupt'} end
-  return {id, hash, redis.call('LRANGE', log_key(id), 0, -1)}
+  for i = 1, #hash, 2 do
+    if hash[i] == 'L' then return {id, hash, redis.call('LRANGE', log_key(id), 0, -1)} end
+  end
+  return {id, hash, {}}
+end
+
+-- A sequence number taken ahead: complete+claim takes the finish's and the next one with one
+-- INCRBY; the next next_seq() call uses it, so every number is the one INCR would have given.
+local reserved_seq
+
+-- The next sequence number (the reserved one first).
+local function next_seq()
+  local seq = reserved_seq
+  if seq then
+    reserved_seq = nil
+    return seq
+  end
+  return redis.call('INCR', K_SEQ)
 end
 
 -- Wake up to `n` dispatchers blocked on this name. The list is bounded: with nobody waiting,
@@ -123,7 +141,9 @@ local function head_of(name)
   return nil
 end
 
--- Pop the next waiting id of one name, or nil. Drops levels left empty.
+-- Pop the next waiting id of one name, or nil. A level the pop leaves empty stays listed
+-- until the next look at it (here or in head_of) drops it; an empty level counts and lists
+-- as nothing, and make_ready re-adding it is harmless.
 local function pop_head(name)
   local levels = levels_key(name)
   for _ = 1, 100 do
@@ -134,7 +154,6 @@ local function pop_head(name)
     if type(id) ~= 'string' then
       redis.call('ZREM', levels, top[1]) -- empty, or not a list (foreign data)
     else
-      if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels, top[1]) end
       return id
     end
   end
@@ -159,7 +178,7 @@ local function requeue(id, run_at, key, value)
   local f = redis.call('HMGET', j, 'n', 'p')
   local name = f[1]
   local state = tonumber(run_at) > NOW and 'd' or 'w'
-  local seq = redis.call('INCR', K_SEQ)
+  local seq = next_seq()
   redis.call('HDEL', j, 'k')
   if key then
     redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq, key, value)
@@ -210,13 +229,21 @@ local function forget_unique(id, unique)
 end
 
 -- COMPLETED or FAILED with `key` (R or E) set to `value`, all in one write. `job` is the
--- {token, name, unique key, waiter count} that `held` returned.
-local function finish(id, state, job, key, value)
+-- {token, name, unique key, waiter count} that `held` returned. With `reserve`, the sequence
+-- number after the finish's is taken too (see next_seq).
+local function finish(id, state, job, key, value, reserve)
   local j = job_key(id)
   redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
   redis.call('HDEL', j, 'k', 'q', 'w')
+  local seq
+  if reserve and not reserved_seq then
+    reserved_seq = redis.call('INCRBY', K_SEQ, 2)
+    seq = reserved_seq - 1
+  else
+    seq = next_seq()
+  end
   -- Finished sets are scored by finishing order, so retention drops oldest-finished first.
-  redis.call('ZADD', finished_key(state), redis.call('INCR', K_SEQ), id)
+  redis.call('ZADD', finished_key(state), seq, id)
   forget_unique(id, job[3])
   notify_waiters(id, job[4])
 end
@@ -284,7 +311,7 @@ local function promote()
     local f = fields(id, 'n', 's', 'p') or {}
     local name = f[1]
     if name and f[2] == 'd' then
-      redis.call('HSET', job_key(id), 's', 'w', 'q', redis.call('INCR', K_SEQ))
+      redis.call('HSET', job_key(id), 's', 'w', 'q', next_seq())
       make_ready(id, name, tonumber(f[3]) or 0)
       signal(name)
     end
@@ -352,9 +379,7 @@ local function take_next(base)
     end
   end
   if not best then return nil end
-  local list = ready_key(best_name, best[1])
-  redis.call('LPOP', list)
-  if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels_key(best_name), best[1]) end
+  redis.call('LPOP', ready_key(best_name, best[1])) -- an emptied level goes lazily (pop_head)
   return best_name, best[2]
 end
 
@@ -370,7 +395,7 @@ local function claim(token, deadline, base)
     local state = f and f[1]
     if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
     if state and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
-      local seq = redis.call('INCR', K_SEQ)
+      local seq = next_seq()
       local j = job_key(id)
       local made = plus_one(f[3])
       if f[2] == name then

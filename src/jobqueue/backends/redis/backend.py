@@ -507,8 +507,7 @@ def _decode(reply: Sequence[Any]) -> Job:
     try:
         if not isinstance(reply[1], list):
             raise CorruptJobError("the key is not a hash")
-        raw = reply[1]
-        f = {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
+        f = _fields(reply[1])
         options = json.loads(f["o"]) if "o" in f else {}
         if not isinstance(options, dict):
             raise CorruptJobError("options are not a JSON object")
@@ -545,6 +544,18 @@ def _decode(reply: Sequence[Any]) -> Job:
         raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
     except (KeyError, TypeError, ValueError, IndexError, InvalidOptionError) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _fields(raw: list[Any]) -> dict[str, str]:
+    """A hash's flat field/value reply as a dict of text: one pass when every item is
+    UTF-8 bytes, else item by item, raising the same errors as ever."""
+    if len(raw) % 2 == 0:
+        try:
+            items = map(bytes.decode, raw)
+            return dict(zip(items, items, strict=True))
+        except (TypeError, UnicodeDecodeError):
+            pass
+    return {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
 
 
 def _spec_args(spec: WorkSpec) -> list[Any]:

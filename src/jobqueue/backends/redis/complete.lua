@@ -5,7 +5,7 @@ local id = ARGV[8]
 local job = held(id, ARGV[9])
 if not job then return {'lost'} end
 drop_lease(id, job[2])
-finish(id, 'c', job, 'R', ARGV[10])
+finish(id, 'c', job, 'R', ARGV[10], ARGV[11] == '1')
 if ARGV[11] ~= '1' then return {'ok'} end
 local next_job = claim(ARGV[12], ARGV[13], 14)
 if not next_job then return {'ok'} end

@@ -26,6 +26,10 @@ for n = 1, tonumber(ARGV[8]) do
     local delayed = tonumber(run_at) > NOW
     local hash = {'n', name, 's', delayed and 'd' or 'w', 'q', redis.call('INCR', K_SEQ)}
     for k = pairs_at, pairs_at + 2 * npairs - 1 do hash[#hash + 1] = ARGV[k] end
+    if nlogs > 0 then
+      hash[#hash + 1] = 'L'
+      hash[#hash + 1] = '1'
+    end
     redis.call('HSET', job_key(id), unpack(hash))
     if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
     if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
