@@ -204,11 +204,26 @@ local function held(id, token)
   return f
 end
 
--- Take the job out of the active set and its name's active count (the caller clears 'k').
-local function drop_lease(id, name)
-  if redis.call('ZREM', K_ACTIVE, id) == 0 then return end
-  if name and redis.call('HINCRBY', K_ACTIVE_COUNT, name, -1) <= 0 then
+-- One off a name's active count; the entry goes at zero.
+local function count_down(name)
+  if redis.call('HINCRBY', K_ACTIVE_COUNT, name, -1) <= 0 then
     redis.call('HDEL', K_ACTIVE_COUNT, name)
+  end
+end
+
+-- The name whose active count owes a count_down that complete+claim put off: a claim of the
+-- same name cancels it (no -1 then +1), anything else leaves complete.lua to settle it.
+local released_name
+
+-- Take the job out of the active set and its name's active count (the caller clears 'k').
+-- With `defer`, the count_down waits in released_name.
+local function drop_lease(id, name, defer)
+  if redis.call('ZREM', K_ACTIVE, id) == 0 then return end
+  if not name then return end
+  if defer and not released_name then
+    released_name = name
+  else
+    count_down(name)
   end
 end
 
@@ -365,7 +380,13 @@ local function take_next(base)
   for i = 0, count - 1 do
     local name = ARGV[base + 1 + 2 * i]
     local cap = tonumber(ARGV[base + 2 + 2 * i])
-    if cap < 0 or (tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0) < cap then
+    local open = cap < 0
+    if not open then
+      local active = tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0
+      if name == released_name then active = math.max(active - 1, 0) end
+      open = active < cap
+    end
+    if open then
       if count == 1 then return name, pop_head(name) end
       local head = head_of(name)
       if head and best and head[1] == best[1] then
@@ -404,7 +425,11 @@ local function claim(token, deadline, base)
         redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made, 'n', name)
       end
       redis.call('ZADD', K_ACTIVE, deadline, id)
-      redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
+      if name == released_name then
+        released_name = nil -- the finished job's count_down and this claim's +1 cancel out
+      else
+        redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
+      end
       return snapshot(id)
     end
   end

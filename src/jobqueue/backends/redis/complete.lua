@@ -4,9 +4,11 @@
 local id = ARGV[8]
 local job = held(id, ARGV[9])
 if not job then return {'lost'} end
-drop_lease(id, job[2])
-finish(id, 'c', job, 'R', ARGV[10], ARGV[11] == '1')
-if ARGV[11] ~= '1' then return {'ok'} end
+local claim_next = ARGV[11] == '1'
+drop_lease(id, job[2], claim_next)
+finish(id, 'c', job, 'R', ARGV[10], claim_next)
+if not claim_next then return {'ok'} end
 local next_job = claim(ARGV[12], ARGV[13], 14)
+if released_name then count_down(released_name) end
 if not next_job then return {'ok'} end
 return {'ok', next_job}
