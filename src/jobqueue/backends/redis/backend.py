@@ -29,19 +29,13 @@ a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
-import json
 import logging
-import math
 import os
-import re
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from importlib import resources
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -50,22 +44,28 @@ import redis.cluster
 import redis.exceptions
 
 from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
+from jobqueue.backends.redis.codec import (
+    STATE_CODES,
+    STATES,
+    as_text,
+    decode_job,
+    encode_new_job,
+    exact_number,
+)
+from jobqueue.backends.redis.scripts import load_scripts
 from jobqueue.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
-    InvalidOptionError,
     LeaseLostError,
 )
 from jobqueue.job import (
     JSON,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
-    Backoff,
     Job,
     JobError,
-    JobLog,
     JobState,
     dumps_json,
 )
@@ -73,21 +73,9 @@ from jobqueue.job import (
 log = logging.getLogger("jobqueue.backends.redis")
 
 DEFAULT_NAMESPACE = "jobqueue"
-MAX_PRIORITY = 1_000_000
 _SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
 _MAX_BLOCK = 20.0  # longest single blocking call; must stay below the socket timeout
 _SOCKET_TIMEOUT = 30.0
-_STATE_CODES = {
-    JobState.WAITING: "w",
-    JobState.DELAYED: "d",
-    JobState.ACTIVE: "a",
-    JobState.COMPLETED: "c",
-    JobState.FAILED: "f",
-}
-_STATES = {code: state for state, code in _STATE_CODES.items()}
-_SCRIPTS: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
-_SCRIPTS += ("progress", "log", "recover", "remove", "get", "count", "poll", "watch", "list")
-_SCRIPTS += ("finish_many",)
 _MAX_BATCH = 1000  # claims per finish_many call
 
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
@@ -113,7 +101,7 @@ class RedisBackend:
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
         self._block_slice = _block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
-        self._scripts = _load_scripts()
+        self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
         policy = self.options.retention
         self._counts = (
@@ -159,7 +147,7 @@ class RedisBackend:
         return self.submit_many([job])[0]
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
-        encoded = [_encode_new(job) for job in jobs]  # refuse bad data before storing anything
+        encoded = [encode_new_job(job) for job in jobs]  # refuse bad data before storing anything
         out: list[Job] = []
         for start in range(0, len(jobs), _SUBMIT_BATCH):
             batch = encoded[start : start + _SUBMIT_BATCH]
@@ -169,41 +157,41 @@ class RedisBackend:
                 args.extend(fields)
             replies = self._run("submit", now, args)
             for job, reply in zip(jobs[start : start + _SUBMIT_BATCH], replies, strict=True):
-                if _text(reply[0]) == "n":
+                if as_text(reply[0]) == "n":
                     state = JobState.DELAYED if job.run_at > now else JobState.WAITING
-                    out.append(replace(job, id=_text(reply[1]), state=state, logs=list(job.logs)))
+                    out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
                 else:
-                    out.append(_decode(reply[1:]))
+                    out.append(decode_job(reply[1:]))
         return out
 
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
         reply = self._run("get", self.options.clock(), [job_id])
-        return None if reply is None else _decode(reply)
+        return None if reply is None else decode_job(reply)
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         rows = self._run(
-            "list", self.options.clock(), [_STATE_CODES[state], max(offset, 0), max(limit, 0)]
+            "list", self.options.clock(), [STATE_CODES[state], max(offset, 0), max(limit, 0)]
         )
         jobs = []
         for row in rows:
             try:
-                jobs.append(_decode(row))
+                jobs.append(decode_job(row))
             except CorruptJobError as exc:  # a listing shows what it can read; get() raises
                 log.warning("skipping corrupt job in namespace %s: %s", self.namespace, exc)
         return jobs
 
     def count_by_state(self) -> dict[JobState, int]:
         counts = self._run("count", self.options.clock(), [])
-        return {state: int(n) for state, n in zip(_STATE_CODES, counts, strict=True)}
+        return {state: int(n) for state, n in zip(STATE_CODES, counts, strict=True)}
 
     # -- claiming and lease holders -----------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:
         now = self.options.clock()
         token, deadline = _token(), now + spec.lease_seconds
-        reply = self._run("claim", now, [token, _num(deadline), *_spec_args(spec)])
+        reply = self._run("claim", now, [token, exact_number(deadline), *_spec_args(spec)])
         return self._claimed(reply, token, deadline, spec)
 
     def complete(
@@ -217,33 +205,35 @@ class RedisBackend:
             args.append("0")
         else:
             deadline = now + next_spec.lease_seconds
-            args += ["1", next_token, _num(deadline), *_spec_args(next_spec)]
+            args += ["1", next_token, exact_number(deadline), *_spec_args(next_spec)]
         reply = self._run("complete", now, args)
-        if _text(reply[0]) == "lost":
+        if as_text(reply[0]) == "lost":
             raise _lease_lost(job_id)
         if next_spec is None or len(reply) < 2:
             return None
         return self._claimed(reply[1], next_token, deadline, next_spec)
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        retry = "" if retry_at is None else _num(retry_at)
+        retry = "" if retry_at is None else exact_number(retry_at)
         args = [job_id, token, dumps_json(error.to_dict()), retry]
-        state = _text(self._run("fail", self.options.clock(), args))
+        state = as_text(self._run("fail", self.options.clock(), args))
         if state == "lost":
             raise _lease_lost(job_id)
-        return _STATES[state]
+        return STATES[state]
 
     def release(self, job_id: str, token: str) -> bool:
         return bool(self._run("release", self.options.clock(), [job_id, token]))
 
     def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
         now = self.options.clock()
-        return bool(self._run("renew", now, [job_id, token, _num(now + lease_seconds)]))
+        return bool(self._run("renew", now, [job_id, token, exact_number(now + lease_seconds)]))
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
         text = "" if message is None else "=" + message[:MAX_LOG_MESSAGE]
         return bool(
-            self._run("progress", self.options.clock(), [job_id, token, _num(progress), text])
+            self._run(
+                "progress", self.options.clock(), [job_id, token, exact_number(progress), text]
+            )
         )
 
     def add_log(self, job_id: str, token: str, message: str) -> bool:
@@ -265,24 +255,24 @@ class RedisBackend:
                 kind, payload, retry = "c", dumps_json(outcome.result), ""
             else:
                 kind, payload = "f", dumps_json(outcome.error.to_dict())
-                retry = "" if outcome.retry_at is None else _num(outcome.retry_at)
+                retry = "" if outcome.retry_at is None else exact_number(outcome.retry_at)
             args += [outcome.job_id, outcome.token, kind, payload, retry]
         count = 0 if next_spec is None else max(min(limit, _MAX_BATCH), 0)
         now = self.options.clock()
         tokens = [_token() for _ in range(count)]
         deadline = now + (next_spec.lease_seconds if next_spec is not None else 0.0)
-        args += [count, *tokens, _num(deadline)]
+        args += [count, *tokens, exact_number(deadline)]
         args += _spec_args(next_spec) if next_spec is not None else [0]
         if not outcomes and not count:
             return [], []
         reply_states, reply_claims = self._run("finish_many", now, args)
-        states = [None if _text(s) == "lost" else _STATES[_text(s)] for s in reply_states]
+        states = [None if as_text(s) == "lost" else STATES[as_text(s)] for s in reply_states]
         claims: list[Claim] = []
         for token, reply in zip(tokens, reply_claims, strict=False):
             try:
-                claims.append(Claim(_decode(reply), token, deadline))
+                claims.append(Claim(decode_job(reply), token, deadline))
             except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
-                self._fail_corrupt(_text(reply[0]), token, exc)
+                self._fail_corrupt(as_text(reply[0]), token, exc)
         return states, claims
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None:
@@ -296,12 +286,12 @@ class RedisBackend:
         # one bad hash never stops the queue.
         while reply is not None:
             try:
-                return Claim(_decode(reply), token, deadline)
+                return Claim(decode_job(reply), token, deadline)
             except CorruptJobError as exc:
-                self._fail_corrupt(_text(reply[0]), token, exc)
+                self._fail_corrupt(as_text(reply[0]), token, exc)
             now = self.options.clock()
             token, deadline = _token(), now + spec.lease_seconds
-            reply = self._run("claim", now, [token, _num(deadline), *_spec_args(spec)])
+            reply = self._run("claim", now, [token, exact_number(deadline), *_spec_args(spec)])
         return None
 
     # -- maintenance --------------------------------------------------------------------------
@@ -325,7 +315,7 @@ class RedisBackend:
         reply = self._run("poll", now, [len(wanted), *wanted])
         if int(reply[0]) == 1:
             return True
-        due = _text(reply[1])
+        due = as_text(reply[1])
         if due:
             # Wake when the next delayed job comes due or the next lease expires.
             timeout = min(timeout, max(float(due) - now, 0.0))
@@ -355,8 +345,8 @@ class RedisBackend:
 
     def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
         reply = self._run("watch", self.options.clock(), [job_id, change])
-        state = _text(reply[0])
-        return state, _decode(reply[1]) if state == "done" else None
+        state = as_text(reply[0])
+        return state, decode_job(reply[1]) if state == "done" else None
 
     def _block(self, keys: list[str], timeout: float) -> Any:
         """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
@@ -390,11 +380,13 @@ class RedisBackend:
             1,
             self._route[0],
             self._prefix,
-            _num(now),
+            exact_number(now),
             self.options.max_stalls,
-            "" if policy.completed_seconds is None else _num(now - policy.completed_seconds),
+            ""
+            if policy.completed_seconds is None
+            else exact_number(now - policy.completed_seconds),
             completed_count,
-            "" if policy.failed_seconds is None else _num(now - policy.failed_seconds),
+            "" if policy.failed_seconds is None else exact_number(now - policy.failed_seconds),
             failed_count,
             *args,
         )
@@ -452,112 +444,6 @@ class RedisBackend:
             raise BackendError(f"Redis refused the operation: {exc}") from exc
 
 
-# -- encoding ---------------------------------------------------------------------------------
-
-
-def _encode_new(job: Job) -> list[Any]:
-    """The submit script's arguments for one job: name, priority, unique, run_at, counts, then
-    log entries and every field that differs from its default."""
-    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
-        raise InvalidOptionError(f"priority must be an int, got {job.priority!r}")
-    if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:
-        raise InvalidOptionError(
-            f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {job.priority}"
-        )
-    fields: list[str] = ["d", dumps_json(job.data), "c", _num(job.created_at)]
-    if job.run_at != job.created_at:
-        fields += ["r", _num(job.run_at)]
-    if job.priority:
-        fields += ["p", str(job.priority)]
-    if job.unique_key is not None:
-        fields += ["u", job.unique_key]
-    options: dict[str, JSON] = {}
-    if job.title is not None:
-        options["t"] = job.title
-    if job.attempts != 1:
-        options["a"] = job.attempts
-    if job.backoff != Backoff():
-        options["b"] = job.backoff.to_dict()
-    if job.timeout is not None:
-        options["T"] = job.timeout
-    if options:
-        fields += ["o", dumps_json(options)]
-    # Rarely set on a new job, kept so that what was submitted is what is stored.
-    optional: list[tuple[str, object, str | None]] = [
-        ("m", job.attempts_made, str(job.attempts_made) if job.attempts_made else None),
-        ("x", job.stalls, str(job.stalls) if job.stalls else None),
-        ("b", job.started_at, None if job.started_at is None else _num(job.started_at)),
-        ("e", job.finished_at, None if job.finished_at is None else _num(job.finished_at)),
-        ("g", job.progress, _num(job.progress) if job.progress else None),
-        ("G", job.progress_message, job.progress_message),
-        ("R", job.result, None if job.result is None else dumps_json(job.result)),
-        ("E", job.error, None if job.error is None else dumps_json(job.error.to_dict())),
-    ]
-    fields += [item for key, _, text in optional if text is not None for item in (key, text)]
-    logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
-    unique = "" if job.unique_key is None else "=" + job.unique_key
-    head = [job.name, job.priority, unique, _num(job.run_at), len(logs), len(fields) // 2]
-    return [*head, *logs, *fields]
-
-
-def _decode(reply: Sequence[Any]) -> Job:
-    """Build a Job from a script's ``{id, fields, logs}``; anything malformed raises
-    CorruptJobError naming the job."""
-    job_id = _text(reply[0])
-    try:
-        if not isinstance(reply[1], list):
-            raise CorruptJobError("the key is not a hash")
-        f = _fields(reply[1])
-        options = json.loads(f["o"]) if "o" in f else {}
-        if not isinstance(options, dict):
-            raise CorruptJobError("options are not a JSON object")
-        error = json.loads(f["E"]) if "E" in f else None
-        created = float(f.get("c", "0"))
-        logs = []
-        for text in reply[2]:
-            at, message = json.loads(_text(text))
-            logs.append(JobLog(float(at), str(message)))
-        return Job(
-            id=job_id,
-            name=f["n"],
-            data=json.loads(f["d"]) if "d" in f else None,
-            title=options.get("t"),
-            state=_STATES[f["s"]],
-            priority=int(f.get("p", "0")),
-            attempts=int(options.get("a", 1)),
-            attempts_made=int(f.get("m", "0")),
-            stalls=int(f.get("x", "0")),
-            backoff=Backoff.parse(options.get("b")),
-            timeout=None if options.get("T") is None else float(options["T"]),
-            unique_key=f.get("u"),
-            created_at=created,
-            run_at=float(f["r"]) if "r" in f else created,
-            started_at=float(f["b"]) if "b" in f else None,
-            finished_at=float(f["e"]) if "e" in f else None,
-            progress=float(f.get("g", "0")),
-            progress_message=f.get("G"),
-            result=json.loads(f["R"]) if "R" in f else None,
-            error=None if error is None else JobError(**error),
-            logs=logs,
-        )
-    except CorruptJobError as exc:
-        raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
-    except (KeyError, TypeError, ValueError, IndexError, InvalidOptionError) as exc:
-        raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
-
-
-def _fields(raw: list[Any]) -> dict[str, str]:
-    """A hash's flat field/value reply as a dict of text: one pass when every item is
-    UTF-8 bytes, else item by item, raising the same errors as ever."""
-    if len(raw) % 2 == 0:
-        try:
-            items = map(bytes.decode, raw)
-            return dict(zip(items, items, strict=True))
-        except (TypeError, UnicodeDecodeError):
-            pass
-    return {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
-
-
 def _spec_args(spec: WorkSpec) -> list[Any]:
     names = list(dict.fromkeys(spec.names))
     args: list[Any] = [len(names)]
@@ -565,25 +451,6 @@ def _spec_args(spec: WorkSpec) -> list[Any]:
         cap = spec.max_active.get(name)
         args += [name, -1 if cap is None else max(int(cap), 0)]
     return args
-
-
-def _num(value: float) -> str:
-    """Exact text of a number (repr round-trips a float; Lua never re-formats it)."""
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidOptionError(f"expected a finite number, got {value!r}")
-    return repr(number)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError as exc:
-            raise CorruptJobError(f"stored text is not UTF-8 ({exc})") from exc
-    if isinstance(value, (str, int)):
-        return str(value)
-    raise CorruptJobError(f"expected text, got {type(value).__name__}")
 
 
 def _block_slice(client: RedisClient) -> float:
@@ -606,60 +473,6 @@ def _lease_lost(job_id: str) -> LeaseLostError:
         f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
         "job was removed); the result of this attempt is discarded"
     )
-
-
-@dataclass(frozen=True)
-class _Script:
-    source: str
-    sha: str
-
-
-@functools.cache
-def _load_scripts() -> dict[str, _Script]:
-    lib = _read_script("_lib")
-    scripts = {}
-    for name in _SCRIPTS:
-        source = _assemble(lib, _read_script(name))
-        scripts[name] = _Script(source, hashlib.sha1(source.encode()).hexdigest())
-    return scripts
-
-
-_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
-_COMMENT = re.compile(r"--[^\n]*")
-
-
-def _assemble(lib: str, body: str) -> str:
-    """``body`` preceded by the definitions of ``lib`` it uses, directly or through each
-    other, in their order in ``lib``. A definition starts at a line beginning with
-    ``local`` and owns the comment lines right above it; text before the first is dropped."""
-    definitions: list[tuple[str, list[str]]] = []
-    comments: list[str] = []
-    for line in lib.splitlines():
-        match = _DEFINITION.match(line)
-        if match:
-            definitions.append((match.group(1), [*comments, line]))
-            comments = []
-        elif line.startswith("--"):
-            comments.append(line)
-        else:
-            if definitions and line.strip() and not comments:
-                definitions[-1][1].append(line)
-            comments = []
-    code = {name: _COMMENT.sub("", "\n".join(lines)) for name, lines in definitions}
-    needed: set[str] = set()
-    pending = [_COMMENT.sub("", body)]
-    while pending:
-        text = pending.pop()
-        for name in code:
-            if name not in needed and re.search(rf"\b{name}\b", text):
-                needed.add(name)
-                pending.append(code[name])
-    used = ["\n".join(lines) for name, lines in definitions if name in needed]
-    return "\n".join([*used, body])
-
-
-def _read_script(name: str) -> str:
-    return (resources.files(__package__) / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _safe(url: str) -> str:

@@ -1,0 +1,146 @@
+"""Job hashes in Redis: encoding a new job for the submit script, decoding script replies.
+
+Field names are single letters to keep a queued job small (see ``_lib.lua`` for the list).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from jobqueue.errors import CorruptJobError, InvalidOptionError
+from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobLog, JobState, dumps_json
+
+MAX_PRIORITY = 1_000_000
+STATE_CODES = {
+    JobState.WAITING: "w",
+    JobState.DELAYED: "d",
+    JobState.ACTIVE: "a",
+    JobState.COMPLETED: "c",
+    JobState.FAILED: "f",
+}
+STATES = {code: state for state, code in STATE_CODES.items()}
+
+
+def encode_new_job(job: Job) -> list[Any]:
+    """The submit script's arguments for one job: name, priority, unique, run_at, counts, then
+    log entries and every field that differs from its default."""
+    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
+        raise InvalidOptionError(f"priority must be an int, got {job.priority!r}")
+    if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:
+        raise InvalidOptionError(
+            f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {job.priority}"
+        )
+    fields: list[str] = ["d", dumps_json(job.data), "c", exact_number(job.created_at)]
+    if job.run_at != job.created_at:
+        fields += ["r", exact_number(job.run_at)]
+    if job.priority:
+        fields += ["p", str(job.priority)]
+    if job.unique_key is not None:
+        fields += ["u", job.unique_key]
+    options: dict[str, JSON] = {}
+    if job.title is not None:
+        options["t"] = job.title
+    if job.attempts != 1:
+        options["a"] = job.attempts
+    if job.backoff != Backoff():
+        options["b"] = job.backoff.to_dict()
+    if job.timeout is not None:
+        options["T"] = job.timeout
+    if options:
+        fields += ["o", dumps_json(options)]
+    # Rarely set on a new job, kept so that what was submitted is what is stored.
+    optional: list[tuple[str, object, str | None]] = [
+        ("m", job.attempts_made, str(job.attempts_made) if job.attempts_made else None),
+        ("x", job.stalls, str(job.stalls) if job.stalls else None),
+        ("b", job.started_at, None if job.started_at is None else exact_number(job.started_at)),
+        ("e", job.finished_at, None if job.finished_at is None else exact_number(job.finished_at)),
+        ("g", job.progress, exact_number(job.progress) if job.progress else None),
+        ("G", job.progress_message, job.progress_message),
+        ("R", job.result, None if job.result is None else dumps_json(job.result)),
+        ("E", job.error, None if job.error is None else dumps_json(job.error.to_dict())),
+    ]
+    fields += [item for key, _, text in optional if text is not None for item in (key, text)]
+    logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
+    unique = "" if job.unique_key is None else "=" + job.unique_key
+    head = [job.name, job.priority, unique, exact_number(job.run_at), len(logs), len(fields) // 2]
+    return [*head, *logs, *fields]
+
+
+def decode_job(reply: Sequence[Any]) -> Job:
+    """Build a Job from a script's ``{id, fields, logs}``; anything malformed raises
+    CorruptJobError naming the job."""
+    job_id = as_text(reply[0])
+    try:
+        if not isinstance(reply[1], list):
+            raise CorruptJobError("the key is not a hash")
+        f = _fields(reply[1])
+        options = json.loads(f["o"]) if "o" in f else {}
+        if not isinstance(options, dict):
+            raise CorruptJobError("options are not a JSON object")
+        error = json.loads(f["E"]) if "E" in f else None
+        created = float(f.get("c", "0"))
+        logs = []
+        for text in reply[2]:
+            at, message = json.loads(as_text(text))
+            logs.append(JobLog(float(at), str(message)))
+        return Job(
+            id=job_id,
+            name=f["n"],
+            data=json.loads(f["d"]) if "d" in f else None,
+            title=options.get("t"),
+            state=STATES[f["s"]],
+            priority=int(f.get("p", "0")),
+            attempts=int(options.get("a", 1)),
+            attempts_made=int(f.get("m", "0")),
+            stalls=int(f.get("x", "0")),
+            backoff=Backoff.parse(options.get("b")),
+            timeout=None if options.get("T") is None else float(options["T"]),
+            unique_key=f.get("u"),
+            created_at=created,
+            run_at=float(f["r"]) if "r" in f else created,
+            started_at=float(f["b"]) if "b" in f else None,
+            finished_at=float(f["e"]) if "e" in f else None,
+            progress=float(f.get("g", "0")),
+            progress_message=f.get("G"),
+            result=json.loads(f["R"]) if "R" in f else None,
+            error=None if error is None else JobError(**error),
+            logs=logs,
+        )
+    except CorruptJobError as exc:
+        raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
+    except (KeyError, TypeError, ValueError, IndexError, InvalidOptionError) as exc:
+        raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _fields(raw: list[Any]) -> dict[str, str]:
+    """A hash's flat field/value reply as a dict of text: one pass when every item is
+    UTF-8 bytes, else item by item, raising the same errors as ever."""
+    if len(raw) % 2 == 0:
+        try:
+            items = map(bytes.decode, raw)
+            return dict(zip(items, items, strict=True))
+        except (TypeError, UnicodeDecodeError):
+            pass
+    return {as_text(raw[i]): as_text(raw[i + 1]) for i in range(0, len(raw), 2)}
+
+
+def exact_number(value: float) -> str:
+    """Exact text of a number (repr round-trips a float; Lua never re-formats it)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidOptionError(f"expected a finite number, got {value!r}")
+    return repr(number)
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as exc:
+            raise CorruptJobError(f"stored text is not UTF-8 ({exc})") from exc
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise CorruptJobError(f"expected text, got {type(value).__name__}")

@@ -1,0 +1,70 @@
+"""The Lua scripts: each transition's file, preceded by the ``_lib.lua`` definitions it uses.
+
+Scripts are assembled once per process, loaded once per server and called by SHA.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+SCRIPT_NAMES: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
+SCRIPT_NAMES += ("progress", "log", "recover", "remove", "get", "count", "poll", "watch", "list")
+SCRIPT_NAMES += ("finish_many",)
+
+
+@dataclass(frozen=True)
+class Script:
+    source: str
+    sha: str
+
+
+@functools.cache
+def load_scripts() -> dict[str, Script]:
+    lib = read_script("_lib")
+    scripts = {}
+    for name in SCRIPT_NAMES:
+        source = assemble(lib, read_script(name))
+        scripts[name] = Script(source, hashlib.sha1(source.encode()).hexdigest())
+    return scripts
+
+
+_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def assemble(lib: str, body: str) -> str:
+    """``body`` preceded by the definitions of ``lib`` it uses, directly or through each
+    other, in their order in ``lib``. A definition starts at a line beginning with
+    ``local`` and owns the comment lines right above it; text before the first is dropped."""
+    definitions: list[tuple[str, list[str]]] = []
+    comments: list[str] = []
+    for line in lib.splitlines():
+        match = _DEFINITION.match(line)
+        if match:
+            definitions.append((match.group(1), [*comments, line]))
+            comments = []
+        elif line.startswith("--"):
+            comments.append(line)
+        else:
+            if definitions and line.strip() and not comments:
+                definitions[-1][1].append(line)
+            comments = []
+    code = {name: _COMMENT.sub("", "\n".join(lines)) for name, lines in definitions}
+    needed: set[str] = set()
+    pending = [_COMMENT.sub("", body)]
+    while pending:
+        text = pending.pop()
+        for name in code:
+            if name not in needed and re.search(rf"\b{name}\b", text):
+                needed.add(name)
+                pending.append(code[name])
+    used = ["\n".join(lines) for name, lines in definitions if name in needed]
+    return "\n".join([*used, body])
+
+
+def read_script(name: str) -> str:
+    return (resources.files(__package__) / f"{name}.lua").read_text(encoding="utf-8")
