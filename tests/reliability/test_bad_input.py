@@ -37,9 +37,7 @@ from jobqueue.errors import (
 from jobqueue.job import JobState
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES
 from jobqueue.worker import MAX_PRIORITY
-from tests.reliability.support import key, namespace, redis_url
-
-__all__ = ["namespace", "redis_url"]
+from tests.reliability.support import key
 
 LIMIT = 4096  # max_data_bytes of the property-test queues (the default is checked apart)
 PROPERTY = settings(

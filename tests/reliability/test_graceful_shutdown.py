@@ -21,14 +21,9 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
-    namespace,
-    processes,
-    redis_url,
     wait_until,
     worker_command,
 )
-
-__all__ = ["namespace", "processes", "redis_url"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

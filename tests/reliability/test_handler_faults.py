@@ -20,13 +20,8 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
-    namespace,
-    processes,
-    redis_url,
     worker_command,
 )
-
-__all__ = ["namespace", "processes", "redis_url"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

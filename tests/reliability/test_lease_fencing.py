@@ -22,9 +22,7 @@ from jobqueue.backends.memory import MemoryBackend
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JobError, JobState
-from tests.reliability.support import namespace, redis_url, wait_until
-
-__all__ = ["namespace", "redis_url"]
+from tests.reliability.support import wait_until
 
 pytestmark = pytest.mark.slow
 

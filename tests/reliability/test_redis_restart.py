@@ -19,13 +19,9 @@ from tests.reliability.support import (
     OwnRedis,
     Processes,
     app_env,
-    own_redis,
-    processes,
     wait_until,
     worker_command,
 )
-
-__all__ = ["own_redis", "processes"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -20,13 +20,9 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
-    own_redis,
-    processes,
     wait_until,
     worker_command,
 )
-
-__all__ = ["own_redis", "processes"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
