@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobqueue import JobQueue, RunningJob, Worker
+from jobqueue import Job, JobQueue, Retention, RunningJob, Worker, hookimpl
 
 
 class Greet:
@@ -42,3 +42,45 @@ queue = make_queue()
 def empty_queue() -> JobQueue:
     """A queue with no workers at all (plugins not loaded)."""
     return JobQueue("memory://", load_entrypoints=False)
+
+
+def queue_for(url: str) -> JobQueue:
+    """A factory that needs an argument: ``--app`` cannot call it."""
+    return JobQueue(url, load_entrypoints=False)
+
+
+def broken_factory() -> JobQueue:
+    raise RuntimeError("no config")
+
+
+# A queue as an application would keep it: its own settings and plugins, no entry points.
+class Recorder:
+    """A plugin of the app queue's own, recording which jobs completed."""
+
+    def __init__(self) -> None:
+        self.completed: list[str] = []
+
+    @hookimpl
+    def jobqueue_job_completed(self, job: Job) -> None:
+        self.completed.append(job.id)
+
+
+RECORDER = Recorder()
+
+
+def make_configured_queue(url: str = "memory://") -> JobQueue:
+    configured = JobQueue(
+        url,
+        lease_seconds=7.0,
+        grace_seconds=3.0,
+        retention=Retention(completed_count=5),
+        plugins=[RECORDER],
+        load_entrypoints=False,
+    )
+    configured.add_worker("greet", GREET)
+    return configured
+
+
+configured = make_configured_queue()
+other_backend = JobQueue("sqlite:///:memory:", load_entrypoints=False)
+with_plugins = JobQueue("memory://")  # entry points loaded: the installed test plugin's workers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from jobqueue.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 APP = "tests.cli_app:queue"
+WORKED_ONE = {"jobs": 1, "attempts": 1, "completed": 1, "failed": 0, "retrying": 0, "lost": 0}
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
     assert submitted["title"] == "Greet bo"
 
     code, out, _ = run(capsys, "--app", APP, "--json", "worker", "--burst")
-    assert (code, json.loads(out)) == (0, {"processed": 1})
+    assert (code, json.loads(out)) == (0, WORKED_ONE)
 
     code, out, _ = run(capsys, "--app", APP, "--json", "job", submitted["id"])
     job = json.loads(out)
@@ -98,6 +100,7 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
         "active": 0,
         "completed": 1,
         "failed": 0,
+        "total": 1,
     }
 
 
@@ -113,8 +116,13 @@ def test_submit_options(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> 
         4,
         9.0,
     )
-    code, out, _ = run(capsys, *argv)
-    assert json.loads(out)["id"] == job["id"]  # same unique key: the pending job is returned
+    assert job["deduplicated"] is False
+    code, out, err = run(capsys, *argv)
+    again = json.loads(out)
+    assert again["id"] == job["id"]  # same unique key: the pending job is returned
+    assert again["deduplicated"] is True
+    assert f"note: job {job['id']} (delayed) already holds unique key 'cy'" in err
+    assert app.queue.count_by_state()["delayed"] == 1
 
 
 def test_failed_job_shows_error_and_traceback(
@@ -135,7 +143,7 @@ def test_worker_runs_only_the_named_workers(
     run(capsys, "--app", APP, "submit", "greet", '{"who": "di"}')
     run(capsys, "--app", APP, "submit", "explode", "null")
     code, out, _ = run(capsys, "--app", APP, "--json", "worker", "--burst", "--names", "greet")
-    assert (code, json.loads(out)) == (0, {"processed": 1})
+    assert (code, json.loads(out)) == (0, WORKED_ONE)
     counts = app.queue.count_by_state()
     assert (counts["completed"], counts["waiting"]) == (1, 1)
 
@@ -174,9 +182,15 @@ def test_unknown_job_exits_1(app: ModuleType, capsys: pytest.CaptureFixture[str]
     ("spec", "message"),
     [
         ("tests.cli_app", "must look like module:attribute"),
-        ("tests.no_such_module:queue", "cannot import 'tests.no_such_module'"),
+        ("tests.no_such_module:queue", "no module named 'tests.no_such_module'"),
         ("tests.cli_app:missing", "has no 'missing'"),
         ("tests.cli_app:GREET", "expected a JobQueue, a Worker"),
+        ("tests.cli_app:explode", "needs argument(s) job"),
+        ("tests.cli_app:explode", "did you mean --app tests.cli_app:queue"),
+        ("tests.cli_app:queue_for", "needs argument(s) url"),
+        ("tests.cli_app:broken_factory", "calling it raised RuntimeError: no config"),
+        ("tests.cli_app_broken:queue", "importing tests.cli_app_broken raised ZeroDivisionError"),
+        ("tests.cli_app_needs_missing:queue", "importing tests.cli_app_needs_missing failed"),
     ],
 )
 def test_bad_app_exits_2(
@@ -283,3 +297,187 @@ def test_worker_prefetch(app: ModuleType, capsys: pytest.CaptureFixture[str]) ->
     assert app.queue.count_by_state()["completed"] == 3
     code, _, err = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "0")
     assert code == 2 and "--prefetch" in err
+
+
+# -- first contact: options where people type them, the app's own queue ---------------------
+
+
+def test_global_options_after_the_command(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "submit", "greet", '{"who": "fi"}', "--app", APP, "--json")
+    assert code == 0 and json.loads(out)["name"] == "greet"
+    code, out, _ = run(capsys, "worker", "--app", APP, "--burst", "--json")
+    assert (code, json.loads(out)) == (0, WORKED_ONE)
+    code, out, _ = run(capsys, "stats", "--json", "--app", APP)
+    assert json.loads(out)["completed"] == 1
+    code, out, _ = run(capsys, "--app", APP, "stats", "--url", "sqlite:///:memory:", "--json")
+    assert json.loads(out)["total"] == 0  # --url after the command counts too
+
+
+def test_url_given_twice_differently_is_an_error(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--url", "memory://", "stats", "--url", "sqlite:///:memory:")
+    assert code == 2 and "--url is given twice" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import jobqueue
+
+    code, out, _ = run(capsys, "--version")
+    assert (code, out.strip()) == (0, f"jobqueue {jobqueue.__version__}")
+
+
+def test_help_has_no_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], *([name, "--help"] for name in COMMANDS)):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        assert "``" not in out and ":class:" not in out, argv
+        if argv[0] != "--help":
+            assert "--url" in out and "--app" in out and "--json" in out
+
+
+COMMANDS = ("worker", "submit", "job", "jobs", "stats")
+
+
+def test_jobs_lists_every_state_and_filters_by_name(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--app", APP, "submit", "explode", "1")
+    run(capsys, "--app", APP, "worker", "--burst")  # explode -> failed
+    run(capsys, "--app", APP, "submit", "greet", '{"who": "gi"}')
+    run(capsys, "--app", APP, "submit", "greet", '{"who": "ho"}', "--delay", "600")
+    code, out, _ = run(capsys, "--app", APP, "--json", "jobs")
+    assert code == 0
+    listed = json.loads(out)
+    assert sorted(job["state"] for job in listed) == ["delayed", "failed", "waiting"]
+    code, out, _ = run(capsys, "--app", APP, "--json", "jobs", "--name", "greet")
+    assert sorted(job["state"] for job in json.loads(out)) == ["delayed", "waiting"]
+    code, out, _ = run(capsys, "--app", APP, "jobs", "--name", "greet", "--state", "failed")
+    assert "(no failed 'greet' jobs)" in out
+    code, out, _ = run(capsys, "--app", APP, "jobs", "--limit", "1")
+    assert len(out.splitlines()) == 2  # the header and the one most recent job
+
+
+def test_app_queue_pointed_at_url_keeps_its_settings(
+    app: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    configured = app.make_configured_queue()
+    monkeypatch.setattr(app, "configured", configured)
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    try:
+        spec = "tests.cli_app:configured"
+        code, out, err = run(capsys, "--app", spec, "--url", url, "submit", "greet", '{"who": "i"}')
+        assert code == 0, err
+        code, _, err = run(capsys, "worker", "--app", spec, "--url", url, "--burst")
+        assert code == 0, err
+    finally:
+        monkeypatch.undo()
+    # One queue, the app's: its backend is the --url one, its settings and plugins kept.
+    assert configured.url == url
+    assert configured.backend.options.retention.completed_count == 5  # type: ignore[attr-defined]
+    assert (configured.lease_seconds, configured.grace_seconds) == (7.0, 3.0)
+    assert configured.get_job_by_id(out.strip()).state == "completed"
+    assert out.strip() in app.RECORDER.completed  # the app's own plugin saw the completion
+    assert "plugin-reindex" not in configured.registry  # load_entrypoints=False kept
+
+
+def test_app_with_plugins_and_url_registers_nothing_twice(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's command with plugins installed: --app queue --url used to fail with
+    "worker name ... is already registered"."""
+    code, out, err = run(
+        capsys,
+        "--app",
+        "tests.cli_app:with_plugins",
+        "--url",
+        "memory://",
+        "submit",
+        "plugin-reindex",
+        '{"index": "users"}',
+    )
+    assert code == 0, err
+    assert app.with_plugins.get_job_by_id(out.strip()).title == "Reindex users"
+
+
+def test_two_app_queues_on_different_backends_are_an_error(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--app", APP, "--app", "tests.cli_app:other_backend"]
+    code, _, err = run(capsys, *argv, "stats")
+    assert code == 2
+    assert "uses memory:// but --app tests.cli_app:other_backend uses sqlite:///:memory:" in err
+    code, _, err = run(capsys, *argv, "--url", "memory://", "--json", "stats")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://[::1", "bad backend URL"),
+        ("redis://localhost:6379/0?namspace=x", "unknown Redis URL parameter(s) namspace"),
+        ("redis://localhost:6379/0?bogus=1", "known: namespace, cluster"),
+        ("redis://localhost:6379/abc", "the path names a database by number"),
+        ("redis://localhost:port/0", "Port could not be cast"),
+        ("memory://somewhere", "bad memory URL"),
+        ("sqlite:///jobs.db?synchronus=full", "unknown sqlite URL parameter(s) synchronus"),
+    ],
+)
+def test_bad_urls_exit_2_with_one_line(
+    app: ModuleType, capsys: pytest.CaptureFixture[str], url: str, message: str
+) -> None:
+    code, out, err = run(capsys, "--url", url, "stats")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_get_title_that_raises_is_one_line(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--app", APP, "submit", "greet", '{"name": "x"}')
+    assert (code, out) == (2, "")
+    assert "worker 'greet' cannot use this job data: its get_title(data) raised KeyError" in err
+    assert app.queue.count_by_state()["waiting"] == 0
+
+
+def test_subprocess_app_mistakes_without_traceback() -> None:
+    for spec in ("tests.cli_app_broken:queue", "tests.cli_app:explode", "tests.cli_app:queue_for"):
+        done = jobqueue("--app", spec, "stats")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_worker_exit_status_on_signals(tmp_path: Path, signum: int, status: int) -> None:
+    """SIGTERM is the planned stop (exit 0); Ctrl-C exits 130, as shells expect."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobqueue",
+            "worker",
+            "--app",
+            "tests.cli_app:workers",
+            "--url",
+            url,
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        for line in worker.stderr:  # signal handlers are in place once this line is out
+            if "worker on" in line:
+                break
+        worker.send_signal(signum)
+        _, rest = worker.communicate(timeout=30)
+        assert worker.returncode == status, rest
+        assert "Traceback" not in rest
+    finally:
+        worker.kill()
+        worker.wait()

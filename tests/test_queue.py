@@ -277,11 +277,12 @@ def test_name_taken_by_another_handler(queue: JobQueue) -> None:
 
 
 def test_bad_worker_options(queue: JobQueue) -> None:
-    with pytest.raises(InvalidOptionError):
+    """A worker's options are setup: their mistakes are configuration errors."""
+    with pytest.raises(InvalidWorkerError, match="attempts must be"):
         queue.add_worker("w", lambda job: None, attempts=0)
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(InvalidWorkerError, match="max_active must be"):
         queue.add_worker("w2", lambda job: None, max_active=0)
-    with pytest.raises(InvalidWorkerError, match="bad worker options"):
+    with pytest.raises(InvalidWorkerError, match=r"unknown worker option\(s\) retries"):
         queue.add_worker("w3", lambda job: None, retries=3)
 
 

@@ -7,9 +7,13 @@ from jobqueue.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
+    InvalidJobDataError,
     InvalidJobError,
     InvalidOptionError,
+    InvalidSettingError,
+    InvalidURLError,
     InvalidWorkerError,
+    JobNotFoundError,
     JobQueueError,
     JobTimeoutError,
     LeaseLostError,
@@ -17,6 +21,7 @@ from jobqueue.errors import (
     PayloadTooLargeError,
     SchemaVersionError,
     StalledJobError,
+    TLSVerificationError,
     UnknownBackendError,
     UnknownWorkerError,
 )
@@ -24,7 +29,7 @@ from jobqueue.hooks import hookimpl
 from jobqueue.job import Backoff, Job, JobError, JobLog, JobState
 from jobqueue.queue import JobQueue
 from jobqueue.running import RunningJob
-from jobqueue.worker import Worker
+from jobqueue.worker import Handler, Worker
 
 __version__ = "0.1.0"
 
@@ -38,12 +43,17 @@ __all__ = [
     "ConfigurationError",
     "CorruptJobError",
     "Dispatcher",
+    "Handler",
+    "InvalidJobDataError",
     "InvalidJobError",
     "InvalidOptionError",
+    "InvalidSettingError",
+    "InvalidURLError",
     "InvalidWorkerError",
     "Job",
     "JobError",
     "JobLog",
+    "JobNotFoundError",
     "JobQueue",
     "JobQueueError",
     "JobState",
@@ -55,6 +65,7 @@ __all__ = [
     "RunningJob",
     "SchemaVersionError",
     "StalledJobError",
+    "TLSVerificationError",
     "UnknownBackendError",
     "UnknownWorkerError",
     "WorkSpec",

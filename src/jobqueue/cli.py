@@ -1,23 +1,28 @@
 """The ``jobqueue`` command: run a worker, submit jobs, inspect them.
 
-``jobqueue [--url URL] [--app module:attribute ...] [--json] COMMAND ...`` with the commands
-``worker``, ``submit``, ``job``, ``jobs`` and ``stats``. Errors jobqueue raises on purpose
-(``JobQueueError``) print one ``error: ...`` line and exit with status 2.
+``jobqueue COMMAND [--url URL] [--app module:attribute ...] [--json] ...`` with the commands
+``worker``, ``submit``, ``job``, ``jobs`` and ``stats``; the global options may also come
+before the command. Errors jobqueue raises on purpose (``JobQueueError``) print one
+``error: ...`` line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
+from types import ModuleType
 from typing import Any
 
-from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError, UnknownWorkerError
+from jobqueue import __version__
+from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
 from jobqueue.hooks import hookimpl
 from jobqueue.job import Job, JobState
 from jobqueue.queue import JobQueue
@@ -32,9 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error argparse already reported
+        args = _merge_global_options(parser.parse_args(argv))
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already reported
         return exc.code if isinstance(exc.code, int) else 2
+    except JobQueueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=getattr(args, "log_level", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -54,24 +62,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+DESCRIPTION = "jobqueue: run workers, submit jobs and look at them."
+EPILOG = """\
+Global options (--url, --app, --json) go before or after the command:
+  jobqueue worker --app myapp.jobs:queue --url redis://localhost:6379/0 --burst
+  jobqueue --url sqlite:///jobs.db stats --json
+Exit status: 0 done, 1 no such job (job), 2 a usage, setup or input error
+(one 'error: ...' line), 130 a worker stopped by Ctrl-C.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jobqueue", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--url",
-        help="backend URL (default: the --app queue's, else $JOBQUEUE_URL, else "
-        "redis://localhost:6379/0)",
+    parser = argparse.ArgumentParser(
+        prog="jobqueue",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--app",
-        action="append",
-        default=[],
-        metavar="MODULE:ATTR",
-        help="a JobQueue, Worker, iterable of Workers, or a callable returning one (repeatable)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    parser.add_argument("--version", action="version", version=f"jobqueue {__version__}")
+    _add_global_options(parser, "")
+    # The same options after the command land in their own fields, merged in main().
+    after = argparse.ArgumentParser(add_help=False)
+    _add_global_options(after, "sub_")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    worker = sub.add_parser("worker", help="process jobs until SIGTERM/SIGINT (or --burst)")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[after])
+
+    worker = command(
+        "worker", "process jobs until SIGTERM/SIGINT (or, with --burst, none is ready)"
+    )
     worker.add_argument("--burst", action="store_true", help="return once no job is ready")
     worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once (1)")
     worker.add_argument(
@@ -89,29 +109,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(command=cmd_worker)
 
-    submit = sub.add_parser("submit", help="submit a job and print its id")
+    submit = command("submit", "submit a job and print its id")
     submit.add_argument("name", help="worker name")
     submit.add_argument("data", metavar="JSON", help="job data as JSON ('-' reads stdin)")
     submit.add_argument("--priority", type=int, help="higher runs first (worker default)")
     submit.add_argument("--delay", type=float, help="seconds before the job may run")
     submit.add_argument("--attempts", type=int, help="most attempts (worker default)")
     submit.add_argument("--timeout", type=float, help="seconds one attempt may run")
-    submit.add_argument("--unique-key", help="skip if a pending job has this key")
+    submit.add_argument(
+        "--unique-key", help="if a pending job has this key, return it instead of a new one"
+    )
     submit.set_defaults(command=cmd_submit)
 
-    job = sub.add_parser("job", help="show one job (exit status 1 if there is none)")
+    job = command("job", "show one job (exit status 1 if there is none)")
     job.add_argument("id", help="job id")
     job.set_defaults(command=cmd_job)
 
-    jobs = sub.add_parser("jobs", help="list jobs in one state")
-    jobs.add_argument("--state", required=True, choices=[s.value for s in JobState])
-    jobs.add_argument("--limit", type=int, default=50)
-    jobs.add_argument("--offset", type=int, default=0)
+    jobs = command("jobs", "list jobs: the most recent of every state, or one state")
+    jobs.add_argument("--state", choices=[s.value for s in JobState], help="only this state")
+    jobs.add_argument("--name", help="only jobs of this worker name")
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    jobs.add_argument("--offset", type=int, default=0, help="skip this many first (0)")
     jobs.set_defaults(command=cmd_jobs)
 
-    stats = sub.add_parser("stats", help="count jobs by state")
+    stats = command("stats", "count jobs by state")
     stats.set_defaults(command=cmd_stats)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    parser.add_argument(
+        "--url",
+        dest=f"{prefix}url",
+        help="backend URL (default: the --app queue's, else $JOBQUEUE_URL, else "
+        "redis://localhost:6379/0)",
+    )
+    parser.add_argument(
+        "--app",
+        dest=f"{prefix}app",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a JobQueue, a Worker, a list of Workers, or a function with no arguments "
+        "returning one (repeatable)",
+    )
+    parser.add_argument(
+        "--json", dest=f"{prefix}json", action="store_true", help="machine-readable JSON output"
+    )
+
+
+def _merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    if args.url and args.sub_url and args.url != args.sub_url:
+        raise ConfigurationError(
+            f"--url is given twice ({args.url} and {args.sub_url}); give one backend URL"
+        )
+    args.url = args.url or args.sub_url
+    args.app = [*args.app, *args.sub_app]
+    args.json = args.json or args.sub_json
+    return args
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -127,7 +182,7 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
         )
     for name in names or ():
         if name not in queue.registry:
-            raise UnknownWorkerError(
+            raise ConfigurationError(
                 f"no worker is registered under {name!r} (registered: "
                 f"{', '.join(sorted(registered))}); fix --names or load it with --app"
             )
@@ -138,20 +193,30 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(_LIFECYCLE_LOGGER):
         queue.plugins.register(_LIFECYCLE_LOGGER)
-    shown = ", ".join(names or registered)
-    logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
-    if args.burst:
-        processed = queue.work(
-            burst=True, concurrency=args.concurrency, prefetch=args.prefetch, names=names
-        )
-    else:
-        processed = queue.run_worker(
-            concurrency=args.concurrency, prefetch=args.prefetch, names=names
-        )
-    logger.info("processed %d job(s)", processed)
+    dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=args.prefetch)
+    # Handlers first, then the "worker on" line: a supervisor that waits for it may signal.
+    restore = _nothing if args.burst else dispatcher.install_signal_handlers()
+    try:
+        shown = ", ".join(names or registered)
+        logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
+        dispatcher.run(burst=args.burst)
+    finally:
+        restore()
+    outcomes = dispatcher.outcomes
+    finished = outcomes["completed"] + outcomes["failed"]
+    logger.info(
+        "processed %d job(s) in %d attempt(s): %d completed, %d failed, %d to retry, %d lost",
+        finished,
+        dispatcher.processed,
+        outcomes["completed"],
+        outcomes["failed"],
+        outcomes["retrying"],
+        outcomes["lost"],
+    )
     if args.json:
-        _print_json({"processed": processed})
-    return 0
+        _print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
+    # Ctrl-C ends a command with 130 by convention; SIGTERM is the planned stop: 0.
+    return 130 if dispatcher.stop_signal == signal.SIGINT else 0
 
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
@@ -171,8 +236,14 @@ def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
         timeout=args.timeout,
         unique_key=args.unique_key,
     )
+    if job.deduplicated:
+        print(
+            f"note: job {job.id} ({job.state.value}) already holds unique key "
+            f"{args.unique_key!r}; it was returned and nothing new was stored",
+            file=sys.stderr,
+        )
     if args.json:
-        _print_json(job.to_dict())
+        _print_json({**job.to_dict(), "deduplicated": job.deduplicated})
     else:
         print(job.id)
     return 0
@@ -195,7 +266,7 @@ def cmd_job(args: argparse.Namespace, queue: JobQueue) -> int:
 def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
     if args.limit < 0 or args.offset < 0:
         raise ConfigurationError("--limit and --offset must be >= 0")
-    jobs = queue.list_jobs(args.state, offset=args.offset, limit=args.limit)
+    jobs = queue.list_jobs(args.state, offset=args.offset, limit=args.limit, name=args.name)
     if args.json:
         _print_json([job.to_dict() for job in jobs])
         return 0
@@ -213,19 +284,19 @@ def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
     ]
     print(_table(["ID", "NAME", "STATE", "PRIORITY", "ATTEMPTS", "CREATED", "TITLE"], rows))
     if not jobs:
-        print(f"(no {args.state} jobs)")
+        which = " ".join(filter(None, [args.state, args.name and f"{args.name!r}"]))
+        print(f"(no {which + ' ' if which else ''}jobs)")
     return 0
 
 
 def cmd_stats(args: argparse.Namespace, queue: JobQueue) -> int:
     counts = queue.count_by_state()
-    by_name = {state.value: counts.get(state, 0) for state in JobState}
+    by_state = {state.value: counts.get(state, 0) for state in JobState}
+    by_state["total"] = sum(by_state.values())
     if args.json:
-        _print_json(by_name)
+        _print_json(by_state)
         return 0
-    rows = [[state, str(count)] for state, count in by_name.items()]
-    rows.append(["total", str(sum(by_name.values()))])
-    print(_table(["STATE", "JOBS"], rows))
+    print(_table(["STATE", "JOBS"], [[state, str(count)] for state, count in by_state.items()]))
     return 0
 
 
@@ -235,24 +306,37 @@ def cmd_stats(args: argparse.Namespace, queue: JobQueue) -> int:
 def _open_queue(args: argparse.Namespace) -> tuple[JobQueue, bool]:
     """The queue the command works on, and whether the CLI opened it (and so closes it).
 
-    That is the ``--app`` JobQueue itself unless ``--url`` says otherwise, else a new queue
-    (at ``--url``, ``$JOBQUEUE_URL`` or the default) holding the workers of every ``--app``
-    and of the installed plugins."""
-    queues: list[JobQueue] = []
+    With an ``--app`` JobQueue that is the app's own queue — its settings, plugins and
+    workers — pointed at ``--url`` when one is given. Workers of further ``--app`` specs join
+    it. Without one, a new queue (at ``--url``, ``$JOBQUEUE_URL`` or the default) holds the
+    ``--app`` workers and those of the installed plugins."""
+    queues: list[tuple[str, JobQueue]] = []
     workers: list[Worker] = []
     for spec in args.app:
         for found in _load_app(spec):
             if isinstance(found, JobQueue):
-                queues.append(found)
+                queues.append((spec, found))
             else:
                 workers.append(found)
-    owned = not (args.url is None and len(queues) == 1)
-    queue = JobQueue(args.url) if owned else queues.pop()
-    for other in queues:
+    if not queues:
+        queue = JobQueue(args.url)
+        for worker in workers:
+            queue.add_worker(worker)
+        return queue, True
+    (first_spec, queue), others = queues[0], queues[1:]
+    for spec, other in others:
+        if args.url is None and other.url != queue.url:
+            raise ConfigurationError(
+                f"--app {first_spec} uses {queue.url} but --app {spec} uses {other.url}; "
+                "pass --url to say which backend to work on"
+            )
+    if args.url is not None and args.url != queue.url:
+        queue.connect(args.url)
+    for _, other in others:
         workers.extend(other.registry)
     for worker in workers:
         queue.add_worker(worker)
-    return queue, owned
+    return queue, False
 
 
 def _load_app(spec: str) -> list[JobQueue | Worker]:
@@ -261,29 +345,89 @@ def _load_app(spec: str) -> list[JobQueue | Worker]:
         raise ConfigurationError(f"--app {spec!r} must look like module:attribute")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: let apps in the cwd be found
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"--app {spec!r}: cannot import {module_name!r} ({exc})") from exc
+    module = _import(spec, module_name)
+    target: Any = module
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
             raise ConfigurationError(
-                f"--app {spec!r}: {module_name} has no {attribute!r}"
+                f"--app {spec!r}: {module_name} has no {attribute!r}{_queue_hint(module)}"
             ) from None
-    if callable(target) and not isinstance(target, (JobQueue, Worker, type)):
-        target = target()
+    if callable(target) and not isinstance(target, (JobQueue, Worker)):
+        target = _call_factory(spec, target, module)
     if isinstance(target, (JobQueue, Worker)):
         return [target]
     if isinstance(target, Iterable) and not isinstance(target, (str, bytes)):
         items = list(target)
-        if all(isinstance(item, Worker) for item in items):
+        if items and all(isinstance(item, Worker) for item in items):
             return items
     raise ConfigurationError(
-        f"--app {spec!r} is {type(target).__name__}; expected a JobQueue, a Worker, an "
-        "iterable of Workers, or a callable returning one of those"
+        f"--app {spec!r} is a {type(target).__name__}; expected a JobQueue, a Worker, a list "
+        f"of Workers, or a function with no arguments returning one{_queue_hint(module)}"
     )
+
+
+def _import(spec: str, module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise ConfigurationError(
+                f"--app {spec!r}: no module named {module_name!r} (run from the directory "
+                "that holds it, or install its package)"
+            ) from None
+        raise ConfigurationError(f"--app {spec!r}: importing {module_name} failed: {exc}") from None
+    except (Exception, SystemExit) as exc:  # the app's own code failed while importing
+        raise ConfigurationError(
+            f"--app {spec!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _call_factory(spec: str, factory: Callable[..., Any], module: ModuleType) -> Any:
+    """Call an ``--app`` function that builds the queue, if it needs no arguments."""
+    try:
+        signature = inspect.signature(factory)
+        signature.bind()
+    except ValueError:  # no signature to read (a builtin): let the call decide
+        pass
+    except TypeError:
+        needed = [
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.default is parameter.empty
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+        ]
+        looks_like_handler = needed == ["job"] or len(needed) == 1
+        hint = (
+            " It looks like a job handler: point --app at the JobQueue it is registered on"
+            if looks_like_handler
+            else ""
+        )
+        raise ConfigurationError(
+            f"--app {spec!r} is a function that needs argument(s) {', '.join(needed)}; --app "
+            f"calls only functions with no arguments.{hint}{_queue_hint(module)}"
+        ) from None
+    try:
+        return factory()
+    except JobQueueError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"--app {spec!r}: calling it raised {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _queue_hint(module: ModuleType) -> str:
+    """Suggest the module's JobQueue attributes, if it has any."""
+    found = [name for name, value in vars(module).items() if isinstance(value, JobQueue)]
+    if not found:
+        return ""
+    return " (did you mean " + " or ".join(f"--app {module.__name__}:{n}" for n in found) + "?)"
+
+
+def _nothing() -> None:
+    pass
 
 
 def _split_names(names: str | None) -> list[str] | None:

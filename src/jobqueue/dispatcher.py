@@ -20,10 +20,12 @@ Read this file top to bottom to see the whole engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 from jobqueue.backend import Backend, BatchBackend, Claim, Clock, Outcome, WorkSpec
 from jobqueue.errors import (
     BackendError,
+    InvalidSettingError,
     JobQueueError,
     JobTimeoutError,
     LeaseLostError,
@@ -113,11 +116,11 @@ class Dispatcher:
         clock: Clock = time.time,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise JobQueueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+            raise InvalidSettingError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 1000:
-            raise JobQueueError(f"prefetch must be an int from 1 to 1000, got {prefetch!r}")
+            raise InvalidSettingError(f"prefetch must be an int from 1 to 1000, got {prefetch!r}")
         if lease_seconds <= 0:
-            raise JobQueueError(f"lease_seconds must be > 0, got {lease_seconds}")
+            raise InvalidSettingError(f"lease_seconds must be > 0, got {lease_seconds}")
         self.backend = backend
         self.registry = registry
         self.hooks = hooks
@@ -145,6 +148,12 @@ class Dispatcher:
         self._running: dict[int, _Running] = {}  # slot thread id -> its running job
         self._grace_timer: threading.Timer | None = None
         self.processed = 0
+        """Attempts started by the last ``run`` (a job retried twice counts three)."""
+        self.outcomes: dict[str, int] = {}
+        """What the last ``run``'s recorded attempts ended as: ``completed``, ``failed``,
+        ``retrying`` (failed, to run again) and ``lost`` (lease lost, outcome discarded)."""
+        self.stop_signal: int | None = None
+        """The signal that stopped the last ``run_worker``-style run, if one did."""
 
     # -- the public surface -------------------------------------------------------------------
 
@@ -157,6 +166,8 @@ class Dispatcher:
         self._stopping.clear()
         self._finished.clear()
         self.processed = 0
+        self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "lost"), 0)
+        self.stop_signal = None
         heartbeat = threading.Thread(target=self._heartbeat, name="jobqueue-heartbeat", daemon=True)
         heartbeat.start()
         slots = [
@@ -207,19 +218,41 @@ class Dispatcher:
 
     def install_signal_handlers(self) -> Callable[[], None]:
         """SIGTERM/SIGINT stop gracefully; a second SIGINT abandons running jobs at once.
-        Returns a function that restores the previous handlers."""
+        Returns a function that restores the previous handlers.
+
+        The handlers only note the signal and write one byte to a socket: a watcher thread
+        acts on it. A handler runs between two bytecodes of the main thread, which may hold
+        any lock at that moment (logging's, a backend's, threading's own), so taking one
+        there could deadlock the process."""
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        received: list[int] = []
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            if self._stopping.is_set() and signum == signal.SIGINT:
-                self.abandon_running()
-            else:
-                self.stop()
+            received.append(signum)
+            with contextlib.suppress(OSError):  # full or closed: a wake-up is already due
+                writer.send(b"!")
 
+        def watch() -> None:
+            while reader.recv(64):
+                while received:
+                    signum = received.pop(0)
+                    self.stop_signal = self.stop_signal or signum
+                    if self._stopping.is_set() and signum == signal.SIGINT:
+                        self.abandon_running()
+                    else:
+                        self.stop()
+
+        watcher = threading.Thread(target=watch, name="jobqueue-signals", daemon=True)
+        watcher.start()
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def restore() -> None:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            writer.close()  # the watcher reads end-of-file and returns
+            watcher.join()
+            reader.close()
 
         return restore
 
@@ -435,8 +468,10 @@ class Dispatcher:
         """Tell the plugins what happened to a recorded job (nothing if the write was refused)."""
         job, outcome = done.lease.job, done.outcome
         if state is None:
+            self._tally("lost")
             logger.warning("job %s: outcome discarded, its lease was lost", job.id)
             return
+        self._tally(state.value if state in (JobState.COMPLETED, JobState.FAILED) else "retrying")
         job.state = state
         if outcome.error is None:
             job.result = outcome.result
@@ -514,6 +549,10 @@ class Dispatcher:
                 logger.warning("backend error, retrying in about %.2fs: %s", delay, exc)
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 5.0)
+
+    def _tally(self, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     def _emit(self, hook_name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a plugin's exception is logged, never fatal."""

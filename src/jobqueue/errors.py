@@ -1,4 +1,9 @@
-"""Every error jobqueue raises on purpose derives from ``JobQueueError``."""
+"""Every error jobqueue raises on purpose derives from ``JobQueueError``.
+
+Two families say whose mistake it is: ``ConfigurationError`` (the queue, a worker, a backend
+URL or a setting cannot work — fix the setup) and ``InvalidJobError`` (job input was refused
+before anything was stored — fix the call). ``BackendError`` is the store's trouble.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,23 @@ class JobQueueError(Exception):
     """Base class of every error raised by jobqueue."""
 
 
+# -- setup mistakes ---------------------------------------------------------------------------
+
+
 class ConfigurationError(JobQueueError):
     """The queue, a worker or a backend was set up with values that cannot work."""
+
+
+class InvalidSettingError(ConfigurationError):
+    """A queue or dispatcher setting (``lease_seconds``, ``concurrency``, …) is out of range."""
+
+
+class InvalidURLError(ConfigurationError):
+    """A backend URL is malformed or names a parameter its backend does not know."""
+
+
+class TLSVerificationError(ConfigurationError):
+    """The server's TLS certificate failed verification: a setup problem, not an outage."""
 
 
 class InvalidWorkerError(ConfigurationError):
@@ -19,12 +39,15 @@ class UnknownBackendError(ConfigurationError):
     """No installed backend handles the URL scheme asked for."""
 
 
-class UnknownWorkerError(JobQueueError):
-    """A job was submitted for a worker name that no handler is registered under."""
+# -- job input mistakes (nothing was stored) --------------------------------------------------
 
 
 class InvalidJobError(JobQueueError):
     """Job data or a submit option was refused before anything was stored."""
+
+
+class UnknownWorkerError(InvalidJobError):
+    """A job was submitted for a worker name that no handler is registered under."""
 
 
 class NotSerializableError(InvalidJobError):
@@ -36,7 +59,19 @@ class PayloadTooLargeError(InvalidJobError):
 
 
 class InvalidOptionError(InvalidJobError):
-    """A submit or worker option has the wrong type or an out-of-range value."""
+    """A submit option (or a read's argument) has the wrong type or an out-of-range value."""
+
+
+class InvalidJobDataError(InvalidJobError):
+    """The worker's ``get_title(data)`` could not handle the job data (a missing key, a wrong
+    type): the data is not what that worker expects."""
+
+
+# -- at run time ------------------------------------------------------------------------------
+
+
+class JobNotFoundError(JobQueueError):
+    """No job has this id (it never existed, or it was removed or expired by retention)."""
 
 
 class LeaseLostError(JobQueueError):
@@ -48,7 +83,9 @@ class BackendError(JobQueueError):
 
 
 class BackendUnavailableError(BackendError):
-    """The backend's server did not answer; nothing was stored. Retry once it is back."""
+    """The backend's server did not answer in time. A write may or may not have been applied
+    (the request can be lost before or after the server acts); submit with a ``unique_key``
+    to make a retry safe."""
 
 
 class CorruptJobError(BackendError):

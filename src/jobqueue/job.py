@@ -186,6 +186,10 @@ class Job:
     result: JSON = None
     error: JobError | None = None
     logs: list[JobLog] = field(default_factory=list)
+    deduplicated: bool = field(default=False, compare=False)
+    """Not stored: ``True`` on the job ``submit_job`` returned when a waiting, delayed or
+    active job already held the same ``unique_key`` — that job is returned and nothing new
+    is stored. Always ``False`` on jobs read back."""
 
     def to_dict(self) -> dict[str, JSON]:
         return {

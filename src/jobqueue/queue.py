@@ -15,11 +15,18 @@ import pluggy
 
 from jobqueue.backend import Backend, BackendOptions, Clock, Retention
 from jobqueue.dispatcher import Dispatcher
-from jobqueue.errors import InvalidOptionError, InvalidWorkerError, UnknownBackendError
+from jobqueue.errors import (
+    InvalidOptionError,
+    InvalidSettingError,
+    InvalidURLError,
+    InvalidWorkerError,
+    JobNotFoundError,
+    UnknownBackendError,
+)
 from jobqueue.hooks import make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
-from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job
+from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job, submit_options
 from jobqueue.worker import Worker
 
 logger = logging.getLogger("jobqueue")
@@ -33,6 +40,8 @@ class JobQueue:
 
     ``JobQueue("memory://")``, ``JobQueue("sqlite:///jobs.db")``, ``JobQueue("redis://…")``;
     ``JobQueue()`` reads ``JOBQUEUE_URL`` and falls back to ``redis://localhost:6379/0``.
+    ``namespace`` (Redis) defaults to ``$JOBQUEUE_NAMESPACE`` when that is set. A malformed URL
+    or a setting out of range raises a ``ConfigurationError`` here, before any job is sent.
     """
 
     def __init__(
@@ -52,7 +61,12 @@ class JobQueue:
     ) -> None:
         for label, value in (("lease_seconds", lease_seconds), ("grace_seconds", grace_seconds)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise InvalidOptionError(f"{label} must be a positive number, got {value!r}")
+                raise InvalidSettingError(f"{label} must be a positive number, got {value!r}")
+        for label, value in (("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidSettingError(f"{label} must be an int >= 0, got {value!r}")
+        if url is not None and not isinstance(url, str):
+            raise InvalidSettingError(f"the backend URL must be a str, got {url!r}")
         self.url = url or os.environ.get("JOBQUEUE_URL") or DEFAULT_URL
         self.lease_seconds = float(lease_seconds)
         self.grace_seconds = float(grace_seconds)
@@ -65,16 +79,27 @@ class JobQueue:
         for batch in self.plugins.hook.jobqueue_register_workers():
             for worker in batch or ():
                 self.registry.add(worker)
-        options = BackendOptions(
+        self._backend_options = BackendOptions(
             clock=clock,
             retention=retention or Retention(),
             max_stalls=max_stalls,
-            namespace=namespace,
+            namespace=namespace or os.environ.get("JOBQUEUE_NAMESPACE") or None,
         )
-        self.backend: Backend = backend or self._open_backend(self.url, options)
+        self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
+
+    def connect(self, url: str) -> JobQueue:
+        """Point this queue at the backend of ``url`` instead, keeping every setting, worker
+        and plugin (the CLI's ``--url`` does this to an ``--app`` queue). Returns the queue."""
+        backend = self._open_backend(url, self._backend_options)  # a bad URL changes nothing
+        self.backend.close()
+        self.url, self.backend = url, backend
+        return self
 
     def _open_backend(self, url: str, options: BackendOptions) -> Backend:
-        scheme = urlsplit(url).scheme
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError as exc:
+            raise InvalidURLError(f"bad backend URL ({exc}); check its host part") from None
         factories: dict[str, Callable[[str, BackendOptions], Backend]] = {}
         for mapping in self.plugins.hook.jobqueue_register_backends():
             factories.update(mapping or {})
@@ -97,12 +122,14 @@ class JobQueue:
             if handler is not None or options:
                 raise InvalidWorkerError("pass either a Worker or a name and a handler, not both")
             return self.registry.add(worker)
-        if options.pop("exclusive", False):
-            options.setdefault("max_active", 1)
-        try:
-            return self.registry.add(Worker(worker, handler, **options))
-        except TypeError as exc:
-            raise InvalidWorkerError(f"bad worker options for {worker!r}: {exc}") from None
+        known = [f for f in Worker.__dataclass_fields__ if f not in ("name", "handler")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InvalidWorkerError(
+                f"unknown worker option(s) {', '.join(unknown)} for {worker!r}; "
+                f"known: {', '.join(known)}"
+            )
+        return self.registry.add(Worker(worker, handler, **options))
 
     def worker(self, name: str, **options: Any) -> Callable[[F], F]:
         """Decorator form of ``add_worker``."""
@@ -131,9 +158,15 @@ class JobQueue:
         backoff: object = None,
         timeout: float | None = None,
         unique_key: str | None = None,
+        **unknown: object,
     ) -> Job:
         """Store a job for worker ``name`` and return it (its ``id`` assigned). Bad input
-        raises a ``InvalidJobError`` subclass and stores nothing."""
+        raises an ``InvalidJobError`` subclass and stores nothing.
+
+        With ``unique_key``, while a waiting, delayed or active job holds that key nothing new
+        is stored: that job is returned, with ``job.deduplicated`` set."""
+        if unknown:
+            submit_options(unknown)  # raises, naming the known options
         options = SubmitOptions(priority, delay, run_at, attempts, backoff, timeout, unique_key)
         job = build_job(
             self.registry.get(name),
@@ -150,10 +183,10 @@ class JobQueue:
         """Submit many jobs for one worker in as few backend round trips as possible.
         Every item is validated first; if any is refused, none is stored."""
         worker = self.registry.get(name)
-        submit_options = SubmitOptions(**options)
+        chosen = submit_options(options)
         now = self.clock()
         jobs = [
-            build_job(worker, data, submit_options, now=now, max_data_bytes=self.max_data_bytes)
+            build_job(worker, data, chosen, now=now, max_data_bytes=self.max_data_bytes)
             for data in datas
         ]
         stored = self.backend.submit_many(jobs) if jobs else []
@@ -172,16 +205,62 @@ class JobQueue:
         return self.backend.get(_check_id(job_id))
 
     def wait_for(self, job_id: str, timeout: float = 60.0) -> Job | None:
-        """Block until the job completes or fails and return it; ``None`` on timeout."""
-        return self.backend.wait_for_finish(_check_id(job_id), timeout)
+        """Block until the job completes or fails and return it as it then is; ``None`` if
+        ``timeout`` seconds pass first. Raises ``JobNotFoundError`` if there is no job with
+        that id (or it is removed while waited for)."""
+        job_id = _check_id(job_id)
+        if self.backend.get(job_id) is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to wait for")
+        finished = self.backend.wait_for_finish(job_id, timeout)
+        if finished is None and self.backend.get(job_id) is None:
+            raise JobNotFoundError(f"job {job_id!r} was removed while waited for")
+        return finished
 
-    def list_jobs(self, state: JobState | str, offset: int = 0, limit: int = 100) -> list[Job]:
-        return self.backend.list_jobs(_check_state(state), offset, limit)
+    def list_jobs(
+        self,
+        state: JobState | str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        name: str | None = None,
+    ) -> list[Job]:
+        """Jobs in ``state`` (waiting and delayed in the order they will run, active by lease
+        deadline, finished ones newest first) — or, without ``state``, the most recently
+        touched jobs of every state. ``name`` keeps only that worker's jobs."""
+        for label, value in (("offset", offset), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidOptionError(f"{label} must be an int >= 0, got {value!r}")
+        if name is not None and not isinstance(name, str):
+            raise InvalidOptionError(f"name must be a worker name (str), got {name!r}")
+        if state is not None:
+            return self._list_matching(_check_state(state), name, offset, limit)
+        everything = [
+            job for each in JobState for job in self._list_matching(each, name, 0, offset + limit)
+        ]
+        everything.sort(key=_last_touched, reverse=True)
+        return everything[offset : offset + limit]
+
+    def _list_matching(
+        self, state: JobState, name: str | None, offset: int, limit: int
+    ) -> list[Job]:
+        if name is None:
+            return self.backend.list_jobs(state, offset, limit)
+        matching: list[Job] = []
+        page, start = max(limit + offset, 200), 0
+        while len(matching) < offset + limit:  # the backends list by state only: filter here
+            batch = self.backend.list_jobs(state, start, page)
+            matching.extend(job for job in batch if job.name == name)
+            if len(batch) < page:
+                break
+            start += page
+        return matching[offset : offset + limit]
 
     def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zero included)."""
         return self.backend.count_by_state()
 
     def remove_job(self, job_id: str) -> bool:
+        """Delete the job whatever its state; ``False`` if there was none."""
         return self.backend.remove(_check_id(job_id))
 
     # -- working ------------------------------------------------------------------------------
@@ -254,6 +333,10 @@ def _check_id(job_id: object) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise InvalidOptionError(f"a job id is a non-empty str, got {job_id!r}")
     return job_id
+
+
+def _last_touched(job: Job) -> float:
+    return job.finished_at or job.started_at or job.created_at
 
 
 def _check_state(state: object) -> JobState:

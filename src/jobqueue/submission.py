@@ -58,24 +58,45 @@ def build_job(
             f"unique_key must be a non-empty str of valid Unicode, at most {MAX_UNIQUE_KEY} "
             f"characters, got {unique_key!r}"
         )
-    priority = worker.priority if options.priority is None else options.priority
-    attempts = worker.attempts if options.attempts is None else options.attempts
-    timeout = worker.timeout if options.timeout is None else options.timeout
+    priority = validate_priority(worker.priority if options.priority is None else options.priority)
+    attempts = validate_attempts(worker.attempts if options.attempts is None else options.attempts)
+    timeout = validate_timeout(worker.timeout if options.timeout is None else options.timeout)
     backoff = worker.backoff if options.backoff is None else Backoff.parse(options.backoff)
+    run_at = due_time(options.delay, options.run_at, now)
+    # Last: the handler's own code runs only on input that passed every check above.
     title = (title_for or worker.title_for)(data)
     return Job(
         id="",
         name=worker.name,
         data=data,
         title=title,
-        priority=validate_priority(priority),
-        attempts=validate_attempts(attempts),
+        priority=priority,
+        attempts=attempts,
         backoff=backoff,
-        timeout=validate_timeout(timeout),
+        timeout=timeout,
         unique_key=unique_key,
         created_at=now,
-        run_at=due_time(options.delay, options.run_at, now),
+        run_at=run_at,
     )
+
+
+SUBMIT_OPTIONS = tuple(SubmitOptions.__dataclass_fields__)
+
+
+def submit_options(options: dict[str, object]) -> SubmitOptions:
+    """``SubmitOptions`` from keyword arguments, refusing unknown names with the known ones."""
+    unknown = sorted(set(options) - set(SUBMIT_OPTIONS))
+    if unknown:
+        hint = (
+            " (retries are counted in attempts: attempts=4 is 3 retries)"
+            if ("retries" in unknown)
+            else ""
+        )
+        raise InvalidOptionError(
+            f"unknown submit option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(SUBMIT_OPTIONS)}{hint}"
+        )
+    return SubmitOptions(**options)  # type: ignore[arg-type]
 
 
 def due_time(delay: object, run_at: object, now: float) -> float:

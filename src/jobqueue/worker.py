@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from jobqueue.errors import InvalidOptionError, InvalidWorkerError
+from jobqueue.errors import InvalidJobDataError, InvalidOptionError, InvalidWorkerError
 from jobqueue.job import JSON, Backoff, is_unicode
 
 if TYPE_CHECKING:
@@ -23,7 +23,11 @@ MAX_PRIORITY = 1_000_000
 
 @runtime_checkable
 class Handler(Protocol):
-    """The seed module's handler shape: ``handle(job)`` plus an optional ``get_title(data)``."""
+    """The seed module's handler shape: ``handle(job)`` plus an optional ``get_title(data)``.
+
+    ``handle`` receives a ``RunningJob`` (``job.data``, ``job.progress()``, ``job.log()``)
+    and returns the job's result (JSON), or is an ``async def`` that does. ``get_title(data)``,
+    when the handler has one, names a job for people (``job.title``) at submit time."""
 
     def handle(self, job: RunningJob) -> JSON | Awaitable[JSON]: ...
 
@@ -36,8 +40,8 @@ class Worker:
     ``backoff``: delay before each retry (seconds, a ``Backoff`` or a mapping).
     ``timeout``: seconds a single attempt may run, or ``None``.
     ``priority``: default priority of its jobs.
-    ``max_active``: at most this many of its jobs run at once across all dispatchers
-    (``exclusive=True`` is ``max_active=1``).
+    ``max_active``: at most this many of its jobs run at once across all dispatchers.
+    ``exclusive=True`` is ``max_active=1``: never two of its jobs at once, anywhere.
     """
 
     name: str
@@ -47,8 +51,15 @@ class Worker:
     timeout: float | None = None
     priority: int = 0
     max_active: int | None = None
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
+        try:
+            self._validate()
+        except InvalidOptionError as exc:  # a worker's option is a setup mistake, not job input
+            raise InvalidWorkerError(f"worker {self.name!r}: {exc}") from None
+
+    def _validate(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidWorkerError(f"a worker needs a non-empty string name, got {self.name!r}")
         if not is_unicode(self.name):
@@ -71,14 +82,21 @@ class Worker:
         validate_attempts(self.attempts)
         validate_timeout(self.timeout)
         validate_priority(self.priority)
+        if not isinstance(self.exclusive, bool):
+            raise InvalidOptionError(f"exclusive must be True or False, got {self.exclusive!r}")
+        if self.exclusive:
+            if self.max_active not in (None, 1):
+                raise InvalidOptionError(
+                    f"exclusive=True means max_active=1; drop max_active={self.max_active!r}"
+                )
+            object.__setattr__(self, "max_active", 1)
         if self.max_active is not None and (
             isinstance(self.max_active, bool)
             or not isinstance(self.max_active, int)
             or self.max_active < 1
         ):
             raise InvalidOptionError(
-                f"worker {self.name!r}: max_active must be an int >= 1 or None, "
-                f"got {self.max_active!r}"
+                f"max_active must be an int >= 1 or None, got {self.max_active!r}"
             )
 
     @property
@@ -94,10 +112,18 @@ class Worker:
         )
 
     def title_for(self, data: JSON) -> str | None:
+        """The job's title from the handler's ``get_title(data)``, if it has one. A
+        ``get_title`` that raises means the data is not what this worker expects."""
         get_title = getattr(self.handler, "get_title", None)
         if get_title is None:
             return None
-        return str(get_title(data))
+        try:
+            return str(get_title(data))
+        except Exception as exc:
+            raise InvalidJobDataError(
+                f"worker {self.name!r} cannot use this job data: its get_title(data) raised "
+                f"{type(exc).__name__}: {exc}; submit the fields that worker expects"
+            ) from exc
 
 
 def validate_attempts(value: object) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
-from jobqueue.errors import LeaseLostError
+from jobqueue.errors import InvalidURLError, LeaseLostError
 from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobLog, JobState
 
 _LIVE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
@@ -46,6 +46,11 @@ class MemoryBackend:
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> MemoryBackend:
+        """``memory://``: nothing else to say (each queue gets its own store)."""
+        if url.rstrip("/") != "memory:":
+            raise InvalidURLError(
+                f"bad memory URL {url!r}: it takes no host, path or parameters; use memory://"
+            )
         return cls(options)
 
     # -- submitting ---------------------------------------------------------------------------
@@ -66,7 +71,7 @@ class MemoryBackend:
         if job.unique_key is not None:
             existing = self._unique.get(job.unique_key)
             if existing is not None and self._jobs[existing].state in _LIVE:
-                return self._jobs[existing]
+                return replace(self._jobs[existing].copy(), deduplicated=True)
         now = self._clock()
         job = replace(job, id=str(next(self._ids)), logs=list(job.logs))
         job.state = JobState.DELAYED if job.run_at > now else JobState.WAITING

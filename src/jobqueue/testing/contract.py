@@ -123,6 +123,22 @@ class BackendContract:
         ids = {backend.submit(new_job()).id for _ in range(50)}
         assert len(ids) == 50
 
+    def test_ids_are_consecutive_whatever_runs_between(
+        self, backend: Backend, new_job: MakeJob
+    ) -> None:
+        """Claims, completions and retries draw no ids: submits in a row get n, n+1, n+2."""
+        first = backend.submit(new_job())
+        claim = self._claim(backend, "a")
+        backend.complete(claim.job.id, claim.token, None, None)
+        second = backend.submit(new_job())
+        third = backend.submit_many([new_job(), new_job()])
+        if first.id.isdigit():  # backends with decimal ids count them; others only differ
+            assert [int(j.id) for j in [second, *third]] == [
+                int(first.id) + 1,
+                int(first.id) + 2,
+                int(first.id) + 3,
+            ]
+
     def test_get_unknown_id_returns_none(self, backend: Backend) -> None:
         assert backend.get("no-such-id") is None
         assert backend.get("999999999") is None
@@ -515,13 +531,15 @@ class BackendContract:
         first = backend.submit(new_job(data=1, unique_key="reindex:u1"))
         again = backend.submit(new_job(data=2, unique_key="reindex:u1"))
         assert again.id == first.id and again.data == 1
+        assert again.deduplicated and not first.deduplicated
+        assert not backend.get(first.id).deduplicated  # type: ignore[union-attr]
         other = backend.submit(new_job(data=3, unique_key="reindex:u2"))
         assert other.id != first.id
         claim = self._claim(backend, "a")
         assert backend.submit(new_job(unique_key="reindex:u1")).id == first.id  # still active
         backend.complete(claim.job.id, claim.token, None, None)
         fresh = backend.submit(new_job(data=4, unique_key="reindex:u1"))
-        assert fresh.id != first.id and fresh.data == 4
+        assert fresh.id != first.id and fresh.data == 4 and not fresh.deduplicated
         assert backend.count_by_state()[JobState.WAITING] == 2
 
     # -- waiting ------------------------------------------------------------------------------

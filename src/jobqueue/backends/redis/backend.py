@@ -32,12 +32,12 @@ import contextlib
 import logging
 import os
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -53,12 +53,15 @@ from jobqueue.backends.redis.codec import (
     exact_number,
 )
 from jobqueue.backends.redis.scripts import load_scripts
+from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
+    InvalidURLError,
     LeaseLostError,
+    TLSVerificationError,
 )
 from jobqueue.job import (
     JSON,
@@ -117,12 +120,11 @@ class RedisBackend:
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> RedisBackend:
         """``redis://[:password@]host[:port][/db][?namespace=NS&cluster=true]``, ``rediss://``
-        for TLS. Other query parameters go to redis-py (``socket_timeout``, ``ssl_cert_reqs``)."""
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        namespace = query.pop("namespace", None) or options.namespace
-        cluster = query.pop("cluster", "").lower() in ("1", "true", "yes")
-        plain = urlunsplit(parts._replace(query=urlencode(query)))
+        for TLS. redis-py's own query parameters (``socket_timeout``, ``ssl_cert_reqs``,
+        ``ssl_ca_certs``, …) are passed on; anything else is refused (``InvalidURLError``)."""
+        parsed = parse_redis_url(url)
+        namespace = parsed.namespace or options.namespace
+        cluster, plain = parsed.cluster, parsed.client_url
         settings: dict[str, Any] = {
             "socket_connect_timeout": 5.0,
             "socket_timeout": _SOCKET_TIMEOUT,
@@ -136,9 +138,9 @@ class RedisBackend:
             else:
                 client = redis.Redis.from_url(plain, **settings)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise BackendUnavailableError(f"cannot reach Redis at {_safe(url)}: {exc}") from exc
-        except (ValueError, redis.exceptions.RedisError) as exc:
-            raise ConfigurationError(f"bad Redis URL {_safe(url)}: {exc}") from exc
+            raise BackendUnavailableError(f"cannot reach Redis at {safe_url(url)}: {exc}") from exc
+        except (ValueError, TypeError, redis.exceptions.RedisError) as exc:
+            raise InvalidURLError(f"bad Redis URL {safe_url(url)}: {exc}") from exc
         return cls(client, options, namespace=namespace)
 
     # -- submitting ---------------------------------------------------------------------------
@@ -161,7 +163,7 @@ class RedisBackend:
                     state = JobState.DELAYED if job.run_at > now else JobState.WAITING
                     out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
                 else:
-                    out.append(decode_job(reply[1:]))
+                    out.append(replace(decode_job(reply[1:]), deduplicated=True))
         return out
 
     # -- reading ------------------------------------------------------------------------------
@@ -436,9 +438,17 @@ class RedisBackend:
             redis.exceptions.ClusterDownError,
             redis.exceptions.TryAgainError,
         ) as exc:
+            problem = _certificate_problem(exc)
+            if problem is not None:
+                raise TLSVerificationError(
+                    f"Redis's TLS certificate failed verification ({problem}); give the CA "
+                    "that signed it with ?ssl_ca_certs=/path/ca.pem, or fix the server's "
+                    "certificate or host name"
+                ) from exc
             raise BackendUnavailableError(
-                f"Redis did not answer ({type(exc).__name__}: {exc}); nothing was changed, "
-                "retry once it is reachable"
+                f"Redis did not answer ({type(exc).__name__}: {exc}); a write may or may not "
+                "have been applied — retry once it is reachable (a unique_key makes a "
+                "resubmit safe)"
             ) from exc
         except redis.exceptions.RedisError as exc:
             raise BackendError(f"Redis refused the operation: {exc}") from exc
@@ -475,10 +485,14 @@ def _lease_lost(job_id: str) -> LeaseLostError:
     )
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+def _certificate_problem(exc: BaseException) -> str | None:
+    """What failed in TLS certificate verification, if that is why the connection failed
+    (redis-py re-raises the ``ssl`` error as a ConnectionError, keeping it as context)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -52,6 +52,7 @@ from jobqueue.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
+    InvalidURLError,
 )
 from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobState, dumps_json
 
@@ -109,25 +110,26 @@ class SQLiteBackend:
     def from_url(cls, url: str, options: BackendOptions) -> SQLiteBackend:
         parts = urlsplit(url)
         if parts.scheme != "sqlite" or parts.netloc or not parts.path.strip("/"):
-            raise ConfigurationError(
+            raise InvalidURLError(
                 f"bad sqlite URL {url!r}: use sqlite:///relative/path.db, "
                 "sqlite:////absolute/path.db or sqlite:///:memory:"
             )
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         unknown = set(query) - {"busy_timeout", "synchronous"}
         if unknown:
-            raise ConfigurationError(
-                f"unknown sqlite URL option(s) {sorted(unknown)}; known: busy_timeout, synchronous"
+            raise InvalidURLError(
+                f"unknown sqlite URL parameter(s) {', '.join(sorted(unknown))} in {url!r}; "
+                "known: busy_timeout, synchronous"
             )
         try:
             busy_timeout = float(query.get("busy_timeout", 10.0))
         except ValueError:
-            raise ConfigurationError("busy_timeout must be a number of seconds") from None
+            raise InvalidURLError("busy_timeout must be a number of seconds") from None
         path = schema.resolve_path(parts.path)
         if path != ":memory:":
             parent = os.path.dirname(path)
             if not os.path.isdir(parent):
-                raise ConfigurationError(
+                raise InvalidURLError(
                     f"the directory {parent!r} of the SQLite file does not exist; create it first"
                 )
         return cls(
@@ -157,11 +159,11 @@ class SQLiteBackend:
                         (job.unique_key,),
                     ).fetchone()
                     if existing is not None:
-                        stored.append(self._load(txn.conn, existing))
+                        stored.append(replace(self._load(txn.conn, existing), deduplicated=True))
                         continue
-                job_id = txn.next_seq(2)  # the id, then the order: as the memory backend does
+                job_id = txn.next_job_id()
                 state = JobState.DELAYED if job.run_at > txn.now else JobState.WAITING
-                pending.append((job_id, row[1], state.value, row[3], job_id + 1, *row[5:]))
+                pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
                 pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
                 stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
             self._insert(txn, pending, pending_logs)

@@ -23,7 +23,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 # jobs; recovery reads expired leases; retention reads the oldest finished jobs.
 SCHEMA = f"""
 CREATE TABLE jobqueue_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT INTO jobqueue_meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION}), ('seq', 0);
+INSERT INTO jobqueue_meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION}), ('seq', 0),
+    ('job_id', 0);
 CREATE TABLE jobqueue_jobs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,

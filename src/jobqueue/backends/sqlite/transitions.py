@@ -1,15 +1,17 @@
 """The state transitions, as steps inside one write transaction (``Txn``).
 
 The backend opens the transaction (``BEGIN IMMEDIATE``) and composes these steps; nothing here
-commits. Semantics follow ``jobqueue.backends.memory``: one counter (``jobqueue_meta.seq``)
-hands out ids and ordering numbers, renewed when a job is requeued, claimed (so expired leases
-are recovered in claim order) or finished (so retention removes the first finished first).
+commits. Semantics follow ``jobqueue.backends.memory``: job ids come from their own counter
+(``jobqueue_meta.job_id``: 1, 2, 3, …), ordering numbers from another (``jobqueue_meta.seq``),
+renewed when a job is submitted, requeued, claimed (so expired leases are recovered in claim
+order) or finished (so retention removes the first finished first).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import Any
 
 from jobqueue.backend import Retention
 from jobqueue.backends.sqlite.rows import error_json
@@ -34,20 +36,40 @@ class Txn:
         self.changed = False
         self._seq: int | None = None
         self._seq_read = 0
+        self._job_id: int | None = None
+        self._job_id_read: int | None = None
 
     def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
         if self._seq is None:
-            row = self.conn.execute("SELECT value FROM jobqueue_meta WHERE key = 'seq'").fetchone()
-            self._seq = self._seq_read = int(row[0])
+            self._seq = self._seq_read = self._read_counter("seq")
         first = self._seq + 1
         self._seq += count
         return first
 
+    def next_job_id(self) -> int:
+        """The next job id. A file written before ids had their own counter starts it from the
+        order counter, which was above every id ever handed out."""
+        if self._job_id is None:
+            self._job_id = self._job_id_read = self._read_counter("job_id")
+            if self._job_id_read is None:
+                self._job_id = self._read_counter("seq")
+        self._job_id += 1
+        return self._job_id
+
+    def _read_counter(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM jobqueue_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
     def flush(self) -> None:
-        """Write the counter back once, however many numbers were taken."""
+        """Write the counters back once, however many numbers were taken."""
         if self._seq is not None and self._seq != self._seq_read:
             self.conn.execute("UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'", (self._seq,))
+        if self._job_id is not None and self._job_id != self._job_id_read:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO jobqueue_meta (key, value) VALUES ('job_id', ?)",
+                (self._job_id,),
+            )
 
 
 def job_key(job_id: str) -> int | None:
