@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -21,6 +22,9 @@ from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job
 from jobqueue.worker import Worker
+
+if TYPE_CHECKING:
+    from jobqueue.aio import AsyncJobQueue
 
 logger = logging.getLogger("jobqueue")
 
@@ -183,6 +187,15 @@ class JobQueue:
 
     def remove_job(self, job_id: str) -> bool:
         return self.backend.remove(_check_id(job_id))
+
+    @functools.cached_property
+    def aio(self) -> AsyncJobQueue:
+        """This queue to ``await`` from asyncio code (see ``jobqueue.aio``); one per queue.
+        Close it with ``await queue.aio.close()`` before the loop ends; it leaves this
+        queue open."""
+        from jobqueue.aio import AsyncJobQueue  # aio builds on this module
+
+        return AsyncJobQueue(queue=self)
 
     # -- working ------------------------------------------------------------------------------
 
