@@ -89,7 +89,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     kind: str = request.param
     hooks = Recorder()
     common: dict[str, Any] = {"plugins": [hooks], "load_entrypoints": False}
-    cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    namespace: str | None = None  # a real-Redis namespace to delete afterwards
     if kind == "memory":
         queue = JobQueue("memory://", **common)
         aq = queue.aio
@@ -109,9 +109,6 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
         namespace = new_namespace()
         queue = JobQueue(request.getfixturevalue("redis_url"), namespace=namespace, **common)
         aq = queue.aio
-        backend = queue.backend
-        assert isinstance(backend, RedisBackend)
-        cleanup = lambda: delete_namespace(backend.client, namespace)  # noqa: E731
     gate = Gate()
     queue.add_worker("double", lambda job: {"doubled": job.data["n"] * 2})
     queue.add_worker("gate", gate)
@@ -119,7 +116,9 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
         yield Setup(kind, queue, aq, hooks, gate)
     finally:
         gate.release.set()
-        cleanup()
+        if namespace is not None:
+            assert isinstance(queue.backend, RedisBackend)
+            delete_namespace(queue.backend.client, namespace)
         queue.close()
 
 

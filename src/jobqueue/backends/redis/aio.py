@@ -24,8 +24,8 @@ import redis.asyncio
 import redis.exceptions
 
 from jobqueue.backends.redis.backend import (
-    _SOCKET_TIMEOUT,
     RedisBackend,
+    block_slice,
     counted_jobs,
     list_args,
     listed_jobs,
@@ -41,10 +41,6 @@ from jobqueue.job import Job, JobState
 log = logging.getLogger("jobqueue.backends.redis.aio")
 
 AsyncRedisClient = Any  # redis.asyncio.Redis, or fakeredis.aioredis.FakeRedis in tests
-
-# Longest single BLPOP: below the socket timeout, or redis-py reads the silent wait as a dead
-# connection (the sync backend slices its waits the same way).
-_MAX_BLOCK = min(20.0, _SOCKET_TIMEOUT * 0.8)
 
 
 class AsyncRedisBackend:
@@ -145,6 +141,9 @@ class AsyncRedisBackend:
     async def _block(self, key: str, timeout: float) -> Any:
         """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
         client = self._client()
+        # Slices below the client's socket timeout, as the sync backend's, or redis-py would
+        # read the silent wait as a dead connection.
+        longest = block_slice(client)
         until = time.monotonic() + timeout
         while True:
             left = until - time.monotonic()
@@ -152,9 +151,7 @@ class AsyncRedisBackend:
                 return None
             with translate_errors():
                 # Redis reads the timeout as seconds with decimals; 0 would block forever.
-                popped = await client.blpop(
-                    [key], timeout=max(round(min(left, _MAX_BLOCK), 3), 0.001)
-                )
+                popped = await client.blpop([key], timeout=max(round(min(left, longest), 3), 0.001))
             if popped is not None:
                 return popped
 

@@ -102,7 +102,7 @@ class RedisBackend:
         such as the asyncio one; ``None`` when a client was handed in."""
         self._prefix = f"jq:{{{ns}}}:"
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
-        self._block_slice = _block_slice(client)
+        self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
@@ -517,7 +517,7 @@ def _spec_args(spec: WorkSpec) -> list[Any]:
     return args
 
 
-def _block_slice(client: RedisClient) -> float:
+def block_slice(client: RedisClient) -> float:
     """How long one BLPOP may block: below the client's socket timeout, or redis-py would
     report the silent wait as a dead connection."""
     pool = getattr(client, "connection_pool", None)
