@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jobqueue.cli import build_parser
+from jobqueue.cli import parse_args
 from tests.docs_blocks import ROOT, Block, blocks
 
 PAGE = ROOT / "docs" / "deploying.md"
@@ -34,7 +34,7 @@ def _settings(code: str) -> dict[str, str]:
 
 def _parses(argv: list[str]) -> None:
     assert Path(argv[0]).name == "jobqueue", argv
-    args = build_parser().parse_args(argv[1:])
+    args = parse_args(argv[1:])
     assert args.command.__name__ == "cmd_worker"
     assert args.app == ["myapp.jobs:queue"] and args.url.startswith("redis://")
 
@@ -92,4 +92,4 @@ def test_every_worker_command_line_parses() -> None:
     commands = [shlex.split(line) for line in lines if line.startswith("jobqueue ")]
     assert len(commands) >= 4
     for argv in commands:
-        build_parser().parse_args(argv[1:])
+        parse_args(argv[1:])

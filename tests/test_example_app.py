@@ -46,19 +46,35 @@ def _check_output(output: str, home: Path) -> None:
     assert (home / "jobs.db").read_bytes().startswith(b"SQLite format 3\x00")
 
 
-def test_installed_example_runs_end_to_end(tmp_path: Path) -> None:
-    names = [ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
-    assert "contacts-example" in names, (
-        "the example app is not installed: pip install -e examples/contacts_app "
-        "(scripts/test and scripts/quickstart.sh do this)"
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example app installed into a folder of its own, as scripts/quickstart.sh does:
+    never into the test environment, where its workers would join every queue."""
+    site = tmp_path_factory.mktemp("example") / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*pip, "--no-index", "--target", str(site), str(ROOT / "examples" / "contacts_app")],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
+    return site
+
+
+def test_example_is_not_in_the_test_environment() -> None:
+    names = [ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    assert "contacts-example" not in names
+
+
+def test_installed_example_runs_end_to_end(tmp_path: Path, example_site: Path) -> None:
+    env = _env() | {"PYTHONPATH": str(example_site)}
     home = tmp_path / "home"
     done = subprocess.run(
         [sys.executable, "-m", "jobqueue_example_contacts", "--home", str(home)],
         capture_output=True,
         text=True,
         timeout=120,
-        env=_env(),
+        env=env,
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -70,11 +86,25 @@ def test_installed_example_runs_end_to_end(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env=_env(),
+        env=env,
         cwd=tmp_path,
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert '"created": 0, "updated": 6' in again.stdout
+
+
+def test_example_builds_without_setuptools_warnings(tmp_path: Path) -> None:
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
+    done = subprocess.run(
+        [*pip, "--wheel-dir", str(tmp_path), "--verbose", str(ROOT / "examples" / "contacts_app")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "SetuptoolsDeprecationWarning" not in output
+    assert "Installing 'jobqueue_example_contacts.data' as data is deprecated" not in output
 
 
 @pytest.mark.slow
@@ -94,3 +124,12 @@ def test_quickstart_script_on_a_fresh_virtualenv(tmp_path: Path) -> None:
     homes = list(tmp_path.glob("jobqueue-quickstart.*"))
     assert len(homes) == 1, done.stdout
     _check_output(done.stdout, homes[0])
+    output = done.stdout + done.stderr  # (this machine's pip config warns of its own)
+    assert "SetuptoolsDeprecationWarning" not in output and "setuptools" not in output.lower()
+    # The environment handed to the user has jobqueue alone: no example workers in its queues.
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    check = "from jobqueue import JobQueue; print(sorted(JobQueue('memory://').workers))"
+    listed = subprocess.run(
+        [str(venv_python), "-c", check], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert listed.stdout.strip() == "[]", listed.stdout + listed.stderr

@@ -1,5 +1,6 @@
 """jobqueue: a job queue Python teams trust with their heavy work."""
 
+from jobqueue.aio import AsyncJobQueue
 from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
@@ -34,6 +35,7 @@ from jobqueue.worker import Handler, Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncJobQueue",
     "Backend",
     "BackendError",
     "BackendOptions",

@@ -35,9 +35,8 @@ LOG_LINES_SHOWN = 10
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
     try:
-        args = _merge_global_options(parser.parse_args(argv))
+        args = parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse already reported
         return exc.code if isinstance(exc.code, int) else 2
     except JobQueueError as exc:
@@ -135,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats = command("stats", "count jobs by state")
     stats.set_defaults(command=cmd_stats)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a command line, the global options merged from before and after the command."""
+    return _merge_global_options(build_parser().parse_args(argv))
 
 
 def _add_global_options(parser: argparse.ArgumentParser, prefix: str) -> None:

@@ -159,7 +159,8 @@ class Dispatcher:
 
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Process jobs until ``stop`` (or, with ``burst``, until none is ready).
-        Returns how many jobs were processed (completed, failed or retried)."""
+        Returns how many attempts ran (a job retried twice counts three); ``outcomes`` says
+        how they ended."""
         if not self.spec.names:
             logger.warning("no workers registered: nothing to dispatch")
             return 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import pluggy
@@ -29,6 +30,9 @@ from jobqueue.registry import Registry
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job, submit_options
 from jobqueue.worker import Worker
 
+if TYPE_CHECKING:
+    from jobqueue.aio import AsyncJobQueue
+
 logger = logging.getLogger("jobqueue")
 
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -40,7 +44,7 @@ class JobQueue:
 
     ``JobQueue("memory://")``, ``JobQueue("sqlite:///jobs.db")``, ``JobQueue("redis://…")``;
     ``JobQueue()`` reads ``JOBQUEUE_URL`` and falls back to ``redis://localhost:6379/0``.
-    ``namespace`` (Redis) defaults to ``$JOBQUEUE_NAMESPACE`` when that is set. A malformed URL
+    ``namespace`` (Redis) defaults to ``$JOBQUEUE_NAMESPACE``, else ``jobqueue``. A malformed URL
     or a setting out of range raises a ``ConfigurationError`` here, before any job is sent.
     """
 
@@ -83,7 +87,7 @@ class JobQueue:
             clock=clock,
             retention=retention or Retention(),
             max_stalls=max_stalls,
-            namespace=namespace or os.environ.get("JOBQUEUE_NAMESPACE") or None,
+            namespace=namespace,
         )
         self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
 
@@ -263,6 +267,15 @@ class JobQueue:
         """Delete the job whatever its state; ``False`` if there was none."""
         return self.backend.remove(_check_id(job_id))
 
+    @functools.cached_property
+    def aio(self) -> AsyncJobQueue:
+        """This queue to ``await`` from asyncio code (see ``jobqueue.aio``); one per queue.
+        Close it with ``await queue.aio.close()`` before the loop ends; it leaves this
+        queue open."""
+        from jobqueue.aio import AsyncJobQueue  # aio builds on this module
+
+        return AsyncJobQueue(queue=self)
+
     # -- working ------------------------------------------------------------------------------
 
     def dispatcher(
@@ -299,7 +312,7 @@ class JobQueue:
         names: Sequence[str] | None = None,
     ) -> int:
         """Run a dispatcher in this thread. With ``burst`` (the default) return once nothing
-        is ready; returns how many jobs were processed."""
+        is ready. Returns how many attempts ran (a job retried twice counts three)."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         return dispatcher.run(burst=burst, max_jobs=max_jobs)
 

@@ -36,7 +36,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -95,14 +95,22 @@ class RedisBackend:
         namespace: str | None = None,
     ) -> None:
         self.options = options or BackendOptions()
-        ns = namespace or self.options.namespace or DEFAULT_NAMESPACE
+        ns = (
+            namespace
+            or self.options.namespace
+            or os.environ.get("JOBQUEUE_NAMESPACE")
+            or DEFAULT_NAMESPACE
+        )
         if not ns or any(c in ns for c in "{}"):
             raise ConfigurationError(f"Redis namespace must be non-empty without braces: {ns!r}")
         self.namespace = ns
         self._client = client
+        self.url: str | None = None
+        """The URL this backend was opened from (``from_url``), for opening sibling clients
+        such as the asyncio one; ``None`` when a client was handed in."""
         self._prefix = f"jq:{{{ns}}}:"
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
-        self._block_slice = _block_slice(client)
+        self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
@@ -122,26 +130,20 @@ class RedisBackend:
         """``redis://[:password@]host[:port][/db][?namespace=NS&cluster=true]``, ``rediss://``
         for TLS. redis-py's own query parameters (``socket_timeout``, ``ssl_cert_reqs``,
         ``ssl_ca_certs``, …) are passed on; anything else is refused (``InvalidURLError``)."""
-        parsed = parse_redis_url(url)
-        namespace = parsed.namespace or options.namespace
-        cluster, plain = parsed.cluster, parsed.client_url
-        settings: dict[str, Any] = {
-            "socket_connect_timeout": 5.0,
-            "socket_timeout": _SOCKET_TIMEOUT,
-            "socket_keepalive": True,
-            "health_check_interval": 15,
-        }
+        target = parse_url(url, options)
         client: RedisClient
         try:
-            if cluster:
-                client = redis.cluster.RedisCluster.from_url(plain, **settings)
+            if target.cluster:
+                client = redis.cluster.RedisCluster.from_url(target.url, **target.settings)
             else:
-                client = redis.Redis.from_url(plain, **settings)
+                client = redis.Redis.from_url(target.url, **target.settings)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise BackendUnavailableError(f"cannot reach Redis at {safe_url(url)}: {exc}") from exc
         except (ValueError, TypeError, redis.exceptions.RedisError) as exc:
             raise InvalidURLError(f"bad Redis URL {safe_url(url)}: {exc}") from exc
-        return cls(client, options, namespace=namespace)
+        backend = cls(client, options, namespace=target.namespace)
+        backend.url = url
+        return backend
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -149,21 +151,10 @@ class RedisBackend:
         return self.submit_many([job])[0]
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
-        encoded = [encode_new_job(job) for job in jobs]  # refuse bad data before storing anything
         out: list[Job] = []
-        for start in range(0, len(jobs), _SUBMIT_BATCH):
-            batch = encoded[start : start + _SUBMIT_BATCH]
+        for batch, args in submit_batches(jobs):
             now = self.options.clock()
-            args: list[Any] = [len(batch)]
-            for fields in batch:
-                args.extend(fields)
-            replies = self._run("submit", now, args)
-            for job, reply in zip(jobs[start : start + _SUBMIT_BATCH], replies, strict=True):
-                if as_text(reply[0]) == "n":
-                    state = JobState.DELAYED if job.run_at > now else JobState.WAITING
-                    out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
-                else:
-                    out.append(replace(decode_job(reply[1:]), deduplicated=True))
+            out += submitted_jobs(batch, self._run("submit", now, args), now)
         return out
 
     # -- reading ------------------------------------------------------------------------------
@@ -173,20 +164,11 @@ class RedisBackend:
         return None if reply is None else decode_job(reply)
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        rows = self._run(
-            "list", self.options.clock(), [STATE_CODES[state], max(offset, 0), max(limit, 0)]
-        )
-        jobs = []
-        for row in rows:
-            try:
-                jobs.append(decode_job(row))
-            except CorruptJobError as exc:  # a listing shows what it can read; get() raises
-                log.warning("skipping corrupt job in namespace %s: %s", self.namespace, exc)
-        return jobs
+        rows = self._run("list", self.options.clock(), list_args(state, offset, limit))
+        return listed_jobs(rows, self.namespace)
 
     def count_by_state(self) -> dict[JobState, int]:
-        counts = self._run("count", self.options.clock(), [])
-        return {state: int(n) for state, n in zip(STATE_CODES, counts, strict=True)}
+        return counted_jobs(self._run("count", self.options.clock(), []))
 
     # -- claiming and lease holders -----------------------------------------------------------
 
@@ -336,7 +318,7 @@ class RedisBackend:
                 left = until - time.monotonic()
                 if left <= 0:
                     break
-                if self._block([f"{self._prefix}x:{job_id}"], left) is not None:
+                if self._block([self.done_key(job_id)], left) is not None:
                     found = self.get(job_id)
                     if found is None or found.state.is_finished:
                         return found
@@ -357,7 +339,7 @@ class RedisBackend:
             left = until - time.monotonic()
             if left <= 0.0005:
                 return None
-            with self._errors():
+            with translate_errors():
                 # Redis reads the timeout as seconds with decimals; 0 would block forever.
                 popped = self._client.blpop(
                     keys, timeout=max(round(min(left, self._block_slice), 3), 0.001)
@@ -372,11 +354,22 @@ class RedisBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
-        """EVALSHA the script with the ARGV header ``_lib.lua`` describes, then ``args``;
-        on NOSCRIPT (a restarted or flushed server) load it and call again."""
+        """EVALSHA the script, then on NOSCRIPT (a restarted or flushed server) load it and
+        call again."""
+        command = self.script_command(script, now, args)
+        with translate_errors():
+            try:
+                return self._execute(command)
+            except redis.exceptions.NoScriptError:
+                self._client.script_load(self._scripts[script].source)
+                return self._execute(command)
+
+    def script_command(self, script: str, now: float, args: Sequence[Any]) -> tuple[Any, ...]:
+        """The EVALSHA command for ``script``: the ARGV header ``_lib.lua`` describes, then
+        ``args``. Shared with the asyncio backend, which sends the very same commands."""
         policy = self.options.retention
         completed_count, failed_count = self._counts
-        command = (
+        return (
             "EVALSHA",
             self._sha[script],
             1,
@@ -392,12 +385,14 @@ class RedisBackend:
             failed_count,
             *args,
         )
-        with self._errors():
-            try:
-                return self._execute(command)
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(self._scripts[script].source)
-                return self._execute(command)
+
+    def script_source(self, script: str) -> str:
+        """The Lua source behind ``script_command(script, …)``, to load on NOSCRIPT."""
+        return self._scripts[script].source
+
+    def done_key(self, job_id: str) -> str:
+        """The list a finishing job pushes to when someone waits for it (``watch.lua``)."""
+        return f"{self._prefix}x:{job_id}"
 
     def _execute(self, command: Sequence[Any]) -> Any:
         """Send one command and read its reply. On a plain ``redis.Redis`` each thread keeps
@@ -428,30 +423,104 @@ class RedisBackend:
                 raise
         raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
+
+# -- script arguments and replies, shared with the asyncio backend ----------------------------
+
+
+def submit_batches(jobs: Sequence[Job]) -> Iterator[tuple[Sequence[Job], list[Any]]]:
+    """The submit script's calls: each batch of jobs with its arguments. Every job is encoded
+    before the first batch is handed out, so bad data is refused before anything is stored."""
+    encoded = [encode_new_job(job) for job in jobs]
+    for start in range(0, len(jobs), _SUBMIT_BATCH):
+        args: list[Any] = [len(encoded[start : start + _SUBMIT_BATCH])]
+        for fields in encoded[start : start + _SUBMIT_BATCH]:
+            args.extend(fields)
+        yield jobs[start : start + _SUBMIT_BATCH], args
+
+
+def submitted_jobs(jobs: Sequence[Job], replies: Any, now: float) -> list[Job]:
+    """The stored jobs (or, for a unique key already held, the live job holding it)."""
+    out: list[Job] = []
+    for job, reply in zip(jobs, replies, strict=True):
+        if as_text(reply[0]) == "n":
+            state = JobState.DELAYED if job.run_at > now else JobState.WAITING
+            out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
+        else:
+            out.append(replace(decode_job(reply[1:]), deduplicated=True))
+    return out
+
+
+def list_args(state: JobState, offset: int, limit: int) -> list[Any]:
+    return [STATE_CODES[state], max(offset, 0), max(limit, 0)]
+
+
+def listed_jobs(rows: Any, namespace: str) -> list[Job]:
+    jobs = []
+    for row in rows:
         try:
-            yield
-        except (
-            redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError,
-            redis.exceptions.ClusterDownError,
-            redis.exceptions.TryAgainError,
-        ) as exc:
-            problem = _certificate_problem(exc)
-            if problem is not None:
-                raise TLSVerificationError(
-                    f"Redis's TLS certificate failed verification ({problem}); give the CA "
-                    "that signed it with ?ssl_ca_certs=/path/ca.pem, or fix the server's "
-                    "certificate or host name"
-                ) from exc
-            raise BackendUnavailableError(
-                f"Redis did not answer ({type(exc).__name__}: {exc}); a write may or may not "
-                "have been applied — retry once it is reachable (a unique_key makes a "
-                "resubmit safe)"
+            jobs.append(decode_job(row))
+        except CorruptJobError as exc:  # a listing shows what it can read; get() raises
+            log.warning("skipping corrupt job in namespace %s: %s", namespace, exc)
+    return jobs
+
+
+def counted_jobs(counts: Any) -> dict[JobState, int]:
+    return {state: int(n) for state, n in zip(STATE_CODES, counts, strict=True)}
+
+
+# -- URLs and errors, shared with the asyncio backend -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings."""
+
+    url: str
+    cluster: bool
+    namespace: str | None
+    settings: dict[str, Any]
+
+
+def parse_url(url: str, options: BackendOptions) -> RedisTarget:
+    """Check a Redis URL and split our query parameters (``namespace``, ``cluster``) off it;
+    the sync and the asyncio clients are opened from the same target so they reach the same
+    queue. A malformed URL raises ``InvalidURLError``."""
+    parsed = parse_redis_url(url)
+    settings: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": _SOCKET_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": 15,
+    }
+    namespace = parsed.namespace or options.namespace
+    return RedisTarget(parsed.client_url, parsed.cluster, namespace, settings)
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """redis-py's errors (sync and asyncio raise the same classes) as ours."""
+    try:
+        yield
+    except (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.TryAgainError,
+    ) as exc:
+        problem = _certificate_problem(exc)
+        if problem is not None:
+            raise TLSVerificationError(
+                f"Redis's TLS certificate failed verification ({problem}); give the CA "
+                "that signed it with ?ssl_ca_certs=/path/ca.pem, or fix the server's "
+                "certificate or host name"
             ) from exc
-        except redis.exceptions.RedisError as exc:
-            raise BackendError(f"Redis refused the operation: {exc}") from exc
+        raise BackendUnavailableError(
+            f"Redis did not answer ({type(exc).__name__}: {exc}); a write may or may not "
+            "have been applied — retry once it is reachable (a unique_key makes a "
+            "resubmit safe)"
+        ) from exc
+    except redis.exceptions.RedisError as exc:
+        raise BackendError(f"Redis refused the operation: {exc}") from exc
 
 
 def _spec_args(spec: WorkSpec) -> list[Any]:
@@ -463,7 +532,7 @@ def _spec_args(spec: WorkSpec) -> list[Any]:
     return args
 
 
-def _block_slice(client: RedisClient) -> float:
+def block_slice(client: RedisClient) -> float:
     """How long one BLPOP may block: below the client's socket timeout, or redis-py would
     report the silent wait as a dead connection."""
     pool = getattr(client, "connection_pool", None)

@@ -1,0 +1,271 @@
+"""The asyncio facade: submit, read and wait on jobs from async code without blocking the loop.
+
+``AsyncJobQueue`` is a thin async face on a sync :class:`~jobqueue.JobQueue`, which stays the
+owner of the workers, plugins and validation: jobs are built and checked by the same code and
+the same hooks fire. Only the backend calls differ, behind a small seam, ``AsyncBackend``:
+
+- Redis speaks asyncio natively (``redis.asyncio``, the same Lua scripts, see
+  :mod:`jobqueue.backends.redis.aio`);
+- every other backend -- SQLite, memory, third-party ones -- is run in worker threads by
+  :class:`ThreadedAsyncBackend`, so the loop only ever awaits.
+
+Dispatchers stay synchronous (they run handlers one at a time, in their own threads or
+processes); this facade is for the web-request side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from jobqueue.backend import Backend
+from jobqueue.backends.redis import RedisBackend
+from jobqueue.errors import ConfigurationError, JobNotFoundError
+from jobqueue.job import JSON, Job, JobState
+from jobqueue.queue import JobQueue, _check_id, _check_state
+from jobqueue.submission import SubmitOptions, build_job
+
+logger = logging.getLogger("jobqueue.aio")
+
+T = TypeVar("T")
+
+WAIT_SLICE = 1.0
+"""Longest single blocking wait a worker thread makes for ``ThreadedAsyncBackend``: a
+cancelled ``wait_for`` gives its thread back within this time instead of holding it for the
+whole timeout."""
+
+MAX_WAIT_THREADS = 32
+"""Threads for concurrent waits of one ``ThreadedAsyncBackend``, apart from the loop's default
+executor, so that many pending waits never delay a submit behind them."""
+
+
+class AsyncJobQueue:
+    """A queue to ``await``: ``AsyncJobQueue("sqlite:///jobs.db")`` takes the same arguments as
+    ``JobQueue``; ``AsyncJobQueue(queue=q)`` (or simply ``q.aio``) wraps an existing one.
+
+    ``backend`` replaces the async backend chosen for the queue's backend (any object with
+    the ``AsyncBackend`` methods).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        queue: JobQueue | None = None,
+        backend: AsyncBackend | None = None,
+        **options: Any,
+    ) -> None:
+        if queue is not None and (url is not None or options):
+            raise ConfigurationError(
+                "pass either queue=JobQueue(...) or the URL and options to open one, not both"
+            )
+        self._owns_queue = queue is None
+        self.queue: JobQueue = JobQueue(url, **options) if queue is None else queue
+        self.backend: AsyncBackend = backend or async_backend_for(self.queue.backend)
+
+    # -- submitting and reading ---------------------------------------------------------------
+
+    async def submit_job(
+        self,
+        name: str,
+        data: JSON = None,
+        *,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | float | None = None,
+        attempts: int | None = None,
+        backoff: object = None,
+        timeout: float | None = None,
+        unique_key: str | None = None,
+    ) -> Job:
+        """As ``JobQueue.submit_job``: store a job for worker ``name`` and return it. Bad input
+        raises a ``InvalidJobError`` subclass and stores nothing."""
+        options = SubmitOptions(priority, delay, run_at, attempts, backoff, timeout, unique_key)
+        queue = self.queue
+        job = build_job(
+            queue.registry.get(name),
+            data,
+            options,
+            now=queue.clock(),
+            max_data_bytes=queue.max_data_bytes,
+        )
+        stored = await self.backend.submit(job)
+        queue._emit_submitted(stored)
+        return stored
+
+    async def submit_jobs(self, name: str, datas: Iterable[JSON], **options: Any) -> list[Job]:
+        """As ``JobQueue.submit_jobs``: every item is validated first; if any is refused, none
+        is stored."""
+        queue = self.queue
+        worker = queue.registry.get(name)
+        submit_options = SubmitOptions(**options)
+        now = queue.clock()
+        jobs = [
+            build_job(worker, data, submit_options, now=now, max_data_bytes=queue.max_data_bytes)
+            for data in datas
+        ]
+        stored = await self.backend.submit_many(jobs) if jobs else []
+        for job in stored:
+            queue._emit_submitted(job)
+        return stored
+
+    async def get_job_by_id(self, job_id: str) -> Job | None:
+        """The job as stored now, or ``None`` if there is none with that id."""
+        return await self.backend.get(_check_id(job_id))
+
+    async def wait_for(self, job_id: str, timeout: float = 60.0) -> Job | None:
+        """Wait (without blocking the loop) until the job completes or fails and return it;
+        ``None`` on timeout. Raises ``JobNotFoundError`` if there is no job with that id (or it
+        is removed while waited for) — the semantics of ``JobQueue.wait_for``."""
+        job_id = _check_id(job_id)
+        if await self.backend.get(job_id) is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to wait for")
+        finished = await self.backend.wait_for_finish(job_id, timeout)
+        if finished is None and await self.backend.get(job_id) is None:
+            raise JobNotFoundError(f"job {job_id!r} was removed while waited for")
+        return finished
+
+    async def list_jobs(
+        self,
+        state: JobState | str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        name: str | None = None,
+    ) -> list[Job]:
+        """``JobQueue.list_jobs`` without blocking the loop: one state, or (``state=None``)
+        the most recently touched jobs of every state; ``name`` keeps one worker's jobs."""
+        if state is not None and name is None:
+            return await self.backend.list_jobs(_check_state(state), offset, limit)
+        # Merging states or filtering by name takes several reads: run them off the loop.
+        return await asyncio.to_thread(self.queue.list_jobs, state, offset, limit, name=name)
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        return await self.backend.count_by_state()
+
+    async def remove_job(self, job_id: str) -> bool:
+        return await self.backend.remove(_check_id(job_id))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release the async backend's connections or threads; and the sync queue too when
+        this object opened it (not when it wraps one: ``queue.aio`` leaves ``queue`` open)."""
+        await self.backend.close()
+        if self._owns_queue:
+            await asyncio.to_thread(self.queue.close)
+
+    async def __aenter__(self) -> AsyncJobQueue:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# -- the seam -----------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """What ``AsyncJobQueue`` needs of storage: the ``Backend`` methods of the submitting side,
+    as coroutines, with the same meaning."""
+
+    async def submit(self, job: Job) -> Job: ...
+
+    async def submit_many(self, jobs: Sequence[Job]) -> list[Job]: ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]: ...
+
+    async def count_by_state(self) -> dict[JobState, int]: ...
+
+    async def remove(self, job_id: str) -> bool: ...
+
+    async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None: ...
+
+    async def close(self) -> None: ...
+
+
+def async_backend_for(backend: Backend) -> AsyncBackend:
+    """Native asyncio for a Redis backend opened by URL; worker threads for anything else."""
+    if isinstance(backend, RedisBackend):
+        from jobqueue.backends.redis.aio import AsyncRedisBackend
+
+        native = AsyncRedisBackend.for_backend(backend)
+        if native is not None:
+            return native
+        logger.debug("Redis backend without a URL (or a cluster): using worker threads")
+    return ThreadedAsyncBackend(backend)
+
+
+class ThreadedAsyncBackend:
+    """Any sync ``Backend`` behind the ``AsyncBackend`` methods, each call run in a thread.
+
+    Short calls go to the loop's default executor (``asyncio.to_thread``); waits go to a pool
+    of their own, in slices of at most ``WAIT_SLICE`` seconds. The backend must accept calls
+    from several threads, as every dispatcher with ``concurrency > 1`` already requires.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._waits: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def submit(self, job: Job) -> Job:
+        return await asyncio.to_thread(self.backend.submit, job)
+
+    async def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        return await asyncio.to_thread(self.backend.submit_many, jobs)
+
+    async def get(self, job_id: str) -> Job | None:
+        return await asyncio.to_thread(self.backend.get, job_id)
+
+    async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+        return await asyncio.to_thread(self.backend.list_jobs, state, offset, limit)
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        return await asyncio.to_thread(self.backend.count_by_state)
+
+    async def remove(self, job_id: str) -> bool:
+        return await asyncio.to_thread(self.backend.remove, job_id)
+
+    async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        # Each slice is a complete wait_for_finish: it checks the job first, so nothing that
+        # finishes between two slices is missed.
+        until = time.monotonic() + max(timeout, 0.0)
+        while True:
+            left = until - time.monotonic()
+            step = min(max(left, 0.0), WAIT_SLICE)
+            job = await self._in_wait_thread(self.backend.wait_for_finish, job_id, step)
+            if job is not None or left <= WAIT_SLICE:
+                return job
+            # None before the end: the slice ran out, or the job is gone (removed, unknown),
+            # which one long call would have answered at once with None.
+            if await self.get(job_id) is None:
+                return None
+
+    async def close(self) -> None:
+        """Give back the wait threads; the sync backend belongs to its ``JobQueue``."""
+        waits, self._waits = self._waits, None
+        if waits is not None:
+            waits.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_wait_thread(self, call: Callable[..., T], *args: Any) -> T:
+        if self._waits is None:
+            self._waits = concurrent.futures.ThreadPoolExecutor(
+                MAX_WAIT_THREADS, thread_name_prefix="jobqueue-aio-wait"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._waits, functools.partial(call, *args))

@@ -1,0 +1,178 @@
+"""The Redis backend for asyncio: the sync backend's scripts, sent through ``redis.asyncio``.
+
+Nothing here decides anything of its own: every command is built by the sync
+:class:`~jobqueue.backends.redis.RedisBackend` this one is paired with (``script_command``),
+and every reply is decoded by the same functions, so both speak to one queue in exactly the
+same way -- a job submitted here is claimed by a sync dispatcher, and waiting for it blocks
+(BLPOP) on the key the sync backend's ``wait_for_finish`` blocks on.
+
+redis.asyncio connections belong to the event loop that opened them, so a client is opened
+per running loop (``asyncio.run`` twice, or a test client that starts a loop per request,
+each get their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+
+from jobqueue.backends.redis.backend import (
+    RedisBackend,
+    block_slice,
+    counted_jobs,
+    list_args,
+    listed_jobs,
+    parse_url,
+    submit_batches,
+    submitted_jobs,
+    translate_errors,
+)
+from jobqueue.backends.redis.codec import as_text, decode_job
+from jobqueue.errors import BackendError
+from jobqueue.job import Job, JobState
+
+log = logging.getLogger("jobqueue.backends.redis.aio")
+
+AsyncRedisClient = Any  # redis.asyncio.Redis, or fakeredis.aioredis.FakeRedis in tests
+
+
+class AsyncRedisBackend:
+    """Submit, read, remove and wait on a Redis queue without blocking the event loop.
+
+    ``backend`` is the sync backend of the same queue (it builds the commands); ``connect``
+    opens an asyncio client to the same server, called once per event loop. Most code uses
+    :meth:`for_backend`, which opens clients from the URL the sync backend was opened from.
+    """
+
+    def __init__(self, backend: RedisBackend, connect: Callable[[], AsyncRedisClient]) -> None:
+        self.backend = backend
+        self._connect = connect
+        self._clients: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
+
+    @classmethod
+    def for_backend(cls, backend: RedisBackend) -> AsyncRedisBackend | None:
+        """The asyncio twin of a backend opened by URL; ``None`` when it cannot be opened
+        that way (a client handed in directly, or Redis Cluster), so the caller falls back
+        to running the sync backend in threads."""
+        if backend.url is None:
+            return None
+        target = parse_url(backend.url, backend.options)
+        if target.cluster:
+            return None
+
+        def connect() -> AsyncRedisClient:
+            return redis.asyncio.Redis.from_url(target.url, **target.settings)
+
+        return cls(backend, connect)
+
+    # -- the AsyncBackend methods -------------------------------------------------------------
+
+    async def submit(self, job: Job) -> Job:
+        return (await self.submit_many([job]))[0]
+
+    async def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        out: list[Job] = []
+        for batch, args in submit_batches(jobs):
+            now = self.backend.options.clock()
+            out += submitted_jobs(batch, await self._run("submit", now, args), now)
+        return out
+
+    async def get(self, job_id: str) -> Job | None:
+        reply = await self._run("get", self.backend.options.clock(), [job_id])
+        return None if reply is None else decode_job(reply)
+
+    async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+        args = list_args(state, offset, limit)
+        rows = await self._run("list", self.backend.options.clock(), args)
+        return listed_jobs(rows, self.backend.namespace)
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        return counted_jobs(await self._run("count", self.backend.options.clock(), []))
+
+    async def remove(self, job_id: str) -> bool:
+        return bool(await self._run("remove", self.backend.options.clock(), [job_id]))
+
+    async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        # As RedisBackend.wait_for_finish: register as a waiter (so finishing the job pushes
+        # to its done key), BLPOP that key, and unregister whatever happens -- cancellation
+        # of the awaiting task included.
+        until = time.monotonic() + max(timeout, 0.0)
+        state, job = await self._watch(job_id, 1)
+        if state != "wait":
+            return job
+        try:
+            while True:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                if await self._block(self.backend.done_key(job_id), left) is not None:
+                    found = await self.get(job_id)
+                    if found is None or found.state.is_finished:
+                        return found
+        finally:
+            with contextlib.suppress(BackendError):
+                state, job = await self._watch(job_id, -1)
+        return job if state == "done" else None
+
+    async def close(self) -> None:
+        """Close the client of the running loop; clients of loops that have ended cannot be
+        awaited any more and are dropped (their sockets close with them)."""
+        loop = asyncio.get_running_loop()
+        clients, self._clients = self._clients, {}
+        for owner, client in clients.items():
+            if owner is loop:
+                with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                    await client.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
+        reply = await self._run("watch", self.backend.options.clock(), [job_id, change])
+        state = as_text(reply[0])
+        return state, decode_job(reply[1]) if state == "done" else None
+
+    async def _block(self, key: str, timeout: float) -> Any:
+        """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
+        client = self._client()
+        # Slices below the client's socket timeout, as the sync backend's, or redis-py would
+        # read the silent wait as a dead connection.
+        longest = block_slice(client)
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            if left <= 0.0005:
+                return None
+            with translate_errors():
+                # Redis reads the timeout as seconds with decimals; 0 would block forever.
+                popped = await client.blpop([key], timeout=max(round(min(left, longest), 3), 0.001))
+            if popped is not None:
+                return popped
+
+    async def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
+        """The sync backend's EVALSHA command; on NOSCRIPT load the script and call again."""
+        command = self.backend.script_command(script, now, args)
+        client = self._client()
+        with translate_errors():
+            try:
+                return await client.execute_command(*command)
+            except redis.exceptions.NoScriptError:
+                await client.script_load(self.backend.script_source(script))
+                return await client.execute_command(*command)
+
+    def _client(self) -> AsyncRedisClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            # Forget clients of loops that are gone, so a process that runs many short loops
+            # does not keep one client per loop forever.
+            self._clients = {o: c for o, c in self._clients.items() if not o.is_closed()}
+            client = self._clients[loop] = self._connect()
+            log.debug("opened an asyncio Redis client for namespace %s", self.backend.namespace)
+        return client
