@@ -3,7 +3,17 @@
 A backend stores jobs and moves them between states, each move one atomic step. It never runs
 handlers and never decides policy beyond what it is told: the dispatcher decides whether a
 failure is retried and when; the backend applies that decision atomically, checking the
-caller's lease token (fencing) first.
+caller's lease token (fencing) first. The rules that do live in storage (the stall limit,
+retention cut-offs, the texts of stall errors) come from ``jobqueue.policy``, written once.
+
+The protocol has three parts:
+
+* **transitions** — submit, claim, complete, fail, release, renew/heartbeat, cancel, retry,
+  purge, pause/resume: each one atomic step;
+* **reads** — get, list, counts, paused names, live dispatchers: they never write, so a
+  dashboard or a metrics scrape costs no transition;
+* **maintenance** — promote due jobs, recover expired leases, apply retention, forget dead
+  dispatchers (``maintain``), driven by dispatchers on a schedule.
 
 Every time a backend needs "now" it reads ``options.clock`` so that tests (and the shared
 contract suite in ``jobqueue.testing``) can move time without sleeping.
@@ -11,6 +21,7 @@ contract suite in ``jobqueue.testing``) can move time without sleeping.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +41,8 @@ class Retention:
     completed_count: int | None = 10_000
     failed_seconds: float | None = 7 * 24 * 3600.0
     failed_count: int | None = 100_000
+    cancelled_seconds: float | None = 7 * 24 * 3600.0
+    cancelled_count: int | None = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,34 @@ class WorkSpec:
     names: tuple[str, ...]
     lease_seconds: float = 30.0
     max_active: Mapping[str, int] = field(default_factory=dict)
+    dispatcher: str | None = None
+    """The claiming dispatcher's id, recorded on the job (``Job.dispatcher``) and its attempt."""
+
+
+class LeaseStatus(str, enum.Enum):
+    """What a heartbeat learned of one lease."""
+
+    HELD = "held"
+    CANCEL = "cancel"
+    """Still held, and a cancel was requested: interrupt the handler."""
+    LOST = "lost"
+    """Expired and recovered, or the job is gone: the attempt's outcome will be refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherInfo:
+    """A live dispatcher as the backend records it: registered by its first heartbeat,
+    refreshed by each one, removed on a clean exit, forgotten one lease after the last."""
+
+    id: str
+    host: str
+    pid: int
+    names: tuple[str, ...]
+    concurrency: int
+    started_at: float
+    last_seen: float = 0.0
+    jobs: tuple[str, ...] = ()
+    """Ids of the jobs it holds (claimed ahead, running, or finished and not yet recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +159,80 @@ class Backend(Protocol):
         """Append a timestamped log line (bounded); ``False`` if the lease was lost."""
         ...
 
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        """One step: renew every ``(job_id, token)`` lease as ``renew`` would, and record the
+        dispatcher as alive (``last_seen`` now, ``jobs`` the leases' ids) until one
+        ``lease_seconds`` from now. Returns each lease's status, in order."""
+        ...
+
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        """Forget a dispatcher at once (its clean exit)."""
+        ...
+
+    def cancel(self, job_id: str) -> JobState | None:
+        """Cancel a job. Waiting or delayed: CANCELLED at once (``finished_at`` set, its
+        unique key freed). Active: ``cancel_requested`` is set and it stays ACTIVE until its
+        holder calls ``finish_cancelled`` — or its lease expires, and then it is CANCELLED,
+        not retried. A holder that completes first keeps its result (the cancel came too
+        late); a failure of a cancel-requested job is not retried. Finished: unchanged.
+        Returns the job's state after the call, or ``None`` if there is no such job."""
+        ...
+
+    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+        """The holder stopped the handler of a cancel-requested job: CANCELLED, the
+        attempt recorded as cancelled (with ``error`` when the handler raised). ``False``
+        if the token no longer holds the job."""
+        ...
+
+    def retry(self, job_id: str) -> Job | None:
+        """A FAILED or CANCELLED job back to WAITING now: ``attempts_made`` and ``stalls``
+        from 0, ``cancel_requested`` off, ``result``, ``finished_at`` cleared; ``error``
+        and ``history`` kept. Returns the job as it now is, ``None`` if there is none.
+        Raises ``JobStateError`` if it is in another state, or if another live job holds
+        its unique key."""
+        ...
+
+    def retry_many(self, state: JobState, name: str | None = None) -> int:
+        """``retry`` every job in ``state`` (FAILED or CANCELLED) — of worker ``name`` only,
+        when given — skipping those whose unique key another live job holds. Returns how
+        many were retried."""
+        ...
+
+    def purge(
+        self, state: JobState, name: str | None = None, finished_before: float | None = None
+    ) -> int:
+        """Delete finished jobs in ``state`` (COMPLETED, FAILED or CANCELLED): of worker
+        ``name`` only, and finished before ``finished_before`` only, when given. Returns how
+        many were deleted."""
+        ...
+
+    def pause(self, name: str) -> None:
+        """Stop every claim of jobs of worker ``name``, in every process, until ``resume``.
+        Its jobs stay waiting; submitting to it still works."""
+        ...
+
+    def resume(self, name: str) -> None:
+        """Undo ``pause``, waking idle dispatchers of that name."""
+        ...
+
+    def maintain(self) -> int:
+        """Maintenance, driven by dispatchers: promote due delayed jobs, recover expired
+        leases (a stall; failed as stalled past ``policy.max_stalls``; CANCELLED when a
+        cancel was requested), apply retention, forget dispatchers whose last heartbeat is
+        older than their lease. Returns how many jobs it moved or removed."""
+        ...
+
     def recover_expired(self) -> int:
         """Return jobs whose lease expired to WAITING (counting a stall) or fail them as
         stalled past ``max_stalls``. Returns how many were recovered or failed."""
         ...
+
+    # -- reads: none of them writes -----------------------------------------------------------
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         """Jobs in ``state``: waiting/delayed in the order they will run, active by lease
@@ -130,6 +241,14 @@ class Backend(Protocol):
 
     def count_by_state(self) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zero included)."""
+        ...
+
+    def paused(self) -> frozenset[str]:
+        """The worker names paused now."""
+        ...
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        """The live dispatchers (a record older than its lease is left out), oldest first."""
         ...
 
     def remove(self, job_id: str) -> bool:

@@ -74,6 +74,10 @@ class JobNotFoundError(JobQueueError):
     """No job has this id (it never existed, or it was removed or expired by retention)."""
 
 
+class JobStateError(JobQueueError):
+    """The job is not in a state that allows this (retrying a job that did not fail, …)."""
+
+
 class LeaseLostError(JobQueueError):
     """The caller's lease on a job expired or was taken over; its write was refused (fencing)."""
 

@@ -21,23 +21,90 @@ MAX_LOGS = 100
 MAX_LOG_MESSAGE = 2000
 """Log and progress messages are cut to this many characters."""
 
+MAX_HISTORY = 20
+"""A job keeps the records of at most this many finished attempts; the oldest go first."""
+
 
 class JobState(str, enum.Enum):
     """Where a job is in its life. ``waiting → active → completed | failed``, with
-    ``delayed`` before ``waiting`` for jobs that run later (delays and retries)."""
+    ``delayed`` before ``waiting`` for jobs that run later (delays and retries), and
+    ``cancelled`` for a job cancelled before or while it ran."""
 
     WAITING = "waiting"
     DELAYED = "delayed"
     ACTIVE = "active"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def is_finished(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED)
+        return self in FINISHED_STATES
+
+
+FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+"""States a job does not leave by itself (``retry_job`` brings failed and cancelled back)."""
+
+
+class AttemptOutcome(str, enum.Enum):
+    """How one attempt ended, as its record in ``Job.history`` says."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """Failed with no attempt left."""
+    RETRIED = "retried"
+    """Failed; the job runs again."""
+    CANCELLED = "cancelled"
+    STALLED = "stalled"
+    """Its lease expired (the dispatcher died, hung or lost the backend): the lease was fenced."""
+    RELEASED = "released"
+    """Given back unfinished at shutdown; not counted as an attempt."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The record of one finished attempt: who ran it, when, and how it ended."""
+
+    number: int
+    dispatcher: str | None
+    started_at: float | None
+    finished_at: float
+    outcome: AttemptOutcome
+    error: JobError | None = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "number": self.number,
+            "dispatcher": self.dispatcher,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome.value,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, JSON]) -> Attempt:
+        error = raw.get("error")
+        started = raw.get("started_at")
+        return cls(
+            number=int(raw["number"]),
+            dispatcher=raw.get("dispatcher"),
+            started_at=None if started is None else float(started),
+            finished_at=float(raw["finished_at"]),
+            outcome=AttemptOutcome(raw["outcome"]),
+            error=None if error is None else JobError(**error),
+        )
+
+
+def add_attempt(history: list[Attempt], attempt: Attempt) -> list[Attempt]:
+    """``history`` with ``attempt`` appended, cut to the last ``MAX_HISTORY``."""
+    return [*history, attempt][-MAX_HISTORY:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +253,12 @@ class Job:
     result: JSON = None
     error: JobError | None = None
     logs: list[JobLog] = field(default_factory=list)
+    cancel_requested: bool = False
+    """An active job asked to stop: its dispatcher interrupts the handler."""
+    dispatcher: str | None = None
+    """The id of the dispatcher that holds the job while it is active."""
+    history: list[Attempt] = field(default_factory=list)
+    """Finished attempts, oldest first (at most ``MAX_HISTORY``), kept across retries."""
     deduplicated: bool = field(default=False, compare=False)
     """Not stored: ``True`` on the job ``submit_job`` returned when a waiting, delayed or
     active job already held the same ``unique_key`` — that job is returned and nothing new
@@ -214,6 +287,9 @@ class Job:
             "result": self.result,
             "error": self.error.to_dict() if self.error else None,
             "logs": [entry.to_dict() for entry in self.logs],
+            "cancel_requested": self.cancel_requested,
+            "dispatcher": self.dispatcher,
+            "history": [attempt.to_dict() for attempt in self.history],
         }
 
     def to_json(self) -> str:
@@ -250,6 +326,9 @@ class Job:
                 result=raw.get("result"),
                 error=None if error is None else JobError(**error),
                 logs=[JobLog(float(e["at"]), str(e["message"])) for e in raw.get("logs") or []],
+                cancel_requested=bool(raw.get("cancel_requested", False)),
+                dispatcher=raw.get("dispatcher"),
+                history=[Attempt.from_dict(a) for a in raw.get("history") or []],
             )
         except CorruptJobError:
             raise
@@ -268,7 +347,7 @@ class Job:
 
     def copy(self) -> Job:
         """A deep-enough copy: the log list is new, JSON values are shared read-only."""
-        return replace(self, logs=list(self.logs))
+        return replace(self, logs=list(self.logs), history=list(self.history))
 
 
 def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:

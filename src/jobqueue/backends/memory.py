@@ -13,9 +13,21 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
-from jobqueue.errors import InvalidURLError, LeaseLostError
-from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobLog, JobState
+from jobqueue import policy
+from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
+from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
+from jobqueue.job import (
+    JSON,
+    MAX_LOG_MESSAGE,
+    MAX_LOGS,
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobError,
+    JobLog,
+    JobState,
+    add_attempt,
+)
 
 _LIVE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
 
@@ -41,7 +53,10 @@ class MemoryBackend:
         self._finished: dict[JobState, dict[str, None]] = {
             JobState.COMPLETED: {},
             JobState.FAILED: {},
+            JobState.CANCELLED: {},
         }
+        self._paused: set[str] = set()
+        self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
         self._wakeups = 0
 
     @classmethod
@@ -98,7 +113,6 @@ class MemoryBackend:
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         with self._lock:
-            self._maintain(self._clock())
             jobs = [job for job in self._jobs.values() if job.state is state]
             if state is JobState.WAITING:
                 jobs.sort(key=lambda j: (-j.priority, self._seq[j.id]))
@@ -112,7 +126,6 @@ class MemoryBackend:
 
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
-            self._maintain(self._clock())
             counts = dict.fromkeys(JobState, 0)
             for job in self._jobs.values():
                 counts[job.state] += 1
@@ -129,6 +142,8 @@ class MemoryBackend:
         self._maintain(now)
         best: tuple[int, int, str] | None = None
         for name in spec.names:
+            if name in self._paused:
+                continue
             cap = spec.max_active.get(name)
             if cap is not None and self._active_count(name) >= cap:
                 continue
@@ -144,6 +159,7 @@ class MemoryBackend:
         job.state = JobState.ACTIVE
         job.attempts_made += 1
         job.started_at = now
+        job.dispatcher = spec.dispatcher
         self._leases[job.id] = (token, deadline)
         return Claim(job.copy(), token, deadline)
 
@@ -160,16 +176,17 @@ class MemoryBackend:
     def _active_count(self, name: str) -> int:
         return sum(1 for job_id in self._leases if self._jobs[job_id].name == name)
 
-    def _maintain(self, now: float) -> None:
+    def _maintain(self, now: float) -> int:
         """Promote due delayed jobs, recover expired leases and apply retention."""
+        moved = 0
         while self._delayed and self._delayed[0][0] <= now:
             _, seq, job_id = heapq.heappop(self._delayed)
             job = self._jobs.get(job_id)
             if job is not None and job.state is JobState.DELAYED and self._seq[job_id] == seq:
                 job.state = JobState.WAITING
                 self._enqueue(job)
-        self._recover(now)
-        self._apply_retention(now)
+                moved += 1
+        return moved + self._recover(now) + self._apply_retention(now)
 
     # -- lease holders ------------------------------------------------------------------------
 
@@ -185,8 +202,7 @@ class MemoryBackend:
     ) -> Claim | None:
         with self._lock:
             job = self._take(job_id, token)
-            self._finish(job, JobState.COMPLETED)
-            job.result = result
+            self._complete(job, result)
             self._changed.notify_all()
             return self._claim(next_spec) if next_spec is not None else None
 
@@ -205,14 +221,9 @@ class MemoryBackend:
                     continue
                 job = self._take(outcome.job_id, outcome.token)
                 if outcome.error is None:
-                    self._finish(job, JobState.COMPLETED)
-                    job.result = outcome.result
+                    self._complete(job, outcome.result)
                 else:
-                    job.error = outcome.error
-                    if outcome.retry_at is None:
-                        self._finish(job, JobState.FAILED)
-                    else:
-                        self._requeue(job, outcome.retry_at)
+                    self._fail(job, outcome.error, outcome.retry_at)
                 states.append(job.state)
             self._changed.notify_all()
             claims = self._claim_up_to(next_spec, limit) if next_spec is not None else []
@@ -230,22 +241,178 @@ class MemoryBackend:
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         with self._lock:
             job = self._take(job_id, token)
-            job.error = error
-            if retry_at is None:
-                self._finish(job, JobState.FAILED)
-            else:
-                self._requeue(job, retry_at)
+            self._fail(job, error, retry_at)
             self._changed.notify_all()
             return job.state
+
+    def _complete(self, job: Job, result: JSON) -> None:
+        # A cancel that came while the handler finished is too late: the result is kept.
+        self._record_attempt(job, AttemptOutcome.COMPLETED, None)
+        self._finish(job, JobState.COMPLETED)
+        job.result = result
+
+    def _fail(self, job: Job, error: JobError, retry_at: float | None) -> None:
+        job.error = error
+        if job.cancel_requested:  # asked to stop: never run again
+            self._record_attempt(job, AttemptOutcome.CANCELLED, error)
+            self._finish(job, JobState.CANCELLED)
+        elif retry_at is None:
+            self._record_attempt(job, AttemptOutcome.FAILED, error)
+            self._finish(job, JobState.FAILED)
+        else:
+            self._record_attempt(job, AttemptOutcome.RETRIED, error)
+            self._requeue(job, retry_at)
 
     def release(self, job_id: str, token: str) -> bool:
         with self._lock:
             if not self._holds(job_id, token):
                 return False
             job = self._take(job_id, token)
+            self._record_attempt(job, AttemptOutcome.RELEASED, None)
             job.attempts_made = max(job.attempts_made - 1, 0)
-            self._requeue(job, self._clock())
+            if job.cancel_requested:
+                self._finish(job, JobState.CANCELLED)
+                self._changed.notify_all()
+            else:
+                self._requeue(job, self._clock())
             return True
+
+    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            job = self._take(job_id, token)
+            if error is not None:
+                job.error = error
+            self._record_attempt(job, AttemptOutcome.CANCELLED, error)
+            self._finish(job, JobState.CANCELLED)
+            self._changed.notify_all()
+            return True
+
+    def _record_attempt(self, job: Job, outcome: AttemptOutcome, error: JobError | None) -> None:
+        attempt = Attempt(
+            job.attempts_made, job.dispatcher, job.started_at, self._clock(), outcome, error
+        )
+        job.history = add_attempt(job.history, attempt)
+        job.dispatcher = None
+
+    # -- the control plane --------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobState | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state in (JobState.WAITING, JobState.DELAYED):
+                self._finish(job, JobState.CANCELLED)
+                self._changed.notify_all()
+            elif job.state is JobState.ACTIVE:
+                job.cancel_requested = True
+            return job.state
+
+    def retry(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            self._retry(job)
+            return job.copy()
+
+    def retry_many(self, state: JobState, name: str | None = None) -> int:
+        with self._lock:
+            retried = 0
+            for job_id in list(self._finished.get(state, {})):
+                job = self._jobs[job_id]
+                if name is not None and job.name != name:
+                    continue
+                try:
+                    self._retry(job)
+                except JobStateError:
+                    continue  # another live job holds its unique key
+                retried += 1
+            return retried
+
+    def _retry(self, job: Job) -> None:
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise JobStateError(
+                f"job {job.id} is {job.state.value}: only failed or cancelled jobs are retried"
+            )
+        if job.unique_key is not None:
+            holder = self._unique.get(job.unique_key)
+            if holder is not None and holder != job.id and self._jobs[holder].state in _LIVE:
+                raise JobStateError(
+                    f"job {job.id} cannot be retried: job {holder} holds its unique key "
+                    f"{job.unique_key!r}"
+                )
+            self._unique[job.unique_key] = job.id
+        self._finished[job.state].pop(job.id, None)
+        job.attempts_made = job.stalls = 0
+        job.cancel_requested = False
+        job.result = None
+        job.finished_at = None
+        self._requeue(job, self._clock())
+
+    def purge(
+        self, state: JobState, name: str | None = None, finished_before: float | None = None
+    ) -> int:
+        with self._lock:
+            doomed = [
+                job_id
+                for job_id in self._finished.get(state, {})
+                if (name is None or self._jobs[job_id].name == name)
+                and (
+                    finished_before is None
+                    or (self._jobs[job_id].finished_at or 0.0) < finished_before
+                )
+            ]
+            for job_id in doomed:
+                self._drop(job_id)
+            if doomed:
+                self._changed.notify_all()
+            return len(doomed)
+
+    def pause(self, name: str) -> None:
+        with self._lock:
+            self._paused.add(name)
+
+    def resume(self, name: str) -> None:
+        with self._lock:
+            self._paused.discard(name)
+            self._notify()
+
+    def paused(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        with self._lock:
+            now = self._clock()
+            statuses = []
+            for job_id, token in leases:
+                if not self._holds(job_id, token):
+                    statuses.append(LeaseStatus.LOST)
+                    continue
+                self._leases[job_id] = (token, now + lease_seconds)
+                cancel = self._jobs[job_id].cancel_requested
+                statuses.append(LeaseStatus.CANCEL if cancel else LeaseStatus.HELD)
+            info = replace(dispatcher, last_seen=now, jobs=tuple(job_id for job_id, _ in leases))
+            self._dispatchers[dispatcher.id] = (info, now + lease_seconds)
+            return statuses
+
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        with self._lock:
+            self._dispatchers.pop(dispatcher_id, None)
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        with self._lock:
+            now = self._clock()
+            live = [info for info, expires in self._dispatchers.values() if expires > now]
+            return sorted(live, key=lambda info: (info.started_at, info.id))
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
         with self._lock:
@@ -272,10 +439,7 @@ class MemoryBackend:
     def _take(self, job_id: str, token: str) -> Job:
         """Check the token and drop the lease; the caller moves the job on."""
         if not self._holds(job_id, token):
-            raise LeaseLostError(
-                f"job {job_id} is no longer held by this lease (it expired and was recovered, "
-                "or the job was removed); the result of this attempt is discarded"
-            )
+            raise LeaseLostError(policy.lease_lost_message(job_id))
         del self._leases[job_id]
         return self._jobs[job_id]
 
@@ -294,6 +458,15 @@ class MemoryBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
+    def maintain(self) -> int:
+        with self._lock:
+            moved = self._maintain(self._clock())
+            now = self._clock()
+            for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
+                if expires <= now:
+                    del self._dispatchers[dispatcher_id]
+            return moved
+
     def recover_expired(self) -> int:
         with self._lock:
             return self._recover(self._clock())
@@ -304,12 +477,11 @@ class MemoryBackend:
             del self._leases[job_id]
             job = self._jobs[job_id]
             job.stalls += 1
-            if job.stalls > self.options.max_stalls:
-                job.error = JobError(
-                    "StalledJobError",
-                    f"job stalled {job.stalls} times: its lease expired while running "
-                    "(the worker died, hung or lost its backend connection)",
-                )
+            self._record_attempt(job, AttemptOutcome.STALLED, None)
+            if job.cancel_requested:
+                self._finish(job, JobState.CANCELLED)
+            elif policy.is_stalled_too_often(job.stalls, self.options.max_stalls):
+                job.error = policy.stalled_error(job.stalls)
                 self._finish(job, JobState.FAILED)
             else:
                 self._requeue(job, now)
@@ -317,21 +489,20 @@ class MemoryBackend:
             self._changed.notify_all()
         return len(expired)
 
-    def _apply_retention(self, now: float) -> None:
-        policy = self.options.retention
-        for state, seconds, count in (
-            (JobState.COMPLETED, policy.completed_seconds, policy.completed_count),
-            (JobState.FAILED, policy.failed_seconds, policy.failed_count),
-        ):
-            finished = self._finished[state]
+    def _apply_retention(self, now: float) -> int:
+        removed = 0
+        for cutoff in policy.retention_cutoffs(self.options.retention, now):
+            finished = self._finished[cutoff.state]
             while finished:
                 oldest = next(iter(finished))
-                too_many = count is not None and len(finished) > count
+                too_many = cutoff.keep is not None and len(finished) > cutoff.keep
                 finished_at = self._jobs[oldest].finished_at or 0.0
-                too_old = seconds is not None and finished_at <= now - seconds
+                too_old = cutoff.before is not None and finished_at <= cutoff.before
                 if not (too_many or too_old):
                     break
                 self._drop(oldest)
+                removed += 1
+        return removed
 
     def remove(self, job_id: str) -> bool:
         with self._lock:
@@ -361,7 +532,7 @@ class MemoryBackend:
         with self._lock:
             now = self._clock()
             self._maintain(now)
-            if any(self._peek(name) for name in wanted):
+            if any(self._peek(name) for name in wanted - self._paused):
                 return True
             due = [deadline for _, deadline in self._leases.values()]
             if self._delayed:

@@ -23,6 +23,7 @@ from jobqueue.backend import (
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.control_contract import ControlPlaneContract
 from jobqueue.testing.differential import make_differential_machine
 from jobqueue.testing.state_machine import make_state_machine
 
@@ -46,9 +47,10 @@ def spec(*names: str, lease: float = 30.0, **max_active: int) -> WorkSpec:
     return WorkSpec(names=names, lease_seconds=lease, max_active=max_active)
 
 
-class BackendContract:
-    """Mixin of contract tests. Implement ``make_backend``; override
-    ``state_machine_examples`` to trade thoroughness for speed."""
+class BackendContract(ControlPlaneContract):
+    """Mixin of contract tests (the control plane's are in ``ControlPlaneContract``).
+    Implement ``make_backend``; override ``state_machine_examples`` to trade thoroughness
+    for speed."""
 
     state_machine_examples = 25
     state_machine_steps = 40
@@ -439,6 +441,7 @@ class BackendContract:
             JobState.ACTIVE: 1,
             JobState.COMPLETED: 1,
             JobState.FAILED: 0,
+            JobState.CANCELLED: 0,
         }
         assert [j.id for j in backend.list_jobs(JobState.WAITING)] == [waiting[2].id]
         assert [j.id for j in backend.list_jobs(JobState.DELAYED)] == [delayed.id]

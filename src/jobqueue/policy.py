@@ -1,0 +1,60 @@
+"""The rules that storage applies, written once for every backend.
+
+Backends keep jobs; they do not invent rules. What they must apply inside an atomic step —
+when a stalled job fails for good, which finished jobs retention removes, and the texts of the
+errors they record — is defined here and handed to them, so memory, SQLite, Redis (its Lua
+receives these as arguments) and third-party backends agree by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobqueue.backend import Retention
+from jobqueue.job import JobError, JobState
+
+STALLED_ERROR_TYPE = "StalledJobError"
+
+
+def stalled_error(stalls: int) -> JobError:
+    """The error a job fails with once its lease expired more than ``max_stalls`` times."""
+    return JobError(
+        STALLED_ERROR_TYPE,
+        f"job stalled {stalls} times: its lease expired while running "
+        "(the worker died, hung or lost its backend connection)",
+    )
+
+
+def is_stalled_too_often(stalls: int, max_stalls: int) -> bool:
+    """A job whose lease expired ``stalls`` times fails instead of running again."""
+    return stalls > max_stalls
+
+
+def lease_lost_message(job_id: str) -> str:
+    return (
+        f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
+        "job was removed); the result of this attempt is discarded"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoff:
+    """Retention of one finished state: jobs finished before ``before`` go, and beyond the
+    newest ``keep`` the oldest go (``None``: no limit on that axis)."""
+
+    state: JobState
+    before: float | None
+    keep: int | None
+
+
+def retention_cutoffs(retention: Retention, now: float) -> tuple[Cutoff, ...]:
+    """What retention removes at ``now``, one ``Cutoff`` per finished state."""
+
+    def before(seconds: float | None) -> float | None:
+        return None if seconds is None else now - seconds
+
+    return (
+        Cutoff(JobState.COMPLETED, before(retention.completed_seconds), retention.completed_count),
+        Cutoff(JobState.FAILED, before(retention.failed_seconds), retention.failed_count),
+        Cutoff(JobState.CANCELLED, before(retention.cancelled_seconds), retention.cancelled_count),
+    )
