@@ -10,8 +10,9 @@ through the ``jobqueue`` entry-point group (or passed to ``JobQueue(plugins=[...
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 PROJECT = "jobqueue"
 ENTRY_POINT_GROUP = "jobqueue"
+
+logger = logging.getLogger("jobqueue.hooks")
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -56,6 +59,24 @@ def jobqueue_job_completed(job: Job) -> None:
 @hookspec
 def jobqueue_job_failed(job: Job, error: JobError, will_retry: bool) -> None:
     """The handler raised (or timed out); ``will_retry`` tells whether another attempt follows."""
+
+
+@hookspec
+def jobqueue_job_cancelled(job: Job) -> None:
+    """The job ended CANCELLED: at once when it was waiting or delayed (in the process that
+    cancelled it), or once its handler stopped when it was running (in the dispatcher's)."""
+
+
+def emit(hooks: Any, hook_name: str, **kwargs: Any) -> None:
+    """Call a lifecycle hook; a plugin's exception is logged, never fatal. Nobody listening
+    costs nothing: pluggy's call machinery is skipped."""
+    hook = getattr(hooks, hook_name)
+    if not hook.get_hookimpls():
+        return
+    try:
+        hook(**kwargs)
+    except Exception:
+        logger.exception("plugin hook %s raised", hook_name)
 
 
 def make_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from jobqueue.backend import Backend, BackendOptions, Clock, Retention
+from jobqueue.backend import Backend, BackendOptions, Clock, DispatcherInfo, Retention
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     InvalidOptionError,
@@ -24,7 +24,7 @@ from jobqueue.errors import (
     JobNotFoundError,
     UnknownBackendError,
 )
-from jobqueue.hooks import make_plugin_manager
+from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job, submit_options
@@ -267,6 +267,80 @@ class JobQueue:
         """Delete the job whatever its state; ``False`` if there was none."""
         return self.backend.remove(_check_id(job_id))
 
+    # -- steering -----------------------------------------------------------------------------
+
+    def cancel_job(self, job_id: str) -> JobState:
+        """Cancel a job and return its state after the call. Waiting or delayed: CANCELLED at
+        once. Active: the dispatcher holding it is told within about a second, interrupts the
+        handler, and the job ends CANCELLED (not retried); if the handler finishes first its
+        result is kept and the job stays COMPLETED. Finished: nothing changes. Raises
+        ``JobNotFoundError`` if there is no such job."""
+        job_id = _check_id(job_id)
+        state = self.backend.cancel(job_id)
+        if state is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to cancel")
+        if state is JobState.CANCELLED:
+            cancelled = self.backend.get(job_id)
+            if cancelled is not None:
+                emit(self.plugins.hook, "jobqueue_job_cancelled", job=cancelled)
+        return state
+
+    def retry_job(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again from its first attempt; its earlier attempts
+        stay in ``job.history``. Raises ``JobNotFoundError``, or ``JobStateError`` for a job
+        in another state."""
+        job_id = _check_id(job_id)
+        job = self.backend.retry(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to retry")
+        return job
+
+    def retry_jobs(self, state: JobState | str = JobState.FAILED, name: str | None = None) -> int:
+        """Retry every failed (or ``state="cancelled"``) job, of worker ``name`` only when
+        given. Returns how many were retried."""
+        chosen = _check_state(state)
+        if chosen not in (JobState.FAILED, JobState.CANCELLED):
+            raise InvalidOptionError(f"only failed or cancelled jobs are retried, not {chosen}")
+        return self.backend.retry_many(chosen, _check_name(name))
+
+    def purge_jobs(
+        self,
+        state: JobState | str,
+        *,
+        name: str | None = None,
+        older_than: float | timedelta | None = None,
+    ) -> int:
+        """Delete finished jobs in ``state`` (completed, failed or cancelled) — of worker
+        ``name``, and finished more than ``older_than`` (seconds or a timedelta) ago, when
+        given. Returns how many were deleted."""
+        chosen = _check_state(state)
+        if not chosen.is_finished:
+            raise InvalidOptionError(
+                f"only finished jobs (completed, failed, cancelled) are purged, not {chosen}"
+            )
+        before = None
+        if older_than is not None:
+            before = self.clock() - _seconds("older_than", older_than)
+        return self.backend.purge(chosen, _check_name(name), before)
+
+    def pause(self, name: str) -> None:
+        """Stop every dispatcher, in every process, from claiming jobs of worker ``name``
+        until ``resume``; running jobs finish, waiting ones wait, submits still work."""
+        self.backend.pause(_check_name(name) or "")
+
+    def resume(self, name: str) -> None:
+        """Let dispatchers claim jobs of worker ``name`` again (idle ones wake at once)."""
+        self.backend.resume(_check_name(name) or "")
+
+    def paused(self) -> frozenset[str]:
+        """The worker names paused now."""
+        return self.backend.paused()
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        """The live dispatchers of every process on this backend: id, host, pid, worker
+        names, concurrency, when started, last heartbeat, the jobs each holds."""
+        return self.backend.dispatchers()
+
     @functools.cached_property
     def aio(self) -> AsyncJobQueue:
         """This queue to ``await`` from asyncio code (see ``jobqueue.aio``); one per queue.
@@ -346,6 +420,22 @@ def _check_id(job_id: object) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise InvalidOptionError(f"a job id is a non-empty str, got {job_id!r}")
     return job_id
+
+
+def _check_name(name: object) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError(f"a worker name is a non-empty str, got {name!r}")
+    return name
+
+
+def _seconds(label: str, value: object) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise InvalidOptionError(f"{label} must be seconds >= 0 or a timedelta, got {value!r}")
+    return float(value)
 
 
 def _last_touched(job: Job) -> float:
