@@ -85,7 +85,9 @@ def test_a_newer_schema_version_is_refused_untouched(tmp_path: Path) -> None:
     backend.close()
     _set_version(path, SCHEMA_VERSION + 1)
     before = path.read_bytes()
-    with pytest.raises(SchemaVersionError, match=r"version 2 .*upgrade jobqueue"):
+    with pytest.raises(
+        SchemaVersionError, match=rf"version {SCHEMA_VERSION + 1} .*upgrade jobqueue"
+    ):
         _open(path)
     assert path.read_bytes() == before
 

@@ -2,7 +2,7 @@
 
 Every transition is one ``BEGIN IMMEDIATE`` transaction, so it is atomic across threads and
 processes; claim cost stays flat as the table grows because each hot query is a seek in a
-partial index (see ``.schema``). Time always comes from ``options.clock``, never from SQL,
+partial index (see ``.migrations``). Time always comes from ``options.clock``, never from SQL,
 so the contract suite's fake clock drives leases, delays and retention.
 
 The semantics follow ``jobqueue.backends.memory`` (the reference) exactly, including the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
 
 from jobqueue.backend import Retention
 from jobqueue.backends.sqlite.rows import error_json
@@ -37,7 +36,7 @@ class Txn:
         self._seq: int | None = None
         self._seq_read = 0
         self._job_id: int | None = None
-        self._job_id_read: int | None = None
+        self._job_id_read = 0
 
     def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
@@ -48,18 +47,17 @@ class Txn:
         return first
 
     def next_job_id(self) -> int:
-        """The next job id. A file written before ids had their own counter starts it from the
-        order counter, which was above every id ever handed out."""
+        """The next job id (schema migration 2 gives every file the counter's row)."""
         if self._job_id is None:
             self._job_id = self._job_id_read = self._read_counter("job_id")
-            if self._job_id_read is None:
-                self._job_id = self._read_counter("seq")
         self._job_id += 1
         return self._job_id
 
-    def _read_counter(self, key: str) -> Any:
-        row = self.conn.execute("SELECT value FROM jobqueue_meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else int(row[0])
+    def _read_counter(self, key: str) -> int:
+        (value,) = self.conn.execute(
+            "SELECT value FROM jobqueue_meta WHERE key = ?", (key,)
+        ).fetchone()
+        return int(value)
 
     def flush(self) -> None:
         """Write the counters back once, however many numbers were taken."""
@@ -67,8 +65,7 @@ class Txn:
             self.conn.execute("UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'", (self._seq,))
         if self._job_id is not None and self._job_id != self._job_id_read:
             self.conn.execute(
-                "INSERT OR REPLACE INTO jobqueue_meta (key, value) VALUES ('job_id', ?)",
-                (self._job_id,),
+                "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'", (self._job_id,)
             )
 
 

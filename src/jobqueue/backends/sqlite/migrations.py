@@ -1,0 +1,176 @@
+"""The SQLite schema as history: the base layout (version 1) and the ordered steps after it.
+
+Every file, new or old, is built by the same steps: a new database gets ``BASE_SCHEMA`` and then
+every migration, an old one only the migrations it lacks. New and upgraded files are therefore
+the same by construction (``test_sqlite_migrations`` also checks it against a real version-1
+file). Migrations are forward-only: there is no down step, and a file written by a newer
+jobqueue is refused rather than guessed at.
+
+To change the layout, append a ``Migration`` whose ``version`` is one more than the last and
+bump ``schema.SCHEMA_VERSION``; never edit a released step, since files already carry its
+effect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import NamedTuple
+
+BASE_VERSION = 1
+
+APPLICATION_ID = 0x4A6F6251  # "JobQ": marks the file as ours in the SQLite header itself
+
+# Exactly what version 1 created; files in the field carry it, so it never changes.
+# Partial indexes keep every hot query an index seek whatever the table size: the claim reads
+# the first entry of (name, priority, seq) among waiting jobs only; promotion reads due delayed
+# jobs; recovery reads expired leases; retention reads the oldest finished jobs.
+BASE_SCHEMA = f"""
+CREATE TABLE jobqueue_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO jobqueue_meta (key, value) VALUES ('schema_version', {BASE_VERSION}), ('seq', 0),
+    ('job_id', 0);
+CREATE TABLE jobqueue_jobs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    run_at REAL NOT NULL,
+    lease_token TEXT,
+    lease_expires_at REAL,
+    unique_key TEXT,
+    attempts INTEGER NOT NULL,
+    attempts_made INTEGER NOT NULL,
+    stalls INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    progress REAL NOT NULL,
+    progress_message TEXT,
+    title TEXT,
+    timeout REAL,
+    backoff TEXT NOT NULL,
+    data TEXT NOT NULL,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX jobqueue_waiting ON jobqueue_jobs (name, priority DESC, seq) WHERE state = 'waiting';
+CREATE INDEX jobqueue_delayed ON jobqueue_jobs (run_at, seq) WHERE state = 'delayed';
+CREATE INDEX jobqueue_active ON jobqueue_jobs (lease_expires_at) WHERE state = 'active';
+CREATE INDEX jobqueue_finished_order ON jobqueue_jobs (state, seq) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobqueue_finished_at
+    ON jobqueue_jobs (state, finished_at DESC, id DESC) WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX jobqueue_unique ON jobqueue_jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('waiting', 'delayed', 'active');
+CREATE TABLE jobqueue_logs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX jobqueue_logs_job ON jobqueue_logs (job_id, id);
+-- Counts per state, kept by triggers, so counting and retention never scan the table.
+CREATE TABLE jobqueue_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO jobqueue_counts (state, n) VALUES
+    ('waiting', 0), ('delayed', 0), ('active', 0), ('completed', 0), ('failed', 0);
+CREATE TRIGGER jobqueue_count_insert AFTER INSERT ON jobqueue_jobs BEGIN
+    UPDATE jobqueue_counts SET n = n + 1 WHERE state = new.state;
+END;
+CREATE TRIGGER jobqueue_count_delete AFTER DELETE ON jobqueue_jobs BEGIN
+    UPDATE jobqueue_counts SET n = n - 1 WHERE state = old.state;
+END;
+CREATE TRIGGER jobqueue_count_update AFTER UPDATE OF state ON jobqueue_jobs
+    WHEN old.state IS NOT new.state BEGIN
+    UPDATE jobqueue_counts SET n = n - 1 WHERE state = old.state;
+    UPDATE jobqueue_counts SET n = n + 1 WHERE state = new.state;
+END;
+PRAGMA application_id = {APPLICATION_ID};
+"""
+
+# Version 2: what the control plane (pause, live dispatchers, cancel, attempt history) stores.
+#
+# Every step here is O(1) in the number of jobs except the CHECK of the new column, which
+# SQLite verifies against existing rows in one read-only pass. The states are guarded by
+# triggers rather than a CHECK on ``state``: SQLite cannot add a constraint to an existing
+# table, and rebuilding ``jobqueue_jobs`` (copy every row, recreate its indexes and triggers)
+# would hold the write lock for minutes on a file with millions of jobs, stopping every
+# dispatcher. The guard matters because the count triggers silently skip a state they do not
+# know, so a stray value would make the counts drift instead of failing.
+#
+# ``cancelled`` is a finished state: a cancelled job gets ``finished_at`` like completed and
+# failed ones, which is what the ``jobqueue_finished_*`` partial indexes and retention select
+# on, and it frees its ``unique_key`` (``jobqueue_unique`` lists only live states). The job-id
+# counter is seeded from ``seq``, which was above every id handed out before ids had their own
+# counter (files from before that have no ``job_id`` row); ``MAX`` with the highest id keeps
+# it above the ids present even if ``seq`` were ever behind.
+MIGRATION_2 = """
+CREATE TABLE jobqueue_paused (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE jobqueue_dispatchers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    names TEXT NOT NULL, -- JSON list of worker names
+    concurrency INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX jobqueue_dispatchers_expiry ON jobqueue_dispatchers (expires_at);
+ALTER TABLE jobqueue_jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0
+    CHECK (cancel_requested IN (0, 1));
+ALTER TABLE jobqueue_jobs ADD COLUMN dispatcher TEXT;
+ALTER TABLE jobqueue_jobs ADD COLUMN history TEXT;
+INSERT OR IGNORE INTO jobqueue_counts (state, n) VALUES ('cancelled', 0);
+CREATE TRIGGER jobqueue_state_insert BEFORE INSERT ON jobqueue_jobs
+    WHEN new.state NOT IN ('waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled')
+    BEGIN SELECT RAISE(ABORT, 'jobqueue_jobs.state is not a job state'); END;
+CREATE TRIGGER jobqueue_state_update BEFORE UPDATE OF state ON jobqueue_jobs
+    WHEN new.state NOT IN ('waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled')
+    BEGIN SELECT RAISE(ABORT, 'jobqueue_jobs.state is not a job state'); END;
+INSERT OR IGNORE INTO jobqueue_meta (key, value)
+    SELECT 'job_id', MAX(value, (SELECT COALESCE(MAX(id), 0) FROM jobqueue_jobs))
+    FROM jobqueue_meta WHERE key = 'seq';
+"""
+
+
+class Migration(NamedTuple):
+    """One step: after it the file is at ``version``. ``step`` is SQL (one or more
+    statements) or a callable given the connection, inside the step's transaction."""
+
+    version: int
+    description: str
+    step: str | Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        2,
+        "control plane: paused names, dispatchers, cancel requests, attempt history, "
+        "the cancelled state, the job-id counter",
+        MIGRATION_2,
+    ),
+]
+
+
+def run(conn: sqlite3.Connection, step: str | Callable[[sqlite3.Connection], None]) -> None:
+    """Apply ``step`` on ``conn`` inside the caller's transaction (never ``executescript``,
+    which would commit first)."""
+    if callable(step):
+        step(conn)
+        return
+    for statement in statements(step):
+        conn.execute(statement)
+
+
+def statements(script: str) -> list[str]:
+    """Split a script into statements (triggers contain ';' so use sqlite3's own parser)."""
+    found: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            found.append(current.strip())
+            current = ""
+    return [s for s in found if s]
