@@ -100,6 +100,7 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
         "active": 0,
         "completed": 1,
         "failed": 0,
+        "cancelled": 0,
         "total": 1,
     }
 
@@ -338,7 +339,8 @@ def test_help_has_no_markup(capsys: pytest.CaptureFixture[str]) -> None:
             assert "--url" in out and "--app" in out and "--json" in out
 
 
-COMMANDS = ("worker", "submit", "job", "jobs", "stats")
+COMMANDS = ("worker", "submit", "job", "jobs", "stats", "cancel", "retry", "purge", "pause")
+COMMANDS += ("resume", "workers")
 
 
 def test_jobs_lists_every_state_and_filters_by_name(

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from jobqueue.backend import Backend
+from jobqueue.backend import Backend, DispatcherInfo
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import ConfigurationError, JobNotFoundError
 from jobqueue.job import JSON, Job, JobState
@@ -152,6 +152,46 @@ class AsyncJobQueue:
 
     async def remove_job(self, job_id: str) -> bool:
         return await self.backend.remove(_check_id(job_id))
+
+    # -- steering: the sync facade's operations, run off the loop -----------------------------
+
+    async def cancel_job(self, job_id: str) -> JobState:
+        """``JobQueue.cancel_job`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.cancel_job, job_id)
+
+    async def retry_job(self, job_id: str) -> Job:
+        """``JobQueue.retry_job`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.retry_job, job_id)
+
+    async def retry_jobs(
+        self, state: JobState | str = JobState.FAILED, name: str | None = None
+    ) -> int:
+        """``JobQueue.retry_jobs`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.retry_jobs, state, name)
+
+    async def purge_jobs(
+        self,
+        state: JobState | str,
+        *,
+        name: str | None = None,
+        older_than: float | timedelta | None = None,
+    ) -> int:
+        """``JobQueue.purge_jobs`` without blocking the loop."""
+        return await asyncio.to_thread(
+            functools.partial(self.queue.purge_jobs, state, name=name, older_than=older_than)
+        )
+
+    async def pause(self, name: str) -> None:
+        await asyncio.to_thread(self.queue.pause, name)
+
+    async def resume(self, name: str) -> None:
+        await asyncio.to_thread(self.queue.resume, name)
+
+    async def paused(self) -> frozenset[str]:
+        return await asyncio.to_thread(self.queue.paused)
+
+    async def dispatchers(self) -> list[DispatcherInfo]:
+        return await asyncio.to_thread(self.queue.dispatchers)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

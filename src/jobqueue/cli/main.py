@@ -1,36 +1,28 @@
-"""The ``jobqueue`` command: run a worker, submit jobs, inspect them.
+"""Parsing the command line, and the worker, submit, job, jobs and stats commands.
 
-``jobqueue COMMAND [--url URL] [--app module:attribute ...] [--json] ...`` with the commands
-``worker``, ``submit``, ``job``, ``jobs`` and ``stats``; the global options may also come
-before the command. Errors jobqueue raises on purpose (``JobQueueError``) print one
-``error: ...`` line and exit with status 2.
+``jobqueue COMMAND [--url URL] [--app module:attribute ...] [--json] ...``; the global options
+may also come before the command. Errors jobqueue raises on purpose (``JobQueueError``) print
+one ``error: ...`` line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from jobqueue import __version__
+from jobqueue.cli.apps import open_queue
+from jobqueue.cli.control import add_control_commands
+from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
 from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
-from jobqueue.hooks import hookimpl
-from jobqueue.job import Job, JobState
+from jobqueue.job import JobState
 from jobqueue.queue import JobQueue
-from jobqueue.worker import Worker
 
 logger = logging.getLogger("jobqueue.cli")
-
-LOG_LINES_SHOWN = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command: Callable[[argparse.Namespace, JobQueue], int] = args.command
     try:
-        queue, owned = _open_queue(args)
+        queue, owned = open_queue(args)
         try:
             return command(args, queue)
         finally:
@@ -133,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = command("stats", "count jobs by state")
     stats.set_defaults(command=cmd_stats)
+    add_control_commands(command)
     return parser
 
 
@@ -195,8 +188,8 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     if not 1 <= args.prefetch <= 1000:
         raise ConfigurationError(f"--prefetch must be from 1 to 1000, got {args.prefetch}")
     logging.getLogger("jobqueue").setLevel(args.log_level)
-    if not queue.plugins.is_registered(_LIFECYCLE_LOGGER):
-        queue.plugins.register(_LIFECYCLE_LOGGER)
+    if not queue.plugins.is_registered(LIFECYCLE_LOGGER):
+        queue.plugins.register(LIFECYCLE_LOGGER)
     dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=args.prefetch)
     # Handlers first, then the "worker on" line: a supervisor that waits for it may signal.
     restore = _nothing if args.burst else dispatcher.install_signal_handlers()
@@ -218,7 +211,7 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
         outcomes["lost"],
     )
     if args.json:
-        _print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
+        print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
     # Ctrl-C ends a command with 130 by convention; SIGTERM is the planned stop: 0.
     return 130 if dispatcher.stop_signal == signal.SIGINT else 0
 
@@ -247,7 +240,7 @@ def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
             file=sys.stderr,
         )
     if args.json:
-        _print_json({**job.to_dict(), "deduplicated": job.deduplicated})
+        print_json({**job.to_dict(), "deduplicated": job.deduplicated})
     else:
         print(job.id)
     return 0
@@ -257,11 +250,11 @@ def cmd_job(args: argparse.Namespace, queue: JobQueue) -> int:
     job = queue.get_job_by_id(args.id)
     if job is None:
         if args.json:
-            _print_json(None)
+            print_json(None)
         print(f"no job with id {args.id!r}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     else:
         print(format_job(job))
     return 0
@@ -272,7 +265,7 @@ def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
         raise ConfigurationError("--limit and --offset must be >= 0")
     jobs = queue.list_jobs(args.state, offset=args.offset, limit=args.limit, name=args.name)
     if args.json:
-        _print_json([job.to_dict() for job in jobs])
+        print_json([job.to_dict() for job in jobs])
         return 0
     rows = [
         [
@@ -281,12 +274,12 @@ def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
             job.state.value,
             str(job.priority),
             f"{job.attempts_made}/{job.attempts}",
-            _time(job.created_at),
+            time_text(job.created_at),
             job.title or "",
         ]
         for job in jobs
     ]
-    print(_table(["ID", "NAME", "STATE", "PRIORITY", "ATTEMPTS", "CREATED", "TITLE"], rows))
+    print(table(["ID", "NAME", "STATE", "PRIORITY", "ATTEMPTS", "CREATED", "TITLE"], rows))
     if not jobs:
         which = " ".join(filter(None, [args.state, args.name and f"{args.name!r}"]))
         print(f"(no {which + ' ' if which else ''}jobs)")
@@ -298,136 +291,10 @@ def cmd_stats(args: argparse.Namespace, queue: JobQueue) -> int:
     by_state = {state.value: counts.get(state, 0) for state in JobState}
     by_state["total"] = sum(by_state.values())
     if args.json:
-        _print_json(by_state)
+        print_json(by_state)
         return 0
-    print(_table(["STATE", "JOBS"], [[state, str(count)] for state, count in by_state.items()]))
+    print(table(["STATE", "JOBS"], [[state, str(count)] for state, count in by_state.items()]))
     return 0
-
-
-# -- opening the queue and loading --app ------------------------------------------------------
-
-
-def _open_queue(args: argparse.Namespace) -> tuple[JobQueue, bool]:
-    """The queue the command works on, and whether the CLI opened it (and so closes it).
-
-    With an ``--app`` JobQueue that is the app's own queue — its settings, plugins and
-    workers — pointed at ``--url`` when one is given. Workers of further ``--app`` specs join
-    it. Without one, a new queue (at ``--url``, ``$JOBQUEUE_URL`` or the default) holds the
-    ``--app`` workers and those of the installed plugins."""
-    queues: list[tuple[str, JobQueue]] = []
-    workers: list[Worker] = []
-    for spec in args.app:
-        for found in _load_app(spec):
-            if isinstance(found, JobQueue):
-                queues.append((spec, found))
-            else:
-                workers.append(found)
-    if not queues:
-        queue = JobQueue(args.url)
-        for worker in workers:
-            queue.add_worker(worker)
-        return queue, True
-    (first_spec, queue), others = queues[0], queues[1:]
-    for spec, other in others:
-        if args.url is None and other.url != queue.url:
-            raise ConfigurationError(
-                f"--app {first_spec} uses {queue.url} but --app {spec} uses {other.url}; "
-                "pass --url to say which backend to work on"
-            )
-    if args.url is not None and args.url != queue.url:
-        queue.connect(args.url)
-    for _, other in others:
-        workers.extend(other.registry)
-    for worker in workers:
-        queue.add_worker(worker)
-    return queue, False
-
-
-def _load_app(spec: str) -> list[JobQueue | Worker]:
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigurationError(f"--app {spec!r} must look like module:attribute")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like `python -m`: let apps in the cwd be found
-    module = _import(spec, module_name)
-    target: Any = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ConfigurationError(
-                f"--app {spec!r}: {module_name} has no {attribute!r}{_queue_hint(module)}"
-            ) from None
-    if callable(target) and not isinstance(target, (JobQueue, Worker)):
-        target = _call_factory(spec, target, module)
-    if isinstance(target, (JobQueue, Worker)):
-        return [target]
-    if isinstance(target, Iterable) and not isinstance(target, (str, bytes)):
-        items = list(target)
-        if items and all(isinstance(item, Worker) for item in items):
-            return items
-    raise ConfigurationError(
-        f"--app {spec!r} is a {type(target).__name__}; expected a JobQueue, a Worker, a list "
-        f"of Workers, or a function with no arguments returning one{_queue_hint(module)}"
-    )
-
-
-def _import(spec: str, module_name: str) -> ModuleType:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            raise ConfigurationError(
-                f"--app {spec!r}: no module named {module_name!r} (run from the directory "
-                "that holds it, or install its package)"
-            ) from None
-        raise ConfigurationError(f"--app {spec!r}: importing {module_name} failed: {exc}") from None
-    except (Exception, SystemExit) as exc:  # the app's own code failed while importing
-        raise ConfigurationError(
-            f"--app {spec!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
-        ) from None
-
-
-def _call_factory(spec: str, factory: Callable[..., Any], module: ModuleType) -> Any:
-    """Call an ``--app`` function that builds the queue, if it needs no arguments."""
-    try:
-        signature = inspect.signature(factory)
-        signature.bind()
-    except ValueError:  # no signature to read (a builtin): let the call decide
-        pass
-    except TypeError:
-        needed = [
-            name
-            for name, parameter in signature.parameters.items()
-            if parameter.default is parameter.empty
-            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-        ]
-        looks_like_handler = needed == ["job"] or len(needed) == 1
-        hint = (
-            " It looks like a job handler: point --app at the JobQueue it is registered on"
-            if looks_like_handler
-            else ""
-        )
-        raise ConfigurationError(
-            f"--app {spec!r} is a function that needs argument(s) {', '.join(needed)}; --app "
-            f"calls only functions with no arguments.{hint}{_queue_hint(module)}"
-        ) from None
-    try:
-        return factory()
-    except JobQueueError:
-        raise
-    except Exception as exc:
-        raise ConfigurationError(
-            f"--app {spec!r}: calling it raised {type(exc).__name__}: {exc}"
-        ) from None
-
-
-def _queue_hint(module: ModuleType) -> str:
-    """Suggest the module's JobQueue attributes, if it has any."""
-    found = [name for name, value in vars(module).items() if isinstance(value, JobQueue)]
-    if not found:
-        return ""
-    return " (did you mean " + " or ".join(f"--app {module.__name__}:{n}" for n in found) + "?)"
 
 
 def _nothing() -> None:
@@ -438,74 +305,3 @@ def _split_names(names: str | None) -> list[str] | None:
     if names is None:
         return None
     return [name.strip() for name in names.split(",") if name.strip()] or None
-
-
-class _LifecycleLogger:
-    """Logs each job's start and completion at INFO (the dispatcher logs failures)."""
-
-    @hookimpl
-    def jobqueue_job_started(self, job: Job) -> None:
-        logger.info("started %s %s (attempt %d)", job.name, job.id, job.attempts_made)
-
-    @hookimpl
-    def jobqueue_job_completed(self, job: Job) -> None:
-        logger.info("completed %s %s", job.name, job.id)
-
-
-_LIFECYCLE_LOGGER = _LifecycleLogger()
-
-
-# -- output -----------------------------------------------------------------------------------
-
-
-def format_job(job: Job) -> str:
-    """A job's details as a person reads them."""
-    lines = [
-        ("id", job.id),
-        ("name", job.name),
-        ("title", job.title or "-"),
-        ("state", job.state.value),
-        ("priority", str(job.priority)),
-        ("attempts", f"{job.attempts_made} of {job.attempts} (stalls: {job.stalls})"),
-        (
-            "progress",
-            f"{job.progress:g}%" + (f" {job.progress_message}" if job.progress_message else ""),
-        ),
-        ("created", _time(job.created_at)),
-        ("runs at", _time(job.run_at)),
-        ("started", _time(job.started_at)),
-        ("finished", _time(job.finished_at)),
-        ("data", json.dumps(job.data, ensure_ascii=False)),
-        ("result", json.dumps(job.result, ensure_ascii=False)),
-        ("error", str(job.error) if job.error else "-"),
-    ]
-    text = "\n".join(f"{label + ':':<10} {value}" for label, value in lines)
-    if job.error and job.error.traceback:
-        text += "\ntraceback:\n" + _indent(job.error.traceback.rstrip())
-    if job.logs:
-        shown = job.logs[-LOG_LINES_SHOWN:]
-        text += f"\nlogs (last {len(shown)} of {len(job.logs)}):\n"
-        text += "\n".join(f"  {_time(entry.at)}  {entry.message}" for entry in shown)
-    return text
-
-
-def _time(timestamp: float | None) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
-    )
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
