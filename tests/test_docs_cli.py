@@ -17,13 +17,12 @@ from tests.docs_blocks import ROOT, blocks
 
 PAGE = ROOT / "docs" / "cli.md"
 
-# load_entrypoints=False: with --app QUEUE --url URL the CLI opens a second queue, which loads
-# the installed plugins again; the test plugin's hook builds a new handler object each call,
-# and the two registrations of plugin-reindex then clash (reported to the CLI's owner).
+# The app queue as an application would write it: with --app and --url the CLI points this
+# very queue at the URL (its plugins loaded once), so nothing is registered twice.
 APP = """\
 from jobqueue import JobQueue
 
-queue = JobQueue("sqlite:///jobs.db", load_entrypoints=False)
+queue = JobQueue("sqlite:///jobs.db")
 
 
 @queue.worker("contact-import")
