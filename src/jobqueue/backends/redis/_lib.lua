@@ -322,8 +322,10 @@ local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAI
 local function record_attempt(id, outcome, err)
   local f = fields(id, 'm', 'D', 'b', 'H')
   if not f then return end
-  local number = tonumber(f[1]) and f[1] or '0'
-  local started = tonumber(f[3]) and f[3] or 'null'
+  -- Stored texts go in only when they are JSON numbers (a corrupt field must not make the
+  -- whole history unreadable); Python's repr of a float always is one.
+  local number = tostring(math.floor(tonumber(f[1]) or 0))
+  local started = f[3] and string.find(f[3], '^%-?%d+%.?%d*[eE]?[-+]?%d*$') and f[3] or 'null'
   local entry = '{"number":' .. number .. ',"dispatcher":'
     .. (f[2] and cjson.encode(f[2]) or 'null') .. ',"started_at":' .. started
     .. ',"finished_at":' .. NOWS .. ',"outcome":"' .. outcome .. '","error":'

@@ -724,10 +724,7 @@ def _token() -> str:
 
 
 def _lease_lost(job_id: str) -> LeaseLostError:
-    return LeaseLostError(
-        f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
-        "job was removed); the result of this attempt is discarded"
-    )
+    return LeaseLostError(rules.lease_lost_message(job_id))
 
 
 def _certificate_problem(exc: BaseException) -> str | None:
