@@ -296,7 +296,8 @@ end
 local function drop_job(id)
   local f = fields(id, 'n', 's', 'p', 'u', 'w') or {}
   local name, state = f[1], f[2]
-  if name and not (state == 'd' or state == 'a' or state == 'c' or state == 'f' or state == 'x') then
+  local finished = state == 'c' or state == 'f' or state == 'x'
+  if name and not (state == 'd' or state == 'a' or finished) then
     unready(id, name, f[3])
   end
   redis.call('ZREM', K_DELAYED, id)
@@ -510,7 +511,8 @@ local function claim(token, deadline, base)
     local f = fields(id, 's', 'n', 'm')
     local state = f and f[1]
     if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
-    if state and not (state == 'd' or state == 'a' or state == 'c' or state == 'f' or state == 'x') then
+    local finished = state == 'c' or state == 'f' or state == 'x'
+    if state and not (state == 'd' or state == 'a' or finished) then
       local seq = next_seq()
       local j = job_key(id)
       local made = plus_one(f[3])

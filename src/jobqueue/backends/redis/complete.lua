@@ -1,6 +1,7 @@
 -- Complete a job and, in the same step, claim the next one (one round trip per job).
 -- ARGV[8] id, [9] token, [10] result JSON, [11] '1' to claim next: [12] token, [13] deadline,
--- [14..] dispatcher id, name count, name/cap pairs. Returns {'lost'}, {'ok'} or {'ok', {id, fields, logs}}.
+-- [14..] dispatcher id, name count, name/cap pairs.
+-- Returns {'lost'}, {'ok'} or {'ok', {id, fields, logs}}.
 local id = ARGV[8]
 local job = held(id, ARGV[9])
 if not job then return {'lost'} end
