@@ -8,15 +8,18 @@
 --   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua)
 --   3 max_stalls              4 completed cutoff ('' = keep forever)   5 completed max count (-1)
 --   6 failed cutoff ('')      7 failed max count (-1)
--- Script-specific arguments start at ARGV[8]. All keys derive from the prefix, so they share
+-- Script-specific arguments start at ARGV[8]. Scripts that use the policy tail (TAIL below)
+-- get it appended after their own arguments. All keys derive from the prefix, so they share
 -- the hash tag and live on one shard; Redis allows undeclared keys of the script's own slot.
 --
 -- Job hash fields (short names keep a queued job small):
---   n name  s state (w d a c f)  d data JSON  o options JSON  p priority  u unique key
+--   n name  s state (w d a c f x)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
 --   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
 --   w waiter count  L '1' once the job has a log list
+--   C '1' when a cancel was requested  D dispatcher id (while active)  H attempt history JSON
+-- The last three are absent at their defaults, so a waiting job does not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
 -- have one, so reading a job that never logged skips the list.
 --
@@ -33,6 +36,15 @@ local K_ACTIVE = P .. 'a'
 local K_UNIQUE = P .. 'u'
 local K_NAMES = P .. 'N'
 local K_ACTIVE_COUNT = P .. 'ac'
+local K_PAUSED = P .. 'paused'
+-- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
+local K_DISPATCHERS = P .. 'dispatchers'
+-- The policy tail: values from jobqueue.policy that script_command appends after the
+-- script's own arguments, only for the scripts whose source mentions #ARGV (so renew, log
+-- and progress never pay for them): history bound, cancelled retention cutoff ('' = none)
+-- and max count (-1), and the stall error JSON split around its stall count.
+local TAIL = #ARGV - 5
+local MAX_HISTORY = tonumber(ARGV[TAIL + 1])
 -- Housekeeping does at most this much per call, so no call runs long.
 local BATCH = 1000
 
@@ -46,6 +58,17 @@ local function levels_key(name) return P .. 'R:' .. name end
 local function signal_key(name) return P .. 's:' .. name end
 local function done_key(id) return P .. 'x:' .. id end
 local function finished_key(state) return P .. state end
+local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
+
+-- The paused names, read once per call (claims look at every wanted name, often many times).
+local paused_names
+local function is_paused(name)
+  if not paused_names then
+    paused_names = {}
+    for _, n in ipairs(redis.call('SMEMBERS', K_PAUSED)) do paused_names[n] = true end
+  end
+  return paused_names[name] == true
+end
 
 -- The job's hash field, or nil when the key is missing or not a hash (foreign data).
 local function field(id, name)
@@ -107,7 +130,9 @@ end
 
 -- Wake up to `n` dispatchers blocked on this name. The list is bounded: with nobody waiting,
 -- pushes pile up to 64 stale wake-ups at most (and the idle poll clears them).
+-- A paused name gets none: nobody could claim its jobs (resume wakes its dispatchers).
 local function signal(name, n)
+  if is_paused(name) then return end
   local k = signal_key(name)
   local wakes = {}
   for i = 1, math.min(n or 1, 64) do wakes[i] = '1' end
@@ -195,11 +220,11 @@ local function requeue(id, run_at, key, value)
 end
 
 -- While the token holds the job's lease (deadline still ahead): the job's {token, name,
--- unique key, waiter count}; else nil.
+-- unique key, waiter count, cancel requested}; else nil.
 local function held(id, token)
   local deadline = redis.call('ZSCORE', K_ACTIVE, id)
   if not deadline or tonumber(deadline) <= NOW then return nil end
-  local f = fields(id, 'k', 'n', 'u', 'w')
+  local f = fields(id, 'k', 'n', 'u', 'w', 'C')
   if not f or f[1] ~= token then return nil end
   return f
 end
@@ -243,12 +268,16 @@ local function forget_unique(id, unique)
   end
 end
 
--- COMPLETED or FAILED with `key` (R or E) set to `value`, all in one write. `job` is the
--- {token, name, unique key, waiter count} that `held` returned. With `reserve`, the sequence
--- number after the finish's is taken too (see next_seq).
+-- COMPLETED, FAILED or CANCELLED with `key` (R or E, or nil) set to `value`, in one write.
+-- `job` is the {token, name, unique key, waiter count} that `held` returned. With `reserve`,
+-- the sequence number after the finish's is taken too (see next_seq).
 local function finish(id, state, job, key, value, reserve)
   local j = job_key(id)
-  redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
+  if key then
+    redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
+  else
+    redis.call('HSET', j, 's', state, 'e', NOWS)
+  end
   redis.call('HDEL', j, 'k', 'q', 'w')
   local seq
   if reserve and not reserved_seq then
@@ -267,26 +296,81 @@ end
 local function drop_job(id)
   local f = fields(id, 'n', 's', 'p', 'u', 'w') or {}
   local name, state = f[1], f[2]
-  if name and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
+  local finished = state == 'c' or state == 'f' or state == 'x'
+  if name and not (state == 'd' or state == 'a' or finished) then
     unready(id, name, f[3])
   end
   redis.call('ZREM', K_DELAYED, id)
   drop_lease(id, name)
   redis.call('ZREM', finished_key('c'), id)
   redis.call('ZREM', finished_key('f'), id)
+  redis.call('ZREM', finished_key('x'), id)
   forget_unique(id, f[4])
   notify_waiters(id, f[5])
   return redis.call('DEL', job_key(id), log_key(id))
 end
 
-local function stalled_error(stalls)
-  return '{"type":"StalledJobError","message":"job stalled ' .. stalls .. ' times: its lease '
-    .. 'expired while running (the worker died, hung or lost its backend connection)",'
-    .. '"traceback":""}'
+-- policy.stalled_error's JSON with the stall count put in (the text is written once, there).
+local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAIL + 5] end
+
+-- Append the record of the attempt that just ended to the job's history (field H, cut to
+-- MAX_HISTORY) and forget its dispatcher. `outcome` is an AttemptOutcome value, `err` error
+-- JSON or nil. The record is JSON text spliced by hand: cjson would print the timestamps
+-- with 14 digits (losing sub-second precision), so the exact stored texts are copied in and
+-- cjson only quotes the dispatcher id. Every record starts with {"number": -- a text that
+-- cannot occur inside a JSON string (its quote would be escaped) -- so records are counted
+-- and the oldest cut without decoding the list.
+local function record_attempt(id, outcome, err)
+  local f = fields(id, 'm', 'D', 'b', 'H')
+  if not f then return end
+  -- Stored texts go in only when they are JSON numbers (a corrupt field must not make the
+  -- whole history unreadable); Python's repr of a float always is one.
+  local number = tostring(math.floor(tonumber(f[1]) or 0))
+  local started = f[3] and string.find(f[3], '^%-?%d+%.?%d*[eE]?[-+]?%d*$') and f[3] or 'null'
+  local entry = '{"number":' .. number .. ',"dispatcher":'
+    .. (f[2] and cjson.encode(f[2]) or 'null') .. ',"started_at":' .. started
+    .. ',"finished_at":' .. NOWS .. ',"outcome":"' .. outcome .. '","error":'
+    .. (err or 'null') .. '}'
+  local history = f[4]
+  if not history or string.sub(history, 1, 11) ~= '[{"number":' then
+    history = '[' .. entry .. ']'
+  else
+    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
+    local starts = {}
+    local at = 2
+    while true do
+      local found = string.find(history, '{"number":', at, true)
+      if not found then break end
+      starts[#starts + 1] = found
+      at = found + 10
+    end
+    if #starts > MAX_HISTORY then
+      history = '[' .. string.sub(history, starts[#starts - MAX_HISTORY + 1])
+    end
+  end
+  redis.call('HSET', job_key(id), 'H', history)
+  redis.call('HDEL', job_key(id), 'D')
 end
 
--- Expired leases go back to waiting (a stall counted) or fail past max_stalls; in claim
--- order, like the reference backend.
+-- A held job's failed attempt (`job` as `held` returned it, the lease already dropped):
+-- CANCELLED when a cancel was requested (never run again), else FAILED without `retry_at`
+-- ('') or back in line for it. Returns the new state letter.
+local function fail_held(id, job, err, retry_at)
+  if job[5] == '1' then
+    record_attempt(id, 'cancelled', err)
+    finish(id, 'x', job, 'E', err)
+    return 'x'
+  elseif retry_at == '' then
+    record_attempt(id, 'failed', err)
+    finish(id, 'f', job, 'E', err)
+    return 'f'
+  end
+  record_attempt(id, 'retried', err)
+  return requeue(id, retry_at, 'E', err)
+end
+
+-- Expired leases go back to waiting (a stall counted) or fail past max_stalls -- or end
+-- CANCELLED when a cancel was requested; in claim order, like the reference backend.
 local function recover()
   local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', NOWS, 'LIMIT', 0, BATCH)
   if #ids == 0 then return 0 end
@@ -298,7 +382,10 @@ local function recover()
     drop_lease(id, field(id, 'n'))
     if is_job(id) then
       local stalls = incr_field(id, 'x', 1)
-      if stalls > MAX_STALLS then
+      record_attempt(id, 'stalled', nil)
+      if field(id, 'C') == '1' then
+        finish(id, 'x', fields(id, 'k', 'n', 'u', 'w'))
+      elseif stalls > MAX_STALLS then
         finish(id, 'f', fields(id, 'k', 'n', 'u', 'w'), 'E', stalled_error(stalls))
       else
         requeue(id, NOWS)
@@ -311,7 +398,7 @@ end
 -- Due delayed jobs become waiting, in (run_at, enqueue order).
 local function promote()
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOWS, 'WITHSCORES', 'LIMIT', 0, BATCH)
-  if #due == 0 then return end
+  if #due == 0 then return 0 end
   local order = {}
   for i = 1, #due, 2 do
     order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(field(due[i], 'q')) or 0}
@@ -331,25 +418,27 @@ local function promote()
       signal(name)
     end
   end
+  return #due / 2
 end
 
 -- Drop the oldest-finished jobs while there are more than `count` (-1: no limit) or the
--- oldest finished at or before `cutoff` (nil: no limit), at most BATCH per call.
+-- oldest finished at or before `cutoff` (nil: no limit), at most BATCH per call. Returns
+-- how many it dropped.
 local function retain(state, cutoff, count)
-  if count < 0 and not cutoff then return end
+  if count < 0 and not cutoff then return 0 end
   local k = finished_key(state)
   local size = redis.call('ZCARD', k)
   local excess = count < 0 and 0 or size - count
-  if size == 0 or (excess <= 0 and not cutoff) then return end
+  if size == 0 or (excess <= 0 and not cutoff) then return 0 end
   local dropped = 0
   while dropped < BATCH do
     -- The ones over the count, plus the next (whose age decides whether to go on).
     local ids = redis.call('ZRANGE', k, 0, math.min(math.max(excess - dropped, 0), BATCH))
-    if #ids == 0 then return end
+    if #ids == 0 then return dropped end
     for _, id in ipairs(ids) do
       local f = fields(id, 's', 'e', 'u', 'w')
       if dropped >= excess and (not cutoff or (f and tonumber(f[2]) or 0) > cutoff) then
-        return
+        return dropped
       end
       if f and f[1] == state then -- the usual case: only the finished set holds it
         redis.call('ZREM', k, id)
@@ -362,18 +451,21 @@ local function retain(state, cutoff, count)
       dropped = dropped + 1
     end
   end
+  return dropped
 end
 
--- What every claim, listing and idle poll does first.
+-- What every claim and idle poll does first (reads never do). Returns how many jobs it
+-- moved or removed.
 local function maintain()
-  promote()
-  recover()
-  retain('c', tonumber(ARGV[4]), tonumber(ARGV[5]))
-  retain('f', tonumber(ARGV[6]), tonumber(ARGV[7]))
+  return promote() + recover()
+    + retain('c', tonumber(ARGV[4]), tonumber(ARGV[5]))
+    + retain('f', tonumber(ARGV[6]), tonumber(ARGV[7]))
+    + retain('x', tonumber(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
 end
 
 -- Take the next waiting id among the names listed from ARGV[base] (count, then name/cap
--- pairs; cap -1 = no cap): highest priority, then enqueue order. Returns name, id or nil.
+-- pairs; cap -1 = no cap), paused names left out: highest priority, then enqueue order.
+-- Returns name, id or nil.
 local function take_next(base)
   local count = tonumber(ARGV[base])
   local best, best_name, best_seq
@@ -381,7 +473,9 @@ local function take_next(base)
     local name = ARGV[base + 1 + 2 * i]
     local cap = tonumber(ARGV[base + 2 + 2 * i])
     local open = cap < 0
-    if not open then
+    if is_paused(name) then
+      open = false
+    elseif not open then
       local active = tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0
       if name == released_name then active = math.max(active - 1, 0) end
       open = active < cap
@@ -404,26 +498,34 @@ local function take_next(base)
   return best_name, best[2]
 end
 
--- Claim the next job (see take_next). Entries whose hash is missing or not ours are
--- dropped; a record that is ours but malformed is still claimed, so the Python side can
--- fail it with a clear CorruptJobError. Returns {id, fields, logs} or nil.
+-- Claim the next job (see take_next). ARGV[base] is the claiming dispatcher's id ('' =
+-- none), the names follow. Entries whose hash is missing or not ours are dropped; a record
+-- that is ours but malformed is still claimed, so the Python side can fail it with a clear
+-- CorruptJobError. Returns {id, fields, logs} or nil.
 local function claim(token, deadline, base)
   maintain()
+  local dispatcher = ARGV[base]
   for _ = 1, 100 do
-    local name, id = take_next(base)
+    local name, id = take_next(base + 1)
     if not id then return nil end
     local f = fields(id, 's', 'n', 'm')
     local state = f and f[1]
     if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
-    if state and not (state == 'd' or state == 'a' or state == 'c' or state == 'f') then
+    local finished = state == 'c' or state == 'f' or state == 'x'
+    if state and not (state == 'd' or state == 'a' or finished) then
       local seq = next_seq()
       local j = job_key(id)
       local made = plus_one(f[3])
-      if f[2] == name then
-        redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made)
-      else
-        redis.call('HSET', j, 's', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made, 'n', name)
+      local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made}
+      if f[2] ~= name then
+        hash[#hash + 1] = 'n'
+        hash[#hash + 1] = name
       end
+      if dispatcher ~= '' then
+        hash[#hash + 1] = 'D'
+        hash[#hash + 1] = dispatcher
+      end
+      redis.call('HSET', j, unpack(hash))
       redis.call('ZADD', K_ACTIVE, deadline, id)
       if name == released_name then
         released_name = nil -- the finished job's count_down and this claim's +1 cancel out
@@ -434,4 +536,28 @@ local function claim(token, deadline, base)
     end
   end
   return nil
+end
+
+-- A FAILED or CANCELLED job back to WAITING now (see Backend.retry): counts from 0, cancel
+-- request, result and finished_at cleared; error and history kept. Returns 'ok', 'state'
+-- (it is in another state) or 'unique' and the id of the live job that holds its key.
+local function retry_job(id)
+  local f = fields(id, 's', 'u')
+  local state = f and f[1]
+  if state ~= 'f' and state ~= 'x' then return 'state' end
+  local unique = f[2]
+  if unique then
+    local holder = redis.call('HGET', K_UNIQUE, unique)
+    if holder and holder ~= id then
+      local held_state = field(holder, 's')
+      if held_state == 'w' or held_state == 'd' or held_state == 'a' then
+        return 'unique', holder
+      end
+    end
+    redis.call('HSET', K_UNIQUE, unique, id)
+  end
+  redis.call('ZREM', finished_key(state), id)
+  redis.call('HDEL', job_key(id), 'm', 'x', 'C', 'R', 'e')
+  requeue(id, NOWS)
+  return 'ok'
 end

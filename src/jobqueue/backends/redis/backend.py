@@ -11,6 +11,10 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P d``            zset of delayed jobs by run_at
 ``P a``            zset of active jobs by lease deadline
 ``P c`` / ``P f``  zsets of completed / failed jobs by finishing order (retention)
+``P x``            zset of cancelled jobs by finishing order (retention)
+``P paused``       set of paused worker names (claims skip them; submits wake nobody)
+``P dispatchers``  zset of dispatcher ids by record expiry (last heartbeat + lease)
+``P dispatcher:ID`` hash: ``i`` the dispatcher's record JSON, ``l`` its last heartbeat
 ``P u``            hash unique key -> live job id;  ``P ac``  hash name -> active count
 ``P s:NAME``       wake-up list per worker name (BLPOP);  ``P x:ID``  finish wake-ups
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
@@ -29,6 +33,7 @@ a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -43,7 +48,15 @@ import redis
 import redis.cluster
 import redis.exceptions
 
-from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
+from jobqueue import policy as rules
+from jobqueue.backend import (
+    BackendOptions,
+    Claim,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    WorkSpec,
+)
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -60,11 +73,13 @@ from jobqueue.errors import (
     ConfigurationError,
     CorruptJobError,
     InvalidURLError,
+    JobStateError,
     LeaseLostError,
     TLSVerificationError,
 )
 from jobqueue.job import (
     JSON,
+    MAX_HISTORY,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
     Job,
@@ -119,6 +134,11 @@ class RedisBackend:
             -1 if policy.completed_count is None else policy.completed_count,
             -1 if policy.failed_count is None else policy.failed_count,
         )
+        # The scripts that read the policy tail (see _lib.lua) get it; others are spared it.
+        self._tail_scripts = frozenset(
+            name for name, script in self._scripts.items() if "#ARGV" in script.source
+        )
+        self._stall_text = _stall_error_template()
 
     @property
     def client(self) -> RedisClient:
@@ -278,7 +298,97 @@ class RedisBackend:
             reply = self._run("claim", now, [token, exact_number(deadline), *_spec_args(spec)])
         return None
 
+    # -- the control plane --------------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        now = self.options.clock()
+        args: list[Any] = [dispatcher.id, _dispatcher_record(dispatcher, leases)]
+        args += [exact_number(now + lease_seconds), len(leases)]
+        for job_id, token in leases:
+            args += [job_id, token]
+        return [LeaseStatus(as_text(s)) for s in self._run("heartbeat", now, args)]
+
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        self._run("remove_dispatcher", self.options.clock(), [dispatcher_id])
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        return live_dispatchers(self._run("dispatchers", self.options.clock(), []))
+
+    def cancel(self, job_id: str) -> JobState | None:
+        state = as_text(self._run("cancel", self.options.clock(), [job_id]))
+        if not state:
+            return None
+        if state not in STATES:
+            raise CorruptJobError(f"stored job {job_id} is malformed: unknown state {state!r}")
+        return STATES[state]
+
+    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+        text = "" if error is None else dumps_json(error.to_dict())
+        return bool(self._run("finish_cancelled", self.options.clock(), [job_id, token, text]))
+
+    def retry(self, job_id: str) -> Job | None:
+        reply = self._run("retry", self.options.clock(), [job_id])
+        outcome = as_text(reply[0])
+        if outcome == "gone":
+            return None
+        if outcome == "state":
+            state = STATES.get(as_text(reply[1]))
+            shown = state.value if state else "unreadable"
+            raise JobStateError(
+                f"job {job_id} is {shown}: only failed or cancelled jobs are retried"
+            )
+        if outcome == "unique":
+            raise JobStateError(
+                f"job {job_id} cannot be retried: job {as_text(reply[1])} holds its unique key"
+            )
+        return decode_job(reply[1])
+
+    def retry_many(self, state: JobState, name: str | None = None) -> int:
+        if state not in (JobState.FAILED, JobState.CANCELLED):
+            return 0
+        return self._batched("retry_many", [STATE_CODES[state], _optional(name)])
+
+    def purge(
+        self, state: JobState, name: str | None = None, finished_before: float | None = None
+    ) -> int:
+        if not state.is_finished:
+            return 0
+        before = "" if finished_before is None else exact_number(finished_before)
+        return self._batched("purge", [STATE_CODES[state], _optional(name), before])
+
+    def _batched(self, script: str, args: list[Any]) -> int:
+        """Run a script that works through a finished set one batch per call, each call
+        starting past the entries the earlier ones left in place. Returns how many it did."""
+        done = offset = 0
+        while True:
+            count, left, scanned = self._run(script, self.options.clock(), [*args, offset])
+            done, offset = done + int(count), offset + int(left)
+            if int(scanned) < _MAX_BATCH:  # the scripts' batch size: a short one is the last
+                return done
+
+    def pause(self, name: str) -> None:
+        self._run("pause", self.options.clock(), [name])
+
+    def resume(self, name: str) -> None:
+        self._run("resume", self.options.clock(), [name])
+
+    def paused(self) -> frozenset[str]:
+        return frozenset(as_text(n) for n in self._run("paused", self.options.clock(), []))
+
     # -- maintenance --------------------------------------------------------------------------
+
+    def maintain(self) -> int:
+        total = 0
+        while True:
+            moved, more = self._run("maintain", self.options.clock(), [])
+            total += int(moved)
+            if not int(more):
+                return total
 
     def recover_expired(self) -> int:
         total = 0
@@ -384,6 +494,19 @@ class RedisBackend:
             "" if policy.failed_seconds is None else exact_number(now - policy.failed_seconds),
             failed_count,
             *args,
+            *(self._policy_tail(now) if script in self._tail_scripts else ()),
+        )
+
+    def _policy_tail(self, now: float) -> tuple[Any, ...]:
+        """What ``_lib.lua`` calls the policy tail: the history bound, the cancelled
+        retention cut-off and count, and the stall error text around its count."""
+        retention = self.options.retention
+        seconds, count = retention.cancelled_seconds, retention.cancelled_count
+        return (
+            MAX_HISTORY,
+            "" if seconds is None else exact_number(now - seconds),
+            -1 if count is None else count,
+            *self._stall_text,
         )
 
     def script_source(self, script: str) -> str:
@@ -468,6 +591,48 @@ def counted_jobs(counts: Any) -> dict[JobState, int]:
     return {state: int(n) for state, n in zip(STATE_CODES, counts, strict=True)}
 
 
+def live_dispatchers(reply: Any) -> list[DispatcherInfo]:
+    """The dispatchers script's flat (id, record JSON, last seen) reply, oldest first."""
+    found = []
+    for i in range(0, len(reply), 3):
+        try:
+            record = json.loads(as_text(reply[i + 1]))
+            found.append(
+                DispatcherInfo(
+                    id=as_text(reply[i]),
+                    host=str(record["host"]),
+                    pid=int(record["pid"]),
+                    names=tuple(record["names"]),
+                    concurrency=int(record["concurrency"]),
+                    started_at=float(record["started_at"]),
+                    last_seen=float(as_text(reply[i + 2])),
+                    jobs=tuple(record["jobs"]),
+                )
+            )
+        except (CorruptJobError, KeyError, TypeError, ValueError) as exc:
+            log.warning("skipping unreadable dispatcher record %r: %s", reply[i], exc)
+    return sorted(found, key=lambda info: (info.started_at, info.id))
+
+
+def _dispatcher_record(info: DispatcherInfo, leases: Sequence[tuple[str, str]]) -> str:
+    """What the dispatcher hash keeps (last_seen apart: the script writes its "now")."""
+    return dumps_json(
+        {
+            "host": info.host,
+            "pid": info.pid,
+            "names": list(info.names),
+            "concurrency": info.concurrency,
+            "started_at": info.started_at,
+            "jobs": [job_id for job_id, _ in leases],
+        }
+    )
+
+
+def _optional(name: str | None) -> str:
+    """A script argument that may be absent: '' for none, else '=' and the text."""
+    return "" if name is None else "=" + name
+
+
 # -- URLs and errors, shared with the asyncio backend -------------------------------------------
 
 
@@ -525,11 +690,22 @@ def translate_errors() -> Iterator[None]:
 
 def _spec_args(spec: WorkSpec) -> list[Any]:
     names = list(dict.fromkeys(spec.names))
-    args: list[Any] = [len(names)]
+    args: list[Any] = [spec.dispatcher or "", len(names)]
     for name in names:
         cap = spec.max_active.get(name)
         args += [name, -1 if cap is None else max(int(cap), 0)]
     return args
+
+
+_STALL_MARK = 987_654_321  # a count no real message holds, to split the text around
+
+
+def _stall_error_template() -> tuple[str, str]:
+    """``policy.stalled_error`` as JSON, split where its stall count goes: recover() in
+    ``_lib.lua`` joins the halves around the count, so the text is written only in policy."""
+    text = dumps_json(rules.stalled_error(_STALL_MARK).to_dict())
+    before, _, after = text.partition(str(_STALL_MARK))
+    return before, after
 
 
 def block_slice(client: RedisClient) -> float:
@@ -548,10 +724,7 @@ def _token() -> str:
 
 
 def _lease_lost(job_id: str) -> LeaseLostError:
-    return LeaseLostError(
-        f"job {job_id} is no longer held by this lease (it expired and was recovered, or the "
-        "job was removed); the result of this attempt is discarded"
-    )
+    return LeaseLostError(rules.lease_lost_message(job_id))
 
 
 def _certificate_problem(exc: BaseException) -> str | None:

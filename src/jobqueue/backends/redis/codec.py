@@ -11,7 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobqueue.errors import CorruptJobError, InvalidOptionError
-from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobLog, JobState, dumps_json
+from jobqueue.job import (
+    JSON,
+    MAX_HISTORY,
+    MAX_LOGS,
+    Attempt,
+    Backoff,
+    Job,
+    JobError,
+    JobLog,
+    JobState,
+    dumps_json,
+)
 
 MAX_PRIORITY = 1_000_000
 STATE_CODES = {
@@ -20,6 +31,7 @@ STATE_CODES = {
     JobState.ACTIVE: "a",
     JobState.COMPLETED: "c",
     JobState.FAILED: "f",
+    JobState.CANCELLED: "x",
 }
 STATES = {code: state for state, code in STATE_CODES.items()}
 
@@ -61,6 +73,9 @@ def encode_new_job(job: Job) -> list[Any]:
         ("G", job.progress_message, job.progress_message),
         ("R", job.result, None if job.result is None else dumps_json(job.result)),
         ("E", job.error, None if job.error is None else dumps_json(job.error.to_dict())),
+        ("C", job.cancel_requested, "1" if job.cancel_requested else None),
+        ("D", job.dispatcher, job.dispatcher),
+        ("H", job.history, history_json(job.history) if job.history else None),
     ]
     fields += [item for key, _, text in optional if text is not None for item in (key, text)]
     logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
@@ -108,11 +123,20 @@ def decode_job(reply: Sequence[Any]) -> Job:
             result=json.loads(f["R"]) if "R" in f else None,
             error=None if error is None else JobError(**error),
             logs=logs,
+            cancel_requested=f.get("C") == "1",
+            dispatcher=f.get("D"),
+            history=[Attempt.from_dict(a) for a in json.loads(f["H"])] if "H" in f else [],
         )
     except CorruptJobError as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
-    except (KeyError, TypeError, ValueError, IndexError, InvalidOptionError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, InvalidOptionError) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def history_json(history: Sequence[Attempt]) -> str:
+    """Field H: the records as ``Attempt.to_dict`` gives them, each starting with its
+    ``"number"`` key -- ``record_attempt`` in ``_lib.lua`` finds the records by that start."""
+    return dumps_json([attempt.to_dict() for attempt in history[-MAX_HISTORY:]])
 
 
 def _fields(raw: list[Any]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 -- dispatcher's prefetch in one round trip (claim_many is this with no outcomes).
 -- ARGV[8] outcome count, then per outcome: id, token, kind ('c' complete, 'f' fail),
 -- payload (result or error JSON), retry_at ('' = none); then claim limit, that many tokens,
--- lease deadline, name count, name/cap pairs.
+-- lease deadline, dispatcher id, name count, name/cap pairs.
 -- Returns {states, claims}: a state letter or 'lost' per outcome, {id, fields, logs} per claim.
 local states = {}
 local i = 9
@@ -15,13 +15,11 @@ for n = 1, tonumber(ARGV[8]) do
   else
     drop_lease(id, job[2])
     if kind == 'c' then
+      record_attempt(id, 'completed', nil)
       finish(id, 'c', job, 'R', payload)
       states[n] = 'c'
-    elseif retry_at == '' then
-      finish(id, 'f', job, 'E', payload)
-      states[n] = 'f'
     else
-      states[n] = requeue(id, retry_at, 'E', payload)
+      states[n] = fail_held(id, job, payload, retry_at)
     end
   end
 end

@@ -1,6 +1,5 @@
--- Housekeeping, then jobs in one state in the reference order. ARGV[8] state letter,
--- [9] offset, [10] limit. Returns a list of {id, fields, logs}.
-maintain()
+-- Jobs in one state in the reference order; a read, so no housekeeping. ARGV[8] state
+-- letter, [9] offset, [10] limit. Returns a list of {id, fields, logs}.
 local state, offset, limit = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local want = offset + limit
 if limit <= 0 then return {} end

@@ -1,10 +1,11 @@
 -- Before an idle dispatcher blocks: housekeeping, then {1} if a job is ready for one of the
--- names (ARGV[8] count, [9..] names), else clear their stale wake-ups and return
+-- names (ARGV[8] count, [9..] names) that is not paused, else clear their stale wake-ups
+-- (a paused name's jobs wake nobody until resume pushes one) and return
 -- {0, next due time} (earliest delayed run_at or lease deadline, '' if none) to bound the wait.
 maintain()
 local count = tonumber(ARGV[8])
 for i = 9, 8 + count do
-  if head_of(ARGV[i]) then return {1} end
+  if not is_paused(ARGV[i]) and head_of(ARGV[i]) then return {1} end
 end
 for i = 9, 8 + count do redis.call('DEL', signal_key(ARGV[i])) end
 local due

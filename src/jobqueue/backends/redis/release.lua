@@ -1,9 +1,16 @@
 -- Give an active job back without counting the attempt (dispatcher shutdown).
--- ARGV[8] id, [9] token. Returns 1, or 0 if the token no longer holds the job.
+-- A cancel-requested job ends CANCELLED instead. ARGV[8] id, [9] token. Returns 1, or 0 if
+-- the token no longer holds the job.
 local id = ARGV[8]
 local job = held(id, ARGV[9])
 if not job then return 0 end
 drop_lease(id, job[2])
+record_attempt(id, 'released', nil)
 local made = tonumber(field(id, 'm')) or 0
+if job[5] == '1' then
+  redis.call('HSET', job_key(id), 'm', math.max(made - 1, 0))
+  finish(id, 'x', job)
+  return 1
+end
 requeue(id, NOWS, 'm', math.max(made - 1, 0))
 return 1

@@ -3,7 +3,7 @@
 local id = ARGV[8]
 if not is_job(id) then return {'gone'} end
 local state = field(id, 's')
-if state == 'c' or state == 'f' then return {'done', snapshot(id)} end
+if state == 'c' or state == 'f' or state == 'x' then return {'done', snapshot(id)} end
 local waiting = incr_field(id, 'w', tonumber(ARGV[9]))
 if waiting <= 0 then redis.call('HDEL', job_key(id), 'w') end
 return {'wait'}

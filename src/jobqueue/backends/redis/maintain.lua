@@ -1,0 +1,10 @@
+-- Maintenance a dispatcher runs on a schedule: promote due jobs, recover expired leases,
+-- apply retention (each at most one batch), and forget dispatchers whose record expired.
+-- Returns {jobs moved or removed, 1 if a batch was full (call again) else 0}.
+local moved = maintain()
+local gone = redis.call('ZRANGEBYSCORE', K_DISPATCHERS, '-inf', NOWS, 'LIMIT', 0, BATCH)
+for _, id in ipairs(gone) do
+  redis.call('DEL', dispatcher_key(id))
+  redis.call('ZREM', K_DISPATCHERS, id)
+end
+return {moved, (moved >= BATCH or #gone >= BATCH) and 1 or 0}

@@ -1,0 +1,2 @@
+-- The paused worker names (a read).
+return redis.call('SMEMBERS', K_PAUSED)

@@ -1,0 +1,18 @@
+-- Retry the jobs of one finished set in finishing order, at most one batch per call.
+-- ARGV[8] state letter ('f' or 'x'), [9] name ('' = any, else '=' .. name), [10] offset
+-- (how many entries earlier calls skipped: they stay in the set, ahead of the rest).
+-- Returns {retried, skipped, scanned}; fewer than BATCH scanned means the set is done.
+local k = finished_key(ARGV[8])
+local name = ARGV[9] ~= '' and string.sub(ARGV[9], 2) or nil
+local offset = tonumber(ARGV[10])
+local ids = redis.call('ZRANGE', k, offset, offset + BATCH - 1)
+local retried, skipped = 0, 0
+for _, id in ipairs(ids) do
+  -- A job of another name, or whose unique key another live job holds, stays where it is.
+  if (name and field(id, 'n') ~= name) or retry_job(id) ~= 'ok' then
+    skipped = skipped + 1
+  else
+    retried = retried + 1
+  end
+end
+return {retried, skipped, #ids}
