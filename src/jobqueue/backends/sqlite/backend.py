@@ -6,9 +6,11 @@ partial index (see ``.migrations``). Time always comes from ``options.clock``, n
 so the contract suite's fake clock drives leases, delays and retention.
 
 The semantics follow ``jobqueue.backends.memory`` (the reference) exactly, including the
-order in which jobs run (see ``.transitions``). Waiting never sleeps blindly: same-process
-submits wake waiters through a condition; other processes' commits are noticed through
-``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
+order in which jobs run (see ``.transitions``; the control plane is in ``.control``). Reads
+(``.reads``) never write: they run in a deferred snapshot, so they neither take the write lock
+nor promote, recover or expire anything. Waiting never sleeps blindly: same-process submits,
+retries and resumes wake waiters through a condition; other processes' commits are noticed
+through ``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
 """
 
 from __future__ import annotations
