@@ -22,8 +22,10 @@ _RETRIABLE = (JobState.FAILED, JobState.CANCELLED)
 def cancel(txn: Txn, job_id: str) -> JobState | None:
     """Waiting or delayed: cancelled now. Active: flagged for its holder. Finished: as is."""
     key = job_key(job_id)
+    if key is None:
+        return None
     row = txn.conn.execute("SELECT state FROM jobqueue_jobs WHERE id = ?", (key,)).fetchone()
-    if key is None or row is None:
+    if row is None:
         return None
     state = JobState(row[0])
     if state in (JobState.WAITING, JobState.DELAYED):
@@ -51,10 +53,12 @@ def retry(txn: Txn, job_id: str) -> bool:
     """A failed or cancelled job back to waiting; ``False`` if there is no such job. Raises
     ``JobStateError`` for another state or a unique key another live job holds."""
     key = job_key(job_id)
+    if key is None:
+        return False
     row = txn.conn.execute(
         "SELECT state, unique_key FROM jobqueue_jobs WHERE id = ?", (key,)
     ).fetchone()
-    if key is None or row is None:
+    if row is None:
         return False
     state = JobState(row[0])
     if state not in _RETRIABLE:
