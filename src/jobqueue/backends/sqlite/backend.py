@@ -6,9 +6,11 @@ partial index (see ``.migrations``). Time always comes from ``options.clock``, n
 so the contract suite's fake clock drives leases, delays and retention.
 
 The semantics follow ``jobqueue.backends.memory`` (the reference) exactly, including the
-order in which jobs run (see ``.transitions``). Waiting never sleeps blindly: same-process
-submits wake waiters through a condition; other processes' commits are noticed through
-``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
+order in which jobs run (see ``.transitions``; the control plane is in ``.control``). Reads
+(``.reads``) never write: they run in a deferred snapshot, so they neither take the write lock
+nor promote, recover or expire anything. Waiting never sleeps blindly: same-process submits,
+retries and resumes wake waiters through a condition; other processes' commits are noticed
+through ``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jobqueue.backend import BackendOptions, Claim, Outcome, WorkSpec
-from jobqueue.backends.sqlite import schema
+from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
+from jobqueue.backends.sqlite import control, reads, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
 from jobqueue.backends.sqlite.rows import (
     INSERT_JOB,
@@ -33,7 +35,6 @@ from jobqueue.backends.sqlite.rows import (
     error_json,
     is_busy,
     job_to_row,
-    row_to_job,
 )
 from jobqueue.backends.sqlite.transitions import (
     Txn,
@@ -54,7 +55,16 @@ from jobqueue.errors import (
     CorruptJobError,
     InvalidURLError,
 )
-from jobqueue.job import JSON, MAX_LOG_MESSAGE, MAX_LOGS, Job, JobError, JobState, dumps_json
+from jobqueue.job import (
+    JSON,
+    MAX_LOG_MESSAGE,
+    MAX_LOGS,
+    AttemptOutcome,
+    Job,
+    JobError,
+    JobState,
+    dumps_json,
+)
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -159,7 +169,9 @@ class SQLiteBackend:
                         (job.unique_key,),
                     ).fetchone()
                     if existing is not None:
-                        stored.append(replace(self._load(txn.conn, existing), deduplicated=True))
+                        stored.append(
+                            replace(reads.load_job(txn.conn, existing), deduplicated=True)
+                        )
                         continue
                 job_id = txn.next_job_id()
                 state = JobState.DELAYED if job.run_at > txn.now else JobState.WAITING
@@ -192,56 +204,15 @@ class SQLiteBackend:
             row = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (key,)
             ).fetchone()
-            return None if row is None else self._load(conn, row)
+            return None if row is None else reads.load_job(conn, row)
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        order = {
-            JobState.WAITING: "priority DESC, seq",
-            JobState.DELAYED: "run_at, seq",
-            JobState.ACTIVE: "lease_expires_at, id",
-        }.get(state, "finished_at DESC, id DESC")
-        # The state is spelled out (an enum value, never user text) so that SQLite can use the
-        # partial index of that state instead of scanning the table.
-        where = f"state = '{JobState(state).value}'"
-        if JobState(state).is_finished:
-            where += " AND finished_at IS NOT NULL"
-        with self._transaction() as txn:
-            self._maintain(txn)
-            rows = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE {where} "
-                f"ORDER BY {order} LIMIT ? OFFSET ?",
-                (max(limit, 0), max(offset, 0)),
-            ).fetchall()
-            logs = self._logs(txn.conn, [row[0] for row in rows])
-        jobs = []
-        for row in rows:
-            try:
-                jobs.append(row_to_job(row, logs.get(row[0], ())))
-            except CorruptJobError as exc:  # a listing must stay usable; get() raises
-                logger.error("skipping a corrupt job in a listing: %s", exc)
-        return jobs
+        with self._reading() as conn:  # a snapshot: listing never promotes or recovers
+            return reads.list_jobs(conn, JobState(state), offset, limit)
 
     def count_by_state(self) -> dict[JobState, int]:
-        with self._transaction() as txn:
-            self._maintain(txn)
-            counts = dict(txn.conn.execute("SELECT state, n FROM jobqueue_counts").fetchall())
-        return {state: int(counts.get(state.value, 0)) for state in JobState}
-
-    def _load(self, conn: sqlite3.Connection, row: Sequence[Any]) -> Job:
-        return row_to_job(row, self._logs(conn, [row[0]]).get(row[0], ()))
-
-    def _logs(self, conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[tuple[float, str]]]:
-        found: dict[int, list[tuple[float, str]]] = {}
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for job_id, at, message in conn.execute(
-                f"SELECT job_id, at, message FROM jobqueue_logs WHERE job_id IN ({marks}) "
-                "ORDER BY job_id, id",
-                chunk,
-            ):
-                found.setdefault(job_id, []).append((at, message))
-        return found
+        with self._reading() as conn:  # the trigger-kept counts: one read, no maintenance
+            return reads.count_by_state(conn)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -258,7 +229,10 @@ class SQLiteBackend:
         if limit <= 0:
             return []  # as the reference: no claim, so no maintenance either
         self._maintain(txn)
-        names = list(dict.fromkeys(spec.names))
+        # Paused names are read inside the claim's own transaction: a pause committed by any
+        # process stops every claim that starts after it.
+        paused = reads.paused_names(txn.conn)
+        names = [name for name in dict.fromkeys(spec.names) if name not in paused]
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
             best: tuple[int, int, int] | None = None
@@ -282,20 +256,21 @@ class SQLiteBackend:
             # The claim takes a fresh seq too: expired leases are recovered in claim order.
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
-                "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ? WHERE id = ?",
-                (txn.now, token, deadline, txn.next_seq(), key),
+                "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ? "
+                "WHERE id = ?",
+                (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
             )
             row = txn.conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (key,)
             ).fetchone()
             try:
-                claims.append(Claim(self._load(txn.conn, row), token, deadline))
+                claims.append(Claim(reads.load_job(txn.conn, row), token, deadline))
             except CorruptJobError as exc:
                 # Never hand a dispatcher what it cannot decode, and never crash it: the job
                 # fails with the reason kept, and the claim goes on to the next one.
                 logger.error("failing job %s: its stored record cannot be decoded: %s", key, exc)
                 error = JobError("CorruptJobError", f"stored job record is unreadable: {exc}")
-                finish(txn, key, JobState.FAILED, error_json(error))
+                finish(txn, key, JobState.FAILED, error=error_json(error))
         return claims
 
     @staticmethod
@@ -326,41 +301,42 @@ class SQLiteBackend:
             return claims[0] if claims else None
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        text = error_json(error)
         with self._transaction() as txn:
-            return record(txn, take(txn, job_id, token), None, text, retry_at)
+            return record(txn, take(txn, job_id, token), None, error, retry_at)
 
     def finish_many(
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
     ) -> tuple[list[JobState | None], list[Claim]]:
         encoded = [  # encode first: a bad value stores nothing
-            (
-                outcome,
-                None if outcome.result is None else dumps_json(outcome.result),
-                None if outcome.error is None else error_json(outcome.error),
-            )
+            (outcome, None if outcome.result is None else dumps_json(outcome.result))
             for outcome in outcomes
         ]
         with self._transaction() as txn:
             states: list[JobState | None] = []
-            for outcome, result, error in encoded:
-                key = holder(txn, outcome.job_id, outcome.token)
+            for outcome, result in encoded:
+                held = holder(txn, outcome.job_id, outcome.token)
                 states.append(
-                    None if key is None else record(txn, key, result, error, outcome.retry_at)
+                    None
+                    if held is None
+                    else record(txn, held, result, outcome.error, outcome.retry_at)
                 )
             claims = self._claim(txn, next_spec, limit) if next_spec is not None else []
             return states, claims
 
     def release(self, job_id: str, token: str) -> bool:
         with self._transaction() as txn:
-            key = holder(txn, job_id, token)
-            if key is None:
+            held = holder(txn, job_id, token)
+            if held is None:
                 return False
+            history = held.ended(txn.now, AttemptOutcome.RELEASED, None)  # numbered as run
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET attempts_made = max(attempts_made - 1, 0) WHERE id = ?",
-                (key,),
+                (held.key,),
             )
-            requeue(txn, key, txn.now)
+            if held.cancel_requested:  # handing it back would run a job asked to stop
+                finish(txn, held.key, JobState.CANCELLED, history=history)
+            else:
+                requeue(txn, held.key, txn.now, history=history)
             return True
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
@@ -375,9 +351,10 @@ class SQLiteBackend:
 
     def add_log(self, job_id: str, token: str, message: str) -> bool:
         with self._transaction() as txn:
-            key = holder(txn, job_id, token)
-            if key is None:
+            held = holder(txn, job_id, token)
+            if held is None:
                 return False
+            key = held.key
             txn.conn.execute(
                 "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)",
                 (key, txn.now, message[:MAX_LOG_MESSAGE]),
@@ -389,14 +366,78 @@ class SQLiteBackend:
             )
             return True
 
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        with self._transaction() as txn:
+            return control.heartbeat(txn, dispatcher, leases, lease_seconds)
+
+    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+        with self._transaction() as txn:
+            return control.finish_cancelled(txn, job_id, token, error)
+
+    # -- the control plane --------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobState | None:
+        with self._transaction() as txn:
+            return control.cancel(txn, job_id)
+
+    def retry(self, job_id: str) -> Job | None:
+        with self._transaction() as txn:
+            if not control.retry(txn, job_id):
+                return None
+            row = txn.conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_key(job_id),)
+            ).fetchone()
+            return reads.load_job(txn.conn, row)
+
+    def retry_many(self, state: JobState, name: str | None = None) -> int:
+        with self._transaction() as txn:
+            return control.retry_many(txn, JobState(state), name)
+
+    def purge(
+        self, state: JobState, name: str | None = None, finished_before: float | None = None
+    ) -> int:
+        with self._transaction() as txn:
+            return control.purge(txn, JobState(state), name, finished_before)
+
+    def pause(self, name: str) -> None:
+        with self._transaction() as txn:
+            control.pause(txn, name)
+
+    def resume(self, name: str) -> None:
+        with self._transaction() as txn:
+            control.resume(txn, name)
+
+    def paused(self) -> frozenset[str]:
+        with self._reading() as conn:
+            return reads.paused_names(conn)
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        with self._reading() as conn:
+            return reads.live_dispatchers(conn, self._clock())
+
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        with self._transaction() as txn:
+            control.remove_dispatcher(txn, dispatcher_id)
+
     # -- maintenance --------------------------------------------------------------------------
+
+    def maintain(self) -> int:
+        with self._transaction() as txn:
+            moved = self._maintain(txn)
+            control.forget_dead_dispatchers(txn)
+            return moved
 
     def recover_expired(self) -> int:
         with self._transaction() as txn:
             return recover(txn, self.options.max_stalls)
 
-    def _maintain(self, txn: Txn) -> None:
-        maintain(txn, self.options.max_stalls, self.options.retention)
+    def _maintain(self, txn: Txn) -> int:
+        return maintain(txn, self.options.max_stalls, self.options.retention)
 
     def remove(self, job_id: str) -> bool:
         key = job_key(job_id)
@@ -415,9 +456,9 @@ class SQLiteBackend:
         version = self._data_version()  # read first: a commit after this shows as a change
         with self._transaction() as txn:
             self._maintain(txn)
-            if self._has_waiting(txn.conn, wanted):
+            if reads.has_waiting(txn.conn, wanted):  # paused names do not count
                 return True
-            timeout = min(timeout, self._until_due(txn.conn, txn.now))
+            timeout = min(timeout, reads.until_due(txn.conn, txn.now))
         deadline = time.monotonic() + max(timeout, 0.0)
         pause = POLL_START
         while True:
@@ -437,30 +478,9 @@ class SQLiteBackend:
                 pause = POLL_START
                 with self._reading() as conn:
                     now = self._clock()
-                    if self._has_waiting(conn, wanted) or self._until_due(conn, now) <= 0:
+                    if reads.has_waiting(conn, wanted) or reads.until_due(conn, now) <= 0:
                         return True
-                    deadline = min(deadline, time.monotonic() + self._until_due(conn, now))
-
-    def _has_waiting(self, conn: sqlite3.Connection, names: list[str]) -> bool:
-        return any(
-            conn.execute(
-                "SELECT 1 FROM jobqueue_jobs WHERE state = 'waiting' AND name = ? LIMIT 1",
-                (name,),
-            ).fetchone()
-            for name in names
-        )
-
-    def _until_due(self, conn: sqlite3.Connection, now: float) -> float:
-        """Seconds until the next delayed job is due or lease expires (inf when none)."""
-        delayed = conn.execute(
-            "SELECT run_at FROM jobqueue_jobs WHERE state = 'delayed' ORDER BY run_at LIMIT 1"
-        ).fetchone()
-        lease = conn.execute(
-            "SELECT lease_expires_at FROM jobqueue_jobs WHERE state = 'active' "
-            "ORDER BY lease_expires_at LIMIT 1"
-        ).fetchone()
-        due = [row[0] for row in (delayed, lease) if row is not None]
-        return max(min(due) - now, 0.0) if due else float("inf")
+                    deadline = min(deadline, time.monotonic() + reads.until_due(conn, now))
 
     def _data_version(self) -> int:
         if self._pool.shared:

@@ -8,20 +8,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import JSON, Job, JobError, JobLog, dumps_json
+from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json
 
 # Columns read for a Job, in order; ``row_to_job`` relies on it.
 JOB_COLUMNS = (
     "id, name, state, priority, attempts, attempts_made, stalls, backoff, timeout, unique_key, "
     "created_at, run_at, started_at, finished_at, progress, progress_message, title, data, "
-    "result, error"
+    "result, error, cancel_requested, dispatcher, history"
 )
 
 INSERT_JOB = (
     "INSERT INTO jobqueue_jobs (id, name, state, priority, seq, run_at, unique_key, attempts, "
     "attempts_made, stalls, created_at, started_at, finished_at, progress, progress_message, "
-    "title, timeout, backoff, data, result, error) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "title, timeout, backoff, data, result, error, cancel_requested, dispatcher, history) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -49,7 +49,26 @@ def job_to_row(job: Job, job_id: int, seq: int) -> tuple[Any, ...]:
         dumps_json(job.data),
         None if job.result is None else dumps_json(job.result),
         None if job.error is None else dumps_json(job.error.to_dict()),
+        int(job.cancel_requested),
+        job.dispatcher,
+        history_json(job.history),
     )
+
+
+def history_json(history: Sequence[Attempt]) -> str | None:
+    """The ``history`` column: ``NULL`` for none (as every row from before version 2 has)."""
+    return dumps_json([attempt.to_dict() for attempt in history]) if history else None
+
+
+def history_from_json(text: str | None) -> list[Attempt]:
+    """Decode the ``history`` column; raises ``CorruptJobError``."""
+    if text is None:
+        return []
+    raw = _json(text, "history")
+    try:
+        return [Attempt.from_dict(entry) for entry in raw]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptJobError(f"column 'history' is malformed ({exc!r})") from exc
 
 
 def error_json(error: JobError) -> str:
@@ -81,6 +100,9 @@ def row_to_job(row: Sequence[Any], logs: Sequence[tuple[float, str]] = ()) -> Jo
             "data": _json(row[17], "data"),
             "result": None if row[18] is None else _json(row[18], "result"),
             "error": None if row[19] is None else _json(row[19], "error"),
+            "cancel_requested": bool(row[20]),
+            "dispatcher": row[21],
+            "history": None if row[22] is None else _json(row[22], "history"),
         }
         job = Job.from_dict(raw)
     except CorruptJobError as exc:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from jobqueue import policy
 from jobqueue.backend import Retention
-from jobqueue.backends.sqlite.rows import error_json
-from jobqueue.errors import LeaseLostError
-from jobqueue.job import JobError, JobState
+from jobqueue.backends.sqlite.rows import error_json, history_from_json, history_json
+from jobqueue.errors import CorruptJobError, LeaseLostError
+from jobqueue.job import Attempt, AttemptOutcome, JobError, JobState, add_attempt
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -76,65 +80,128 @@ def job_key(job_id: str) -> int | None:
     return None
 
 
-def holder(txn: Txn, job_id: str, token: str) -> int | None:
-    """The row id if ``token`` holds the job's unexpired lease, else ``None``."""
-    key = job_key(job_id)
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An active row as a transition that ends its attempt needs it."""
+
+    key: int
+    attempts_made: int
+    dispatcher: str | None
+    started_at: float | None
+    history: str | None
+    cancel_requested: bool
+
+    def ended(self, now: float, outcome: AttemptOutcome, error: JobError | None) -> str:
+        """The ``history`` column with this attempt's record appended (bounded)."""
+        try:
+            history = history_from_json(self.history)
+        except CorruptJobError as exc:
+            # Losing old records beats refusing the outcome: the job itself is still fine.
+            logger.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
+            history = []
+        attempt = Attempt(self.attempts_made, self.dispatcher, self.started_at, now, outcome, error)
+        encoded = history_json(add_attempt(history, attempt))
+        assert encoded is not None  # never empty: it holds this attempt
+        return encoded
+
+
+HELD_COLUMNS = "id, attempts_made, dispatcher, started_at, history, cancel_requested"
+
+
+def _held(row: Sequence[Any]) -> Held:
+    return Held(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+
+def holder(txn: Txn, job_id: str, token: str) -> Held | None:
+    """The row if ``token`` holds the job's unexpired lease, else ``None``."""
     row = txn.conn.execute(
-        "SELECT id FROM jobqueue_jobs WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
-        (key, token, txn.now),
+        f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
+        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
+        (job_key(job_id), token, txn.now),
     ).fetchone()
-    return None if row is None else key
+    return None if row is None else _held(row)
 
 
-def take(txn: Txn, job_id: str, token: str) -> int:
-    key = holder(txn, job_id, token)
-    if key is None:
-        raise LeaseLostError(
-            f"job {job_id} is no longer held by this lease (it expired and was recovered, "
-            "or the job was removed); the result of this attempt is discarded"
-        )
-    return key
+def take(txn: Txn, job_id: str, token: str) -> Held:
+    held = holder(txn, job_id, token)
+    if held is None:
+        raise LeaseLostError(policy.lease_lost_message(job_id))
+    return held
 
 
 def record(
-    txn: Txn, key: int, result: str | None, error: str | None, retry_at: float | None
+    txn: Txn, held: Held, result: str | None, error: JobError | None, retry_at: float | None
 ) -> JobState:
     """Store a held job's outcome: completed with ``result`` when ``error`` is None, else
-    the error and either a retry at ``retry_at`` or failure."""
+    the error and either a retry at ``retry_at`` or failure — or, when a cancel was
+    requested, cancelled (a cancelled job never runs again; a completion keeps its result,
+    since the cancel came too late)."""
     if error is None:
-        finish(txn, key, JobState.COMPLETED, result)
+        history = held.ended(txn.now, AttemptOutcome.COMPLETED, None)
+        finish(txn, held.key, JobState.COMPLETED, result=result, history=history)
         return JobState.COMPLETED
+    text = error_json(error)
+    if held.cancel_requested:
+        history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
+        finish(txn, held.key, JobState.CANCELLED, error=text, history=history)
+        return JobState.CANCELLED
     if retry_at is None:
-        finish(txn, key, JobState.FAILED, error)
+        history = held.ended(txn.now, AttemptOutcome.FAILED, error)
+        finish(txn, held.key, JobState.FAILED, error=text, history=history)
         return JobState.FAILED
-    txn.conn.execute("UPDATE jobqueue_jobs SET error = ? WHERE id = ?", (error, key))
-    return requeue(txn, key, retry_at)
+    history = held.ended(txn.now, AttemptOutcome.RETRIED, error)
+    return requeue(txn, held.key, retry_at, error=text, history=history)
 
 
-def requeue(txn: Txn, key: int, run_at: float) -> JobState:
+def requeue(
+    txn: Txn, key: int, run_at: float, *, error: str | None = None, history: str | None = None
+) -> JobState:
+    """Back to waiting (or delayed until ``run_at``), lease and holder dropped; ``error`` and
+    ``history`` replace the stored ones when given."""
     state = JobState.DELAYED if run_at > txn.now else JobState.WAITING
     txn.conn.execute(
         "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL WHERE id = ?",
-        (state.value, run_at, txn.next_seq(), key),
+        "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
+        "history = COALESCE(?, history) WHERE id = ?",
+        (state.value, run_at, txn.next_seq(), error, history, key),
     )
     txn.work_added = True
     return state
 
 
-def finish(txn: Txn, key: int, state: JobState, text: str | None) -> None:
-    """Completed (``text`` is the result) or failed (``text`` is the error), lease dropped."""
-    column = "result" if state is JobState.COMPLETED else "error"
+def finish(
+    txn: Txn,
+    key: int,
+    state: JobState,
+    *,
+    result: str | None = None,
+    error: str | None = None,
+    history: str | None = None,
+) -> None:
+    """A finished state, lease and holder dropped. ``result`` is stored when COMPLETED;
+    ``error`` and ``history`` replace the stored ones when given."""
     txn.conn.execute(
-        f"UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
-        f"lease_expires_at = NULL, {column} = ? WHERE id = ?",
-        (state.value, txn.now, txn.next_seq(), text, key),
+        "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
+        "lease_expires_at = NULL, dispatcher = NULL, "
+        "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
+        "history = COALESCE(?, history) WHERE id = ?",
+        (
+            state.value,
+            txn.now,
+            txn.next_seq(),
+            state is JobState.COMPLETED,
+            result,
+            error,
+            history,
+            key,
+        ),
     )
     txn.changed = True
 
 
-def maintain(txn: Txn, max_stalls: int, retention: Retention) -> None:
-    """Promote due delayed jobs, recover expired leases and apply retention."""
+def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
+    """Promote due delayed jobs, recover expired leases and apply retention; returns how
+    many jobs moved or were removed."""
     due = txn.conn.execute(
         "SELECT id FROM jobqueue_jobs WHERE state = 'delayed' AND run_at <= ? "
         "ORDER BY run_at, seq LIMIT ?",
@@ -146,57 +213,57 @@ def maintain(txn: Txn, max_stalls: int, retention: Retention) -> None:
             "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?",
             [(first + n, row[0]) for n, row in enumerate(due)],
         )
-    recover(txn, max_stalls)
-    apply_retention(txn, retention)
+        txn.work_added = True
+    return len(due) + recover(txn, max_stalls) + apply_retention(txn, retention)
 
 
 def recover(txn: Txn, max_stalls: int) -> int:
+    """Expired leases: a stall each, recorded as a 'stalled' attempt; then cancelled if a
+    cancel was requested, failed as stalled past ``max_stalls``, else waiting again."""
     expired = txn.conn.execute(
-        "SELECT id, stalls FROM jobqueue_jobs WHERE state = 'active' "
+        f"SELECT {HELD_COLUMNS}, stalls FROM jobqueue_jobs WHERE state = 'active' "
         "AND lease_expires_at <= ? ORDER BY seq LIMIT ?",
         (txn.now, MAINTENANCE_BATCH),
     ).fetchall()
-    for key, stalls in expired:
-        stalls += 1
-        txn.conn.execute("UPDATE jobqueue_jobs SET stalls = ? WHERE id = ?", (stalls, key))
-        if stalls > max_stalls:
-            logger.warning("job %s stalled %d times: failing it", key, stalls)
-            error = JobError(
-                "StalledJobError",
-                f"job stalled {stalls} times: its lease expired while running "
-                "(the worker died, hung or lost its backend connection)",
-            )
-            finish(txn, key, JobState.FAILED, error_json(error))
+    for row in expired:
+        held, stalls = _held(row), row[6] + 1
+        history = held.ended(txn.now, AttemptOutcome.STALLED, None)
+        txn.conn.execute("UPDATE jobqueue_jobs SET stalls = ? WHERE id = ?", (stalls, held.key))
+        if held.cancel_requested:
+            logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
+            finish(txn, held.key, JobState.CANCELLED, history=history)
+        elif policy.is_stalled_too_often(stalls, max_stalls):
+            logger.warning("job %s stalled %d times: failing it", held.key, stalls)
+            error = error_json(policy.stalled_error(stalls))
+            finish(txn, held.key, JobState.FAILED, error=error, history=history)
         else:
-            logger.info("job %s: lease expired, back to waiting (stall %d)", key, stalls)
-            requeue(txn, key, txn.now)
+            logger.info("job %s: lease expired, back to waiting (stall %d)", held.key, stalls)
+            requeue(txn, held.key, txn.now, history=history)
     return len(expired)
 
 
-def apply_retention(txn: Txn, policy: Retention) -> None:
-    """Remove the first-finished jobs while there are too many or they are too old."""
+def apply_retention(txn: Txn, retention: Retention) -> int:
+    """Remove the first-finished jobs while there are too many or they are too old; returns
+    how many were removed."""
     budget = MAINTENANCE_BATCH
-    for state, seconds, count in (
-        (JobState.COMPLETED, policy.completed_seconds, policy.completed_count),
-        (JobState.FAILED, policy.failed_seconds, policy.failed_count),
-    ):
-        if count is None and seconds is None:
+    for cutoff in policy.retention_cutoffs(retention, txn.now):
+        if cutoff.keep is None and cutoff.before is None:
             continue
         # The count comes from the trigger-kept table: no scan even with many finished jobs.
         (total,) = txn.conn.execute(
-            "SELECT n FROM jobqueue_counts WHERE state = ?", (state.value,)
+            "SELECT n FROM jobqueue_counts WHERE state = ?", (cutoff.state.value,)
         ).fetchone()
-        limit = min((0 if count is None else max(total - count, 0)) + 1, budget)
+        limit = min((0 if cutoff.keep is None else max(total - cutoff.keep, 0)) + 1, budget)
         while budget > 0 and total > 0:
             rows = txn.conn.execute(
                 "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
                 "AND finished_at IS NOT NULL ORDER BY seq LIMIT ?",
-                (state.value, limit),
+                (cutoff.state.value, limit),
             ).fetchall()
             drop: list[int] = []
             for key, finished_at in rows:
-                too_many = count is not None and total - len(drop) > count
-                too_old = seconds is not None and (finished_at or 0.0) <= txn.now - seconds
+                too_many = cutoff.keep is not None and total - len(drop) > cutoff.keep
+                too_old = cutoff.before is not None and (finished_at or 0.0) <= cutoff.before
                 if not (too_many or too_old):
                     break
                 drop.append(key)
@@ -206,6 +273,7 @@ def apply_retention(txn: Txn, policy: Retention) -> None:
             if len(drop) < len(rows) or len(rows) < limit:
                 break
             limit = min(limit * 2, budget)
+    return MAINTENANCE_BATCH - budget
 
 
 def delete(txn: Txn, keys: list[int]) -> int:
