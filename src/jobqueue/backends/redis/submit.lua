@@ -1,15 +1,40 @@
--- Store new jobs (one or many in one call). ARGV[8] = how many; then per job:
---   name, priority, unique ('' = none, else '=' .. key), run_at, #logs, #field pairs,
---   log entries..., field/value pairs... (every non-default field, already encoded)
--- Returns per job {'n', id} (stored) or {'u', id, fields, logs} (the live job holding
--- its unique key, stored nothing).
+#!lua
+-- Store new jobs (one or many in one call). No allow-oom flag: at maxmemory Redis refuses
+-- this script before it runs, so a full server stores nothing rather than part of a batch.
+-- ARGV[9] = the call's idempotency key ('' = none), ARGV[10] = how many; then per job:
+--   name, priority, unique ('' = none, else '=' .. key), run_at (a time argument), #logs,
+--   #field pairs, log entries..., field/value pairs... (every non-default field, encoded)
+-- Returns per job {'n', id, state letter} (stored) or {'u', id, fields, logs} (the live job
+-- holding its unique key, stored nothing).
+-- The idempotency key remembers what a call stored for a short while, so the same call sent
+-- again (its reply was lost; redis-py or the backend resends it) returns the same ids
+-- instead of storing the jobs twice.
+local K_CALL = ARGV[9] ~= '' and P .. 'i:' .. ARGV[9]
+local CALL_TTL = 120 -- seconds: far longer than a resend takes (one socket timeout)
+if K_CALL then
+  local done = redis.call('GET', K_CALL)
+  if done then
+    local out = {}
+    for kind, id in string.gmatch(done, '(%a+)(%d+)') do
+      if kind == 'u' then
+        local snap = snapshot(id)
+        out[#out + 1] = {'u', snap[1], snap[2], snap[3]}
+      else
+        out[#out + 1] = {'n', id, string.sub(kind, 2)}
+      end
+    end
+    return out
+  end
+end
 local out = {}
+local record = {}
 local stored = {} -- name -> how many jobs were stored for it (one wake-up each, bounded)
-local i = 9
-for n = 1, tonumber(ARGV[8]) do
-  local name, priority, unique, run_at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+local i = 11
+for n = 1, tonumber(ARGV[10]) do
+  local name, priority, unique, run_at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], at(ARGV[i + 3])
   local nlogs, npairs = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local logs_at, pairs_at = i + 6, i + 6 + nlogs
+  local relative = string.sub(ARGV[i + 3], 1, 1) == '+'
   i = pairs_at + 2 * npairs
   local existing
   if unique ~= '' then
@@ -21,11 +46,18 @@ for n = 1, tonumber(ARGV[8]) do
   if existing then
     local snap = snapshot(existing)
     out[n] = {'u', snap[1], snap[2], snap[3]}
+    record[n] = 'u' .. existing
   else
     local id = tostring(redis.call('INCR', P .. 'id'))
     local delayed = tonumber(run_at) > NOW
-    local hash = {'n', name, 's', delayed and 'd' or 'w', 'q', redis.call('INCR', K_SEQ)}
+    local state = delayed and 'd' or 'w'
+    local hash = {'n', name, 's', state, 'q', redis.call('INCR', K_SEQ)}
     for k = pairs_at, pairs_at + 2 * npairs - 1 do hash[#hash + 1] = ARGV[k] end
+    if relative and delayed then
+      -- The due time on the server's clock replaces the client's (a later field wins).
+      hash[#hash + 1] = 'r'
+      hash[#hash + 1] = run_at
+    end
     if nlogs > 0 then
       hash[#hash + 1] = 'L'
       hash[#hash + 1] = '1'
@@ -43,8 +75,10 @@ for n = 1, tonumber(ARGV[8]) do
       stored[name] = 0
     end
     stored[name] = stored[name] + 1
-    out[n] = {'n', id}
+    out[n] = {'n', id, state}
+    record[n] = 'n' .. state .. id
   end
 end
 for name, count in pairs(stored) do signal(name, count) end
+if K_CALL then redis.call('SET', K_CALL, table.concat(record, ','), 'EX', CALL_TTL) end
 return out
