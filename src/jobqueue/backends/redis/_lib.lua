@@ -444,12 +444,30 @@ local function take_next(base)
   return best_name, best[2]
 end
 
+-- On a repeat: which active job a lease token holds, so a claim whose reply was lost hands
+-- out the job its first run took instead of leaving that one to stall. The map is built once
+-- per call, O(active jobs), and only for repeats.
+local claimed_by
+local function claimed_before(token)
+  if not REPEAT then return nil end
+  if not claimed_by then
+    claimed_by = {}
+    for _, id in ipairs(redis.call('ZRANGE', K_ACTIVE, 0, -1)) do
+      local k = field(id, 'k')
+      if k then claimed_by[k] = id end
+    end
+  end
+  return claimed_by[token]
+end
+
 -- Claim the next job (see take_next). Entries whose hash is missing or not ours are
 -- dropped; a record that is ours but malformed is still claimed, so the Python side can
 -- fail it with a clear CorruptJobError. `lease` is a time argument (see `at`).
 -- Returns {id, fields, logs} or nil.
 local function claim(token, lease, base)
   maintain()
+  local before = claimed_before(token)
+  if before then return snapshot(before) end
   local deadline = at(lease)
   for _ = 1, 100 do
     local name, id = take_next(base)
