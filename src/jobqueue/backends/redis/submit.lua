@@ -8,26 +8,35 @@
 -- holding its unique key, stored nothing).
 -- The idempotency key remembers what a call stored for a short while, so the same call sent
 -- again (its reply was lost; redis-py or the backend resends it) returns the same ids
--- instead of storing the jobs twice.
+-- instead of storing the jobs twice. The record is one character a job: the ids a call
+-- stores are consecutive, so "first id:" then 'w' or 'd' per stored job, 'u' .. id .. ','
+-- per job deduplicated onto a live one.
 local K_CALL = ARGV[9] ~= '' and P .. 'i:' .. ARGV[9]
 local CALL_TTL = 120 -- seconds: far longer than a resend takes (one socket timeout)
 if K_CALL then
   local done = redis.call('GET', K_CALL)
   if done then
     local out = {}
-    for kind, id in string.gmatch(done, '(%a+)(%d+)') do
+    local colon = string.find(done, ':', 1, true)
+    local next_id, pos = tonumber(string.sub(done, 1, colon - 1)), colon + 1
+    while pos <= #done do
+      local kind = string.sub(done, pos, pos)
       if kind == 'u' then
-        local snap = snapshot(id)
+        local comma = string.find(done, ',', pos, true)
+        local snap = snapshot(string.sub(done, pos + 1, comma - 1))
         out[#out + 1] = {'u', snap[1], snap[2], snap[3]}
+        pos = comma + 1
       else
-        out[#out + 1] = {'n', id, string.sub(kind, 2)}
+        out[#out + 1] = {'n', tostring(next_id), kind}
+        next_id = next_id + 1
+        pos = pos + 1
       end
     end
     return out
   end
 end
 local out = {}
-local record = {}
+local record, first_id = {}, nil
 local stored = {} -- name -> how many jobs were stored for it (one wake-up each, bounded)
 local i = 11
 for n = 1, tonumber(ARGV[10]) do
@@ -46,9 +55,10 @@ for n = 1, tonumber(ARGV[10]) do
   if existing then
     local snap = snapshot(existing)
     out[n] = {'u', snap[1], snap[2], snap[3]}
-    record[n] = 'u' .. existing
+    record[n] = 'u' .. existing .. ','
   else
     local id = tostring(redis.call('INCR', P .. 'id'))
+    first_id = first_id or id
     local delayed = tonumber(run_at) > NOW
     local state = delayed and 'd' or 'w'
     local hash = {'n', name, 's', state, 'q', redis.call('INCR', K_SEQ)}
@@ -76,9 +86,11 @@ for n = 1, tonumber(ARGV[10]) do
     end
     stored[name] = stored[name] + 1
     out[n] = {'n', id, state}
-    record[n] = 'n' .. state .. id
+    record[n] = state
   end
 end
 for name, count in pairs(stored) do signal(name, count) end
-if K_CALL then redis.call('SET', K_CALL, table.concat(record, ','), 'EX', CALL_TTL) end
+if K_CALL then
+  redis.call('SET', K_CALL, (first_id or '0') .. ':' .. table.concat(record), 'EX', CALL_TTL)
+end
 return out
