@@ -43,9 +43,12 @@ submit idempotency keys have TTLs) is warned about once, at first use.
 Lost replies. A command whose reply is lost (the connection dropped after sending) may have
 been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and every
 transition answers a repeat with what its first run did: complete, fail and release look at
-the token the finished lease leaves in the job hash (field ``k``), submit at its call's
-idempotency key. Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted
-twice) are never resent; their error goes to the caller.
+the token the finished lease leaves in the job hash (field ``k``); a claim hands out the job
+its token already holds; submit finds its call's idempotency key (checked on every submit,
+so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
+Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
+resent; their error goes to the caller. A deliberate second call with a finished lease's
+token is still refused (``LeaseLostError``), as the backend contract requires.
 
 Redis Cluster: pass ``?cluster=true`` in the URL (``redis://host:7000/?cluster=true``) or hand
 a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
