@@ -6,7 +6,9 @@ failure is retried and when; the backend applies that decision atomically, check
 caller's lease token (fencing) first.
 
 Every time a backend needs "now" it reads ``options.clock`` so that tests (and the shared
-contract suite in ``jobqueue.testing``) can move time without sleeping.
+contract suite in ``jobqueue.testing``) can move time without sleeping. (A backend with a
+server of its own may measure leases on the server's clock when ``clock`` is the default
+``time.time``, so hosts with skewed clocks agree: the Redis backend does.)
 """
 
 from __future__ import annotations

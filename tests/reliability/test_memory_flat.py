@@ -37,6 +37,7 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "levels": (r"R:.+", "priority levels with waiting jobs, per name: pruned when empty"),
     "wakeups": (r"s:.+", "wake-up list per name: LTRIM to 64 entries"),
     "finish": (r"x:.+", "finish wake-ups for wait_for: EXPIRE 300 s"),
+    "submit_call": (r"i:.+", "what one submit call stored, for a resend: EXPIRE 120 s"),
     "delayed": (r"d", "delayed jobs: bounded by live jobs"),
     "active": (r"a", "active leases: bounded by live jobs"),
     "completed": (r"c", "completed jobs: retention (count and age)"),
@@ -137,7 +138,7 @@ def account_for_every_key(client: Any, namespace: str, retained: int) -> Counter
         kinds[kind] += 1
         if kind == "job":
             assert name[2:] in finished, f"{name}: finished but not under retention"
-        elif kind == "finish":
+        elif kind in ("finish", "submit_call"):
             assert client.ttl(raw) > 0, f"{name} has no TTL"
         elif kind == "wakeups":
             assert client.llen(raw) <= 64

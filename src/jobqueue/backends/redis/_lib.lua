@@ -5,17 +5,26 @@
 --
 -- Every script is called with KEYS[1] = the namespace's id counter (so Redis Cluster routes
 -- it to the shard owning the namespace's hash tag) and this ARGV header:
---   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua)
---   3 max_stalls              4 completed cutoff ('' = keep forever)   5 completed max count (-1)
---   6 failed cutoff ('')      7 failed max count (-1)
--- Script-specific arguments start at ARGV[8]. All keys derive from the prefix, so they share
+--   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua;
+--     '' = the server's TIME)   3 max_stalls   4 completed max age in seconds ('' = forever)
+--   5 completed max count (-1)   6 failed max age ('')   7 failed max count (-1)
+--   8 '1' when this call repeats one whose reply was lost (the first may have been applied)
+-- Script-specific arguments start at ARGV[9]. All keys derive from the prefix, so they share
 -- the hash tag and live on one shard; Redis allows undeclared keys of the script's own slot.
+-- Times the client passes as '+seconds' are relative to NOW (see `at`), so a client whose
+-- clock is off still gets the lease length, retry delay or due time it asked for.
+--
+-- Every script but submit starts with `#!lua flags=allow-oom`: at maxmemory (noeviction) the
+-- jobs already stored must still renew, log and finish -- finishing is what frees memory --
+-- while submit (plain `#!lua`) is refused whole before it runs, so nothing is half-stored.
 --
 -- Job hash fields (short names keep a queued job small):
 --   n name  s state (w d a c f)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
---   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
+--   k lease token (kept once the lease ends by complete/fail/release, so a repeated call
+--     with that token reports what the first did; a new claim or a recovery replaces it)
+--   q sequence (waiting/delayed: enqueue order; active: claim order)
 --   w waiter count  L '1' once the job has a log list
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
 -- have one, so reading a job that never logged skips the list.
@@ -24,8 +33,16 @@
 -- through redis.pcall (an error reply comes back as a table with `err`).
 
 local P = ARGV[1]
-local NOWS = ARGV[2]
+-- The server's clock: leases taken from many hosts are measured on one clock, so a host whose
+-- clock runs ahead cannot see a live lease as expired. (Redis 7 replicates a script's
+-- effects, not the script, so reading TIME before writing is allowed.)
+local function server_now()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
 local NOW = tonumber(NOWS)
+local REPEAT = ARGV[8] == '1'
 local MAX_STALLS = tonumber(ARGV[3])
 local K_SEQ = P .. 'q'
 local K_DELAYED = P .. 'd'
@@ -35,6 +52,18 @@ local K_NAMES = P .. 'N'
 local K_ACTIVE_COUNT = P .. 'ac'
 -- Housekeeping does at most this much per call, so no call runs long.
 local BATCH = 1000
+
+-- A time argument: '+seconds' from NOW, or an absolute time passed through unchanged.
+local function at(t)
+  if string.sub(t, 1, 1) == '+' then return string.format('%.17g', NOW + tonumber(string.sub(t, 2))) end
+  return t
+end
+
+-- A retention age in seconds as the cut-off time on NOW ('' = no age limit).
+local function cutoff(age)
+  if age == '' then return nil end
+  return NOW - tonumber(age)
+end
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
@@ -172,14 +201,14 @@ local function waiting_count(name)
 end
 
 -- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission,
--- writing `key` = `value` too when given. The lease token goes. Returns the new state letter.
+-- writing `key` = `value` too when given. The lease token stays (see field k); recovery,
+-- whose holder must stay fenced, deletes it first. Returns the new state letter.
 local function requeue(id, run_at, key, value)
   local j = job_key(id)
   local f = redis.call('HMGET', j, 'n', 'p')
   local name = f[1]
   local state = tonumber(run_at) > NOW and 'd' or 'w'
   local seq = next_seq()
-  redis.call('HDEL', j, 'k')
   if key then
     redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq, key, value)
   else
@@ -202,6 +231,16 @@ local function held(id, token)
   local f = fields(id, 'k', 'n', 'u', 'w')
   if not f or f[1] ~= token then return nil end
   return f
+end
+
+-- For a repeated call whose lease is gone: the state its first run left (one of the letters
+-- in `states`) when that run ended the lease -- the job still carries its token -- else nil.
+local function repeated(id, token, states)
+  if not REPEAT then return nil end
+  local f = fields(id, 's', 'k')
+  if not f or f[2] ~= token or type(f[1]) ~= 'string' then return nil end
+  if not string.find(states, f[1], 1, true) then return nil end
+  return f[1]
 end
 
 -- One off a name's active count; the entry goes at zero.
@@ -249,7 +288,7 @@ end
 local function finish(id, state, job, key, value, reserve)
   local j = job_key(id)
   redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
-  redis.call('HDEL', j, 'k', 'q', 'w')
+  redis.call('HDEL', j, 'q', 'w') -- k stays: it answers a repeat of this call
   local seq
   if reserve and not reserved_seq then
     reserved_seq = redis.call('INCRBY', K_SEQ, 2)
@@ -297,6 +336,7 @@ local function recover()
     local id = entry[1]
     drop_lease(id, field(id, 'n'))
     if is_job(id) then
+      redis.call('HDEL', job_key(id), 'k') -- the expired holder is fenced, repeat or not
       local stalls = incr_field(id, 'x', 1)
       if stalls > MAX_STALLS then
         finish(id, 'f', fields(id, 'k', 'n', 'u', 'w'), 'E', stalled_error(stalls))
@@ -368,8 +408,8 @@ end
 local function maintain()
   promote()
   recover()
-  retain('c', tonumber(ARGV[4]), tonumber(ARGV[5]))
-  retain('f', tonumber(ARGV[6]), tonumber(ARGV[7]))
+  retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
+  retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
 end
 
 -- Take the next waiting id among the names listed from ARGV[base] (count, then name/cap
@@ -404,11 +444,31 @@ local function take_next(base)
   return best_name, best[2]
 end
 
+-- On a repeat: which active job a lease token holds, so a claim whose reply was lost hands
+-- out the job its first run took instead of leaving that one to stall. The map is built once
+-- per call, O(active jobs), and only for repeats.
+local claimed_by
+local function claimed_before(token)
+  if not REPEAT then return nil end
+  if not claimed_by then
+    claimed_by = {}
+    for _, id in ipairs(redis.call('ZRANGE', K_ACTIVE, 0, -1)) do
+      local k = field(id, 'k')
+      if k then claimed_by[k] = id end
+    end
+  end
+  return claimed_by[token]
+end
+
 -- Claim the next job (see take_next). Entries whose hash is missing or not ours are
 -- dropped; a record that is ours but malformed is still claimed, so the Python side can
--- fail it with a clear CorruptJobError. Returns {id, fields, logs} or nil.
-local function claim(token, deadline, base)
+-- fail it with a clear CorruptJobError. `lease` is a time argument (see `at`).
+-- Returns {id, fields, logs} or nil.
+local function claim(token, lease, base)
   maintain()
+  local before = claimed_before(token)
+  if before then return snapshot(before) end
+  local deadline = at(lease)
   for _ = 1, 100 do
     local name, id = take_next(base)
     if not id then return nil end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Housekeeping, then how many jobs are in each state: {waiting, delayed, active, completed, failed}.
 maintain()
 local waiting = 0

@@ -1,11 +1,13 @@
--- Record a failed attempt. ARGV[8] id, [9] token, [10] error JSON, [11] retry_at ('' = fail
--- for good). Returns the new state letter, or 'lost' if the token no longer holds the job.
-local id, retry_at = ARGV[8], ARGV[11]
-local job = held(id, ARGV[9])
-if not job then return 'lost' end
+#!lua flags=allow-oom
+-- Record a failed attempt. ARGV[9] id, [10] token, [11] error JSON, [12] retry_at, a time
+-- argument ('' = fail for good). Returns the new state letter, or 'lost' if the token no
+-- longer holds the job (a repeat whose first run was stored returns that run's state).
+local id, retry_at = ARGV[9], ARGV[12]
+local job = held(id, ARGV[10])
+if not job then return repeated(id, ARGV[10], 'fwd') or 'lost' end
 drop_lease(id, job[2])
 if retry_at == '' then
-  finish(id, 'f', job, 'E', ARGV[10])
+  finish(id, 'f', job, 'E', ARGV[11])
   return 'f'
 end
-return requeue(id, retry_at, 'E', ARGV[10])
+return requeue(id, at(retry_at), 'E', ARGV[11])

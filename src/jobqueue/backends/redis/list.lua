@@ -1,7 +1,8 @@
--- Housekeeping, then jobs in one state in the reference order. ARGV[8] state letter,
--- [9] offset, [10] limit. Returns a list of {id, fields, logs}.
+#!lua flags=allow-oom
+-- Housekeeping, then jobs in one state in the reference order. ARGV[9] state letter,
+-- [10] offset, [11] limit. Returns a list of {id, fields, logs}.
 maintain()
-local state, offset, limit = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local state, offset, limit = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local want = offset + limit
 if limit <= 0 then return {} end
 local rows = {} -- {id, primary key, tie-break}
