@@ -5,6 +5,7 @@ from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     BackendError,
+    BackendFullError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
@@ -38,6 +39,7 @@ __all__ = [
     "AsyncJobQueue",
     "Backend",
     "BackendError",
+    "BackendFullError",
     "BackendOptions",
     "BackendUnavailableError",
     "Backoff",

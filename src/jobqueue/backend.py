@@ -16,7 +16,9 @@ The protocol has three parts:
   dispatchers (``maintain``), driven by dispatchers on a schedule.
 
 Every time a backend needs "now" it reads ``options.clock`` so that tests (and the shared
-contract suite in ``jobqueue.testing``) can move time without sleeping.
+contract suite in ``jobqueue.testing``) can move time without sleeping. (A backend with a
+server of its own may measure leases on the server's clock when ``clock`` is the default
+``time.time``, so hosts with skewed clocks agree: the Redis backend does.)
 """
 
 from __future__ import annotations

@@ -92,6 +92,12 @@ class BackendUnavailableError(BackendError):
     to make a retry safe."""
 
 
+class BackendFullError(BackendError):
+    """The store is out of memory (Redis at ``maxmemory`` with the ``noeviction`` policy) and
+    refused new jobs; nothing of the refused submit was stored. Jobs already stored still run,
+    renew their leases and finish -- which frees memory as retention removes them."""
+
+
 class CorruptJobError(BackendError):
     """A stored job record could not be decoded."""
 

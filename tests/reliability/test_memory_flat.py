@@ -37,10 +37,15 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "levels": (r"R:.+", "priority levels with waiting jobs, per name: pruned when empty"),
     "wakeups": (r"s:.+", "wake-up list per name: LTRIM to 64 entries"),
     "finish": (r"x:.+", "finish wake-ups for wait_for: EXPIRE 300 s"),
+    "submit_call": (r"i:.+", "what one submit call stored, for a resend: EXPIRE 120 s"),
     "delayed": (r"d", "delayed jobs: bounded by live jobs"),
     "active": (r"a", "active leases: bounded by live jobs"),
     "completed": (r"c", "completed jobs: retention (count and age)"),
     "failed": (r"f", "failed jobs: retention (count and age)"),
+    "cancelled": (r"x", "cancelled jobs: retention (count and age)"),
+    "paused": (r"paused", "set of paused worker names: bounded by the names registered"),
+    "dispatchers": (r"dispatchers", "live dispatchers by expiry: maintain drops expired ones"),
+    "dispatcher": (r"dispatcher:.+", "one dispatcher's record: deleted on exit or by maintain"),
     "unique": (r"u", "unique key -> live job: entry removed when the job finishes"),
     "active_count": (r"ac", "active jobs per name: entry removed at zero"),
     "names": (r"N", "set of worker names: bounded by the names registered"),
@@ -128,7 +133,7 @@ def account_for_every_key(client: Any, namespace: str, retained: int) -> Counter
     retention path reaches, or a wake-up key that is neither trimmed nor expiring."""
     prefix = f"jq:{{{namespace}}}:"
     patterns = {kind: re.compile(regex) for kind, (regex, _) in KEY_KINDS.items()}
-    finished = {m.decode() for s in ("c", "f") for m in client.zrange(prefix + s, 0, -1)}
+    finished = {m.decode() for s in "cfx" for m in client.zrange(prefix + s, 0, -1)}
     kinds: Counter[str] = Counter()
     for raw in client.scan_iter(match=prefix + "*", count=1000):
         name = raw.decode()[len(prefix) :]
@@ -137,7 +142,7 @@ def account_for_every_key(client: Any, namespace: str, retained: int) -> Counter
         kinds[kind] += 1
         if kind == "job":
             assert name[2:] in finished, f"{name}: finished but not under retention"
-        elif kind == "finish":
+        elif kind in ("finish", "submit_call"):
             assert client.ttl(raw) > 0, f"{name} has no TTL"
         elif kind == "wakeups":
             assert client.llen(raw) <= 64

@@ -5,20 +5,31 @@
 --
 -- Every script is called with KEYS[1] = the namespace's id counter (so Redis Cluster routes
 -- it to the shard owning the namespace's hash tag) and this ARGV header:
---   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua)
---   3 max_stalls              4 completed cutoff ('' = keep forever)   5 completed max count (-1)
---   6 failed cutoff ('')      7 failed max count (-1)
--- Script-specific arguments start at ARGV[8]. Scripts that use the policy tail (TAIL below)
+--   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua;
+--     '' = the server's TIME)   3 max_stalls   4 completed max age in seconds ('' = forever)
+--   5 completed max count (-1)   6 failed max age ('')   7 failed max count (-1)
+--   8 '1' when this call repeats one whose reply was lost (the first may have been applied)
+-- Script-specific arguments start at ARGV[9]. Scripts that use the policy tail (TAIL below)
 -- get it appended after their own arguments. All keys derive from the prefix, so they share
 -- the hash tag and live on one shard; Redis allows undeclared keys of the script's own slot.
+-- Times the client passes as '+seconds' are relative to NOW (see `at`), so a client whose
+-- clock is off still gets the lease length, retry delay or due time it asked for.
+--
+-- Every script but submit starts with `#!lua flags=allow-oom`: at maxmemory (noeviction) the
+-- jobs already stored must still renew, log and finish -- finishing is what frees memory --
+-- while submit (plain `#!lua`) is refused whole before it runs, so nothing is half-stored.
 --
 -- Job hash fields (short names keep a queued job small):
 --   n name  s state (w d a c f x)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
---   k lease token  q sequence (waiting/delayed: enqueue order; active: claim order)
+--   k lease token (kept once the lease ends by complete/fail/release/finish_cancelled, so a
+--     repeated call with that token reports what the first did; a new claim, a recovery or
+--     a retry replaces or clears it)
+--   q sequence (waiting/delayed: enqueue order; active: claim order)
 --   w waiter count  L '1' once the job has a log list
---   C '1' when a cancel was requested  D dispatcher id (while active)  H attempt history JSON
+--   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
+--     it for its implicit last record, see record_completion)  H attempt history JSON
 -- The last three are absent at their defaults, so a waiting job does not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
 -- have one, so reading a job that never logged skips the list.
@@ -27,8 +38,16 @@
 -- through redis.pcall (an error reply comes back as a table with `err`).
 
 local P = ARGV[1]
-local NOWS = ARGV[2]
+-- The server's clock: leases taken from many hosts are measured on one clock, so a host whose
+-- clock runs ahead cannot see a live lease as expired. (Redis 7 replicates a script's
+-- effects, not the script, so reading TIME before writing is allowed.)
+local function server_now()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
 local NOW = tonumber(NOWS)
+local REPEAT = ARGV[8] == '1'
 local MAX_STALLS = tonumber(ARGV[3])
 local K_SEQ = P .. 'q'
 local K_DELAYED = P .. 'd'
@@ -41,12 +60,25 @@ local K_PAUSED = P .. 'paused'
 local K_DISPATCHERS = P .. 'dispatchers'
 -- The policy tail: values from jobqueue.policy that script_command appends after the
 -- script's own arguments, only for the scripts whose source mentions #ARGV (so renew, log
--- and progress never pay for them): history bound, cancelled retention cutoff ('' = none)
--- and max count (-1), and the stall error JSON split around its stall count.
+-- and progress never pay for them): history bound, cancelled max age in seconds ('' =
+-- forever, an age like ARGV[4] and [6]) and max count (-1), and the stall error JSON split
+-- around its stall count.
 local TAIL = #ARGV - 5
 local MAX_HISTORY = tonumber(ARGV[TAIL + 1])
 -- Housekeeping does at most this much per call, so no call runs long.
 local BATCH = 1000
+
+-- A time argument: '+seconds' from NOW, or an absolute time passed through unchanged.
+local function at(t)
+  if string.sub(t, 1, 1) == '+' then return string.format('%.17g', NOW + tonumber(string.sub(t, 2))) end
+  return t
+end
+
+-- A retention age in seconds as the cut-off time on NOW ('' = no age limit).
+local function cutoff(age)
+  if age == '' then return nil end
+  return NOW - tonumber(age)
+end
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
@@ -197,14 +229,14 @@ local function waiting_count(name)
 end
 
 -- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission,
--- writing `key` = `value` too when given. The lease token goes. Returns the new state letter.
+-- writing `key` = `value` too when given. The lease token stays (see field k); recovery,
+-- whose holder must stay fenced, deletes it first. Returns the new state letter.
 local function requeue(id, run_at, key, value)
   local j = job_key(id)
   local f = redis.call('HMGET', j, 'n', 'p')
   local name = f[1]
   local state = tonumber(run_at) > NOW and 'd' or 'w'
   local seq = next_seq()
-  redis.call('HDEL', j, 'k')
   if key then
     redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq, key, value)
   else
@@ -227,6 +259,16 @@ local function held(id, token)
   local f = fields(id, 'k', 'n', 'u', 'w', 'C')
   if not f or f[1] ~= token then return nil end
   return f
+end
+
+-- For a repeated call whose lease is gone: the state its first run left (one of the letters
+-- in `states`) when that run ended the lease -- the job still carries its token -- else nil.
+local function repeated(id, token, states)
+  if not REPEAT then return nil end
+  local f = fields(id, 's', 'k')
+  if not f or f[2] ~= token or type(f[1]) ~= 'string' then return nil end
+  if not string.find(states, f[1], 1, true) then return nil end
+  return f[1]
 end
 
 -- One off a name's active count; the entry goes at zero.
@@ -278,7 +320,7 @@ local function finish(id, state, job, key, value, reserve)
   else
     redis.call('HSET', j, 's', state, 'e', NOWS)
   end
-  redis.call('HDEL', j, 'k', 'q', 'w')
+  redis.call('HDEL', j, 'q', 'w') -- k stays: it answers a repeat of this call
   local seq
   if reserve and not reserved_seq then
     reserved_seq = redis.call('INCRBY', K_SEQ, 2)
@@ -313,13 +355,28 @@ end
 -- policy.stalled_error's JSON with the stall count put in (the text is written once, there).
 local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAIL + 5] end
 
+-- `history` (field H's text) cut to its newest `keep` records. Every record starts with
+-- {"number": -- a text that cannot occur inside a JSON string (its quote would be escaped)
+-- -- so records are counted and the oldest cut without decoding the list.
+local function cut_history(history, keep)
+  local starts = {}
+  local pos = 2
+  while true do
+    local found = string.find(history, '{"number":', pos, true)
+    if not found then break end
+    starts[#starts + 1] = found
+    pos = found + 10
+  end
+  if #starts <= keep then return history end
+  if keep <= 0 then return nil end
+  return '[' .. string.sub(history, starts[#starts - keep + 1])
+end
+
 -- Append the record of the attempt that just ended to the job's history (field H, cut to
 -- MAX_HISTORY) and forget its dispatcher. `outcome` is an AttemptOutcome value, `err` error
 -- JSON or nil. The record is JSON text spliced by hand: cjson would print the timestamps
 -- with 14 digits (losing sub-second precision), so the exact stored texts are copied in and
--- cjson only quotes the dispatcher id. Every record starts with {"number": -- a text that
--- cannot occur inside a JSON string (its quote would be escaped) -- so records are counted
--- and the oldest cut without decoding the list.
+-- cjson only quotes the dispatcher id.
 local function record_attempt(id, outcome, err)
   local f = fields(id, 'm', 'D', 'b', 'H')
   if not f then return end
@@ -335,26 +392,33 @@ local function record_attempt(id, outcome, err)
   if not history or string.sub(history, 1, 11) ~= '[{"number":' then
     history = '[' .. entry .. ']'
   else
-    history = string.sub(history, 1, -2) .. ',' .. entry .. ']'
-    local starts = {}
-    local at = 2
-    while true do
-      local found = string.find(history, '{"number":', at, true)
-      if not found then break end
-      starts[#starts + 1] = found
-      at = found + 10
-    end
-    if #starts > MAX_HISTORY then
-      history = '[' .. string.sub(history, starts[#starts - MAX_HISTORY + 1])
-    end
+    history = cut_history(string.sub(history, 1, -2) .. ',' .. entry .. ']', MAX_HISTORY)
   end
   redis.call('HSET', job_key(id), 'H', history)
   redis.call('HDEL', job_key(id), 'D')
 end
 
+-- A completion's record is implicit: attempts made (m), dispatcher (D, kept for it), started
+-- (b) and finished (e) of the COMPLETED job say everything it would, and the codec appends
+-- it to H when decoding. So a job completed on its first attempt stores no history at all:
+-- a spliced record is over 64 bytes, which would turn the whole hash from Redis's compact
+-- listpack into a hashtable (hash-max-listpack-value) -- three times the memory of every
+-- retained job. H keeps room for the implicit record.
+local function record_completion(id)
+  local history = field(id, 'H')
+  if not history then return end
+  -- An unreadable H goes, as record_attempt would replace it: the history starts over.
+  local kept = string.sub(history, 1, 11) == '[{"number":' and cut_history(history, MAX_HISTORY - 1)
+  if not kept then
+    redis.call('HDEL', job_key(id), 'H')
+  elseif kept ~= history then
+    redis.call('HSET', job_key(id), 'H', kept)
+  end
+end
+
 -- A held job's failed attempt (`job` as `held` returned it, the lease already dropped):
 -- CANCELLED when a cancel was requested (never run again), else FAILED without `retry_at`
--- ('') or back in line for it. Returns the new state letter.
+-- ('') or back in line for it (a time argument, see `at`). Returns the new state letter.
 local function fail_held(id, job, err, retry_at)
   if job[5] == '1' then
     record_attempt(id, 'cancelled', err)
@@ -366,7 +430,7 @@ local function fail_held(id, job, err, retry_at)
     return 'f'
   end
   record_attempt(id, 'retried', err)
-  return requeue(id, retry_at, 'E', err)
+  return requeue(id, at(retry_at), 'E', err)
 end
 
 -- Expired leases go back to waiting (a stall counted) or fail past max_stalls -- or end
@@ -381,6 +445,7 @@ local function recover()
     local id = entry[1]
     drop_lease(id, field(id, 'n'))
     if is_job(id) then
+      redis.call('HDEL', job_key(id), 'k') -- the expired holder is fenced, repeat or not
       local stalls = incr_field(id, 'x', 1)
       record_attempt(id, 'stalled', nil)
       if field(id, 'C') == '1' then
@@ -458,9 +523,9 @@ end
 -- moved or removed.
 local function maintain()
   return promote() + recover()
-    + retain('c', tonumber(ARGV[4]), tonumber(ARGV[5]))
-    + retain('f', tonumber(ARGV[6]), tonumber(ARGV[7]))
-    + retain('x', tonumber(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
+    + retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
+    + retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
+    + retain('x', cutoff(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
 end
 
 -- Take the next waiting id among the names listed from ARGV[base] (count, then name/cap
@@ -498,12 +563,31 @@ local function take_next(base)
   return best_name, best[2]
 end
 
+-- On a repeat: which active job a lease token holds, so a claim whose reply was lost hands
+-- out the job its first run took instead of leaving that one to stall. The map is built once
+-- per call, O(active jobs), and only for repeats.
+local claimed_by
+local function claimed_before(token)
+  if not REPEAT then return nil end
+  if not claimed_by then
+    claimed_by = {}
+    for _, id in ipairs(redis.call('ZRANGE', K_ACTIVE, 0, -1)) do
+      local k = field(id, 'k')
+      if k then claimed_by[k] = id end
+    end
+  end
+  return claimed_by[token]
+end
+
 -- Claim the next job (see take_next). ARGV[base] is the claiming dispatcher's id ('' =
 -- none), the names follow. Entries whose hash is missing or not ours are dropped; a record
 -- that is ours but malformed is still claimed, so the Python side can fail it with a clear
--- CorruptJobError. Returns {id, fields, logs} or nil.
-local function claim(token, deadline, base)
+-- CorruptJobError. `lease` is a time argument (see `at`). Returns {id, fields, logs} or nil.
+local function claim(token, lease, base)
   maintain()
+  local before = claimed_before(token)
+  if before then return snapshot(before) end
+  local deadline = at(lease)
   local dispatcher = ARGV[base]
   for _ = 1, 100 do
     local name, id = take_next(base + 1)
@@ -539,7 +623,9 @@ local function claim(token, deadline, base)
 end
 
 -- A FAILED or CANCELLED job back to WAITING now (see Backend.retry): counts from 0, cancel
--- request, result and finished_at cleared; error and history kept. Returns 'ok', 'state'
+-- request, result and finished_at cleared; error and history kept. The token the last lease
+-- left (field k) goes too: a late repeat of that attempt's fail or release must not take
+-- this new life of the job for its own. Returns 'ok', 'state'
 -- (it is in another state) or 'unique' and the id of the live job that holds its key.
 local function retry_job(id)
   local f = fields(id, 's', 'u')
@@ -557,7 +643,7 @@ local function retry_job(id)
     redis.call('HSET', K_UNIQUE, unique, id)
   end
   redis.call('ZREM', finished_key(state), id)
-  redis.call('HDEL', job_key(id), 'm', 'x', 'C', 'R', 'e')
+  redis.call('HDEL', job_key(id), 'm', 'x', 'C', 'R', 'e', 'k')
   requeue(id, NOWS)
   return 'ok'
 end

@@ -33,6 +33,7 @@ from jobqueue.backends.redis.backend import (
     submit_batches,
     submitted_jobs,
     translate_errors,
+    warn_if_evicting,
 )
 from jobqueue.backends.redis.codec import as_text, decode_job
 from jobqueue.errors import BackendError
@@ -79,25 +80,24 @@ class AsyncRedisBackend:
 
     async def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         out: list[Job] = []
-        for batch, args in submit_batches(jobs):
-            now = self.backend.options.clock()
-            out += submitted_jobs(batch, await self._run("submit", now, args), now)
+        for batch, args in submit_batches(jobs, self.backend.time_arg):
+            out += submitted_jobs(batch, await self._run("submit", args))
         return out
 
     async def get(self, job_id: str) -> Job | None:
-        reply = await self._run("get", self.backend.options.clock(), [job_id])
+        reply = await self._run("get", [job_id])
         return None if reply is None else decode_job(reply)
 
     async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         args = list_args(state, offset, limit)
-        rows = await self._run("list", self.backend.options.clock(), args)
+        rows = await self._run("list", args)
         return listed_jobs(rows, self.backend.namespace)
 
     async def count_by_state(self) -> dict[JobState, int]:
-        return counted_jobs(await self._run("count", self.backend.options.clock(), []))
+        return counted_jobs(await self._run("count", []))
 
     async def remove(self, job_id: str) -> bool:
-        return bool(await self._run("remove", self.backend.options.clock(), [job_id]))
+        return bool(await self._run("remove", [job_id]))
 
     async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
         # As RedisBackend.wait_for_finish: register as a waiter (so finishing the job pushes
@@ -134,7 +134,7 @@ class AsyncRedisBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
-        reply = await self._run("watch", self.backend.options.clock(), [job_id, change])
+        reply = await self._run("watch", [job_id, change])
         state = as_text(reply[0])
         return state, decode_job(reply[1]) if state == "done" else None
 
@@ -155,16 +155,35 @@ class AsyncRedisBackend:
             if popped is not None:
                 return popped
 
-    async def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
-        """The sync backend's EVALSHA command; on NOSCRIPT load the script and call again."""
-        command = self.backend.script_command(script, now, args)
+    async def _run(self, script: str, args: Sequence[Any]) -> Any:
+        """The sync backend's EVALSHA command; on NOSCRIPT load the script and call again.
+        redis.asyncio resends a command after a dropped connection on its own (unmarked as a
+        repeat); submit's idempotency key keeps that from storing jobs twice."""
+        backend = self.backend
         client = self._client()
-        with translate_errors():
+        if not backend.policy_checked:
+            backend.policy_checked = True
             try:
-                return await client.execute_command(*command)
-            except redis.exceptions.NoScriptError:
-                await client.script_load(self.backend.script_source(script))
-                return await client.execute_command(*command)
+                warn_if_evicting(await client.config_get("maxmemory-policy"))
+            except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
+                log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
+        with translate_errors():
+            for attempt in (1, 2, 3):
+                try:
+                    return await client.execute_command(*backend.script_command(script, args))
+                except redis.exceptions.NoScriptError:
+                    if attempt == 3:
+                        raise
+                    try:
+                        await client.script_load(backend.script_source(script))
+                    except redis.exceptions.ResponseError as exc:
+                        if not backend.adopt_plain_scripts(exc):
+                            raise
+                except redis.exceptions.ResponseError as exc:  # nothing ran if it is the shebang
+                    if attempt == 3 or not backend.adopt_plain_scripts(exc):
+                        raise
+                    await client.script_load(backend.script_source(script))
+            raise AssertionError("unreachable")
 
     def _client(self) -> AsyncRedisClient:
         loop = asyncio.get_running_loop()

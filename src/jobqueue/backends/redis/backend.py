@@ -23,8 +23,40 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
 sorted-set entry costs ~100: claiming pops the head of the highest non-empty priority level;
 only removing a waiting job scans its list. Priorities lie in ``[-1_000_000, 1_000_000]``.
-"Now" always comes from ``options.clock`` and is passed to the scripts, so one clock rules
-every process (and tests can fake it).
+``P i:KEY`` (string, 120 s TTL) remembers which ids one submit call stored (see below).
+
+Clock. Lease deadlines, due times, retention ages and finish times are measured on the Redis
+server's clock (``TIME`` inside the scripts), so dispatchers on hosts whose clocks disagree
+still agree on whose lease is live: a host running 60 s ahead cannot take a live lease. The
+client sends durations instead of instants -- a lease length (claims, renewals, heartbeats),
+a retry's delay, a submit's delay (``run_at`` minus the client's now), a retention age or
+purge's ``finished_before`` as its age -- and the script adds them to the server's now. A
+delay therefore lands where it was meant even from a skewed client; only instants that are
+pure records (``created_at``, a log line's time) carry the client's clock. The returned
+``Claim.lease_expires_at`` is the client's estimate (its own now plus the lease), which is
+what its dispatcher compares with its own clock.
+Tests move time by injecting ``BackendOptions.clock``: with any clock but ``time.time`` (or
+``server_clock=False``) the client's clock is passed to the scripts as "now" instead, exactly
+as before. ``server_clock=True`` forces the server's clock whatever ``options.clock`` says.
+
+maxmemory. Every script but submit carries ``#!lua flags=allow-oom``: a full server (policy
+``noeviction``) refuses new jobs with :class:`~jobqueue.errors.BackendFullError` and stores
+nothing, while running jobs still renew, report progress, log and finish. A policy that can
+evict keys (``allkeys-*``, ``volatile-*``: job keys would vanish, and the finish wake-ups and
+submit idempotency keys have TTLs) is warned about once, at first use.
+
+Lost replies. A command whose reply is lost (the connection dropped after sending) may have
+been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and every
+transition answers a repeat with what its first run did: complete, fail, release and
+finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``);
+heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry
+finding the job back in line reports it retried (retry_many and purge go on with the next
+batch, only the first run's count is lost); a claim hands out the job its token already
+holds; submit finds its call's idempotency key (checked on every submit,
+so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
+Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
+resent; their error goes to the caller. A deliberate second call with a finished lease's
+token is still refused (``LeaseLostError``), as the backend contract requires.
 
 Redis Cluster: pass ``?cluster=true`` in the URL (``redis://host:7000/?cluster=true``) or hand
 a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.
@@ -40,7 +72,7 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,6 +101,7 @@ from jobqueue.backends.redis.scripts import load_scripts
 from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
     BackendError,
+    BackendFullError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
@@ -95,6 +128,8 @@ _SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for th
 _MAX_BLOCK = 20.0  # longest single blocking call; must stay below the socket timeout
 _SOCKET_TIMEOUT = 30.0
 _MAX_BATCH = 1000  # claims per finish_many call
+# Scripts never sent twice: a repeat of these would apply twice (a log line, a waiter count).
+_NOT_REPEATABLE = frozenset({"log", "watch"})
 
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
@@ -108,8 +143,13 @@ class RedisBackend:
         options: BackendOptions | None = None,
         *,
         namespace: str | None = None,
+        server_clock: bool | None = None,
     ) -> None:
         self.options = options or BackendOptions()
+        self.server_clock = (
+            self.options.clock is time.time if server_clock is None else server_clock
+        )
+        """Whether "now" is the Redis server's clock (see the module docstring)."""
         ns = (
             namespace
             or self.options.namespace
@@ -129,6 +169,8 @@ class RedisBackend:
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
+        self.policy_checked = False
+        """Whether the server's eviction policy was looked at (once, at first use)."""
         policy = self.options.retention
         self._counts = (
             -1 if policy.completed_count is None else policy.completed_count,
@@ -172,45 +214,42 @@ class RedisBackend:
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         out: list[Job] = []
-        for batch, args in submit_batches(jobs):
-            now = self.options.clock()
-            out += submitted_jobs(batch, self._run("submit", now, args), now)
+        for batch, args in submit_batches(jobs, self.time_arg):
+            out += submitted_jobs(batch, self._run("submit", args))
         return out
 
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
-        reply = self._run("get", self.options.clock(), [job_id])
+        reply = self._run("get", [job_id])
         return None if reply is None else decode_job(reply)
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        rows = self._run("list", self.options.clock(), list_args(state, offset, limit))
+        rows = self._run("list", list_args(state, offset, limit))
         return listed_jobs(rows, self.namespace)
 
     def count_by_state(self) -> dict[JobState, int]:
-        return counted_jobs(self._run("count", self.options.clock(), []))
+        return counted_jobs(self._run("count", []))
 
     # -- claiming and lease holders -----------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:
-        now = self.options.clock()
-        token, deadline = _token(), now + spec.lease_seconds
-        reply = self._run("claim", now, [token, exact_number(deadline), *_spec_args(spec)])
+        token, deadline = _token(), self.options.clock() + spec.lease_seconds
+        reply = self._run("claim", [token, _lease_arg(spec), *_spec_args(spec)])
         return self._claimed(reply, token, deadline, spec)
 
     def complete(
         self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
     ) -> Claim | None:
         result_text = dumps_json(result)
-        now = self.options.clock()
         args: list[Any] = [job_id, token, result_text]
         next_token, deadline = _token(), 0.0
         if next_spec is None:
             args.append("0")
         else:
-            deadline = now + next_spec.lease_seconds
-            args += ["1", next_token, exact_number(deadline), *_spec_args(next_spec)]
-        reply = self._run("complete", now, args)
+            deadline = self.options.clock() + next_spec.lease_seconds
+            args += ["1", next_token, _lease_arg(next_spec), *_spec_args(next_spec)]
+        reply = self._run("complete", args)
         if as_text(reply[0]) == "lost":
             raise _lease_lost(job_id)
         if next_spec is None or len(reply) < 2:
@@ -218,32 +257,27 @@ class RedisBackend:
         return self._claimed(reply[1], next_token, deadline, next_spec)
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        retry = "" if retry_at is None else exact_number(retry_at)
+        retry = "" if retry_at is None else self.time_arg(retry_at)
         args = [job_id, token, dumps_json(error.to_dict()), retry]
-        state = as_text(self._run("fail", self.options.clock(), args))
+        state = as_text(self._run("fail", args))
         if state == "lost":
             raise _lease_lost(job_id)
         return STATES[state]
 
     def release(self, job_id: str, token: str) -> bool:
-        return bool(self._run("release", self.options.clock(), [job_id, token]))
+        return bool(self._run("release", [job_id, token]))
 
     def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
-        now = self.options.clock()
-        return bool(self._run("renew", now, [job_id, token, exact_number(now + lease_seconds)]))
+        return bool(self._run("renew", [job_id, token, "+" + exact_number(lease_seconds)]))
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
         text = "" if message is None else "=" + message[:MAX_LOG_MESSAGE]
-        return bool(
-            self._run(
-                "progress", self.options.clock(), [job_id, token, exact_number(progress), text]
-            )
-        )
+        return bool(self._run("progress", [job_id, token, exact_number(progress), text]))
 
     def add_log(self, job_id: str, token: str, message: str) -> bool:
-        now = self.options.clock()
-        entry = dumps_json([now, message[:MAX_LOG_MESSAGE]])
-        return bool(self._run("log", now, [job_id, token, entry, MAX_LOGS]))
+        # The line's time is a record of when the client logged it: the client's clock.
+        entry = dumps_json([self.options.clock(), message[:MAX_LOG_MESSAGE]])
+        return bool(self._run("log", [job_id, token, entry, MAX_LOGS]))
 
     # -- batches (the optional BatchBackend protocol, used by the dispatcher's prefetch) -------
 
@@ -259,17 +293,17 @@ class RedisBackend:
                 kind, payload, retry = "c", dumps_json(outcome.result), ""
             else:
                 kind, payload = "f", dumps_json(outcome.error.to_dict())
-                retry = "" if outcome.retry_at is None else exact_number(outcome.retry_at)
+                retry = "" if outcome.retry_at is None else self.time_arg(outcome.retry_at)
             args += [outcome.job_id, outcome.token, kind, payload, retry]
         count = 0 if next_spec is None else max(min(limit, _MAX_BATCH), 0)
-        now = self.options.clock()
         tokens = [_token() for _ in range(count)]
-        deadline = now + (next_spec.lease_seconds if next_spec is not None else 0.0)
-        args += [count, *tokens, exact_number(deadline)]
-        args += _spec_args(next_spec) if next_spec is not None else [0]
+        lease = next_spec.lease_seconds if next_spec is not None else 0.0
+        deadline = self.options.clock() + lease
+        args += [count, *tokens, "+" + exact_number(lease)]
+        args += _spec_args(next_spec) if next_spec is not None else ["", 0]
         if not outcomes and not count:
             return [], []
-        reply_states, reply_claims = self._run("finish_many", now, args)
+        reply_states, reply_claims = self._run("finish_many", args)
         states = [None if as_text(s) == "lost" else STATES[as_text(s)] for s in reply_states]
         claims: list[Claim] = []
         for token, reply in zip(tokens, reply_claims, strict=False):
@@ -293,9 +327,8 @@ class RedisBackend:
                 return Claim(decode_job(reply), token, deadline)
             except CorruptJobError as exc:
                 self._fail_corrupt(as_text(reply[0]), token, exc)
-            now = self.options.clock()
-            token, deadline = _token(), now + spec.lease_seconds
-            reply = self._run("claim", now, [token, exact_number(deadline), *_spec_args(spec)])
+            token, deadline = _token(), self.options.clock() + spec.lease_seconds
+            reply = self._run("claim", [token, _lease_arg(spec), *_spec_args(spec)])
         return None
 
     # -- the control plane --------------------------------------------------------------------
@@ -306,21 +339,21 @@ class RedisBackend:
         leases: Sequence[tuple[str, str]],
         lease_seconds: float,
     ) -> list[LeaseStatus]:
-        now = self.options.clock()
+        # The lease length, not a deadline: the script adds it to its own now (see Clock).
         args: list[Any] = [dispatcher.id, _dispatcher_record(dispatcher, leases)]
-        args += [exact_number(now + lease_seconds), len(leases)]
+        args += ["+" + exact_number(lease_seconds), len(leases)]
         for job_id, token in leases:
             args += [job_id, token]
-        return [LeaseStatus(as_text(s)) for s in self._run("heartbeat", now, args)]
+        return [LeaseStatus(as_text(s)) for s in self._run("heartbeat", args)]
 
     def remove_dispatcher(self, dispatcher_id: str) -> None:
-        self._run("remove_dispatcher", self.options.clock(), [dispatcher_id])
+        self._run("remove_dispatcher", [dispatcher_id])
 
     def dispatchers(self) -> list[DispatcherInfo]:
-        return live_dispatchers(self._run("dispatchers", self.options.clock(), []))
+        return live_dispatchers(self._run("dispatchers", []))
 
     def cancel(self, job_id: str) -> JobState | None:
-        state = as_text(self._run("cancel", self.options.clock(), [job_id]))
+        state = as_text(self._run("cancel", [job_id]))
         if not state:
             return None
         if state not in STATES:
@@ -329,10 +362,10 @@ class RedisBackend:
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
         text = "" if error is None else dumps_json(error.to_dict())
-        return bool(self._run("finish_cancelled", self.options.clock(), [job_id, token, text]))
+        return bool(self._run("finish_cancelled", [job_id, token, text]))
 
     def retry(self, job_id: str) -> Job | None:
-        reply = self._run("retry", self.options.clock(), [job_id])
+        reply = self._run("retry", [job_id])
         outcome = as_text(reply[0])
         if outcome == "gone":
             return None
@@ -358,7 +391,7 @@ class RedisBackend:
     ) -> int:
         if not state.is_finished:
             return 0
-        before = "" if finished_before is None else exact_number(finished_before)
+        before = "" if finished_before is None else self.cutoff_arg(finished_before)
         return self._batched("purge", [STATE_CODES[state], _optional(name), before])
 
     def _batched(self, script: str, args: list[Any]) -> int:
@@ -366,26 +399,26 @@ class RedisBackend:
         starting past the entries the earlier ones left in place. Returns how many it did."""
         done = offset = 0
         while True:
-            count, left, scanned = self._run(script, self.options.clock(), [*args, offset])
+            count, left, scanned = self._run(script, [*args, offset])
             done, offset = done + int(count), offset + int(left)
             if int(scanned) < _MAX_BATCH:  # the scripts' batch size: a short one is the last
                 return done
 
     def pause(self, name: str) -> None:
-        self._run("pause", self.options.clock(), [name])
+        self._run("pause", [name])
 
     def resume(self, name: str) -> None:
-        self._run("resume", self.options.clock(), [name])
+        self._run("resume", [name])
 
     def paused(self) -> frozenset[str]:
-        return frozenset(as_text(n) for n in self._run("paused", self.options.clock(), []))
+        return frozenset(as_text(n) for n in self._run("paused", []))
 
     # -- maintenance --------------------------------------------------------------------------
 
     def maintain(self) -> int:
         total = 0
         while True:
-            moved, more = self._run("maintain", self.options.clock(), [])
+            moved, more = self._run("maintain", [])
             total += int(moved)
             if not int(more):
                 return total
@@ -393,26 +426,25 @@ class RedisBackend:
     def recover_expired(self) -> int:
         total = 0
         while True:
-            n = int(self._run("recover", self.options.clock(), []))
+            n = int(self._run("recover", []))
             total += n
             if n < 1000:  # the script's batch size: a full batch means more may be due
                 return total
 
     def remove(self, job_id: str) -> bool:
-        return bool(self._run("remove", self.options.clock(), [job_id]))
+        return bool(self._run("remove", [job_id]))
 
     # -- waiting ------------------------------------------------------------------------------
 
     def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
         wanted = list(dict.fromkeys(names))
-        now = self.options.clock()
-        reply = self._run("poll", now, [len(wanted), *wanted])
+        reply = self._run("poll", [len(wanted), *wanted])
         if int(reply[0]) == 1:
             return True
-        due = as_text(reply[1])
-        if due:
+        due_in = as_text(reply[1])
+        if due_in:
             # Wake when the next delayed job comes due or the next lease expires.
-            timeout = min(timeout, max(float(due) - now, 0.0))
+            timeout = min(timeout, max(float(due_in), 0.0))
         if timeout <= 0 or not wanted:
             return False
         keys = [f"{self._prefix}s:{name}" for name in wanted]
@@ -438,7 +470,7 @@ class RedisBackend:
         return job if state == "done" else None
 
     def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
-        reply = self._run("watch", self.options.clock(), [job_id, change])
+        reply = self._run("watch", [job_id, change])
         state = as_text(reply[0])
         return state, decode_job(reply[1]) if state == "done" else None
 
@@ -463,20 +495,35 @@ class RedisBackend:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _run(self, script: str, now: float, args: Sequence[Any]) -> Any:
+    def _run(self, script: str, args: Sequence[Any]) -> Any:
         """EVALSHA the script, then on NOSCRIPT (a restarted or flushed server) load it and
         call again."""
-        command = self.script_command(script, now, args)
+        if not self.policy_checked:
+            self.check_memory_policy()
         with translate_errors():
-            try:
-                return self._execute(command)
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(self._scripts[script].source)
-                return self._execute(command)
+            for attempt in (1, 2, 3):
+                try:
+                    return self._execute(script, args)
+                except redis.exceptions.NoScriptError:
+                    if attempt == 3:
+                        raise
+                    try:
+                        self._client.script_load(self._scripts[script].source)
+                    except redis.exceptions.ResponseError as exc:
+                        if not self.adopt_plain_scripts(exc):
+                            raise
+                except redis.exceptions.ResponseError as exc:  # nothing ran if it is the shebang
+                    if attempt == 3 or not self.adopt_plain_scripts(exc):
+                        raise
+                    self._client.script_load(self._scripts[script].source)
+            raise AssertionError("unreachable")
 
-    def script_command(self, script: str, now: float, args: Sequence[Any]) -> tuple[Any, ...]:
+    def script_command(
+        self, script: str, args: Sequence[Any], *, repeat: bool = False
+    ) -> tuple[Any, ...]:
         """The EVALSHA command for ``script``: the ARGV header ``_lib.lua`` describes, then
-        ``args``. Shared with the asyncio backend, which sends the very same commands."""
+        ``args``; ``repeat`` marks a resend of a command whose reply was lost. Shared with
+        the asyncio backend, which sends the very same commands."""
         policy = self.options.retention
         completed_count, failed_count = self._counts
         return (
@@ -485,43 +532,83 @@ class RedisBackend:
             1,
             self._route[0],
             self._prefix,
-            exact_number(now),
+            "" if self.server_clock else exact_number(self.options.clock()),
             self.options.max_stalls,
-            ""
-            if policy.completed_seconds is None
-            else exact_number(now - policy.completed_seconds),
+            "" if policy.completed_seconds is None else exact_number(policy.completed_seconds),
             completed_count,
-            "" if policy.failed_seconds is None else exact_number(now - policy.failed_seconds),
+            "" if policy.failed_seconds is None else exact_number(policy.failed_seconds),
             failed_count,
+            "1" if repeat else "",
             *args,
-            *(self._policy_tail(now) if script in self._tail_scripts else ()),
+            *(self._policy_tail() if script in self._tail_scripts else ()),
         )
 
-    def _policy_tail(self, now: float) -> tuple[Any, ...]:
+    def _policy_tail(self) -> tuple[Any, ...]:
         """What ``_lib.lua`` calls the policy tail: the history bound, the cancelled
-        retention cut-off and count, and the stall error text around its count."""
+        retention age and count (an age, like the header's, so the script measures it on
+        its own now), and the stall error text around its count."""
         retention = self.options.retention
         seconds, count = retention.cancelled_seconds, retention.cancelled_count
         return (
             MAX_HISTORY,
-            "" if seconds is None else exact_number(now - seconds),
+            "" if seconds is None else exact_number(seconds),
             -1 if count is None else count,
             *self._stall_text,
         )
+
+    def time_arg(self, when: float) -> str:
+        """An instant for a script: on the server's clock, as the delay from the client's now
+        (``+seconds``, added to the server's now), so a skewed client's delay lands right."""
+        if not self.server_clock:
+            return exact_number(when)
+        return "+" + exact_number(max(when - self.options.clock(), 0.0))
+
+    def cutoff_arg(self, when: float) -> str:
+        """A cut-off instant for a script (purge's ``finished_before``): as ``time_arg``, but
+        a time in the past stays in the past -- ``+`` and a negative offset, i.e. its age on
+        the client's clock measured back from the server's now, as retention ages are."""
+        if not self.server_clock:
+            return exact_number(when)
+        return "+" + exact_number(when - self.options.clock())
 
     def script_source(self, script: str) -> str:
         """The Lua source behind ``script_command(script, …)``, to load on NOSCRIPT."""
         return self._scripts[script].source
 
+    def adopt_plain_scripts(self, exc: redis.exceptions.ResponseError) -> bool:
+        """After SCRIPT LOAD or EVALSHA failed with ``exc``: if the server cannot read the
+        shebang line (Redis 6 refuses the load, fakeredis the call), switch to the scripts
+        without it and say so (True)."""
+        if "near '#'" not in str(exc) or not self._scripts["get"].source.startswith("#!"):
+            return False
+        log.debug("Redis does not read script shebangs (%s); using plain scripts", exc)
+        self._scripts = load_scripts(shebang=False)
+        self._sha = {name: script.sha for name, script in self._scripts.items()}
+        return True
+
+    def check_memory_policy(self) -> None:
+        """Warn (once) when the server's ``maxmemory-policy`` may evict this queue's keys."""
+        self.policy_checked = True
+        try:
+            reply = self._client.config_get("maxmemory-policy")
+        except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
+            log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
+            return
+        warn_if_evicting(reply)
+
     def done_key(self, job_id: str) -> str:
         """The list a finishing job pushes to when someone waits for it (``watch.lua``)."""
         return f"{self._prefix}x:{job_id}"
 
-    def _execute(self, command: Sequence[Any]) -> Any:
-        """Send one command and read its reply. On a plain ``redis.Redis`` each thread keeps
-        one connection of the client's pool and talks on it directly, skipping redis-py's
-        per-command pool checkout, retry and metrics wrapping (a third of a round trip's
-        client time); a dropped connection is reconnected once, as redis-py would."""
+    def _execute(self, script: str, args: Sequence[Any]) -> Any:
+        """Send one script call and read its reply. On a plain ``redis.Redis`` each thread
+        keeps one connection of the client's pool and talks on it directly, skipping
+        redis-py's per-command pool checkout, retry and metrics wrapping (a third of a round
+        trip's client time). A dropped connection is reconnected once: a command that never
+        left is sent again; one whose reply was lost is sent again marked as a repeat, which
+        the scripts answer with what the first run did (never applying it twice), unless
+        the script cannot tell (``_NOT_REPEATABLE``)."""
+        command = self.script_command(script, args)
         if self._connections is None:
             return self._client.execute_command(*command)
         held = getattr(self._connections, "held", None)
@@ -532,15 +619,19 @@ class RedisBackend:
             )
         connection = held[1]
         for attempt in (1, 2):
+            sent = False
             try:
                 connection.send_command(*command)
+                sent = True
                 return connection.read_response()
             except redis.exceptions.ResponseError:
                 raise  # the reply was read whole: the connection is fine
             except redis.exceptions.ConnectionError:
                 connection.disconnect()
-                if attempt == 2:
+                if attempt == 2 or (sent and script in _NOT_REPEATABLE):
                     raise
+                if sent:
+                    command = self.script_command(script, args, repeat=True)
             except BaseException:  # half a reply may be unread: never reuse the socket
                 connection.disconnect()
                 raise
@@ -550,23 +641,32 @@ class RedisBackend:
 # -- script arguments and replies, shared with the asyncio backend ----------------------------
 
 
-def submit_batches(jobs: Sequence[Job]) -> Iterator[tuple[Sequence[Job], list[Any]]]:
-    """The submit script's calls: each batch of jobs with its arguments. Every job is encoded
-    before the first batch is handed out, so bad data is refused before anything is stored."""
+def submit_batches(
+    jobs: Sequence[Job], time_arg: Callable[[float], str]
+) -> Iterator[tuple[Sequence[Job], list[Any]]]:
+    """The submit script's calls: each batch of jobs with its arguments, ``time_arg`` turning
+    each ``run_at`` into the script's time argument. Every job is encoded before the first
+    batch is handed out, so bad data is refused before anything is stored. Each batch
+    carries its idempotency key (random per call, plus the batch's index): sent again after
+    a lost reply, it returns the ids the first send stored."""
     encoded = [encode_new_job(job) for job in jobs]
-    for start in range(0, len(jobs), _SUBMIT_BATCH):
-        args: list[Any] = [len(encoded[start : start + _SUBMIT_BATCH])]
-        for fields in encoded[start : start + _SUBMIT_BATCH]:
+    call = secrets.token_hex(16)
+    for index, start in enumerate(range(0, len(jobs), _SUBMIT_BATCH)):
+        args: list[Any] = [f"{call}:{index}", len(encoded[start : start + _SUBMIT_BATCH])]
+        for job, fields in zip(
+            jobs[start : start + _SUBMIT_BATCH], encoded[start : start + _SUBMIT_BATCH], strict=True
+        ):
+            fields[3] = time_arg(job.run_at)
             args.extend(fields)
         yield jobs[start : start + _SUBMIT_BATCH], args
 
 
-def submitted_jobs(jobs: Sequence[Job], replies: Any, now: float) -> list[Job]:
+def submitted_jobs(jobs: Sequence[Job], replies: Any) -> list[Job]:
     """The stored jobs (or, for a unique key already held, the live job holding it)."""
     out: list[Job] = []
     for job, reply in zip(jobs, replies, strict=True):
         if as_text(reply[0]) == "n":
-            state = JobState.DELAYED if job.run_at > now else JobState.WAITING
+            state = STATES[as_text(reply[2])]
             out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
         else:
             out.append(replace(decode_job(reply[1:]), deduplicated=True))
@@ -685,7 +785,37 @@ def translate_errors() -> Iterator[None]:
             "resubmit safe)"
         ) from exc
     except redis.exceptions.RedisError as exc:
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or str(exc).startswith("OOM"):
+            raise BackendFullError(
+                "Redis is full (used memory is over its maxmemory) and refused the new jobs; "
+                "nothing was stored. Raise maxmemory, keep finished jobs for less time "
+                "(Retention), or let the dispatchers drain the queue, then submit again"
+            ) from exc
         raise BackendError(f"Redis refused the operation: {exc}") from exc
+
+
+def warn_if_evicting(reply: Any) -> None:
+    """Warn about a ``CONFIG GET maxmemory-policy`` reply that lets Redis evict keys: an
+    evicted job is lost silently, an evicted idempotency or wake-up key (they have TTLs, so
+    ``volatile-*`` evicts them too) breaks a resend or a wait."""
+    values = reply.values() if isinstance(reply, dict) else [reply]
+    for value in values:
+        if isinstance(value, dict):  # Redis Cluster: one reply per node
+            value = next(iter(value.values()), "")
+        policy = as_text(value)
+        if policy and policy != "noeviction":
+            log.warning(
+                "Redis's maxmemory-policy is %s: at maxmemory Redis would evict keys and jobs "
+                "would vanish without a trace; set maxmemory-policy to noeviction (then a full "
+                "Redis refuses new submits with BackendFullError and keeps every stored job)",
+                policy,
+            )
+            return
+
+
+def _lease_arg(spec: WorkSpec) -> str:
+    """The lease length as a script time argument: the deadline is the script's now plus it."""
+    return "+" + exact_number(spec.lease_seconds)
 
 
 def _spec_args(spec: WorkSpec) -> list[Any]:

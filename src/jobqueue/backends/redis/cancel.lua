@@ -1,7 +1,9 @@
--- Cancel a job. ARGV[8] id. Waiting or delayed: CANCELLED now (unique key freed). Active: the
+#!lua flags=allow-oom
+-- Cancel a job. ARGV[9] id. Waiting or delayed: CANCELLED now (unique key freed). Active: the
 -- cancel is requested (field C) for its holder to see in its next heartbeat. Returns the
--- state letter after the call ('' when there is no such job).
-local id = ARGV[8]
+-- state letter after the call ('' when there is no such job). A repeat needs no care: a
+-- second run finds the job cancelled (or still requested) and changes nothing.
+local id = ARGV[9]
 if not is_job(id) then return '' end
 local f = fields(id, 's', 'n', 'p', 'k', 'u', 'w')
 local state = f and f[1]

@@ -1,4 +1,5 @@
+#!lua flags=allow-oom
 -- Claim the next ready job (after promoting due delayed jobs, recovering expired leases and
--- applying retention). ARGV[8] token, [9] lease deadline, [10..] dispatcher id ('' = none),
--- name count, name/cap pairs. Returns {id, fields, logs} or nil.
-return claim(ARGV[8], ARGV[9], 10)
+-- applying retention). ARGV[9] token, [10] lease ('+seconds'), [11..] dispatcher id ('' =
+-- none), name count, name/cap pairs. Returns {id, fields, logs} or nil.
+return claim(ARGV[9], ARGV[10], 11)

@@ -16,6 +16,7 @@ from jobqueue.job import (
     MAX_HISTORY,
     MAX_LOGS,
     Attempt,
+    AttemptOutcome,
     Backoff,
     Job,
     JobError,
@@ -101,12 +102,14 @@ def decode_job(reply: Sequence[Any]) -> Job:
         for text in reply[2]:
             at, message = json.loads(as_text(text))
             logs.append(JobLog(float(at), str(message)))
-        return Job(
+        state = STATES[f["s"]]
+        history = [Attempt.from_dict(a) for a in json.loads(f["H"])] if "H" in f else []
+        job = Job(
             id=job_id,
             name=f["n"],
             data=json.loads(f["d"]) if "d" in f else None,
             title=options.get("t"),
-            state=STATES[f["s"]],
+            state=state,
             priority=int(f.get("p", "0")),
             attempts=int(options.get("a", 1)),
             attempts_made=int(f.get("m", "0")),
@@ -124,9 +127,22 @@ def decode_job(reply: Sequence[Any]) -> Job:
             error=None if error is None else JobError(**error),
             logs=logs,
             cancel_requested=f.get("C") == "1",
-            dispatcher=f.get("D"),
-            history=[Attempt.from_dict(a) for a in json.loads(f["H"])] if "H" in f else [],
+            # A COMPLETED job keeps D only for its implicit last record (below).
+            dispatcher=None if state is JobState.COMPLETED else f.get("D"),
+            history=history,
         )
+        if state is JobState.COMPLETED and job.finished_at is not None:
+            # The completion's record is not stored (record_completion in _lib.lua): the
+            # job's own fields say it all, and leaving it out keeps the hash compact.
+            last = Attempt(
+                number=job.attempts_made,
+                dispatcher=f.get("D"),
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                outcome=AttemptOutcome.COMPLETED,
+            )
+            job.history = [*history, last][-MAX_HISTORY:]
+        return job
     except CorruptJobError as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, InvalidOptionError) as exc:

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- How many jobs are in each state: {waiting, delayed, active, completed, failed, cancelled}.
 -- A read: no housekeeping (a due job counts as delayed until a claim or maintain moves it).
 local waiting = 0

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- The live dispatchers (a read: an expired record is left out here and deleted by maintain).
 -- Returns a flat list: id, record JSON, last seen, for each.
 local out = {}

@@ -1,21 +1,22 @@
+#!lua flags=allow-oom
 -- Record several outcomes, each fenced by its own token, then claim up to a limit: the
 -- dispatcher's prefetch in one round trip (claim_many is this with no outcomes).
--- ARGV[8] outcome count, then per outcome: id, token, kind ('c' complete, 'f' fail),
--- payload (result or error JSON), retry_at ('' = none); then claim limit, that many tokens,
--- lease deadline, dispatcher id, name count, name/cap pairs.
+-- ARGV[9] outcome count, then per outcome: id, token, kind ('c' complete, 'f' fail),
+-- payload (result or error JSON), retry_at (a time argument, '' = none); then claim limit,
+-- that many tokens, lease ('+seconds'), dispatcher id, name count, name/cap pairs.
 -- Returns {states, claims}: a state letter or 'lost' per outcome, {id, fields, logs} per claim.
 local states = {}
-local i = 9
-for n = 1, tonumber(ARGV[8]) do
-  local id, kind, payload, retry_at = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local job = held(id, ARGV[i + 1])
+local i = 10
+for n = 1, tonumber(ARGV[9]) do
+  local id, token, kind, payload, retry_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local job = held(id, token)
   i = i + 5
   if not job then
-    states[n] = 'lost'
+    states[n] = repeated(id, token, kind == 'c' and 'c' or 'fwdx') or 'lost'
   else
     drop_lease(id, job[2])
     if kind == 'c' then
-      record_attempt(id, 'completed', nil)
+      record_completion(id)
       finish(id, 'c', job, 'R', payload)
       states[n] = 'c'
     else
@@ -24,10 +25,10 @@ for n = 1, tonumber(ARGV[8]) do
   end
 end
 local limit = tonumber(ARGV[i])
-local tokens_at, deadline = i + 1, ARGV[i + 1 + limit]
+local tokens_at, lease = i + 1, ARGV[i + 1 + limit]
 local claims = {}
 for n = 1, limit do
-  local claimed = claim(ARGV[tokens_at + n - 1], deadline, i + 2 + limit)
+  local claimed = claim(ARGV[tokens_at + n - 1], lease, i + 2 + limit)
   if not claimed then break end
   claims[n] = claimed
 end

@@ -1,3 +1,4 @@
--- Read one job. ARGV[8] id. Returns {id, fields, logs}, {id, 'corrupt'} or nil.
-if redis.call('EXISTS', job_key(ARGV[8])) == 0 then return nil end
-return snapshot(ARGV[8])
+#!lua flags=allow-oom
+-- Read one job. ARGV[9] id. Returns {id, fields, logs}, {id, 'corrupt'} or nil.
+if redis.call('EXISTS', job_key(ARGV[9])) == 0 then return nil end
+return snapshot(ARGV[9])

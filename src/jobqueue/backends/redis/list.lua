@@ -1,6 +1,7 @@
--- Jobs in one state in the reference order; a read, so no housekeeping. ARGV[8] state
--- letter, [9] offset, [10] limit. Returns a list of {id, fields, logs}.
-local state, offset, limit = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+#!lua flags=allow-oom
+-- Jobs in one state in the reference order; a read, so no housekeeping. ARGV[9] state
+-- letter, [10] offset, [11] limit. Returns a list of {id, fields, logs}.
+local state, offset, limit = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local want = offset + limit
 if limit <= 0 then return {} end
 local rows = {} -- {id, primary key, tie-break}

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Maintenance a dispatcher runs on a schedule: promote due jobs, recover expired leases,
 -- apply retention (each at most one batch), and forget dispatchers whose record expired.
 -- Returns {jobs moved or removed, 1 if a batch was full (call again) else 0}.

@@ -1,3 +1,4 @@
--- Stop claims of one worker name until resume. ARGV[8] name.
-redis.call('SADD', K_PAUSED, ARGV[8])
+#!lua flags=allow-oom
+-- Stop claims of one worker name until resume. ARGV[9] name.
+redis.call('SADD', K_PAUSED, ARGV[9])
 return 1

@@ -1,11 +1,14 @@
--- Delete finished jobs of one state, at most one batch per call. ARGV[8] state letter,
--- [9] name ('' = any, else '=' .. name), [10] finished before ('' = any age), [11] offset
--- (entries earlier calls kept). Returns {deleted, kept, scanned}; fewer than BATCH scanned
--- means the set is done.
-local k = finished_key(ARGV[8])
-local name = ARGV[9] ~= '' and string.sub(ARGV[9], 2) or nil
-local before = tonumber(ARGV[10])
-local offset = tonumber(ARGV[11])
+#!lua flags=allow-oom
+-- Delete finished jobs of one state, at most one batch per call. ARGV[9] state letter,
+-- [10] name ('' = any, else '=' .. name), [11] finished before, a time argument (see `at`;
+-- '+' and a negative offset for a time before NOW; '' = any age), [12] offset (entries
+-- earlier calls kept). Returns {deleted, kept, scanned}; fewer than BATCH scanned means the
+-- set is done. A repeat scans the same window again: the jobs the first run deleted are
+-- gone, so it goes on with the next ones (the first run's count is the only thing lost).
+local k = finished_key(ARGV[9])
+local name = ARGV[10] ~= '' and string.sub(ARGV[10], 2) or nil
+local before = ARGV[11] ~= '' and tonumber(at(ARGV[11])) or nil
+local offset = tonumber(ARGV[12])
 local ids = redis.call('ZRANGE', k, offset, offset + BATCH - 1)
 local deleted, kept = 0, 0
 for _, id in ipairs(ids) do

@@ -1,9 +1,10 @@
+#!lua flags=allow-oom
 -- Give an active job back without counting the attempt (dispatcher shutdown).
--- A cancel-requested job ends CANCELLED instead. ARGV[8] id, [9] token. Returns 1, or 0 if
--- the token no longer holds the job.
-local id = ARGV[8]
-local job = held(id, ARGV[9])
-if not job then return 0 end
+-- A cancel-requested job ends CANCELLED instead. ARGV[9] id, [10] token. Returns 1, or 0 if
+-- the token no longer holds the job (a repeat whose first run was stored returns 1).
+local id = ARGV[9]
+local job = held(id, ARGV[10])
+if not job then return repeated(id, ARGV[10], 'wx') and 1 or 0 end
 drop_lease(id, job[2])
 record_attempt(id, 'released', nil)
 local made = tonumber(field(id, 'm')) or 0

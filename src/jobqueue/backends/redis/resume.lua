@@ -1,5 +1,6 @@
+#!lua flags=allow-oom
 -- Let claims of one worker name go on, and wake its idle dispatchers: no submit signalled
--- them while it was paused. ARGV[8] name.
-redis.call('SREM', K_PAUSED, ARGV[8])
-signal(ARGV[8], 64)
+-- them while it was paused. ARGV[9] name.
+redis.call('SREM', K_PAUSED, ARGV[9])
+signal(ARGV[9], 64)
 return 1

@@ -1,6 +1,11 @@
 """The Lua scripts: each transition's file, preceded by the ``_lib.lua`` definitions it uses.
 
 Scripts are assembled once per process, loaded once per server and called by SHA.
+
+Each script file may begin with a Redis 7 shebang (``#!lua flags=allow-oom``): it stays the
+first line of the assembled source. Servers that cannot read shebangs (Redis 6, fakeredis)
+get the same scripts without that line (``load_scripts(shebang=False)``); they then apply
+Redis's older rules (a script may write at maxmemory once its first write got through).
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ class Script:
 
 
 @functools.cache
-def load_scripts() -> dict[str, Script]:
+def load_scripts(shebang: bool = True) -> dict[str, Script]:
     lib = read_script("_lib")
     scripts = {}
     for name in SCRIPT_NAMES:
         source = assemble(lib, read_script(name))
+        if not shebang and source.startswith("#!"):
+            source = source.split("\n", 1)[1]
         scripts[name] = Script(source, hashlib.sha1(source.encode()).hexdigest())
     return scripts
 
@@ -41,7 +48,11 @@ _COMMENT = re.compile(r"--[^\n]*")
 def assemble(lib: str, body: str) -> str:
     """``body`` preceded by the definitions of ``lib`` it uses, directly or through each
     other, in their order in ``lib``. A definition starts at a line beginning with
-    ``local`` and owns the comment lines right above it; text before the first is dropped."""
+    ``local`` and owns the comment lines right above it; text before the first is dropped.
+    A shebang line opening ``body`` opens the result, where Redis looks for it."""
+    shebang = ""
+    if body.startswith("#!"):
+        shebang, body = body.split("\n", 1)
     definitions: list[tuple[str, list[str]]] = []
     comments: list[str] = []
     for line in lib.splitlines():
@@ -65,7 +76,7 @@ def assemble(lib: str, body: str) -> str:
                 needed.add(name)
                 pending.append(code[name])
     used = ["\n".join(lines) for name, lines in definitions if name in needed]
-    return "\n".join([*used, body])
+    return "\n".join([line for line in [shebang] if line] + [*used, body])
 
 
 def read_script(name: str) -> str:

@@ -1,0 +1,200 @@
+"""A reply lost after Redis applied the command is never applied twice.
+
+The connection is wrapped so that the reply to the next command is read (the server has
+applied it) and then a ``ConnectionError`` is raised, as when a connection drops between the
+server's write and the client's read. The backend resends the command once, marked as a
+repeat; each transition answers the repeat with what its first run did. On real Redis and on
+fakeredis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from jobqueue.backend import BackendOptions, WorkSpec
+from jobqueue.backends.redis import RedisBackend
+from jobqueue.backends.redis.scripts import SCRIPT_NAMES
+from jobqueue.errors import BackendUnavailableError, LeaseLostError
+from jobqueue.job import Job, JobError, JobState
+from jobqueue.testing import ManualClock
+from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
+
+__all__ = ["redis_url"]
+
+SPEC = WorkSpec(("a",), lease_seconds=10)
+
+
+@pytest.fixture(params=["redis", "fakeredis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[RedisBackend]:
+    options = BackendOptions(clock=ManualClock())
+    client: Any
+    if request.param == "redis":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    else:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    made = RedisBackend(client, options, namespace=new_namespace())
+    yield made
+    delete_namespace(client, made.namespace)
+    made.close()
+
+
+def lose_next_reply(backend: RedisBackend) -> list[int]:
+    """Make the next reply on this thread's connection arrive and then be lost; returns a
+    list that counts the commands sent from then on."""
+    backend.count_by_state()  # the thread's connection is open (and fakeredis's scripts chosen)
+    for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT
+        backend.client.script_load(backend.script_source(name))
+    connection = backend._connections.held[1]  # type: ignore[union-attr]
+    sent: list[int] = []
+    send, read = connection.send_command, connection.read_response
+
+    def counting_send(*args: Any, **kwargs: Any) -> None:
+        if args[0] == "EVALSHA":  # not the handshake of a reconnection
+            sent.append(1)
+        send(*args, **kwargs)
+
+    def losing_read(*args: Any, **kwargs: Any) -> Any:
+        del connection.read_response  # once only
+        read(*args, **kwargs)  # the server applied it and answered...
+        raise redis.exceptions.ConnectionError("reply lost on purpose")  # ...in vain
+
+    connection.send_command = counting_send
+    connection.read_response = losing_read
+    return sent
+
+
+def new_job(data: Any = 1) -> Job:
+    return Job(id="", name="a", data=data, created_at=0.0, run_at=0.0)
+
+
+def test_a_resent_submit_stores_one_job(backend: RedisBackend) -> None:
+    sent = lose_next_reply(backend)
+    stored = backend.submit(new_job("only"))
+    assert len(sent) == 2  # it was sent again
+    assert backend.count_by_state()[JobState.WAITING] == 1
+    found = backend.get(stored.id)
+    assert found is not None and found.data == "only"
+
+
+def test_a_resent_submit_many_returns_the_same_ids(backend: RedisBackend) -> None:
+    held = backend.submit(dataclasses.replace(new_job("held"), unique_key="k"))
+    sent = lose_next_reply(backend)
+    jobs = [new_job(n) for n in range(3)] + [dataclasses.replace(new_job("dup"), unique_key="k")]
+    stored = backend.submit_many(jobs)
+    assert len(sent) == 2
+    assert [job.data for job in stored[:3]] == [0, 1, 2]
+    assert stored[3].id == held.id and stored[3].deduplicated
+    assert backend.count_by_state()[JobState.WAITING] == 4
+    assert {job.id for job in stored[:3]} == {
+        claim.job.id for claim in backend.claim_many(SPEC, 10) if claim.job.id != held.id
+    }
+
+
+def test_a_resent_completion_is_reported_completed(backend: RedisBackend) -> None:
+    job = backend.submit(new_job())
+    claim = backend.claim(SPEC)
+    assert claim is not None
+    sent = lose_next_reply(backend)
+    assert backend.complete(job.id, claim.token, "result", None) is None  # not LeaseLostError
+    assert len(sent) == 2
+    done = backend.get(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.result == "result"
+    with pytest.raises(LeaseLostError):  # a deliberate second call is still refused
+        backend.complete(job.id, claim.token, "again", None)
+
+
+def test_a_resent_complete_and_claim_hands_out_the_next_job(backend: RedisBackend) -> None:
+    first, second = backend.submit(new_job(1)), backend.submit(new_job(2))
+    claim = backend.claim(SPEC)
+    assert claim is not None and claim.job.id == first.id
+    sent = lose_next_reply(backend)
+    following = backend.complete(first.id, claim.token, "r", SPEC)
+    assert len(sent) == 2
+    # The job the first run claimed, not a third one (nor nothing, leaving it to stall).
+    assert following is not None and following.job.id == second.id
+    assert backend.complete(second.id, following.token, "r", None) is None
+    counts = backend.count_by_state()
+    assert counts[JobState.COMPLETED] == 2 and counts[JobState.ACTIVE] == 0
+
+
+@pytest.mark.parametrize(("retry_at", "state"), [(None, JobState.FAILED), (0.0, JobState.WAITING)])
+def test_a_resent_failure_reports_its_state(
+    backend: RedisBackend, retry_at: float | None, state: JobState
+) -> None:
+    job = backend.submit(new_job())
+    claim = backend.claim(SPEC)
+    assert claim is not None
+    lose_next_reply(backend)
+    assert backend.fail(job.id, claim.token, JobError("E", "no"), retry_at) is state
+    stored = backend.get(job.id)
+    assert stored is not None and stored.state is state and stored.attempts_made == 1
+
+
+def test_a_resent_finish_many_reports_each_outcome(backend: RedisBackend) -> None:
+    from jobqueue.backend import Outcome
+
+    jobs = backend.submit_many([new_job(1), new_job(2)])
+    claims = backend.claim_many(SPEC, 2)
+    outcomes = [
+        Outcome(claims[0].job.id, claims[0].token, result="ok"),
+        Outcome(claims[1].job.id, claims[1].token, error=JobError("E", "no")),
+    ]
+    lose_next_reply(backend)
+    states, _ = backend.finish_many(outcomes, None, 0)
+    assert states == [JobState.COMPLETED, JobState.FAILED]
+    assert [backend.get(job.id).state for job in jobs] == [  # type: ignore[union-attr]
+        JobState.COMPLETED,
+        JobState.FAILED,
+    ]
+
+
+def test_a_resent_claim_hands_out_the_job_it_took(backend: RedisBackend) -> None:
+    first = backend.submit(new_job(1))
+    backend.submit(new_job(2))
+    sent = lose_next_reply(backend)
+    claim = backend.claim(SPEC)
+    assert len(sent) == 2
+    assert claim is not None and claim.job.id == first.id
+    assert backend.count_by_state()[JobState.ACTIVE] == 1  # no second job left to stall
+
+
+def test_a_resent_release_is_reported_released(backend: RedisBackend) -> None:
+    job = backend.submit(new_job())
+    claim = backend.claim(SPEC)
+    assert claim is not None
+    lose_next_reply(backend)
+    assert backend.release(job.id, claim.token) is True
+    stored = backend.get(job.id)
+    assert stored is not None and stored.state is JobState.WAITING and stored.attempts_made == 0
+
+
+def test_a_resent_completion_of_an_expired_lease_stays_fenced(backend: RedisBackend) -> None:
+    clock = backend.options.clock
+    assert isinstance(clock, ManualClock)
+    job = backend.submit(new_job())
+    old = backend.claim(SPEC)
+    clock.advance(11)
+    new = backend.claim(SPEC)
+    assert old is not None and new is not None and new.job.id == job.id
+    lose_next_reply(backend)
+    with pytest.raises(LeaseLostError):
+        backend.complete(job.id, old.token, "late", None)
+    assert backend.complete(job.id, new.token, "fresh", None) is None
+
+
+def test_a_lost_log_reply_is_not_resent(backend: RedisBackend) -> None:
+    job = backend.submit(new_job())
+    claim = backend.claim(SPEC)
+    assert claim is not None
+    sent = lose_next_reply(backend)
+    with pytest.raises(BackendUnavailableError):
+        backend.add_log(job.id, claim.token, "once")
+    assert len(sent) == 1
+    stored = backend.get(job.id)
+    assert stored is not None and [entry.message for entry in stored.logs] == ["once"]
