@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,9 +101,17 @@ def test_a_killed_dispatchers_job_is_recovered_and_completed_by_the_other(
         victim = _dispatcher(processes, url, runs, 1)
         job = queue.submit_job("record", {"sleep_first": 60, "sleep": 0})
         _wait_until(lambda: len(_runs(runs)) == 1, 30, "the first attempt to start")
+        first_deadline = _lease_deadline(tmp_path / "jobs.db", job.id)
         survivor = _dispatcher(processes, url, runs, 1)
-        time.sleep(1.5)  # the victim's heartbeat keeps its lease alive: nobody steals the job
-        assert len(_runs(runs)) == 1
+        # The victim's heartbeat keeps its lease alive: wait until it was renewed twice past
+        # its first deadline (a heartbeat that stopped would fail this wait), by which time
+        # a survivor able to steal live leases would have recovered the job.
+        _wait_until(
+            lambda: _lease_deadline(tmp_path / "jobs.db", job.id) > first_deadline + 1.0,
+            30,
+            "the victim to renew its lease",
+        )
+        assert len(_runs(runs)) == 1, "the survivor took a job whose lease was live"
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
 
@@ -112,3 +122,11 @@ def test_a_killed_dispatchers_job_is_recovered_and_completed_by_the_other(
         assert _runs(runs) == [(job.id, 1, victim.pid), (job.id, 2, survivor.pid)]
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=30) == 0
+
+
+def _lease_deadline(path: Path, job_id: str) -> float:
+    """The active job's lease deadline as stored (read-only, from outside the backend)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT lease_expires_at FROM jobqueue_jobs WHERE id = ?", (job_id,))
+        found = row.fetchone()
+    return float(found[0]) if found and found[0] is not None else 0.0

@@ -11,10 +11,24 @@ class ManualClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._lock = threading.Lock()
+        self._watches: list[tuple[int, threading.Event]] = []
 
     def __call__(self) -> float:
         with self._lock:
+            if self._watches:
+                me = threading.get_ident()
+                for _, event in [w for w in self._watches if w[0] != me]:
+                    event.set()
+                self._watches = [w for w in self._watches if not w[1].is_set()]
             return self._now
+
+    def read_elsewhere(self) -> threading.Event:
+        """An event set the next time another thread reads this clock: backends read "now"
+        right before they block, so a test learns that a waiter is about to block."""
+        event = threading.Event()
+        with self._lock:
+            self._watches.append((threading.get_ident(), event))
+        return event
 
     def advance(self, seconds: float) -> float:
         with self._lock:

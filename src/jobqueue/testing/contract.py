@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -547,14 +546,18 @@ class BackendContract(ControlPlaneContract):
 
     # -- waiting ------------------------------------------------------------------------------
 
-    def test_wait_for_work_is_woken_by_submit(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_wait_for_work_is_woken_by_submit(
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+    ) -> None:
         result: list[bool] = []
+        about_to_block = clock.read_elsewhere()  # the waiter reads "now" to size its wait
         waiter = threading.Thread(target=lambda: result.append(backend.wait_for_work(["a"], 20)))
         waiter.start()
-        time.sleep(0.2)  # let the waiter block first; the assertion is that it wakes
+        assert about_to_block.wait(10), "wait_for_work never looked at the clock"
         backend.submit(new_job())
-        waiter.join(timeout=15)
+        waiter.join(timeout=15)  # well under its 20 s: only a wake-up ends it in time
         assert not waiter.is_alive(), "wait_for_work was not woken by a submit"
+        assert result == [True]
         assert backend.claim(spec("a")) is not None
 
     def test_wait_for_work_times_out_when_idle(self, backend: Backend) -> None:
