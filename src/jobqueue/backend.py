@@ -108,8 +108,9 @@ class Claim:
 
 
 @runtime_checkable
-class Backend(Protocol):
-    """Storage and atomic state transitions. See the module docstring."""
+class Transitions(Protocol):
+    """Atomic state changes: each call is one step (a Lua script, a SQL transaction, a
+    lock), fenced by the caller's lease token where it holds one."""
 
     def submit(self, job: Job) -> Job:
         """Store a new job (``state`` is WAITING or DELAYED, ``run_at`` its due time) and
@@ -121,10 +122,6 @@ class Backend(Protocol):
         """Store several new jobs, as ``submit`` would, in as few round trips as possible."""
         ...
 
-    def get(self, job_id: str) -> Job | None:
-        """The job with this id, or ``None``."""
-        ...
-
     def claim(self, spec: WorkSpec) -> Claim | None:
         """Atomically take the next ready job among ``spec.names``: highest priority first,
         then submission order. Due delayed jobs are promoted and expired leases recovered
@@ -133,6 +130,17 @@ class Backend(Protocol):
 
     def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` if the token no longer holds the job."""
+        ...
+
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        """One step: renew every ``(job_id, token)`` lease as ``renew`` would, and record the
+        dispatcher as alive (``last_seen`` now, ``jobs`` the leases' ids) until one
+        ``lease_seconds`` from now. Returns each lease's status, in order."""
         ...
 
     def complete(
@@ -153,27 +161,18 @@ class Backend(Protocol):
         """Give an active job back to WAITING without counting the attempt (shutdown)."""
         ...
 
+    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+        """The holder stopped the handler of a cancel-requested job: CANCELLED, the
+        attempt recorded as cancelled (with ``error`` when the handler raised). ``False``
+        if the token no longer holds the job."""
+        ...
+
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
         """Store the running job's progress (0-100); ``False`` if the lease was lost."""
         ...
 
     def add_log(self, job_id: str, token: str, message: str) -> bool:
         """Append a timestamped log line (bounded); ``False`` if the lease was lost."""
-        ...
-
-    def heartbeat(
-        self,
-        dispatcher: DispatcherInfo,
-        leases: Sequence[tuple[str, str]],
-        lease_seconds: float,
-    ) -> list[LeaseStatus]:
-        """One step: renew every ``(job_id, token)`` lease as ``renew`` would, and record the
-        dispatcher as alive (``last_seen`` now, ``jobs`` the leases' ids) until one
-        ``lease_seconds`` from now. Returns each lease's status, in order."""
-        ...
-
-    def remove_dispatcher(self, dispatcher_id: str) -> None:
-        """Forget a dispatcher at once (its clean exit)."""
         ...
 
     def cancel(self, job_id: str) -> JobState | None:
@@ -183,12 +182,6 @@ class Backend(Protocol):
         not retried. A holder that completes first keeps its result (the cancel came too
         late); a failure of a cancel-requested job is not retried. Finished: unchanged.
         Returns the job's state after the call, or ``None`` if there is no such job."""
-        ...
-
-    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
-        """The holder stopped the handler of a cancel-requested job: CANCELLED, the
-        attempt recorded as cancelled (with ``error`` when the handler raised). ``False``
-        if the token no longer holds the job."""
         ...
 
     def retry(self, job_id: str) -> Job | None:
@@ -222,19 +215,23 @@ class Backend(Protocol):
         """Undo ``pause``, waking idle dispatchers of that name."""
         ...
 
-    def maintain(self) -> int:
-        """Maintenance, driven by dispatchers: promote due delayed jobs, recover expired
-        leases (a stall; failed as stalled past ``policy.max_stalls``; CANCELLED when a
-        cancel was requested), apply retention, forget dispatchers whose last heartbeat is
-        older than their lease. Returns how many jobs it moved or removed."""
+    def remove(self, job_id: str) -> bool:
+        """Delete the job whatever its state; ``False`` if there was none."""
         ...
 
-    def recover_expired(self) -> int:
-        """Return jobs whose lease expired to WAITING (counting a stall) or fail them as
-        stalled past ``max_stalls``. Returns how many were recovered or failed."""
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        """Forget a dispatcher at once (its clean exit)."""
         ...
 
-    # -- reads: none of them writes -----------------------------------------------------------
+
+@runtime_checkable
+class Reads(Protocol):
+    """Reads never write: a dashboard, a metrics scrape or ``jobqueue stats`` costs no
+    transition, and a due job or an expired lease stays as it is until maintenance."""
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or ``None``."""
+        ...
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         """Jobs in ``state``: waiting/delayed in the order they will run, active by lease
@@ -253,9 +250,28 @@ class Backend(Protocol):
         """The live dispatchers (a record older than its lease is left out), oldest first."""
         ...
 
-    def remove(self, job_id: str) -> bool:
-        """Delete the job whatever its state; ``False`` if there was none."""
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Moving time forward: what dispatchers run on a schedule (claims run it too)."""
+
+    def maintain(self) -> int:
+        """Maintenance, driven by dispatchers: promote due delayed jobs, recover expired
+        leases (a stall; failed as stalled past ``policy.max_stalls``; CANCELLED when a
+        cancel was requested), apply retention, forget dispatchers whose last heartbeat is
+        older than their lease. Returns how many jobs it moved or removed."""
         ...
+
+    def recover_expired(self) -> int:
+        """Return jobs whose lease expired to WAITING (counting a stall) or fail them as
+        stalled past ``max_stalls``. Returns how many were recovered or failed."""
+        ...
+
+
+@runtime_checkable
+class Backend(Transitions, Reads, Maintenance, Protocol):
+    """Storage and atomic state transitions: ``Transitions``, ``Reads`` and ``Maintenance``,
+    plus the blocking waits. See the module docstring."""
 
     def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
         """Block until a job for one of ``names`` may be ready (a submit, a retry, a delayed
