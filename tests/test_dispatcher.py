@@ -26,6 +26,14 @@ def run_in_thread(target: Any, **kwargs: Any) -> threading.Thread:
     return thread
 
 
+def _sleep_in_steps(job: Any, seconds: float = 30) -> None:
+    """A long handler in Python code, so an interrupt lands at once (in one long C call it
+    lands only when the call returns)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def overlaps(intervals: list[tuple[float, float]]) -> bool:
     ordered = sorted(intervals)
     return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered))
@@ -175,7 +183,7 @@ def test_backoff_delays() -> None:
 
 def test_sync_timeout_interrupts_a_sleeping_handler() -> None:
     queue = make_queue()
-    queue.add_worker("hang", lambda job: time.sleep(30), timeout=0.2)
+    queue.add_worker("hang", _sleep_in_steps, timeout=0.2)
     queue.add_worker("fine", lambda job: "ok")
     hung = queue.submit_job("hang", None)
     fine = queue.submit_job("fine", None)
@@ -373,12 +381,12 @@ def test_stop_lets_the_running_job_finish_and_claims_no_more() -> None:
 
 def test_stop_past_grace_returns_the_job_to_waiting() -> None:
     queue = make_queue()
-    queue.add_worker("stuck", lambda job: time.sleep(60))
+    queue.add_worker("stuck", lambda job: _sleep_in_steps(job, 60))
     job = queue.submit_job("stuck", None)
     dispatcher = queue.dispatcher()
     threading.Timer(0.3, dispatcher.stop, kwargs={"grace_seconds": 0.3}).start()
     began = time.monotonic()
-    dispatcher.run()  # in the main thread: the interrupt arrives as SIGALRM
+    dispatcher.run()  # the watchdog interrupts the handler; then the job is given back
     assert time.monotonic() - began < 20
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.WAITING
