@@ -105,18 +105,24 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(
     queue.close()
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
 def test_second_sigint_exits_within_two_seconds_and_gives_the_job_back(
-    redis_url: str, namespace: str, processes: Processes
+    redis_url: str, namespace: str, processes: Processes, concurrency: int
 ) -> None:
-    """Ctrl-C twice used to hang (the interrupter's lock, taken again by its own SIGALRM
-    handler). Now: exit 130 within 2 s; the job back to waiting, not failed; then run."""
+    """Ctrl-C twice used to hang (the interrupter's lock taken again by its SIGALRM handler;
+    with ``--concurrency 2`` the wait for a slot thread blocked in ``time.sleep``). Now: exit
+    130 within 2 s; the job back to waiting, not failed; then another dispatcher runs it."""
     queue = apps.build(redis_url, namespace)
     dispatcher = processes.start(
-        worker_command(*INFO), app_env(redis_url, namespace, grace=30), "dispatcher"
+        worker_command("--concurrency", str(concurrency), *INFO),
+        app_env(redis_url, namespace, grace=30),
+        "dispatcher",
     )
-    job = queue.submit_job("sleepy", {"seconds": 60})
+    # One long job per slot, so that with two slots one runs outside the main thread.
+    jobs = [queue.submit_job("sleepy", {"seconds": 60}) for _ in range(concurrency)]
     client = queue.backend.client  # type: ignore[attr-defined]
-    wait_until(lambda: client.hexists(key(namespace, "test:started"), job.id), 30, "the job")
+    started = key(namespace, "test:started")
+    wait_until(lambda: client.hlen(started) == concurrency, 30, "the jobs to start")
     dispatcher.send_signal(signal.SIGINT)
     wait_until(
         lambda: "stopping: no new claims" in processes.log_of(dispatcher), 10, "the first SIGINT"
@@ -128,17 +134,22 @@ def test_second_sigint_exits_within_two_seconds_and_gives_the_job_back(
     assert status == 130, processes.log_of(dispatcher)
     assert took <= 2.0, f"exited {took:.2f}s after the second SIGINT (bound: 2 s)"
 
-    back = queue.get_job_by_id(job.id)
-    assert back is not None and back.state is JobState.WAITING, back
-    assert back.attempts_made == 0 and back.stalls == 0 and back.error is None
+    for job in jobs:
+        back = queue.get_job_by_id(job.id)
+        assert back is not None and back.state is JobState.WAITING, back
+        assert back.attempts_made == 0 and back.stalls == 0 and back.error is None
     assert queue.count_by_state()[JobState.FAILED] == 0
 
     later = JobQueue(redis_url, namespace=namespace, load_entrypoints=False)
     later.add_worker("sleepy", lambda job: {"ran": "later"})
-    assert later.work(burst=True) == 1
-    done = later.get_job_by_id(job.id)
-    assert done is not None and done.state is JobState.COMPLETED and done.attempts_made == 1
-    print(f"\n[graceful] second SIGINT: exit 130 after {took:.2f}s, job back to waiting")
+    assert later.work(burst=True) == concurrency
+    for job in jobs:
+        done = later.get_job_by_id(job.id)
+        assert done is not None and done.state is JobState.COMPLETED and done.attempts_made == 1
+    print(
+        f"\n[graceful] second SIGINT (concurrency {concurrency}): exit 130 after {took:.2f}s, "
+        "jobs back to waiting"
+    )
     later.close()
     queue.close()
 
@@ -167,9 +178,6 @@ def test_exclusive_job_blocked_past_grace_never_runs_twice_at_once(
     finally:
         second.send_signal(signal.SIGCONT)
     assert first.wait(timeout=grace + 15) == 0, processes.log_of(first)
-    log = processes.log_of(first)
-    assert f"job {job.id} did not finish in time: interrupting it" in log
-    assert f"job {job.id}: handler stopped, releasing it" in log
 
     def completed() -> bool:
         stored = queue.get_job_by_id(job.id)
@@ -188,6 +196,9 @@ def test_exclusive_job_blocked_past_grace_never_runs_twice_at_once(
     assert all(set(run) == {"start", "end"} for run in runs.values()), runs
     one, other = runs[first.pid], runs[second.pid]
     assert one["end"] <= other["start"], f"ran twice at once: {runs}"
+    log = processes.log_of(first)
+    assert f"job {job.id} did not finish in time: interrupting it" in log
+    assert f"job {job.id}: handler stopped, releasing it" in log
     done = queue.get_job_by_id(job.id)
     assert done is not None and done.result == {"pid": second.pid} and done.attempts_made == 1
     print(
