@@ -831,3 +831,24 @@ def test_lease_lost_and_job_stalled_hooks_fire_when_the_heartbeat_finds_out() ->
     )
     dispatcher.run(burst=True)
     assert events[:2] == [("lease_lost", job.id), ("stalled", job.id)]
+
+
+def test_ctrl_c_without_our_signal_handlers_stops_gracefully() -> None:
+    """``queue.work()`` in a script: Ctrl-C raises KeyboardInterrupt in the thread that called
+    run (the supervisor, handlers run in slot threads): a graceful stop, no job lost."""
+    queue = make_queue()
+    with log_seen("stopping: no new claims") as stopping:
+
+        def presses_ctrl_c(job: Any) -> str:
+            # As Ctrl-C would: SIGINT, its default handler raising KeyboardInterrupt in run.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            assert stopping.wait(10)
+            return "finished anyway"
+
+        queue.add_worker("w", presses_ctrl_c)
+        first, second = queue.submit_job("w", None), queue.submit_job("w", None)
+        dispatcher = queue.dispatcher()
+        assert dispatcher.run() == 1
+    assert dispatcher.stop_signal == signal.SIGINT
+    assert queue.get_job_by_id(first.id).result == "finished anyway"  # type: ignore[union-attr]
+    assert queue.get_job_by_id(second.id).state is JobState.WAITING  # type: ignore[union-attr]

@@ -89,6 +89,10 @@ STOP_WAIT_MAX = 5.0
 """After the grace period, interrupted handlers get ``grace_seconds`` (at most this) to stop
 before a process that installed our signal handlers gives their jobs back and exits."""
 
+SUPERVISE_TICK = 1.0
+"""The supervisor wakes at least this often (seconds), so that a signal delivered to another
+thread is still handled promptly in the main thread."""
+
 EXIT_RELEASE_WAIT = 0.5
 """How long an exiting process waits for the backend to take its jobs back; past it, their
 leases expire and the jobs are recovered."""
@@ -221,7 +225,7 @@ class Dispatcher:
         try:
             for thread in slots:
                 thread.start()
-            self._supervise()
+            self._supervise_until_done()
             for thread in slots:
                 thread.join()
         finally:
@@ -299,6 +303,25 @@ class Dispatcher:
 
     # -- shutdown: the supervisor -------------------------------------------------------------
 
+    def _supervise_until_done(self) -> None:
+        """Without our signal handlers, Ctrl-C raises KeyboardInterrupt here (handlers run in
+        slot threads): the first one stops gracefully, the second interrupts running jobs, a
+        third gives up on them (their leases expire and they are recovered)."""
+        presses = 0
+        while True:
+            try:
+                self._supervise()
+                return
+            except KeyboardInterrupt:
+                presses += 1
+                self.stop_signal = self.stop_signal or signal.SIGINT
+                if presses == 1:
+                    self.stop()
+                elif presses == 2:
+                    self.abandon_running()
+                else:
+                    raise
+
     def _supervise(self) -> None:
         """Wait for the slots to end; past the grace period interrupt running handlers and,
         in a process we own, exit once interrupted handlers had their time to stop."""
@@ -326,7 +349,8 @@ class Dispatcher:
                     if left <= 0:
                         self._exit_process()
                     timeout = left
-            self._wakeup.wait(timeout)
+            # Bounded: Python runs signal handlers only in the main thread, once it wakes.
+            self._wakeup.wait(SUPERVISE_TICK if timeout is None else min(timeout, SUPERVISE_TICK))
 
     def _interrupt_running(self) -> None:
         """Raise ``ShutdownInterrupt`` in every running handler (once each). The job is not
