@@ -380,7 +380,8 @@ class Dispatcher:
 
     def _exit_process(self) -> NoReturn:
         """Give back every job still held and exit at once: the very last act of the process,
-        after which no code of ours runs a handler."""
+        after which no code of ours runs a handler. Jobs a stuck slot had claimed ahead or run
+        without recording yet (``prefetch``) go back too, and run again: at-least-once."""
         with self._lock:
             leases = list(self._leases.values())
         status = 130 if self.stop_signal == signal.SIGINT else 0
