@@ -213,8 +213,6 @@ class Dispatcher:
         self.processed = 0
         self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "lost"), 0)
         self._watchdog.start()
-        heartbeat = threading.Thread(target=self._heartbeat, name="jobqueue-heartbeat", daemon=True)
-        heartbeat.start()
         slots = [
             threading.Thread(
                 target=self._slot, args=(burst, max_jobs), name=f"jobqueue-slot-{n}", daemon=True
@@ -222,15 +220,21 @@ class Dispatcher:
             for n in range(1, self.concurrency + 1)
         ]
         self._slots_left = len(slots)
+        # The heartbeat starts the slots: Thread.start waits, and a KeyboardInterrupt landing
+        # in that wait (a job may press Ctrl-C at once) would leave us not knowing whether the
+        # slot started. This thread only ever waits in _supervise, which handles it.
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(slots,), name="jobqueue-heartbeat", daemon=True
+        )
         try:
-            for thread in slots:
-                thread.start()
+            heartbeat.start()
             self._supervise_until_done()
             for thread in slots:
                 thread.join()
         finally:
             self._finished.set()
-            heartbeat.join()
+            with contextlib.suppress(RuntimeError):  # interrupted before it started
+                heartbeat.join()
             self._watchdog.close()
             # This run consumed the stop; a later stop() is for a later run.
             self._stopping.clear()
@@ -705,8 +709,12 @@ class Dispatcher:
     def _lease_gone(self, lease: _Lease) -> bool:
         return lease.lost or self.clock() > lease.deadline
 
-    def _heartbeat(self) -> None:
-        """Every third of the lease, renew every lease held (``_renew_all``)."""
+    def _heartbeat(self, slots: Sequence[threading.Thread]) -> None:
+        """Start the slots; then every third of the lease, renew every lease held."""
+        for thread in slots:
+            if self._finished.is_set():
+                break
+            thread.start()
         renewer = _Renewer(self.backend, self.lease_seconds, self.concurrency * self.prefetch)
         try:
             while not self._finished.wait(self.lease_seconds / 3):
@@ -743,6 +751,7 @@ class Dispatcher:
     ) -> T:
         """Run a backend call, riding out outages with capped exponential back-off until
         ``give_up()`` (default: the dispatcher is stopping) says to re-raise the error."""
+        until_stop = give_up is None  # then stop() ends the back-off: the retry re-raises
         give_up = give_up or self._stopping.is_set
         delay = OUTAGE_BACKOFF_MIN
         while True:
@@ -755,10 +764,10 @@ class Dispatcher:
                     raise
                 logger.warning("backend error, retrying in about %.2fs: %s", delay, exc)
             pause = delay * random.uniform(0.5, 1.0)
-            if self._stopping.is_set():
-                time.sleep(pause)  # stopping yet still told to retry (an outcome to save)
-            else:
+            if until_stop or not self._stopping.is_set():
                 self._stopping.wait(pause)  # stop() ends the back-off at once
+            else:
+                time.sleep(pause)  # stopping, yet told to retry (an outcome to save)
             delay = min(delay * 2, OUTAGE_BACKOFF_MAX)
 
     def _tally(self, outcome: str) -> None:
