@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from jobqueue import Backoff, Dispatcher, JobQueue, JobState, hookimpl
+from jobqueue import dispatcher as dispatcher_module
+from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobError
 from jobqueue.testing import ManualClock
 
@@ -24,6 +29,14 @@ def run_in_thread(target: Any, **kwargs: Any) -> threading.Thread:
     thread = threading.Thread(target=target, kwargs=kwargs, daemon=True)
     thread.start()
     return thread
+
+
+def _sleep_in_steps(job: Any, seconds: float = 30) -> None:
+    """A long handler in Python code, so an interrupt lands at once (in one long C call it
+    lands only when the call returns)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def overlaps(intervals: list[tuple[float, float]]) -> bool:
@@ -175,7 +188,7 @@ def test_backoff_delays() -> None:
 
 def test_sync_timeout_interrupts_a_sleeping_handler() -> None:
     queue = make_queue()
-    queue.add_worker("hang", lambda job: time.sleep(30), timeout=0.2)
+    queue.add_worker("hang", _sleep_in_steps, timeout=0.2)
     queue.add_worker("fine", lambda job: "ok")
     hung = queue.submit_job("hang", None)
     fine = queue.submit_job("fine", None)
@@ -373,12 +386,12 @@ def test_stop_lets_the_running_job_finish_and_claims_no_more() -> None:
 
 def test_stop_past_grace_returns_the_job_to_waiting() -> None:
     queue = make_queue()
-    queue.add_worker("stuck", lambda job: time.sleep(60))
+    queue.add_worker("stuck", lambda job: _sleep_in_steps(job, 60))
     job = queue.submit_job("stuck", None)
     dispatcher = queue.dispatcher()
     threading.Timer(0.3, dispatcher.stop, kwargs={"grace_seconds": 0.3}).start()
     began = time.monotonic()
-    dispatcher.run()  # in the main thread: the interrupt arrives as SIGALRM
+    dispatcher.run()  # the watchdog interrupts the handler; then the job is given back
     assert time.monotonic() - began < 20
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.WAITING
@@ -502,3 +515,340 @@ def test_capped_dispatcher_backs_off_instead_of_spinning() -> None:
         dispatcher.stop(grace_seconds=5)
         thread.join(10)
         assert not thread.is_alive()
+
+
+# -- control plane: shutdown, watchdog, heartbeat, hooks --------------------------------------
+
+
+class LogSeen(logging.Handler):
+    """Sets an event once a record of the ``jobqueue`` loggers contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@contextlib.contextmanager
+def log_seen(text: str) -> Iterator[threading.Event]:
+    handler = LogSeen(text)
+    target = logging.getLogger("jobqueue")
+    previous = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.DEBUG)
+    try:
+        yield handler.seen
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(previous)
+
+
+def test_a_job_is_given_back_only_once_its_blocked_handler_stopped() -> None:
+    """Past the grace period a handler blocked in a C call (here a lock wait) keeps running
+    until that call returns: its job must stay ours (active) until then, never go back to
+    waiting for another dispatcher to start while this one still runs."""
+    queue = make_queue()
+    started, gate = threading.Event(), threading.Event()
+
+    def blocked(job: Any) -> None:
+        started.set()
+        gate.wait(30)  # one C call: the interrupt lands when it returns
+
+    queue.add_worker("blocked", blocked, exclusive=True)
+    job = queue.submit_job("blocked", None)
+    released = threading.Event()
+
+    class Watched:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(queue.backend, name)
+
+        def release(self, job_id: str, token: str) -> bool:
+            released.set()
+            return bool(queue.backend.release(job_id, token))
+
+    dispatcher = Dispatcher(
+        Watched(),  # type: ignore[arg-type]
+        queue.registry,
+        queue.plugins.hook,
+        concurrency=2,
+    )
+    with log_seen("did not finish in time") as interrupted:
+        thread = run_in_thread(dispatcher.run)
+        assert started.wait(10)
+        dispatcher.stop(grace_seconds=0.05)
+        assert interrupted.wait(10)
+        # A negative check needs a window: the old code released right after that line.
+        assert not released.wait(0.5), "released while its handler still runs"
+        stored = queue.get_job_by_id(job.id)
+        assert stored is not None and stored.state is JobState.ACTIVE
+        assert queue.backend.claim(dispatcher.spec) is None
+        gate.set()
+        assert released.wait(10)
+        thread.join(10)
+    assert not thread.is_alive()
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.WAITING
+    assert stored.attempts_made == 0 and stored.error is None
+
+
+def test_job_timeout_leaves_the_hosts_interval_timer_alone() -> None:
+    """No SIGALRM: a timer the application set with setitimer still fires after a job of
+    ours timed out (the old interrupter reset ITIMER_REAL and replaced the SIGALRM handler)."""
+    fired = threading.Event()
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.set())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        queue = make_queue()
+        queue.add_worker("hang", _sleep_in_steps, timeout=0.2)
+        job = queue.submit_job("hang", None)
+        assert queue.work() == 1
+        failed = queue.get_job_by_id(job.id)
+        assert failed is not None and failed.error is not None
+        assert failed.error.type == "JobTimeoutError"
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0 or fired.is_set()
+        assert fired.wait(10), "the host's own ITIMER_REAL timer never fired"
+        assert "C call" in failed.error.message  # says where an interrupt can land
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_handler_own_timeout_error_at_the_deadline_is_its_own() -> None:
+    """Only the watchdog's exception is a timeout, even a hair before the deadline (the old
+    rule counted any TimeoutError after 99% of the timeout as ours)."""
+    queue = make_queue()
+
+    def late(job: Any) -> None:
+        time.sleep(2.985)
+        raise TimeoutError("upstream API timed out")
+
+    queue.add_worker("late", late, timeout=3)
+    job = queue.submit_job("late", None)
+    queue.work()
+    failed = queue.get_job_by_id(job.id)
+    assert failed is not None and failed.error is not None
+    assert failed.error.type == "TimeoutError", failed.error
+
+
+def test_stop_before_run_is_honoured() -> None:
+    """An early SIGTERM (stop before run) must not be forgotten by run."""
+    queue = make_queue()
+    queue.add_worker("w", lambda job: None)
+    job = queue.submit_job("w", None)
+    dispatcher = queue.dispatcher()
+    dispatcher.stop()
+    assert dispatcher.run(burst=True) == 0
+    assert queue.get_job_by_id(job.id).state is JobState.WAITING  # type: ignore[union-attr]
+    assert dispatcher.run(burst=True) == 1  # that stop was consumed by the run it stopped
+
+
+def test_outage_back_off_ends_at_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatcher_module, "OUTAGE_BACKOFF_MIN", 60.0)
+    queue = make_queue()
+    queue.add_worker("w", lambda job: None)
+    failing = threading.Event()
+
+    class Down:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(queue.backend, name)
+
+        def claim(self, spec: Any) -> Any:
+            failing.set()
+            raise BackendUnavailableError("down on purpose")
+
+    dispatcher = Dispatcher(Down(), queue.registry, queue.plugins.hook)  # type: ignore[arg-type]
+    thread = run_in_thread(dispatcher.run)
+    assert failing.wait(10)
+    dispatcher.stop()
+    thread.join(10)
+    assert not thread.is_alive(), "stop() did not end the outage back-off"
+
+
+def test_one_hung_renewal_does_not_expire_the_other_leases() -> None:
+    queue = make_queue(lease_seconds=0.6)
+    hung, unhang = threading.Event(), threading.Event()
+    renewed_while_hung: list[str] = []
+    started: list[str] = []
+    both_running = threading.Event()
+    enough = threading.Event()
+    finish = threading.Event()
+
+    def long(job: Any) -> None:
+        started.append(job.id)
+        if len(started) == 2:
+            both_running.set()
+        finish.wait(30)
+
+    queue.add_worker("long", long)
+    jobs = [queue.submit_job("long", None) for _ in range(2)]
+    lock = threading.Lock()
+
+    class OneHangs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(queue.backend, name)
+
+        def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+            with lock:
+                first = not hung.is_set()
+                hung.set()
+            if first:
+                unhang.wait(30)
+            elif hung.is_set() and not unhang.is_set():
+                renewed_while_hung.append(job_id)
+                if len(renewed_while_hung) >= 3:
+                    enough.set()
+            return bool(queue.backend.renew(job_id, token, lease_seconds))
+
+    dispatcher = Dispatcher(
+        OneHangs(),  # type: ignore[arg-type]
+        queue.registry,
+        queue.plugins.hook,
+        concurrency=2,
+        lease_seconds=0.6,
+    )
+    thread = run_in_thread(dispatcher.run, burst=True)
+    assert both_running.wait(10)
+    try:
+        assert enough.wait(10), "a hung renewal held up the other lease's renewals"
+    finally:
+        unhang.set()
+        finish.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    (healthy,) = set(renewed_while_hung)
+    # The hung lease may have expired (it is the only one); the other one never did.
+    done = queue.get_job_by_id(healthy)
+    assert done is not None and done.state is JobState.COMPLETED and done.stalls == 0
+    assert healthy in {job.id for job in jobs}
+
+
+class Timing:
+    """A plugin wrapping every handler call: records start, end and the exception seen."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, float, float, BaseException | None]] = []
+
+    @hookimpl(wrapper=True)
+    def jobqueue_run_job(self, job: Job) -> Any:
+        start = time.monotonic()
+        try:
+            return (yield)
+        except BaseException as exc:
+            self.runs.append((job.id, start, time.monotonic(), exc))
+            raise
+        finally:
+            if not self.runs or self.runs[-1][0] != job.id:
+                self.runs.append((job.id, start, time.monotonic(), None))
+
+
+class OldStyleTiming:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    @hookimpl(hookwrapper=True)
+    def jobqueue_run_job(self, job: Job) -> Any:
+        outcome = yield
+        self.seen.append((job.id, outcome.exception))
+
+
+def test_run_job_wrapper_times_each_handler_call_and_sees_its_exception() -> None:
+    timing, old_style = Timing(), OldStyleTiming()
+    queue = JobQueue("memory://", load_entrypoints=False, plugins=[timing, old_style])
+    queue.add_worker("ok", lambda job: time.sleep(0.05) or "fine")
+
+    def fails(job: Any) -> None:
+        raise KeyError("on purpose")
+
+    queue.add_worker("fails", fails)
+    good = queue.submit_job("ok", None)
+    bad = queue.submit_job("fails", None)
+    assert queue.work() == 2
+    assert [(run[0], type(run[3])) for run in timing.runs] == [
+        (good.id, type(None)),
+        (bad.id, KeyError),
+    ]
+    assert timing.runs[0][2] - timing.runs[0][1] >= 0.05
+    assert old_style.seen[0] == (good.id, None)
+    assert old_style.seen[1][0] == bad.id and isinstance(old_style.seen[1][1], KeyError)
+    assert queue.get_job_by_id(good.id).result == "fine"  # type: ignore[union-attr]
+    assert queue.get_job_by_id(bad.id).state is JobState.FAILED  # type: ignore[union-attr]
+
+
+def test_completed_hook_sees_finished_at() -> None:
+    seen: list[float | None] = []
+
+    class Finished:
+        @hookimpl
+        def jobqueue_job_completed(self, job: Job) -> None:
+            seen.append(job.finished_at)
+
+    queue = JobQueue("memory://", load_entrypoints=False, plugins=[Finished()])
+    queue.add_worker("w", lambda job: 1)
+    queue.submit_job("w", None)
+    before = time.time()
+    queue.work()
+    assert len(seen) == 1 and seen[0] is not None and seen[0] >= before - 1
+
+
+def test_lease_lost_and_job_stalled_hooks_fire_when_the_heartbeat_finds_out() -> None:
+    events: list[tuple[str, str]] = []
+    lost = threading.Event()
+
+    class Watch:
+        @hookimpl
+        def jobqueue_lease_lost(self, job: Job) -> None:
+            events.append(("lease_lost", job.id))
+
+        @hookimpl
+        def jobqueue_job_stalled(self, job: Job) -> None:
+            events.append(("stalled", job.id))
+            lost.set()
+
+    queue = JobQueue("memory://", load_entrypoints=False, plugins=[Watch()], lease_seconds=0.3)
+
+    def long(job: Any) -> None:
+        lost.wait(10)
+
+    queue.add_worker("long", long)
+    job = queue.submit_job("long", None)
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(queue.backend, name)
+
+        def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+            return False  # as a backend whose lease for us expired or was taken away
+
+    dispatcher = Dispatcher(
+        Refusing(),  # type: ignore[arg-type]
+        queue.registry,
+        queue.plugins.hook,
+        lease_seconds=0.3,
+    )
+    dispatcher.run(burst=True)
+    assert events[:2] == [("lease_lost", job.id), ("stalled", job.id)]
+
+
+def test_ctrl_c_without_our_signal_handlers_stops_gracefully() -> None:
+    """``queue.work()`` in a script: Ctrl-C raises KeyboardInterrupt in the thread that called
+    run (the supervisor, handlers run in slot threads): a graceful stop, no job lost."""
+    queue = make_queue()
+    with log_seen("stopping: no new claims") as stopping:
+
+        def presses_ctrl_c(job: Any) -> str:
+            # As Ctrl-C would: SIGINT, its default handler raising KeyboardInterrupt in run.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            assert stopping.wait(10)
+            return "finished anyway"
+
+        queue.add_worker("w", presses_ctrl_c)
+        first, second = queue.submit_job("w", None), queue.submit_job("w", None)
+        dispatcher = queue.dispatcher()
+        assert dispatcher.run() == 1
+    assert dispatcher.stop_signal == signal.SIGINT
+    assert queue.get_job_by_id(first.id).result == "finished anyway"  # type: ignore[union-attr]
+    assert queue.get_job_by_id(second.id).state is JobState.WAITING  # type: ignore[union-attr]

@@ -2,17 +2,33 @@
 
 Read this file top to bottom to see the whole engine.
 
-* **One at a time.** A dispatcher runs ``concurrency`` slots (default 1); a slot runs one job
-  at a time, so by default a process never runs two handlers at once.
+* **One at a time.** A dispatcher runs ``concurrency`` slots (default 1), each in its own
+  thread; a slot runs one job at a time, so by default a process never runs two handlers at
+  once. The thread that called ``run`` supervises: it waits for the slots and carries out
+  shutdown.
 * **One round trip per job.** Recording a job's outcome and claiming the next are one backend
   call. With ``prefetch=N`` a slot claims up to N jobs ahead and records their outcomes in
   batches (still running them one at a time), for fewer than one round trip per job.
 * **Leases.** A heartbeat thread renews every lease the dispatcher holds, every third of the
-  lease. A job whose lease is lost belongs to someone else: its outcome is discarded.
+  lease, all of them at once with a bound of a sixth of the lease, so one hung renewal
+  cannot let the others expire. A job whose lease is lost belongs to someone else: its
+  outcome is discarded (hooks ``jobqueue_lease_lost`` and ``jobqueue_job_stalled``).
 * **Policy lives here, once.** Timeouts and retries with backoff are decided here; backends
   only apply decisions atomically.
-* **Shutdown.** ``stop()`` (SIGTERM/SIGINT under ``run_worker``) stops claiming; the running
-  job gets ``grace_seconds`` to finish, then is interrupted and released back to waiting.
+* **Timeouts and interrupts** come from one watchdog thread that raises an exception in the
+  handler's thread (``jobqueue.interrupt``), never from SIGALRM: the host's own timers are
+  left alone. It lands at the handler's next Python bytecode; a handler blocked in a long C
+  call is interrupted when that call returns. Async handlers are cancelled in their loop.
+* **Hooks.** ``jobqueue_job_started``, a ``jobqueue_run_job`` wrapper around each handler
+  call, then ``jobqueue_job_completed`` / ``jobqueue_job_failed`` once the outcome is stored.
+  A hook nobody implements costs nothing per job.
+* **Shutdown.** ``stop()`` (the first SIGTERM/SIGINT under ``install_signal_handlers``)
+  stops claiming; running jobs get ``grace_seconds`` to finish, then their handlers are
+  interrupted. A job goes back to waiting (attempt not counted) only once its handler has
+  stopped, so no job runs twice at once because of a shutdown. A process that installed our
+  signal handlers does not wait for ever on a handler stuck in a C call: after a short wait
+  it gives the jobs of such handlers back as its very last act and exits at once
+  (``os._exit``); the second SIGINT does the same right away, within 2 seconds.
 * **Never dies of a job.** A handler's exception, a plugin's, or a lost connection is logged
   and handled; only ``stop()`` ends the loop (or an empty queue with ``burst``).
 """
@@ -20,12 +36,15 @@ Read this file top to bottom to see the whole engine.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
+import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -33,18 +52,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from jobqueue.backend import Backend, BatchBackend, Claim, Clock, Outcome, WorkSpec
 from jobqueue.errors import (
     BackendError,
     InvalidSettingError,
     JobQueueError,
-    JobTimeoutError,
     LeaseLostError,
     NotSerializableError,
 )
-from jobqueue.interrupt import Interrupter, ShutdownInterrupt
+from jobqueue.interrupt import Guard, HandlerTimeout, ShutdownInterrupt, Watchdog
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
@@ -59,6 +77,25 @@ FLUSH_AFTER = 0.05
 
 CAPPED_BACKOFF_MIN, CAPPED_BACKOFF_MAX = 0.002, 0.1
 """Back-off (seconds) of a slot whose ready work is held back by ``max_active`` elsewhere."""
+
+OUTAGE_BACKOFF_MIN, OUTAGE_BACKOFF_MAX = 0.05, 5.0
+"""Back-off (seconds) between retries of a backend call while the backend is unreachable."""
+
+ABANDON_WAIT = 1.0
+"""After the second SIGINT, how long (seconds) interrupted handlers get to stop before the
+process gives their jobs back and exits: with ``EXIT_RELEASE_WAIT``, well within 2 s."""
+
+STOP_WAIT_MAX = 5.0
+"""After the grace period, interrupted handlers get ``grace_seconds`` (at most this) to stop
+before a process that installed our signal handlers gives their jobs back and exits."""
+
+SUPERVISE_TICK = 1.0
+"""The supervisor wakes at least this often (seconds), so that a signal delivered to another
+thread is still handled promptly in the main thread."""
+
+EXIT_RELEASE_WAIT = 0.5
+"""How long an exiting process waits for the backend to take its jobs back; past it, their
+leases expire and the jobs are recovered."""
 
 
 @dataclass(eq=False)
@@ -79,14 +116,15 @@ class _Lease:
 
 @dataclass(eq=False)
 class _Running:
-    """The job a slot is running right now, and how to interrupt it."""
+    """The job a slot is running right now, and how to interrupt it (under the dispatcher's
+    lock: ``interrupted`` is set by shutdown, ``guard``/``task`` by the slot)."""
 
     lease: _Lease
-    interrupter: Interrupter
-    started: float = field(default_factory=time.monotonic)
-    abandoned: bool = False
+    interrupted: bool = False
+    guard: Guard | None = None
     task: asyncio.Task[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    cancelled_with: type[BaseException] | None = None
 
 
 @dataclass(eq=False)
@@ -143,10 +181,15 @@ class Dispatcher:
         self._batching = isinstance(backend, BatchBackend)
         self._stopping = threading.Event()
         self._finished = threading.Event()
+        self._wakeup = threading.Event()  # the supervisor has something to look at
         self._lock = threading.Lock()
         self._leases: dict[str, _Lease] = {}  # token -> every lease held, for the heartbeat
         self._running: dict[int, _Running] = {}  # slot thread id -> its running job
-        self._grace_timer: threading.Timer | None = None
+        self._slots_left = 0
+        self._grace_deadline = 0.0
+        self._abandoning = False
+        self._owns_process = False  # install_signal_handlers: may exit the process itself
+        self._watchdog = Watchdog()
         self.processed = 0
         """Attempts started by the last ``run`` (a job retried twice counts three)."""
         self.outcomes: dict[str, int] = {}
@@ -160,66 +203,69 @@ class Dispatcher:
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Process jobs until ``stop`` (or, with ``burst``, until none is ready).
         Returns how many attempts ran (a job retried twice counts three); ``outcomes`` says
-        how they ended."""
+        how they ended. A ``stop`` that came before ``run`` is honoured: nothing is claimed."""
         if not self.spec.names:
             logger.warning("no workers registered: nothing to dispatch")
             return 0
-        self._stopping.clear()
+        if not self._stopping.is_set():  # else stopped before we began: keep its signal
+            self.stop_signal = None
         self._finished.clear()
         self.processed = 0
         self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "lost"), 0)
-        self.stop_signal = None
-        heartbeat = threading.Thread(target=self._heartbeat, name="jobqueue-heartbeat", daemon=True)
-        heartbeat.start()
+        self._watchdog.start()
         slots = [
             threading.Thread(
                 target=self._slot, args=(burst, max_jobs), name=f"jobqueue-slot-{n}", daemon=True
             )
-            for n in range(1, self.concurrency)
+            for n in range(1, self.concurrency + 1)
         ]
-        for thread in slots:
-            thread.start()
+        self._slots_left = len(slots)
+        # The heartbeat starts the slots: Thread.start waits, and a KeyboardInterrupt landing
+        # in that wait (a job may press Ctrl-C at once) would leave us not knowing whether the
+        # slot started. This thread only ever waits in _supervise, which handles it.
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(slots,), name="jobqueue-heartbeat", daemon=True
+        )
         try:
-            self._slot(burst, max_jobs)
-        finally:
+            heartbeat.start()
+            self._supervise_until_done()
             for thread in slots:
                 thread.join()
-            self._stopping.set()
+        finally:
             self._finished.set()
-            heartbeat.join()
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
+            with contextlib.suppress(RuntimeError):  # interrupted before it started
+                heartbeat.join()
+            self._watchdog.close()
+            # This run consumed the stop; a later stop() is for a later run.
+            self._stopping.clear()
+            self._abandoning = False
         return self.processed
 
     def stop(self, grace_seconds: float | None = None) -> None:
-        """Stop claiming; give running jobs ``grace_seconds`` to finish, then interrupt them and
-        release them back to waiting. Safe to call from signal handlers and other threads."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        grace = self.grace_seconds if grace_seconds is None else grace_seconds
+        """Stop claiming; give running jobs ``grace_seconds`` to finish, then interrupt them;
+        each goes back to waiting once its handler stopped. Safe to call from any thread."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            grace = self.grace_seconds if grace_seconds is None else grace_seconds
+            self._grace_deadline = time.monotonic() + grace
+            self._stopping.set()
         logger.info("stopping: no new claims, %.1fs grace for running jobs", grace)
-        self._grace_timer = threading.Timer(grace, self.abandon_running)
-        self._grace_timer.daemon = True
-        self._grace_timer.start()
+        self._wakeup.set()
 
     def abandon_running(self) -> None:
-        """Interrupt every running handler and give its job back to the queue."""
-        with self._lock:
-            running = list(self._running.values())
-        for run in running:
-            run.abandoned = True
-            job_id = run.lease.job.id
-            logger.warning("job %s did not finish in time: releasing it", job_id)
-            self._release(run.lease)
-            if run.task is not None and run.loop is not None:
-                run.loop.call_soon_threadsafe(run.task.cancel)
-            else:
-                run.interrupter.fire(ShutdownInterrupt("shutdown grace period is over"))
+        """Interrupt every running handler now (the second SIGINT); each job goes back to
+        waiting once its handler stopped. In a process that installed our signal handlers,
+        handlers still running after ``ABANDON_WAIT`` have their jobs given back as the
+        process's last act, and it exits."""
+        self.stop()
+        self._abandoning = True
+        self._interrupt_running()
+        self._wakeup.set()
 
     def install_signal_handlers(self) -> Callable[[], None]:
-        """SIGTERM/SIGINT stop gracefully; a second SIGINT abandons running jobs at once.
-        Returns a function that restores the previous handlers.
+        """SIGTERM/SIGINT stop gracefully; a second SIGINT abandons running jobs at once and
+        exits the process. Returns a function that restores the previous handlers.
 
         The handlers only note the signal and write one byte to a socket: a watcher thread
         acts on it. A handler runs between two bytecodes of the main thread, which may hold
@@ -247,8 +293,10 @@ class Dispatcher:
         watcher = threading.Thread(target=watch, name="jobqueue-signals", daemon=True)
         watcher.start()
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._owns_process = True
 
         def restore() -> None:
+            self._owns_process = False
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             writer.close()  # the watcher reads end-of-file and returns
@@ -257,50 +305,158 @@ class Dispatcher:
 
         return restore
 
+    # -- shutdown: the supervisor -------------------------------------------------------------
+
+    def _supervise_until_done(self) -> None:
+        """Without our signal handlers, Ctrl-C raises KeyboardInterrupt here (handlers run in
+        slot threads): the first one stops gracefully, the second interrupts running jobs, a
+        third gives up on them (their leases expire and they are recovered)."""
+        presses = 0
+        while True:
+            try:
+                self._supervise()
+                return
+            except KeyboardInterrupt:
+                presses += 1
+                self.stop_signal = self.stop_signal or signal.SIGINT
+                if presses == 1:
+                    self.stop()
+                elif presses == 2:
+                    self.abandon_running()
+                else:
+                    raise
+
+    def _supervise(self) -> None:
+        """Wait for the slots to end; past the grace period interrupt running handlers and,
+        in a process we own, exit once interrupted handlers had their time to stop."""
+        interrupted_at: float | None = None  # when running handlers were interrupted
+        abandoned = False  # whether by the second SIGINT (a shorter wait before exiting)
+        while True:
+            self._wakeup.clear()  # before looking, so that no wake-up is missed
+            with self._lock:
+                if self._slots_left == 0:
+                    return
+            now = time.monotonic()
+            timeout: float | None = None
+            if self._abandoning and not abandoned:
+                interrupted_at, abandoned = now, True  # abandon_running interrupted them
+            elif self._stopping.is_set() and interrupted_at is None:
+                if now >= self._grace_deadline:
+                    interrupted_at = now
+                else:
+                    timeout = self._grace_deadline - now
+            if interrupted_at is not None:
+                self._interrupt_running()  # again: a job may have started meanwhile
+                if self._owns_process:
+                    wait = ABANDON_WAIT if abandoned else min(self.grace_seconds, STOP_WAIT_MAX)
+                    left = interrupted_at + wait - now
+                    if left <= 0:
+                        self._exit_process()
+                    timeout = left
+            # Bounded: Python runs signal handlers only in the main thread, once it wakes.
+            self._wakeup.wait(SUPERVISE_TICK if timeout is None else min(timeout, SUPERVISE_TICK))
+
+    def _interrupt_running(self) -> None:
+        """Raise ``ShutdownInterrupt`` in every running handler (once each). The job is not
+        released here: its slot does that once the handler has stopped."""
+        with self._lock:
+            runs = [run for run in self._running.values() if not run.interrupted]
+            for run in runs:
+                run.interrupted = True
+        for run in runs:
+            logger.warning(
+                "job %s did not finish in time: interrupting it, it goes back to waiting "
+                "once its handler stopped",
+                run.lease.job.id,
+            )
+            self._interrupt(run)
+
+    def _interrupt(self, run: _Running) -> None:
+        # The slot sets guard/task under the lock and checks `interrupted` when it does, so
+        # an interrupt that comes before the handler started is not lost.
+        with self._lock:
+            guard, task, loop = run.guard, run.task, run.loop
+        if guard is not None:
+            self._watchdog.interrupt(guard, ShutdownInterrupt)
+        elif task is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: the handler has ended
+                loop.call_soon_threadsafe(_cancel, run, task, ShutdownInterrupt)
+
+    def _exit_process(self) -> NoReturn:
+        """Give back every job still held and exit at once: the very last act of the process,
+        after which no code of ours runs a handler. Jobs a stuck slot had claimed ahead or run
+        without recording yet (``prefetch``) go back too, and run again: at-least-once."""
+        with self._lock:
+            leases = list(self._leases.values())
+        status = 130 if self.stop_signal == signal.SIGINT else 0
+        logger.warning(
+            "exiting with %d job(s) whose handler did not stop: giving them back to waiting",
+            len(leases),
+        )
+
+        def release_all() -> None:
+            for lease in leases:
+                self._release(lease)
+
+        # In a thread with a bound: an unreachable backend must not keep the process alive.
+        releaser = threading.Thread(target=release_all, name="jobqueue-exit", daemon=True)
+        releaser.start()
+        releaser.join(EXIT_RELEASE_WAIT)
+        logging.shutdown()  # os._exit skips it: flush the log lines first
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
     # -- one slot: claim, run, record, repeat -------------------------------------------------
 
     def _slot(self, burst: bool, max_jobs: int | None) -> None:
+        try:
+            self._run_slot(burst, max_jobs)
+        finally:
+            with self._lock:
+                self._slots_left -= 1
+            self._wakeup.set()
+
+    def _run_slot(self, burst: bool, max_jobs: int | None) -> None:
         loop = asyncio.new_event_loop()
         ahead: deque[_Lease] = deque()  # claimed, not started yet
         finished: list[_Finished] = []  # ran, outcome not recorded yet
         # Woken for work that the next claim still did not get (max_active elsewhere)?
         capped, capped_delay = False, CAPPED_BACKOFF_MIN
         try:
-            with Interrupter() as interrupter:
-                while True:
-                    if finished and (not ahead or _overdue(finished)):
-                        ahead.extend(self._record(finished, self._wanted(len(ahead), max_jobs)))
-                        finished = []
-                    if not ahead:
-                        want = self._wanted(0, max_jobs)
-                        if want == 0:
-                            break
-                        ahead.extend(self._claim(want))
-                        if not ahead:
-                            if burst:
-                                break
-                            if capped:
-                                # Ready work we cannot claim: its worker is at max_active in
-                                # other slots or processes. Back off instead of spinning.
-                                self._stopping.wait(capped_delay)
-                                capped_delay = min(capped_delay * 2, CAPPED_BACKOFF_MAX)
-                            capped = self._call_backend(
-                                lambda: self.backend.wait_for_work(
-                                    self.spec.names, self.idle_timeout
-                                )
-                            )
-                            continue
-                        capped, capped_delay = False, CAPPED_BACKOFF_MIN
-                    lease = ahead.popleft()
-                    if lease.lost:
-                        self._forget(lease)
-                        continue
-                    if not self._count_one(max_jobs):
-                        ahead.appendleft(lease)
+            while True:
+                if finished and (not ahead or _overdue(finished)):
+                    ahead.extend(self._record(finished, self._wanted(len(ahead), max_jobs)))
+                    finished = []
+                if not ahead:
+                    want = self._wanted(0, max_jobs)
+                    if want == 0:
                         break
-                    done = self._execute(lease, interrupter, loop)
-                    if done is not None:
-                        finished.append(done)
+                    ahead.extend(self._claim(want))
+                    if not ahead:
+                        if burst:
+                            break
+                        if capped:
+                            # Ready work we cannot claim: its worker is at max_active in
+                            # other slots or processes. Back off instead of spinning.
+                            self._stopping.wait(capped_delay)
+                            capped_delay = min(capped_delay * 2, CAPPED_BACKOFF_MAX)
+                        capped = self._call_backend(
+                            lambda: self.backend.wait_for_work(self.spec.names, self.idle_timeout)
+                        )
+                        continue
+                    capped, capped_delay = False, CAPPED_BACKOFF_MIN
+                lease = ahead.popleft()
+                if lease.lost:
+                    self._forget(lease)
+                    continue
+                if not self._count_one(max_jobs):
+                    ahead.appendleft(lease)
+                    break
+                done = self._execute(lease, loop)
+                if done is not None:
+                    finished.append(done)
         except BackendError as exc:
             logger.warning("slot stopping with the backend unreachable: %s", exc)
         finally:
@@ -341,30 +497,30 @@ class Dispatcher:
 
     # -- running one job ----------------------------------------------------------------------
 
-    def _execute(
-        self, lease: _Lease, interrupter: Interrupter, loop: asyncio.AbstractEventLoop
-    ) -> _Finished | None:
+    def _execute(self, lease: _Lease, loop: asyncio.AbstractEventLoop) -> _Finished | None:
         """Run the handler; return the outcome to record, or ``None`` if the job was given back
-        (shutdown past the grace period)."""
+        (interrupted by shutdown: released here, now that its handler has stopped)."""
         job = lease.job
-        run = _Running(lease, interrupter)
+        run = _Running(lease)
         slot = threading.get_ident()
         with self._lock:
             self._running[slot] = run
         try:
             self._emit("jobqueue_job_started", job=job)
             try:
-                result = self._run_handler(self.registry.get(job.name), run, loop)
+                result = self._run_hooked(self.registry.get(job.name), run, loop)
                 check_json(result)
                 return _Finished(lease, Outcome(job.id, lease.claim.token, result=result))
-            except ShutdownInterrupt:
-                return None
             except BaseException as exc:  # the handler's fault is the job's, never ours
-                if run.abandoned:
+                if run.interrupted:
+                    # Whatever the handler made of our interrupt, it has stopped now: only
+                    # now may the job go back to waiting, for another dispatcher to run.
+                    logger.warning("job %s: handler stopped, releasing it", job.id)
+                    self._release(lease)
                     return None
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     self.stop()
-                error = _describe_failure(exc, run)
+                error = _describe_failure(exc, job)
                 error = JobError(error.type, error.message, traceback.format_exc())
                 will_retry = job.attempts_made < job.attempts
                 retry_at = (
@@ -385,27 +541,68 @@ class Dispatcher:
             with self._lock:
                 self._running.pop(slot, None)
 
+    def _run_hooked(self, worker: Worker, run: _Running, loop: asyncio.AbstractEventLoop) -> JSON:
+        """The handler call, inside the plugins' ``jobqueue_run_job`` wrappers if any."""
+        hook = self.hooks.jobqueue_run_job
+        if not hook.get_hookimpls():  # nobody listens: skip pluggy's call machinery per job
+            return self._run_handler(worker, run, loop)
+
+        def handler_call(job: Job) -> JSON:
+            return self._run_handler(worker, run, loop)
+
+        result: JSON = hook.call_extra([handler_call], {"job": run.lease.job})
+        return result
+
     def _run_handler(self, worker: Worker, run: _Running, loop: asyncio.AbstractEventLoop) -> JSON:
         running = RunningJob(run.lease.job, self.backend, run.lease.claim.token)
         timeout = run.lease.job.timeout
         if worker.is_async:
             return self._run_coroutine(worker.handle(running), timeout, run, loop)
-        run.interrupter.arm(timeout, JobTimeoutError(f"timed out after {timeout}s"))
+        guard = self._watchdog.arm(timeout)
         try:
+            with self._lock:
+                run.guard = guard
+                interrupted = run.interrupted
+            if interrupted:  # shutdown came between claim and call: do not start it
+                raise ShutdownInterrupt
             result = worker.handle(running)
         finally:
-            run.interrupter.disarm()
+            # An exception fired but not landed yet is cancelled here; one that lands while
+            # we get here is raised within this try, so it never reaches dispatcher code.
+            self._watchdog.disarm(guard)
+            with self._lock:
+                run.guard = None
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             return self._run_coroutine(result, timeout, run, loop)
         return result
 
-    @staticmethod
     def _run_coroutine(
-        awaitable: Any, timeout: float | None, run: _Running, loop: asyncio.AbstractEventLoop
+        self,
+        awaitable: Any,
+        timeout: float | None,
+        run: _Running,
+        loop: asyncio.AbstractEventLoop,
     ) -> JSON:
-        task = loop.create_task(asyncio.wait_for(_await(awaitable), timeout))
-        run.task, run.loop = task, loop
-        return loop.run_until_complete(task)
+        task = loop.create_task(_await(awaitable))
+        with self._lock:
+            run.task, run.loop = task, loop
+            interrupted = run.interrupted
+        if interrupted:
+            _cancel(run, task, ShutdownInterrupt)
+        # Our own deadline rather than asyncio.wait_for: a TimeoutError the handler raises
+        # itself must not be mistaken for ours.
+        timer = None if timeout is None else loop.call_later(timeout, _cancel, run, task)
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if run.cancelled_with is not None:
+                raise run.cancelled_with from None
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            with self._lock:
+                run.task = None
 
     # -- recording outcomes -------------------------------------------------------------------
 
@@ -474,6 +671,9 @@ class Dispatcher:
             return
         self._tally(state.value if state in (JobState.COMPLETED, JobState.FAILED) else "retrying")
         job.state = state
+        if state in (JobState.COMPLETED, JobState.FAILED):
+            # The backend stamped its own time; ours is within a round trip of it.
+            job.finished_at = self.clock()
         if outcome.error is None:
             job.result = outcome.result
             self._emit("jobqueue_job_completed", job=job)
@@ -509,26 +709,40 @@ class Dispatcher:
     def _lease_gone(self, lease: _Lease) -> bool:
         return lease.lost or self.clock() > lease.deadline
 
-    def _heartbeat(self) -> None:
-        while not self._finished.wait(self.lease_seconds / 3):
+    def _heartbeat(self, slots: Sequence[threading.Thread]) -> None:
+        """Start the slots; then every third of the lease, renew every lease held."""
+        for thread in slots:
+            if self._finished.is_set():
+                break
+            thread.start()
+        renewer = _Renewer(self.backend, self.lease_seconds, self.concurrency * self.prefetch)
+        try:
+            while not self._finished.wait(self.lease_seconds / 3):
+                with self._lock:
+                    leases = [lease for lease in self._leases.values() if not lease.lost]
+                if leases:
+                    self._renewed(renewer.renew_all(leases))
+        finally:
+            renewer.close()
+
+    def _renewed(self, results: Iterable[tuple[_Lease, bool | None]]) -> None:
+        for lease, renewed in results:
+            if renewed:
+                lease.deadline = self.clock() + self.lease_seconds
+                continue
+            if renewed is None:  # not known in time: the next beat tries again
+                continue
             with self._lock:
-                leases = [lease for lease in self._leases.values() if not lease.lost]
-            for lease in leases:
-                job_id, token = lease.job.id, lease.claim.token
-                try:
-                    renewed = self.backend.renew(job_id, token, self.lease_seconds)
-                except JobQueueError as exc:
-                    logger.warning("could not renew the lease of job %s: %s", job_id, exc)
-                    continue
-                if renewed:
-                    lease.deadline = self.clock() + self.lease_seconds
-                elif token in self._leases:
-                    lease.lost = True
-                    logger.warning(
-                        "lost the lease of job %s: another dispatcher may run it; "
-                        "this attempt's outcome will be discarded",
-                        job_id,
-                    )
+                held = lease.claim.token in self._leases
+            if held and not lease.lost:
+                lease.lost = True
+                logger.warning(
+                    "lost the lease of job %s: another dispatcher may run it; "
+                    "this attempt's outcome will be discarded",
+                    lease.job.id,
+                )
+                self._emit("jobqueue_lease_lost", job=lease.job)
+                self._emit("jobqueue_job_stalled", job=lease.job)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -537,8 +751,9 @@ class Dispatcher:
     ) -> T:
         """Run a backend call, riding out outages with capped exponential back-off until
         ``give_up()`` (default: the dispatcher is stopping) says to re-raise the error."""
+        until_stop = give_up is None  # then stop() ends the back-off: the retry re-raises
         give_up = give_up or self._stopping.is_set
-        delay = 0.05
+        delay = OUTAGE_BACKOFF_MIN
         while True:
             try:
                 return operation()
@@ -548,8 +763,12 @@ class Dispatcher:
                 if give_up():
                     raise
                 logger.warning("backend error, retrying in about %.2fs: %s", delay, exc)
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 5.0)
+            pause = delay * random.uniform(0.5, 1.0)
+            if until_stop or not self._stopping.is_set():
+                self._stopping.wait(pause)  # stop() ends the back-off at once
+            else:
+                time.sleep(pause)  # stopping, yet told to retry (an outcome to save)
+            delay = min(delay * 2, OUTAGE_BACKOFF_MAX)
 
     def _tally(self, outcome: str) -> None:
         with self._lock:
@@ -566,15 +785,84 @@ class Dispatcher:
             logger.exception("plugin hook %s raised", hook_name)
 
 
+class _Renewer:
+    """Renews all held leases at once, bounded: each renewal runs in a small thread pool and
+    the beat waits at most a sixth of the lease for them, so one hung call (a socket timeout
+    can be as long as the lease) delays only its own lease, never the others.
+
+    ``renew_all`` is the one place that renews; a backend call that renews many leases in
+    one round trip can replace the per-lease calls here."""
+
+    def __init__(self, backend: Backend, lease_seconds: float, most: int) -> None:
+        self.backend = backend
+        self.lease_seconds = lease_seconds
+        self.bound = lease_seconds / 6
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(2, min(most, 16)), thread_name_prefix="jobqueue-renew"
+        )
+        self.pending: dict[str, concurrent.futures.Future[bool]] = {}  # token -> in flight
+
+    def renew_all(self, leases: Sequence[_Lease]) -> list[tuple[_Lease, bool | None]]:
+        """``True`` renewed, ``False`` lost, ``None`` not known within the bound."""
+        futures: dict[str, concurrent.futures.Future[bool]] = {}
+        for lease in leases:
+            token = lease.claim.token
+            future = self.pending.get(token)
+            if future is None:  # a renewal still hung from an earlier beat is not repeated
+                future = self.pool.submit(
+                    self.backend.renew, lease.job.id, token, self.lease_seconds
+                )
+                self.pending[token] = future
+            futures[token] = future
+        concurrent.futures.wait(futures.values(), timeout=self.bound)
+        results: list[tuple[_Lease, bool | None]] = []
+        for lease in leases:
+            future = futures[lease.claim.token]
+            if not future.done():
+                logger.warning(
+                    "renewing the lease of job %s takes over %.1fs; will try again",
+                    lease.job.id,
+                    self.bound,
+                )
+                results.append((lease, None))
+                continue
+            del self.pending[lease.claim.token]
+            try:
+                results.append((lease, future.result()))
+            except JobQueueError as exc:
+                logger.warning("could not renew the lease of job %s: %s", lease.job.id, exc)
+                results.append((lease, None))
+        for token in [t for t, f in self.pending.items() if f.done() and t not in futures]:
+            del self.pending[token]
+        return results
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _cancel(
+    run: _Running, task: asyncio.Task[Any], why: type[BaseException] = HandlerTimeout
+) -> None:
+    """Cancel an async handler's task (in its loop), remembering why."""
+    if not task.done() and run.cancelled_with is None:
+        run.cancelled_with = why
+        task.cancel()
+
+
 def _overdue(finished: Sequence[_Finished]) -> bool:
     return time.monotonic() - finished[0].since > FLUSH_AFTER
 
 
-def _describe_failure(exc: BaseException, run: _Running) -> JobError:
-    timeout = run.lease.job.timeout
-    timed_out = timeout is not None and time.monotonic() - run.started >= timeout * 0.99
-    if isinstance(exc, JobTimeoutError) or (isinstance(exc, TimeoutError) and timed_out):
-        return JobError("JobTimeoutError", f"handler ran longer than its timeout of {timeout}s")
+def _describe_failure(exc: BaseException, job: Job) -> JobError:
+    # Only the watchdog's own exception is a timeout: a TimeoutError the handler raised
+    # (an upstream API's) is the handler's error, however close to the deadline.
+    if isinstance(exc, HandlerTimeout):
+        return JobError(
+            "JobTimeoutError",
+            f"handler ran longer than its timeout of {job.timeout}s; it was interrupted at "
+            "its next Python instruction (a handler blocked in one long C call, such as "
+            "time.sleep or a socket read, stops only when that call returns)",
+        )
     if isinstance(exc, NotSerializableError):
         return JobError("NotSerializableError", f"handler returned a value that is not JSON: {exc}")
     return JobError.from_exception(exc)

@@ -18,7 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from jobqueue.backend import BackendFactory
-    from jobqueue.job import Job, JobError
+    from jobqueue.job import JSON, Job, JobError
     from jobqueue.worker import Worker
 
 PROJECT = "jobqueue"
@@ -51,14 +51,41 @@ def jobqueue_job_started(job: Job) -> None:
     """A dispatcher claimed the job and is about to run its handler."""
 
 
+@hookspec(firstresult=True)
+def jobqueue_run_job(job: Job) -> JSON:
+    """Wraps each call of a job's handler, in the thread that runs it: implement it as a
+    wrapper (``@hookimpl(wrapper=True)``, a generator that yields once and returns what the
+    yield gave, or ``hookwrapper=True``) to time or trace a run. The yield raises the
+    handler's exception, if it raised. The dispatcher supplies the one plain implementation,
+    the handler itself: a plugin's plain implementation would replace the handler."""
+
+
 @hookspec
 def jobqueue_job_completed(job: Job) -> None:
-    """The handler returned; ``job.result`` holds its return value."""
+    """The handler returned and its outcome was stored; ``job.result`` holds its return value
+    and ``job.finished_at`` when it finished (this process's clock)."""
 
 
 @hookspec
 def jobqueue_job_failed(job: Job, error: JobError, will_retry: bool) -> None:
     """The handler raised (or timed out); ``will_retry`` tells whether another attempt follows."""
+
+
+@hookspec
+def jobqueue_lease_lost(job: Job) -> None:
+    """This dispatcher found that it no longer holds the lease of a job it is running (it
+    expired, or an operator cancelled or removed the job): another dispatcher may run it,
+    and this attempt's outcome will be discarded."""
+
+
+@hookspec
+def jobqueue_job_stalled(job: Job) -> None:
+    """A job stalled: its dispatcher stopped renewing its lease in time.
+
+    Fired by the process that finds out. Backends recover expired leases inside their own
+    transitions (``claim``, ``recover_expired``) and report no jobs back, so today that is
+    the dispatcher whose own job's lease was lost, right after ``jobqueue_lease_lost``; a
+    dispatcher that recovers another process's stalled job does not see it."""
 
 
 @hookspec

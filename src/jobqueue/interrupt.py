@@ -1,22 +1,25 @@
-"""Interrupting a synchronous handler: for timeouts and for shutdown past the grace period.
+"""Interrupting a synchronous handler, for timeouts and for shutdown: one watchdog thread.
 
-Python cannot kill a thread, but it can raise an exception inside one:
+Python cannot kill a thread, but it can ask the interpreter to raise an exception in one,
+``PyThreadState_SetAsyncExc`` (Dramatiq's way). A :class:`Watchdog` is one thread per
+dispatcher that does this at each guarded call's deadline, and on request (shutdown).
 
-* in the main thread, a ``SIGALRM`` whose handler raises, which also breaks ``time.sleep`` and
-  blocking socket calls;
-* in any other thread, ``PyThreadState_SetAsyncExc``, which lands at the next bytecode (a
-  blocking C call is interrupted only when it returns).
-
-An ``Interrupter`` is armed only while a handler runs, so a late timer can never raise in
-the dispatcher's own code.
+* **No signals.** ``SIGALRM`` and ``setitimer`` belong to the host application (an
+  application's own interval timer, pytest-timeout's): a job timeout never touches them.
+* **At the next bytecode.** The exception lands when the thread next runs Python code. A
+  handler blocked in one long C call (``time.sleep``, a socket ``recv``, a lock) is
+  interrupted only when that call returns; a handler in Python code is interrupted at once.
+* **Never in dispatcher code.** A call is guarded only between :meth:`Watchdog.arm` and
+  :meth:`Watchdog.disarm`; ``disarm`` cancels an exception that was scheduled but has not
+  landed yet, and a guard fires at most once, so nothing raises after ``disarm`` returns.
 """
 
 from __future__ import annotations
 
 import ctypes
-import signal
 import threading
-from types import FrameType, TracebackType
+import time
+from dataclasses import dataclass, field
 
 
 class ShutdownInterrupt(BaseException):
@@ -25,87 +28,95 @@ class ShutdownInterrupt(BaseException):
     A ``BaseException`` so that a handler's ``except Exception`` does not swallow it."""
 
 
-class Interrupter:
-    """Raise an exception in the thread that created this object, while armed."""
+class HandlerTimeout(BaseException):
+    """Raised inside a handler that outlived its ``timeout``; the job fails with
+    ``JobTimeoutError``. A ``BaseException`` for the same reason as ``ShutdownInterrupt``."""
+
+
+@dataclass(eq=False)
+class Guard:
+    """One guarded call: the thread it runs in, and its deadline (``time.monotonic``)."""
+
+    thread_id: int
+    deadline: float | None
+    fired: type[BaseException] | None = None
+    armed: bool = field(default=True)
+
+
+class Watchdog:
+    """Raises an exception in a guarded thread at its deadline, or when asked to."""
 
     def __init__(self) -> None:
-        self._thread_id = threading.get_ident()
-        self._use_signal = (
-            threading.current_thread() is threading.main_thread()
-            and hasattr(signal, "SIGALRM")
-            and hasattr(signal, "pthread_kill")
-        )
-        self._lock = threading.Lock()
-        self._armed = False
-        self._pending: type[BaseException] | BaseException | None = None
-        self._fired: BaseException | type[BaseException] | None = None
-        self._timer: threading.Timer | None = None
-        self._previous: object = None
+        self._wake = threading.Condition(threading.Lock())
+        self._guards: set[Guard] = set()
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Interrupter:
-        if self._use_signal:
-            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
-        return self
+    def start(self) -> None:
+        with self._wake:
+            self._closed = False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="jobqueue-watchdog", daemon=True
+                )
+                self._thread.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.disarm()
-        if self._use_signal:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)  # type: ignore[arg-type]
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._wake.notify_all()
+        if thread is not None:
+            thread.join()
 
-    def arm(self, timeout: float | None, error: BaseException) -> None:
-        """Start guarding a handler call; after ``timeout`` seconds raise ``error`` in it."""
-        with self._lock:
-            self._armed = True
-            self._fired = None
-            self._pending = error
-        if timeout is None:
-            return
-        if self._use_signal:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-        else:
-            self._timer = threading.Timer(timeout, self.fire, args=(error,))
-            self._timer.daemon = True
-            self._timer.start()
+    def arm(self, timeout: float | None) -> Guard:
+        """Guard a call about to run in this thread; raise ``HandlerTimeout`` in it after
+        ``timeout`` seconds (never, if ``None``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        guard = Guard(threading.get_ident(), deadline)
+        with self._wake:
+            self._guards.add(guard)
+            if deadline is not None:
+                self._wake.notify_all()
+        return guard
 
-    def fire(self, error: BaseException) -> bool:
-        """Raise ``error`` in the guarded thread now, if a handler is running there."""
-        with self._lock:
-            if not self._armed or self._fired is not None:
-                return False
-            self._pending = error
-            if self._use_signal:
-                signal.pthread_kill(self._thread_id, signal.SIGALRM)
-                return True
-            self._fired = error
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._thread_id), ctypes.py_object(type(error))
-            )
-            return True
+    def interrupt(self, guard: Guard, error: type[BaseException]) -> bool:
+        """Raise ``error`` in the guarded call now, unless it ended or was already fired."""
+        with self._wake:
+            return self._fire(guard, error)
 
-    def disarm(self) -> None:
-        """Stop guarding. If an asynchronous exception was scheduled but has not landed yet,
-        cancel it and raise it here instead, so it never escapes into dispatcher code later."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._use_signal:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        with self._lock:
-            was_armed, self._armed = self._armed, False
-            fired, self._fired = self._fired, None
-        if was_armed and fired is not None and not self._use_signal:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
-            raise fired if isinstance(fired, BaseException) else fired()
+    def disarm(self, guard: Guard) -> type[BaseException] | None:
+        """Stop guarding. Returns what was fired at the call, if anything was; an exception
+        fired but not landed yet is cancelled, so it can never land in the caller's code."""
+        with self._wake:
+            guard.armed = False
+            self._guards.discard(guard)
+            if guard.fired is not None:
+                # Under the lock, so that no new exception is scheduled after the cancel.
+                _set_async_exc(guard.thread_id, None)
+            return guard.fired
 
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        with self._lock:
-            if not self._armed or self._pending is None:
-                return
-            error, self._armed = self._pending, False
-        raise error
+    def _fire(self, guard: Guard, error: type[BaseException]) -> bool:
+        if not guard.armed or guard.fired is not None:
+            return False
+        guard.fired = error
+        self._guards.discard(guard)  # fires once: a second exception could land in cleanup
+        _set_async_exc(guard.thread_id, error)
+        return True
+
+    def _watch(self) -> None:
+        with self._wake:
+            while not self._closed:
+                now = time.monotonic()
+                due = [g for g in self._guards if g.deadline is not None and g.deadline <= now]
+                for guard in due:
+                    self._fire(guard, HandlerTimeout)
+                deadlines = [g.deadline for g in self._guards if g.deadline is not None]
+                self._wake.wait(min(deadlines) - now if deadlines else None)
+
+
+def _set_async_exc(thread_id: int, error: type[BaseException] | None) -> None:
+    # pythonapi holds the GIL across the call: the thread cannot run in between.
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if error is None else ctypes.py_object(error)
+    )

@@ -393,7 +393,10 @@ class JobQueue:
     def run_worker(
         self, *, concurrency: int = 1, prefetch: int = 1, names: Sequence[str] | None = None
     ) -> int:
-        """Run a long-lived dispatcher until SIGTERM/SIGINT (graceful, see ``grace_seconds``)."""
+        """Run a long-lived dispatcher until SIGTERM/SIGINT (graceful, see ``grace_seconds``).
+        A handler still running after the grace period is interrupted; if it does not stop
+        soon after, or on a second SIGINT, its job is given back and the process exits
+        (status 0 after SIGTERM, 130 after SIGINT): see the shutdown section of the docs."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         restore = dispatcher.install_signal_handlers()
         try:

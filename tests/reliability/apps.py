@@ -58,8 +58,22 @@ def build(url: str, namespace: str, **options: Any) -> JobQueue:
 
     @jobs.worker("hang", timeout=0.5)
     def hang(job: Any) -> None:
+        """Hangs in Python code: the timeout interrupts it at once (a long C call such as
+        one ``time.sleep(3600)`` would be interrupted only when it returns)."""
         effects.incr("effects", job.id)
-        time.sleep(3600)
+        while True:
+            time.sleep(0.01)
+
+    @jobs.worker("blocked", exclusive=True)
+    def blocked(job: Any) -> dict[str, int]:
+        """Exclusive; blocks in one C call of ``data["seconds"]``, recording its run's start
+        and end (with this pid) in the list ``test:runs``."""
+        effects.record_run("start", job.id)
+        try:
+            time.sleep(job.data["seconds"])
+        finally:
+            effects.record_run("end", job.id)
+        return {"pid": os.getpid()}
 
     @jobs.worker("not_json")
     def not_json(job: Any) -> Any:
@@ -86,6 +100,9 @@ class Effects:
 
     def mark(self, table: str, job_id: str) -> None:
         self.client.hset(self.prefix + table, job_id, repr(time.time()))
+
+    def record_run(self, event: str, job_id: str) -> None:
+        self.client.rpush(self.prefix + "runs", f"{event} {os.getpid()} {job_id} {time.time()!r}")
 
     @hookimpl
     def jobqueue_job_completed(self, job: Job) -> None:
