@@ -4,7 +4,9 @@ live dispatchers — on every backend."""
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,9 +150,14 @@ def test_dispatchers_are_listed_while_they_run(queue: JobQueue) -> None:
     thread.start()
     try:
         assert started.wait(30)
+        deadline = time.monotonic() + 10  # the next heartbeat (about a second) lists the job
+        while not any(job.id in d.jobs for d in queue.dispatchers()):
+            assert time.monotonic() < deadline, f"not listed: {queue.dispatchers()}"
+            time.sleep(0.02)
         live = queue.dispatchers()
-        assert len(live) == 1 and live[0].names == ("hold",)
-        assert job.id in live[0].jobs
+        assert len(live) == 1 and live[0].names == ("hold",) and live[0].id == dispatcher.id
+        assert live[0].pid == os.getpid() and live[0].concurrency == 1
+        assert queue.get_job_by_id(job.id).dispatcher == dispatcher.id  # type: ignore[union-attr]
     finally:
         release.set()
         thread.join(30)

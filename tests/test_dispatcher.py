@@ -16,6 +16,7 @@ import pytest
 
 from jobqueue import Backoff, Dispatcher, JobQueue, JobState, hookimpl
 from jobqueue import dispatcher as dispatcher_module
+from jobqueue.backend import LeaseStatus
 from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobError
 from jobqueue.testing import ManualClock
@@ -668,14 +669,14 @@ def test_outage_back_off_ends_at_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not thread.is_alive(), "stop() did not end the outage back-off"
 
 
-def test_one_hung_renewal_does_not_expire_the_other_leases() -> None:
+def test_one_hung_heartbeat_does_not_expire_the_leases() -> None:
+    """All leases are renewed in one call a beat; a call that hangs is left behind and the
+    next beats renew every lease without it (with a connection of their own)."""
     queue = make_queue(lease_seconds=0.6)
-    hung, unhang = threading.Event(), threading.Event()
+    hung, unhang, enough, finish = (threading.Event() for _ in range(4))
     renewed_while_hung: list[str] = []
     started: list[str] = []
     both_running = threading.Event()
-    enough = threading.Event()
-    finish = threading.Event()
 
     def long(job: Any) -> None:
         started.append(job.id)
@@ -691,17 +692,18 @@ def test_one_hung_renewal_does_not_expire_the_other_leases() -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
+        def heartbeat(self, info: Any, leases: Any, lease_seconds: float) -> Any:
             with lock:
-                first = not hung.is_set()
-                hung.set()
+                first = len(leases) == 2 and not hung.is_set()
+                if first:
+                    hung.set()
             if first:
                 unhang.wait(30)
-            elif hung.is_set() and not unhang.is_set():
-                renewed_while_hung.append(job_id)
-                if len(renewed_while_hung) >= 3:
+            elif hung.is_set() and not unhang.is_set() and len(leases) == 2:
+                renewed_while_hung.extend(job_id for job_id, _ in leases)
+                if len(renewed_while_hung) >= 6:
                     enough.set()
-            return bool(queue.backend.renew(job_id, token, lease_seconds))
+            return queue.backend.heartbeat(info, leases, lease_seconds)
 
     dispatcher = Dispatcher(
         OneHangs(),  # type: ignore[arg-type]
@@ -713,17 +715,16 @@ def test_one_hung_renewal_does_not_expire_the_other_leases() -> None:
     thread = run_in_thread(dispatcher.run, burst=True)
     assert both_running.wait(10)
     try:
-        assert enough.wait(10), "a hung renewal held up the other lease's renewals"
+        assert enough.wait(10), "a hung heartbeat held up the renewals"
     finally:
         unhang.set()
         finish.set()
         thread.join(10)
     assert not thread.is_alive()
-    (healthy,) = set(renewed_while_hung)
-    # The hung lease may have expired (it is the only one); the other one never did.
-    done = queue.get_job_by_id(healthy)
-    assert done is not None and done.state is JobState.COMPLETED and done.stalls == 0
-    assert healthy in {job.id for job in jobs}
+    assert set(renewed_while_hung) == {job.id for job in jobs}
+    for job in jobs:  # both leases lived through the hung call
+        done = queue.get_job_by_id(job.id)
+        assert done is not None and done.state is JobState.COMPLETED and done.stalls == 0
 
 
 class Timing:
@@ -820,8 +821,9 @@ def test_lease_lost_and_job_stalled_hooks_fire_when_the_heartbeat_finds_out() ->
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
-            return False  # as a backend whose lease for us expired or was taken away
+        def heartbeat(self, info: Any, leases: Any, lease_seconds: float) -> Any:
+            # As a backend whose leases for us expired or were taken away.
+            return [LeaseStatus.LOST] * len(leases)
 
     dispatcher = Dispatcher(
         Refusing(),  # type: ignore[arg-type]

@@ -9,10 +9,15 @@ Read this file top to bottom to see the whole engine.
 * **One round trip per job.** Recording a job's outcome and claiming the next are one backend
   call. With ``prefetch=N`` a slot claims up to N jobs ahead and records their outcomes in
   batches (still running them one at a time), for fewer than one round trip per job.
-* **Leases.** A heartbeat thread renews every lease the dispatcher holds, every third of the
-  lease, all of them at once with a bound of a sixth of the lease, so one hung renewal
-  cannot let the others expire. A job whose lease is lost belongs to someone else: its
-  outcome is discarded (hooks ``jobqueue_lease_lost`` and ``jobqueue_job_stalled``).
+* **Heartbeat.** A heartbeat thread beats about every second (``jobqueue.heartbeat``): one
+  backend call renews every lease the dispatcher holds, keeps its record among the live
+  dispatchers, and brings back cancel requests; maintenance rides along. The beat waits for
+  the call at most a sixth of the lease, so a hung call cannot stall the dispatcher. A job
+  whose lease is lost belongs to someone else: its outcome is discarded (hooks
+  ``jobqueue_lease_lost`` and ``jobqueue_job_stalled``).
+* **Cancel.** A running job whose cancel the heartbeat reports has its handler interrupted
+  (``JobCancelled``; an async one is cancelled) and ends CANCELLED, not retried; a job claimed
+  ahead is not started. A handler that finishes first keeps its result.
 * **Policy lives here, once.** Timeouts and retries with backoff are decided here; backends
   only apply decisions atomically.
 * **Timeouts and interrupts** come from one watchdog thread that raises an exception in the
@@ -36,12 +41,12 @@ Read this file top to bottom to see the whole engine.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import inspect
 import logging
 import os
 import random
+import secrets
 import signal
 import socket
 import sys
@@ -54,7 +59,16 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
-from jobqueue.backend import Backend, BatchBackend, Claim, Clock, Outcome, WorkSpec
+from jobqueue.backend import (
+    Backend,
+    BatchBackend,
+    Claim,
+    Clock,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    WorkSpec,
+)
 from jobqueue.errors import (
     BackendError,
     InvalidSettingError,
@@ -62,7 +76,8 @@ from jobqueue.errors import (
     LeaseLostError,
     NotSerializableError,
 )
-from jobqueue.interrupt import Guard, HandlerTimeout, ShutdownInterrupt, Watchdog
+from jobqueue.heartbeat import Heartbeat
+from jobqueue.interrupt import Guard, HandlerTimeout, JobCancelled, ShutdownInterrupt, Watchdog
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
@@ -105,6 +120,7 @@ class _Lease:
     claim: Claim
     deadline: float = field(init=False)
     lost: bool = False
+    cancelled: bool = False  # the heartbeat brought a cancel request for it
 
     def __post_init__(self) -> None:
         self.deadline = self.claim.lease_expires_at
@@ -121,6 +137,7 @@ class _Running:
 
     lease: _Lease
     interrupted: bool = False
+    cancelling: bool = False
     guard: Guard | None = None
     task: asyncio.Task[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -171,12 +188,15 @@ class Dispatcher:
         self.idle_timeout = idle_timeout
         self.clock = clock
         chosen = tuple(names) if names is not None else registry.names()
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        """This dispatcher's id among the live ones (``jobqueue workers``)."""
         self.spec = WorkSpec(
             names=chosen,
             lease_seconds=lease_seconds,
             max_active={
                 w.name: w.max_active for w in registry if w.max_active and w.name in chosen
             },
+            dispatcher=self.id,
         )
         self._batching = isinstance(backend, BatchBackend)
         self._stopping = threading.Event()
@@ -194,7 +214,8 @@ class Dispatcher:
         """Attempts started by the last ``run`` (a job retried twice counts three)."""
         self.outcomes: dict[str, int] = {}
         """What the last ``run``'s recorded attempts ended as: ``completed``, ``failed``,
-        ``retrying`` (failed, to run again) and ``lost`` (lease lost, outcome discarded)."""
+        ``retrying`` (failed, to run again), ``cancelled`` and ``lost`` (lease lost,
+        outcome discarded)."""
         self.stop_signal: int | None = None
         """The signal that stopped the last ``run_worker``-style run, if one did."""
 
@@ -211,7 +232,7 @@ class Dispatcher:
             self.stop_signal = None
         self._finished.clear()
         self.processed = 0
-        self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "lost"), 0)
+        self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "cancelled", "lost"), 0)
         self._watchdog.start()
         slots = [
             threading.Thread(
@@ -451,6 +472,9 @@ class Dispatcher:
                 if lease.lost:
                     self._forget(lease)
                     continue
+                if lease.cancelled:  # cancelled while claimed ahead: never started
+                    self._finish_cancelled(lease, None)
+                    continue
                 if not self._count_one(max_jobs):
                     ahead.appendleft(lease)
                     break
@@ -512,6 +536,10 @@ class Dispatcher:
                 check_json(result)
                 return _Finished(lease, Outcome(job.id, lease.claim.token, result=result))
             except BaseException as exc:  # the handler's fault is the job's, never ours
+                if isinstance(exc, JobCancelled) and not run.interrupted:
+                    logger.info("job %s: handler stopped after its cancel", job.id)
+                    self._finish_cancelled(lease, None)
+                    return None
                 if run.interrupted:
                     # Whatever the handler made of our interrupt, it has stopped now: only
                     # now may the job go back to waiting, for another dispatcher to run.
@@ -669,12 +697,16 @@ class Dispatcher:
             self._tally("lost")
             logger.warning("job %s: outcome discarded, its lease was lost", job.id)
             return
-        self._tally(state.value if state in (JobState.COMPLETED, JobState.FAILED) else "retrying")
+        finished = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        self._tally(state.value if state in finished else "retrying")
         job.state = state
-        if state in (JobState.COMPLETED, JobState.FAILED):
+        if state in finished:
             # The backend stamped its own time; ours is within a round trip of it.
             job.finished_at = self.clock()
-        if outcome.error is None:
+        if state is JobState.CANCELLED:  # it failed after a cancel: not retried
+            job.error = outcome.error
+            self._emit("jobqueue_job_cancelled", job=job)
+        elif outcome.error is None:
             job.result = outcome.result
             self._emit("jobqueue_job_completed", job=job)
         else:
@@ -710,39 +742,88 @@ class Dispatcher:
         return lease.lost or self.clock() > lease.deadline
 
     def _heartbeat(self, slots: Sequence[threading.Thread]) -> None:
-        """Start the slots; then every third of the lease, renew every lease held."""
-        for thread in slots:
-            if self._finished.is_set():
-                break
-            thread.start()
-        renewer = _Renewer(self.backend, self.lease_seconds, self.concurrency * self.prefetch)
+        """Register this dispatcher and start the slots; then beat until the run ends, and
+        remove the record on the way out."""
+        info = DispatcherInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            names=self.spec.names,
+            concurrency=self.concurrency,
+            started_at=self.clock(),
+        )
+        beats = Heartbeat(self.backend, info, self.lease_seconds)
         try:
-            while not self._finished.wait(self.lease_seconds / 3):
-                with self._lock:
-                    leases = [lease for lease in self._leases.values() if not lease.lost]
-                if leases:
-                    self._renewed(renewer.renew_all(leases))
+            self._beat(beats)  # registered before the first claim
+            for thread in slots:
+                if self._finished.is_set():
+                    break
+                thread.start()
+            while not self._finished.wait(beats.every):
+                self._beat(beats)
+            beats.leave()
         finally:
-            renewer.close()
+            beats.close()
 
-    def _renewed(self, results: Iterable[tuple[_Lease, bool | None]]) -> None:
-        for lease, renewed in results:
-            if renewed:
-                lease.deadline = self.clock() + self.lease_seconds
+    def _beat(self, beats: Heartbeat) -> None:
+        with self._lock:
+            held = {lease.claim.token: lease for lease in self._leases.values() if not lease.lost}
+        answers = beats.beat([(lease.job.id, token) for token, lease in held.items()])
+        for (_, token), status in answers or ():
+            lease = held.get(token)
+            if lease is None:
                 continue
-            if renewed is None:  # not known in time: the next beat tries again
+            if status is LeaseStatus.LOST:
+                self._lease_lost(lease)
                 continue
-            with self._lock:
-                held = lease.claim.token in self._leases
-            if held and not lease.lost:
-                lease.lost = True
-                logger.warning(
-                    "lost the lease of job %s: another dispatcher may run it; "
-                    "this attempt's outcome will be discarded",
-                    lease.job.id,
-                )
-                self._emit("jobqueue_lease_lost", job=lease.job)
-                self._emit("jobqueue_job_stalled", job=lease.job)
+            lease.deadline = self.clock() + self.lease_seconds
+            if status is LeaseStatus.CANCEL and not lease.cancelled:
+                self._deliver_cancel(lease)
+
+    def _deliver_cancel(self, lease: _Lease) -> None:
+        """Interrupt the handler running the lease's job; a job not started yet is marked
+        and never starts."""
+        lease.cancelled = True
+        with self._lock:
+            run = next((r for r in self._running.values() if r.lease is lease), None)
+            if run is None or run.interrupted or run.cancelling:
+                return
+            run.cancelling = True
+            guard, task, loop = run.guard, run.task, run.loop
+        logger.info("job %s was cancelled: interrupting its handler", lease.job.id)
+        if guard is not None:
+            self._watchdog.interrupt(guard, JobCancelled)
+        elif task is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: the handler has ended
+                loop.call_soon_threadsafe(_cancel, run, task, JobCancelled)
+
+    def _finish_cancelled(self, lease: _Lease, error: JobError | None) -> None:
+        self._forget(lease)
+        try:
+            done = self.backend.finish_cancelled(lease.job.id, lease.claim.token, error)
+        except JobQueueError as exc:  # the lease expires; recovery ends it cancelled
+            logger.warning("could not record the cancel of job %s: %s", lease.job.id, exc)
+            return
+        if not done:
+            self._tally("lost")
+            return
+        self._tally("cancelled")
+        job = lease.job
+        job.state, job.finished_at = JobState.CANCELLED, self.clock()
+        self._emit("jobqueue_job_cancelled", job=job)
+
+    def _lease_lost(self, lease: _Lease) -> None:
+        with self._lock:
+            held = lease.claim.token in self._leases
+        if held and not lease.lost:
+            lease.lost = True
+            logger.warning(
+                "lost the lease of job %s: another dispatcher may run it; "
+                "this attempt's outcome will be discarded",
+                lease.job.id,
+            )
+            self._emit("jobqueue_lease_lost", job=lease.job)
+            self._emit("jobqueue_job_stalled", job=lease.job)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -783,61 +864,6 @@ class Dispatcher:
             hook(**kwargs)
         except Exception:
             logger.exception("plugin hook %s raised", hook_name)
-
-
-class _Renewer:
-    """Renews all held leases at once, bounded: each renewal runs in a small thread pool and
-    the beat waits at most a sixth of the lease for them, so one hung call (a socket timeout
-    can be as long as the lease) delays only its own lease, never the others.
-
-    ``renew_all`` is the one place that renews; a backend call that renews many leases in
-    one round trip can replace the per-lease calls here."""
-
-    def __init__(self, backend: Backend, lease_seconds: float, most: int) -> None:
-        self.backend = backend
-        self.lease_seconds = lease_seconds
-        self.bound = lease_seconds / 6
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(2, min(most, 16)), thread_name_prefix="jobqueue-renew"
-        )
-        self.pending: dict[str, concurrent.futures.Future[bool]] = {}  # token -> in flight
-
-    def renew_all(self, leases: Sequence[_Lease]) -> list[tuple[_Lease, bool | None]]:
-        """``True`` renewed, ``False`` lost, ``None`` not known within the bound."""
-        futures: dict[str, concurrent.futures.Future[bool]] = {}
-        for lease in leases:
-            token = lease.claim.token
-            future = self.pending.get(token)
-            if future is None:  # a renewal still hung from an earlier beat is not repeated
-                future = self.pool.submit(
-                    self.backend.renew, lease.job.id, token, self.lease_seconds
-                )
-                self.pending[token] = future
-            futures[token] = future
-        concurrent.futures.wait(futures.values(), timeout=self.bound)
-        results: list[tuple[_Lease, bool | None]] = []
-        for lease in leases:
-            future = futures[lease.claim.token]
-            if not future.done():
-                logger.warning(
-                    "renewing the lease of job %s takes over %.1fs; will try again",
-                    lease.job.id,
-                    self.bound,
-                )
-                results.append((lease, None))
-                continue
-            del self.pending[lease.claim.token]
-            try:
-                results.append((lease, future.result()))
-            except JobQueueError as exc:
-                logger.warning("could not renew the lease of job %s: %s", lease.job.id, exc)
-                results.append((lease, None))
-        for token in [t for t, f in self.pending.items() if f.done() and t not in futures]:
-            del self.pending[token]
-        return results
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _cancel(

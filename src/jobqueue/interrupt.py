@@ -28,6 +28,12 @@ class ShutdownInterrupt(BaseException):
     A ``BaseException`` so that a handler's ``except Exception`` does not swallow it."""
 
 
+class JobCancelled(BaseException):
+    """Raised inside a handler whose job an operator cancelled while it ran.
+
+    A ``BaseException`` so that a handler's ``except Exception`` does not swallow it."""
+
+
 class HandlerTimeout(BaseException):
     """Raised inside a handler that outlived its ``timeout``; the job fails with
     ``JobTimeoutError``. A ``BaseException`` for the same reason as ``ShutdownInterrupt``."""

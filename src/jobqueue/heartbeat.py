@@ -1,0 +1,97 @@
+"""A dispatcher's heartbeat: what one backend call a beat does, bounded in time.
+
+Each beat is one ``backend.heartbeat`` call: it renews every lease the dispatcher holds,
+keeps the dispatcher's record among the live ones (``jobqueue workers``), and brings back the
+cancel requests of its jobs. Maintenance (promoting due jobs, recovering expired leases,
+retention, forgetting dead dispatchers) rides along in the same worker thread.
+
+The call runs in a worker thread and the beat waits for it at most a sixth of the lease. A
+call that hangs (a socket timeout can be as long as the lease) is left to finish on its own and
+the next beat makes a new call from another thread, on a connection of its own — so a hung
+round trip costs one beat, not every lease; at most ``MAX_IN_FLIGHT`` calls are ever pending.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Sequence
+
+from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus
+from jobqueue.errors import JobQueueError
+
+logger = logging.getLogger("jobqueue.dispatcher")
+
+BEAT_EVERY = 1.0
+"""Seconds between beats at most (a third of the lease when that is shorter): a cancel
+reaches a running job, and a dead dispatcher leaves the live list, within about this."""
+
+MAINTAIN_EVERY = 1.0
+"""Seconds between maintenance steps of one dispatcher."""
+
+MAX_IN_FLIGHT = 4
+"""Beats whose call hangs are left running; past this many, beats wait for one of them."""
+
+
+class Heartbeat:
+    """The beats of one dispatcher (see the module docstring)."""
+
+    def __init__(self, backend: Backend, info: DispatcherInfo, lease_seconds: float) -> None:
+        self.backend = backend
+        self.info = info
+        self.lease_seconds = lease_seconds
+        self.every = min(BEAT_EVERY, lease_seconds / 3)
+        self.bound = lease_seconds / 6
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=MAX_IN_FLIGHT, thread_name_prefix="jobqueue-beat"
+        )
+        self._in_flight: set[concurrent.futures.Future[list[LeaseStatus]]] = set()
+        self._maintained = 0.0
+
+    def beat(
+        self, leases: Sequence[tuple[str, str]]
+    ) -> list[tuple[tuple[str, str], LeaseStatus]] | None:
+        """Renew ``(job_id, token)`` leases and refresh the record. Returns each lease with
+        its status, or ``None`` when the backend did not answer within the bound."""
+        self._in_flight = {f for f in self._in_flight if not f.done()}
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            logger.warning("%d heartbeats are hung; waiting for one of them", MAX_IN_FLIGHT)
+            concurrent.futures.wait(self._in_flight, self.bound, "FIRST_COMPLETED")
+            return None
+        sent = list(leases)
+        call = self._pool.submit(self._call, sent)
+        self._in_flight.add(call)
+        try:
+            statuses = call.result(timeout=self.bound)
+        except concurrent.futures.TimeoutError:
+            logger.warning(
+                "a heartbeat took over %.1fs; the next one goes on without it", self.bound
+            )
+            return None
+        except JobQueueError as exc:
+            logger.warning("heartbeat failed: %s", exc)
+            return None
+        return list(zip(sent, statuses, strict=True))
+
+    def _call(self, leases: list[tuple[str, str]]) -> list[LeaseStatus]:
+        statuses = self.backend.heartbeat(self.info, leases, self.lease_seconds)
+        now = time.monotonic()
+        if now - self._maintained >= MAINTAIN_EVERY:
+            self._maintained = now
+            try:
+                self.backend.maintain()
+            except JobQueueError as exc:
+                logger.warning("maintenance failed: %s", exc)
+        return statuses
+
+    def leave(self) -> None:
+        """Remove the dispatcher's record (a clean exit), within the bound."""
+        future = self._pool.submit(self.backend.remove_dispatcher, self.info.id)
+        try:
+            future.result(timeout=self.bound)
+        except (concurrent.futures.TimeoutError, JobQueueError) as exc:
+            logger.warning("could not remove this dispatcher's record: %s", exc)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
