@@ -51,6 +51,17 @@ def build(url: str, namespace: str, **options: Any) -> JobQueue:
         effects.mark("finished", job.id)
         return {"pid": os.getpid()}
 
+    @jobs.worker("steps", attempts=3)
+    def steps(job: Any) -> dict[str, int]:
+        """Marks its start, works ``data["seconds"]`` in 50 ms steps (Python code between
+        them, where an interrupt lands), marks its end."""
+        effects.mark("started", job.id)
+        until = time.monotonic() + job.data["seconds"]
+        while time.monotonic() < until:
+            time.sleep(0.05)
+        effects.mark("finished", job.id)
+        return {"pid": os.getpid()}
+
     @jobs.worker("boom", attempts=2)
     def boom(job: Any) -> None:
         effects.incr("effects", job.id)

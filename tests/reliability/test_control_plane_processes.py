@@ -26,7 +26,7 @@ def test_cancel_reaches_the_process_running_the_job(
     queue = build(redis_url, namespace, lease_seconds=30)
     client = queue.backend.client  # type: ignore[attr-defined]
     worker = processes.start(worker_command(), app_env(redis_url, namespace, lease=30), "worker")
-    job = queue.submit_job("sleepy", {"seconds": 60}, attempts=3)
+    job = queue.submit_job("steps", {"seconds": 60})
     wait_until(lambda: _started(client, namespace, job.id), 30, "the job to start")
     asked = time.monotonic()
     assert queue.cancel_job(job.id) is JobState.ACTIVE
