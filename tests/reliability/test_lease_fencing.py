@@ -64,8 +64,9 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeQ
 
 
 def frozen_heartbeat(dispatcher: Dispatcher) -> None:
-    """The heartbeat thread, frozen: it renews nothing until the dispatcher finishes."""
-    dispatcher._heartbeat = dispatcher._finished.wait  # type: ignore[method-assign]
+    """The heartbeat, frozen: its thread still starts the slots, but no beat renews anything
+    (nor registers the dispatcher) until the dispatcher finishes."""
+    dispatcher._beat = lambda beats: None  # type: ignore[method-assign]
 
 
 def test_handler_outliving_its_lease_loses_the_job(
