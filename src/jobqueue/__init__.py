@@ -1,7 +1,15 @@
 """jobqueue: a job queue Python teams trust with their heavy work."""
 
 from jobqueue.aio import AsyncJobQueue
-from jobqueue.backend import Backend, BackendOptions, Claim, Retention, WorkSpec
+from jobqueue.backend import (
+    Backend,
+    BackendOptions,
+    Claim,
+    DispatcherInfo,
+    LeaseStatus,
+    Retention,
+    WorkSpec,
+)
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     BackendError,
@@ -17,6 +25,7 @@ from jobqueue.errors import (
     InvalidWorkerError,
     JobNotFoundError,
     JobQueueError,
+    JobStateError,
     JobTimeoutError,
     LeaseLostError,
     NotSerializableError,
@@ -28,7 +37,7 @@ from jobqueue.errors import (
     UnknownWorkerError,
 )
 from jobqueue.hooks import hookimpl
-from jobqueue.job import Backoff, Job, JobError, JobLog, JobState
+from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
 from jobqueue.queue import JobQueue
 from jobqueue.running import RunningJob
 from jobqueue.worker import Handler, Worker
@@ -37,6 +46,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncJobQueue",
+    "Attempt",
+    "AttemptOutcome",
     "Backend",
     "BackendError",
     "BackendFullError",
@@ -47,6 +58,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptJobError",
     "Dispatcher",
+    "DispatcherInfo",
     "Handler",
     "InvalidJobDataError",
     "InvalidJobError",
@@ -61,8 +73,10 @@ __all__ = [
     "JobQueue",
     "JobQueueError",
     "JobState",
+    "JobStateError",
     "JobTimeoutError",
     "LeaseLostError",
+    "LeaseStatus",
     "NotSerializableError",
     "PayloadTooLargeError",
     "Retention",
