@@ -1,25 +1,35 @@
 """A hypothesis state machine that drives a backend and checks it against a simple model.
 
-Random submits, claims, renewals, completions, failures, releases, removals and clock jumps;
-after every step: no job in two states, none lost, no claim of a job whose lease is live,
-the highest ready priority claimed first, nothing claimed before it is due.
+Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
+releases, cancels (of waiting, delayed, active and finished jobs), retries, purges, removals,
+pauses, maintenance and clock jumps; after every step: no job in two states, none lost, every
+state, count and pause exactly as the model has them (maintenance runs only where the
+protocol says: claims, ``maintain`` and ``recover_expired``), and every read — counts,
+listings, ``get``, ``paused``, ``dispatchers`` — called twice gives the same answer and
+changes nothing. During steps: no claim of a job whose lease is live, the highest ready
+priority claimed first, nothing claimed before it is due or while its name is paused, no
+stale token accepted, a cancel-requested job never runs again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from jobqueue.backend import Backend, BackendOptions, WorkSpec
-from jobqueue.errors import LeaseLostError
+from jobqueue.backend import Backend, BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
+from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
 MAX_STALLS = 2
 NAMES = ("a", "b")
+DISPATCHERS = ("d1", "d2")
+_RETRYABLE = (JobState.FAILED, JobState.CANCELLED)
+_FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 @dataclass
@@ -33,6 +43,9 @@ class ModelJob:
     lease_deadline: float = 0.0
     attempts_made: int = 0
     stalls: int = 0
+    cancel_requested: bool = False
+    finished_at: float | None = None
+    result: Any = None
 
 
 def make_state_machine(
@@ -47,42 +60,75 @@ def make_state_machine(
             self.clock = ManualClock()
             self.backend = make_backend(BackendOptions(clock=self.clock, max_stalls=MAX_STALLS))
             self.jobs: dict[str, ModelJob] = {}
+            self.removed: list[str] = []  # ids of jobs the backend no longer has
             self.stale_tokens: list[tuple[str, str]] = []  # (job id, token) no longer valid
+            self.paused: set[str] = set()
+            self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
 
         # -- the model's own bookkeeping ------------------------------------------------------
 
-        def _recover_expired(self) -> None:
+        def _finish(self, job: ModelJob, state: JobState) -> None:
+            if job.token is not None:
+                self.stale_tokens.append((job.id, job.token))
+            job.state, job.token, job.finished_at = state, None, self.clock()
+
+        def _requeue(self, job: ModelJob, run_at: float) -> None:
+            if job.token is not None:
+                self.stale_tokens.append((job.id, job.token))
+            job.token, job.run_at = None, run_at
+            job.state = JobState.DELAYED if run_at > self.clock() else JobState.WAITING
+
+        def _recover_expired(self) -> int:
             now = self.clock()
+            recovered = 0
             for job in self.jobs.values():
                 if job.state is JobState.ACTIVE and job.lease_deadline <= now:
-                    assert job.token is not None
-                    self.stale_tokens.append((job.id, job.token))
-                    job.token = None
+                    recovered += 1
                     job.stalls += 1
-                    if job.stalls > MAX_STALLS:
-                        job.state = JobState.FAILED
+                    if job.cancel_requested:
+                        self._finish(job, JobState.CANCELLED)
+                    elif job.stalls > MAX_STALLS:
+                        self._finish(job, JobState.FAILED)
                     else:
-                        job.state, job.run_at = JobState.WAITING, now
+                        self._requeue(job, now)
+            return recovered
+
+        def _maintain(self) -> int:
+            """What claims and ``maintain`` do first: promote due jobs, recover leases."""
+            now = self.clock()
+            promoted = 0
+            for job in self.jobs.values():
+                if job.state is JobState.DELAYED and job.run_at <= now:
+                    job.state = JobState.WAITING
+                    promoted += 1
+            return promoted + self._recover_expired()
 
         def _ready(self, names: tuple[str, ...]) -> list[ModelJob]:
-            now = self.clock()
             return [
                 job
                 for job in self.jobs.values()
                 if job.name in names
-                and (
-                    job.state is JobState.WAITING
-                    or (job.state is JobState.DELAYED and job.run_at <= now)
-                )
+                and job.name not in self.paused
+                and job.state is JobState.WAITING
             ]
 
         def _active(self) -> list[ModelJob]:
             return sorted(
                 (j for j in self.jobs.values() if j.state is JobState.ACTIVE), key=lambda j: j.id
             )
+
+        def _live(self, job: ModelJob) -> bool:
+            return job.state is JobState.ACTIVE and job.lease_deadline > self.clock()
+
+        def _any_id(self, data: st.DataObject) -> str:
+            """A job id: mostly of a job the backend has, now and then of a removed one."""
+            known = sorted(self.jobs)
+            if self.removed and (not known or data.draw(st.integers(0, 4)) == 0):
+                return data.draw(st.sampled_from(self.removed))
+            return data.draw(st.sampled_from(known))
 
         # -- rules ----------------------------------------------------------------------------
 
@@ -111,11 +157,14 @@ def make_state_machine(
         @rule(
             names=st.sampled_from([("a",), ("b",), ("a", "b")]),
             lease=st.sampled_from([5.0, 30.0]),
+            dispatcher=st.sampled_from([None, *DISPATCHERS]),
         )
-        def claim(self, names: tuple[str, ...], lease: float) -> None:
-            self._recover_expired()
+        def claim(self, names: tuple[str, ...], lease: float, dispatcher: str | None) -> None:
+            self._maintain()
             ready = self._ready(names)
-            claim = self.backend.claim(WorkSpec(names=names, lease_seconds=lease))
+            claim = self.backend.claim(
+                WorkSpec(names=names, lease_seconds=lease, dispatcher=dispatcher)
+            )
             if not ready:
                 assert claim is None, f"claimed {claim and claim.job.id} with nothing ready"
                 return
@@ -126,6 +175,8 @@ def make_state_machine(
             assert job.priority == max(j.priority for j in ready), "priority not honoured"
             assert claim.job.attempts_made == job.attempts_made + 1
             assert claim.job.stalls == job.stalls
+            assert claim.job.dispatcher == dispatcher
+            assert not claim.job.cancel_requested
             job.state, job.token = JobState.ACTIVE, claim.token
             job.lease_deadline = self.clock() + lease
             job.attempts_made += 1
@@ -135,42 +186,175 @@ def make_state_machine(
         def renew(self, data: st.DataObject, lease: float) -> None:
             job = data.draw(st.sampled_from(self._active()))
             assert job.token is not None
-            live = job.lease_deadline > self.clock()
+            live = self._live(job)
             assert self.backend.renew(job.id, job.token, lease) is live
             if live:
                 job.lease_deadline = self.clock() + lease
 
         @precondition(lambda self: bool(self._active()))
-        @rule(data=st.data(), outcome=st.sampled_from(["complete", "fail", "retry", "release"]))
+        @rule(
+            data=st.data(),
+            outcome=st.sampled_from(["complete", "fail", "retry", "release", "cancelled"]),
+        )
         def finish(self, data: st.DataObject, outcome: str) -> None:
             job = data.draw(st.sampled_from(self._active()))
-            assert job.token is not None
-            live = job.lease_deadline > self.clock()
+            token = job.token
+            assert token is not None
+            live = self._live(job)
             now = self.clock()
             try:
                 if outcome == "complete":
-                    self.backend.complete(job.id, job.token, {"done": job.id}, None)
-                    new_state = JobState.COMPLETED
-                elif outcome == "fail":
-                    state = self.backend.fail(job.id, job.token, JobError("E", "x"), None)
-                    assert state is JobState.FAILED
-                    new_state = JobState.FAILED
-                elif outcome == "retry":
-                    state = self.backend.fail(job.id, job.token, JobError("E", "x"), now + 10)
-                    assert state is JobState.DELAYED
-                    new_state, job.run_at = JobState.DELAYED, now + 10
+                    self.backend.complete(job.id, token, {"done": job.id}, None)
+                elif outcome in ("fail", "retry"):
+                    retry_at = now + 10 if outcome == "retry" else None
+                    state = self.backend.fail(job.id, token, JobError("E", "x"), retry_at)
+                    expected = (
+                        JobState.CANCELLED
+                        if job.cancel_requested
+                        else JobState.DELAYED
+                        if retry_at is not None
+                        else JobState.FAILED
+                    )
+                    assert state is expected, f"fail of job {job.id}: {state}, not {expected}"
+                elif outcome == "release":
+                    assert self.backend.release(job.id, token) is live, f"release of {job.id}"
                 else:
-                    assert self.backend.release(job.id, job.token) is live
-                    if not live:
-                        return
-                    new_state, job.run_at = JobState.WAITING, now
-                    job.attempts_made -= 1
+                    held = self.backend.finish_cancelled(job.id, token, None)
+                    assert held is live, f"finish_cancelled of {job.id}"
             except LeaseLostError:
                 assert not live, f"live lease of job {job.id} refused on {outcome}"
                 return
-            assert live, f"expired lease of job {job.id} accepted on {outcome}"
-            self.stale_tokens.append((job.id, job.token))
-            job.state, job.token = new_state, None
+            if not live:
+                assert outcome in ("release", "cancelled"), (
+                    f"expired lease of job {job.id} accepted on {outcome}"
+                )
+                return
+            if outcome == "complete":  # a cancel that came too late: the result is kept
+                self._finish(job, JobState.COMPLETED)
+                job.result = {"done": job.id}
+            elif outcome == "cancelled" or job.cancel_requested:
+                if outcome == "release":
+                    job.attempts_made -= 1
+                self._finish(job, JobState.CANCELLED)
+            elif outcome == "fail":
+                self._finish(job, JobState.FAILED)
+            elif outcome == "retry":
+                self._requeue(job, now + 10)
+            else:
+                self._requeue(job, now)
+                job.attempts_made -= 1
+
+        @precondition(lambda self: bool(self.jobs or self.removed))
+        @rule(data=st.data())
+        def cancel(self, data: st.DataObject) -> None:
+            job_id = self._any_id(data)
+            state = self.backend.cancel(job_id)
+            job = self.jobs.get(job_id)
+            if job is None:
+                assert state is None, f"cancel of removed job {job_id} returned {state}"
+                return
+            if job.state in (JobState.WAITING, JobState.DELAYED):
+                self._finish(job, JobState.CANCELLED)
+            elif job.state is JobState.ACTIVE:
+                job.cancel_requested = True
+            assert state is job.state, f"cancel of job {job_id}: {state}, not {job.state}"
+
+        @precondition(lambda self: bool(self.jobs or self.removed))
+        @rule(data=st.data())
+        def retry(self, data: st.DataObject) -> None:
+            job_id = self._any_id(data)
+            job = self.jobs.get(job_id)
+            try:
+                stored = self.backend.retry(job_id)
+            except JobStateError:
+                assert job is not None and job.state not in _RETRYABLE, (
+                    f"retry of job {job_id} ({job and job.state}) refused"
+                )
+                return
+            if job is None:
+                assert stored is None, f"retry of removed job {job_id} returned {stored}"
+                return
+            assert job.state in _RETRYABLE, f"retry of {job.state} job {job_id} accepted"
+            self._retried(job)
+            assert stored is not None and stored.id == job_id
+            assert stored.state is JobState.WAITING
+            assert (stored.attempts_made, stored.stalls) == (0, 0)
+            assert not stored.cancel_requested and stored.result is None
+            assert stored.finished_at is None
+
+        def _retried(self, job: ModelJob) -> None:
+            job.state, job.run_at = JobState.WAITING, self.clock()
+            job.attempts_made = job.stalls = 0
+            job.cancel_requested, job.finished_at, job.result = False, None, None
+
+        @rule(state=st.sampled_from(_RETRYABLE), name=st.sampled_from([None, *NAMES]))
+        def retry_many(self, state: JobState, name: str | None) -> None:
+            doomed = [j for j in self.jobs.values() if j.state is state and name in (None, j.name)]
+            assert self.backend.retry_many(state, name) == len(doomed)
+            for job in doomed:
+                self._retried(job)
+
+        @rule(
+            state=st.sampled_from(_FINISHED),
+            name=st.sampled_from([None, *NAMES]),
+            before=st.sampled_from([None, 0.0, -10.0]),
+        )
+        def purge(self, state: JobState, name: str | None, before: float | None) -> None:
+            cutoff = None if before is None else self.clock() + before
+            doomed = [
+                j.id
+                for j in self.jobs.values()
+                if j.state is state
+                and name in (None, j.name)
+                and (cutoff is None or (j.finished_at or 0.0) < cutoff)
+            ]
+            assert self.backend.purge(state, name, cutoff) == len(doomed)
+            for job_id in doomed:
+                self._forget(job_id)
+
+        @rule(name=st.sampled_from(NAMES), pause=st.booleans())
+        def pause_or_resume(self, name: str, pause: bool) -> None:
+            if pause:
+                self.backend.pause(name)
+                self.paused.add(name)
+            else:
+                self.backend.resume(name)
+                self.paused.discard(name)
+
+        @rule(
+            data=st.data(),
+            dispatcher=st.sampled_from(DISPATCHERS),
+            lease=st.sampled_from([5.0, 30.0]),
+        )
+        def heartbeat(self, data: st.DataObject, dispatcher: str, lease: float) -> None:
+            held = [(j.id, j.token) for j in self._active() if j.token is not None]
+            leases = data.draw(
+                st.lists(st.sampled_from(held + self.stale_tokens[-5:]), max_size=3, unique=True)
+                if held or self.stale_tokens
+                else st.just([])
+            )
+            now = self.clock()
+            expected = []
+            for job_id, token in leases:
+                job = self.jobs.get(job_id)
+                if job is None or job.token != token or not self._live(job):
+                    expected.append(LeaseStatus.LOST)
+                    continue
+                job.lease_deadline = now + lease
+                expected.append(LeaseStatus.CANCEL if job.cancel_requested else LeaseStatus.HELD)
+            started = {"d1": 1_600_000_000.0, "d2": 1_600_000_001.0}[dispatcher]
+            info = DispatcherInfo(dispatcher, "host", 7, NAMES, 2, started)
+            statuses = self.backend.heartbeat(info, leases, lease)
+            assert list(statuses) == expected, f"heartbeat: {statuses}, not {expected}"
+            recorded = DispatcherInfo(
+                dispatcher, "host", 7, NAMES, 2, started, now, tuple(i for i, _ in leases)
+            )
+            self.dispatchers[dispatcher] = (recorded, now + lease)
+
+        @rule(dispatcher=st.sampled_from(DISPATCHERS))
+        def remove_dispatcher(self, dispatcher: str) -> None:
+            self.backend.remove_dispatcher(dispatcher)
+            self.dispatchers.pop(dispatcher, None)
 
         @precondition(lambda self: bool(self.stale_tokens))
         @rule(data=st.data())
@@ -183,6 +367,7 @@ def make_state_machine(
             ]
             job_id, token = data.draw(st.sampled_from(retaken or self.stale_tokens))
             assert self.backend.renew(job_id, token, 30) is False
+            assert self.backend.finish_cancelled(job_id, token, None) is False
             try:
                 self.backend.complete(job_id, token, "stale", None)
             except LeaseLostError:
@@ -195,8 +380,12 @@ def make_state_machine(
         def remove(self, data: st.DataObject) -> None:
             job_id = data.draw(st.sampled_from(sorted(self.jobs)))
             assert self.backend.remove(job_id) is True
-            del self.jobs[job_id]
+            self._forget(job_id)
             assert self.backend.get(job_id) is None
+
+        def _forget(self, job_id: str) -> None:
+            del self.jobs[job_id]
+            self.removed.append(job_id)
 
         @rule(seconds=st.sampled_from([0.5, 3.0, 10.0, 40.0]))
         def advance_clock(self, seconds: float) -> None:
@@ -204,36 +393,67 @@ def make_state_machine(
 
         @rule()
         def recover_expired(self) -> None:
-            self.backend.recover_expired()
-            self._recover_expired()
+            assert self.backend.recover_expired() == self._recover_expired()
+
+        @rule()
+        def maintain(self) -> None:
+            assert self.backend.maintain() == self._maintain()
+            now = self.clock()
+            for dispatcher_id, (_, expiry) in list(self.dispatchers.items()):
+                if expiry <= now:
+                    del self.dispatchers[dispatcher_id]
 
         # -- invariants -----------------------------------------------------------------------
 
+        def _read_everything(self) -> tuple[Any, ...]:
+            listed = {state: self.backend.list_jobs(state, 0, 10_000) for state in JobState}
+            jobs = {job_id: self.backend.get(job_id) for job_id in sorted(self.jobs)}
+            gone = [self.backend.get(job_id) for job_id in self.removed[-3:]]
+            return (
+                self.backend.count_by_state(),
+                listed,
+                jobs,
+                gone,
+                self.backend.paused(),
+                self.backend.dispatchers(),
+            )
+
         @invariant()
-        def every_job_in_exactly_one_state(self) -> None:
+        def reads_agree_with_the_model_and_write_nothing(self) -> None:
+            first = self._read_everything()
+            second = self._read_everything()
+            assert first == second, "reading twice gave different answers (a read wrote)"
+            counts, listed, jobs, gone, paused, dispatchers = first
             seen: dict[str, JobState] = {}
-            for state in JobState:
-                for job in self.backend.list_jobs(state, 0, 10_000):
+            for state, in_state in listed.items():
+                for job in in_state:
                     assert job.id not in seen, f"job {job.id} listed as {seen[job.id]} and {state}"
                     assert job.state is state
                     seen[job.id] = state
             assert set(seen) == set(self.jobs), "backend and model hold different jobs"
-            counts = self.backend.count_by_state()
-            assert sum(counts.values()) == len(self.jobs)
-
-        @invariant()
-        def states_match_the_model(self) -> None:
+            expected_counts = dict.fromkeys(JobState, 0)
+            for model in self.jobs.values():
+                expected_counts[model.state] += 1
+                stored = jobs[model.id]
+                assert stored is not None, f"job {model.id} lost"
+                assert stored.state is model.state, (
+                    f"job {model.id}: {stored.state}, the model says {model.state}"
+                )
+                assert (stored.attempts_made, stored.stalls) == (
+                    model.attempts_made,
+                    model.stalls,
+                ), f"job {model.id}: attempts/stalls {stored.attempts_made}/{stored.stalls}"
+                assert stored.cancel_requested is model.cancel_requested, f"job {model.id}"
+                assert stored.result == model.result, f"job {model.id}: result {stored.result}"
+                assert stored.finished_at == model.finished_at, f"job {model.id}: finished_at"
+            assert counts == expected_counts, f"counts {counts}, the model says {expected_counts}"
+            assert gone == [None] * len(gone), "a removed job came back"
+            assert paused == frozenset(self.paused)
             now = self.clock()
-            for job in self.jobs.values():
-                stored = self.backend.get(job.id)
-                assert stored is not None, f"job {job.id} lost"
-                if job.state is JobState.ACTIVE and job.lease_deadline <= now:
-                    # expired but not yet recovered: recovery is lazy in most backends
-                    allowed = {JobState.ACTIVE, JobState.WAITING, JobState.FAILED}
-                elif job.state is JobState.DELAYED and job.run_at <= now:
-                    allowed = {JobState.DELAYED, JobState.WAITING}
-                else:
-                    allowed = {job.state}
-                assert stored.state in allowed, f"job {job.id}: {stored.state} not in {allowed}"
+            live = sorted(
+                (info for info, expiry in self.dispatchers.values() if expiry > now),
+                key=lambda info: (info.started_at, info.id),
+            )
+            assert dispatchers == live, f"dispatchers {dispatchers}, the model says {live}"
 
     return BackendStateMachine
