@@ -616,7 +616,7 @@ class BackendContract(ControlPlaneContract):
 
     # -- exact agreement with the reference backend ------------------------------------------
 
-    def test_matches_the_reference_backend(self) -> None:
+    def test_differential_matches_the_reference_backend(self) -> None:
         from hypothesis.stateful import run_state_machine_as_test
 
         machine = make_differential_machine(self.make_backend, self.dispose_backend)

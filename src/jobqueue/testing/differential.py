@@ -2,14 +2,19 @@
 random operations, must agree on every job field, order and count.
 
 The contract's state machine checks invariants against a model; this checks the reference
-semantics exactly (ordering ties, retention order, ``run_at`` on requeue, ...). Ids may differ
-between backends, so jobs are matched by submission order. The batch rules run only for
-backends that offer ``BatchBackend``.
+semantics exactly (ordering ties, retention order, ``run_at`` on requeue, ...), the control
+plane included: cancels (of waiting, delayed, active and finished jobs), ``finish_cancelled``,
+retries (one and many, unique keys in the way), purges, pauses, heartbeats and the dispatcher
+records, ``maintain``. Return values must be equal, and so must every job field (state,
+attempts, stalls, ``cancel_requested``, result, error, history, timestamps: both backends read
+the same injected clock). Ids may differ between backends, so jobs are matched by submission
+order. The batch rules run only for backends that offer ``BatchBackend``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -20,16 +25,20 @@ from jobqueue.backend import (
     BackendOptions,
     BatchBackend,
     Claim,
+    DispatcherInfo,
     Outcome,
     Retention,
     WorkSpec,
 )
 from jobqueue.backends.memory import MemoryBackend
-from jobqueue.errors import LeaseLostError
+from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
 NAMES = st.sampled_from([("a",), ("b",), ("a", "b")])
+NAME = st.sampled_from([None, "a", "b"])
+RETRYABLE = st.sampled_from([JobState.FAILED, JobState.CANCELLED])
+FINISHED = st.sampled_from([JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED])
 
 
 class _Differential(RuleBasedStateMachine):
@@ -42,7 +51,9 @@ class _Differential(RuleBasedStateMachine):
         options = BackendOptions(
             clock=self.clock,
             max_stalls=1,
-            retention=Retention(completed_seconds=50, completed_count=3, failed_count=2),
+            retention=Retention(
+                completed_seconds=50, completed_count=3, failed_count=2, cancelled_count=2
+            ),
         )
         self.ref = MemoryBackend(options)
         self.other: Any = type(self).make_backend(options)
@@ -92,16 +103,26 @@ class _Differential(RuleBasedStateMachine):
         ref, other = self.ref.submit(job), self.other.submit(job)
         self._same_job(ref, other)
 
-    @rule(names=NAMES, lease=st.sampled_from([4.0, 10.0]), cap=st.sampled_from([None, 1, 2]))
-    def claim(self, names: tuple[str, ...], lease: float, cap: int | None) -> None:
-        work = WorkSpec(names, lease, {} if cap is None else {"a": cap})
+    @rule(
+        names=NAMES,
+        lease=st.sampled_from([4.0, 10.0]),
+        cap=st.sampled_from([None, 1, 2]),
+        dispatcher=st.sampled_from([None, "d1", "d2"]),
+    )
+    def claim(
+        self, names: tuple[str, ...], lease: float, cap: int | None, dispatcher: str | None
+    ) -> None:
+        work = WorkSpec(names, lease, {} if cap is None else {"a": cap}, dispatcher)
         self._same_claim(self.ref.claim(work), self.other.claim(work))
 
     @precondition(lambda self: bool(self.leases))
     @rule(
         data=st.data(),
         outcome=st.sampled_from(
-            ["complete", "next", "fail", "retry", "now", "release", "renew", "progress", "log"]
+            [
+                *("complete", "next", "fail", "retry", "now", "release", "renew"),
+                *("progress", "log", "cancelled", "cancelled_raising"),
+            ]
         ),
     )
     def holder(self, data: st.DataObject, outcome: str) -> None:
@@ -118,6 +139,8 @@ class _Differential(RuleBasedStateMachine):
             "renew": ("renew", 10.0),
             "progress": ("set_progress", 50.0, "half"),
             "log": ("add_log", "line"),
+            "cancelled": ("finish_cancelled", None),
+            "cancelled_raising": ("finish_cancelled", JobError("JobCancelled", "stop")),
         }
         call, *rest = calls[outcome]
         outcomes = []
@@ -189,6 +212,89 @@ class _Differential(RuleBasedStateMachine):
         ref_id, other_id = data.draw(st.sampled_from(self.ids))
         assert self.ref.remove(ref_id) == self.other.remove(other_id)
 
+    # -- the control plane ----------------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        ref_id, other_id = data.draw(st.sampled_from(self.ids))
+        ref, other = self.ref.cancel(ref_id), self.other.cancel(other_id)
+        assert ref == other, ("cancel", ref, other)
+        self._same_job(self.ref.get(ref_id), self.other.get(other_id))
+
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def retry(self, data: st.DataObject) -> None:
+        ref_id, other_id = data.draw(st.sampled_from(self.ids))
+        outcomes: list[tuple[str, Job | None]] = []
+        for backend, job_id in ((self.ref, ref_id), (self.other, other_id)):
+            try:
+                outcomes.append(("ok", backend.retry(job_id)))
+            except JobStateError:
+                outcomes.append(("refused", None))
+        assert outcomes[0][0] == outcomes[1][0], ("retry", outcomes)
+        self._same_job(outcomes[0][1], outcomes[1][1])
+        self._same_job(self.ref.get(ref_id), self.other.get(other_id))
+
+    @rule(state=RETRYABLE, name=NAME)
+    def retry_many(self, state: JobState, name: str | None) -> None:
+        ref, other = self.ref.retry_many(state, name), self.other.retry_many(state, name)
+        assert ref == other, ("retry_many", state, name, ref, other)
+
+    @rule(state=FINISHED, name=NAME, before=st.sampled_from([None, None, 0.0, -4.0, -30.0]))
+    def purge(self, state: JobState, name: str | None, before: float | None) -> None:
+        cutoff = None if before is None else self.clock() + before
+        ref = self.ref.purge(state, name, cutoff)
+        other = self.other.purge(state, name, cutoff)
+        assert ref == other, ("purge", state, name, before, ref, other)
+
+    @rule(name=st.sampled_from(["a", "b"]), pause=st.booleans())
+    def pause_or_resume(self, name: str, pause: bool) -> None:
+        for backend in (self.ref, self.other):
+            backend.pause(name) if pause else backend.resume(name)
+        assert self.ref.paused() == self.other.paused()
+
+    @rule(
+        data=st.data(),
+        dispatcher=st.sampled_from(["d1", "d2"]),
+        lease=st.sampled_from([4.0, 10.0]),
+    )
+    def heartbeat(self, data: st.DataObject, dispatcher: str, lease: float) -> None:
+        picked = (
+            data.draw(st.lists(st.sampled_from(self.leases), max_size=3, unique=True))
+            if self.leases
+            else []
+        )
+        info = DispatcherInfo(dispatcher, "host", 7, ("a", "b"), 2, float(len(dispatcher)))
+        ref = self.ref.heartbeat(info, [(self.ids[i][0], token) for i, token, _ in picked], lease)
+        other = self.other.heartbeat(
+            info, [(self.ids[i][1], token) for i, _, token in picked], lease
+        )
+        assert ref == other, ("heartbeat", ref, other)
+        for index, _, _ in picked:
+            self._same_job(self.ref.get(self.ids[index][0]), self.other.get(self.ids[index][1]))
+        self._same_dispatchers()
+
+    @rule(dispatcher=st.sampled_from(["d1", "d2", "d3"]))
+    def remove_dispatcher(self, dispatcher: str) -> None:
+        self.ref.remove_dispatcher(dispatcher)
+        self.other.remove_dispatcher(dispatcher)
+        self._same_dispatchers()
+
+    def _same_dispatchers(self) -> None:
+        """Equal records, the jobs they hold matched by submission order."""
+        to_ref = {other_id: ref_id for ref_id, other_id in self.ids}
+        ref = self.ref.dispatchers()
+        other = [
+            replace(info, jobs=tuple(to_ref.get(job_id, job_id) for job_id in info.jobs))
+            for info in self.other.dispatchers()
+        ]
+        assert ref == other, ("dispatchers", ref, other)
+
+    @rule()
+    def maintain(self) -> None:
+        assert self.ref.maintain() == self.other.maintain()
+
     @rule(seconds=st.sampled_from([1.0, 4.0, 5.0, 30.0]))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -208,6 +314,8 @@ class _Differential(RuleBasedStateMachine):
     @rule()
     def everything_agrees(self) -> None:
         assert self.ref.count_by_state() == self.other.count_by_state()
+        assert self.ref.paused() == self.other.paused()
+        self._same_dispatchers()
         for ref_id, other_id in self.ids:
             self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
