@@ -155,7 +155,7 @@ def make_state_machine(
             self.jobs[stored.id] = ModelJob(stored.id, name, priority, now + delay, state)
 
         @rule(
-            names=st.sampled_from([("a",), ("b",), ("a", "b")]),
+            names=st.sampled_from([("a",), ("b",), ("a", "b"), ("a", "b")]),
             lease=st.sampled_from([5.0, 30.0]),
             dispatcher=st.sampled_from([None, *DISPATCHERS]),
         )
@@ -247,7 +247,12 @@ def make_state_machine(
         @precondition(lambda self: bool(self.jobs or self.removed))
         @rule(data=st.data())
         def cancel(self, data: st.DataObject) -> None:
-            job_id = self._any_id(data)
+            active = [job.id for job in self._active()]  # the interesting case: half the time
+            job_id = (
+                data.draw(st.sampled_from(active))
+                if active and data.draw(st.booleans())
+                else self._any_id(data)
+            )
             state = self.backend.cancel(job_id)
             job = self.jobs.get(job_id)
             if job is None:
@@ -312,7 +317,7 @@ def make_state_machine(
             for job_id in doomed:
                 self._forget(job_id)
 
-        @rule(name=st.sampled_from(NAMES), pause=st.booleans())
+        @rule(name=st.sampled_from(NAMES), pause=st.sampled_from([True, False, False]))
         def pause_or_resume(self, name: str, pause: bool) -> None:
             if pause:
                 self.backend.pause(name)
