@@ -333,10 +333,9 @@ def make_state_machine(
         )
         def heartbeat(self, data: st.DataObject, dispatcher: str, lease: float) -> None:
             held = [(j.id, j.token) for j in self._active() if j.token is not None]
-            leases = data.draw(
-                st.lists(st.sampled_from(held + self.stale_tokens[-5:]), max_size=3, unique=True)
-                if held or self.stale_tokens
-                else st.just([])
+            pool = held + self.stale_tokens[-5:]
+            leases: list[tuple[str, str]] = (
+                data.draw(st.lists(st.sampled_from(pool), max_size=3, unique=True)) if pool else []
             )
             now = self.clock()
             expected = []
