@@ -248,11 +248,8 @@ def make_state_machine(
         @rule(data=st.data())
         def cancel(self, data: st.DataObject) -> None:
             active = [job.id for job in self._active()]  # the interesting case: half the time
-            job_id = (
-                data.draw(st.sampled_from(active))
-                if active and data.draw(st.booleans())
-                else self._any_id(data)
-            )
+            aimed = bool(active) and data.draw(st.booleans())
+            job_id = data.draw(st.sampled_from(active)) if aimed else self._any_id(data)
             state = self.backend.cancel(job_id)
             job = self.jobs.get(job_id)
             if job is None:
