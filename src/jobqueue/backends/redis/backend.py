@@ -612,12 +612,9 @@ class RedisBackend:
         if self._connections is None:
             return self._client.execute_command(*command)
         held = getattr(self._connections, "held", None)
-        if held is None or held[0] != os.getpid():  # a forked child never shares a socket
-            held = self._connections.held = (
-                os.getpid(),
-                self._client.connection_pool.get_connection(),
-            )
-        connection = held[1]
+        if held is None or held.pid != os.getpid():  # a forked child never shares a socket
+            held = self._connections.held = _HeldConnection(self._client.connection_pool)
+        connection = held.connection
         for attempt in (1, 2):
             sent = False
             try:
@@ -636,6 +633,22 @@ class RedisBackend:
                 connection.disconnect()
                 raise
         raise AssertionError("unreachable")
+
+
+class _HeldConnection:
+    """The pooled connection one thread talks on. It goes back to the pool when its thread
+    ends (the thread-local holding it is dropped): dispatchers start threads for every run,
+    and connections kept by dead threads would exhaust the pool."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.connection = pool.get_connection()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):  # at interpreter exit the pool may be gone
+                self.pool.release(self.connection)
 
 
 # -- script arguments and replies, shared with the asyncio backend ----------------------------
