@@ -292,3 +292,17 @@ def test_tls_certificate_failure_is_a_configuration_error(tls_server: int) -> No
         queue.count_by_state()
     assert isinstance(caught.value, ConfigurationError)
     assert "certificate" in str(caught.value) and "ssl_ca_certs" in str(caught.value)
+
+
+def test_async_submit_refuses_unknown_options_too(queue: JobQueue) -> None:
+    import asyncio
+
+    async def main() -> None:
+        with pytest.raises(InvalidOptionError, match="retries"):
+            await queue.aio.submit_job("contact-import", {"user": "u1"}, retries=3)
+        with pytest.raises(InvalidOptionError, match="retries"):
+            await queue.aio.submit_jobs("contact-import", [{"user": "u1"}], retries=3)
+        await queue.aio.close()
+
+    asyncio.run(main())
+    assert nothing_stored(queue)

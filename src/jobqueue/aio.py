@@ -30,7 +30,6 @@ from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import ConfigurationError, JobNotFoundError
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.queue import JobQueue, _check_id, _check_state
-from jobqueue.submission import SubmitOptions, build_job
 
 logger = logging.getLogger("jobqueue.aio")
 
@@ -84,36 +83,32 @@ class AsyncJobQueue:
         backoff: object = None,
         timeout: float | None = None,
         unique_key: str | None = None,
+        **unknown: object,
     ) -> Job:
         """As ``JobQueue.submit_job``: store a job for worker ``name`` and return it. Bad input
-        raises a ``InvalidJobError`` subclass and stores nothing."""
-        options = SubmitOptions(priority, delay, run_at, attempts, backoff, timeout, unique_key)
-        queue = self.queue
-        job = build_job(
-            queue.registry.get(name),
-            data,
-            options,
-            now=queue.clock(),
-            max_data_bytes=queue.max_data_bytes,
+        raises an ``InvalidJobError`` subclass and stores nothing."""
+        options = dict(
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            unique_key=unique_key,
+            **unknown,
         )
+        (job,) = self.queue.new_jobs(name, [data], options)
         stored = await self.backend.submit(job)
-        queue._emit_submitted(stored)
+        self.queue._emit_submitted(stored)
         return stored
 
     async def submit_jobs(self, name: str, datas: Iterable[JSON], **options: Any) -> list[Job]:
         """As ``JobQueue.submit_jobs``: every item is validated first; if any is refused, none
         is stored."""
-        queue = self.queue
-        worker = queue.registry.get(name)
-        submit_options = SubmitOptions(**options)
-        now = queue.clock()
-        jobs = [
-            build_job(worker, data, submit_options, now=now, max_data_bytes=queue.max_data_bytes)
-            for data in datas
-        ]
+        jobs = self.queue.new_jobs(name, datas, options)
         stored = await self.backend.submit_many(jobs) if jobs else []
         for job in stored:
-            queue._emit_submitted(job)
+            self.queue._emit_submitted(job)
         return stored
 
     async def get_job_by_id(self, job_id: str) -> Job | None:

@@ -27,7 +27,7 @@ from jobqueue.errors import (
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
-from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, SubmitOptions, build_job, submit_options
+from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, build_job, submit_options
 from jobqueue.worker import Worker
 
 if TYPE_CHECKING:
@@ -169,16 +169,17 @@ class JobQueue:
 
         With ``unique_key``, while a waiting, delayed or active job holds that key nothing new
         is stored: that job is returned, with ``job.deduplicated`` set."""
-        if unknown:
-            submit_options(unknown)  # raises, naming the known options
-        options = SubmitOptions(priority, delay, run_at, attempts, backoff, timeout, unique_key)
-        job = build_job(
-            self.registry.get(name),
-            data,
-            options,
-            now=self.clock(),
-            max_data_bytes=self.max_data_bytes,
+        options = dict(
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            unique_key=unique_key,
+            **unknown,
         )
+        (job,) = self.new_jobs(name, [data], options)
         stored = self.backend.submit(job)
         self._emit_submitted(stored)
         return stored
@@ -186,17 +187,22 @@ class JobQueue:
     def submit_jobs(self, name: str, datas: Iterable[JSON], **options: Any) -> list[Job]:
         """Submit many jobs for one worker in as few backend round trips as possible.
         Every item is validated first; if any is refused, none is stored."""
-        worker = self.registry.get(name)
-        chosen = submit_options(options)
-        now = self.clock()
-        jobs = [
-            build_job(worker, data, chosen, now=now, max_data_bytes=self.max_data_bytes)
-            for data in datas
-        ]
+        jobs = self.new_jobs(name, datas, options)
         stored = self.backend.submit_many(jobs) if jobs else []
         for job in stored:
             self._emit_submitted(job)
         return stored
+
+    def new_jobs(self, name: str, datas: Iterable[JSON], options: dict[str, Any]) -> list[Job]:
+        """Unsaved jobs for worker ``name``, every item and option checked (what both
+        facades submit); unknown option names are refused naming the known ones."""
+        worker = self.registry.get(name)
+        chosen = submit_options(options)
+        now = self.clock()
+        return [
+            build_job(worker, data, chosen, now=now, max_data_bytes=self.max_data_bytes)
+            for data in datas
+        ]
 
     def _emit_submitted(self, job: Job) -> None:
         try:

@@ -50,7 +50,7 @@ def lose_next_reply(backend: RedisBackend) -> list[int]:
     backend.count_by_state()  # the thread's connection is open (and fakeredis's scripts chosen)
     for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT
         backend.client.script_load(backend.script_source(name))
-    connection = backend._connections.held[1]  # type: ignore[union-attr]
+    connection = backend._connections.held.connection  # type: ignore[union-attr]
     sent: list[int] = []
     send, read = connection.send_command, connection.read_response
 

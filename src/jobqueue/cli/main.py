@@ -200,13 +200,15 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     finally:
         restore()
     outcomes = dispatcher.outcomes
-    finished = outcomes["completed"] + outcomes["failed"]
+    finished = outcomes["completed"] + outcomes["failed"] + outcomes["cancelled"]
     logger.info(
-        "processed %d job(s) in %d attempt(s): %d completed, %d failed, %d to retry, %d lost",
+        "processed %d job(s) in %d attempt(s): %d completed, %d failed, %d cancelled, "
+        "%d to retry, %d lost",
         finished,
         dispatcher.processed,
         outcomes["completed"],
         outcomes["failed"],
+        outcomes["cancelled"],
         outcomes["retrying"],
         outcomes["lost"],
     )
