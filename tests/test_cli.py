@@ -105,6 +105,21 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
         "total": 1,
     }
 
+    code, out, _ = run(capsys, "--app", APP, "--json", "stats", "--by-name")
+    assert code == 0
+    assert json.loads(out) == {
+        "greet": {
+            "waiting": 0,
+            "delayed": 0,
+            "active": 0,
+            "completed": 1,
+            "failed": 0,
+            "cancelled": 0,
+        }
+    }
+    code, out, _ = run(capsys, "--app", APP, "stats", "--by-name")
+    assert code == 0 and "NAME" in out and "greet" in out and "COMPLETED" in out
+
 
 def test_submit_options(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--app", APP, "--json", "submit", "greet", '{"who": "cy"}', "--priority", "7"]

@@ -145,6 +145,10 @@ class AsyncJobQueue:
     async def count_by_state(self) -> dict[JobState, int]:
         return await self.backend.count_by_state()
 
+    async def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        """See ``JobQueue.count_by_name`` (run in a thread: the async backends lack it)."""
+        return await asyncio.to_thread(self.queue.count_by_name)
+
     async def remove_job(self, job_id: str) -> bool:
         return await self.backend.remove(_check_id(job_id))
 

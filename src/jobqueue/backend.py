@@ -242,6 +242,13 @@ class Reads(Protocol):
         """How many jobs are in each state (every state present, zero included)."""
         ...
 
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        """For every worker name that has at least one job, how many jobs of that name are in
+        each state (every state present, zero included). Cheap enough to poll: Redis keeps
+        the counts per name as jobs change state (a namespace that held jobs before those
+        counts existed is counted job by job instead, O(jobs) per call)."""
+        ...
+
     def paused(self) -> frozenset[str]:
         """The worker names paused now."""
         ...

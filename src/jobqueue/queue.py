@@ -269,6 +269,11 @@ class JobQueue:
         """How many jobs are in each state (every state present, zero included)."""
         return self.backend.count_by_state()
 
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        """For every worker name that has jobs, how many are in each state (every state
+        present, zero included); see ``Reads.count_by_name``."""
+        return self.backend.count_by_name()
+
     def remove_job(self, job_id: str) -> bool:
         """Delete the job whatever its state; ``False`` if there was none."""
         return self.backend.remove(_check_id(job_id))

@@ -49,6 +49,8 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "unique": (r"u", "unique key -> live job: entry removed when the job finishes"),
     "active_count": (r"ac", "active jobs per name: entry removed at zero"),
     "names": (r"N", "set of worker names: bounded by the names registered"),
+    "name_counts": (r"n:.+", "jobs per state of one name: a field per state, gone at zero"),
+    "counted": (r"nc", "marks a namespace whose every job is counted by name: one flag"),
     "counters": (r"id|q", "job id and enqueue sequence counters: one integer each"),
 }
 

@@ -131,6 +131,13 @@ class MemoryBackend:
                 counts[job.state] += 1
             return counts
 
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        with self._lock:
+            counts: dict[str, dict[JobState, int]] = {}
+            for job in self._jobs.values():
+                counts.setdefault(job.name, dict.fromkeys(JobState, 0))[job.state] += 1
+            return counts
+
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:

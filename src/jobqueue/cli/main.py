@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(command=cmd_jobs)
 
     stats = command("stats", "count jobs by state")
+    stats.add_argument(
+        "--by-name", action="store_true", help="count by worker name too (one row per name)"
+    )
     stats.set_defaults(command=cmd_stats)
     add_control_commands(command)
     return parser
@@ -289,6 +292,8 @@ def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, queue: JobQueue) -> int:
+    if args.by_name:
+        return _stats_by_name(args, queue)
     counts = queue.count_by_state()
     by_state = {state.value: counts.get(state, 0) for state in JobState}
     by_state["total"] = sum(by_state.values())
@@ -296,6 +301,25 @@ def cmd_stats(args: argparse.Namespace, queue: JobQueue) -> int:
         print_json(by_state)
         return 0
     print(table(["STATE", "JOBS"], [[state, str(count)] for state, count in by_state.items()]))
+    return 0
+
+
+def _stats_by_name(args: argparse.Namespace, queue: JobQueue) -> int:
+    by_name = {
+        name: {state.value: counts.get(state, 0) for state in JobState}
+        for name, counts in sorted(queue.count_by_name().items())
+    }
+    if args.json:
+        print_json(by_name)
+        return 0
+    states = [state.value for state in JobState]
+    rows = [
+        [name, *(str(counts[state]) for state in states), str(sum(counts.values()))]
+        for name, counts in by_name.items()
+    ]
+    print(table(["NAME", *(state.upper() for state in states), "TOTAL"], rows))
+    if not rows:
+        print("(no jobs)")
     return 0
 
 

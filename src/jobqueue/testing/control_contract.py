@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, WorkSpec
+from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention, WorkSpec
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import MAX_HISTORY, AttemptOutcome, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -19,6 +19,14 @@ ERROR = JobError("ValueError", "boom", "Traceback ...")
 
 def _spec(*names: str, lease: float = 30.0, dispatcher: str | None = None) -> WorkSpec:
     return WorkSpec(names=names, lease_seconds=lease, dispatcher=dispatcher)
+
+
+def _counts(**states: int) -> dict[JobState, int]:
+    """Every state's count for one name: the given ones (by state value), the rest zero."""
+    counts = dict.fromkeys(JobState, 0)
+    for state, n in states.items():
+        counts[JobState(state)] = n
+    return counts
 
 
 def _info(clock: ManualClock, dispatcher_id: str = "d1", **fields: Any) -> DispatcherInfo:
@@ -299,6 +307,72 @@ class ControlPlaneContract:
         assert stored is not None and stored.attempts_made == 0
         assert [a.outcome for a in stored.history] == [AttemptOutcome.RELEASED]
 
+    # -- counts by name -----------------------------------------------------------------------
+
+    def test_count_by_name_follows_every_transition(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        assert backend.count_by_name() == {}
+        a1 = backend.submit(new_job("a", attempts=3))
+        a2 = backend.submit(new_job("a"))
+        b1 = backend.submit(new_job("b", run_at=clock() + 60))
+        assert backend.count_by_name() == {"a": _counts(waiting=2), "b": _counts(delayed=1)}
+        claim = backend.claim(_spec("a"))
+        assert claim is not None and claim.job.id == a1.id
+        assert backend.count_by_name()["a"] == _counts(waiting=1, active=1)
+        backend.fail(a1.id, claim.token, ERROR, clock() + 30)  # retried later: delayed
+        assert backend.count_by_name()["a"] == _counts(waiting=1, delayed=1)
+        claim = backend.claim(_spec("a"))
+        assert claim is not None and claim.job.id == a2.id
+        backend.complete(a2.id, claim.token, "ok", None)
+        assert backend.count_by_name()["a"] == _counts(delayed=1, completed=1)
+        clock.advance(30)
+        claim = backend.claim(_spec("a"))  # promotes a1, then takes it
+        assert claim is not None and claim.job.id == a1.id
+        backend.fail(a1.id, claim.token, ERROR, None)  # for good
+        assert backend.count_by_name()["a"] == _counts(completed=1, failed=1)
+        assert backend.cancel(b1.id) is JobState.CANCELLED
+        assert backend.count_by_name()["b"] == _counts(cancelled=1)
+        assert backend.retry(b1.id) is not None
+        assert backend.count_by_name()["b"] == _counts(waiting=1)
+        assert backend.retry(a1.id) is not None
+        assert backend.count_by_name()["a"] == _counts(waiting=1, completed=1)
+        assert backend.purge(JobState.COMPLETED) == 1
+        assert backend.count_by_name() == {"a": _counts(waiting=1), "b": _counts(waiting=1)}
+        assert backend.remove(b1.id)
+        assert backend.count_by_name() == {"a": _counts(waiting=1)}
+        assert backend.remove(a1.id)
+        assert backend.count_by_name() == {}  # a name without jobs is left out
+
+    def test_count_by_name_after_stalls_and_retention(
+        self, open_backend: Any, new_job: Any, clock: ManualClock
+    ) -> None:
+        backend = open_backend(retention=Retention(completed_count=1), max_stalls=1)
+        for _ in range(3):
+            job = backend.submit(new_job("a"))
+            claim = backend.claim(_spec("a"))
+            assert claim is not None
+            backend.complete(job.id, claim.token, None, None)
+        backend.maintain()  # retention keeps the newest completed job only
+        assert backend.count_by_name() == {"a": _counts(completed=1)}
+        stalled = backend.submit(new_job("s"))
+        assert backend.claim(_spec("s", lease=5)) is not None
+        clock.advance(10)
+        assert backend.maintain() >= 1  # the expired lease: back to waiting, one stall
+        assert backend.count_by_name()["s"] == _counts(waiting=1)
+        assert backend.claim(_spec("s", lease=5)) is not None
+        clock.advance(10)
+        backend.maintain()  # past max_stalls: failed
+        assert backend.count_by_name()["s"] == _counts(failed=1)
+        cancelled = backend.submit(new_job("s"))
+        assert backend.claim(_spec("s", lease=5)) is not None
+        backend.cancel(cancelled.id)
+        clock.advance(10)
+        backend.maintain()  # a cancel-requested job whose holder died: cancelled
+        assert backend.count_by_name()["s"] == _counts(failed=1, cancelled=1)
+        stored = backend.get(stalled.id)
+        assert stored is not None and stored.state is JobState.FAILED
+
     # -- reads never write --------------------------------------------------------------------
 
     def test_reads_never_write(self, backend: Backend, new_job: Any, clock: ManualClock) -> None:
@@ -317,6 +391,10 @@ class ControlPlaneContract:
                 backend.get(job_id)
             backend.paused()
             backend.dispatchers()
+            assert backend.count_by_name() == {
+                "a": _counts(delayed=1),
+                "b": _counts(active=1),
+            }
         assert backend.maintain() >= 2
         counts = backend.count_by_state()
         assert (counts[JobState.WAITING], counts[JobState.ACTIVE]) == (2, 0)

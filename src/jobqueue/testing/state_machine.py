@@ -412,6 +412,7 @@ def make_state_machine(
                 {state: self.backend.list_jobs(state, 0, 10_000) for state in JobState},
                 self.backend.paused(),
                 self.backend.dispatchers(),
+                self.backend.count_by_name(),
             )
 
         @rule()
@@ -430,7 +431,7 @@ def make_state_machine(
 
         @invariant()
         def reads_agree_with_the_model(self) -> None:
-            counts, listed, paused, dispatchers = self._read_everything()
+            counts, listed, paused, dispatchers, by_name = self._read_everything()
             seen: dict[str, Job] = {}
             for state, in_state in listed.items():
                 for job in in_state:
@@ -441,8 +442,11 @@ def make_state_machine(
                     seen[job.id] = job
             assert set(seen) == set(self.jobs), "backend and model hold different jobs"
             expected_counts = dict.fromkeys(JobState, 0)
+            expected_by_name: dict[str, dict[JobState, int]] = {}
             for model in self.jobs.values():
                 expected_counts[model.state] += 1
+                named = expected_by_name.setdefault(model.name, dict.fromkeys(JobState, 0))
+                named[model.state] += 1
                 stored = seen[model.id]
                 assert stored.state is model.state, (
                     f"job {model.id}: {stored.state}, the model says {model.state}"
@@ -455,6 +459,9 @@ def make_state_machine(
                 assert stored.result == model.result, f"job {model.id}: result {stored.result}"
                 assert stored.finished_at == model.finished_at, f"job {model.id}: finished_at"
             assert counts == expected_counts, f"counts {counts}, the model says {expected_counts}"
+            assert by_name == expected_by_name, (
+                f"counts by name {by_name}, the model says {expected_by_name}"
+            )
             assert paused == frozenset(self.paused)
             now = self.clock()
             live = sorted(

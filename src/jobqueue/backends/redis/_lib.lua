@@ -58,6 +58,11 @@ local K_ACTIVE_COUNT = P .. 'ac'
 local K_PAUSED = P .. 'paused'
 -- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
 local K_DISPATCHERS = P .. 'dispatchers'
+-- Present when every job of the namespace has been counted in the per-name counts (see
+-- name_counts_key): submit sets it when it stores the namespace's first job ever. A
+-- namespace that held jobs before the counts existed never gets it, and count_by_name
+-- counts that one the slow way.
+local K_COUNTED = P .. 'nc'
 -- The policy tail: values from jobqueue.policy that script_command appends after the
 -- script's own arguments, only for the scripts whose source mentions #ARGV (so renew, log
 -- and progress never pay for them): history bound, cancelled max age in seconds ('' =
@@ -91,6 +96,32 @@ local function signal_key(name) return P .. 's:' .. name end
 local function done_key(id) return P .. 'x:' .. id end
 local function finished_key(state) return P .. state end
 local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
+-- Per-name counts: one field per state letter that has jobs of the name, so a dashboard
+-- reads O(names) instead of walking every job.
+local function name_counts_key(name) return P .. 'n:' .. name end
+
+-- The state letters the per-name counts keep; anything else (foreign data) is not a job's
+-- state and is never counted.
+local COUNTED_STATES = {w = true, d = true, a = true, c = true, f = true, x = true}
+
+-- Every change of a job's state or name, and every deletion, goes through here: `by` jobs
+-- of `name` enter (+) or leave (-) `state`. A count that reaches zero (or below, in a
+-- namespace whose older jobs were never counted) loses its field, and the hash goes with
+-- its last field, so an empty name costs nothing.
+local function tally(name, state, by)
+  if not name or not COUNTED_STATES[state] then return end
+  local k = name_counts_key(name)
+  local v = redis.pcall('HINCRBY', k, state, by)
+  if type(v) ~= 'number' then return end -- not a hash or not a number: foreign data
+  if v <= 0 then redis.call('HDEL', k, state) end
+end
+
+-- A job of `name` moves from state `from` to `to`.
+local function move_count(name, from, to)
+  if from == to then return end
+  tally(name, from, -1)
+  tally(name, to, 1)
+end
 
 -- The paused names, read once per call (claims look at every wanted name, often many times).
 local paused_names
@@ -233,9 +264,10 @@ end
 -- whose holder must stay fenced, deletes it first. Returns the new state letter.
 local function requeue(id, run_at, key, value)
   local j = job_key(id)
-  local f = redis.call('HMGET', j, 'n', 'p')
+  local f = redis.call('HMGET', j, 'n', 'p', 's')
   local name = f[1]
   local state = tonumber(run_at) > NOW and 'd' or 'w'
+  move_count(name, f[3], state)
   local seq = next_seq()
   if key then
     redis.call('HSET', j, 's', state, 'r', run_at, 'q', seq, key, value)
@@ -315,6 +347,7 @@ end
 -- the sequence number after the finish's is taken too (see next_seq).
 local function finish(id, state, job, key, value, reserve)
   local j = job_key(id)
+  move_count(job[2], field(id, 's'), state)
   if key then
     redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
   else
@@ -349,6 +382,7 @@ local function drop_job(id)
   redis.call('ZREM', finished_key('x'), id)
   forget_unique(id, f[4])
   notify_waiters(id, f[5])
+  tally(name, state, -1)
   return redis.call('DEL', job_key(id), log_key(id))
 end
 
@@ -479,6 +513,7 @@ local function promote()
     local name = f[1]
     if name and f[2] == 'd' then
       redis.call('HSET', job_key(id), 's', 'w', 'q', next_seq())
+      move_count(name, 'd', 'w')
       make_ready(id, name, tonumber(f[3]) or 0)
       signal(name)
     end
@@ -501,7 +536,7 @@ local function retain(state, cutoff, count)
     local ids = redis.call('ZRANGE', k, 0, math.min(math.max(excess - dropped, 0), BATCH))
     if #ids == 0 then return dropped end
     for _, id in ipairs(ids) do
-      local f = fields(id, 's', 'e', 'u', 'w')
+      local f = fields(id, 's', 'e', 'u', 'w', 'n')
       if dropped >= excess and (not cutoff or (f and tonumber(f[2]) or 0) > cutoff) then
         return dropped
       end
@@ -509,6 +544,7 @@ local function retain(state, cutoff, count)
         redis.call('ZREM', k, id)
         forget_unique(id, f[3])
         notify_waiters(id, f[4])
+        tally(f[5], state, -1)
         redis.call('DEL', job_key(id), log_key(id))
       else
         drop_job(id)
@@ -610,6 +646,9 @@ local function claim(token, lease, base)
         hash[#hash + 1] = dispatcher
       end
       redis.call('HSET', j, unpack(hash))
+      -- The stored name may differ from the list's (foreign data): the claim renames it.
+      tally(f[2], state, -1)
+      tally(name, 'a', 1)
       redis.call('ZADD', K_ACTIVE, deadline, id)
       if name == released_name then
         released_name = nil -- the finished job's count_down and this claim's +1 cancel out

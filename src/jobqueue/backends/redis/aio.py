@@ -26,6 +26,7 @@ import redis.exceptions
 from jobqueue.backends.redis.backend import (
     RedisBackend,
     block_slice,
+    counted_by_name,
     counted_jobs,
     list_args,
     listed_jobs,
@@ -95,6 +96,9 @@ class AsyncRedisBackend:
 
     async def count_by_state(self) -> dict[JobState, int]:
         return counted_jobs(await self._run("count", []))
+
+    async def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        return counted_by_name(await self._run("count_by_name", []))
 
     async def remove(self, job_id: str) -> bool:
         return bool(await self._run("remove", [job_id]))

@@ -18,6 +18,8 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P u``            hash unique key -> live job id;  ``P ac``  hash name -> active count
 ``P s:NAME``       wake-up list per worker name (BLPOP);  ``P x:ID``  finish wake-ups
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
+``P n:NAME``       hash state letter -> jobs of NAME in that state (no field at zero)
+``P nc``           set when the namespace's first job was stored: all its jobs are in ``n:``
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -230,6 +232,9 @@ class RedisBackend:
 
     def count_by_state(self) -> dict[JobState, int]:
         return counted_jobs(self._run("count", []))
+
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        return counted_by_name(self._run("count_by_name", []))
 
     # -- claiming and lease holders -----------------------------------------------------------
 
@@ -702,6 +707,22 @@ def listed_jobs(rows: Any, namespace: str) -> list[Job]:
 
 def counted_jobs(counts: Any) -> dict[JobState, int]:
     return {state: int(n) for state, n in zip(STATE_CODES, counts, strict=True)}
+
+
+def counted_by_name(reply: Any) -> dict[str, dict[JobState, int]]:
+    """count_by_name.lua's flat reply (name, then its state letter/count pairs) as a mapping
+    with every state present; a letter that is no state (foreign data) is left out."""
+    counts: dict[str, dict[JobState, int]] = {}
+    for i in range(0, len(reply), 2):
+        by_state = dict.fromkeys(JobState, 0)
+        pairs = reply[i + 1]
+        for k in range(0, len(pairs), 2):
+            state = STATES.get(as_text(pairs[k]))
+            if state is not None:
+                by_state[state] = int(pairs[k + 1])
+        if any(by_state.values()):
+            counts[as_text(reply[i])] = by_state
+    return counts
 
 
 def live_dispatchers(reply: Any) -> list[DispatcherInfo]:

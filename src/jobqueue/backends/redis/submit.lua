@@ -58,6 +58,8 @@ for n = 1, tonumber(ARGV[10]) do
     record[n] = 'u' .. existing .. ','
   else
     local id = tostring(redis.call('INCR', P .. 'id'))
+    -- The namespace's first job ever: every job it will hold is counted by name.
+    if id == '1' then redis.call('SET', K_COUNTED, '1') end
     first_id = first_id or id
     local delayed = tonumber(run_at) > NOW
     local state = delayed and 'd' or 'w'
@@ -73,6 +75,7 @@ for n = 1, tonumber(ARGV[10]) do
       hash[#hash + 1] = '1'
     end
     redis.call('HSET', job_key(id), unpack(hash))
+    tally(name, state, 1)
     if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
     if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
     if delayed then

@@ -214,6 +214,10 @@ class SQLiteBackend:
         with self._reading() as conn:  # the trigger-kept counts: one read, no maintenance
             return reads.count_by_state(conn)
 
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        with self._reading() as conn:  # one snapshot: the names' counts agree with each other
+            return reads.count_by_name(conn)
+
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:

@@ -68,6 +68,18 @@ def count_by_state(conn: sqlite3.Connection) -> dict[JobState, int]:
     return {state: int(counts.get(state.value, 0)) for state in JobState}
 
 
+def count_by_name(conn: sqlite3.Connection) -> dict[str, dict[JobState, int]]:
+    counts: dict[str, dict[JobState, int]] = {}
+    rows = conn.execute("SELECT name, state, COUNT(*) FROM jobqueue_jobs GROUP BY name, state")
+    for name, state, n in rows.fetchall():
+        try:
+            known = JobState(state)
+        except ValueError:  # a corrupt row's state: no state's count, as in a listing
+            continue
+        counts.setdefault(name, dict.fromkeys(JobState, 0))[known] = int(n)
+    return counts
+
+
 def has_waiting(conn: sqlite3.Connection, names: list[str]) -> bool:
     """Whether a claim could take a job of ``names`` now: waiting, and its name not paused
     (so an idle dispatcher of paused names sleeps instead of spinning on empty claims)."""
