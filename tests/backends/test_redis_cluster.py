@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from jobqueue.backend import BackendOptions
+from jobqueue.backend import BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing import ManualClock
@@ -105,9 +105,10 @@ def flow(backend: RedisBackend, clock: ManualClock) -> None:
         done += 1
     assert done == 5
     woke: list[bool] = []
+    about_to_block = clock.read_elsewhere()  # the waiter reads "now" before it blocks
     waiter = threading.Thread(target=lambda: woke.append(backend.wait_for_work(["b"], 10)))
     waiter.start()
-    time.sleep(0.2)
+    assert about_to_block.wait(10)
     extra = backend.submit(Job(id="", name="b", data=None, created_at=now, run_at=now))
     waiter.join(10)
     assert woke == [True]
@@ -127,6 +128,33 @@ def flow(backend: RedisBackend, clock: ManualClock) -> None:
     assert counts[JobState.COMPLETED] == 6 and counts[JobState.FAILED] == 1
 
 
+def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
+    """The control plane on one shard: cancel, retry, purge, pause, heartbeat, dispatchers,
+    maintenance, counts by name."""
+    now = clock()
+    waiting = backend.submit(Job(id="", name="c", data=1, created_at=now, run_at=now))
+    assert backend.cancel(waiting.id) is JobState.CANCELLED
+    retried = backend.retry(waiting.id)
+    assert retried is not None and retried.state is JobState.WAITING
+    backend.pause("c")
+    assert backend.paused() == frozenset({"c"}) and backend.claim(spec("c")) is None
+    backend.resume("c")
+    claim = backend.claim(WorkSpec(names=("c",), lease_seconds=30, dispatcher="d1"))
+    assert claim is not None and claim.job.dispatcher == "d1"
+    info = DispatcherInfo("d1", "host", 1, ("c",), 1, now)
+    assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.HELD]
+    assert [d.id for d in backend.dispatchers()] == ["d1"]
+    assert backend.cancel(claim.job.id) is JobState.ACTIVE
+    assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.CANCEL]
+    assert backend.finish_cancelled(claim.job.id, claim.token, None)
+    assert backend.count_by_name()["c"][JobState.CANCELLED] == 1
+    backend.remove_dispatcher("d1")
+    assert backend.dispatchers() == []
+    backend.maintain()
+    assert backend.purge(JobState.CANCELLED, "c") == 1
+    assert "c" not in backend.count_by_name()
+
+
 def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
     client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
     first, second = namespaces_on_two_shards(client)
@@ -138,8 +166,9 @@ def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
     )
     assert isinstance(by_url.client, RedisCluster)
     try:
-        flow(by_client, clock)
-        flow(by_url, clock)
+        for backend in (by_client, by_url):
+            flow(backend, clock)
+            control_flow(backend, clock)
         for ns in (first, second):
             keys = [k.decode() for k in client.keys(f"jq:{{{ns}}}:*", target_nodes="all")]
             assert keys and {client.keyslot(k) for k in keys} == {client.keyslot(keys[0])}
