@@ -110,7 +110,13 @@ class Claim:
 @runtime_checkable
 class Transitions(Protocol):
     """Atomic state changes: each call is one step (a Lua script, a SQL transaction, a
-    lock), fenced by the caller's lease token where it holds one."""
+    lock), fenced by the caller's lease token where it holds one.
+
+    ``complete``, ``fail``, ``release`` and ``finish_cancelled`` are idempotent per lease
+    token: repeating the call that ended a lease, with that lease's token, while the job has
+    not moved on (not claimed again, retried or removed), reports the first call's outcome and
+    changes nothing. A different one of these calls with that token is refused, and so is the
+    token of a lease that expired and was recovered (fencing)."""
 
     def submit(self, job: Job) -> Job:
         """Store a new job (``state`` is WAITING or DELAYED, ``run_at`` its due time) and
@@ -148,23 +154,33 @@ class Transitions(Protocol):
     ) -> Claim | None:
         """Mark the job COMPLETED with ``result`` and, when ``next_spec`` is given, claim the
         next job in the same atomic step (one round trip where the backend allows).
-        Raises ``LeaseLostError`` if the token no longer holds the job."""
+        Raises ``LeaseLostError`` if the token no longer holds the job, unless this token's
+        lease was ended by a ``complete`` (a repeat): then nothing changes and no claim is
+        made, and it returns ``None`` (a Redis resend after a lost reply gets the claim its
+        first run made)."""
         ...
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         """Record ``error``. With ``retry_at`` the job goes back to WAITING (or DELAYED until
         ``retry_at``); without, it is FAILED. Returns the new state. Raises
-        ``LeaseLostError`` if the token no longer holds the job."""
+        ``LeaseLostError`` if the token no longer holds the job, unless this token's lease
+        was ended by a ``fail`` (a repeat): then nothing changes and it returns the job's
+        state (the one the first call moved it to, or CANCELLED / WAITING if a cancel or the
+        retry's due time moved it on since)."""
         ...
 
     def release(self, job_id: str, token: str) -> bool:
-        """Give an active job back to WAITING without counting the attempt (shutdown)."""
+        """Give an active job back to WAITING without counting the attempt (shutdown); a
+        cancel-requested job ends CANCELLED instead. ``False`` if the token no longer holds
+        the job; a repeat of the ``release`` that ended this token's lease returns ``True``
+        and changes nothing."""
         ...
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
         """The holder stopped the handler of a cancel-requested job: CANCELLED, the
         attempt recorded as cancelled (with ``error`` when the handler raised). ``False``
-        if the token no longer holds the job."""
+        if the token no longer holds the job; a repeat of the ``finish_cancelled`` that
+        ended this token's lease returns ``True`` and changes nothing."""
         ...
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
@@ -322,7 +338,8 @@ class BatchBackend(Backend, Protocol):
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
     ) -> tuple[list[JobState | None], list[Claim]]:
         """Record every outcome (each fenced by its own token: a lost lease yields ``None``
-        for that outcome and does not stop the others), then claim up to ``limit`` more jobs
+        for that outcome and does not stop the others; a repeat of a recorded outcome yields
+        its state, as ``complete`` and ``fail`` report it), then claim up to ``limit`` more jobs
         when ``next_spec`` is given. One atomic step where the backend allows."""
         ...
 

@@ -58,3 +58,14 @@ def retention_cutoffs(retention: Retention, now: float) -> tuple[Cutoff, ...]:
         Cutoff(JobState.FAILED, before(retention.failed_seconds), retention.failed_count),
         Cutoff(JobState.CANCELLED, before(retention.cancelled_seconds), retention.cancelled_count),
     )
+
+
+# The states a job may be in while a repeat of the call that ended its lease still reports
+# that call's outcome: where the call left it, or where a cancel or a due retry moved it since
+# (the Redis scripts accept the same letters, so every backend answers alike).
+REPEAT_STATES: dict[str, frozenset[JobState]] = {
+    "complete": frozenset({JobState.COMPLETED}),
+    "fail": frozenset({JobState.FAILED, JobState.WAITING, JobState.DELAYED, JobState.CANCELLED}),
+    "release": frozenset({JobState.WAITING, JobState.CANCELLED}),
+    "finish_cancelled": frozenset({JobState.CANCELLED}),
+}

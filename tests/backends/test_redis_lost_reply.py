@@ -105,8 +105,12 @@ def test_a_resent_completion_is_reported_completed(backend: RedisBackend) -> Non
     assert len(sent) == 2
     done = backend.get(job.id)
     assert done is not None and done.state is JobState.COMPLETED and done.result == "result"
-    with pytest.raises(LeaseLostError):  # a deliberate second call is still refused
-        backend.complete(job.id, claim.token, "again", None)
+    # A deliberate second call is idempotent too: it reports the completion, changes nothing.
+    assert backend.complete(job.id, claim.token, "again", None) is None
+    done = backend.get(job.id)
+    assert done is not None and done.result == "result"
+    with pytest.raises(LeaseLostError):  # a different outcome with that token is refused
+        backend.fail(job.id, claim.token, JobError("E", "x"), None)
 
 
 def test_a_resent_complete_and_claim_hands_out_the_next_job(backend: RedisBackend) -> None:

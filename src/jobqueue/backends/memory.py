@@ -45,6 +45,9 @@ class MemoryBackend:
         self._jobs: dict[str, Job] = {}
         self._seq: dict[str, int] = {}  # submission order, renewed on retry
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (token, deadline)
+        # job id -> (token, call) of the call that ended its last lease, so a repeat of that
+        # call reports its outcome; gone once the job is claimed again, retried or removed.
+        self._ended: dict[str, tuple[str, str]] = {}
         self._unique: dict[str, str] = {}  # unique key -> live job id
         # A heap per worker name of (-priority, seq, job id); stale entries are skipped lazily.
         self._ready: dict[str, list[tuple[int, int, str]]] = {}
@@ -168,6 +171,7 @@ class MemoryBackend:
         job.started_at = now
         job.dispatcher = spec.dispatcher
         self._leases[job.id] = (token, deadline)
+        self._ended.pop(job.id, None)  # the old token is fenced from now on
         return Claim(job.copy(), token, deadline)
 
     def _peek(self, name: str) -> tuple[int, int, str] | None:
@@ -208,7 +212,10 @@ class MemoryBackend:
         self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
     ) -> Claim | None:
         with self._lock:
-            job = self._take(job_id, token)
+            if not self._holds(job_id, token) and self._repeated(job_id, token, "complete"):
+                # The first call's claim went to its caller; a repeat claims nothing more.
+                return None
+            job = self._take(job_id, token, "complete")
             self._complete(job, result)
             self._changed.notify_all()
             return self._claim(next_spec) if next_spec is not None else None
@@ -223,10 +230,11 @@ class MemoryBackend:
         with self._lock:
             states: list[JobState | None] = []
             for outcome in outcomes:
+                call = "complete" if outcome.error is None else "fail"
                 if not self._holds(outcome.job_id, outcome.token):
-                    states.append(None)
+                    states.append(self._repeated(outcome.job_id, outcome.token, call))
                     continue
-                job = self._take(outcome.job_id, outcome.token)
+                job = self._take(outcome.job_id, outcome.token, call)
                 if outcome.error is None:
                     self._complete(job, outcome.result)
                 else:
@@ -247,7 +255,11 @@ class MemoryBackend:
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         with self._lock:
-            job = self._take(job_id, token)
+            if not self._holds(job_id, token):
+                state = self._repeated(job_id, token, "fail")
+                if state is not None:
+                    return state
+            job = self._take(job_id, token, "fail")
             self._fail(job, error, retry_at)
             self._changed.notify_all()
             return job.state
@@ -273,8 +285,8 @@ class MemoryBackend:
     def release(self, job_id: str, token: str) -> bool:
         with self._lock:
             if not self._holds(job_id, token):
-                return False
-            job = self._take(job_id, token)
+                return self._repeated(job_id, token, "release") is not None
+            job = self._take(job_id, token, "release")
             self._record_attempt(job, AttemptOutcome.RELEASED, None)
             job.attempts_made = max(job.attempts_made - 1, 0)
             if job.cancel_requested:
@@ -287,8 +299,8 @@ class MemoryBackend:
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
         with self._lock:
             if not self._holds(job_id, token):
-                return False
-            job = self._take(job_id, token)
+                return self._repeated(job_id, token, "finish_cancelled") is not None
+            job = self._take(job_id, token, "finish_cancelled")
             if error is not None:
                 job.error = error
             self._record_attempt(job, AttemptOutcome.CANCELLED, error)
@@ -353,6 +365,7 @@ class MemoryBackend:
                 )
             self._unique[job.unique_key] = job.id
         self._finished[job.state].pop(job.id, None)
+        self._ended.pop(job.id, None)  # a new life: the last attempt's token is fenced
         job.attempts_made = job.stalls = 0
         job.cancel_requested = False
         job.result = None
@@ -443,12 +456,22 @@ class MemoryBackend:
         lease = self._leases.get(job_id)
         return lease is not None and lease[0] == token and lease[1] > self._clock()
 
-    def _take(self, job_id: str, token: str) -> Job:
-        """Check the token and drop the lease; the caller moves the job on."""
+    def _take(self, job_id: str, token: str, call: str) -> Job:
+        """Check the token and drop the lease, remembering which ``call`` ended it; the
+        caller moves the job on."""
         if not self._holds(job_id, token):
             raise LeaseLostError(policy.lease_lost_message(job_id))
         del self._leases[job_id]
+        self._ended[job_id] = (token, call)
         return self._jobs[job_id]
+
+    def _repeated(self, job_id: str, token: str, call: str) -> JobState | None:
+        """For a token that no longer holds the job: the job's state if ``call`` with this
+        token is what ended its last lease (a repeat), else ``None`` (fenced)."""
+        job = self._jobs.get(job_id)
+        if job is None or self._ended.get(job_id) != (token, call):
+            return None
+        return job.state if job.state in policy.REPEAT_STATES[call] else None
 
     def _requeue(self, job: Job, run_at: float) -> None:
         job.run_at = run_at
@@ -525,6 +548,7 @@ class MemoryBackend:
         if job.state.is_finished:
             self._finished[job.state].pop(job_id, None)
         self._leases.pop(job_id, None)
+        self._ended.pop(job_id, None)
         if job.unique_key is not None and self._unique.get(job.unique_key) == job_id:
             del self._unique[job.unique_key]
 

@@ -86,7 +86,8 @@ class ControlPlaneContract:
         assert stored is not None and stored.state is JobState.CANCELLED
         assert [a.outcome for a in stored.history] == [AttemptOutcome.CANCELLED]
         assert stored.history[0].dispatcher == "d1"
-        assert not backend.finish_cancelled(job.id, claim.token, None)  # fenced now
+        # A repeat with the same token reports the stored outcome (idempotent per token).
+        assert backend.finish_cancelled(job.id, claim.token, None)
         with pytest.raises(LeaseLostError):  # a late outcome never overwrites a cancel
             backend.complete(job.id, claim.token, "late", None)
         stored = backend.get(job.id)

@@ -50,15 +50,18 @@ submit idempotency keys have TTLs) is warned about once, at first use.
 Lost replies. A command whose reply is lost (the connection dropped after sending) may have
 been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and every
 transition answers a repeat with what its first run did: complete, fail, release and
-finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``);
+finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``,
+with ``K`` naming which call ended it);
 heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry
 finding the job back in line reports it retried (retry_many and purge go on with the next
 batch, only the first run's count is lost); a claim hands out the job its token already
 holds; submit finds its call's idempotency key (checked on every submit,
 so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
-resent; their error goes to the caller. A deliberate second call with a finished lease's
-token is still refused (``LeaseLostError``), as the backend contract requires.
+resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
+lease's token takes the same path, as the backend contract requires: it reports the stored
+outcome, except that a repeated ``complete`` makes no claim (only a marked resend gets the
+claim its first run made); a different call with that token is refused.
 
 Redis Cluster: pass ``?cluster=true`` in the URL (``redis://host:7000/?cluster=true``) or hand
 a ``redis.cluster.RedisCluster`` client to :class:`RedisBackend` directly.

@@ -2,17 +2,23 @@
 -- Complete a job and, in the same step, claim the next one (one round trip per job).
 -- ARGV[9] id, [10] token, [11] result JSON, [12] '1' to claim next: [13] token, [14] lease
 -- ('+seconds'), [15..] dispatcher id, name count, name/cap pairs. Returns {'lost'}, {'ok'}
--- or {'ok', {id, fields, logs}}. A repeat (reply lost) of a completion already stored is 'ok'.
+-- or {'ok', {id, fields, logs}}. A repeat of a completion already stored with this token is
+-- 'ok'; a resend after a lost reply (ARGV[8]) also gets the claim its first run made.
 local id = ARGV[9]
 local job = held(id, ARGV[10])
 local claim_next = ARGV[12] == '1'
 if job then
   drop_lease(id, job[2], claim_next)
+  mark_outcome(id, 'c')
   -- A cancel that came while the handler finished is too late: the result is kept.
   record_completion(id)
   finish(id, 'c', job, 'R', ARGV[11], claim_next)
-elseif not repeated(id, ARGV[10], 'c') then
+elseif not repeated(id, ARGV[10], 'c', 'c') then
   return {'lost'}
+elseif not REPEAT then
+  -- A caller's own repeat (not a resend after a lost reply): the first call's claim went to
+  -- that call and cannot be told apart from other active jobs, so no claim is made now.
+  return {'ok'}
 end
 if not claim_next then return {'ok'} end
 local next_job = claim(ARGV[13], ARGV[14], 15)

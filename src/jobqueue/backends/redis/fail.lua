@@ -5,6 +5,7 @@
 -- first run was stored returns that run's state).
 local id, retry_at = ARGV[9], ARGV[12]
 local job = held(id, ARGV[10])
-if not job then return repeated(id, ARGV[10], 'fwdx') or 'lost' end
+if not job then return repeated(id, ARGV[10], 'fwdx', 'f') or 'lost' end
 drop_lease(id, job[2])
+mark_outcome(id, 'f')
 return fail_held(id, job, ARGV[11], retry_at)

@@ -5,8 +5,9 @@
 -- does: the token stays in the finished job).
 local id, err = ARGV[9], ARGV[11]
 local job = held(id, ARGV[10])
-if not job then return repeated(id, ARGV[10], 'x') and 1 or 0 end
+if not job then return repeated(id, ARGV[10], 'x', 'x') and 1 or 0 end
 drop_lease(id, job[2])
+mark_outcome(id, 'x')
 if err == '' then
   record_attempt(id, 'cancelled', nil)
   finish(id, 'x', job)

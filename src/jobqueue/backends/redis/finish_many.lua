@@ -12,9 +12,11 @@ for n = 1, tonumber(ARGV[9]) do
   local job = held(id, token)
   i = i + 5
   if not job then
-    states[n] = repeated(id, token, kind == 'c' and 'c' or 'fwdx') or 'lost'
+    states[n] = repeated(id, token, kind == 'c' and 'c' or 'fwdx', kind == 'c' and 'c' or 'f')
+      or 'lost'
   else
     drop_lease(id, job[2])
+    mark_outcome(id, kind == 'c' and 'c' or 'f')
     if kind == 'c' then
       record_completion(id)
       finish(id, 'c', job, 'R', payload)

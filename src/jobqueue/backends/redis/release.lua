@@ -4,8 +4,9 @@
 -- the token no longer holds the job (a repeat whose first run was stored returns 1).
 local id = ARGV[9]
 local job = held(id, ARGV[10])
-if not job then return repeated(id, ARGV[10], 'wx') and 1 or 0 end
+if not job then return repeated(id, ARGV[10], 'wx', 'r') and 1 or 0 end
 drop_lease(id, job[2])
+mark_outcome(id, 'r')
 record_attempt(id, 'released', nil)
 local made = tonumber(field(id, 'm')) or 0
 if job[5] == '1' then

@@ -45,6 +45,7 @@ from jobqueue.backends.sqlite.transitions import (
     maintain,
     record,
     recover,
+    repeated,
     requeue,
     take,
 )
@@ -260,8 +261,8 @@ class SQLiteBackend:
             # The claim takes a fresh seq too: expired leases are recovered in claim order.
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
-                "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ? "
-                "WHERE id = ?",
+                "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
+                "ended_lease = NULL WHERE id = ?",  # the last lease's token is fenced now
                 (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
             )
             row = txn.conn.execute(
@@ -300,13 +301,21 @@ class SQLiteBackend:
     ) -> Claim | None:
         result_text = None if result is None else dumps_json(result)
         with self._transaction() as txn:
-            record(txn, take(txn, job_id, token), result_text, None, None)
+            held = holder(txn, job_id, token)
+            if held is None and repeated(txn, job_id, token, "complete") is not None:
+                return None  # the first call's claim went to its caller; claim nothing more
+            record(txn, held or take(txn, job_id, token), result_text, None, None)
             claims = self._claim(txn, next_spec, 1) if next_spec is not None else []
             return claims[0] if claims else None
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         with self._transaction() as txn:
-            return record(txn, take(txn, job_id, token), None, error, retry_at)
+            held = holder(txn, job_id, token)
+            if held is None:
+                state = repeated(txn, job_id, token, "fail")
+                if state is not None:
+                    return state
+            return record(txn, held or take(txn, job_id, token), None, error, retry_at)
 
     def finish_many(
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
@@ -319,11 +328,11 @@ class SQLiteBackend:
             states: list[JobState | None] = []
             for outcome, result in encoded:
                 held = holder(txn, outcome.job_id, outcome.token)
-                states.append(
-                    None
-                    if held is None
-                    else record(txn, held, result, outcome.error, outcome.retry_at)
-                )
+                if held is None:
+                    call = "complete" if outcome.error is None else "fail"
+                    states.append(repeated(txn, outcome.job_id, outcome.token, call))
+                else:
+                    states.append(record(txn, held, result, outcome.error, outcome.retry_at))
             claims = self._claim(txn, next_spec, limit) if next_spec is not None else []
             return states, claims
 
@@ -331,16 +340,17 @@ class SQLiteBackend:
         with self._transaction() as txn:
             held = holder(txn, job_id, token)
             if held is None:
-                return False
+                return repeated(txn, job_id, token, "release") is not None
             history = held.ended(txn.now, AttemptOutcome.RELEASED, None)  # numbered as run
             txn.conn.execute(
                 "UPDATE jobqueue_jobs SET attempts_made = max(attempts_made - 1, 0) WHERE id = ?",
                 (held.key,),
             )
+            ended = held.ended_by("release")
             if held.cancel_requested:  # handing it back would run a job asked to stop
-                finish(txn, held.key, JobState.CANCELLED, history=history)
+                finish(txn, held.key, JobState.CANCELLED, history=history, ended=ended)
             else:
-                requeue(txn, held.key, txn.now, history=history)
+                requeue(txn, held.key, txn.now, history=history, ended=ended)
             return True
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from jobqueue.backend import DispatcherInfo, LeaseStatus
 from jobqueue.backends.sqlite.rows import error_json
-from jobqueue.backends.sqlite.transitions import Txn, delete, finish, holder, job_key
+from jobqueue.backends.sqlite.transitions import Txn, delete, finish, holder, job_key, repeated
 from jobqueue.errors import JobStateError
 from jobqueue.job import AttemptOutcome, JobError, JobState, dumps_json
 
@@ -42,10 +42,11 @@ def cancel(txn: Txn, job_id: str) -> JobState | None:
 def finish_cancelled(txn: Txn, job_id: str, token: str, error: JobError | None) -> bool:
     held = holder(txn, job_id, token)
     if held is None:
-        return False
+        return repeated(txn, job_id, token, "finish_cancelled") is not None
     history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
     text = None if error is None else error_json(error)
-    finish(txn, held.key, JobState.CANCELLED, error=text, history=history)
+    ended = held.ended_by("finish_cancelled")
+    finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
     return True
 
 
@@ -97,7 +98,8 @@ def _requeue_finished(txn: Txn, key: int) -> bool:
         txn.conn.execute(
             "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
             "lease_expires_at = NULL, dispatcher = NULL, attempts_made = 0, stalls = 0, "
-            "cancel_requested = 0, result = NULL, finished_at = NULL WHERE id = ?",
+            "cancel_requested = 0, result = NULL, finished_at = NULL, ended_lease = NULL "
+            "WHERE id = ?",  # a new life: the last attempt's token is fenced
             (txn.now, txn.next_seq(), key),
         )
     except sqlite3.IntegrityError:

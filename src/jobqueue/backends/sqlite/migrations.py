@@ -143,6 +143,16 @@ MIGRATION_3 = """
 ALTER TABLE jobqueue_dispatchers ADD COLUMN jobs TEXT NOT NULL DEFAULT '[]';
 """
 
+# Version 4: which call ended a job's last lease, and with which token (``"<call> <token>"``,
+# the call one of complete, fail, release, finish_cancelled), so that repeating that call with
+# that token reports its outcome instead of failing (outcomes are idempotent per lease token).
+# ``lease_token`` cannot keep it: it is cleared as the lease ends, and a kept token would not
+# say which call ended the lease. A claim or a retry clears it; NULL on existing rows is
+# right (their repeats were refused before, and stay refused).
+MIGRATION_4 = """
+ALTER TABLE jobqueue_jobs ADD COLUMN ended_lease TEXT;
+"""
+
 
 class Migration(NamedTuple):
     """One step: after it the file is at ``version``. ``step`` is SQL (one or more
@@ -161,6 +171,7 @@ MIGRATIONS: list[Migration] = [
         MIGRATION_2,
     ),
     Migration(3, "the jobs each dispatcher holds, as its last heartbeat said", MIGRATION_3),
+    Migration(4, "the call and token that ended each job's last lease", MIGRATION_4),
 ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobqueue import policy
@@ -90,6 +90,12 @@ class Held:
     started_at: float | None
     history: str | None
     cancel_requested: bool
+    token: str = ""
+    """The lease token that holds it (empty for an expired lease being recovered)."""
+
+    def ended_by(self, call: str) -> str:
+        """The ``ended_lease`` value for ``call`` ending this lease (see ``repeated``)."""
+        return f"{call} {self.token}"
 
     def ended(self, now: float, outcome: AttemptOutcome, error: JobError | None) -> str:
         """The ``history`` column with this attempt's record appended (bounded)."""
@@ -119,7 +125,20 @@ def holder(txn: Txn, job_id: str, token: str) -> Held | None:
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
         (job_key(job_id), token, txn.now),
     ).fetchone()
-    return None if row is None else _held(row)
+    return None if row is None else replace(_held(row), token=token)
+
+
+def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
+    """For a token that no longer holds the job: the job's state if ``call`` with this token
+    ended its last lease and the job has not moved on since (a repeat), else ``None``."""
+    row = txn.conn.execute(
+        "SELECT state FROM jobqueue_jobs WHERE id = ? AND ended_lease = ?",
+        (job_key(job_id), f"{call} {token}"),
+    ).fetchone()
+    if row is None:
+        return None
+    state = JobState(row[0])
+    return state if state in policy.REPEAT_STATES[call] else None
 
 
 def take(txn: Txn, job_id: str, token: str) -> Held:
@@ -138,32 +157,40 @@ def record(
     since the cancel came too late)."""
     if error is None:
         history = held.ended(txn.now, AttemptOutcome.COMPLETED, None)
-        finish(txn, held.key, JobState.COMPLETED, result=result, history=history)
+        ended = held.ended_by("complete")
+        finish(txn, held.key, JobState.COMPLETED, result=result, history=history, ended=ended)
         return JobState.COMPLETED
     text = error_json(error)
+    ended = held.ended_by("fail")
     if held.cancel_requested:
         history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
-        finish(txn, held.key, JobState.CANCELLED, error=text, history=history)
+        finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
         return JobState.CANCELLED
     if retry_at is None:
         history = held.ended(txn.now, AttemptOutcome.FAILED, error)
-        finish(txn, held.key, JobState.FAILED, error=text, history=history)
+        finish(txn, held.key, JobState.FAILED, error=text, history=history, ended=ended)
         return JobState.FAILED
     history = held.ended(txn.now, AttemptOutcome.RETRIED, error)
-    return requeue(txn, held.key, retry_at, error=text, history=history)
+    return requeue(txn, held.key, retry_at, error=text, history=history, ended=ended)
 
 
 def requeue(
-    txn: Txn, key: int, run_at: float, *, error: str | None = None, history: str | None = None
+    txn: Txn,
+    key: int,
+    run_at: float,
+    *,
+    error: str | None = None,
+    history: str | None = None,
+    ended: str | None = None,
 ) -> JobState:
-    """Back to waiting (or delayed until ``run_at``), lease and holder dropped; ``error`` and
-    ``history`` replace the stored ones when given."""
+    """Back to waiting (or delayed until ``run_at``), lease and holder dropped; ``error``,
+    ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
     state = JobState.DELAYED if run_at > txn.now else JobState.WAITING
     txn.conn.execute(
         "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
         "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
-        "history = COALESCE(?, history) WHERE id = ?",
-        (state.value, run_at, txn.next_seq(), error, history, key),
+        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?",
+        (state.value, run_at, txn.next_seq(), error, history, ended, key),
     )
     txn.work_added = True
     return state
@@ -177,14 +204,16 @@ def finish(
     result: str | None = None,
     error: str | None = None,
     history: str | None = None,
+    ended: str | None = None,
 ) -> None:
     """A finished state, lease and holder dropped. ``result`` is stored when COMPLETED;
-    ``error`` and ``history`` replace the stored ones when given."""
+    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given
+    (a cancel keeps the lease's ``ended_lease``, as the other backends keep theirs)."""
     txn.conn.execute(
         "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
         "lease_expires_at = NULL, dispatcher = NULL, "
         "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
-        "history = COALESCE(?, history) WHERE id = ?",
+        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?",
         (
             state.value,
             txn.now,
@@ -193,6 +222,7 @@ def finish(
             result,
             error,
             history,
+            ended,
             key,
         ),
     )
