@@ -62,6 +62,9 @@ def make_state_machine(
             self.jobs: dict[str, ModelJob] = {}
             self.removed: list[str] = []  # ids of jobs the backend no longer has
             self.stale_tokens: list[tuple[str, str]] = []  # (job id, token) no longer valid
+            # job id -> (token, call) of the complete/finish_cancelled that ended its last
+            # lease: repeating that very call is answered with its outcome (idempotent).
+            self.repeatable: dict[str, tuple[str, str]] = {}
             self.paused: set[str] = set()
             self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
 
@@ -180,6 +183,7 @@ def make_state_machine(
             job.state, job.token = JobState.ACTIVE, claim.token
             job.lease_deadline = self.clock() + lease
             job.attempts_made += 1
+            self.repeatable.pop(job.id, None)  # claimed again: the old token is fenced
 
         @precondition(lambda self: bool(self._active()))
         @rule(data=st.data(), lease=st.sampled_from([5.0, 30.0]))
@@ -229,6 +233,8 @@ def make_state_machine(
                     f"expired lease of job {job.id} accepted on {outcome}"
                 )
                 return
+            if outcome in ("complete", "cancelled"):
+                self.repeatable[job.id] = (token, outcome)
             if outcome == "complete":  # a cancel that came too late: the result is kept
                 self._finish(job, JobState.COMPLETED)
                 job.result = {"done": job.id}
@@ -285,6 +291,7 @@ def make_state_machine(
             assert stored.finished_at is None
 
         def _retried(self, job: ModelJob) -> None:
+            self.repeatable.pop(job.id, None)  # retried: the old token is fenced
             job.state, job.run_at = JobState.WAITING, self.clock()
             job.attempts_made = job.stalls = 0
             job.cancel_requested, job.finished_at, job.result = False, None, None
@@ -367,14 +374,19 @@ def make_state_machine(
                 if job_id in self.jobs and self.jobs[job_id].state is JobState.ACTIVE
             ]
             job_id, token = data.draw(st.sampled_from(retaken or self.stale_tokens))
+            # The call that ended this very lease may be repeated (it reports its outcome and
+            # changes nothing); every other use of a stale token is refused.
+            ended = self.repeatable.get(job_id) if job_id in self.jobs else None
+            repeat = ended[1] if ended is not None and ended[0] == token else None
             assert self.backend.renew(job_id, token, 30) is False
-            assert self.backend.finish_cancelled(job_id, token, None) is False
+            answered = self.backend.finish_cancelled(job_id, token, None)
+            assert answered is (repeat == "cancelled"), f"finish_cancelled of {job_id}: {answered}"
             try:
                 self.backend.complete(job_id, token, "stale", None)
             except LeaseLostError:
-                pass
+                assert repeat != "complete", f"a repeated completion of {job_id} was refused"
             else:
-                raise AssertionError(f"stale token completed job {job_id}")
+                assert repeat == "complete", f"stale token completed job {job_id}"
 
         @precondition(lambda self: bool(self.jobs))
         @rule(data=st.data())
