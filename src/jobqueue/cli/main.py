@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from jobqueue import __version__
 from jobqueue.cli.apps import open_queue
 from jobqueue.cli.control import add_control_commands
+from jobqueue.cli.metrics import add_metrics_command, start_metrics
 from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
 from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
 from jobqueue.job import JobState
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--names", help="comma-separated worker names (default: all)")
     worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="also serve Prometheus metrics on 127.0.0.1:PORT/metrics (needs jobqueue[metrics])",
+    )
+    worker.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.set_defaults(command=cmd_stats)
     add_control_commands(command)
+    add_metrics_command(command)
     return parser
 
 
@@ -193,6 +201,8 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(LIFECYCLE_LOGGER):
         queue.plugins.register(LIFECYCLE_LOGGER)
+    if args.metrics_port is not None:
+        start_metrics(queue, "127.0.0.1", args.metrics_port)
     dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=args.prefetch)
     # Handlers first, then the "worker on" line: a supervisor that waits for it may signal.
     restore = _nothing if args.burst else dispatcher.install_signal_handlers()
