@@ -1,0 +1,371 @@
+"""The dashboard's JSON API (jobqueue.dashboard) through Starlette's test client, on every
+backend: each route, pagination, each refusal, the security headers."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from jobqueue import JobQueue
+from jobqueue.dashboard import create_app
+from jobqueue.dashboard.api import OPENAPI
+from jobqueue.dashboard.security import is_loopback
+from jobqueue.errors import InvalidSettingError
+from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
+
+__all__ = ["redis_url"]
+
+LOCAL = ("127.0.0.1", 1234)
+TOKEN = "s3cret-token"
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+}
+
+
+class Titled:
+    """A handler whose jobs are titled by their data."""
+
+    def __call__(self, job: Any) -> Any:
+        return job.data
+
+    def get_title(self, data: Any) -> str:
+        return str(data["title"])
+
+
+def _boom(job: Any) -> None:
+    raise ValueError("boom")
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        base = request.getfixturevalue("redis_url")
+        namespace = new_namespace()
+        yield f"{base}?namespace={namespace}"
+        import redis
+
+        delete_namespace(redis.Redis.from_url(base), namespace)
+
+
+@pytest.fixture
+def queue(url: str) -> Iterator[JobQueue]:
+    with JobQueue(url, load_entrypoints=False) as queue:
+        queue.add_worker("mail", lambda job: {"sent": job.data})
+        queue.add_worker("boom", _boom, attempts=1)
+        queue.add_worker("titled", Titled())
+        yield queue
+
+
+def client_for(queue: JobQueue, **options: Any) -> TestClient:
+    """A client from loopback (served without credentials) carrying the app's CSRF token."""
+    client = TestClient(create_app(queue, **options), client=LOCAL)
+    if not options.get("token") and not options.get("basic"):
+        client.headers["X-JobQueue-CSRF"] = client.get("/api/csrf").json()["token"]
+    return client
+
+
+@pytest.fixture
+def client(queue: JobQueue) -> TestClient:
+    return client_for(queue)
+
+
+def assert_error(response: Any, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()["error"]
+    assert isinstance(message, str) and message
+    for fragment in fragments:
+        assert fragment in message
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_stats(queue: JobQueue, client: TestClient) -> None:
+    queue.submit_job("mail", 1)
+    queue.submit_job("boom", None)
+    queue.work(burst=True)
+    queue.submit_job("mail", 2)
+    queue.pause("boom")
+    body = client.get("/api/stats").json()
+    assert body["states"]["completed"] == 1 and body["states"]["failed"] == 1
+    assert body["states"]["waiting"] == 1 and body["total"] == 3
+    assert body["names"]["mail"]["completed"] == 1 and body["names"]["mail"]["waiting"] == 1
+    assert body["names"]["boom"]["failed"] == 1
+    assert body["paused"] == ["boom"] and body["dispatchers"] == 0
+
+
+def test_list_jobs_pages_with_a_cursor(queue: JobQueue, client: TestClient) -> None:
+    submitted = [queue.submit_job("mail", n).id for n in range(5)]
+    queue.submit_job("boom", None)
+    seen: list[str] = []
+    cursor: str | None = ""
+    pages = 0
+    while cursor is not None:
+        body = client.get("/api/jobs", params={"state": "waiting", "limit": 2, "cursor": cursor})
+        assert body.status_code == 200
+        seen += [job["id"] for job in body.json()["jobs"] if job["name"] == "mail"]
+        cursor = body.json()["next"]
+        pages += 1
+    assert seen == submitted and pages == 3  # 6 waiting jobs, 2 a page
+    named = client.get("/api/jobs", params={"name": "boom"}).json()
+    assert [job["name"] for job in named["jobs"]] == ["boom"] and named["next"] is None
+    everything = client.get("/api/jobs").json()
+    assert len(everything["jobs"]) == 6 and everything["next"] is None
+    assert everything["jobs"][0] == queue.get_job_by_id(everything["jobs"][0]["id"]).to_dict()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ({"state": "sleeping"}, "unknown state"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"cursor": "abc"}, "cursor"),
+        ({"cursor": "-5"}, "cursor"),
+        ({"cursor": "1.5"}, "cursor"),
+    ],
+)
+def test_bad_list_queries_are_400(client: TestClient, query: dict[str, str], fragment: str) -> None:
+    assert_error(client.get("/api/jobs", params=query), 400, fragment)
+
+
+def test_one_job_and_not_found(queue: JobQueue, client: TestClient) -> None:
+    job = queue.submit_job("mail", {"to": "a@example.com"})
+    assert client.get(f"/api/jobs/{job.id}").json() == job.to_dict()
+    assert_error(client.get("/api/jobs/424242"), 404, "424242")
+    assert_error(client.get("/api/nowhere"), 404)
+
+
+def test_a_script_title_comes_back_as_a_json_string(queue: JobQueue, client: TestClient) -> None:
+    evil = "<script>alert(1)</script>"
+    job = queue.submit_job("titled", {"title": evil})
+    response = client.get(f"/api/jobs/{job.id}")
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["title"] == evil and response.json()["data"] == {"title": evil}
+    listed = client.get("/api/jobs", params={"name": "titled"}).json()["jobs"]
+    assert [each["title"] for each in listed] == [evil]
+
+
+def test_workers_lists_live_dispatchers(queue: JobQueue, client: TestClient) -> None:
+    assert client.get("/api/workers").json() == {"dispatchers": []}
+    started, release = threading.Event(), threading.Event()
+
+    def hold(job: Any) -> None:
+        started.set()
+        release.wait(30)
+
+    queue.add_worker("hold", hold)
+    job = queue.submit_job("hold", None)
+    dispatcher = queue.dispatcher(names=["hold"])
+    thread = threading.Thread(target=dispatcher.run, kwargs={"max_jobs": 1})
+    thread.start()
+    try:
+        assert started.wait(30)
+        deadline = time.monotonic() + 10  # the next heartbeat lists the held job
+        while not any(job.id in d.jobs for d in queue.dispatchers()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (live,) = client.get("/api/workers").json()["dispatchers"]
+        assert live["id"] == dispatcher.id and live["names"] == ["hold"]
+        assert job.id in live["jobs"] and live["concurrency"] == 1
+        assert client.get("/api/stats").json()["dispatchers"] == 1
+    finally:
+        release.set()
+        thread.join(30)
+
+
+# -- steering ---------------------------------------------------------------------------------
+
+
+def test_retry_cancel_remove(queue: JobQueue, client: TestClient) -> None:
+    failed = queue.submit_job("boom", None)
+    queue.work(burst=True)
+    retried = client.post(f"/api/jobs/{failed.id}/retry")
+    assert retried.status_code == 200 and retried.json()["state"] == "waiting"
+    assert retried.json()["id"] == failed.id
+    waiting = queue.submit_job("mail", 1)
+    assert_error(client.post(f"/api/jobs/{waiting.id}/retry"), 409)
+    cancelled = client.post(f"/api/jobs/{waiting.id}/cancel")
+    assert cancelled.json() == {"id": waiting.id, "state": "cancelled"}
+    assert client.delete(f"/api/jobs/{waiting.id}").json() == {"id": waiting.id, "removed": True}
+    assert queue.get_job_by_id(waiting.id) is None
+    for response in (
+        client.post("/api/jobs/424242/retry"),
+        client.post("/api/jobs/424242/cancel"),
+        client.delete("/api/jobs/424242"),
+    ):
+        assert_error(response, 404, "424242")
+    assert_error(client.get("/api/jobs/x/retry"), 405)
+
+
+def test_pause_and_resume(queue: JobQueue, client: TestClient) -> None:
+    assert client.post("/api/names/mail/pause").json() == {"paused": ["mail"]}
+    assert client.post("/api/names/boom/pause").json() == {"paused": ["boom", "mail"]}
+    assert queue.paused() == frozenset({"mail", "boom"})
+    assert client.post("/api/names/mail/resume").json() == {"paused": ["boom"]}
+
+
+def test_mounted_under_a_prefix(queue: JobQueue) -> None:
+    host = Starlette(routes=[Mount("/jobqueue", app=create_app(queue, token=TOKEN))])
+    client = TestClient(host, headers={"Authorization": f"Bearer {TOKEN}"})
+    job = queue.submit_job("mail", 1)
+    assert client.get(f"/jobqueue/api/jobs/{job.id}").json()["id"] == job.id
+    csrf = client.get("/jobqueue/api/csrf").json()["token"]
+    paused = client.post("/jobqueue/api/names/mail/pause", headers={"X-JobQueue-CSRF": csrf})
+    assert paused.json() == {"paused": ["mail"]}
+
+
+def test_openapi_lists_exactly_the_routes(client: TestClient) -> None:
+    document = client.get("/api/openapi.json").json()
+    assert document == OPENAPI and document["openapi"].startswith("3.")
+    app = client.app
+    assert isinstance(app, Starlette)
+    served = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    described = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert served == described
+
+
+# -- security ---------------------------------------------------------------------------------
+
+
+def test_every_answer_carries_the_security_headers(queue: JobQueue, client: TestClient) -> None:
+    refused = TestClient(create_app(queue))  # "testclient" is not loopback
+    for response in (
+        client.get("/api/stats"),
+        client.get("/api/jobs/424242"),
+        client.get("/api/jobs", params={"limit": "0"}),
+        client.post("/api/names/mail/pause", headers={"X-JobQueue-CSRF": "wrong"}),
+        refused.get("/api/stats"),
+    ):
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (response.status_code, name)
+
+
+def test_without_credentials_only_loopback_is_served(queue: JobQueue) -> None:
+    app = create_app(queue)
+    assert_error(TestClient(app).get("/api/stats"), 403, "token=", "basic=", "authorize=")
+    assert_error(TestClient(app, client=("10.1.2.3", 5)).get("/api/stats"), 403)
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
+        assert TestClient(app, client=(host, 5)).get("/api/stats").status_code == 200
+    assert not any(is_loopback(h) for h in (None, "", "localhost", "10.0.0.1", "::ffff:10.0.0.1"))
+
+
+def test_bearer_token(queue: JobQueue) -> None:
+    client = TestClient(create_app(queue, token=TOKEN))  # any client address, given the token
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
+        response = client.get("/api/stats", headers=headers)
+        assert_error(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/api/stats", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    basic = base64.b64encode(f"x:{TOKEN}".encode()).decode()
+    assert_error(client.get("/api/stats", headers={"Authorization": f"Basic {basic}"}), 401)
+
+
+def test_basic_auth(queue: JobQueue) -> None:
+    client = TestClient(create_app(queue, basic=("admin", "pässword")))
+    response = client.get("/api/stats")
+    assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Basic")
+    assert client.get("/api/stats", auth=("admin", "pässword")).status_code == 200
+    for wrong in (("admin", "nope"), ("root", "pässword")):
+        assert_error(client.get("/api/stats", auth=wrong), 401)
+    for header in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer x"):
+        assert_error(client.get("/api/stats", headers={"Authorization": header}), 401)
+
+
+def test_authorize_callable_decides(queue: JobQueue) -> None:
+    def allow(request: Request) -> bool:
+        return request.headers.get("x-user") == "ops"
+
+    client = TestClient(create_app(queue, authorize=allow))
+    assert client.get("/api/stats", headers={"X-User": "ops"}).status_code == 200
+    assert_error(client.get("/api/stats", headers={"X-User": "guest"}), 403)
+
+
+def test_bad_settings_are_refused(queue: JobQueue) -> None:
+    for options in ({"token": ""}, {"basic": ("admin",)}, {"basic": ("", "x")}, {"authorize": 1}):
+        with pytest.raises(InvalidSettingError):
+            create_app(queue, **options)  # type: ignore[arg-type]
+
+
+def test_read_only_refuses_every_change(queue: JobQueue) -> None:
+    client = client_for(queue, read_only=True)
+    job = queue.submit_job("mail", 1)
+    assert client.get(f"/api/jobs/{job.id}").status_code == 200
+    for response in (
+        client.post(f"/api/jobs/{job.id}/cancel"),
+        client.post(f"/api/jobs/{job.id}/retry"),
+        client.delete(f"/api/jobs/{job.id}"),
+        client.post("/api/names/mail/pause"),
+        client.post("/api/names/mail/resume"),
+    ):
+        assert_error(response, 403, "read-only")
+    assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
+    assert queue.paused() == frozenset()
+
+
+def test_csrf_header_is_required(queue: JobQueue) -> None:
+    client = TestClient(
+        create_app(queue, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    job = queue.submit_job("mail", 1)
+    assert_error(client.post(f"/api/jobs/{job.id}/cancel"), 403, "X-JobQueue-CSRF")
+    wrong = {"X-JobQueue-CSRF": "not-the-token"}
+    assert_error(client.delete(f"/api/jobs/{job.id}", headers=wrong), 403, "X-JobQueue-CSRF")
+    other_app = TestClient(create_app(queue, token=TOKEN), headers=client.headers)
+    assert other_app.get("/api/csrf").json()["token"] != client.get("/api/csrf").json()["token"]
+    assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
+    right = {"X-JobQueue-CSRF": client.get("/api/csrf").json()["token"]}
+    assert client.post(f"/api/jobs/{job.id}/cancel", headers=right).status_code == 200
+
+
+def test_foreign_origin_is_refused(queue: JobQueue, client: TestClient) -> None:
+    job = queue.submit_job("mail", 1)
+    for origin in ("https://evil.example", "null", "http://testserver.evil.example"):
+        response = client.post(f"/api/jobs/{job.id}/cancel", headers={"Origin": origin})
+        assert_error(response, 403, "Origin")
+    assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
+    # A GET from elsewhere changes nothing and, without CORS headers, is unreadable there.
+    assert client.get("/api/stats", headers={"Origin": "https://evil.example"}).status_code == 200
+    same = client.post(f"/api/jobs/{job.id}/cancel", headers={"Origin": "http://testserver"})
+    assert same.status_code == 200
+
+
+def test_bad_input_never_gets_a_500(queue: JobQueue, client: TestClient) -> None:
+    probes = [
+        client.get("/api/jobs", params={"state": "%00"}),
+        client.get("/api/jobs", params={"limit": "9" * 40}),
+        client.get("/api/jobs", params={"cursor": "9" * 40}),
+        client.get("/api/jobs/%20"),
+        client.delete("/api/jobs/..%2F"),
+        client.put("/api/jobs/1"),
+    ]
+    for response in probes:
+        assert 400 <= response.status_code < 500, (response.request.url, response.text)
+        assert "error" in response.json()
