@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
+
+from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
+
+__all__ = ["redis_url"]  # the session fixture, for backend_url's Redis case
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +30,18 @@ def no_thread_left_running() -> Iterator[None]:
         thread.join(5)
     still = [thread.name for thread in left if thread.is_alive()]
     assert not still, f"the test left non-daemon threads running: {still}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store on each backend: memory, a temp SQLite file, a new Redis namespace (its
+    keys, and only those, deleted after)."""
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        base = request.getfixturevalue("redis_url")
+        namespace = new_namespace()
+        yield f"{base}?namespace={namespace}"
+        delete_namespace(redis.Redis.from_url(base), namespace)

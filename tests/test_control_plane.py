@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +16,6 @@ from jobqueue import JobNotFoundError, JobQueue, JobState, hookimpl
 from jobqueue.cli import main
 from jobqueue.errors import InvalidOptionError, JobStateError
 from jobqueue.job import AttemptOutcome
-from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
-
-__all__ = ["redis_url"]
 
 
 class Cancelled:
@@ -31,25 +27,10 @@ class Cancelled:
         self.ids.append(job.id)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        base = request.getfixturevalue("redis_url")
-        namespace = new_namespace()
-        yield f"{base}?namespace={namespace}"
-        import redis
-
-        delete_namespace(redis.Redis.from_url(base), namespace)
-
-
 @pytest.fixture
-def queue(url: str) -> Iterator[JobQueue]:
+def queue(backend_url: str) -> Iterator[JobQueue]:
     hooks = Cancelled()
-    with JobQueue(url, load_entrypoints=False, plugins=[hooks]) as queue:
+    with JobQueue(backend_url, load_entrypoints=False, plugins=[hooks]) as queue:
         queue.add_worker("mail", lambda job: {"sent": job.data})
         queue.add_worker("boom", _boom, attempts=1)
         queue.cancelled = hooks  # type: ignore[attr-defined]

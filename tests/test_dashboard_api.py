@@ -7,7 +7,6 @@ import base64
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +20,6 @@ from jobqueue.dashboard import create_app
 from jobqueue.dashboard.api import OPENAPI
 from jobqueue.dashboard.security import is_loopback
 from jobqueue.errors import InvalidSettingError
-from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
-
-__all__ = ["redis_url"]
 
 LOCAL = ("127.0.0.1", 1234)
 TOKEN = "s3cret-token"
@@ -49,24 +45,9 @@ def _boom(job: Any) -> None:
     raise ValueError("boom")
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        base = request.getfixturevalue("redis_url")
-        namespace = new_namespace()
-        yield f"{base}?namespace={namespace}"
-        import redis
-
-        delete_namespace(redis.Redis.from_url(base), namespace)
-
-
 @pytest.fixture
-def queue(url: str) -> Iterator[JobQueue]:
-    with JobQueue(url, load_entrypoints=False) as queue:
+def queue(backend_url: str) -> Iterator[JobQueue]:
+    with JobQueue(backend_url, load_entrypoints=False) as queue:
         queue.add_worker("mail", lambda job: {"sent": job.data})
         queue.add_worker("boom", _boom, attempts=1)
         queue.add_worker("titled", Titled())
