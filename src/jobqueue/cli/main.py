@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from jobqueue import __version__
 from jobqueue.cli.apps import open_queue
 from jobqueue.cli.control import add_control_commands
+from jobqueue.cli.dashboard import add_dashboard_command
 from jobqueue.cli.metrics import add_metrics_command, start_metrics
 from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
 from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(command=cmd_stats)
     add_control_commands(command)
     add_metrics_command(command)
+    add_dashboard_command(command)
     return parser
 
 
