@@ -30,7 +30,10 @@ logger = logging.getLogger("jobqueue.dashboard")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-MAX_CURSOR = 10**9  # far past any real page; keeps offsets inside every store's int range
+# A cursor is an offset of at most nine digits: far past any real page, and inside every
+# store's int range. The OpenAPI document says the same with CURSOR_PATTERN.
+MAX_CURSOR = 10**9 - 1
+CURSOR_PATTERN = "^[0-9]{0,9}$"
 
 
 class BadRequest(InvalidOptionError):
@@ -45,11 +48,18 @@ def _query_int(request: Request, key: str, default: int, low: int, high: int | N
     raw = request.query_params.get(key)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():  # refuses "-1", "1.5", "1e3", " 2": a cursor is ours, a limit simple
+    # Refuses "-1", "1.5", "1e3", " 2", and the non-ASCII digits str.isdigit() accepts
+    # (superscripts, which int() refuses; Arabic-Indic ones, which it reads): a cursor is ours,
+    # a limit simple.
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest(f"{key} must be a whole number, got {raw!r}")
+    bounds = f"{low}-{high}" if high is not None else f">= {low}"
+    if high is not None and len(raw) > len(str(high)):  # int() refuses 4300+ digits anyway
+        raise BadRequest(
+            f"{key} must be {bounds}, got {raw[:20]!r}{'...' if len(raw) > 20 else ''}"
+        )
     value = int(raw)
     if value < low or (high is not None and value > high):
-        bounds = f"{low}-{high}" if high is not None else f">= {low}"
         raise BadRequest(f"{key} must be {bounds}, got {value}")
     return value
 
@@ -262,12 +272,19 @@ OPENAPI: dict[str, Any] = {
                     {
                         "name": "state",
                         "in": "query",
+                        "allowEmptyValue": True,  # empty is the same as absent, as for all four
                         "schema": {"type": "string", "enum": [s.value for s in JobState]},
                     },
-                    {"name": "name", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "allowEmptyValue": True,
+                        "schema": {"type": "string"},
+                    },
                     {
                         "name": "limit",
                         "in": "query",
+                        "allowEmptyValue": True,
                         "schema": {
                             "type": "integer",
                             "minimum": 1,
@@ -278,8 +295,9 @@ OPENAPI: dict[str, Any] = {
                     {
                         "name": "cursor",
                         "in": "query",
-                        "description": "the `next` of the previous page (opaque)",
-                        "schema": {"type": "string"},
+                        "allowEmptyValue": True,
+                        "description": "the `next` of the previous page",
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
                     },
                 ],
                 "responses": {
