@@ -124,8 +124,8 @@ def test_without_the_extra_it_says_what_to_install(
 def test_credentials_allow_any_address(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a token (or basic credentials) a non-loopback --host is served; nothing is bound
-    here, the server is replaced by a stand-in that records what it was given."""
+    """With a token (or basic credentials) a non-loopback --host is served. Nothing listens
+    on it here: binding and serving are stand-ins recording what they were given."""
     served: dict[str, Any] = {}
 
     def bind(host: str, port: int) -> socket.socket:
@@ -135,7 +135,7 @@ def test_credentials_allow_any_address(
         return sock
 
     def serve(config: Any, sock: socket.socket, ready: str) -> int:
-        served["app"], served["ready"] = config.app, ready
+        served["ready"] = ready
         return signal.SIGTERM
 
     monkeypatch.setattr(dashboard, "_bind", bind)
