@@ -89,9 +89,10 @@ class MemoryBackend:
         if job.unique_key is not None:
             existing = self._unique.get(job.unique_key)
             if existing is not None and self._jobs[existing].state in _LIVE:
-                return replace(self._jobs[existing].copy(), deduplicated=True)
+                return replace(self._view(self._jobs[existing]), deduplicated=True)
         now = self._clock()
-        job = replace(job, id=str(next(self._ids)), logs=list(job.logs))
+        # A read's lease deadline is no part of a new job (the lease is kept in _leases).
+        job = replace(job, id=str(next(self._ids)), logs=list(job.logs), lease_expires_at=None)
         job.state = JobState.DELAYED if job.run_at > now else JobState.WAITING
         self._jobs[job.id] = job
         if job.unique_key is not None:
@@ -112,7 +113,14 @@ class MemoryBackend:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            return job.copy() if job else None
+            return self._view(job) if job else None
+
+    def _view(self, job: Job) -> Job:
+        """A copy to hand out, with the lease deadline of an active job filled in."""
+        view = job.copy()
+        lease = self._leases.get(job.id) if job.state is JobState.ACTIVE else None
+        view.lease_expires_at = None if lease is None else lease[1]
+        return view
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         with self._lock:
@@ -125,7 +133,7 @@ class MemoryBackend:
                 jobs.sort(key=lambda j: self._leases[j.id][1])
             else:
                 jobs.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
-            return [job.copy() for job in jobs[offset : offset + limit]]
+            return [self._view(job) for job in jobs[offset : offset + limit]]
 
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
@@ -172,7 +180,7 @@ class MemoryBackend:
         job.dispatcher = spec.dispatcher
         self._leases[job.id] = (token, deadline)
         self._ended.pop(job.id, None)  # the old token is fenced from now on
-        return Claim(job.copy(), token, deadline)
+        return Claim(self._view(job), token, deadline)
 
     def _peek(self, name: str) -> tuple[int, int, str] | None:
         heap = self._ready.get(name)

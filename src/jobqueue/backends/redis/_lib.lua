@@ -169,13 +169,24 @@ local function plus_one(text)
   return 1
 end
 
-local function snapshot(id)
+-- A job as the scripts return it: {id, fields, logs}, plus for an active job its lease
+-- deadline (the active set's score, or `deadline` when the caller has just set it, so a
+-- claim reads nothing more).
+local function snapshot(id, deadline)
   local hash = redis.pcall('HGETALL', job_key(id))
   if hash.err then return {id, 'corrupt'} end
+  local logs, active = nil, false
   for i = 1, #hash, 2 do
-    if hash[i] == 'L' then return {id, hash, redis.call('LRANGE', log_key(id), 0, -1)} end
+    if hash[i] == 'L' then
+      logs = redis.call('LRANGE', log_key(id), 0, -1)
+    elseif hash[i] == 's' then
+      active = hash[i + 1] == 'a'
+    end
   end
-  return {id, hash, {}}
+  if active then
+    return {id, hash, logs or {}, deadline or redis.call('ZSCORE', K_ACTIVE, id) or nil}
+  end
+  return {id, hash, logs or {}}
 end
 
 -- A sequence number taken ahead: complete+claim takes the finish's and the next one with one
@@ -666,7 +677,7 @@ local function claim(token, lease, base)
       else
         redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
       end
-      return snapshot(id)
+      return snapshot(id, deadline)
     end
   end
   return nil
