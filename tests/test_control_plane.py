@@ -69,6 +69,42 @@ def test_retry_a_failed_job_and_read_its_history(queue: JobQueue) -> None:
         queue.retry_jobs("completed")
 
 
+def test_run_a_delayed_job_now(queue: JobQueue) -> None:
+    job = queue.submit_job("mail", 1, delay=3600)
+    assert queue.work(burst=True) == 0
+    moved = queue.run_job_now(job.id)
+    assert moved.id == job.id and moved.state is JobState.WAITING
+    assert queue.work(burst=True) == 1
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.state is JobState.COMPLETED
+    with pytest.raises(JobStateError, match="only delayed jobs"):
+        queue.run_job_now(job.id)
+    with pytest.raises(JobNotFoundError):
+        queue.run_job_now("424242")
+    with pytest.raises(InvalidOptionError):
+        queue.run_job_now("")
+
+
+def test_cancel_jobs_in_bulk(queue: JobQueue) -> None:
+    waiting = queue.submit_jobs("mail", [1, 2, 3])
+    queue.submit_job("boom", None)
+    delayed = queue.submit_job("mail", 4, delay=60)
+    assert queue.cancel_jobs(name="mail") == 3
+    assert queue.cancel_jobs("delayed") == 1
+    assert queue.cancel_jobs(JobState.ACTIVE) == 0
+    for job in [*waiting, delayed]:
+        stored = queue.get_job_by_id(job.id)
+        assert stored is not None and stored.state is JobState.CANCELLED
+    assert queue.count_by_state()[JobState.WAITING] == 1  # the "boom" job
+    assert queue.cancelled.ids == []  # type: ignore[attr-defined]  # bulk fires no hook
+    for refused in ("completed", "failed", "cancelled", "sleeping"):
+        with pytest.raises(InvalidOptionError):
+            queue.cancel_jobs(refused)
+    with pytest.raises(InvalidOptionError):
+        queue.cancel_jobs(name="")
+    assert queue.count_by_state()[JobState.CANCELLED] == 4
+
+
 def test_purge_and_pause(queue: JobQueue) -> None:
     done = queue.submit_job("mail", 1)
     queue.work(burst=True)
@@ -161,6 +197,9 @@ def test_async_facade_has_every_steering_operation(queue: JobQueue) -> None:
         await aq.cancel_job(job.id)
         assert await aq.purge_jobs("cancelled", name="mail") == 1
         assert await aq.dispatchers() == []
+        later = await aq.submit_job("mail", 2, delay=60)
+        assert (await aq.run_job_now(later.id)).state is JobState.WAITING
+        assert await aq.cancel_jobs("waiting", "mail") == 1
         await aq.close()
 
     asyncio.run(main())

@@ -158,6 +158,16 @@ class AsyncJobQueue:
         """``JobQueue.cancel_job`` without blocking the loop."""
         return await asyncio.to_thread(self.queue.cancel_job, job_id)
 
+    async def cancel_jobs(
+        self, state: JobState | str = JobState.WAITING, name: str | None = None
+    ) -> int:
+        """``JobQueue.cancel_jobs`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.cancel_jobs, state, name)
+
+    async def run_job_now(self, job_id: str) -> Job:
+        """``JobQueue.run_job_now`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.run_job_now, job_id)
+
     async def retry_job(self, job_id: str) -> Job:
         """``JobQueue.retry_job`` without blocking the loop."""
         return await asyncio.to_thread(self.queue.retry_job, job_id)

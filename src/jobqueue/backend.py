@@ -214,6 +214,25 @@ class Transitions(Protocol):
         many were retried."""
         ...
 
+    def promote(self, job_id: str) -> Job | None:
+        """Run a DELAYED job now: WAITING with ``run_at`` now, at the end of the line of its
+        priority (as a delayed job coming due is), waking idle dispatchers of its name as a
+        submit does. Returns the job as it now is, ``None`` if there is none. Raises
+        ``JobStateError`` if it is in another state."""
+        ...
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        """``cancel`` every job in ``state`` -- of worker ``name`` only, when given. WAITING
+        and DELAYED jobs end CANCELLED at once (``finished_at`` set, unique keys freed), in
+        the order they would have run (waiting: by worker name, then priority and submission
+        order; delayed: by due time, then submission order), which is the order retention
+        later removes them in. ACTIVE jobs get their cancel requested, as ``cancel`` does, for
+        their holders to see in their next heartbeat. Any other state changes nothing.
+        Returns how many jobs were cancelled or asked to stop (an active job asked before is
+        not counted again). A backend may work through a large set in batches (Redis: 1000
+        jobs), each batch one atomic step."""
+        ...
+
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
     ) -> int:

@@ -296,6 +296,32 @@ class JobQueue:
                 emit(self.plugins.hook, "jobqueue_job_cancelled", job=cancelled)
         return state
 
+    def cancel_jobs(self, state: JobState | str = JobState.WAITING, name: str | None = None) -> int:
+        """Cancel every waiting job (or every ``state="delayed"`` or ``state="active"`` one),
+        of worker ``name`` only when given, and return how many. Waiting and delayed jobs end
+        CANCELLED at once, their unique keys freed, as ``cancel_job`` leaves them; active ones
+        are asked to stop, as ``cancel_job`` asks one (a job asked before is not counted
+        again). Other states raise ``InvalidOptionError``. Unlike ``cancel_job``, this does
+        not fire the ``jobqueue_job_cancelled`` hook: that would read back every job it
+        cancelled. Backends may work through a large set in batches, each one atomic."""
+        chosen = _check_state(state)
+        if chosen not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+            raise InvalidOptionError(
+                f"only waiting, delayed or active jobs are cancelled, not {chosen}"
+            )
+        return self.backend.cancel_many(chosen, _check_name(name))
+
+    def run_job_now(self, job_id: str) -> Job:
+        """Run a delayed job now instead of at its due time: it joins the waiting line at
+        once (behind the jobs already waiting at its priority, ``run_at`` now) and idle
+        dispatchers wake as for a submit. Returns the job as it now is. Raises
+        ``JobNotFoundError``, or ``JobStateError`` for a job that is not delayed."""
+        job_id = _check_id(job_id)
+        job = self.backend.promote(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to run")
+        return job
+
     def retry_job(self, job_id: str) -> Job:
         """Run a failed or cancelled job again from its first attempt; its earlier attempts
         stay in ``job.history``. Raises ``JobNotFoundError``, or ``JobStateError`` for a job

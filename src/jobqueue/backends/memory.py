@@ -380,6 +380,42 @@ class MemoryBackend:
         job.finished_at = None
         self._requeue(job, self._clock())
 
+    def promote(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state is not JobState.DELAYED:
+                raise JobStateError(
+                    f"job {job_id} is {job.state.value}: only delayed jobs are run ahead of time"
+                )
+            self._requeue(job, self._clock())  # its delayed entry goes stale (a new seq)
+            return self._view(job)
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.state is state and (name is None or job.name == name)
+            ]
+            if state is JobState.ACTIVE:
+                asked = [job for job in jobs if not job.cancel_requested]
+                for job in asked:
+                    job.cancel_requested = True
+                return len(asked)
+            if state is JobState.WAITING:
+                jobs.sort(key=lambda j: (j.name, -j.priority, self._seq[j.id]))
+            elif state is JobState.DELAYED:
+                jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
+            else:
+                return 0
+            for job in jobs:  # finishing order is what retention goes by
+                self._finish(job, JobState.CANCELLED)
+            if jobs:
+                self._changed.notify_all()
+            return len(jobs)
+
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
     ) -> int:

@@ -5,9 +5,13 @@ fixtures (``backend``, ``open_backend``, ``new_job``, ``clock``)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from jobqueue.backend import Backend, WorkSpec
+import pytest
+
+from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention, WorkSpec
+from jobqueue.errors import JobStateError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
@@ -59,3 +63,140 @@ class OperatorContract:
         backend.complete(claim.job.id, claim.token, None, None)
         assert _read(backend, claim.job.id).lease_expires_at is None
         assert _read(backend, waiting.id).lease_expires_at is None
+
+    # -- running a delayed job now ------------------------------------------------------------
+
+    def test_promote_runs_a_delayed_job_now(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        ahead = backend.submit(new_job(data="ahead"))
+        later = backend.submit(new_job(data="later", run_at=clock() + 3600))
+        other = backend.submit(new_job(data="other", run_at=clock() + 3600))
+        clock.advance(5)
+        promoted = backend.promote(later.id)
+        assert promoted is not None and promoted.id == later.id
+        assert promoted.state is JobState.WAITING and promoted.run_at == clock()
+        assert _read(backend, later.id).state is JobState.WAITING
+        assert backend.count_by_state()[JobState.DELAYED] == 1
+        # At the end of the line, as a job coming due would be: after what already waited.
+        first = backend.claim(_spec("a"))
+        second = backend.claim(_spec("a"))
+        assert first is not None and second is not None
+        assert (first.job.id, second.job.id) == (ahead.id, later.id)
+        assert backend.claim(_spec("a")) is None  # the other delayed job still waits
+        assert _read(backend, other.id).state is JobState.DELAYED
+        for claim in (first, second):
+            backend.complete(claim.job.id, claim.token, None, None)
+        clock.advance(3600)  # its old due time passes: nothing left over runs it twice
+        backend.maintain()
+        third = backend.claim(_spec("a"))
+        assert third is not None and third.job.id == other.id
+        assert backend.claim(_spec("a")) is None
+
+    def test_promote_refuses_jobs_that_are_not_delayed(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        waiting = backend.submit(new_job())
+        with pytest.raises(JobStateError, match="delayed"):
+            backend.promote(waiting.id)
+        claim = backend.claim(_spec("a"))
+        assert claim is not None
+        with pytest.raises(JobStateError):
+            backend.promote(waiting.id)
+        backend.complete(waiting.id, claim.token, None, None)
+        with pytest.raises(JobStateError):
+            backend.promote(waiting.id)
+        assert _read(backend, waiting.id).state is JobState.COMPLETED
+        assert backend.promote("999999") is None
+
+    def test_promote_wakes_an_idle_waiter(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        job = backend.submit(new_job(run_at=clock() + 3600))
+        woke: list[bool] = []
+        about_to_block = clock.read_elsewhere()  # the waiter reads "now" to size its wait
+        waiter = threading.Thread(target=lambda: woke.append(backend.wait_for_work(["a"], 30)))
+        waiter.start()
+        assert about_to_block.wait(10), "wait_for_work never looked at the clock"
+        assert backend.promote(job.id) is not None
+        waiter.join(20)  # well under its 30 s: only a wake-up ends it in time
+        assert not waiter.is_alive() and woke == [True], "promote did not wake the waiter"
+
+    # -- cancelling in bulk -------------------------------------------------------------------
+
+    def test_cancel_many_waiting_and_delayed_jobs(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        a1 = backend.submit(new_job("a", unique_key="k"))
+        a2 = backend.submit(new_job("a", priority=5))
+        b1 = backend.submit(new_job("b"))
+        d1 = backend.submit(new_job("a", run_at=clock() + 60))
+        d2 = backend.submit(new_job("b", run_at=clock() + 30))
+        assert backend.cancel_many(JobState.WAITING, "a") == 2
+        for job in (a1, a2):
+            stored = _read(backend, job.id)
+            assert stored.state is JobState.CANCELLED and stored.finished_at == clock()
+        assert _read(backend, b1.id).state is JobState.WAITING
+        assert backend.submit(new_job("a", unique_key="k")).id != a1.id  # the key is free
+        assert backend.cancel_many(JobState.DELAYED) == 2
+        assert {_read(backend, j.id).state for j in (d1, d2)} == {JobState.CANCELLED}
+        clock.advance(120)
+        backend.maintain()  # their due times pass: nothing of them comes back
+        assert backend.cancel_many(JobState.DELAYED) == 0
+        assert backend.cancel_many(JobState.WAITING) == 2  # b1 and the new "k"
+        assert backend.claim(_spec("a", "b")) is None
+        assert backend.count_by_state()[JobState.CANCELLED] == 6
+        for finished in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
+            assert backend.cancel_many(finished) == 0
+        assert backend.count_by_state()[JobState.CANCELLED] == 6
+
+    def test_cancel_many_active_jobs_asks_their_holders(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        jobs = [backend.submit(new_job(name)) for name in ("a", "a", "b")]
+        claims = [backend.claim(_spec(job.name)) for job in jobs]
+        assert all(claims)
+        assert backend.cancel(jobs[0].id) is JobState.ACTIVE  # asked once already
+        assert backend.cancel_many(JobState.ACTIVE, "a") == 1
+        assert backend.cancel_many(JobState.ACTIVE) == 1
+        assert backend.cancel_many(JobState.ACTIVE) == 0
+        for job in jobs:
+            stored = _read(backend, job.id)
+            assert stored.state is JobState.ACTIVE and stored.cancel_requested
+        info = DispatcherInfo("d1", "host", 1, ("a", "b"), 3, clock())
+        leases = [(c.job.id, c.token) for c in claims if c is not None]
+        assert backend.heartbeat(info, leases, 30) == [LeaseStatus.CANCEL] * 3
+        first = claims[0]
+        assert first is not None
+        assert backend.finish_cancelled(first.job.id, first.token, None)
+        assert _read(backend, first.job.id).state is JobState.CANCELLED
+
+    def test_cancel_many_goes_in_the_order_jobs_would_run(
+        self, open_backend: Any, new_job: Any, clock: ManualClock
+    ) -> None:
+        """Cancelled in run order, so retention (oldest-finished first) keeps the last."""
+        backend = open_backend(retention=Retention(cancelled_count=2))
+        low = backend.submit(new_job("a", data="low"))
+        high = backend.submit(new_job("a", data="high", priority=3))
+        other = backend.submit(new_job("b", data="b"))
+        backend.cancel_many(JobState.WAITING)
+        backend.maintain()
+        assert _read(backend, other.id).state is JobState.CANCELLED
+        assert _read(backend, low.id).state is JobState.CANCELLED
+        assert backend.get(high.id) is None  # the first in line was the first cancelled
+        late = backend.submit(new_job("a", data="late", run_at=clock() + 20))
+        # Twelve due at once (ids past 9, should a store order ties by id text): by submission.
+        tied = [backend.submit(new_job("b", data=i, run_at=clock() + 10)) for i in range(12)]
+        backend.cancel_many(JobState.DELAYED)
+        backend.maintain()
+        kept = {job.id for job in backend.list_jobs(JobState.CANCELLED)}
+        assert kept == {tied[-1].id, late.id}
+
+    def test_cancel_many_more_than_a_batch(self, backend: Backend, new_job: Any) -> None:
+        backend.submit_many([new_job("a", data=i, priority=i % 3) for i in range(2100)])
+        backend.submit_many([new_job("b", data=i) for i in range(5)])
+        assert backend.cancel_many(JobState.WAITING, "a") == 2100
+        counts = backend.count_by_state()
+        assert (counts[JobState.WAITING], counts[JobState.CANCELLED]) == (5, 2100)
+        claim = backend.claim(_spec("a", "b"))
+        assert claim is not None and claim.job.name == "b"

@@ -1,13 +1,14 @@
 """A hypothesis state machine that drives a backend and checks it against a simple model.
 
 Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
-releases, cancels (of waiting, delayed, active and finished jobs), retries, purges, removals,
-pauses, maintenance and clock jumps; after every step: no job in two states, none lost, every
-state, count and pause exactly as the model has them (maintenance runs only where the
-protocol says: claims, ``maintain`` and ``recover_expired``), and every read — counts,
-listings, ``get``, ``paused``, ``dispatchers`` — called twice gives the same answer and
-changes nothing. During steps: no claim of a job whose lease is live, the highest ready
-priority claimed first, nothing claimed before it is due or while its name is paused, no
+releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
+run now, retries, purges, removals, pauses, maintenance and clock jumps; after every step: no
+job in two states, none lost, every state, count, lease deadline and pause exactly as the
+model has them (maintenance runs only where the protocol says: claims, ``maintain`` and
+``recover_expired``), and every read — counts, listings, ``get``, ``paused``,
+``dispatchers`` — called twice gives the same answer and changes nothing. During steps: no
+claim of a job whose lease is live, the highest ready priority claimed first, nothing claimed
+before it is due or while its name is paused, no
 stale token accepted, a cancel-requested job never runs again.
 """
 
@@ -267,6 +268,45 @@ def make_state_machine(
                 job.cancel_requested = True
             assert state is job.state, f"cancel of job {job_id}: {state}, not {job.state}"
 
+        @rule(
+            state=st.sampled_from([JobState.WAITING, JobState.DELAYED, JobState.ACTIVE]),
+            name=st.sampled_from([None, *NAMES]),
+        )
+        def cancel_many(self, state: JobState, name: str | None) -> None:
+            matching = [
+                j for j in self.jobs.values() if j.state is state and name in (None, j.name)
+            ]
+            if state is JobState.ACTIVE:
+                matching = [j for j in matching if not j.cancel_requested]
+            assert self.backend.cancel_many(state, name) == len(matching)
+            for job in matching:
+                if state is JobState.ACTIVE:
+                    job.cancel_requested = True
+                else:
+                    self._finish(job, JobState.CANCELLED)
+
+        @precondition(lambda self: bool(self.jobs or self.removed))
+        @rule(data=st.data())
+        def promote(self, data: st.DataObject) -> None:
+            delayed = [j.id for j in self.jobs.values() if j.state is JobState.DELAYED]
+            aimed = bool(delayed) and data.draw(st.booleans())
+            job_id = data.draw(st.sampled_from(sorted(delayed))) if aimed else self._any_id(data)
+            job = self.jobs.get(job_id)
+            try:
+                stored = self.backend.promote(job_id)
+            except JobStateError:
+                assert job is not None and job.state is not JobState.DELAYED, (
+                    f"promote of job {job_id} ({job and job.state}) refused"
+                )
+                return
+            if job is None:
+                assert stored is None, f"promote of removed job {job_id} returned {stored}"
+                return
+            assert job.state is JobState.DELAYED, f"promote of {job.state} job {job_id} accepted"
+            job.state, job.run_at = JobState.WAITING, self.clock()
+            assert stored is not None and stored.state is JobState.WAITING
+            assert stored.run_at == job.run_at
+
         @precondition(lambda self: bool(self.jobs or self.removed))
         @rule(data=st.data())
         def retry(self, data: st.DataObject) -> None:
@@ -470,6 +510,10 @@ def make_state_machine(
                 assert stored.cancel_requested is model.cancel_requested, f"job {model.id}"
                 assert stored.result == model.result, f"job {model.id}: result {stored.result}"
                 assert stored.finished_at == model.finished_at, f"job {model.id}: finished_at"
+                deadline = model.lease_deadline if model.state is JobState.ACTIVE else None
+                assert stored.lease_expires_at == deadline, (
+                    f"job {model.id}: lease deadline {stored.lease_expires_at}, not {deadline}"
+                )
             assert counts == expected_counts, f"counts {counts}, the model says {expected_counts}"
             assert by_name == expected_by_name, (
                 f"counts by name {by_name}, the model says {expected_by_name}"

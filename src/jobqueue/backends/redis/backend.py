@@ -102,6 +102,7 @@ from jobqueue.backends.redis.codec import (
     encode_new_job,
     exact_number,
 )
+from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.scripts import load_scripts
 from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
@@ -139,8 +140,9 @@ _NOT_REPEATABLE = frozenset({"log", "watch"})
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
 
-class RedisBackend:
-    """The Backend protocol on Redis (``redis://``, ``rediss://``)."""
+class RedisBackend(OperatorCalls):
+    """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
+    (``promote``, ``cancel_many``) come from ``.operations``."""
 
     def __init__(
         self,

@@ -408,6 +408,19 @@ class SQLiteBackend:
             ).fetchone()
             return reads.load_job(txn.conn, row)
 
+    def promote(self, job_id: str) -> Job | None:
+        with self._transaction() as txn:
+            if not control.promote(txn, job_id):
+                return None
+            row = txn.conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_key(job_id),)
+            ).fetchone()
+            return reads.load_job(txn.conn, row)
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        with self._transaction() as txn:
+            return control.cancel_many(txn, JobState(state), name)
+
     def retry_many(self, state: JobState, name: str | None = None) -> int:
         with self._transaction() as txn:
             return control.retry_many(txn, JobState(state), name)
