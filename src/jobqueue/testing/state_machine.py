@@ -8,8 +8,8 @@ model has them (maintenance runs only where the protocol says: claims, ``maintai
 ``recover_expired``), and every read — counts, listings, ``get``, ``paused``,
 ``dispatchers`` — called twice gives the same answer and changes nothing. During steps: no
 claim of a job whose lease is live, the highest ready priority claimed first, nothing claimed
-before it is due or while its name is paused, no
-stale token accepted, a cancel-requested job never runs again.
+before it is due or while its name is paused, no stale token accepted, a cancel-requested job
+never runs again.
 """
 
 from __future__ import annotations
