@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from jobqueue.backend import Backend, DispatcherInfo
+from jobqueue.backend import Backend, DispatcherInfo, ThroughputBucket
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import ConfigurationError, JobNotFoundError
 from jobqueue.job import JSON, Job, JobState
@@ -148,6 +148,12 @@ class AsyncJobQueue:
     async def count_by_name(self) -> dict[str, dict[JobState, int]]:
         """See ``JobQueue.count_by_name`` (run in a thread: the async backends lack it)."""
         return await asyncio.to_thread(self.queue.count_by_name)
+
+    async def throughput(
+        self, period: str = "minute", span: int | None = None
+    ) -> list[ThroughputBucket]:
+        """``JobQueue.throughput`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.throughput, period, span)
 
     async def remove_job(self, job_id: str) -> bool:
         return await self.backend.remove(_check_id(job_id))

@@ -60,6 +60,7 @@ class MemoryBackend:
         }
         self._paused: set[str] = set()
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
+        self._outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> finished attempts
         self._wakeups = 0
 
     @classmethod
@@ -148,6 +149,23 @@ class MemoryBackend:
             for job in self._jobs.values():
                 counts.setdefault(job.name, dict.fromkeys(JobState, 0))[job.state] += 1
             return counts
+
+    def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
+        with self._lock:
+            now = self._clock()
+            first = max(since_minute, policy.first_kept_minute(now))
+            last = policy.outcome_minute(now)
+            return {
+                minute: dict(counts)
+                for minute, counts in sorted(self._outcomes.items())
+                if first <= minute <= last
+            }
+
+    def _count(self, outcome: AttemptOutcome) -> None:
+        """One finished attempt in the current minute's outcome counts (under the lock, in
+        the step that finished it)."""
+        counts = self._outcomes.setdefault(policy.outcome_minute(self._clock()), {})
+        counts[outcome.value] = counts.get(outcome.value, 0) + 1
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -277,18 +295,22 @@ class MemoryBackend:
         self._record_attempt(job, AttemptOutcome.COMPLETED, None)
         self._finish(job, JobState.COMPLETED)
         job.result = result
+        self._count(AttemptOutcome.COMPLETED)
 
     def _fail(self, job: Job, error: JobError, retry_at: float | None) -> None:
         job.error = error
         if job.cancel_requested:  # asked to stop: never run again
             self._record_attempt(job, AttemptOutcome.CANCELLED, error)
             self._finish(job, JobState.CANCELLED)
+            self._count(AttemptOutcome.CANCELLED)
         elif retry_at is None:
             self._record_attempt(job, AttemptOutcome.FAILED, error)
             self._finish(job, JobState.FAILED)
+            self._count(AttemptOutcome.FAILED)
         else:
             self._record_attempt(job, AttemptOutcome.RETRIED, error)
             self._requeue(job, retry_at)
+            self._count(AttemptOutcome.RETRIED)
 
     def release(self, job_id: str, token: str) -> bool:
         with self._lock:
@@ -299,9 +321,10 @@ class MemoryBackend:
             job.attempts_made = max(job.attempts_made - 1, 0)
             if job.cancel_requested:
                 self._finish(job, JobState.CANCELLED)
+                self._count(AttemptOutcome.CANCELLED)  # the job ended: asked to stop
                 self._changed.notify_all()
             else:
-                self._requeue(job, self._clock())
+                self._requeue(job, self._clock())  # handed back: no attempt counted
             return True
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
@@ -313,6 +336,7 @@ class MemoryBackend:
                 job.error = error
             self._record_attempt(job, AttemptOutcome.CANCELLED, error)
             self._finish(job, JobState.CANCELLED)
+            self._count(AttemptOutcome.CANCELLED)
             self._changed.notify_all()
             return True
 
@@ -539,6 +563,9 @@ class MemoryBackend:
             for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
                 if expires <= now:
                     del self._dispatchers[dispatcher_id]
+            first = policy.first_kept_minute(now)
+            for minute in [m for m in self._outcomes if m < first]:
+                del self._outcomes[minute]  # bounded: a day's minutes, plus slack
             return moved
 
     def recover_expired(self) -> int:
@@ -554,11 +581,14 @@ class MemoryBackend:
             self._record_attempt(job, AttemptOutcome.STALLED, None)
             if job.cancel_requested:
                 self._finish(job, JobState.CANCELLED)
+                self._count(AttemptOutcome.CANCELLED)
             elif policy.is_stalled_too_often(job.stalls, self.options.max_stalls):
                 job.error = policy.stalled_error(job.stalls)
                 self._finish(job, JobState.FAILED)
+                self._count(AttemptOutcome.FAILED)
             else:
                 self._requeue(job, now)
+                self._count(AttemptOutcome.RETRIED)
         if expired:
             self._changed.notify_all()
         return len(expired)

@@ -7,9 +7,9 @@ plane included: cancels (of waiting, delayed, active and finished jobs, one and 
 ``finish_cancelled``, delayed jobs run now, retries (one and many, unique keys in the way),
 purges, pauses, heartbeats and the dispatcher records, ``maintain``. Return values must be
 equal, and so must every job field (state, attempts, stalls, ``cancel_requested``, result,
-error, history, timestamps, lease deadlines: both backends read the same injected clock).
-Ids may differ between backends, so jobs are matched by submission order. The batch rules run
-only for backends that offer ``BatchBackend``.
+error, history, timestamps, lease deadlines) and the outcome counts per minute: both backends
+read the same injected clock. Ids may differ between backends, so jobs are matched by
+submission order. The batch rules run only for backends that offer ``BatchBackend``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from jobqueue import policy
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -50,6 +51,7 @@ class _Differential(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
+        self.start = self.clock()
         options = BackendOptions(
             clock=self.clock,
             max_stalls=1,
@@ -335,6 +337,8 @@ class _Differential(RuleBasedStateMachine):
     @rule()
     def everything_agrees(self) -> None:
         assert self.ref.count_by_state() == self.other.count_by_state()
+        since = policy.outcome_minute(self.start)  # no outcome was counted before it
+        assert self.ref.outcome_counts(since) == self.other.outcome_counts(since)
         assert self.ref.paused() == self.other.paused()
         self._same_dispatchers()
         for ref_id, other_id in self.ids:

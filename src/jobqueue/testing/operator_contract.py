@@ -1,4 +1,4 @@
-"""The operator's half of the contract: what a dashboard reads and does beyond the control
+"""The operator's part of the contract: what a dashboard reads and does beyond the control
 plane -- lease deadlines on reads, running a delayed job now, cancelling in bulk, and the
 per-minute outcome counts behind throughput charts. Mixed into ``BackendContract``; uses its
 fixtures (``backend``, ``open_backend``, ``new_job``, ``clock``)."""
@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention, WorkSpec
+from jobqueue import policy
+from jobqueue.backend import (
+    Backend,
+    BatchBackend,
+    Claim,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    Retention,
+    WorkSpec,
+)
 from jobqueue.errors import JobStateError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -200,3 +210,111 @@ class OperatorContract:
         assert (counts[JobState.WAITING], counts[JobState.CANCELLED]) == (5, 2100)
         claim = backend.claim(_spec("a", "b"))
         assert claim is not None and claim.job.name == "b"
+
+    # -- outcome counts per minute ------------------------------------------------------------
+
+    def _take(self, backend: Backend, name: str, lease: float = 30.0) -> Claim:
+        claim = backend.claim(_spec(name, lease=lease))
+        assert claim is not None, f"expected a job of {name!r} to claim"
+        return claim
+
+    def test_outcome_counts_count_every_finished_attempt_by_minute(
+        self, open_backend: Any, new_job: Any, clock: ManualClock
+    ) -> None:
+        backend = open_backend(max_stalls=1)
+        minute = policy.outcome_minute(clock())
+        assert backend.outcome_counts(0) == {}
+        for _ in range(4):
+            backend.submit(new_job("a", attempts=3))
+        claim = self._take(backend, "a")
+        backend.complete(claim.job.id, claim.token, "ok", None)
+        claim = self._take(backend, "a")
+        backend.fail(claim.job.id, claim.token, ERROR, None)
+        claim = self._take(backend, "a")
+        backend.fail(claim.job.id, claim.token, ERROR, clock() + 3600)
+        claim = self._take(backend, "a")
+        backend.cancel(claim.job.id)
+        assert backend.fail(claim.job.id, claim.token, ERROR, clock()) is JobState.CANCELLED
+        one_of_each = {"completed": 1, "failed": 1, "retried": 1, "cancelled": 1}
+        assert backend.outcome_counts(minute) == {minute: one_of_each}
+
+        clock.advance(60)  # the next minute: releases, cancels and the holder's own stop
+        released = backend.submit(new_job("b"))
+        claim = self._take(backend, "b")
+        assert backend.release(released.id, claim.token)  # handed back: no attempt ended
+        claim = self._take(backend, "b")
+        backend.cancel(released.id)
+        assert backend.release(released.id, claim.token)  # asked to stop: ends cancelled
+        asked = backend.submit(new_job("b"))
+        claim = self._take(backend, "b")
+        backend.cancel(asked.id)
+        assert backend.finish_cancelled(asked.id, claim.token, None)
+        backend.cancel(backend.submit(new_job("b")).id)  # waiting: no attempt ended
+        backend.submit(new_job("b", run_at=clock() + 60))
+        assert backend.cancel_many(JobState.DELAYED, "b") == 1
+        assert backend.outcome_counts(minute + 1) == {minute + 1: {"cancelled": 2}}
+
+        clock.advance(60)  # and expired leases: requeued, stalled too often, cancelled
+        stalling = backend.submit(new_job("s"))
+        self._take(backend, "s", lease=5)
+        clock.advance(10)
+        backend.maintain()
+        self._take(backend, "s", lease=5)
+        clock.advance(10)
+        backend.maintain()
+        assert _read(backend, stalling.id).state is JobState.FAILED
+        asked_then_lost = backend.submit(new_job("s"))
+        self._take(backend, "s", lease=5)
+        backend.cancel(asked_then_lost.id)
+        clock.advance(10)
+        assert backend.recover_expired() == 1
+        assert _read(backend, asked_then_lost.id).state is JobState.CANCELLED
+        assert backend.outcome_counts(0) == {
+            minute: one_of_each,
+            minute + 1: {"cancelled": 2},
+            minute + 2: {"retried": 1, "failed": 1, "cancelled": 1},
+        }
+        assert list(backend.outcome_counts(minute + 2)) == [minute + 2]
+        assert backend.outcome_counts(minute + 3) == {}
+        assert backend.outcome_counts(0) == backend.outcome_counts(0)  # a read writes nothing
+
+    def test_outcome_counts_of_a_batch(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        if not isinstance(backend, BatchBackend):
+            pytest.skip("this backend does not offer the optional BatchBackend methods")
+        minute = policy.outcome_minute(clock())
+        backend.submit_many([new_job("a", attempts=2) for _ in range(5)])
+        claims = backend.claim_many(_spec("a"), 4)
+        outcomes = [
+            Outcome(claims[0].job.id, claims[0].token, result=1),
+            Outcome(claims[1].job.id, claims[1].token, result=2),
+            Outcome(claims[2].job.id, claims[2].token, error=ERROR),
+            Outcome(claims[3].job.id, claims[3].token, error=ERROR, retry_at=clock()),
+            Outcome(claims[3].job.id, "stale-token", result=3),  # refused: counts nothing
+        ]
+        states, more = backend.finish_many(outcomes, _spec("a"), 2)
+        assert states[:4] == [JobState.COMPLETED] * 2 + [JobState.FAILED, JobState.WAITING]
+        assert len(more) == 2
+        assert backend.outcome_counts(minute) == {
+            minute: {"completed": 2, "failed": 1, "retried": 1}
+        }
+
+    def test_outcome_counts_keep_a_day_and_an_hour(
+        self, backend: Backend, new_job: Any, clock: ManualClock
+    ) -> None:
+        first = policy.outcome_minute(clock())
+        for _ in range(2):
+            backend.submit(new_job())
+        claim = self._take(backend, "a")
+        backend.complete(claim.job.id, claim.token, None, None)
+        clock.advance(60 * (policy.OUTCOME_MINUTES_KEPT - 1))  # the last minute it is kept
+        last = policy.outcome_minute(clock())
+        assert last == first + policy.OUTCOME_MINUTES_KEPT - 1
+        assert backend.outcome_counts(0) == {first: {"completed": 1}}
+        claim = self._take(backend, "a")
+        backend.complete(claim.job.id, claim.token, None, None)
+        clock.advance(60)  # the first minute is past keeping: never read back again
+        assert backend.outcome_counts(0) == {last: {"completed": 1}}
+        backend.maintain()  # and storage lets it go
+        assert backend.outcome_counts(first) == {last: {"completed": 1}}

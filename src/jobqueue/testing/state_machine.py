@@ -3,13 +3,13 @@
 Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
 releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
 run now, retries, purges, removals, pauses, maintenance and clock jumps; after every step: no
-job in two states, none lost, every state, count, lease deadline and pause exactly as the
-model has them (maintenance runs only where the protocol says: claims, ``maintain`` and
-``recover_expired``), and every read — counts, listings, ``get``, ``paused``,
-``dispatchers`` — called twice gives the same answer and changes nothing. During steps: no
-claim of a job whose lease is live, the highest ready priority claimed first, nothing claimed
-before it is due or while its name is paused, no stale token accepted, a cancel-requested job
-never runs again.
+job in two states, none lost, every state, count, lease deadline, outcome count and pause
+exactly as the model has them (maintenance runs only where the protocol says: claims,
+``maintain`` and ``recover_expired``), and every read — counts, listings, ``get``,
+``paused``, ``dispatchers``, outcome counts — called twice gives the same answer and changes
+nothing. During steps: no claim of a job whose lease is live, the highest ready priority
+claimed first, nothing claimed before it is due or while its name is paused, no stale token
+accepted, a cancel-requested job never runs again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from jobqueue import policy
 from jobqueue.backend import Backend, BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
@@ -68,6 +69,8 @@ def make_state_machine(
             self.repeatable: dict[str, tuple[str, str]] = {}
             self.paused: set[str] = set()
             self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
+            self.outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> attempts
+            self.first_minute = policy.outcome_minute(self.clock())  # nothing counted before
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
@@ -78,6 +81,10 @@ def make_state_machine(
             if job.token is not None:
                 self.stale_tokens.append((job.id, job.token))
             job.state, job.token, job.finished_at = state, None, self.clock()
+
+        def _count(self, outcome: str) -> None:
+            counts = self.outcomes.setdefault(policy.outcome_minute(self.clock()), {})
+            counts[outcome] = counts.get(outcome, 0) + 1
 
         def _requeue(self, job: ModelJob, run_at: float) -> None:
             if job.token is not None:
@@ -94,10 +101,13 @@ def make_state_machine(
                     job.stalls += 1
                     if job.cancel_requested:
                         self._finish(job, JobState.CANCELLED)
+                        self._count("cancelled")
                     elif job.stalls > MAX_STALLS:
                         self._finish(job, JobState.FAILED)
+                        self._count("failed")
                     else:
                         self._requeue(job, now)
+                        self._count("retried")
             return recovered
 
         def _maintain(self) -> int:
@@ -239,15 +249,19 @@ def make_state_machine(
             if outcome == "complete":  # a cancel that came too late: the result is kept
                 self._finish(job, JobState.COMPLETED)
                 job.result = {"done": job.id}
+                self._count("completed")
             elif outcome == "cancelled" or job.cancel_requested:
                 if outcome == "release":
                     job.attempts_made -= 1
                 self._finish(job, JobState.CANCELLED)
+                self._count("cancelled")
             elif outcome == "fail":
                 self._finish(job, JobState.FAILED)
+                self._count("failed")
             elif outcome == "retry":
                 self._requeue(job, now + 10)
-            else:
+                self._count("retried")
+            else:  # a release hands the job back: no attempt counted
                 self._requeue(job, now)
                 job.attempts_made -= 1
 
@@ -465,6 +479,7 @@ def make_state_machine(
                 self.backend.paused(),
                 self.backend.dispatchers(),
                 self.backend.count_by_name(),
+                self.backend.outcome_counts(self.first_minute),
             )
 
         @rule()
@@ -483,7 +498,7 @@ def make_state_machine(
 
         @invariant()
         def reads_agree_with_the_model(self) -> None:
-            counts, listed, paused, dispatchers, by_name = self._read_everything()
+            counts, listed, paused, dispatchers, by_name, outcomes = self._read_everything()
             seen: dict[str, Job] = {}
             for state, in_state in listed.items():
                 for job in in_state:
@@ -520,6 +535,11 @@ def make_state_machine(
             )
             assert paused == frozenset(self.paused)
             now = self.clock()
+            kept = policy.first_kept_minute(now)
+            expected_outcomes = {m: c for m, c in self.outcomes.items() if m >= kept}
+            assert outcomes == expected_outcomes, (
+                f"outcome counts {outcomes}, the model says {expected_outcomes}"
+            )
             live = sorted(
                 (info for info, expiry in self.dispatchers.values() if expiry > now),
                 key=lambda info: (info.started_at, info.id),

@@ -20,6 +20,7 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
 ``P n:NAME``       hash state letter -> jobs of NAME in that state (no field at zero)
 ``P nc``           set when the namespace's first job was stored: all its jobs are in ``n:``
+``P o:MINUTE``     hash outcome letter -> attempts that ended in that minute (expires)
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -142,7 +143,7 @@ RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs shar
 
 class RedisBackend(OperatorCalls):
     """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
-    (``promote``, ``cancel_many``) come from ``.operations``."""
+    (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``."""
 
     def __init__(
         self,
@@ -556,7 +557,8 @@ class RedisBackend(OperatorCalls):
     def _policy_tail(self) -> tuple[Any, ...]:
         """What ``_lib.lua`` calls the policy tail: the history bound, the cancelled
         retention age and count (an age, like the header's, so the script measures it on
-        its own now), and the stall error text around its count."""
+        its own now), the stall error text around its count, and the minutes of outcome
+        counts kept."""
         retention = self.options.retention
         seconds, count = retention.cancelled_seconds, retention.cancelled_count
         return (
@@ -564,6 +566,7 @@ class RedisBackend(OperatorCalls):
             "" if seconds is None else exact_number(seconds),
             -1 if count is None else count,
             *self._stall_text,
+            rules.OUTCOME_MINUTES_KEPT,
         )
 
     def time_arg(self, when: float) -> str:

@@ -55,6 +55,7 @@ def finish_cancelled(txn: Txn, job_id: str, token: str, error: JobError | None) 
     text = None if error is None else error_json(error)
     ended = held.ended_by("finish_cancelled")
     finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
+    txn.count_outcome(AttemptOutcome.CANCELLED)
     return True
 
 
