@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from jobqueue import policy
 from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
+from jobqueue.backends.outcome_counts import OutcomeCounts
 from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
 from jobqueue.job import (
     JSON,
@@ -60,7 +61,7 @@ class MemoryBackend:
         }
         self._paused: set[str] = set()
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
-        self._outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> finished attempts
+        self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
         self._wakeups = 0
 
     @classmethod
@@ -152,20 +153,11 @@ class MemoryBackend:
 
     def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
         with self._lock:
-            now = self._clock()
-            first = max(since_minute, policy.first_kept_minute(now))
-            last = policy.outcome_minute(now)
-            return {
-                minute: dict(counts)
-                for minute, counts in sorted(self._outcomes.items())
-                if first <= minute <= last
-            }
+            return self._outcomes.read(since_minute, self._clock())
 
     def _count(self, outcome: AttemptOutcome) -> None:
-        """One finished attempt in the current minute's outcome counts (under the lock, in
-        the step that finished it)."""
-        counts = self._outcomes.setdefault(policy.outcome_minute(self._clock()), {})
-        counts[outcome.value] = counts.get(outcome.value, 0) + 1
+        """Count a finished attempt, under the lock of the step that finished it."""
+        self._outcomes.add(self._clock(), outcome)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -418,16 +410,12 @@ class MemoryBackend:
 
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
         with self._lock:
-            jobs = [
-                job
-                for job in self._jobs.values()
-                if job.state is state and (name is None or job.name == name)
-            ]
+            jobs = [j for j in self._jobs.values() if j.state is state and name in (None, j.name)]
             if state is JobState.ACTIVE:
-                asked = [job for job in jobs if not job.cancel_requested]
-                for job in asked:
+                jobs = [job for job in jobs if not job.cancel_requested]
+                for job in jobs:
                     job.cancel_requested = True
-                return len(asked)
+                return len(jobs)
             if state is JobState.WAITING:
                 jobs.sort(key=lambda j: (j.name, -j.priority, self._seq[j.id]))
             elif state is JobState.DELAYED:
@@ -563,9 +551,7 @@ class MemoryBackend:
             for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
                 if expires <= now:
                     del self._dispatchers[dispatcher_id]
-            first = policy.first_kept_minute(now)
-            for minute in [m for m in self._outcomes if m < first]:
-                del self._outcomes[minute]  # bounded: a day's minutes, plus slack
+            self._outcomes.trim(now)
             return moved
 
     def recover_expired(self) -> int:
