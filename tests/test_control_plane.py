@@ -157,6 +157,9 @@ def test_throughput_per_minute_and_per_hour(backend_url: str) -> None:
         for bad in ("5", True, 2.0):
             with pytest.raises(InvalidOptionError):
                 queue.throughput("minute", bad)  # type: ignore[arg-type]
+        for bad_period in (None, ["minute"], "Minute"):
+            with pytest.raises(InvalidOptionError, match="period"):
+                queue.throughput(bad_period)  # type: ignore[arg-type]
 
 
 def test_purge_and_pause(queue: JobQueue) -> None:

@@ -294,7 +294,7 @@ class JobQueue:
         good), retried, cancelled; see ``Reads.outcome_counts`` -- as the backend counted
         them in the transitions themselves: no job is read. Bad arguments raise
         ``InvalidOptionError``."""
-        if period not in _PERIODS:
+        if not isinstance(period, str) or period not in _PERIODS:
             raise InvalidOptionError(f"period must be 'minute' or 'hour', not {period!r}")
         minutes, default, most = _PERIODS[period]
         if span is None:

@@ -53,10 +53,10 @@ been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and
 transition answers a repeat with what its first run did: complete, fail, release and
 finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``,
 with ``K`` naming which call ended it);
-heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry
-finding the job back in line reports it retried (retry_many and purge go on with the next
-batch, only the first run's count is lost); a claim hands out the job its token already
-holds; submit finds its call's idempotency key (checked on every submit,
+heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry (or
+promote) finding the job back in line reports it done (retry_many, cancel_many and purge go
+on with the next batch, only the first run's count is lost); a claim hands out the job its
+token already holds; submit finds its call's idempotency key (checked on every submit,
 so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
 resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
