@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from jobqueue import JobNotFoundError, JobQueue, JobState, hookimpl
+from jobqueue.backend import ThroughputBucket
 from jobqueue.cli import main
 from jobqueue.errors import InvalidOptionError, JobStateError
 from jobqueue.job import AttemptOutcome
+from jobqueue.testing import ManualClock
 
 
 class Cancelled:
@@ -67,6 +69,97 @@ def test_retry_a_failed_job_and_read_its_history(queue: JobQueue) -> None:
     assert queue.retry_jobs("failed", name="boom") == 1
     with pytest.raises(InvalidOptionError):
         queue.retry_jobs("completed")
+
+
+def test_run_a_delayed_job_now(queue: JobQueue) -> None:
+    job = queue.submit_job("mail", 1, delay=3600)
+    assert queue.work(burst=True) == 0
+    moved = queue.run_job_now(job.id)
+    assert moved.id == job.id and moved.state is JobState.WAITING
+    assert queue.work(burst=True) == 1
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.state is JobState.COMPLETED
+    with pytest.raises(JobStateError, match="only delayed jobs"):
+        queue.run_job_now(job.id)
+    with pytest.raises(JobNotFoundError):
+        queue.run_job_now("424242")
+    with pytest.raises(InvalidOptionError):
+        queue.run_job_now("")
+
+
+def test_cancel_jobs_in_bulk(queue: JobQueue) -> None:
+    waiting = queue.submit_jobs("mail", [1, 2, 3])
+    queue.submit_job("boom", None)
+    delayed = queue.submit_job("mail", 4, delay=60)
+    assert queue.cancel_jobs(name="mail") == 3
+    assert queue.cancel_jobs("delayed") == 1
+    assert queue.cancel_jobs(JobState.ACTIVE) == 0
+    for job in [*waiting, delayed]:
+        stored = queue.get_job_by_id(job.id)
+        assert stored is not None and stored.state is JobState.CANCELLED
+    assert queue.count_by_state()[JobState.WAITING] == 1  # the "boom" job
+    assert queue.cancelled.ids == []  # type: ignore[attr-defined]  # bulk fires no hook
+    for refused in ("completed", "failed", "cancelled", "sleeping"):
+        with pytest.raises(InvalidOptionError):
+            queue.cancel_jobs(refused)
+    with pytest.raises(InvalidOptionError):
+        queue.cancel_jobs(name="")
+    assert queue.count_by_state()[JobState.CANCELLED] == 4
+
+
+def test_throughput_per_minute_and_per_hour(backend_url: str) -> None:
+    clock = ManualClock(1_700_000_000.0)  # 20 s into a minute, 800 s into an hour
+    attempts = {"flaky": 0}
+
+    def flaky(job: Any) -> str:
+        attempts["flaky"] += 1
+        if attempts["flaky"] == 1:
+            raise ValueError("first time")
+        return "second time"
+
+    with JobQueue(backend_url, load_entrypoints=False, clock=clock) as queue:
+        queue.add_worker("mail", lambda job: {"sent": job.data})
+        queue.add_worker("boom", _boom, attempts=1)
+        queue.add_worker("flaky", flaky, attempts=2)
+        minute = int(clock()) // 60
+        assert [b.total for b in queue.throughput()] == [0] * 60
+        queue.submit_jobs("mail", [1, 2])
+        queue.submit_job("flaky", None)
+        assert queue.work(burst=True) == 4
+        clock.advance(60)
+        queue.submit_job("boom", None)
+        queue.submit_job("mail", 3, delay=30)
+        assert queue.work(burst=True) == 1
+        assert queue.cancel_jobs("delayed") == 1  # no attempt ended: not counted
+        buckets = queue.throughput()
+        assert len(buckets) == 60 and all(b.seconds == 60 for b in buckets)
+        assert [b.start for b in buckets] == [(minute + 1 - 59 + i) * 60 for i in range(60)]
+        assert buckets[-2] == ThroughputBucket((minute) * 60, 60, completed=3, retried=1)
+        assert buckets[-1] == ThroughputBucket((minute + 1) * 60, 60, failed=1)
+        assert sum(b.total for b in buckets[:-2]) == 0
+        assert buckets[-2].to_dict() == {
+            "start": minute * 60,
+            "seconds": 60,
+            "completed": 3,
+            "failed": 0,
+            "retried": 1,
+            "cancelled": 0,
+        }
+        hours = queue.throughput("hour")
+        hour = int(clock()) // 3600
+        assert [b.start for b in hours] == [(hour - 23 + i) * 3600 for i in range(24)]
+        assert hours[-1] == ThroughputBucket(hour * 3600, 3600, 3, 1, 1, 0)
+        assert [b.total for b in queue.throughput("minute", 2)] == [4, 1]
+        assert [b.total for b in queue.throughput("hour", 1)] == [5]
+        for period, span in [("day", None), ("minute", 0), ("minute", 1441), ("hour", 25)]:
+            with pytest.raises(InvalidOptionError):
+                queue.throughput(period, span)
+        for bad in ("5", True, 2.0):
+            with pytest.raises(InvalidOptionError):
+                queue.throughput("minute", bad)  # type: ignore[arg-type]
+        for bad_period in (None, ["minute"], "Minute"):
+            with pytest.raises(InvalidOptionError, match="period"):
+                queue.throughput(bad_period)  # type: ignore[arg-type]
 
 
 def test_purge_and_pause(queue: JobQueue) -> None:
@@ -161,6 +254,10 @@ def test_async_facade_has_every_steering_operation(queue: JobQueue) -> None:
         await aq.cancel_job(job.id)
         assert await aq.purge_jobs("cancelled", name="mail") == 1
         assert await aq.dispatchers() == []
+        later = await aq.submit_job("mail", 2, delay=60)
+        assert (await aq.run_job_now(later.id)).state is JobState.WAITING
+        assert await aq.cancel_jobs("waiting", "mail") == 1
+        assert [b.total for b in await aq.throughput("hour")] == [0] * 24
         await aq.close()
 
     asyncio.run(main())

@@ -40,12 +40,22 @@ jobs = st.builds(
     result=json_values,
     error=st.none() | st.builds(JobError, st.text(max_size=5), st.text(), st.text()),
     logs=st.lists(st.builds(JobLog, finite, st.text(max_size=10)), max_size=3),
+    lease_expires_at=st.none() | finite,
 )
 
 
 @given(jobs)
 def test_json_round_trip_is_lossless(job: Job) -> None:
-    assert Job.from_json(job.to_json()) == job
+    back = Job.from_json(job.to_json())
+    assert back == job
+    assert back.lease_expires_at == job.lease_expires_at  # a read's field, outside equality
+
+
+def test_the_lease_deadline_takes_no_part_in_equality() -> None:
+    """It moves with every heartbeat while the job stays the same job."""
+    job = Job(id="1", name="a", data=None, state=JobState.ACTIVE, lease_expires_at=10.0)
+    later = Job(id="1", name="a", data=None, state=JobState.ACTIVE, lease_expires_at=40.0)
+    assert job == later and job.to_dict() != later.to_dict()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from jobqueue.backend import (
     DispatcherInfo,
     LeaseStatus,
     Retention,
+    ThroughputBucket,
     WorkSpec,
 )
 from jobqueue.dispatcher import Dispatcher
@@ -84,6 +85,7 @@ __all__ = [
     "SchemaVersionError",
     "StalledJobError",
     "TLSVerificationError",
+    "ThroughputBucket",
     "UnknownBackendError",
     "UnknownWorkerError",
     "WorkSpec",

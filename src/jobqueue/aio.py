@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from jobqueue.backend import Backend, DispatcherInfo
+from jobqueue.backend import Backend, DispatcherInfo, ThroughputBucket
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import ConfigurationError, JobNotFoundError
 from jobqueue.job import JSON, Job, JobState
@@ -149,6 +149,12 @@ class AsyncJobQueue:
         """See ``JobQueue.count_by_name`` (run in a thread: the async backends lack it)."""
         return await asyncio.to_thread(self.queue.count_by_name)
 
+    async def throughput(
+        self, period: str = "minute", span: int | None = None
+    ) -> list[ThroughputBucket]:
+        """``JobQueue.throughput`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.throughput, period, span)
+
     async def remove_job(self, job_id: str) -> bool:
         return await self.backend.remove(_check_id(job_id))
 
@@ -157,6 +163,16 @@ class AsyncJobQueue:
     async def cancel_job(self, job_id: str) -> JobState:
         """``JobQueue.cancel_job`` without blocking the loop."""
         return await asyncio.to_thread(self.queue.cancel_job, job_id)
+
+    async def cancel_jobs(
+        self, state: JobState | str = JobState.WAITING, name: str | None = None
+    ) -> int:
+        """``JobQueue.cancel_jobs`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.cancel_jobs, state, name)
+
+    async def run_job_now(self, job_id: str) -> Job:
+        """``JobQueue.run_job_now`` without blocking the loop."""
+        return await asyncio.to_thread(self.queue.run_job_now, job_id)
 
     async def retry_job(self, job_id: str) -> Job:
         """``JobQueue.retry_job`` without blocking the loop."""

@@ -98,6 +98,38 @@ class DispatcherInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ThroughputBucket:
+    """Finished attempts in one minute or hour, by how they ended (``JobQueue.throughput``;
+    the outcomes are those of ``Reads.outcome_counts``)."""
+
+    start: int
+    """When the bucket begins, in UNIX seconds (a whole minute or hour)."""
+    seconds: int
+    """How long it spans: 60 or 3600."""
+    completed: int = 0
+    failed: int = 0
+    """Failed for good (no attempt left, or stalled too often)."""
+    retried: int = 0
+    """Failed, or lost its lease, and runs again."""
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every attempt that ended in the bucket."""
+        return self.completed + self.failed + self.retried + self.cancelled
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "start": self.start,
+            "seconds": self.seconds,
+            "completed": self.completed,
+            "failed": self.failed,
+            "retried": self.retried,
+            "cancelled": self.cancelled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A claimed job plus the lease that proves ownership. Only the holder of ``token``
     may renew, complete, fail or release the job, and only until ``lease_expires_at``."""
@@ -214,6 +246,25 @@ class Transitions(Protocol):
         many were retried."""
         ...
 
+    def promote(self, job_id: str) -> Job | None:
+        """Run a DELAYED job now: WAITING with ``run_at`` now, at the end of the line of its
+        priority (as a delayed job coming due is), waking idle dispatchers of its name as a
+        submit does. Returns the job as it now is, ``None`` if there is none. Raises
+        ``JobStateError`` if it is in another state."""
+        ...
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        """``cancel`` every job in ``state`` -- of worker ``name`` only, when given. WAITING
+        and DELAYED jobs end CANCELLED at once (``finished_at`` set, unique keys freed), in
+        the order they would have run (waiting: by worker name, then priority and submission
+        order; delayed: by due time, then submission order), which is the order retention
+        later removes them in. ACTIVE jobs get their cancel requested, as ``cancel`` does, for
+        their holders to see in their next heartbeat. Any other state changes nothing.
+        Returns how many jobs were cancelled or asked to stop (an active job asked before is
+        not counted again). A backend may work through a large set in batches (Redis: 1000
+        jobs), each batch one atomic step."""
+        ...
+
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
     ) -> int:
@@ -271,6 +322,25 @@ class Reads(Protocol):
 
     def dispatchers(self) -> list[DispatcherInfo]:
         """The live dispatchers (a record older than its lease is left out), oldest first."""
+        ...
+
+    def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
+        """Finished attempts per minute, for throughput charts: for every minute from
+        ``since_minute`` up to now that has any, ``{outcome: count}``. A minute is
+        ``floor(unix seconds / 60)`` on the backend's clock (the Redis server's, there);
+        outcomes are the values of ``policy.COUNTED_OUTCOMES``, each present only when
+        counted: ``completed``; ``failed`` (for good: no attempt left, or stalled too often);
+        ``retried`` (the job runs again: a failure with a retry, or an expired lease sent back
+        to waiting); ``cancelled`` (a running job that ended cancelled: its handler stopped,
+        or it failed, was released or lost its lease after a cancel request). Cancelling a
+        waiting or delayed job ends no attempt and counts nothing; neither does a release
+        that hands a job back.
+
+        Every transition counts in the same atomic step as the move it counts (``complete``,
+        ``fail``, ``finish_many``, ``finish_cancelled``, ``release``, lease recovery), so the
+        counts never disagree with the jobs. Only the last ``policy.OUTCOME_MINUTES_KEPT``
+        minutes are kept: older ones are never returned (storage drops them in ``maintain``,
+        or lets them expire)."""
         ...
 
 

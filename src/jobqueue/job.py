@@ -259,6 +259,12 @@ class Job:
     """The id of the dispatcher that holds the job while it is active."""
     history: list[Attempt] = field(default_factory=list)
     """Finished attempts, oldest first (at most ``MAX_HISTORY``), kept across retries."""
+    lease_expires_at: float | None = field(default=None, compare=False)
+    """Not part of a submitted job: when the lease of an ACTIVE job runs out, as the backend
+    measures it (the Redis server's clock by default), filled in by the reads (``get``,
+    ``list_jobs``) and claims; ``None`` in every other state. A dashboard shows active jobs
+    about to lose theirs. It moves on with every heartbeat without the job changing, so it
+    takes no part in equality (like ``deduplicated``)."""
     deduplicated: bool = field(default=False, compare=False)
     """Not stored: ``True`` on the job ``submit_job`` returned when a waiting, delayed or
     active job already held the same ``unique_key`` — that job is returned and nothing new
@@ -290,6 +296,7 @@ class Job:
             "cancel_requested": self.cancel_requested,
             "dispatcher": self.dispatcher,
             "history": [attempt.to_dict() for attempt in self.history],
+            "lease_expires_at": self.lease_expires_at,
         }
 
     def to_json(self) -> str:
@@ -304,6 +311,7 @@ class Job:
             timeout = raw.get("timeout")
             started = raw.get("started_at")
             finished = raw.get("finished_at")
+            lease = raw.get("lease_expires_at")
             return cls(
                 id=str(raw["id"]),
                 name=_expect(raw, "name", str),
@@ -329,6 +337,7 @@ class Job:
                 cancel_requested=bool(raw.get("cancel_requested", False)),
                 dispatcher=raw.get("dispatcher"),
                 history=[Attempt.from_dict(a) for a in raw.get("history") or []],
+                lease_expires_at=None if lease is None else float(lease),
             )
         except CorruptJobError:
             raise

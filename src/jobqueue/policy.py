@@ -8,10 +8,11 @@ receives these as arguments) and third-party backends agree by construction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from jobqueue.backend import Retention
-from jobqueue.job import JobError, JobState
+from jobqueue.job import AttemptOutcome, JobError, JobState
 
 STALLED_ERROR_TYPE = "StalledJobError"
 
@@ -69,3 +70,30 @@ REPEAT_STATES: dict[str, frozenset[JobState]] = {
     "release": frozenset({JobState.WAITING, JobState.CANCELLED}),
     "finish_cancelled": frozenset({JobState.CANCELLED}),
 }
+
+
+# -- outcome counts (throughput) ----------------------------------------------------------------
+
+COUNTED_OUTCOMES = (
+    AttemptOutcome.COMPLETED,
+    AttemptOutcome.FAILED,
+    AttemptOutcome.RETRIED,
+    AttemptOutcome.CANCELLED,
+)
+"""How a finished attempt is counted in the per-minute outcome counts (``Reads.outcome_counts``):
+completed; failed for good; retried (the job runs again: a failure with a retry, or an expired
+lease sent back to waiting); cancelled (a running job that ended cancelled)."""
+
+OUTCOME_MINUTES_KEPT = 24 * 60 + 60
+"""Minutes of outcome counts kept: a day, plus an hour so that the oldest hour of a day's chart
+is whole. Older minutes are never read back; storage drops them (``maintain``, or expiry)."""
+
+
+def outcome_minute(now: float) -> int:
+    """The minute ``now`` falls in, as outcome counts number them: ``floor(now / 60)``."""
+    return math.floor(now / 60)
+
+
+def first_kept_minute(now: float) -> int:
+    """The oldest minute whose outcome counts are still kept at ``now``."""
+    return outcome_minute(now) - OUTCOME_MINUTES_KEPT + 1

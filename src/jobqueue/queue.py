@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from jobqueue.backend import Backend, BackendOptions, Clock, DispatcherInfo, Retention
+from jobqueue import policy
+from jobqueue.backend import (
+    Backend,
+    BackendOptions,
+    Clock,
+    DispatcherInfo,
+    Retention,
+    ThroughputBucket,
+)
 from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     InvalidOptionError,
@@ -36,6 +44,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jobqueue")
 
 DEFAULT_URL = "redis://localhost:6379/0"
+# throughput(): minutes per bucket, default number of buckets, most buckets (what is kept).
+_PERIODS = {"minute": (1, 60, 24 * 60), "hour": (60, 24, 24)}
+_OUTCOME_NAMES = tuple(outcome.value for outcome in policy.COUNTED_OUTCOMES)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -274,6 +285,38 @@ class JobQueue:
         present, zero included); see ``Reads.count_by_name``."""
         return self.backend.count_by_name()
 
+    def throughput(self, period: str = "minute", span: int | None = None) -> list[ThroughputBucket]:
+        """Finished attempts over time, for charts: per minute over the last hour
+        (``period="minute"``, 60 buckets) or per hour over the last day (``period="hour"``,
+        24 buckets), oldest first, the current (partial) minute or hour last, zeros included.
+        ``span`` asks for another number of buckets: up to 1440 minutes or 24 hours. Each
+        bucket counts the attempts that ended in it by outcome -- completed, failed (for
+        good), retried, cancelled; see ``Reads.outcome_counts`` -- as the backend counted
+        them in the transitions themselves: no job is read. Bad arguments raise
+        ``InvalidOptionError``."""
+        if not isinstance(period, str) or period not in _PERIODS:
+            raise InvalidOptionError(f"period must be 'minute' or 'hour', not {period!r}")
+        minutes, default, most = _PERIODS[period]
+        if span is None:
+            span = default
+        if isinstance(span, bool) or not isinstance(span, int) or not 1 <= span <= most:
+            raise InvalidOptionError(
+                f"span must be a whole number of {period}s from 1 to {most}, not {span!r}"
+            )
+        last = policy.outcome_minute(self.clock()) // minutes  # the current bucket
+        first = last - span + 1
+        totals = [dict.fromkeys(_OUTCOME_NAMES, 0) for _ in range(span)]
+        for minute, counts in self.backend.outcome_counts(first * minutes).items():
+            index = minute // minutes - first
+            if 0 <= index < span:  # a minute past the end: the backend's clock is ahead
+                for outcome, n in counts.items():
+                    if outcome in totals[index]:
+                        totals[index][outcome] += n
+        return [
+            ThroughputBucket((first + i) * minutes * 60, minutes * 60, **counts)
+            for i, counts in enumerate(totals)
+        ]
+
     def remove_job(self, job_id: str) -> bool:
         """Delete the job whatever its state; ``False`` if there was none."""
         return self.backend.remove(_check_id(job_id))
@@ -295,6 +338,32 @@ class JobQueue:
             if cancelled is not None:
                 emit(self.plugins.hook, "jobqueue_job_cancelled", job=cancelled)
         return state
+
+    def cancel_jobs(self, state: JobState | str = JobState.WAITING, name: str | None = None) -> int:
+        """Cancel every waiting job (or every ``state="delayed"`` or ``state="active"`` one),
+        of worker ``name`` only when given, and return how many. Waiting and delayed jobs end
+        CANCELLED at once, their unique keys freed, as ``cancel_job`` leaves them; active ones
+        are asked to stop, as ``cancel_job`` asks one (a job asked before is not counted
+        again). Other states raise ``InvalidOptionError``. Unlike ``cancel_job``, this does
+        not fire the ``jobqueue_job_cancelled`` hook: that would read back every job it
+        cancelled. Backends may work through a large set in batches, each one atomic."""
+        chosen = _check_state(state)
+        if chosen not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+            raise InvalidOptionError(
+                f"only waiting, delayed or active jobs are cancelled, not {chosen}"
+            )
+        return self.backend.cancel_many(chosen, _check_name(name))
+
+    def run_job_now(self, job_id: str) -> Job:
+        """Run a delayed job now instead of at its due time: it joins the waiting line at
+        once (behind the jobs already waiting at its priority, ``run_at`` now) and idle
+        dispatchers wake as for a submit. Returns the job as it now is. Raises
+        ``JobNotFoundError``, or ``JobStateError`` for a job that is not delayed."""
+        job_id = _check_id(job_id)
+        job = self.backend.promote(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job with id {job_id!r}: nothing to run")
+        return job
 
     def retry_job(self, job_id: str) -> Job:
         """Run a failed or cancelled job again from its first attempt; its earlier attempts

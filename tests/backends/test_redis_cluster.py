@@ -17,6 +17,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from jobqueue import policy
 from jobqueue.backend import BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.job import Job, JobError, JobState
@@ -130,7 +131,8 @@ def flow(backend: RedisBackend, clock: ManualClock) -> None:
 
 def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     """The control plane on one shard: cancel, retry, purge, pause, heartbeat, dispatchers,
-    maintenance, counts by name."""
+    maintenance, counts by name; running a delayed job now, bulk cancel, lease deadlines and
+    outcome counts."""
     now = clock()
     waiting = backend.submit(Job(id="", name="c", data=1, created_at=now, run_at=now))
     assert backend.cancel(waiting.id) is JobState.CANCELLED
@@ -143,6 +145,8 @@ def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     assert claim is not None and claim.job.dispatcher == "d1"
     info = DispatcherInfo("d1", "host", 1, ("c",), 1, now)
     assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.HELD]
+    stored = backend.get(claim.job.id)
+    assert stored is not None and stored.lease_expires_at == clock() + 30
     assert [d.id for d in backend.dispatchers()] == ["d1"]
     assert backend.cancel(claim.job.id) is JobState.ACTIVE
     assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.CANCEL]
@@ -151,7 +155,16 @@ def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     backend.remove_dispatcher("d1")
     assert backend.dispatchers() == []
     backend.maintain()
-    assert backend.purge(JobState.CANCELLED, "c") == 1
+    later = backend.submit(Job(id="", name="c", data=2, created_at=now, run_at=clock() + 60))
+    promoted = backend.promote(later.id)
+    assert promoted is not None and promoted.state is JobState.WAITING
+    assert backend.cancel_many(JobState.WAITING, "c") == 1
+    totals: dict[str, int] = {}
+    for counts in backend.outcome_counts(policy.outcome_minute(now) - 60).values():
+        for outcome, n in counts.items():
+            totals[outcome] = totals.get(outcome, 0) + n
+    assert totals == {"completed": 6, "failed": 1, "cancelled": 1}  # flow()'s and the cancel
+    assert backend.purge(JobState.CANCELLED, "c") == 2
     assert "c" not in backend.count_by_name()
 
 

@@ -103,6 +103,7 @@ def test_a_resent_completion_is_reported_completed(backend: RedisBackend) -> Non
     sent = lose_next_reply(backend)
     assert backend.complete(job.id, claim.token, "result", None) is None  # not LeaseLostError
     assert len(sent) == 2
+    assert list(backend.outcome_counts(0).values()) == [{"completed": 1}]  # counted once
     done = backend.get(job.id)
     assert done is not None and done.state is JobState.COMPLETED and done.result == "result"
     # A deliberate second call is idempotent too: it reports the completion, changes nothing.
@@ -138,6 +139,8 @@ def test_a_resent_failure_reports_its_state(
     assert backend.fail(job.id, claim.token, JobError("E", "no"), retry_at) is state
     stored = backend.get(job.id)
     assert stored is not None and stored.state is state and stored.attempts_made == 1
+    outcome = "failed" if retry_at is None else "retried"
+    assert list(backend.outcome_counts(0).values()) == [{outcome: 1}]  # counted once
 
 
 def test_a_resent_finish_many_reports_each_outcome(backend: RedisBackend) -> None:
@@ -156,6 +159,27 @@ def test_a_resent_finish_many_reports_each_outcome(backend: RedisBackend) -> Non
         JobState.COMPLETED,
         JobState.FAILED,
     ]
+    assert list(backend.outcome_counts(0).values()) == [{"completed": 1, "failed": 1}]
+
+
+def test_a_resent_promote_reports_the_job_running_now(backend: RedisBackend) -> None:
+    clock = backend.options.clock
+    job = backend.submit(dataclasses.replace(new_job(), run_at=clock() + 60))
+    sent = lose_next_reply(backend)
+    promoted = backend.promote(job.id)  # not a JobStateError for the job now waiting
+    assert len(sent) == 2
+    assert promoted is not None and promoted.state is JobState.WAITING
+    assert backend.count_by_state()[JobState.WAITING] == 1
+
+
+def test_a_resent_bulk_cancel_cancels_each_job_once(backend: RedisBackend) -> None:
+    backend.submit_many([new_job(n) for n in range(3)])
+    sent = lose_next_reply(backend)
+    backend.cancel_many(JobState.WAITING)  # the count of the first run is lost with its reply
+    assert len(sent) == 2
+    counts = backend.count_by_state()
+    assert counts[JobState.WAITING] == 0 and counts[JobState.CANCELLED] == 3
+    assert backend.outcome_counts(0) == {}  # cancelling waiting jobs ends no attempt
 
 
 def test_a_resent_claim_hands_out_the_job_it_took(backend: RedisBackend) -> None:
@@ -176,6 +200,7 @@ def test_a_resent_release_is_reported_released(backend: RedisBackend) -> None:
     assert backend.release(job.id, claim.token) is True
     stored = backend.get(job.id)
     assert stored is not None and stored.state is JobState.WAITING and stored.attempts_made == 0
+    assert backend.outcome_counts(0) == {}
 
 
 def test_a_resent_completion_of_an_expired_lease_stays_fenced(backend: RedisBackend) -> None:

@@ -52,6 +52,7 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "name_counts": (r"n:.+", "jobs per state of one name: a field per state, gone at zero"),
     "counted": (r"nc", "marks a namespace whose every job is counted by name: one flag"),
     "counters": (r"id|q", "job id and enqueue sequence counters: one integer each"),
+    "outcomes": (r"o:\d+", "finished attempts of one minute, four fields: EXPIRE past keeping"),
 }
 
 
@@ -144,7 +145,7 @@ def account_for_every_key(client: Any, namespace: str, retained: int) -> Counter
         kinds[kind] += 1
         if kind == "job":
             assert name[2:] in finished, f"{name}: finished but not under retention"
-        elif kind in ("finish", "submit_call"):
+        elif kind in ("finish", "submit_call", "outcomes"):
             assert client.ttl(raw) > 0, f"{name} has no TTL"
         elif kind == "wakeups":
             assert client.llen(raw) <= 64

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from jobqueue import policy
 from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
+from jobqueue.backends.outcome_counts import OutcomeCounts
 from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
 from jobqueue.job import (
     JSON,
@@ -60,6 +61,7 @@ class MemoryBackend:
         }
         self._paused: set[str] = set()
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
+        self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
         self._wakeups = 0
 
     @classmethod
@@ -89,9 +91,10 @@ class MemoryBackend:
         if job.unique_key is not None:
             existing = self._unique.get(job.unique_key)
             if existing is not None and self._jobs[existing].state in _LIVE:
-                return replace(self._jobs[existing].copy(), deduplicated=True)
+                return replace(self._view(self._jobs[existing]), deduplicated=True)
         now = self._clock()
-        job = replace(job, id=str(next(self._ids)), logs=list(job.logs))
+        # A read's lease deadline is no part of a new job (the lease is kept in _leases).
+        job = replace(job, id=str(next(self._ids)), logs=list(job.logs), lease_expires_at=None)
         job.state = JobState.DELAYED if job.run_at > now else JobState.WAITING
         self._jobs[job.id] = job
         if job.unique_key is not None:
@@ -112,7 +115,14 @@ class MemoryBackend:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            return job.copy() if job else None
+            return self._view(job) if job else None
+
+    def _view(self, job: Job) -> Job:
+        """A copy to hand out, with the lease deadline of an active job filled in."""
+        view = job.copy()
+        lease = self._leases.get(job.id) if job.state is JobState.ACTIVE else None
+        view.lease_expires_at = None if lease is None else lease[1]
+        return view
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         with self._lock:
@@ -125,7 +135,7 @@ class MemoryBackend:
                 jobs.sort(key=lambda j: self._leases[j.id][1])
             else:
                 jobs.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
-            return [job.copy() for job in jobs[offset : offset + limit]]
+            return [self._view(job) for job in jobs[offset : offset + limit]]
 
     def count_by_state(self) -> dict[JobState, int]:
         with self._lock:
@@ -140,6 +150,14 @@ class MemoryBackend:
             for job in self._jobs.values():
                 counts.setdefault(job.name, dict.fromkeys(JobState, 0))[job.state] += 1
             return counts
+
+    def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
+        with self._lock:
+            return self._outcomes.read(since_minute, self._clock())
+
+    def _count(self, outcome: AttemptOutcome) -> None:
+        """Count a finished attempt, under the lock of the step that finished it."""
+        self._outcomes.add(self._clock(), outcome)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -172,7 +190,7 @@ class MemoryBackend:
         job.dispatcher = spec.dispatcher
         self._leases[job.id] = (token, deadline)
         self._ended.pop(job.id, None)  # the old token is fenced from now on
-        return Claim(job.copy(), token, deadline)
+        return Claim(self._view(job), token, deadline)
 
     def _peek(self, name: str) -> tuple[int, int, str] | None:
         heap = self._ready.get(name)
@@ -269,18 +287,22 @@ class MemoryBackend:
         self._record_attempt(job, AttemptOutcome.COMPLETED, None)
         self._finish(job, JobState.COMPLETED)
         job.result = result
+        self._count(AttemptOutcome.COMPLETED)
 
     def _fail(self, job: Job, error: JobError, retry_at: float | None) -> None:
         job.error = error
         if job.cancel_requested:  # asked to stop: never run again
             self._record_attempt(job, AttemptOutcome.CANCELLED, error)
             self._finish(job, JobState.CANCELLED)
+            self._count(AttemptOutcome.CANCELLED)
         elif retry_at is None:
             self._record_attempt(job, AttemptOutcome.FAILED, error)
             self._finish(job, JobState.FAILED)
+            self._count(AttemptOutcome.FAILED)
         else:
             self._record_attempt(job, AttemptOutcome.RETRIED, error)
             self._requeue(job, retry_at)
+            self._count(AttemptOutcome.RETRIED)
 
     def release(self, job_id: str, token: str) -> bool:
         with self._lock:
@@ -291,9 +313,10 @@ class MemoryBackend:
             job.attempts_made = max(job.attempts_made - 1, 0)
             if job.cancel_requested:
                 self._finish(job, JobState.CANCELLED)
+                self._count(AttemptOutcome.CANCELLED)  # the job ended: asked to stop
                 self._changed.notify_all()
             else:
-                self._requeue(job, self._clock())
+                self._requeue(job, self._clock())  # handed back: no attempt counted
             return True
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
@@ -305,6 +328,7 @@ class MemoryBackend:
                 job.error = error
             self._record_attempt(job, AttemptOutcome.CANCELLED, error)
             self._finish(job, JobState.CANCELLED)
+            self._count(AttemptOutcome.CANCELLED)
             self._changed.notify_all()
             return True
 
@@ -371,6 +395,38 @@ class MemoryBackend:
         job.result = None
         job.finished_at = None
         self._requeue(job, self._clock())
+
+    def promote(self, job_id: str) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state is not JobState.DELAYED:
+                raise JobStateError(
+                    f"job {job_id} is {job.state.value}: only delayed jobs are run ahead of time"
+                )
+            self._requeue(job, self._clock())  # its delayed entry goes stale (a new seq)
+            return self._view(job)
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.state is state and name in (None, j.name)]
+            if state is JobState.ACTIVE:
+                jobs = [job for job in jobs if not job.cancel_requested]
+                for job in jobs:
+                    job.cancel_requested = True
+                return len(jobs)
+            if state is JobState.WAITING:
+                jobs.sort(key=lambda j: (j.name, -j.priority, self._seq[j.id]))
+            elif state is JobState.DELAYED:
+                jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
+            else:
+                return 0
+            for job in jobs:  # finishing order is what retention goes by
+                self._finish(job, JobState.CANCELLED)
+            if jobs:
+                self._changed.notify_all()
+            return len(jobs)
 
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
@@ -495,6 +551,7 @@ class MemoryBackend:
             for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
                 if expires <= now:
                     del self._dispatchers[dispatcher_id]
+            self._outcomes.trim(now)
             return moved
 
     def recover_expired(self) -> int:
@@ -510,11 +567,14 @@ class MemoryBackend:
             self._record_attempt(job, AttemptOutcome.STALLED, None)
             if job.cancel_requested:
                 self._finish(job, JobState.CANCELLED)
+                self._count(AttemptOutcome.CANCELLED)
             elif policy.is_stalled_too_often(job.stalls, self.options.max_stalls):
                 job.error = policy.stalled_error(job.stalls)
                 self._finish(job, JobState.FAILED)
+                self._count(AttemptOutcome.FAILED)
             else:
                 self._requeue(job, now)
+                self._count(AttemptOutcome.RETRIED)
         if expired:
             self._changed.notify_all()
         return len(expired)

@@ -24,6 +24,7 @@ from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.control_contract import ControlPlaneContract
 from jobqueue.testing.differential import make_differential_machine
+from jobqueue.testing.operator_contract import OperatorContract
 from jobqueue.testing.state_machine import make_state_machine
 
 MakeJob = Callable[..., Job]
@@ -46,8 +47,9 @@ def spec(*names: str, lease: float = 30.0, **max_active: int) -> WorkSpec:
     return WorkSpec(names=names, lease_seconds=lease, max_active=max_active)
 
 
-class BackendContract(ControlPlaneContract):
-    """Mixin of contract tests (the control plane's are in ``ControlPlaneContract``).
+class BackendContract(ControlPlaneContract, OperatorContract):
+    """Mixin of contract tests (the control plane's are in ``ControlPlaneContract``, the
+    operator's reads and bulk steering in ``OperatorContract``).
     Implement ``make_backend``; override ``state_machine_examples`` to trade thoroughness
     for speed."""
 

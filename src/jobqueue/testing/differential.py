@@ -3,12 +3,13 @@ random operations, must agree on every job field, order and count.
 
 The contract's state machine checks invariants against a model; this checks the reference
 semantics exactly (ordering ties, retention order, ``run_at`` on requeue, ...), the control
-plane included: cancels (of waiting, delayed, active and finished jobs), ``finish_cancelled``,
-retries (one and many, unique keys in the way), purges, pauses, heartbeats and the dispatcher
-records, ``maintain``. Return values must be equal, and so must every job field (state,
-attempts, stalls, ``cancel_requested``, result, error, history, timestamps: both backends read
-the same injected clock). Ids may differ between backends, so jobs are matched by submission
-order. The batch rules run only for backends that offer ``BatchBackend``.
+plane included: cancels (of waiting, delayed, active and finished jobs, one and many),
+``finish_cancelled``, delayed jobs run now, retries (one and many, unique keys in the way),
+purges, pauses, heartbeats and the dispatcher records, ``maintain``. Return values must be
+equal, and so must every job field (state, attempts, stalls, ``cancel_requested``, result,
+error, history, timestamps, lease deadlines) and the outcome counts per minute: both backends
+read the same injected clock. Ids may differ between backends, so jobs are matched by
+submission order. The batch rules run only for backends that offer ``BatchBackend``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from jobqueue import policy
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -39,6 +41,7 @@ NAMES = st.sampled_from([("a",), ("b",), ("a", "b")])
 NAME = st.sampled_from([None, "a", "b"])
 RETRYABLE = st.sampled_from([JobState.FAILED, JobState.CANCELLED])
 FINISHED = st.sampled_from([JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED])
+CANCELLABLE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
 
 
 class _Differential(RuleBasedStateMachine):
@@ -48,6 +51,7 @@ class _Differential(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock()
+        self.start = self.clock()
         options = BackendOptions(
             clock=self.clock,
             max_stalls=1,
@@ -236,6 +240,25 @@ class _Differential(RuleBasedStateMachine):
         self._same_job(outcomes[0][1], outcomes[1][1])
         self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
+    @precondition(lambda self: bool(self.ids))
+    @rule(data=st.data())
+    def promote(self, data: st.DataObject) -> None:
+        ref_id, other_id = data.draw(st.sampled_from(self.ids))
+        outcomes: list[tuple[str, Job | None]] = []
+        for backend, job_id in ((self.ref, ref_id), (self.other, other_id)):
+            try:
+                outcomes.append(("ok", backend.promote(job_id)))
+            except JobStateError:
+                outcomes.append(("refused", None))
+        assert outcomes[0][0] == outcomes[1][0], ("promote", outcomes)
+        self._same_job(outcomes[0][1], outcomes[1][1])
+        self._same_job(self.ref.get(ref_id), self.other.get(other_id))
+
+    @rule(state=st.sampled_from([*CANCELLABLE, JobState.COMPLETED]), name=NAME)
+    def cancel_many(self, state: JobState, name: str | None) -> None:
+        ref, other = self.ref.cancel_many(state, name), self.other.cancel_many(state, name)
+        assert ref == other, ("cancel_many", state, name, ref, other)
+
     @rule(state=RETRYABLE, name=NAME)
     def retry_many(self, state: JobState, name: str | None) -> None:
         ref, other = self.ref.retry_many(state, name), self.other.retry_many(state, name)
@@ -314,6 +337,8 @@ class _Differential(RuleBasedStateMachine):
     @rule()
     def everything_agrees(self) -> None:
         assert self.ref.count_by_state() == self.other.count_by_state()
+        since = policy.outcome_minute(self.start)  # no outcome was counted before it
+        assert self.ref.outcome_counts(since) == self.other.outcome_counts(since)
         assert self.ref.paused() == self.other.paused()
         self._same_dispatchers()
         for ref_id, other_id in self.ids:

@@ -1,14 +1,15 @@
 """A hypothesis state machine that drives a backend and checks it against a simple model.
 
 Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
-releases, cancels (of waiting, delayed, active and finished jobs), retries, purges, removals,
-pauses, maintenance and clock jumps; after every step: no job in two states, none lost, every
-state, count and pause exactly as the model has them (maintenance runs only where the
-protocol says: claims, ``maintain`` and ``recover_expired``), and every read — counts,
-listings, ``get``, ``paused``, ``dispatchers`` — called twice gives the same answer and
-changes nothing. During steps: no claim of a job whose lease is live, the highest ready
-priority claimed first, nothing claimed before it is due or while its name is paused, no
-stale token accepted, a cancel-requested job never runs again.
+releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
+run now, retries, purges, removals, pauses, maintenance and clock jumps; after every step: no
+job in two states, none lost, every state, count, lease deadline, outcome count and pause
+exactly as the model has them (maintenance runs only where the protocol says: claims,
+``maintain`` and ``recover_expired``), and every read — counts, listings, ``get``,
+``paused``, ``dispatchers``, outcome counts — called twice gives the same answer and changes
+nothing. During steps: no claim of a job whose lease is live, the highest ready priority
+claimed first, nothing claimed before it is due or while its name is paused, no stale token
+accepted, a cancel-requested job never runs again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from jobqueue import policy
 from jobqueue.backend import Backend, BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
@@ -67,6 +69,8 @@ def make_state_machine(
             self.repeatable: dict[str, tuple[str, str]] = {}
             self.paused: set[str] = set()
             self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
+            self.outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> attempts
+            self.first_minute = policy.outcome_minute(self.clock())  # nothing counted before
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
@@ -77,6 +81,10 @@ def make_state_machine(
             if job.token is not None:
                 self.stale_tokens.append((job.id, job.token))
             job.state, job.token, job.finished_at = state, None, self.clock()
+
+        def _count(self, outcome: str) -> None:
+            counts = self.outcomes.setdefault(policy.outcome_minute(self.clock()), {})
+            counts[outcome] = counts.get(outcome, 0) + 1
 
         def _requeue(self, job: ModelJob, run_at: float) -> None:
             if job.token is not None:
@@ -93,10 +101,13 @@ def make_state_machine(
                     job.stalls += 1
                     if job.cancel_requested:
                         self._finish(job, JobState.CANCELLED)
+                        self._count("cancelled")
                     elif job.stalls > MAX_STALLS:
                         self._finish(job, JobState.FAILED)
+                        self._count("failed")
                     else:
                         self._requeue(job, now)
+                        self._count("retried")
             return recovered
 
         def _maintain(self) -> int:
@@ -238,15 +249,19 @@ def make_state_machine(
             if outcome == "complete":  # a cancel that came too late: the result is kept
                 self._finish(job, JobState.COMPLETED)
                 job.result = {"done": job.id}
+                self._count("completed")
             elif outcome == "cancelled" or job.cancel_requested:
                 if outcome == "release":
                     job.attempts_made -= 1
                 self._finish(job, JobState.CANCELLED)
+                self._count("cancelled")
             elif outcome == "fail":
                 self._finish(job, JobState.FAILED)
+                self._count("failed")
             elif outcome == "retry":
                 self._requeue(job, now + 10)
-            else:
+                self._count("retried")
+            else:  # a release hands the job back: no attempt counted
                 self._requeue(job, now)
                 job.attempts_made -= 1
 
@@ -266,6 +281,45 @@ def make_state_machine(
             elif job.state is JobState.ACTIVE:
                 job.cancel_requested = True
             assert state is job.state, f"cancel of job {job_id}: {state}, not {job.state}"
+
+        @rule(
+            state=st.sampled_from([JobState.WAITING, JobState.DELAYED, JobState.ACTIVE]),
+            name=st.sampled_from([None, *NAMES]),
+        )
+        def cancel_many(self, state: JobState, name: str | None) -> None:
+            matching = [
+                j for j in self.jobs.values() if j.state is state and name in (None, j.name)
+            ]
+            if state is JobState.ACTIVE:
+                matching = [j for j in matching if not j.cancel_requested]
+            assert self.backend.cancel_many(state, name) == len(matching)
+            for job in matching:
+                if state is JobState.ACTIVE:
+                    job.cancel_requested = True
+                else:
+                    self._finish(job, JobState.CANCELLED)
+
+        @precondition(lambda self: bool(self.jobs or self.removed))
+        @rule(data=st.data())
+        def promote(self, data: st.DataObject) -> None:
+            delayed = [j.id for j in self.jobs.values() if j.state is JobState.DELAYED]
+            aimed = bool(delayed) and data.draw(st.booleans())
+            job_id = data.draw(st.sampled_from(sorted(delayed))) if aimed else self._any_id(data)
+            job = self.jobs.get(job_id)
+            try:
+                stored = self.backend.promote(job_id)
+            except JobStateError:
+                assert job is not None and job.state is not JobState.DELAYED, (
+                    f"promote of job {job_id} ({job and job.state}) refused"
+                )
+                return
+            if job is None:
+                assert stored is None, f"promote of removed job {job_id} returned {stored}"
+                return
+            assert job.state is JobState.DELAYED, f"promote of {job.state} job {job_id} accepted"
+            job.state, job.run_at = JobState.WAITING, self.clock()
+            assert stored is not None and stored.state is JobState.WAITING
+            assert stored.run_at == job.run_at
 
         @precondition(lambda self: bool(self.jobs or self.removed))
         @rule(data=st.data())
@@ -425,6 +479,7 @@ def make_state_machine(
                 self.backend.paused(),
                 self.backend.dispatchers(),
                 self.backend.count_by_name(),
+                self.backend.outcome_counts(self.first_minute),
             )
 
         @rule()
@@ -443,7 +498,7 @@ def make_state_machine(
 
         @invariant()
         def reads_agree_with_the_model(self) -> None:
-            counts, listed, paused, dispatchers, by_name = self._read_everything()
+            counts, listed, paused, dispatchers, by_name, outcomes = self._read_everything()
             seen: dict[str, Job] = {}
             for state, in_state in listed.items():
                 for job in in_state:
@@ -470,12 +525,21 @@ def make_state_machine(
                 assert stored.cancel_requested is model.cancel_requested, f"job {model.id}"
                 assert stored.result == model.result, f"job {model.id}: result {stored.result}"
                 assert stored.finished_at == model.finished_at, f"job {model.id}: finished_at"
+                deadline = model.lease_deadline if model.state is JobState.ACTIVE else None
+                assert stored.lease_expires_at == deadline, (
+                    f"job {model.id}: lease deadline {stored.lease_expires_at}, not {deadline}"
+                )
             assert counts == expected_counts, f"counts {counts}, the model says {expected_counts}"
             assert by_name == expected_by_name, (
                 f"counts by name {by_name}, the model says {expected_by_name}"
             )
             assert paused == frozenset(self.paused)
             now = self.clock()
+            kept = policy.first_kept_minute(now)
+            expected_outcomes = {m: c for m, c in self.outcomes.items() if m >= kept}
+            assert outcomes == expected_outcomes, (
+                f"outcome counts {outcomes}, the model says {expected_outcomes}"
+            )
             live = sorted(
                 (info for info, expiry in self.dispatchers.values() if expiry > now),
                 key=lambda info: (info.started_at, info.id),

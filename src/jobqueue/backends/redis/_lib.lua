@@ -67,10 +67,11 @@ local K_COUNTED = P .. 'nc'
 -- The policy tail: values from jobqueue.policy that script_command appends after the
 -- script's own arguments, only for the scripts whose source mentions #ARGV (so renew, log
 -- and progress never pay for them): history bound, cancelled max age in seconds ('' =
--- forever, an age like ARGV[4] and [6]) and max count (-1), and the stall error JSON split
--- around its stall count.
-local TAIL = #ARGV - 5
+-- forever, an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split
+-- around its stall count, and how many minutes of outcome counts are kept.
+local TAIL = #ARGV - 6
 local MAX_HISTORY = tonumber(ARGV[TAIL + 1])
+local OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
 -- Housekeeping does at most this much per call, so no call runs long.
 local BATCH = 1000
 
@@ -169,13 +170,24 @@ local function plus_one(text)
   return 1
 end
 
-local function snapshot(id)
+-- A job as the scripts return it: {id, fields, logs}, plus for an active job its lease
+-- deadline (the active set's score, or `deadline` when the caller has just set it, so a
+-- claim reads nothing more).
+local function snapshot(id, deadline)
   local hash = redis.pcall('HGETALL', job_key(id))
   if hash.err then return {id, 'corrupt'} end
+  local logs, active = nil, false
   for i = 1, #hash, 2 do
-    if hash[i] == 'L' then return {id, hash, redis.call('LRANGE', log_key(id), 0, -1)} end
+    if hash[i] == 'L' then
+      logs = redis.call('LRANGE', log_key(id), 0, -1)
+    elseif hash[i] == 's' then
+      active = hash[i + 1] == 'a'
+    end
   end
-  return {id, hash, {}}
+  if active then
+    return {id, hash, logs or {}, deadline or redis.call('ZSCORE', K_ACTIVE, id) or nil}
+  end
+  return {id, hash, logs or {}}
 end
 
 -- A sequence number taken ahead: complete+claim takes the finish's and the next one with one
@@ -400,6 +412,22 @@ end
 -- policy.stalled_error's JSON with the stall count put in (the text is written once, there).
 local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAIL + 5] end
 
+-- Finished attempts per minute, for throughput charts: hash `P o:MINUTE` (MINUTE =
+-- floor(unix seconds / 60) on NOW), field c completed, f failed, r retried, x cancelled.
+local function outcome_key(minute) return P .. 'o:' .. string.format('%d', minute) end
+
+-- Count one finished attempt in this minute's hash. It expires once older than the policy
+-- keeps; the expiry is set when a field is first written (HINCRBY answers 1), so the hot
+-- path pays one HINCRBY and the hash's expiry is the same absolute time whichever field set
+-- it.
+local function count_outcome(outcome)
+  local minute = math.floor(NOW / 60)
+  local k = outcome_key(minute)
+  if redis.call('HINCRBY', k, outcome, 1) == 1 then
+    redis.call('EXPIRE', k, math.ceil((minute + OUTCOME_MINUTES) * 60 - NOW) + 60)
+  end
+end
+
 -- `history` (field H's text) cut to its newest `keep` records. Every record starts with
 -- {"number": -- a text that cannot occur inside a JSON string (its quote would be escaped)
 -- -- so records are counted and the oldest cut without decoding the list.
@@ -468,13 +496,16 @@ local function fail_held(id, job, err, retry_at)
   if job[5] == '1' then
     record_attempt(id, 'cancelled', err)
     finish(id, 'x', job, 'E', err)
+    count_outcome('x')
     return 'x'
   elseif retry_at == '' then
     record_attempt(id, 'failed', err)
     finish(id, 'f', job, 'E', err)
+    count_outcome('f')
     return 'f'
   end
   record_attempt(id, 'retried', err)
+  count_outcome('r')
   return requeue(id, at(retry_at), 'E', err)
 end
 
@@ -495,10 +526,13 @@ local function recover()
       record_attempt(id, 'stalled', nil)
       if field(id, 'C') == '1' then
         finish(id, 'x', fields(id, 'k', 'n', 'u', 'w'))
+        count_outcome('x')
       elseif stalls > MAX_STALLS then
         finish(id, 'f', fields(id, 'k', 'n', 'u', 'w'), 'E', stalled_error(stalls))
+        count_outcome('f')
       else
         requeue(id, NOWS)
+        count_outcome('r')
       end
     end
   end
@@ -666,7 +700,7 @@ local function claim(token, lease, base)
       else
         redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
       end
-      return snapshot(id)
+      return snapshot(id, deadline)
     end
   end
   return nil

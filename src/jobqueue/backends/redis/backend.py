@@ -20,6 +20,7 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
 ``P n:NAME``       hash state letter -> jobs of NAME in that state (no field at zero)
 ``P nc``           set when the namespace's first job was stored: all its jobs are in ``n:``
+``P o:MINUTE``     hash outcome letter -> attempts that ended in that minute (expires)
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -52,10 +53,10 @@ been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and
 transition answers a repeat with what its first run did: complete, fail, release and
 finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``,
 with ``K`` naming which call ended it);
-heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry
-finding the job back in line reports it retried (retry_many and purge go on with the next
-batch, only the first run's count is lost); a claim hands out the job its token already
-holds; submit finds its call's idempotency key (checked on every submit,
+heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry (or
+promote) finding the job back in line reports it done (retry_many, cancel_many and purge go
+on with the next batch, only the first run's count is lost); a claim hands out the job its
+token already holds; submit finds its call's idempotency key (checked on every submit,
 so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
 resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
@@ -102,6 +103,7 @@ from jobqueue.backends.redis.codec import (
     encode_new_job,
     exact_number,
 )
+from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.scripts import load_scripts
 from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
@@ -139,8 +141,9 @@ _NOT_REPEATABLE = frozenset({"log", "watch"})
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
 
-class RedisBackend:
-    """The Backend protocol on Redis (``redis://``, ``rediss://``)."""
+class RedisBackend(OperatorCalls):
+    """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
+    (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``."""
 
     def __init__(
         self,
@@ -554,7 +557,8 @@ class RedisBackend:
     def _policy_tail(self) -> tuple[Any, ...]:
         """What ``_lib.lua`` calls the policy tail: the history bound, the cancelled
         retention age and count (an age, like the header's, so the script measures it on
-        its own now), and the stall error text around its count."""
+        its own now), the stall error text around its count, and the minutes of outcome
+        counts kept."""
         retention = self.options.retention
         seconds, count = retention.cancelled_seconds, retention.cancelled_count
         return (
@@ -562,6 +566,7 @@ class RedisBackend:
             "" if seconds is None else exact_number(seconds),
             -1 if count is None else count,
             *self._stall_text,
+            rules.OUTCOME_MINUTES_KEPT,
         )
 
     def time_arg(self, when: float) -> str:

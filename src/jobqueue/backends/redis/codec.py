@@ -86,8 +86,8 @@ def encode_new_job(job: Job) -> list[Any]:
 
 
 def decode_job(reply: Sequence[Any]) -> Job:
-    """Build a Job from a script's ``{id, fields, logs}``; anything malformed raises
-    CorruptJobError naming the job."""
+    """Build a Job from a script's ``{id, fields, logs[, lease deadline]}`` (the deadline
+    comes with active jobs only); anything malformed raises CorruptJobError naming the job."""
     job_id = as_text(reply[0])
     try:
         if not isinstance(reply[1], list):
@@ -130,6 +130,9 @@ def decode_job(reply: Sequence[Any]) -> Job:
             # A COMPLETED job keeps D only for its implicit last record (below).
             dispatcher=None if state is JobState.COMPLETED else f.get("D"),
             history=history,
+            lease_expires_at=(
+                float(as_text(reply[3])) if state is JobState.ACTIVE and len(reply) > 3 else None
+            ),
         )
         if state is JobState.COMPLETED and job.finished_at is not None:
             # The completion's record is not stored (record_completion in _lib.lua): the

@@ -13,6 +13,7 @@ if job then
   -- A cancel that came while the handler finished is too late: the result is kept.
   record_completion(id)
   finish(id, 'c', job, 'R', ARGV[11], claim_next)
+  count_outcome('c')
 elseif not repeated(id, ARGV[10], 'c', 'c') then
   return {'lost'}
 elseif not REPEAT then

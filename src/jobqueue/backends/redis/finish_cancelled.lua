@@ -15,4 +15,5 @@ else
   record_attempt(id, 'cancelled', err)
   finish(id, 'x', job, 'E', err)
 end
+count_outcome('x')
 return 1

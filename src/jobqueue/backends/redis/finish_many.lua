@@ -20,6 +20,7 @@ for n = 1, tonumber(ARGV[9]) do
     if kind == 'c' then
       record_completion(id)
       finish(id, 'c', job, 'R', payload)
+      count_outcome('c')
       states[n] = 'c'
     else
       states[n] = fail_held(id, job, payload, retry_at)

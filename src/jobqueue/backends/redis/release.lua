@@ -12,6 +12,7 @@ local made = tonumber(field(id, 'm')) or 0
 if job[5] == '1' then
   redis.call('HSET', job_key(id), 'm', math.max(made - 1, 0))
   finish(id, 'x', job)
+  count_outcome('x') -- the job ended, asked to stop; a plain release counts nothing
   return 1
 end
 requeue(id, NOWS, 'm', math.max(made - 1, 0))

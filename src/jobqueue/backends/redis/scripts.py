@@ -21,6 +21,7 @@ SCRIPT_NAMES += ("progress", "log", "recover", "remove", "get", "count", "poll",
 SCRIPT_NAMES += ("finish_many", "count_by_name")
 SCRIPT_NAMES += ("cancel", "finish_cancelled", "retry", "retry_many", "purge", "pause", "resume")
 SCRIPT_NAMES += ("paused", "heartbeat", "remove_dispatcher", "dispatchers", "maintain")
+SCRIPT_NAMES += ("promote", "cancel_many", "outcomes")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ if K_CALL then
       if kind == 'u' then
         local comma = string.find(done, ',', pos, true)
         local snap = snapshot(string.sub(done, pos + 1, comma - 1))
-        out[#out + 1] = {'u', snap[1], snap[2], snap[3]}
+        out[#out + 1] = {'u', snap[1], snap[2], snap[3], snap[4]}
         pos = comma + 1
       else
         out[#out + 1] = {'n', tostring(next_id), kind}
@@ -54,7 +54,7 @@ for n = 1, tonumber(ARGV[10]) do
   end
   if existing then
     local snap = snapshot(existing)
-    out[n] = {'u', snap[1], snap[2], snap[3]}
+    out[n] = {'u', snap[1], snap[2], snap[3], snap[4]}
     record[n] = 'u' .. existing .. ','
   else
     local id = tostring(redis.call('INCR', P .. 'id'))

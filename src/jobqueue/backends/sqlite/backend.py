@@ -40,6 +40,7 @@ from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
     finish,
+    forget_old_outcomes,
     holder,
     job_key,
     maintain,
@@ -219,6 +220,10 @@ class SQLiteBackend:
         with self._reading() as conn:  # one snapshot: the names' counts agree with each other
             return reads.count_by_name(conn)
 
+    def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
+        with self._reading() as conn:
+            return reads.outcome_counts(conn, since_minute, self._clock())
+
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:
@@ -276,6 +281,7 @@ class SQLiteBackend:
                 logger.error("failing job %s: its stored record cannot be decoded: %s", key, exc)
                 error = JobError("CorruptJobError", f"stored job record is unreadable: {exc}")
                 finish(txn, key, JobState.FAILED, error=error_json(error))
+                txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
         return claims
 
     @staticmethod
@@ -349,6 +355,7 @@ class SQLiteBackend:
             ended = held.ended_by("release")
             if held.cancel_requested:  # handing it back would run a job asked to stop
                 finish(txn, held.key, JobState.CANCELLED, history=history, ended=ended)
+                txn.count_outcome(AttemptOutcome.CANCELLED)
             else:
                 requeue(txn, held.key, txn.now, history=history, ended=ended)
             return True
@@ -408,6 +415,19 @@ class SQLiteBackend:
             ).fetchone()
             return reads.load_job(txn.conn, row)
 
+    def promote(self, job_id: str) -> Job | None:
+        with self._transaction() as txn:
+            if not control.promote(txn, job_id):
+                return None
+            row = txn.conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_key(job_id),)
+            ).fetchone()
+            return reads.load_job(txn.conn, row)
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        with self._transaction() as txn:
+            return control.cancel_many(txn, JobState(state), name)
+
     def retry_many(self, state: JobState, name: str | None = None) -> int:
         with self._transaction() as txn:
             return control.retry_many(txn, JobState(state), name)
@@ -444,6 +464,7 @@ class SQLiteBackend:
         with self._transaction() as txn:
             moved = self._maintain(txn)
             control.forget_dead_dispatchers(txn)
+            forget_old_outcomes(txn)
             return moved
 
     def recover_expired(self) -> int:

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 from jobqueue.backend import DispatcherInfo, LeaseStatus
 from jobqueue.backends.sqlite.rows import error_json
-from jobqueue.backends.sqlite.transitions import Txn, delete, finish, holder, job_key, repeated
+from jobqueue.backends.sqlite.transitions import (
+    Txn,
+    delete,
+    finish,
+    holder,
+    job_key,
+    repeated,
+    requeue,
+)
 from jobqueue.errors import JobStateError
 from jobqueue.job import AttemptOutcome, JobError, JobState, dumps_json
 
@@ -47,6 +55,7 @@ def finish_cancelled(txn: Txn, job_id: str, token: str, error: JobError | None) 
     text = None if error is None else error_json(error)
     ended = held.ended_by("finish_cancelled")
     finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
+    txn.count_outcome(AttemptOutcome.CANCELLED)
     return True
 
 
@@ -106,6 +115,60 @@ def _requeue_finished(txn: Txn, key: int) -> bool:
         return False  # SQLite undid this statement alone; the transaction goes on
     txn.work_added = True
     return True
+
+
+def promote(txn: Txn, job_id: str) -> bool:
+    """A delayed job to waiting now, at the end of its line; ``False`` if there is no such
+    job. Raises ``JobStateError`` for a job in another state."""
+    key = job_key(job_id)
+    if key is None:
+        return False
+    row = txn.conn.execute("SELECT state FROM jobqueue_jobs WHERE id = ?", (key,)).fetchone()
+    if row is None:
+        return False
+    state = JobState(row[0])
+    if state is not JobState.DELAYED:
+        raise JobStateError(
+            f"job {job_id} is {state.value}: only delayed jobs are run ahead of time"
+        )
+    requeue(txn, key, txn.now)  # a new seq and work_added: idle dispatchers wake
+    return True
+
+
+def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
+    """Waiting or delayed jobs (of ``name``, when given) cancelled in the order they would
+    have run; active ones flagged for their holders. Returns how many changed."""
+    named = "" if name is None else " AND name = ?"
+    params = () if name is None else (name,)
+    if state is JobState.ACTIVE:
+        return txn.conn.execute(
+            "UPDATE jobqueue_jobs SET cancel_requested = 1 "
+            f"WHERE state = 'active' AND cancel_requested = 0{named}",
+            params,
+        ).rowcount
+    # The orders are those of the partial indexes jobqueue_waiting and jobqueue_delayed.
+    order = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
+    if state not in order:
+        return 0
+    keys = [
+        key
+        for (key,) in txn.conn.execute(
+            f"SELECT id FROM jobqueue_jobs WHERE state = '{state.value}'{named} "
+            f"ORDER BY {order[state]}",
+            params,
+        )
+    ]
+    if keys:
+        # What ``finish`` writes for a job without a lease, one statement for the lot; each
+        # gets its own seq, so retention removes them in this order. Leaving the live states
+        # frees their unique keys (the partial index lists only those).
+        first = txn.next_seq(len(keys))
+        txn.conn.executemany(
+            "UPDATE jobqueue_jobs SET state = 'cancelled', finished_at = ?, seq = ? WHERE id = ?",
+            [(txn.now, first + n, key) for n, key in enumerate(keys)],
+        )
+        txn.changed = True
+    return len(keys)
 
 
 def purge(txn: Txn, state: JobState, name: str | None, finished_before: float | None) -> int:

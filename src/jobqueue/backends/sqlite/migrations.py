@@ -153,6 +153,21 @@ MIGRATION_4 = """
 ALTER TABLE jobqueue_jobs ADD COLUMN ended_lease TEXT;
 """
 
+# Version 5: finished attempts per minute by outcome (``Reads.outcome_counts``, for throughput
+# charts). The transition that finishes an attempt counts it in its own transaction (one
+# upsert per outcome kind); ``maintain`` deletes the minutes older than the policy keeps, so
+# the table holds at most a day and an hour of minutes, four rows each. The primary key leads
+# with the minute, so both the upsert and the trimming are seeks; WITHOUT ROWID keeps each row
+# in the key itself. A new table with its constraints is O(1) in the number of jobs.
+MIGRATION_5 = """
+CREATE TABLE jobqueue_outcomes (
+    minute INTEGER NOT NULL, -- floor(unix seconds / 60) on the backend's clock
+    outcome TEXT NOT NULL CHECK (outcome IN ('completed', 'failed', 'retried', 'cancelled')),
+    count INTEGER NOT NULL CHECK (count > 0),
+    PRIMARY KEY (minute, outcome)
+) WITHOUT ROWID;
+"""
+
 
 class Migration(NamedTuple):
     """One step: after it the file is at ``version``. ``step`` is SQL (one or more
@@ -172,6 +187,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(3, "the jobs each dispatcher holds, as its last heartbeat said", MIGRATION_3),
     Migration(4, "the call and token that ended each job's last lease", MIGRATION_4),
+    Migration(5, "finished attempts per minute by outcome (throughput)", MIGRATION_5),
 ]
 
 

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from jobqueue import policy
 from jobqueue.backend import DispatcherInfo
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, row_to_job
 from jobqueue.errors import CorruptJobError
@@ -77,6 +78,22 @@ def count_by_name(conn: sqlite3.Connection) -> dict[str, dict[JobState, int]]:
         except ValueError:  # a corrupt row's state: no state's count, as in a listing
             continue
         counts.setdefault(name, dict.fromkeys(JobState, 0))[known] = int(n)
+    return counts
+
+
+def outcome_counts(
+    conn: sqlite3.Connection, since_minute: int, now: float
+) -> dict[int, dict[str, int]]:
+    """The kept minutes from ``since_minute`` up to now that have outcome counts (ones older
+    than the policy keeps are left out here, not deleted: ``maintain`` drops them)."""
+    first = max(since_minute, policy.first_kept_minute(now))
+    counts: dict[int, dict[str, int]] = {}
+    for minute, outcome, n in conn.execute(
+        "SELECT minute, outcome, count FROM jobqueue_outcomes WHERE minute BETWEEN ? AND ? "
+        "ORDER BY minute",
+        (first, policy.outcome_minute(now)),
+    ):
+        counts.setdefault(int(minute), {})[str(outcome)] = int(n)
     return counts
 
 

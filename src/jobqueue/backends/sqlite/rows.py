@@ -14,7 +14,7 @@ from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json
 JOB_COLUMNS = (
     "id, name, state, priority, attempts, attempts_made, stalls, backoff, timeout, unique_key, "
     "created_at, run_at, started_at, finished_at, progress, progress_message, title, data, "
-    "result, error, cancel_requested, dispatcher, history"
+    "result, error, cancel_requested, dispatcher, history, lease_expires_at"
 )
 
 INSERT_JOB = (
@@ -103,6 +103,9 @@ def row_to_job(row: Sequence[Any], logs: Sequence[tuple[float, str]] = ()) -> Jo
             "cancel_requested": bool(row[20]),
             "dispatcher": row[21],
             "history": None if row[22] is None else _json(row[22], "history"),
+            # The lease deadline is a read of an active job only: the column is cleared when
+            # the lease ends, but a reader must never see a stale one on another state.
+            "lease_expires_at": row[23] if row[2] == "active" else None,
         }
         job = Job.from_dict(raw)
     except CorruptJobError as exc:

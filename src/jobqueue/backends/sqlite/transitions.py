@@ -41,6 +41,12 @@ class Txn:
         self._seq_read = 0
         self._job_id: int | None = None
         self._job_id_read = 0
+        self._outcomes: dict[str, int] = {}
+
+    def count_outcome(self, outcome: AttemptOutcome) -> None:
+        """Count one finished attempt in this minute's outcome counts; written with the
+        counters at ``flush``, so a batch of outcomes costs one upsert per kind."""
+        self._outcomes[outcome.value] = self._outcomes.get(outcome.value, 0) + 1
 
     def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
@@ -70,6 +76,13 @@ class Txn:
         if self._job_id is not None and self._job_id != self._job_id_read:
             self.conn.execute(
                 "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'", (self._job_id,)
+            )
+        if self._outcomes:
+            minute = policy.outcome_minute(self.now)
+            self.conn.executemany(
+                "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (minute, outcome) DO UPDATE SET count = count + excluded.count",
+                [(minute, outcome, n) for outcome, n in self._outcomes.items()],
             )
 
 
@@ -159,18 +172,22 @@ def record(
         history = held.ended(txn.now, AttemptOutcome.COMPLETED, None)
         ended = held.ended_by("complete")
         finish(txn, held.key, JobState.COMPLETED, result=result, history=history, ended=ended)
+        txn.count_outcome(AttemptOutcome.COMPLETED)
         return JobState.COMPLETED
     text = error_json(error)
     ended = held.ended_by("fail")
     if held.cancel_requested:
         history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
         finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
+        txn.count_outcome(AttemptOutcome.CANCELLED)
         return JobState.CANCELLED
     if retry_at is None:
         history = held.ended(txn.now, AttemptOutcome.FAILED, error)
         finish(txn, held.key, JobState.FAILED, error=text, history=history, ended=ended)
+        txn.count_outcome(AttemptOutcome.FAILED)
         return JobState.FAILED
     history = held.ended(txn.now, AttemptOutcome.RETRIED, error)
+    txn.count_outcome(AttemptOutcome.RETRIED)
     return requeue(txn, held.key, retry_at, error=text, history=history, ended=ended)
 
 
@@ -262,13 +279,16 @@ def recover(txn: Txn, max_stalls: int) -> int:
         if held.cancel_requested:
             logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
             finish(txn, held.key, JobState.CANCELLED, history=history)
+            txn.count_outcome(AttemptOutcome.CANCELLED)
         elif policy.is_stalled_too_often(stalls, max_stalls):
             logger.warning("job %s stalled %d times: failing it", held.key, stalls)
             error = error_json(policy.stalled_error(stalls))
             finish(txn, held.key, JobState.FAILED, error=error, history=history)
+            txn.count_outcome(AttemptOutcome.FAILED)
         else:
             logger.info("job %s: lease expired, back to waiting (stall %d)", held.key, stalls)
             requeue(txn, held.key, txn.now, history=history)
+            txn.count_outcome(AttemptOutcome.RETRIED)
     return len(expired)
 
 
@@ -317,3 +337,10 @@ def delete(txn: Txn, keys: list[int]) -> int:
         txn.conn.execute(f"DELETE FROM jobqueue_logs WHERE job_id IN ({marks})", chunk)
     txn.changed = txn.changed or removed > 0
     return removed
+
+
+def forget_old_outcomes(txn: Txn) -> None:
+    """Drop the outcome counts older than the policy keeps (a seek on the primary key)."""
+    txn.conn.execute(
+        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (policy.first_kept_minute(txn.now),)
+    )
