@@ -4,6 +4,7 @@ backend: each route, pagination, each refusal, the security headers."""
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +16,9 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from jobqueue import JobQueue
-from jobqueue.dashboard import create_app
-from jobqueue.dashboard.api import OPENAPI
+from jobqueue import JobQueue, JobState
+from jobqueue.dashboard import api, create_app
+from jobqueue.dashboard.openapi import OPENAPI
 from jobqueue.dashboard.security import is_loopback
 from jobqueue.errors import InvalidSettingError
 
@@ -148,7 +149,7 @@ def test_a_script_title_comes_back_as_a_json_string(queue: JobQueue, client: Tes
 
 
 def test_workers_lists_live_dispatchers(queue: JobQueue, client: TestClient) -> None:
-    assert client.get("/api/workers").json() == {"dispatchers": []}
+    assert client.get("/api/workers").json()["dispatchers"] == []
     started, release = threading.Event(), threading.Event()
 
     def hold(job: Any) -> None:
@@ -224,7 +225,7 @@ def test_openapi_lists_exactly_the_routes(client: TestClient) -> None:
     served = {
         (route.path, method.lower())
         for route in app.routes
-        if isinstance(route, Route)
+        if isinstance(route, Route) and route.path.startswith("/api/")
         for method in route.methods or ()
         if method != "HEAD"
     }
@@ -350,3 +351,169 @@ def test_bad_input_never_gets_a_500(queue: JobQueue, client: TestClient) -> None
     for response in probes:
         assert 400 <= response.status_code < 500, (response.request.url, response.text)
         assert "error" in response.json()
+
+
+# -- what the pages need ------------------------------------------------------------------------
+
+
+def test_stats_tell_the_server_time_latency_and_read_only(
+    queue: JobQueue, client: TestClient
+) -> None:
+    before = queue.clock()
+    queue.submit_job("mail", 1)
+    body = client.get("/api/stats").json()
+    assert before <= body["now"] <= queue.clock()
+    assert 0 <= body["latency"]["mail"] <= queue.clock() - before + 1
+    assert "boom" not in body["latency"] and body["read_only"] is False
+    assert client_for(queue, read_only=True).get("/api/stats").json()["read_only"] is True
+
+
+def test_throughput_per_minute_and_per_hour(queue: JobQueue, client: TestClient) -> None:
+    queue.submit_jobs("mail", [1, 2, 3])
+    queue.submit_job("boom", None)
+    queue.work(burst=True)
+    minutes = client.get("/api/throughput").json()
+    assert minutes["period"] == "minute" and len(minutes["buckets"]) == 60
+    assert sum(bucket["completed"] for bucket in minutes["buckets"]) == 3
+    assert sum(bucket["failed"] for bucket in minutes["buckets"]) == 1
+    starts = [bucket["start"] for bucket in minutes["buckets"]]
+    assert starts == sorted(starts) and starts[-1] <= minutes["now"]
+    hours = client.get("/api/throughput", params={"period": "hour"}).json()
+    assert len(hours["buckets"]) == 24
+    assert sum(bucket["completed"] for bucket in hours["buckets"]) == 3
+    assert_error(client.get("/api/throughput", params={"period": "week"}), 400, "period")
+
+
+def test_filter_by_id_or_title_text(queue: JobQueue, client: TestClient) -> None:
+    jobs = [queue.submit_job("titled", {"title": f"Import of customer {n}"}) for n in range(5)]
+    zebra = queue.submit_job("titled", {"title": "the ZEBRA account"})
+    queue.submit_job("mail", "zebra in the data, not the title")
+    found = client.get("/api/jobs", params={"q": "zebra"}).json()
+    assert [job["id"] for job in found["jobs"]] == [zebra.id]
+    by_id = client.get("/api/jobs", params={"q": jobs[2].id, "state": "waiting"}).json()
+    assert by_id["jobs"][0]["id"] == jobs[2].id
+    by_name = client.get("/api/jobs", params={"q": "mail"}).json()
+    assert [job["name"] for job in by_name["jobs"]] == ["mail"]
+    customers = client.get("/api/jobs", params={"q": "customer", "state": "waiting", "limit": 2})
+    first = customers.json()
+    assert len(first["jobs"]) == 2 and first["next"] is not None
+    rest = client.get(
+        "/api/jobs", params={"q": "customer", "state": "waiting", "cursor": first["next"]}
+    ).json()
+    assert [job["id"] for job in first["jobs"] + rest["jobs"]] == [job.id for job in jobs]
+    assert rest["next"] is None
+
+
+def test_a_filtered_search_reads_a_bounded_number_of_jobs(
+    queue: JobQueue, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "SCAN_BUDGET", 10)
+    monkeypatch.setattr(api, "SCAN_BATCH", 4)
+    queue.submit_jobs("mail", list(range(25)))
+    rare = queue.submit_job("boom", None)
+    first = client.get("/api/jobs", params={"name": "boom", "state": "waiting"}).json()
+    assert first["jobs"] == [] and first["scanned"] == 10 and first["next"] == "10"
+    second = client.get(
+        "/api/jobs", params={"name": "boom", "state": "waiting", "cursor": first["next"]}
+    ).json()
+    assert second["jobs"] == [] and second["next"] == "20"
+    last = client.get(
+        "/api/jobs", params={"name": "boom", "state": "waiting", "cursor": second["next"]}
+    ).json()
+    assert [job["id"] for job in last["jobs"]] == [rare.id] and last["next"] is None
+
+
+def test_run_a_delayed_job_now(queue: JobQueue, client: TestClient) -> None:
+    later = queue.submit_job("mail", 1, delay=3600)
+    answer = client.post(f"/api/jobs/{later.id}/run-now")
+    assert answer.status_code == 200 and answer.json()["state"] == "waiting"
+    assert queue.get_job_by_id(later.id).state.value == "waiting"  # type: ignore[union-attr]
+    assert_error(client.post(f"/api/jobs/{later.id}/run-now"), 409)
+    assert_error(client.post("/api/jobs/424242/run-now"), 404, "424242")
+
+
+def test_bulk_actions_answer_how_many_jobs_they_touched(
+    queue: JobQueue, client: TestClient
+) -> None:
+    queue.submit_jobs("boom", [1, 2, 3])
+    queue.submit_jobs("mail", [1, 2])
+    queue.work(burst=True)
+    queue.submit_jobs("mail", [3, 4, 5, 6])
+    retried = client.post("/api/bulk/retry", params={"state": "failed", "name": "boom"})
+    assert retried.json() == {"action": "retry", "state": "failed", "name": "boom", "count": 3}
+    cancelled = client.post("/api/bulk/cancel", params={"state": "waiting", "name": "mail"})
+    assert cancelled.json()["count"] == 4
+    removed = client.post("/api/bulk/remove", params={"state": "completed"})
+    assert removed.json()["count"] == 2
+    counts = queue.count_by_name()
+    assert counts["boom"][JobState.WAITING] == 3 and counts["mail"][JobState.CANCELLED] == 4
+    assert counts["mail"][JobState.COMPLETED] == 0
+    assert_error(client.post("/api/bulk/explode", params={"state": "failed"}), 404)
+    assert_error(client.post("/api/bulk/retry"), 400, "state")
+    assert_error(client.post("/api/bulk/retry", params={"state": "waiting"}), 400)
+    assert_error(client.post("/api/bulk/remove", params={"state": "waiting"}), 400)
+    assert_error(client.post("/api/bulk/cancel", params={"state": "completed"}), 400)
+    assert_error(
+        client_for(queue, read_only=True).post("/api/bulk/retry", params={"state": "failed"}),
+        403,
+        "read-only",
+    )
+
+
+def test_the_page_shell_and_its_files(queue: JobQueue, client: TestClient) -> None:
+    shell = client.get("/")
+    assert shell.status_code == 200 and shell.headers["content-type"].startswith("text/html")
+    assert 'data-base="/"' in shell.text and 'src="/static/app.js"' in shell.text
+    csp = shell.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp and shell.headers["x-frame-options"] == "DENY"
+    assert shell.headers["cache-control"] == "no-store"
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    # Nothing in the page script turns a string into markup or code.
+    unsafe = r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function"
+    assert re.search(unsafe, script.text) is None
+    assert client.get("/static/app.css").status_code == 200
+    assert client.get("/static/favicon.svg").status_code == 200
+    assert client.get("/static/nothing.js").status_code == 404
+    assert client.get("/api/stats").headers["content-security-policy"] == (
+        "default-src 'none'; frame-ancestors 'none'"
+    )
+
+
+def test_the_shell_needs_no_token_but_the_api_does(queue: JobQueue) -> None:
+    anyone = TestClient(create_app(queue, token=TOKEN))
+    assert anyone.get("/").status_code == 200
+    assert anyone.get("/static/app.js").status_code == 200
+    assert_error(anyone.get("/api/stats"), 401)
+    # Without credentials configured the loopback rule covers the pages too.
+    assert_error(TestClient(create_app(queue), client=("10.1.2.3", 5)).get("/"), 403)
+    # The host's own check covers them as well.
+    refused = TestClient(create_app(queue, authorize=lambda request: False), client=LOCAL)
+    assert_error(refused.get("/"), 403)
+
+
+def test_the_shell_under_a_prefix(queue: JobQueue) -> None:
+    host = Starlette(routes=[Mount("/jobqueue", app=create_app(queue))])
+    client = TestClient(host, client=LOCAL)
+    shell = client.get("/jobqueue/")
+    assert 'data-base="/jobqueue/"' in shell.text
+    assert 'src="/jobqueue/static/app.js"' in shell.text
+    assert client.get("/jobqueue/static/app.js").status_code == 200
+    moved = client.get("/jobqueue", follow_redirects=False)
+    assert moved.status_code in (307, 308) and moved.headers["location"].endswith("/jobqueue/")
+
+
+def test_metrics_beside_the_pages(queue: JobQueue) -> None:
+    queue.submit_jobs("mail", [1, 2])
+    queue.pause("boom")
+    app = create_app(queue, token=TOKEN)
+    assert_error(TestClient(app).get("/metrics"), 401)
+    scraped = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}).get("/metrics")
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert 'jobqueue_jobs{name="mail",state="waiting"} 2.0' in scraped.text
+    assert 'jobqueue_paused{name="boom"} 1.0' in scraped.text
+    assert 'jobqueue_oldest_waiting_seconds{name="mail"}' in scraped.text
+    assert (
+        scraped.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    )

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobqueue.hooks import hookimpl
-from jobqueue.job import Job, JobError, JobState
+from jobqueue.job import Job, JobError
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -35,9 +35,6 @@ logger = logging.getLogger("jobqueue.metrics")
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 """Seconds: from a no-op handler to a half-hour import."""
-
-NEXT_TO_RUN = 100
-"""The queue-latency gauge looks at this many of a name's next jobs to run."""
 
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800, 3600)
 """Seconds a job waited between becoming due and starting."""
@@ -96,14 +93,8 @@ class BackendCollector(Collector):
             "Age of the oldest job waiting to run, by worker name (queue latency)",
             labels=["name"],
         )
-        now = time.time()
-        for name, counts in sorted(by_name.items()):
-            if counts[JobState.WAITING]:
-                # The next jobs to run (priority, then age): the oldest of them, cheaply.
-                waiting = self.queue.list_jobs(JobState.WAITING, name=name, limit=NEXT_TO_RUN)
-                if waiting:
-                    due = min(job.run_at for job in waiting)
-                    oldest.add_metric([name], max(now - due, 0.0))
+        for name, seconds in self.queue.queue_latency().items():
+            oldest.add_metric([name], seconds)
         yield oldest
 
 

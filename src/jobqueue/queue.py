@@ -45,6 +45,12 @@ logger = logging.getLogger("jobqueue")
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # throughput(): minutes per bucket, default number of buckets, most buckets (what is kept).
+LATENCY_SAMPLE = 100
+"""``queue_latency`` looks at this many of a name's next jobs to run..."""
+LATENCY_SCAN = 2000
+"""...among this many waiting jobs, at most, in run order."""
+_LATENCY_BATCH = 500
+
 _PERIODS = {"minute": (1, 60, 24 * 60), "hour": (60, 24, 24)}
 _OUTCOME_NAMES = tuple(outcome.value for outcome in policy.COUNTED_OUTCOMES)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -284,6 +290,24 @@ class JobQueue:
         """For every worker name that has jobs, how many are in each state (every state
         present, zero included); see ``Reads.count_by_name``."""
         return self.backend.count_by_name()
+
+    def queue_latency(self) -> dict[str, float]:
+        """For every worker name with waiting jobs, how many seconds the oldest due one has
+        waited (queue latency). Looks at each name's next ``LATENCY_SAMPLE`` jobs to run,
+        found among the first ``LATENCY_SCAN`` waiting jobs in run order, so the cost stays
+        bounded however many jobs wait; a name with none in that window is left out."""
+        now = self.clock()
+        oldest: dict[str, float] = {}
+        seen: dict[str, int] = {}
+        for start in range(0, LATENCY_SCAN, _LATENCY_BATCH):
+            batch = self.backend.list_jobs(JobState.WAITING, start, _LATENCY_BATCH)
+            for job in batch:
+                if seen.get(job.name, 0) < LATENCY_SAMPLE:
+                    seen[job.name] = seen.get(job.name, 0) + 1
+                    oldest[job.name] = min(oldest.get(job.name, job.run_at), job.run_at)
+            if len(batch) < _LATENCY_BATCH:
+                break
+        return {name: max(now - due, 0.0) for name, due in sorted(oldest.items())}
 
     def throughput(self, period: str = "minute", span: int | None = None) -> list[ThroughputBucket]:
         """Finished attempts over time, for charts: per minute over the last hour

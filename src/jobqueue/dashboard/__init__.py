@@ -1,4 +1,5 @@
-"""The dashboard of a jobqueue: for now its JSON API, a Starlette app to mount anywhere.
+"""The dashboard of a jobqueue: web pages and their JSON API, a Starlette app to mount
+anywhere.
 
 Needs the ``dashboard`` extra (``pip install 'jobqueue[dashboard]'``)::
 
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from jobqueue.dashboard.api import Api, http_error, jobqueue_error, server_error
+from jobqueue.dashboard.pages import page_routes
 from jobqueue.dashboard.security import Authorize, SecurityMiddleware
 from jobqueue.errors import InvalidSettingError, JobQueueError
 from jobqueue.queue import JobQueue
@@ -33,7 +35,8 @@ def create_app(
     authorize: Authorize | None = None,
     read_only: bool = False,
 ) -> Starlette:
-    """The dashboard's API for ``queue`` as a Starlette app, mountable under any prefix.
+    """The dashboard of ``queue`` (pages under ``/``, JSON API under ``/api``) as a Starlette
+    app, mountable under any prefix.
 
     ``token``: clients send ``Authorization: Bearer <token>``. ``basic``: a ``(user,
     password)`` pair for HTTP basic auth. ``authorize``: ``authorize(request) -> bool``, the
@@ -52,7 +55,7 @@ def create_app(
         raise InvalidSettingError("authorize must be a callable taking the request")
     csrf_token = secrets.token_urlsafe(32)
     app = Starlette(
-        routes=Api(queue).routes(),
+        routes=[*Api(queue, read_only=read_only).routes(), *page_routes()],
         middleware=[
             Middleware(
                 SecurityMiddleware,

@@ -7,14 +7,23 @@ the queue's blocking backend calls never stall the event loop.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from typing import Any
+from collections.abc import Sequence
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from jobqueue.dashboard.openapi import (
+    BULK_ACTIONS,
+    DEFAULT_LIMIT,
+    MAX_CURSOR,
+    MAX_LIMIT,
+    OPENAPI,
+)
 from jobqueue.dashboard.security import SECURITY_HEADERS
 from jobqueue.errors import (
     BackendError,
@@ -23,17 +32,16 @@ from jobqueue.errors import (
     JobQueueError,
     JobStateError,
 )
-from jobqueue.job import JobState
+from jobqueue.job import Job, JobState
+from jobqueue.metrics import BackendCollector
 from jobqueue.queue import JobQueue
 
 logger = logging.getLogger("jobqueue.dashboard")
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-# A cursor is an offset of at most nine digits: far past any real page, and inside every
-# store's int range. The OpenAPI document says the same with CURSOR_PATTERN.
-MAX_CURSOR = 10**9 - 1
-CURSOR_PATTERN = "^[0-9]{0,9}$"
+SCAN_BUDGET = 2000
+"""A filtered list (``name``, ``q``) reads at most this many jobs per request, so a million
+stored jobs cannot make one request slow; the page then ends early with a ``next``."""
+SCAN_BATCH = 500
 
 
 class BadRequest(InvalidOptionError):
@@ -64,9 +72,11 @@ def _query_int(request: Request, key: str, default: int, low: int, high: int | N
     return value
 
 
-def _state(request: Request) -> JobState | None:
+def _state(request: Request, required: bool = False) -> JobState | None:
     raw = request.query_params.get("state")
     if not raw:
+        if required:
+            raise BadRequest("state is required")
         return None
     try:
         return JobState(raw)
@@ -75,40 +85,70 @@ def _state(request: Request) -> JobState | None:
         raise BadRequest(f"unknown state {raw!r}; use one of {known}") from None
 
 
+def _matches(job: Job, name: str | None, text: str | None) -> bool:
+    if name is not None and job.name != name:
+        return False
+    if text is None:
+        return True
+    return text in (job.title or "").casefold() or text in job.name.casefold()
+
+
 class Api:
     """The routes, bound to one queue."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, read_only: bool = False) -> None:
         self.queue = queue
+        self.read_only = read_only  # told to the pages, which then offer no actions
 
     def routes(self) -> list[Route]:
         return [
             Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/api/throughput", self.throughput, methods=["GET"]),
             Route("/api/jobs", self.jobs, methods=["GET"]),
             Route("/api/jobs/{job_id}", self.job, methods=["GET"]),
             Route("/api/jobs/{job_id}", self.remove, methods=["DELETE"]),
             Route("/api/jobs/{job_id}/retry", self.retry, methods=["POST"]),
             Route("/api/jobs/{job_id}/cancel", self.cancel, methods=["POST"]),
+            Route("/api/jobs/{job_id}/run-now", self.run_now, methods=["POST"]),
+            *(Route(f"/api/bulk/{action}", self.bulk, methods=["POST"]) for action in BULK_ACTIONS),
             Route("/api/workers", self.workers, methods=["GET"]),
             Route("/api/names/{name}/pause", self.pause, methods=["POST"]),
             Route("/api/names/{name}/resume", self.resume, methods=["POST"]),
             Route("/api/csrf", self.csrf, methods=["GET"]),
             Route("/api/openapi.json", self.openapi, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
         ]
 
     def stats(self, request: Request) -> JSONResponse:
+        now = self.queue.clock()
+        by_name = self.queue.count_by_name()
         states = {state.value: n for state, n in self.queue.count_by_state().items()}
-        names = {
-            name: {state.value: n for state, n in counts.items()}
-            for name, counts in sorted(self.queue.count_by_name().items())
-        }
         return JSONResponse(
             {
+                "now": now,
                 "states": states,
                 "total": sum(states.values()),
-                "names": names,
+                "names": {
+                    name: {state.value: n for state, n in counts.items()}
+                    for name, counts in sorted(by_name.items())
+                },
                 "paused": sorted(self.queue.paused()),
                 "dispatchers": len(self.queue.dispatchers()),
+                "latency": self.queue.queue_latency(),
+                "read_only": self.read_only,
+            }
+        )
+
+    def throughput(self, request: Request) -> JSONResponse:
+        period = request.query_params.get("period") or "minute"
+        if period not in ("minute", "hour"):
+            raise BadRequest(f"period must be minute or hour, got {period!r}")
+        buckets = self.queue.throughput(period)
+        return JSONResponse(
+            {
+                "period": period,
+                "now": self.queue.clock(),
+                "buckets": [dataclasses.asdict(bucket) for bucket in buckets],
             }
         )
 
@@ -117,14 +157,60 @@ class Api:
         limit = _query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _query_int(request, "cursor", 0, 0, MAX_CURSOR)
         name = request.query_params.get("name") or None
-        # One job more than asked tells whether another page exists without a count query.
-        found = self.queue.list_jobs(state, offset, limit + 1, name=name)
-        page = found[:limit]
-        more = len(found) > limit
+        text = (request.query_params.get("q") or "").strip() or None
+        now = self.queue.clock()
+        if name is None and text is None:
+            # One job more than asked tells whether another page exists without a count.
+            found = self.queue.list_jobs(state, offset, limit + 1)
+            page, more = found[:limit], len(found) > limit
+            return self._page(page, str(offset + limit) if more else None, len(page), now)
+        first: list[Job] = []
+        if offset == 0 and text is not None:
+            exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job first
+            wanted = exact is not None and (state is None or exact.state is state)
+            if exact is not None and wanted and _matches(exact, name, None):
+                first.append(exact)
+        page, next_cursor, scanned = self._scan(state, name, text, offset, limit, first)
+        return self._page(page, next_cursor, scanned, now)
+
+    def _scan(
+        self,
+        state: JobState | None,
+        name: str | None,
+        text: str | None,
+        offset: int,
+        limit: int,
+        first: Sequence[Job] = (),
+    ) -> tuple[list[Job], str | None, int]:
+        """Read jobs in the listing's order from ``offset``, keeping those that match, until
+        the page is full or the budget is spent. Returns the page, the cursor to resume
+        from (``None`` once the listing was read to its end) and how many jobs were read."""
+        folded = text.casefold() if text is not None else None
+        page = list(first)
+        seen_ids = {job.id for job in page}
+        position, scanned = offset, 0
+        while scanned < SCAN_BUDGET:
+            wanted = min(SCAN_BATCH, SCAN_BUDGET - scanned)
+            batch = self.queue.list_jobs(state, position, wanted)
+            for index, job in enumerate(batch):
+                if job.id not in seen_ids and _matches(job, name, folded):
+                    if len(page) == limit:  # one more match: another page starts here
+                        return page, str(position + index), scanned + index
+                    page.append(job)
+            scanned += len(batch)
+            position += len(batch)
+            if len(batch) < wanted:
+                return page, None, scanned  # read to the end
+        return page, str(position), scanned
+
+    @staticmethod
+    def _page(page: list[Job], next_cursor: str | None, scanned: int, now: float) -> JSONResponse:
         return JSONResponse(
             {
                 "jobs": [job.to_dict() for job in page],
-                "next": str(offset + limit) if more else None,
+                "next": next_cursor,
+                "scanned": scanned,
+                "now": now,
             }
         )
 
@@ -149,6 +235,26 @@ class Api:
         state = self.queue.cancel_job(job_id)
         return JSONResponse({"id": job_id, "state": state.value})
 
+    def run_now(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.queue.run_job_now(request.path_params["job_id"]).to_dict())
+
+    def bulk(self, request: Request) -> JSONResponse:
+        action = request.url.path.rsplit("/", 1)[-1]
+        state = _state(request, required=True)
+        assert state is not None
+        states, _ = BULK_ACTIONS[action]
+        if state.value not in states:
+            raise BadRequest(f"{action} applies to {', '.join(states)} jobs, not {state.value}")
+        name = request.query_params.get("name") or None
+        if action == "retry":
+            count = self.queue.retry_jobs(state, name=name)
+        elif action == "cancel":
+            count = self.queue.cancel_jobs(state, name=name)
+        else:
+            count = self.queue.purge_jobs(state, name=name)
+        logger.info("bulk %s of %s jobs (name %s): %d", action, state.value, name, count)
+        return JSONResponse({"action": action, "state": state.value, "name": name, "count": count})
+
     def workers(self, request: Request) -> JSONResponse:
         dispatchers = [
             {
@@ -158,7 +264,7 @@ class Api:
             }
             for info in self.queue.dispatchers()
         ]
-        return JSONResponse({"dispatchers": dispatchers})
+        return JSONResponse({"now": self.queue.clock(), "dispatchers": dispatchers})
 
     def pause(self, request: Request) -> JSONResponse:
         self.queue.pause(request.path_params["name"])
@@ -173,6 +279,18 @@ class Api:
 
     def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(OPENAPI)
+
+    def metrics(self, request: Request) -> Response:
+        """What the backend holds, in Prometheus' text format (``jobqueue.metrics``' gauges:
+        jobs by name and state, paused names, dispatchers, queue latency). Attempt counters
+        and histograms come from the worker processes' own exporters."""
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @functools.cached_property
+    def registry(self) -> CollectorRegistry:
+        registry = CollectorRegistry()
+        registry.register(BackendCollector(self.queue))
+        return registry
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -210,258 +328,3 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "internal error; see the server log"}, status_code=500, headers=SECURITY_HEADERS
     )
-
-
-# -- OpenAPI ----------------------------------------------------------------------------------
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_ERROR = _json({"$ref": "#/components/schemas/Error"}, "refused; the error says why")
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_CSRF = {
-    "name": "X-JobQueue-CSRF",
-    "in": "header",
-    "required": True,
-    "description": "the token of GET /api/csrf",
-    "schema": {"type": "string"},
-}
-_PAUSED = _json(
-    {
-        "type": "object",
-        "properties": {"paused": {"type": "array", "items": {"type": "string"}}},
-    }
-)
-_STATE_COUNTS = {
-    "type": "object",
-    "properties": {state.value: {"type": "integer"} for state in JobState},
-}
-
-
-def _refusals(*codes: int) -> dict[str, Any]:
-    return {str(code): _ERROR for code in (401, 403, *codes)}
-
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "jobqueue dashboard API",
-        "version": "1",
-        "description": (
-            "Reads and steers one jobqueue. Every answer is JSON; refusals are "
-            '{"error": "..."}. POST and DELETE need the X-JobQueue-CSRF header.'
-        ),
-    },
-    "paths": {
-        "/api/stats": {
-            "get": {
-                "summary": "Job counts by state and by worker name, paused names, dispatchers",
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Stats"}),
-                    **_refusals(),
-                },
-            }
-        },
-        "/api/jobs": {
-            "get": {
-                "summary": "A page of jobs, newest first when no state is given",
-                "parameters": [
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "allowEmptyValue": True,  # empty is the same as absent, as for all four
-                        "schema": {"type": "string", "enum": [s.value for s in JobState]},
-                    },
-                    {
-                        "name": "name",
-                        "in": "query",
-                        "allowEmptyValue": True,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "allowEmptyValue": True,
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_LIMIT,
-                            "default": DEFAULT_LIMIT,
-                        },
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "allowEmptyValue": True,
-                        "description": "the `next` of the previous page",
-                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
-                    },
-                ],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "jobs": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Job"},
-                                },
-                                "next": {"type": "string", "nullable": True},
-                            },
-                        }
-                    ),
-                    **_refusals(400),
-                },
-            }
-        },
-        "/api/jobs/{job_id}": {
-            "get": {
-                "summary": "One job",
-                "parameters": [_JOB_ID],
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Job"}),
-                    **_refusals(404),
-                },
-            },
-            "delete": {
-                "summary": "Remove a job, whatever its state",
-                "parameters": [_JOB_ID, _CSRF],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "id": {"type": "string"},
-                                "removed": {"type": "boolean"},
-                            },
-                        }
-                    ),
-                    **_refusals(404),
-                },
-            },
-        },
-        "/api/jobs/{job_id}/retry": {
-            "post": {
-                "summary": "Run a failed or cancelled job again",
-                "parameters": [_JOB_ID, _CSRF],
-                "responses": {
-                    "200": _json({"$ref": "#/components/schemas/Job"}),
-                    **_refusals(404, 409),
-                },
-            }
-        },
-        "/api/jobs/{job_id}/cancel": {
-            "post": {
-                "summary": "Cancel a job; answers its state after the call",
-                "parameters": [_JOB_ID, _CSRF],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "id": {"type": "string"},
-                                "state": {"type": "string"},
-                            },
-                        }
-                    ),
-                    **_refusals(404, 409),
-                },
-            }
-        },
-        "/api/workers": {
-            "get": {
-                "summary": "The live dispatchers of every process",
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "dispatchers": {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Dispatcher"},
-                                }
-                            },
-                        }
-                    ),
-                    **_refusals(),
-                },
-            }
-        },
-        "/api/names/{name}/pause": {
-            "post": {
-                "summary": "Stop dispatchers claiming jobs of this worker name",
-                "parameters": [_NAME, _CSRF],
-                "responses": {"200": _PAUSED, **_refusals(400)},
-            }
-        },
-        "/api/names/{name}/resume": {
-            "post": {
-                "summary": "Let dispatchers claim jobs of this worker name again",
-                "parameters": [_NAME, _CSRF],
-                "responses": {"200": _PAUSED, **_refusals(400)},
-            }
-        },
-        "/api/csrf": {
-            "get": {
-                "summary": "The token POST and DELETE send in X-JobQueue-CSRF",
-                "responses": {
-                    "200": _json({"type": "object", "properties": {"token": {"type": "string"}}}),
-                    **_refusals(),
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {"200": _json({"type": "object"}), **_refusals()},
-            }
-        },
-    },
-    "components": {
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {"error": {"type": "string"}},
-            },
-            "Stats": {
-                "type": "object",
-                "properties": {
-                    "states": _STATE_COUNTS,
-                    "total": {"type": "integer"},
-                    "names": {"type": "object", "additionalProperties": _STATE_COUNTS},
-                    "paused": {"type": "array", "items": {"type": "string"}},
-                    "dispatchers": {"type": "integer"},
-                },
-            },
-            "Job": {
-                "type": "object",
-                "description": "Job.to_dict(): id, name, data, title, state, attempts, "
-                "times, progress, result, error, logs, history, ...",
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "title": {"type": "string", "nullable": True},
-                    "state": {"type": "string", "enum": [s.value for s in JobState]},
-                },
-                "additionalProperties": True,
-            },
-            "Dispatcher": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "host": {"type": "string"},
-                    "pid": {"type": "integer"},
-                    "names": {"type": "array", "items": {"type": "string"}},
-                    "concurrency": {"type": "integer"},
-                    "started_at": {"type": "number"},
-                    "last_seen": {"type": "number"},
-                    "jobs": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        }
-    },
-}

@@ -12,7 +12,12 @@ One pure-ASGI middleware wraps the routes. For each HTTP request, in this order:
    /api/csrf``). The header is required even from API clients sending credentials: a browser
    attaches basic credentials (and, behind a proxy, cookies) by itself, so credentials alone
    do not prove the request was meant;
-4. security headers on every answer, refusals included.
+4. security headers on every answer, refusals included: the API's forbid loading anything,
+   the pages' (``pages.py``) allow this app's own scripts and styles only.
+
+The page shell and its static files hold no data, so a bearer token or basic credentials are
+not asked for them (the page asks the user and sends them to the API); the loopback rule
+and ``authorize`` still apply to them.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobqueue.dashboard.pages import PAGE_CSP, is_page_path
+
 logger = logging.getLogger("jobqueue.dashboard")
 
 CSRF_HEADER = "x-jobqueue-csrf"
+PAGE_CLIENT_HEADER = "x-jobqueue-client"
+"""Sent by the dashboard's own pages on every API request."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 SECURITY_HEADERS: dict[str, str] = {
@@ -43,6 +52,8 @@ SECURITY_HEADERS: dict[str, str] = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+
+PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}
 
 Authorize = Callable[[Request], bool]
 
@@ -95,6 +106,13 @@ def _origin_matches_host(origin: str, host: str | None) -> bool:
     return sent_from is not None and sent_from == _host_port(host.strip(), default)
 
 
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -124,10 +142,13 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
 
+        page = is_page_path(_route_path(scope))
+        extra = PAGE_HEADERS if page else SECURITY_HEADERS
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in extra.items():
                     headers[name] = value
             await send(message)
 
@@ -141,7 +162,8 @@ class SecurityMiddleware:
         """The answer refusing this request, or ``None`` to serve it."""
         headers = Headers(scope=scope)
         method = str(scope["method"]).upper()
-        refusal = self.authenticate(scope, headers)
+        page = method in SAFE_METHODS and is_page_path(_route_path(scope))
+        refusal = self.authenticate(scope, headers, page)
         if refusal is not None:
             return refusal
         if method in SAFE_METHODS:
@@ -160,21 +182,28 @@ class SecurityMiddleware:
             )
         return None
 
-    def authenticate(self, scope: Scope, headers: Headers) -> JSONResponse | None:
+    def authenticate(self, scope: Scope, headers: Headers, page: bool) -> JSONResponse | None:
         if self.token is None and self.basic is None and self.authorize is None:
             client = scope.get("client")
             if is_loopback(client[0] if client else None):
                 return None
             logger.warning("refused a non-loopback client %r: no credentials configured", client)
             return _refusal(403, NO_CREDENTIALS_MESSAGE)
-        if (self.token is not None or self.basic is not None) and not self.credentials_match(
-            headers.get("authorization", "")
+        needs_credentials = self.token is not None or self.basic is not None
+        if (
+            needs_credentials
+            and not page
+            and not self.credentials_match(headers.get("authorization", ""))
         ):
             challenges = []
             if self.token is not None:
                 challenges.append('Bearer realm="jobqueue"')
             if self.basic is not None:
-                challenges.append('Basic realm="jobqueue", charset="UTF-8"')
+                # The pages ask for credentials themselves: a Basic challenge would make the
+                # browser open its own prompt over them (and stall the request until it's
+                # answered), so they are told the scheme under a name browsers don't know.
+                scheme = "JobQueue-Basic" if headers.get(PAGE_CLIENT_HEADER) else "Basic"
+                challenges.append(f'{scheme} realm="jobqueue", charset="UTF-8"')
             return _refusal(
                 401,
                 "authentication required",
