@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException
@@ -164,13 +163,12 @@ class Api:
             found = self.queue.list_jobs(state, offset, limit + 1)
             page, more = found[:limit], len(found) > limit
             return self._page(page, str(offset + limit) if more else None, len(page), now)
-        first: list[Job] = []
         if offset == 0 and text is not None:
-            exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job first
+            exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job
             wanted = exact is not None and (state is None or exact.state is state)
             if exact is not None and wanted and _matches(exact, name, None):
-                first.append(exact)
-        page, next_cursor, scanned = self._scan(state, name, text, offset, limit, first)
+                return self._page([exact], None, 1, now)
+        page, next_cursor, scanned = self._scan(state, name, text, offset, limit)
         return self._page(page, next_cursor, scanned, now)
 
     def _scan(
@@ -180,20 +178,18 @@ class Api:
         text: str | None,
         offset: int,
         limit: int,
-        first: Sequence[Job] = (),
     ) -> tuple[list[Job], str | None, int]:
         """Read jobs in the listing's order from ``offset``, keeping those that match, until
         the page is full or the budget is spent. Returns the page, the cursor to resume
         from (``None`` once the listing was read to its end) and how many jobs were read."""
         folded = text.casefold() if text is not None else None
-        page = list(first)
-        seen_ids = {job.id for job in page}
+        page: list[Job] = []
         position, scanned = offset, 0
         while scanned < SCAN_BUDGET:
             wanted = min(SCAN_BATCH, SCAN_BUDGET - scanned)
             batch = self.queue.list_jobs(state, position, wanted)
             for index, job in enumerate(batch):
-                if job.id not in seen_ids and _matches(job, name, folded):
+                if _matches(job, name, folded):
                     if len(page) == limit:  # one more match: another page starts here
                         return page, str(position + index), scanned + index
                     page.append(job)
