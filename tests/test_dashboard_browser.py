@@ -38,8 +38,6 @@ XSS_TITLES = [
     "<svg onload=\"window.__pwned = 'svg'\"></svg>",
     '"><iframe srcdoc="<script>parent.__pwned = \'iframe\'</script>">',
 ]
-SCREENSHOTS = os.environ.get("JOBQUEUE_DASHBOARD_SCREENSHOTS")
-"""A folder: when set, the tour test saves the docs' screenshots there."""
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +214,6 @@ def test_follow_a_failed_job_retry_it_and_watch_it_complete_live(
         expect(page.locator('tr[data-attempt="1"] .badge')).to_have_text("failed")
         expect(page.locator('tr[data-attempt="2"] .badge')).to_have_text("completed")
         expect(page.locator("pre.json").nth(1)).to_contain_text('"sent"')
-        if SCREENSHOTS:
-            page.screenshot(path=f"{SCREENSHOTS}/dashboard-job.png", full_page=True)
     assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
 
 
@@ -276,8 +272,6 @@ def test_overview_shows_dispatchers_counts_and_the_chart(queue: JobQueue, page: 
         expect(dispatcher).to_contain_text(socket.gethostname())
         expect(dispatcher).to_contain_text(str(os.getpid()))
         expect(dispatcher).not_to_have_class(re.compile("late"))
-        if SCREENSHOTS:
-            page.screenshot(path=f"{SCREENSHOTS}/dashboard-overview.png", full_page=True)
 
 
 def test_bulk_retry_shows_the_count_before_confirming(queue: JobQueue, page: Page) -> None:
@@ -465,7 +459,5 @@ def test_readable_on_a_phone(queue: JobQueue, browser: Browser) -> None:
             # Nothing wider than the screen but the tables, which scroll inside their box.
             overflow = phone.evaluate("document.documentElement.scrollWidth")
             assert overflow <= 390, overflow
-            if SCREENSHOTS:
-                phone.screenshot(path=f"{SCREENSHOTS}/dashboard-phone.png", full_page=True)
     finally:
         context.close()
