@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from jobqueue import JobQueue, JobState
+from jobqueue import JobQueue, JobState, Schedule
 from jobqueue.dashboard import api, create_app
 from jobqueue.dashboard.openapi import OPENAPI
 from jobqueue.dashboard.security import is_loopback
@@ -517,3 +518,23 @@ def test_metrics_beside_the_pages(queue: JobQueue) -> None:
     assert (
         scraped.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     )
+
+
+def test_schedules_listed_paused_resumed_and_run(queue: JobQueue, client: TestClient) -> None:
+
+    queue.add_schedule(
+        Schedule(name="mail-every-minute", worker="mail", every=timedelta(minutes=1))
+    )
+    queue.scheduler().run_pending()
+    (listed,) = client.get("/api/schedules").json()["schedules"]
+    assert listed["name"] == "mail-every-minute" and listed["worker"] == "mail"
+    assert listed["paused"] is False and listed["next_run"] % 60 == 0
+    paused = client.post("/api/schedules/mail-every-minute/pause").json()["schedules"]
+    assert paused[0]["paused"] is True
+    resumed = client.post("/api/schedules/mail-every-minute/resume").json()["schedules"]
+    assert resumed[0]["paused"] is False
+    job = client.post("/api/schedules/mail-every-minute/run").json()
+    assert job["name"] == "mail" and job["state"] == "waiting"
+    assert_error(client.post("/api/schedules/nope/pause"), 404, "nope")
+    assert_error(client.post("/api/schedules/nope/run"), 404, "nope")
+    assert queue.backend.schedule_record("nope") is None

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from jobqueue import Job, JobQueue, JobState
+from jobqueue import Job, JobQueue, JobState, Schedule
 from jobqueue.dashboard import create_app
 
 CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -461,3 +461,20 @@ def test_readable_on_a_phone(queue: JobQueue, browser: Browser) -> None:
             assert overflow <= 390, overflow
     finally:
         context.close()
+
+
+def test_schedules_page_pauses_and_runs_a_schedule(queue: JobQueue, page: Page) -> None:
+    queue.add_worker("contacts-sync", lambda job: None)
+    queue.add_schedule(Schedule(name="nightly-sync", worker="contacts-sync", cron="0 0 * * *"))
+    queue.scheduler().run_pending()
+    with dashboard(queue, page) as server:
+        page.goto(server.url + "/#/schedules")
+        row = _row(page, "data-schedule", "nightly-sync")
+        expect(row).to_contain_text("0 0 * * * (UTC)")
+        row.locator('button[data-action="pause"]').click()
+        expect(row.locator(".badge.paused")).to_have_text("paused")
+        (info,) = queue.schedules()
+        assert info.paused
+        row.locator('button[data-action="run"]').click()
+        expect(page.locator(".flash.ok")).to_contain_text("Submitted job")
+        assert queue.count_by_state()[JobState.WAITING] == 1

@@ -167,3 +167,23 @@ def test_worker_process_serves_its_own_metrics(tmp_path: Path) -> None:
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_missed_and_skipped_ticks_are_counted_by_schedule() -> None:
+    from datetime import timedelta
+
+    from prometheus_client import generate_latest
+
+    from jobqueue import JobQueue, Schedule
+    from jobqueue.metrics import instrument
+
+    with JobQueue("memory://", load_entrypoints=False) as queue:
+        queue.add_worker("ping", lambda job: None)
+        queue.add_schedule(Schedule(name="ping", worker="ping", every=timedelta(seconds=1)))
+        scheduler = queue.scheduler()
+        scheduler.run_pending(now=1_800_000_000.0)
+        scheduler.run_pending(now=1_800_000_010.2)  # nine missed, the tenth runs
+        scheduler.run_pending(now=1_800_000_011.2)  # skipped: the previous job still waits
+        text = generate_latest(instrument(queue)).decode()
+    assert 'jobqueue_schedule_missed_ticks_total{schedule="ping"} 9.0' in text
+    assert 'jobqueue_schedule_skipped_ticks_total{schedule="ping"} 1.0' in text

@@ -21,6 +21,7 @@ from jobqueue.errors import (
     InvalidJobDataError,
     InvalidJobError,
     InvalidOptionError,
+    InvalidScheduleError,
     InvalidSettingError,
     InvalidURLError,
     InvalidWorkerError,
@@ -31,6 +32,7 @@ from jobqueue.errors import (
     LeaseLostError,
     NotSerializableError,
     PayloadTooLargeError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     StalledJobError,
     TLSVerificationError,
@@ -41,6 +43,8 @@ from jobqueue.hooks import hookimpl
 from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
 from jobqueue.queue import JobQueue
 from jobqueue.running import RunningJob
+from jobqueue.scheduler import ScheduleInfo
+from jobqueue.schedules import Schedule
 from jobqueue.worker import Handler, Worker
 
 __version__ = "0.1.0"
@@ -64,6 +68,7 @@ __all__ = [
     "InvalidJobDataError",
     "InvalidJobError",
     "InvalidOptionError",
+    "InvalidScheduleError",
     "InvalidSettingError",
     "InvalidURLError",
     "InvalidWorkerError",
@@ -82,6 +87,9 @@ __all__ = [
     "PayloadTooLargeError",
     "Retention",
     "RunningJob",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "StalledJobError",
     "TLSVerificationError",

@@ -9,9 +9,9 @@ retention cut-offs, the texts of stall errors) come from ``jobqueue.policy``, wr
 The protocol has three parts:
 
 * **transitions** — submit, claim, complete, fail, release, renew/heartbeat, cancel, retry,
-  purge, pause/resume: each one atomic step;
-* **reads** — get, list, counts, paused names, live dispatchers: they never write, so a
-  dashboard or a metrics scrape costs no transition;
+  purge, pause/resume, and the periodic schedules' tick claims: each one atomic step;
+* **reads** — get, list, counts, paused names, live dispatchers, schedule records: they never
+  write, so a dashboard or a metrics scrape costs no transition;
 * **maintenance** — promote due jobs, recover expired leases, apply retention, forget dead
   dispatchers (``maintain``), driven by dispatchers on a schedule.
 
@@ -24,12 +24,15 @@ server of its own may measure leases on the server's clock when ``clock`` is the
 from __future__ import annotations
 
 import enum
+import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from jobqueue.job import JSON, Job, JobError, JobState
+from jobqueue.errors import InvalidOptionError
+from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
 
 Clock = Callable[[], float]
 """Returns the current time as a UNIX timestamp in seconds."""
@@ -137,6 +140,164 @@ class Claim:
     job: Job
     token: str
     lease_expires_at: float
+
+
+MAX_SCHEDULE_NAME = 200
+"""A schedule's name is a non-empty str of valid Unicode, at most this many characters."""
+
+MAX_SCHEDULE_DEFINITION = 64 * 1024
+"""A schedule's stored definition (JSON text) is at most this many characters."""
+
+OVERLAP_MODES = ("skip", "allow", "queue")
+"""What a tick does while the job of the schedule's previous tick is still live: ``skip`` it
+(that job waiting, delayed or active), ``allow`` another one, or ``queue`` one behind a job
+that is running (skipped only while that job waits or is delayed)."""
+
+
+class TickOutcome(str, enum.Enum):
+    """What ``Transitions.claim_tick`` did with one (schedule, tick)."""
+
+    SUBMITTED = "submitted"
+    """The claim won and its job was stored."""
+    RECORDED = "recorded"
+    """The claim won and asked for no job (a baseline, or ticks missed): the mark moved."""
+    ALREADY_CLAIMED = "already_claimed"
+    """The schedule's high-water mark is at or past this tick: nothing changed."""
+    OVERLAP_SKIPPED = "overlap_skipped"
+    """The claim won, but the previous tick's job is still live (``overlap``), or another
+    live job holds the job's ``unique_key``: no job stored, the tick counted as skipped."""
+    PAUSED = "paused"
+    """The claim won, but the schedule is paused: no job stored, the tick counted as skipped."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TICK_ENTRY_OUTCOMES = (
+    TickOutcome.SUBMITTED,
+    TickOutcome.RECORDED,
+    TickOutcome.OVERLAP_SKIPPED,
+    TickOutcome.PAUSED,
+)
+"""The outcomes a schedule's ``recent`` ticks record (a claim that lost changes nothing)."""
+
+
+def check_schedule_name(name: object) -> str:
+    """``name`` if it can name a schedule, else ``InvalidOptionError``."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > MAX_SCHEDULE_NAME
+        or not is_unicode(name)
+    ):
+        raise InvalidOptionError(
+            f"a schedule name must be a non-empty str of valid Unicode, at most "
+            f"{MAX_SCHEDULE_NAME} characters, got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class TickClaim:
+    """One scheduler's claim of one tick of one schedule (``Transitions.claim_tick``).
+
+    Every field is checked when the claim is made (``InvalidOptionError``), so a backend
+    never sees a malformed one; the job is checked by the backend as ``submit`` checks it."""
+
+    schedule: str
+    """The schedule's name."""
+    definition: str
+    """The canonical JSON of the schedule's definition, stored with its record (listings)."""
+    tick: float
+    """The tick's time, UNIX seconds (whole seconds)."""
+    job: Job | None
+    """The job to submit for the tick; ``None`` moves the high-water mark only (a baseline,
+    or ticks missed)."""
+    missed: int = 0
+    """Ticks missed before this one: added to the schedule's ``missed`` if the claim wins."""
+    overlap: str = "skip"
+    """One of ``OVERLAP_MODES``."""
+
+    def __post_init__(self) -> None:
+        check_schedule_name(self.schedule)
+        if not isinstance(self.definition, str) or len(self.definition) > MAX_SCHEDULE_DEFINITION:
+            raise InvalidOptionError(
+                f"a schedule definition must be JSON text of at most {MAX_SCHEDULE_DEFINITION} "
+                f"characters, got {self.definition!r:.80}"
+            )
+        try:
+            json.loads(self.definition)
+        except ValueError as exc:
+            raise InvalidOptionError(
+                f"a schedule definition must be JSON text ({exc}): {self.definition!r:.80}"
+            ) from None
+        if not is_unicode(self.definition):
+            raise InvalidOptionError("a schedule definition must be valid Unicode")
+        tick = self.tick
+        if (
+            isinstance(tick, bool)
+            or not isinstance(tick, (int, float))
+            or not math.isfinite(tick)
+            or tick < 0
+            or tick != math.floor(tick)
+            or tick >= 2**53
+        ):
+            raise InvalidOptionError(
+                f"a tick must be whole UNIX seconds >= 0 (an int or an integral float), "
+                f"got {tick!r}"
+            )
+        object.__setattr__(self, "tick", float(tick))
+        if self.job is not None and not isinstance(self.job, Job):
+            raise InvalidOptionError(f"a tick's job must be a Job or None, got {self.job!r}")
+        if isinstance(self.missed, bool) or not isinstance(self.missed, int) or self.missed < 0:
+            raise InvalidOptionError(f"missed must be an int >= 0, got {self.missed!r}")
+        if self.overlap not in OVERLAP_MODES:
+            raise InvalidOptionError(
+                f"overlap must be one of {', '.join(OVERLAP_MODES)}, got {self.overlap!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What a tick claim did (``outcome``) and, when SUBMITTED, the job stored for it."""
+
+    outcome: TickOutcome
+    job: Job | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickEntry:
+    """One tick a schedule's record remembers (``ScheduleRecord.recent``)."""
+
+    tick: float
+    outcome: TickOutcome
+    """One of ``TICK_ENTRY_OUTCOMES``."""
+    job_id: str | None = None
+    """SUBMITTED: the job stored. OVERLAP_SKIPPED: the live job in the way (the previous
+    tick's, or the one holding the unique key). Otherwise ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """What a backend keeps of one periodic schedule (``Reads.schedule_records``)."""
+
+    name: str
+    definition: str
+    """As the last winning claim gave it; ``""`` for a schedule paused or resumed before its
+    first tick was claimed."""
+    last_tick: float | None
+    """The high-water mark: the newest tick claimed (``None`` before the first)."""
+    last_job_id: str | None
+    """The job the last SUBMITTED tick stored (it may since have been removed)."""
+    paused: bool
+    missed: int
+    """Ticks missed, as the claims that won reported them (``TickClaim.missed``)."""
+    skipped: int
+    """Ticks claimed but not run: because of ``overlap`` (or a held unique key) or a pause."""
+    updated_at: float
+    """When the record last changed (the backend's clock)."""
+    recent: tuple[TickEntry, ...] = ()
+    """The newest ticks claimed, newest first, at most ``policy.SCHEDULE_TICKS_KEPT``."""
 
 
 @runtime_checkable
@@ -290,6 +451,47 @@ class Transitions(Protocol):
         """Forget a dispatcher at once (its clean exit)."""
         ...
 
+    def claim_tick(self, claim: TickClaim) -> TickResult:
+        """Claim one tick of a periodic schedule, submitting its job, in ONE atomic step, so
+        that however many schedulers run, each (schedule, tick) submits at most one job.
+
+        The job is checked first as ``submit`` checks it (a refused job changes nothing, the
+        record included). Then, on the schedule's record (created if absent): a record whose
+        ``last_tick`` is at or past ``claim.tick`` answers ALREADY_CLAIMED and nothing changes
+        (the high-water mark: ticks are claimed in ascending order, so a lagging or restarted
+        scheduler cannot run a tick twice). Otherwise the claim wins: ``last_tick`` becomes the
+        tick, ``definition`` the claim's, ``missed`` grows by ``claim.missed``, ``updated_at``
+        is now, and
+
+        * no job asked → RECORDED;
+        * the schedule is paused → PAUSED (``skipped`` + 1);
+        * the previous tick's job (``last_job_id``) blocks it (``policy.overlap_blocks``: a
+          removed job never does) → OVERLAP_SKIPPED (``skipped`` + 1);
+        * the job's ``unique_key`` is held by a live job → OVERLAP_SKIPPED (``skipped`` + 1),
+          nothing stored (the holder is not this tick's job: ``last_job_id`` is kept);
+        * else the job is stored exactly as ``submit`` stores it (ids, wake-ups, per-name
+          counts) → SUBMITTED with the job, ``last_job_id`` its id.
+
+        The tick is added to ``recent`` (newest first, ``policy.SCHEDULE_TICKS_KEPT`` kept).
+        A Redis resend of a claim whose reply was lost answers what the first run did (its
+        job included) while no later tick has been claimed, and ALREADY_CLAIMED after: never
+        a second job."""
+        ...
+
+    def pause_schedule(self, name: str) -> None:
+        """Mark the schedule paused (its winning ticks then answer PAUSED), creating its
+        record if absent, so a schedule can be paused before its first tick."""
+        ...
+
+    def resume_schedule(self, name: str) -> None:
+        """Undo ``pause_schedule`` (creating the record if absent)."""
+        ...
+
+    def remove_schedule(self, name: str) -> bool:
+        """Forget a schedule (no longer declared): its record and recent ticks. ``False`` if
+        there was none. Its jobs are left alone."""
+        ...
+
 
 @runtime_checkable
 class Reads(Protocol):
@@ -322,6 +524,14 @@ class Reads(Protocol):
 
     def dispatchers(self) -> list[DispatcherInfo]:
         """The live dispatchers (a record older than its lease is left out), oldest first."""
+        ...
+
+    def schedule_records(self) -> list[ScheduleRecord]:
+        """Every schedule's record, sorted by name."""
+        ...
+
+    def schedule_record(self, name: str) -> ScheduleRecord | None:
+        """One schedule's record, or ``None``."""
         ...
 
     def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:

@@ -39,6 +39,11 @@ class UnknownBackendError(ConfigurationError):
     """No installed backend handles the URL scheme asked for."""
 
 
+class InvalidScheduleError(ConfigurationError):
+    """A periodic schedule is malformed: a bad cron expression or interval, an unknown time
+    zone, an unknown policy or submit option, or data that is not plain JSON."""
+
+
 # -- job input mistakes (nothing was stored) --------------------------------------------------
 
 
@@ -68,6 +73,10 @@ class InvalidJobDataError(InvalidJobError):
 
 
 # -- at run time ------------------------------------------------------------------------------
+
+
+class ScheduleNotFoundError(JobQueueError):
+    """No schedule of that name is declared in this process, nor recorded by the backend."""
 
 
 class JobNotFoundError(JobQueueError):

@@ -19,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from jobqueue.backend import BackendFactory
     from jobqueue.job import JSON, Job, JobError
+    from jobqueue.schedules import Schedule
     from jobqueue.worker import Worker
 
 PROJECT = "jobqueue"
@@ -34,6 +35,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def jobqueue_register_workers() -> Iterable[Worker]:  # type: ignore[empty-body]
     """Return the workers this plugin provides."""
+
+
+@hookspec
+def jobqueue_register_schedules() -> Iterable[Schedule]:  # type: ignore[empty-body]
+    """Return the periodic schedules this plugin provides (``jobqueue.Schedule``), for
+    workers registered by then (a plugin's own, from ``jobqueue_register_workers``)."""
 
 
 @hookspec

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobqueue.hooks import hookimpl
@@ -96,6 +96,23 @@ class BackendCollector(Collector):
         for name, seconds in self.queue.queue_latency().items():
             oldest.add_metric([name], seconds)
         yield oldest
+        missed = CounterMetricFamily(
+            "jobqueue_schedule_missed_ticks",
+            "Ticks of a periodic schedule that got no job because no scheduler ran in time "
+            "(catch-up rules), by schedule",
+            labels=["schedule"],
+        )
+        skipped = CounterMetricFamily(
+            "jobqueue_schedule_skipped_ticks",
+            "Ticks of a periodic schedule not run because it was paused or its previous job "
+            "was still running (overlap rule), by schedule",
+            labels=["schedule"],
+        )
+        for record in self.queue.backend.schedule_records():
+            missed.add_metric([record.name], record.missed)
+            skipped.add_metric([record.name], record.skipped)
+        yield missed
+        yield skipped
 
 
 class JobMetrics:

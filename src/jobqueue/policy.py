@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from jobqueue.backend import Retention
+from jobqueue.backend import Retention, TickOutcome
 from jobqueue.job import AttemptOutcome, JobError, JobState
 
 STALLED_ERROR_TYPE = "StalledJobError"
@@ -97,3 +97,34 @@ def outcome_minute(now: float) -> int:
 def first_kept_minute(now: float) -> int:
     """The oldest minute whose outcome counts are still kept at ``now``."""
     return outcome_minute(now) - OUTCOME_MINUTES_KEPT + 1
+
+
+# -- periodic schedules -------------------------------------------------------------------------
+
+SCHEDULE_TICKS_KEPT = 50
+"""How many recent ticks a schedule's record keeps (``ScheduleRecord.recent``)."""
+
+
+def overlap_blocks(overlap: str, last_job_state: JobState | None) -> bool:
+    """Whether the previous tick's job, in ``last_job_state`` (``None``: no job, or removed),
+    keeps a new tick of a schedule with this ``overlap`` from running."""
+    if overlap == "skip":
+        return last_job_state in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+    if overlap == "queue":
+        return last_job_state in (JobState.WAITING, JobState.DELAYED)
+    return False
+
+
+def tick_outcome(
+    has_job: bool, paused: bool, overlap: str, last_job_state: JobState | None
+) -> TickOutcome | None:
+    """What a winning tick claim (``Transitions.claim_tick``) does: RECORDED without a job,
+    PAUSED, OVERLAP_SKIPPED, or ``None``: submit the job (which may still find its unique key
+    held, and then answer OVERLAP_SKIPPED)."""
+    if not has_job:
+        return TickOutcome.RECORDED
+    if paused:
+        return TickOutcome.PAUSED
+    if overlap_blocks(overlap, last_job_state):
+        return TickOutcome.OVERLAP_SKIPPED
+    return None

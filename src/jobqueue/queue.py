@@ -30,11 +30,20 @@ from jobqueue.errors import (
     InvalidURLError,
     InvalidWorkerError,
     JobNotFoundError,
+    ScheduleNotFoundError,
     UnknownBackendError,
 )
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
+from jobqueue.scheduler import (
+    DeclaredSchedules,
+    ScheduleInfo,
+    Scheduler,
+    describe,
+    periodic_decorator,
+)
+from jobqueue.schedules import Schedule
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES, build_job, submit_options
 from jobqueue.worker import Worker
 
@@ -100,6 +109,10 @@ class JobQueue:
         for batch in self.plugins.hook.jobqueue_register_workers():
             for worker in batch or ():
                 self.registry.add(worker)
+        self.schedule_book = DeclaredSchedules(self.registry)
+        for schedules in self.plugins.hook.jobqueue_register_schedules():
+            for schedule in schedules or ():
+                self.schedule_book.add(schedule)
         self._backend_options = BackendOptions(
             clock=clock,
             retention=retention or Retention(),
@@ -495,18 +508,83 @@ class JobQueue:
         return dispatcher.run(burst=burst, max_jobs=max_jobs)
 
     def run_worker(
-        self, *, concurrency: int = 1, prefetch: int = 1, names: Sequence[str] | None = None
+        self,
+        *,
+        concurrency: int = 1,
+        prefetch: int = 1,
+        names: Sequence[str] | None = None,
+        scheduler: bool = True,
     ) -> int:
         """Run a long-lived dispatcher until SIGTERM/SIGINT (graceful, see ``grace_seconds``).
         A handler still running after the grace period is interrupted; if it does not stop
         soon after, or on a second SIGINT, its job is given back and the process exits
-        (status 0 after SIGTERM, 130 after SIGINT): see the shutdown section of the docs."""
+        (status 0 after SIGTERM, 130 after SIGINT): see the shutdown section of the docs.
+        With ``scheduler`` (the default) and schedules declared, a scheduler runs beside it
+        (one job per tick however many processes run one)."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
+        ticking = self.scheduler() if scheduler and len(self.schedule_book) else None
+        thread = ticking.start_thread() if ticking else None
         restore = dispatcher.install_signal_handlers()
         try:
             return dispatcher.run()
         finally:
             restore()
+            if ticking is not None and thread is not None:
+                ticking.stop()
+                thread.join()
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        """Declare a periodic schedule (``jobqueue.Schedule``) for a registered worker.
+        Raises ``InvalidScheduleError`` for an unknown worker, or another schedule of that
+        name with a different definition; nothing is stored until a scheduler runs."""
+        return self.schedule_book.add(schedule)
+
+    def periodic(
+        self, cron: str | None = None, *, every: timedelta | None = None, **fields: Any
+    ) -> Callable[[F], F]:
+        """Decorator placed above ``@queue.worker("name")``: schedules that worker,
+        ``@queue.periodic("0 3 * * *", tz="Europe/Paris")`` or ``@queue.periodic(
+        every=timedelta(minutes=5))``. Other keywords are ``Schedule`` fields (``name``
+        defaults to the worker's name)."""
+        return periodic_decorator(self, cron, every, fields)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every declared schedule, and every one the backend holds records of: next and
+        last run, last job and its state, missed and skipped ticks, paused."""
+        return describe(self, self.schedule_book)
+
+    def pause_schedule(self, name: str) -> None:
+        """Submit no job for schedule ``name``'s ticks, in every process, until resumed.
+        Raises ``ScheduleNotFoundError`` for a name neither declared here nor recorded."""
+        self.backend.pause_schedule(self._known_schedule(name))
+
+    def resume_schedule(self, name: str) -> None:
+        """Undo ``pause_schedule``: from its next tick on (paused ticks are not caught up)."""
+        self.backend.resume_schedule(self._known_schedule(name))
+
+    def run_schedule_now(self, name: str) -> Job:
+        """Submit one job of schedule ``name`` now, outside its ticks (it must be declared
+        in this process: its worker and data are)."""
+        schedule = self.schedule_book.get(_check_name(name) or "")
+        if schedule is None:
+            raise ScheduleNotFoundError(f"no schedule named {name!r} is declared in this process")
+        return self.submit_job(schedule.worker, schedule.data, **dict(schedule.options))
+
+    def _known_schedule(self, name: str) -> str:
+        checked = _check_name(name) or ""
+        if self.schedule_book.get(checked) is None and not self.backend.schedule_record(checked):
+            raise ScheduleNotFoundError(
+                f"no schedule named {name!r}: none is declared in this process or recorded "
+                "by the backend"
+            )
+        return checked
+
+    def scheduler(self) -> Scheduler:
+        """A scheduler for this queue's declared schedules (``run()`` it, or
+        ``start_thread()``)."""
+        return Scheduler(self, self.schedule_book)
 
     def close(self) -> None:
         self.backend.close()

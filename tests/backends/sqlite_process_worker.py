@@ -2,6 +2,11 @@
 
     python sqlite_process_worker.py submit URL COUNT
     python sqlite_process_worker.py work URL RUNS_FILE LEASE_SECONDS
+    python sqlite_process_worker.py ticks URL COUNT
+
+A "ticks" process is a scheduler: it prints "ready", then claims ticks 1..COUNT of one
+schedule in order, each when a line arrives on stdin (so that all schedulers claim each tick
+at once), printing "tick outcome job-id" after each claim.
 
 Every handler run appends "job-id attempt pid" to RUNS_FILE (O_APPEND: one write per line, so
 lines from several processes never interleave).
@@ -15,6 +20,9 @@ import time
 from typing import Any
 
 from jobqueue import JobQueue
+from jobqueue.backend import BackendOptions, TickClaim
+from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.job import Job
 
 
 def record(runs: str) -> Any:
@@ -40,12 +48,29 @@ def main() -> None:
                 queue.submit_job("record", {"n": n, "sleep": 0.005})
                 time.sleep(0.002)
         return
+    if mode == "ticks":
+        scheduler(url, int(sys.argv[3]))
+        return
     runs, lease = sys.argv[3], float(sys.argv[4])
     queue = JobQueue(url, lease_seconds=lease, grace_seconds=2, load_entrypoints=False)
     queue.add_worker("record", record(runs))
     print("ready", flush=True)
     queue.run_worker()
     queue.close()
+
+
+def scheduler(url: str, count: int) -> None:
+    backend = SQLiteBackend.from_url(url, BackendOptions())
+    try:
+        print("ready", flush=True)
+        for n in range(1, count + 1):
+            sys.stdin.readline()  # every scheduler claims this tick at once
+            now = time.time()
+            job = Job(id="", name="record", data={"tick": n}, created_at=now, run_at=now)
+            result = backend.claim_tick(TickClaim("race", "{}", 60 * n, job, overlap="allow"))
+            print(n, result.outcome.value, result.job.id if result.job else "-", flush=True)
+    finally:
+        backend.close()
 
 
 if __name__ == "__main__":

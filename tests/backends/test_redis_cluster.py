@@ -18,7 +18,14 @@ import redis
 from redis.cluster import RedisCluster
 
 from jobqueue import policy
-from jobqueue.backend import BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
+from jobqueue.backend import (
+    BackendOptions,
+    DispatcherInfo,
+    LeaseStatus,
+    TickClaim,
+    TickOutcome,
+    WorkSpec,
+)
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing import ManualClock
@@ -168,6 +175,29 @@ def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     assert "c" not in backend.count_by_name()
 
 
+def schedule_flow(backend: RedisBackend, clock: ManualClock) -> None:
+    """Periodic schedules on one shard: a tick's claim stores its job in the same script as
+    the schedule's record, so every key it touches is the namespace's."""
+    now = clock()
+    tick = float(int(now))
+    job = Job(id="", name="sched", data={"t": 1}, created_at=now, run_at=now)
+    assert backend.claim_tick(TickClaim("nightly", "{}", tick, None)).outcome is (
+        TickOutcome.RECORDED
+    )
+    result = backend.claim_tick(TickClaim("nightly", "{}", tick + 60, job))
+    assert result.outcome is TickOutcome.SUBMITTED and result.job is not None
+    again = backend.claim_tick(TickClaim("nightly", "{}", tick + 60, job))
+    assert again.outcome is TickOutcome.ALREADY_CLAIMED
+    skipped = backend.claim_tick(TickClaim("nightly", "{}", tick + 120, job))
+    assert skipped.outcome is TickOutcome.OVERLAP_SKIPPED
+    backend.pause_schedule("nightly")
+    record = backend.schedule_record("nightly")
+    assert record is not None and record.paused and record.last_job_id == result.job.id
+    assert [r.name for r in backend.schedule_records()] == ["nightly"]
+    assert backend.remove_schedule("nightly") is True
+    assert backend.remove(result.job.id) is True
+
+
 def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
     client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
     first, second = namespaces_on_two_shards(client)
@@ -182,6 +212,7 @@ def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
         for backend in (by_client, by_url):
             flow(backend, clock)
             control_flow(backend, clock)
+            schedule_flow(backend, clock)
         for ns in (first, second):
             keys = [k.decode() for k in client.keys(f"jq:{{{ns}}}:*", target_nodes="all")]
             assert keys and {client.keyslot(k) for k in keys} == {client.keyslot(keys[0])}

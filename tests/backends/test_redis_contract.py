@@ -4,6 +4,7 @@ what only Redis has: URLs, key layout, corrupt data, unreachable servers."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import fakeredis
 import pytest
 import redis
 
-from jobqueue.backend import Backend, BackendOptions, Retention
+from jobqueue.backend import Backend, BackendOptions, Retention, TickClaim
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import BackendUnavailableError, CorruptJobError, InvalidOptionError
 from jobqueue.job import Job, JobState
@@ -44,11 +45,24 @@ class TestRedisBackendOnRealRedis(RedisContract):
             self.url, dataclasses.replace(options, namespace=new_namespace())
         )
 
+    def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
+        assert isinstance(backend, RedisBackend)  # a client of its own, the same namespace
+        return RedisBackend.from_url(
+            self.url, dataclasses.replace(options, namespace=backend.namespace)
+        )
+
 
 class TestRedisBackendOnFakeRedis(RedisContract):
     def make_backend(self, options: BackendOptions) -> Backend:
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         return RedisBackend(client, options, namespace=new_namespace())
+
+    def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
+        assert isinstance(backend, RedisBackend)  # a client of its own on the same server
+        client = fakeredis.FakeRedis(
+            server=backend.client.connection_pool.connection_kwargs["server"]
+        )
+        return RedisBackend(client, options, namespace=backend.namespace)
 
 
 # -- Redis-only behaviour (on fakeredis: fast, no server needed) --------------------------------
@@ -91,6 +105,8 @@ def test_every_key_shares_the_namespace_hash_tag(
     assert claim is not None and claim.job.id == first.id
     backend.add_log(first.id, claim.token, "hello")
     backend.complete(first.id, claim.token, 1, None)
+    backend.claim_tick(TickClaim("nightly {x}", "{}", 60, job(clock)))
+    backend.pause_schedule("other")
     keys = [k.decode() for k in fake.keys("*")]
     assert keys and all(k.startswith("jq:{ns1}:") for k in keys), keys
 
@@ -216,3 +232,36 @@ def test_unreachable_server_raises_backend_unavailable(clock: ManualClock) -> No
         backend.submit(job(clock))
     with pytest.raises(BackendUnavailableError):
         backend.wait_for_work(["a"], 0.1)
+
+
+# -- periodic schedules -------------------------------------------------------------------------
+
+
+def test_a_tick_job_out_of_range_changes_nothing(backend: RedisBackend, clock: ManualClock) -> None:
+    backend.claim_tick(TickClaim("s", "{}", 60, None))
+    before = backend.schedule_record("s")
+    with pytest.raises(InvalidOptionError):
+        backend.claim_tick(TickClaim("s", "{}", 120, job(clock, priority=1_000_001)))
+    assert backend.schedule_record("s") == before
+    assert sum(backend.count_by_state().values()) == 0
+
+
+def test_schedule_records_skip_foreign_data(backend: RedisBackend, fake: Any) -> None:
+    backend.claim_tick(TickClaim("mine", "{}", 60, None))
+    fake.set("jq:{ns1}:S:foreign", "not a hash")
+    fake.sadd("jq:{ns1}:schedules", "foreign", "gone")
+    assert [record.name for record in backend.schedule_records()] == ["mine"]
+    assert backend.schedule_record("foreign") is None
+
+
+def test_tick_times_on_the_server_clock(fake: Any) -> None:
+    backend = RedisBackend(fake, BackendOptions(), namespace="ns1", server_clock=True)
+    now = time.time()
+    later = Job(id="", name="a", data=1, created_at=now, run_at=now + 30)
+    result = backend.claim_tick(TickClaim("s", "{}", 60, later))
+    assert result.job is not None and result.job.state is JobState.DELAYED
+    record = backend.schedule_record("s")
+    server = fake.time()
+    assert record is not None and abs(record.updated_at - (server[0] + server[1] / 1e6)) < 5
+    stored = backend.get(result.job.id)
+    assert stored is not None and abs(stored.run_at - (record.updated_at + 30)) < 1

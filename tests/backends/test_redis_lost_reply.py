@@ -17,7 +17,7 @@ import fakeredis
 import pytest
 import redis
 
-from jobqueue.backend import BackendOptions, WorkSpec
+from jobqueue.backend import BackendOptions, TickClaim, TickOutcome, TickResult, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.scripts import SCRIPT_NAMES
 from jobqueue.errors import BackendUnavailableError, LeaseLostError
@@ -215,6 +215,36 @@ def test_a_resent_completion_of_an_expired_lease_stays_fenced(backend: RedisBack
     with pytest.raises(LeaseLostError):
         backend.complete(job.id, old.token, "late", None)
     assert backend.complete(job.id, new.token, "fresh", None) is None
+
+
+def test_a_resent_tick_claim_submits_once_and_returns_its_job(backend: RedisBackend) -> None:
+    claim = TickClaim("nightly", "{}", 1_700_000_040, new_job("tick"), missed=2)
+    sent = lose_next_reply(backend)
+    result = backend.claim_tick(claim)  # not ALREADY_CLAIMED: the first run's own answer
+    assert len(sent) == 2
+    assert result.outcome is TickOutcome.SUBMITTED and result.job is not None
+    assert result.job.state is JobState.WAITING and result.job.data == "tick"
+    assert backend.count_by_state()[JobState.WAITING] == 1
+    stored = backend.get(result.job.id)
+    assert stored is not None and stored.data == "tick"
+    record = backend.schedule_record("nightly")
+    assert record is not None and record.last_job_id == result.job.id
+    assert (record.missed, len(record.recent)) == (2, 1)  # counted once
+    # Another scheduler's claim of that tick (another call) is refused as ever.
+    assert backend.claim_tick(claim) == TickResult(TickOutcome.ALREADY_CLAIMED)
+
+
+def test_a_resent_tick_claim_reports_a_skip_as_a_skip(backend: RedisBackend) -> None:
+    first = backend.claim_tick(TickClaim("s", "{}", 60, new_job()))
+    assert first.outcome is TickOutcome.SUBMITTED
+    sent = lose_next_reply(backend)
+    skipped = backend.claim_tick(TickClaim("s", "{}", 120, new_job()))
+    assert len(sent) == 2
+    assert skipped == TickResult(TickOutcome.OVERLAP_SKIPPED)
+    record = backend.schedule_record("s")
+    assert record is not None and record.skipped == 1 and len(record.recent) == 2
+    lose_next_reply(backend)
+    assert backend.claim_tick(TickClaim("s", "{}", 180, None)).outcome is TickOutcome.RECORDED
 
 
 def test_a_lost_log_reply_is_not_resent(backend: RedisBackend) -> None:

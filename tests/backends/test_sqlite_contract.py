@@ -33,6 +33,10 @@ class TestSQLiteFileBackend(BackendContract):
         path = os.path.join(directory, f"jobs-{next(_numbers)}.db")
         return SQLiteBackend.from_url(f"sqlite:///{path}", options)
 
+    def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
+        assert isinstance(backend, SQLiteBackend)
+        return SQLiteBackend(backend.path, options)  # its own connections to the same file
+
     def dispose_backend(self, backend: Backend) -> None:
         backend.close()
         assert isinstance(backend, SQLiteBackend)

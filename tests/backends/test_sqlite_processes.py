@@ -130,3 +130,38 @@ def _lease_deadline(path: Path, job_id: str) -> float:
         row = db.execute("SELECT lease_expires_at FROM jobqueue_jobs WHERE id = ?", (job_id,))
         found = row.fetchone()
     return float(found[0]) if found and found[0] is not None else 0.0
+
+
+def test_racing_scheduler_processes_submit_each_tick_once(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    count, racers = 40, 4
+    with JobQueue(url, load_entrypoints=False) as queue:  # creates the file
+        for _ in range(racers):
+            process = subprocess.Popen(
+                [sys.executable, WORKER, "ticks", url, str(count)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            processes.append(process)
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        outcomes = []
+        for n in range(count):  # lockstep: every scheduler claims each tick at the same time
+            for process in processes[n % racers :] + processes[: n % racers]:  # first in turn
+                assert process.stdin is not None
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            for process in processes:
+                assert process.stdout is not None
+                outcomes.append(process.stdout.readline().split())
+        for process in processes:
+            assert process.wait(timeout=30) == 0
+        assert len(outcomes) == count * racers
+        won = collections.Counter(int(n) for n, outcome, _ in outcomes if outcome == "submitted")
+        assert won == dict.fromkeys(range(1, count + 1), 1)
+        assert {outcome for _, outcome, _ in outcomes} <= {"submitted", "already_claimed"}
+        assert queue.count_by_state()[JobState.WAITING] == count
+        jobs = {job_id for _, outcome, job_id in outcomes if outcome == "submitted"}
+        assert len(jobs) == count

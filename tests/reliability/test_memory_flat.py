@@ -53,6 +53,9 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "counted": (r"nc", "marks a namespace whose every job is counted by name: one flag"),
     "counters": (r"id|q", "job id and enqueue sequence counters: one integer each"),
     "outcomes": (r"o:\d+", "finished attempts of one minute, four fields: EXPIRE past keeping"),
+    "schedules": (r"schedules", "set of schedule names: bounded by the schedules declared"),
+    "schedule": (r"S:.+", "one schedule's record: a few fields, removed with the schedule"),
+    "schedule_ticks": (r"T:.+", "one schedule's recent ticks: LTRIM to SCHEDULE_TICKS_KEPT"),
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from jobqueue.backend import BackendOptions, WorkSpec
+from jobqueue.backend import BackendOptions, TickClaim, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.errors import BackendFullError
 from jobqueue.job import Job, JobError, JobState
@@ -72,6 +72,11 @@ def test_a_full_redis_refuses_submits_and_lets_stored_jobs_finish(full_redis: Ow
     stored = fill(backend)
     with pytest.raises(BackendFullError):
         backend.submit(new_job("work"))
+    assert sum(backend.count_by_state().values()) == stored
+    # A tick's claim stores a job too: refused whole, the schedule's record as it was.
+    with pytest.raises(BackendFullError):
+        backend.claim_tick(TickClaim("nightly", "{}", 60, new_job("work")))
+    assert backend.schedule_record("nightly") is None
     assert sum(backend.count_by_state().values()) == stored
 
     spec = WorkSpec(("work",), lease_seconds=30)

@@ -14,8 +14,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from jobqueue import policy
-from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
+from jobqueue.backend import (
+    BackendOptions,
+    Claim,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    ScheduleRecord,
+    TickClaim,
+    TickOutcome,
+    TickResult,
+    WorkSpec,
+    check_schedule_name,
+)
 from jobqueue.backends.outcome_counts import OutcomeCounts
+from jobqueue.backends.schedule_book import ScheduleBook
 from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
 from jobqueue.job import (
     JSON,
@@ -28,6 +41,7 @@ from jobqueue.job import (
     JobLog,
     JobState,
     add_attempt,
+    dumps_json,
 )
 
 _LIVE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
@@ -62,6 +76,7 @@ class MemoryBackend:
         self._paused: set[str] = set()
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
         self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
+        self._schedules = ScheduleBook()  # periodic schedules' records and recent ticks
         self._wakeups = 0
 
     @classmethod
@@ -76,12 +91,15 @@ class MemoryBackend:
     # -- submitting ---------------------------------------------------------------------------
 
     def submit(self, job: Job) -> Job:
+        _check_storable(job)
         with self._lock:
             stored = self._store(job)
             self._notify()
             return stored.copy()
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        for job in jobs:  # every job first: a refused one stores nothing
+            _check_storable(job)
         with self._lock:
             stored = [self._store(job).copy() for job in jobs]
             self._notify()
@@ -109,6 +127,46 @@ class MemoryBackend:
             heapq.heappush(self._ready.setdefault(job.name, []), (-job.priority, seq, job.id))
         else:
             heapq.heappush(self._delayed, (job.run_at, seq, job.id))
+
+    # -- periodic schedules -------------------------------------------------------------------
+
+    def claim_tick(self, claim: TickClaim) -> TickResult:
+        if claim.job is not None:
+            _check_storable(claim.job)  # as submit: a refused job changes nothing
+        with self._lock:
+            result = self._schedules.claim(claim, self._clock(), self._job_state, self._store)
+            if result.outcome is not TickOutcome.SUBMITTED or result.job is None:
+                return result
+            self._notify()
+            return TickResult(result.outcome, result.job.copy())
+
+    def _job_state(self, job_id: str) -> JobState | None:
+        job = self._jobs.get(job_id)
+        return None if job is None else job.state
+
+    def pause_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._lock:
+            self._schedules.set_paused(name, True, self._clock())
+
+    def resume_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._lock:
+            self._schedules.set_paused(name, False, self._clock())
+
+    def remove_schedule(self, name: str) -> bool:
+        check_schedule_name(name)
+        with self._lock:
+            return self._schedules.remove(name)
+
+    def schedule_records(self) -> list[ScheduleRecord]:
+        with self._lock:
+            return self._schedules.all()
+
+    def schedule_record(self, name: str) -> ScheduleRecord | None:
+        check_schedule_name(name)
+        with self._lock:
+            return self._schedules.get(name)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -648,3 +706,11 @@ class MemoryBackend:
 
     def close(self) -> None:
         """Nothing to release; the jobs live as long as this object."""
+
+
+def _check_storable(job: Job) -> None:
+    """Refuse, as every store does, a job whose data or result is not plain JSON
+    (``NotSerializableError``), before anything is stored."""
+    dumps_json(job.data)
+    if job.result is not None:
+        dumps_json(job.result)

@@ -20,6 +20,7 @@ from jobqueue.cli.control import add_control_commands
 from jobqueue.cli.dashboard import add_dashboard_command
 from jobqueue.cli.metrics import add_metrics_command, start_metrics
 from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
+from jobqueue.cli.schedules import add_schedule_commands
 from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
 from jobqueue.job import JobState
 from jobqueue.queue import JobQueue
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--names", help="comma-separated worker names (default: all)")
     worker.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run the scheduler of the declared schedules beside the dispatcher",
+    )
+    worker.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -139,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_control_commands(command)
     add_metrics_command(command)
     add_dashboard_command(command)
+    add_schedule_commands(command)
     return parser
 
 
@@ -208,12 +215,20 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=args.prefetch)
     # Handlers first, then the "worker on" line: a supervisor that waits for it may signal.
     restore = _nothing if args.burst else dispatcher.install_signal_handlers()
+    # The scheduler runs beside a long-lived worker (any number may: one job per tick).
+    ticking = None
+    if not args.burst and not args.no_scheduler and len(queue.schedule_book):
+        ticking = queue.scheduler()
+    thread = ticking.start_thread() if ticking else None
     try:
         shown = ", ".join(names or registered)
         logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
         dispatcher.run(burst=args.burst)
     finally:
         restore()
+        if ticking is not None and thread is not None:
+            ticking.stop()
+            thread.join()
     outcomes = dispatcher.outcomes
     finished = outcomes["completed"] + outcomes["failed"] + outcomes["cancelled"]
     logger.info(

@@ -30,6 +30,7 @@ from jobqueue.errors import (
     JobNotFoundError,
     JobQueueError,
     JobStateError,
+    ScheduleNotFoundError,
 )
 from jobqueue.job import Job, JobState
 from jobqueue.metrics import BackendCollector
@@ -111,6 +112,10 @@ class Api:
             Route("/api/jobs/{job_id}/run-now", self.run_now, methods=["POST"]),
             *(Route(f"/api/bulk/{action}", self.bulk, methods=["POST"]) for action in BULK_ACTIONS),
             Route("/api/workers", self.workers, methods=["GET"]),
+            Route("/api/schedules", self.schedules, methods=["GET"]),
+            Route("/api/schedules/{name}/pause", self.pause_schedule, methods=["POST"]),
+            Route("/api/schedules/{name}/resume", self.resume_schedule, methods=["POST"]),
+            Route("/api/schedules/{name}/run", self.run_schedule, methods=["POST"]),
             Route("/api/names/{name}/pause", self.pause, methods=["POST"]),
             Route("/api/names/{name}/resume", self.resume, methods=["POST"]),
             Route("/api/csrf", self.csrf, methods=["GET"]),
@@ -262,6 +267,25 @@ class Api:
         ]
         return JSONResponse({"now": self.queue.clock(), "dispatchers": dispatchers})
 
+    def schedules(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "now": self.queue.clock(),
+                "schedules": [info.to_dict() for info in self.queue.schedules()],
+            }
+        )
+
+    def pause_schedule(self, request: Request) -> JSONResponse:
+        self.queue.pause_schedule(request.path_params["name"])
+        return self.schedules(request)
+
+    def resume_schedule(self, request: Request) -> JSONResponse:
+        self.queue.resume_schedule(request.path_params["name"])
+        return self.schedules(request)
+
+    def run_schedule(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.queue.run_schedule_now(request.path_params["name"]).to_dict())
+
     def pause(self, request: Request) -> JSONResponse:
         self.queue.pause(request.path_params["name"])
         return JSONResponse({"paused": sorted(self.queue.paused())})
@@ -293,7 +317,7 @@ class Api:
 
 
 def _status_of(exc: JobQueueError) -> int:
-    if isinstance(exc, JobNotFoundError):
+    if isinstance(exc, (JobNotFoundError, ScheduleNotFoundError)):
         return 404
     if isinstance(exc, JobStateError):
         return 409

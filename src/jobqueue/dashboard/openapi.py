@@ -49,6 +49,10 @@ _CSRF = {
 _PAUSED = _json(_object(paused={"type": "array", "items": _STRING}))
 _STATE_COUNTS = _object(**{state: _INTEGER for state in _STATES})
 _JOB = _json({"$ref": "#/components/schemas/Job"})
+_SCHEDULES = _object(
+    now=_NUMBER,
+    schedules={"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+)
 
 
 def _refusals(*codes: int) -> dict[str, Any]:
@@ -109,6 +113,16 @@ def _bulk(action: str, states: tuple[str, ...], summary: str) -> dict[str, Any]:
                 ),
                 **_refusals(400),
             },
+        }
+    }
+
+
+def _schedule_action(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_NAME, _CSRF],
+            "responses": {"200": _json(schema), **_refusals(400, 404)},
         }
     }
 
@@ -211,6 +225,21 @@ OPENAPI: dict[str, Any] = {
                 dispatchers={"type": "array", "items": {"$ref": "#/components/schemas/Dispatcher"}},
             ),
         ),
+        "/api/schedules": _read(
+            "The periodic schedules: declared here, or known to the backend",
+            _SCHEDULES,
+        ),
+        "/api/schedules/{name}/pause": _schedule_action(
+            "Submit no job for this schedule's ticks until resumed", _SCHEDULES
+        ),
+        "/api/schedules/{name}/resume": _schedule_action(
+            "Submit jobs for this schedule's ticks again", _SCHEDULES
+        ),
+        "/api/schedules/{name}/run": _schedule_action(
+            "Submit one job of this schedule now, outside its ticks (it must be declared "
+            "in the dashboard's process)",
+            {"$ref": "#/components/schemas/Job"},
+        ),
         "/api/names/{name}/pause": _name_action(
             "Stop dispatchers claiming jobs of this worker name"
         ),
@@ -259,6 +288,18 @@ OPENAPI: dict[str, Any] = {
                 },
                 "additionalProperties": True,
             },
+            "Schedule": _object(
+                name=_STRING,
+                worker={"type": "string", "nullable": True},
+                definition=_STRING,
+                next_run={"type": "number", "nullable": True},
+                last_tick={"type": "number", "nullable": True},
+                last_job_id={"type": "string", "nullable": True},
+                last_job_state={"type": "string", "nullable": True},
+                missed=_INTEGER,
+                skipped=_INTEGER,
+                paused={"type": "boolean"},
+            ),
             "Dispatcher": _object(
                 id=_STRING,
                 host=_STRING,

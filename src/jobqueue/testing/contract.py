@@ -19,12 +19,13 @@ from jobqueue.backend import (
     Retention,
     WorkSpec,
 )
-from jobqueue.errors import CorruptJobError, LeaseLostError
+from jobqueue.errors import CorruptJobError, LeaseLostError, NotSerializableError
 from jobqueue.job import JSON, MAX_LOGS, Backoff, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.control_contract import ControlPlaneContract
 from jobqueue.testing.differential import make_differential_machine
 from jobqueue.testing.operator_contract import OperatorContract
+from jobqueue.testing.schedule_contract import ScheduleContract
 from jobqueue.testing.state_machine import make_state_machine
 
 MakeJob = Callable[..., Job]
@@ -47,9 +48,10 @@ def spec(*names: str, lease: float = 30.0, **max_active: int) -> WorkSpec:
     return WorkSpec(names=names, lease_seconds=lease, max_active=max_active)
 
 
-class BackendContract(ControlPlaneContract, OperatorContract):
+class BackendContract(ControlPlaneContract, OperatorContract, ScheduleContract):
     """Mixin of contract tests (the control plane's are in ``ControlPlaneContract``, the
-    operator's reads and bulk steering in ``OperatorContract``).
+    operator's reads and bulk steering in ``OperatorContract``, periodic schedules' tick
+    claims in ``ScheduleContract``).
     Implement ``make_backend``; override ``state_machine_examples`` to trade thoroughness
     for speed."""
 
@@ -154,6 +156,15 @@ class BackendContract(ControlPlaneContract, OperatorContract):
         stored = backend.submit(new_job(data=data))
         fetched = backend.get(stored.id)
         assert fetched is not None and fetched.data == data
+
+    def test_data_that_is_not_json_is_refused_and_stores_nothing(
+        self, backend: Backend, new_job: MakeJob
+    ) -> None:
+        with pytest.raises(NotSerializableError):
+            backend.submit(new_job(data={"when": {1, 2}}))
+        with pytest.raises(NotSerializableError):
+            backend.submit_many([new_job(), new_job(data=[float("nan")]), new_job()])
+        assert sum(backend.count_by_state().values()) == 0
 
     def test_submit_many_keeps_order(self, backend: Backend, new_job: MakeJob) -> None:
         stored = backend.submit_many([new_job(data={"i": i}) for i in range(20)])

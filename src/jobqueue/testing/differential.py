@@ -5,7 +5,9 @@ The contract's state machine checks invariants against a model; this checks the 
 semantics exactly (ordering ties, retention order, ``run_at`` on requeue, ...), the control
 plane included: cancels (of waiting, delayed, active and finished jobs, one and many),
 ``finish_cancelled``, delayed jobs run now, retries (one and many, unique keys in the way),
-purges, pauses, heartbeats and the dispatcher records, ``maintain``. Return values must be
+purges, pauses, heartbeats and the dispatcher records, ``maintain``; and periodic schedules'
+tick claims (every overlap mode, pauses, missed ticks, unique keys in the way, ticks claimed
+again or out of order) with their records. Return values must be
 equal, and so must every job field (state, attempts, stalls, ``cancel_requested``, result,
 error, history, timestamps, lease deadlines) and the outcome counts per minute: both backends
 read the same injected clock. Ids may differ between backends, so jobs are matched by
@@ -30,6 +32,8 @@ from jobqueue.backend import (
     DispatcherInfo,
     Outcome,
     Retention,
+    ScheduleRecord,
+    TickClaim,
     WorkSpec,
 )
 from jobqueue.backends.memory import MemoryBackend
@@ -42,6 +46,8 @@ NAME = st.sampled_from([None, "a", "b"])
 RETRYABLE = st.sampled_from([JobState.FAILED, JobState.CANCELLED])
 FINISHED = st.sampled_from([JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED])
 CANCELLABLE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+SCHEDULES = st.sampled_from(["s1", "s2"])
+FIRST_TICK = 1_700_000_040.0
 
 
 class _Differential(RuleBasedStateMachine):
@@ -63,6 +69,7 @@ class _Differential(RuleBasedStateMachine):
         self.other: Any = type(self).make_backend(options)
         self.ids: list[tuple[str, str]] = []  # (reference id, other id) by submission
         self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, other token)
+        self.ticks: dict[str, int] = {}  # schedule -> the newest tick number claimed
 
     def _index(self, ref_id: str, other_id: str) -> int:
         pair = (ref_id, other_id)
@@ -334,6 +341,83 @@ class _Differential(RuleBasedStateMachine):
         for one, two in zip(ref, other, strict=True):
             self._same_job(one, two)
 
+    # -- periodic schedules ---------------------------------------------------------------------
+
+    @rule(
+        schedule=SCHEDULES,
+        step=st.sampled_from([-1, 0, 1, 1, 1, 3]),
+        with_job=st.sampled_from([True, True, True, False]),
+        overlap=st.sampled_from(["skip", "allow", "queue"]),
+        missed=st.integers(0, 2),
+        name=st.sampled_from(["a", "b"]),
+        delay=st.sampled_from([0.0, 0.0, 5.0]),
+        unique=st.sampled_from([None, None, None, "u1"]),
+    )
+    def claim_tick(
+        self,
+        schedule: str,
+        step: int,
+        with_job: bool,
+        overlap: str,
+        missed: int,
+        name: str,
+        delay: float,
+        unique: str | None,
+    ) -> None:
+        number = max(self.ticks.get(schedule, 0) + step, 0)
+        self.ticks[schedule] = max(self.ticks.get(schedule, 0), number)
+        now = self.clock()
+        job = Job(
+            id="",
+            name=name,
+            data={"tick": number},
+            created_at=now,
+            run_at=now + delay,
+            unique_key=unique,
+        )
+        claim = TickClaim(
+            schedule,
+            f'{{"n":{number}}}',
+            FIRST_TICK + 60 * number,
+            job if with_job else None,
+            missed,
+            overlap,
+        )
+        ref, other = self.ref.claim_tick(claim), self.other.claim_tick(claim)
+        assert ref.outcome is other.outcome, ("claim_tick", claim, ref, other)
+        self._same_job(ref.job, other.job)
+        self._same_schedules()
+
+    @rule(schedule=SCHEDULES, call=st.sampled_from(["pause", "resume", "remove"]))
+    def steer_schedule(self, schedule: str, call: str) -> None:
+        ref = getattr(self.ref, f"{call}_schedule")(schedule)
+        other = getattr(self.other, f"{call}_schedule")(schedule)
+        assert ref == other, (call, schedule, ref, other)
+        if call == "remove":
+            self.ticks.pop(schedule, None)
+        self._same_schedules()
+
+    def _same_schedules(self) -> None:
+        """Equal records, job ids matched by submission order."""
+        to_ref = {other_id: ref_id for ref_id, other_id in self.ids}
+
+        def mapped(record: ScheduleRecord) -> ScheduleRecord:
+            last = record.last_job_id
+            return replace(
+                record,
+                last_job_id=None if last is None else to_ref.get(last, last),
+                recent=tuple(
+                    replace(e, job_id=None if e.job_id is None else to_ref.get(e.job_id))
+                    for e in record.recent
+                ),
+            )
+
+        ref = self.ref.schedule_records()
+        other = [mapped(record) for record in self.other.schedule_records()]
+        assert ref == other, ("schedules", ref, other)
+        for record in ref:
+            assert self.other.schedule_record(record.name) is not None
+
     @rule()
     def everything_agrees(self) -> None:
         assert self.ref.count_by_state() == self.other.count_by_state()
@@ -341,6 +425,7 @@ class _Differential(RuleBasedStateMachine):
         assert self.ref.outcome_counts(since) == self.other.outcome_counts(since)
         assert self.ref.paused() == self.other.paused()
         self._same_dispatchers()
+        self._same_schedules()
         for ref_id, other_id in self.ids:
             self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 

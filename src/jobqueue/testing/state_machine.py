@@ -2,27 +2,38 @@
 
 Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
 releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
-run now, retries, purges, removals, pauses, maintenance and clock jumps; after every step: no
-job in two states, none lost, every state, count, lease deadline, outcome count and pause
-exactly as the model has them (maintenance runs only where the protocol says: claims,
-``maintain`` and ``recover_expired``), and every read — counts, listings, ``get``,
-``paused``, ``dispatchers``, outcome counts — called twice gives the same answer and changes
-nothing. During steps: no claim of a job whose lease is live, the highest ready priority
-claimed first, nothing claimed before it is due or while its name is paused, no stale token
-accepted, a cancel-requested job never runs again.
+run now, retries, purges, removals, pauses, maintenance, clock jumps, and periodic schedules'
+tick claims (their jobs joining the model's) with pauses and removals of schedules; after
+every step: no job in two states, none lost, every state, count, lease deadline, outcome
+count, pause and schedule record exactly as the model has them (maintenance runs only where
+the protocol says: claims, ``maintain`` and ``recover_expired``), and every read — counts,
+listings, ``get``, ``paused``, ``dispatchers``, outcome counts, schedule records — called
+twice gives the same answer and changes nothing. During steps: no claim of a job whose lease
+is live, the highest ready priority claimed first, nothing claimed before it is due or while
+its name is paused, no stale token accepted, a cancel-requested job never runs again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from jobqueue import policy
-from jobqueue.backend import Backend, BackendOptions, DispatcherInfo, LeaseStatus, WorkSpec
+from jobqueue.backend import (
+    Backend,
+    BackendOptions,
+    DispatcherInfo,
+    LeaseStatus,
+    ScheduleRecord,
+    TickClaim,
+    TickEntry,
+    TickOutcome,
+    WorkSpec,
+)
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -32,6 +43,8 @@ NAMES = ("a", "b")
 DISPATCHERS = ("d1", "d2")
 _RETRYABLE = (JobState.FAILED, JobState.CANCELLED)
 _FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+SCHEDULES = ("s1", "s2")
+FIRST_TICK = 1_700_000_040.0
 
 
 @dataclass
@@ -48,6 +61,31 @@ class ModelJob:
     cancel_requested: bool = False
     finished_at: float | None = None
     result: Any = None
+
+
+@dataclass
+class ModelSchedule:
+    definition: str = ""
+    last_tick: float | None = None
+    last_job_id: str | None = None
+    paused: bool = False
+    missed: int = 0
+    skipped: int = 0
+    updated_at: float = 0.0
+    recent: list[TickEntry] = field(default_factory=list)  # newest first
+
+    def record(self, name: str) -> ScheduleRecord:
+        return ScheduleRecord(
+            name,
+            self.definition,
+            self.last_tick,
+            self.last_job_id,
+            self.paused,
+            self.missed,
+            self.skipped,
+            self.updated_at,
+            tuple(self.recent[: policy.SCHEDULE_TICKS_KEPT]),
+        )
 
 
 def make_state_machine(
@@ -71,6 +109,7 @@ def make_state_machine(
             self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
             self.outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> attempts
             self.first_minute = policy.outcome_minute(self.clock())  # nothing counted before
+            self.schedules: dict[str, ModelSchedule] = {}
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
@@ -454,6 +493,84 @@ def make_state_machine(
             del self.jobs[job_id]
             self.removed.append(job_id)
 
+        @rule(
+            schedule=st.sampled_from(SCHEDULES),
+            number=st.integers(0, 12),
+            with_job=st.sampled_from([True, True, True, False]),
+            overlap=st.sampled_from(["skip", "allow", "queue"]),
+            missed=st.integers(0, 2),
+            name=st.sampled_from(NAMES),
+            delay=st.sampled_from([0.0, 0.0, 5.0]),
+        )
+        def claim_tick(
+            self,
+            schedule: str,
+            number: int,
+            with_job: bool,
+            overlap: str,
+            missed: int,
+            name: str,
+            delay: float,
+        ) -> None:
+            now = self.clock()
+            tick = FIRST_TICK + 60 * number
+            job = Job(id="", name=name, data={"t": number}, created_at=now, run_at=now + delay)
+            claim = TickClaim(
+                schedule, "{}", tick, job if with_job else None, missed=missed, overlap=overlap
+            )
+            result = self.backend.claim_tick(claim)
+            model = self.schedules.get(schedule)
+            if model is not None and model.last_tick is not None and tick <= model.last_tick:
+                assert result.outcome is TickOutcome.ALREADY_CLAIMED, (claim, result)
+                assert result.job is None
+                return
+            model = self.schedules.setdefault(schedule, ModelSchedule())
+            last = None if model.last_job_id is None else self.jobs.get(model.last_job_id)
+            running = None if last is None else last.state  # a removed job blocks nothing
+            queued = running in (JobState.WAITING, JobState.DELAYED)
+            expected: TickOutcome | None = None  # submitted
+            if not with_job:
+                expected = TickOutcome.RECORDED
+            elif model.paused:
+                expected = TickOutcome.PAUSED
+            elif (overlap == "skip" and (queued or running is JobState.ACTIVE)) or (
+                overlap == "queue" and queued
+            ):
+                expected = TickOutcome.OVERLAP_SKIPPED
+            assert result.outcome is (expected or TickOutcome.SUBMITTED), (claim, result)
+            model.last_tick, model.definition, model.updated_at = tick, "{}", now
+            model.missed += missed
+            entry_job = model.last_job_id if expected is TickOutcome.OVERLAP_SKIPPED else None
+            if expected in (TickOutcome.OVERLAP_SKIPPED, TickOutcome.PAUSED):
+                model.skipped += 1
+            if expected is None:
+                stored = result.job
+                assert stored is not None and stored.id not in self.jobs, "a job id reused"
+                state = JobState.DELAYED if delay > 0 else JobState.WAITING
+                assert stored.state is state and stored.data == {"t": number}
+                self.jobs[stored.id] = ModelJob(stored.id, name, 0, now + delay, state)
+                model.last_job_id = entry_job = stored.id
+            else:
+                assert result.job is None
+            model.recent.insert(0, TickEntry(tick, result.outcome, entry_job))
+
+        @rule(
+            schedule=st.sampled_from(SCHEDULES),
+            call=st.sampled_from(["pause", "resume", "remove"]),
+        )
+        def steer_schedule(self, schedule: str, call: str) -> None:
+            if call == "remove":
+                had = self.backend.remove_schedule(schedule)
+                assert had is (self.schedules.pop(schedule, None) is not None)
+                return
+            paused = call == "pause"
+            getattr(self.backend, f"{call}_schedule")(schedule)
+            model = self.schedules.get(schedule)
+            if model is None:
+                model = self.schedules[schedule] = ModelSchedule(updated_at=self.clock())
+            if model.paused is not paused:
+                model.paused, model.updated_at = paused, self.clock()
+
         @rule(seconds=st.sampled_from([0.5, 3.0, 10.0, 40.0]))
         def advance_clock(self, seconds: float) -> None:
             self.clock.advance(seconds)
@@ -480,6 +597,7 @@ def make_state_machine(
                 self.backend.dispatchers(),
                 self.backend.count_by_name(),
                 self.backend.outcome_counts(self.first_minute),
+                self.backend.schedule_records(),
             )
 
         @rule()
@@ -498,7 +616,9 @@ def make_state_machine(
 
         @invariant()
         def reads_agree_with_the_model(self) -> None:
-            counts, listed, paused, dispatchers, by_name, outcomes = self._read_everything()
+            counts, listed, paused, dispatchers, by_name, outcomes, schedules = (
+                self._read_everything()
+            )
             seen: dict[str, Job] = {}
             for state, in_state in listed.items():
                 for job in in_state:
@@ -545,5 +665,9 @@ def make_state_machine(
                 key=lambda info: (info.started_at, info.id),
             )
             assert dispatchers == live, f"dispatchers {dispatchers}, the model says {live}"
+            modelled = [self.schedules[name].record(name) for name in sorted(self.schedules)]
+            assert schedules == modelled, f"schedules {schedules}, the model says {modelled}"
+            for record in modelled:
+                assert self.backend.schedule_record(record.name) == record
 
     return BackendStateMachine

@@ -102,6 +102,12 @@ local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
 -- reads O(names) instead of walking every job.
 local function name_counts_key(name) return P .. 'n:' .. name end
 
+-- Periodic schedules (see claim_tick.lua): the names, one record hash and one list of recent
+-- ticks per schedule.
+local K_SCHEDULES = P .. 'schedules'
+local function schedule_key(name) return P .. 'S:' .. name end
+local function schedule_ticks_key(name) return P .. 'T:' .. name end
+
 -- The state letters the per-name counts keep; anything else (foreign data) is not a job's
 -- state and is never counted.
 local COUNTED_STATES = {w = true, d = true, a = true, c = true, f = true, x = true}
@@ -219,6 +225,62 @@ end
 local function make_ready(id, name, priority)
   if redis.call('RPUSH', ready_key(name, priority), id) == 1 then
     redis.call('ZADD', levels_key(name), priority, priority)
+  end
+end
+
+-- Store one new job, as submit does, from the submit arguments at ARGV[i]: name, priority,
+-- unique ('' = none, else '=' .. key), run_at (a time argument), #logs, #field pairs, the
+-- log entries, the field/value pairs (every non-default field, encoded). `stored` counts
+-- the jobs stored per name, for wake_stored. Returns the index past its arguments, then
+-- 'n', the id and the state letter (stored), or 'u' and the id of the live job that holds
+-- its unique key (nothing stored).
+local function store_job(i, stored)
+  local name, priority, unique, run_at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], at(ARGV[i + 3])
+  local nlogs, npairs = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local logs_at, pairs_at = i + 6, i + 6 + nlogs
+  local relative = string.sub(ARGV[i + 3], 1, 1) == '+'
+  local after = pairs_at + 2 * npairs
+  if unique ~= '' then
+    unique = string.sub(unique, 2)
+    local existing = redis.call('HGET', K_UNIQUE, unique)
+    local state = existing and field(existing, 's')
+    if state == 'w' or state == 'd' or state == 'a' then return after, 'u', existing end
+  end
+  local id = tostring(redis.call('INCR', P .. 'id'))
+  -- The namespace's first job ever: every job it will hold is counted by name.
+  if id == '1' then redis.call('SET', K_COUNTED, '1') end
+  local delayed = tonumber(run_at) > NOW
+  local state = delayed and 'd' or 'w'
+  local hash = {'n', name, 's', state, 'q', redis.call('INCR', K_SEQ)}
+  for k = pairs_at, after - 1 do hash[#hash + 1] = ARGV[k] end
+  if relative and delayed then
+    -- The due time on the server's clock replaces the client's (a later field wins).
+    hash[#hash + 1] = 'r'
+    hash[#hash + 1] = run_at
+  end
+  if nlogs > 0 then
+    hash[#hash + 1] = 'L'
+    hash[#hash + 1] = '1'
+  end
+  redis.call('HSET', job_key(id), unpack(hash))
+  tally(name, state, 1)
+  if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
+  if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
+  if delayed then
+    redis.call('ZADD', K_DELAYED, run_at, id)
+  else
+    make_ready(id, name, priority)
+  end
+  stored[name] = (stored[name] or 0) + 1
+  return after, 'n', id, state
+end
+
+-- After store_job: list the names jobs were stored for, and wake one idle dispatcher per
+-- job stored (bounded, see signal).
+local function wake_stored(stored)
+  for name, count in pairs(stored) do
+    redis.call('SADD', K_NAMES, name)
+    signal(name, count)
   end
 end
 

@@ -21,6 +21,9 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P n:NAME``       hash state letter -> jobs of NAME in that state (no field at zero)
 ``P nc``           set when the namespace's first job was stored: all its jobs are in ``n:``
 ``P o:MINUTE``     hash outcome letter -> attempts that ended in that minute (expires)
+``P schedules``    set of periodic schedules' names (``claim_tick``, see ``claim_tick.lua``)
+``P S:NAME``       hash: one schedule's record (high-water mark, last job, counters)
+``P T:NAME``       list of one schedule's recent ticks, newest first (LTRIM-bounded)
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -53,11 +56,14 @@ been applied. It is sent once more, marked as a repeat (header ``ARGV[8]``), and
 transition answers a repeat with what its first run did: complete, fail, release and
 finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``,
 with ``K`` naming which call ended it);
-heartbeat, renew, cancel, pause and resume change nothing more when run twice; a retry (or
+heartbeat, renew, cancel, pause and resume (of names and of schedules) change nothing more
+when run twice; remove_schedule's second run finds nothing and says so; a retry (or
 promote) finding the job back in line reports it done (retry_many, cancel_many and purge go
 on with the next batch, only the first run's count is lost); a claim hands out the job its
 token already holds; submit finds its call's idempotency key (checked on every submit,
-so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either).
+so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either);
+claim_tick finds its call's id in the schedule's record with the high-water mark at its tick,
+and answers what its first run did (the job it stored included), marked or not.
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
 resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
 lease's token takes the same path, as the backend contract requires: it reports the stored
@@ -104,6 +110,7 @@ from jobqueue.backends.redis.codec import (
     exact_number,
 )
 from jobqueue.backends.redis.operations import OperatorCalls
+from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_scripts
 from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
@@ -141,9 +148,10 @@ _NOT_REPEATABLE = frozenset({"log", "watch"})
 RedisClient = Any  # redis.Redis or redis.cluster.RedisCluster (their stubs share no base)
 
 
-class RedisBackend(OperatorCalls):
+class RedisBackend(OperatorCalls, ScheduleCalls):
     """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
-    (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``."""
+    (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``, the
+    periodic schedules' (``claim_tick`` and the schedule reads) from ``.schedules``."""
 
     def __init__(
         self,
@@ -591,9 +599,12 @@ class RedisBackend(OperatorCalls):
     def adopt_plain_scripts(self, exc: redis.exceptions.ResponseError) -> bool:
         """After SCRIPT LOAD or EVALSHA failed with ``exc``: if the server cannot read the
         shebang line (Redis 6 refuses the load, fakeredis the call), switch to the scripts
-        without it and say so (True)."""
-        if "near '#'" not in str(exc) or not self._scripts["get"].source.startswith("#!"):
+        without it and say so (True). Threads whose first calls raced find the switch made
+        by another: True too, so that they call again with the plain scripts."""
+        if "near '#'" not in str(exc):
             return False
+        if not self._scripts["get"].source.startswith("#!"):
+            return True
         log.debug("Redis does not read script shebangs (%s); using plain scripts", exc)
         self._scripts = load_scripts(shebang=False)
         self._sha = {name: script.sha for name, script in self._scripts.items()}

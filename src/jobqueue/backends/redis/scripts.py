@@ -22,6 +22,7 @@ SCRIPT_NAMES += ("finish_many", "count_by_name")
 SCRIPT_NAMES += ("cancel", "finish_cancelled", "retry", "retry_many", "purge", "pause", "resume")
 SCRIPT_NAMES += ("paused", "heartbeat", "remove_dispatcher", "dispatchers", "maintain")
 SCRIPT_NAMES += ("promote", "cancel_many", "outcomes")
+SCRIPT_NAMES += ("claim_tick", "schedule_pause", "schedule_remove", "schedules")
 
 
 @dataclass(frozen=True)

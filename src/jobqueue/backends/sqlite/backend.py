@@ -22,15 +22,23 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jobqueue.backend import BackendOptions, Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
-from jobqueue.backends.sqlite import control, reads, schema
+from jobqueue.backend import (
+    BackendOptions,
+    Claim,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    ScheduleRecord,
+    TickClaim,
+    TickResult,
+    WorkSpec,
+    check_schedule_name,
+)
+from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
 from jobqueue.backends.sqlite.rows import (
-    INSERT_JOB,
     JOB_COLUMNS,
     error_json,
     is_busy,
@@ -48,6 +56,7 @@ from jobqueue.backends.sqlite.transitions import (
     recover,
     repeated,
     requeue,
+    store_jobs,
     take,
 )
 from jobqueue.errors import (
@@ -158,43 +167,41 @@ class SQLiteBackend:
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         rows = [job_to_row(job, 0, 0) for job in jobs]  # encode first: bad JSON stores nothing
-        stored: list[Job] = []
         with self._transaction() as txn:
-            pending: list[tuple[Any, ...]] = []
-            pending_logs: list[tuple[int, float, str]] = []
-            for job, row in zip(jobs, rows, strict=True):
-                if job.unique_key is not None:
-                    self._insert(txn, pending, pending_logs)
-                    existing = txn.conn.execute(
-                        f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE unique_key = ? "
-                        "AND state IN ('waiting', 'delayed', 'active')",
-                        (job.unique_key,),
-                    ).fetchone()
-                    if existing is not None:
-                        stored.append(
-                            replace(reads.load_job(txn.conn, existing), deduplicated=True)
-                        )
-                        continue
-                job_id = txn.next_job_id()
-                state = JobState.DELAYED if job.run_at > txn.now else JobState.WAITING
-                pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
-                pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
-                stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
-            self._insert(txn, pending, pending_logs)
-            txn.work_added = True
-        return stored
+            return store_jobs(txn, jobs, rows)
 
-    def _insert(
-        self, txn: Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]
-    ) -> None:
-        if pending:
-            txn.conn.executemany(INSERT_JOB, pending)
-            pending.clear()
-        if logs:
-            txn.conn.executemany(
-                "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)", logs
-            )
-            logs.clear()
+    # -- periodic schedules -------------------------------------------------------------------
+
+    def claim_tick(self, claim: TickClaim) -> TickResult:
+        # Encoded first, as submit does: a refused job changes nothing, the record included.
+        row = None if claim.job is None else job_to_row(claim.job, 0, 0)
+        with self._transaction() as txn:
+            return schedules.claim_tick(txn, claim, row)
+
+    def pause_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._transaction() as txn:
+            schedules.set_paused(txn, name, True)
+
+    def resume_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._transaction() as txn:
+            schedules.set_paused(txn, name, False)
+
+    def remove_schedule(self, name: str) -> bool:
+        check_schedule_name(name)
+        with self._transaction() as txn:
+            return schedules.remove(txn, name)
+
+    def schedule_records(self) -> list[ScheduleRecord]:
+        with self._reading() as conn:
+            return schedules.records(conn)
+
+    def schedule_record(self, name: str) -> ScheduleRecord | None:
+        check_schedule_name(name)
+        with self._reading() as conn:
+            found = schedules.records(conn, name)
+            return found[0] if found else None
 
     # -- reading ------------------------------------------------------------------------------
 

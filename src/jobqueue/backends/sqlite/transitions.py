@@ -17,9 +17,16 @@ from typing import Any
 
 from jobqueue import policy
 from jobqueue.backend import Retention
-from jobqueue.backends.sqlite.rows import error_json, history_from_json, history_json
+from jobqueue.backends.sqlite import reads
+from jobqueue.backends.sqlite.rows import (
+    INSERT_JOB,
+    JOB_COLUMNS,
+    error_json,
+    history_from_json,
+    history_json,
+)
 from jobqueue.errors import CorruptJobError, LeaseLostError
-from jobqueue.job import Attempt, AttemptOutcome, JobError, JobState, add_attempt
+from jobqueue.job import Attempt, AttemptOutcome, Job, JobError, JobState, add_attempt
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -84,6 +91,46 @@ class Txn:
                 "ON CONFLICT (minute, outcome) DO UPDATE SET count = count + excluded.count",
                 [(minute, outcome, n) for outcome, n in self._outcomes.items()],
             )
+
+
+def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -> list[Job]:
+    """Store new jobs (``rows`` their ``job_to_row`` encodings, made before the transaction so
+    that a refused job stores nothing): ids, WAITING or DELAYED, logs, waking waiters. A job
+    whose ``unique_key`` a live job holds stores nothing and yields that job instead
+    (``deduplicated``). What ``submit`` and a submitted tick (``claim_tick``) both do."""
+    stored: list[Job] = []
+    pending: list[tuple[Any, ...]] = []
+    pending_logs: list[tuple[int, float, str]] = []
+    for job, row in zip(jobs, rows, strict=True):
+        if job.unique_key is not None:
+            _insert(txn, pending, pending_logs)
+            existing = txn.conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE unique_key = ? "
+                "AND state IN ('waiting', 'delayed', 'active')",
+                (job.unique_key,),
+            ).fetchone()
+            if existing is not None:
+                stored.append(replace(reads.load_job(txn.conn, existing), deduplicated=True))
+                continue
+        job_id = txn.next_job_id()
+        state = JobState.DELAYED if job.run_at > txn.now else JobState.WAITING
+        pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
+        pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
+        stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
+    _insert(txn, pending, pending_logs)
+    txn.work_added = True
+    return stored
+
+
+def _insert(txn: Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]) -> None:
+    if pending:
+        txn.conn.executemany(INSERT_JOB, pending)
+        pending.clear()
+    if logs:
+        txn.conn.executemany(
+            "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)", logs
+        )
+        logs.clear()
 
 
 def job_key(job_id: str) -> int | None:

@@ -201,6 +201,7 @@
     link("/jobs?state=failed", "Failed"),
     link("/jobs?state=active", "Active"),
     link("/jobs", "All jobs"),
+    link("/schedules", "Schedules"),
   );
   document.body.append(
     h("header", {}, h("a", { class: "brand", href: "#/" }, "jobqueue"), nav, liveStatus),
@@ -700,6 +701,68 @@
     return { refresh };
   }
 
+  function whenText(definition) {
+    try {
+      const fields = JSON.parse(definition);
+      if (fields.cron) return fields.cron + " (" + (fields.tz || "UTC") + ")";
+      if (fields.every) return "every " + duration(fields.every);
+    } catch (_) {
+      // an older or foreign record: show it as stored
+    }
+    return definition;
+  }
+
+  function schedulesPage() {
+    const rows = h("section", { "aria-label": "schedules" });
+    replace(main, h("h1", {}, "Schedules"), rows);
+
+    function buttons(info) {
+      if (stats && stats.read_only) return null;
+      const path = "schedules/" + encodeURIComponent(info.name);
+      const button = (action, label, call, message) =>
+        h("button", { type: "button", "data-action": action, onclick: () => act(message, call, refreshView) }, label);
+      return [
+        info.paused
+          ? button("resume", "Resume", () => api("POST", path + "/resume"), () => "Resumed " + info.name)
+          : button("pause", "Pause", () => api("POST", path + "/pause"), () => "Paused " + info.name),
+        info.worker
+          ? button("run", "Run now", () => api("POST", path + "/run"), (job) => "Submitted job " + job.id)
+          : null,
+      ];
+    }
+
+    async function refresh() {
+      const [current, answer] = await Promise.all([api("GET", "stats"), api("GET", "schedules")]);
+      stats = current;
+      const now = answer.now;
+      const lines = answer.schedules.map((info) =>
+        h(
+          "tr",
+          { "data-schedule": info.name, class: info.paused ? "paused" : "" },
+          h("th", { scope: "row" }, info.name, info.paused ? h("span", { class: "badge paused" }, "paused") : null),
+          h("td", {}, info.worker ? link(listHash({ name: info.worker }), info.worker) : "not declared here"),
+          h("td", { class: "mono" }, whenText(info.definition)),
+          h("td", {}, info.next_run === null ? "—" : when(info.next_run, now)),
+          h("td", {}, when(info.last_tick, now)),
+          h(
+            "td",
+            {},
+            info.last_job_id ? [link(jobHash(info.last_job_id), info.last_job_id), " "] : "—",
+            info.last_job_state ? badge(info.last_job_state) : null,
+          ),
+          h("td", { class: "num", "data-missed": info.missed }, info.missed),
+          h("td", { class: "num" }, info.skipped),
+          h("td", {}, buttons(info)),
+        ),
+      );
+      replace(
+        rows,
+        table(["Schedule", "Worker", "When", "Next", "Last tick", "Last job", "Missed", "Skipped", ""], lines, "No schedules."),
+      );
+    }
+    return { refresh };
+  }
+
   function signIn(error) {
     const challenge = error.challenge.toLowerCase();
     const fields = [];
@@ -745,6 +808,7 @@
     const [path, query] = (location.hash.slice(1) || "/").split("?");
     const params = new URLSearchParams(query || "");
     if (path === "/jobs") return jobList(params);
+    if (path === "/schedules") return schedulesPage();
     if (path.startsWith("/jobs/")) return jobPage(decodeURIComponent(path.slice("/jobs/".length)));
     return overview();
   }
