@@ -499,3 +499,30 @@ def test_worker_exit_status_on_signals(tmp_path: Path, signum: int, status: int)
     finally:
         worker.kill()
         worker.wait()
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_scheduler_exit_status_on_signals(tmp_path: Path, signum: int, status: int) -> None:
+    """``jobqueue scheduler`` alone: SIGTERM exits 0, Ctrl-C 130, as ``worker`` does."""
+    env = {**os.environ, "JQ_REL_URL": f"sqlite:///{tmp_path / 'jobs.db'}"}
+    env.pop("JQ_REL_NAMESPACE", None)
+    app = "tests.reliability.schedule_app:queue"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue", "--app", app, "scheduler", "--log-level", "INFO"],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert scheduler.stderr is not None
+        for line in scheduler.stderr:  # signal handlers are in place once this line is out
+            if "scheduler on" in line:
+                break
+        scheduler.send_signal(signum)
+        _, rest = scheduler.communicate(timeout=30)
+        assert scheduler.returncode == status, rest
+        assert "Traceback" not in rest
+    finally:
+        scheduler.kill()
+        scheduler.wait()
