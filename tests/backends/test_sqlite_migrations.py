@@ -108,6 +108,17 @@ def test_a_version_1_file_upgrades_in_place_keeping_every_job(old_file: Path) ->
         assert got["5"].data == {"doc": 42, "nested": {"list": [1, 2.5, None, "x"]}}
         assert got["6"].title == "later"
         assert [j.id for j in backend.list_jobs(JobState.WAITING)] == ["4", "5"]
+        # Migration 7 seeded the per-name counts from the jobs present.
+        by_name = _query(
+            old_file, "SELECT name, state, COUNT(*) FROM jobqueue_jobs GROUP BY name, state"
+        )
+        assert sorted(_query(old_file, "SELECT name, state, n FROM jobqueue_name_counts")) == (
+            sorted(by_name)
+        )
+        totals: dict[str, int] = {}
+        for name, _, n in by_name:
+            totals[name] = totals.get(name, 0) + n
+        assert {name: sum(c.values()) for name, c in backend.count_by_name().items()} == totals
 
         # Ids go on from the counter: consecutive, and above the removed job's id.
         assert backend.submit(Job(id="", name="mail", data=None)).id == "8"

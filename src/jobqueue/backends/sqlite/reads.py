@@ -71,7 +71,8 @@ def count_by_state(conn: sqlite3.Connection) -> dict[JobState, int]:
 
 def count_by_name(conn: sqlite3.Connection) -> dict[str, dict[JobState, int]]:
     counts: dict[str, dict[JobState, int]] = {}
-    rows = conn.execute("SELECT name, state, COUNT(*) FROM jobqueue_jobs GROUP BY name, state")
+    # Kept by triggers (migration 7); a name whose jobs are all gone keeps rows of zero.
+    rows = conn.execute("SELECT name, state, n FROM jobqueue_name_counts WHERE n > 0")
     for name, state, n in rows.fetchall():
         try:
             known = JobState(state)
