@@ -72,7 +72,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
     machine = results["machine"]
     options = results["options"]
     fig.suptitle(
-        f"jobqueue vs Python peers — one Redis {results['redis_version']}, "
+        f"jobqueue vs its peers — one Redis {results['redis_version']}, "
         f"{machine['cpus']} CPUs, {options['jobs']:,} jobs, median of {options['rounds']} "
         "interleaved rounds",
         fontsize=10,

@@ -58,6 +58,9 @@ def versions() -> dict[str, str]:
     for name in ("jobqueue", "rq", "huey", "dramatiq", "celery", "arq", "saq", "redis", "hiredis"):
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
+    from peers.node_peer import package_versions  # BullMQ, Kue, their clients, Node
+
+    found.update(package_versions())
     return found
 
 

@@ -37,7 +37,8 @@ METRICS = (
     "redis_cpu_us_per_job",
 )
 DEFAULT_PEERS = (
-    "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,huey-quiet,celery,saq,dramatiq,rq,arq"
+    "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,huey-quiet,celery,saq,dramatiq,rq,arq,"
+    "bullmq,kue"
 )
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
 HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushdb", "ping"}
@@ -66,15 +67,16 @@ def main() -> None:
         unknown = [name for name in names if name not in available]
         if unknown:
             raise SystemExit(f"unknown --peers {unknown}; known: {', '.join(available)}")
+        names = skip_node_peers(names, available)
         adapters = [available[name](server.url) for name in names]
         results: dict[str, Any] = {
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(),
-            "versions": versions(),
+            "versions": (found := versions()),
             "jobqueue_source": jobqueue_source(),
             "redis_version": server.version(),
             "options": vars(options),
-            "labels": {a.name: f"{a.label} {versions().get(a.package, '')}" for a in adapters},
+            "labels": {a.name: f"{a.label} {found.get(a.package, '')}" for a in adapters},
             "bulk_api": {a.name: a.bulk_api for a in adapters},
             "rounds": {a.name: [] for a in adapters},
         }
@@ -114,9 +116,25 @@ def main() -> None:
     report(results, options)
 
 
+def skip_node_peers(names: list[str], available: dict[str, Any]) -> list[str]:
+    """Leave out the Node peers, with one message, where they cannot run (no ``node``, or
+    their npm packages would not install); installs those packages on first use."""
+    wanted = [name for name in names if available[name].requires_node]
+    if not wanted:
+        return names
+    from peers.node_peer import unavailable
+
+    reason = unavailable()
+    if reason is None:
+        return names
+    print(f"skipping {', '.join(wanted)}: {reason}; the other libraries are measured", flush=True)
+    return [name for name in names if name not in wanted]
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="jobqueue against its Python peers, on one private Redis, interleaved"
+        description="jobqueue against its peers (Python, and BullMQ and Kue on Node), on one "
+        "private Redis, interleaved"
     )
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per phase (20000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")

@@ -1,11 +1,14 @@
-"""jobqueue against its Python peers, on one private Redis, interleaved in one run.
+"""jobqueue against its peers (Python; BullMQ and Kue on Node), on one private Redis,
+interleaved in one run.
 
     python3 bench/run.py                        # full run: 20,000 jobs, 3 rounds
     python3 bench/run.py --jobs 2000 --rounds 1 # quick run
     python3 bench/run.py --flat                 # also: claim cost with 1,000,000 jobs waiting
 
 It creates ``bench/.venv`` (jobqueue editable with hiredis, and the peers pinned in
-``bench/requirements.txt``) on first use and re-runs itself inside it. Each round measures
+``bench/requirements.txt``) on first use and re-runs itself inside it; the Node peers' packages
+go to ``bench/node/node_modules`` (``npm ci``) the first time one is measured, and without
+``node`` those peers are skipped with one message. Each round measures
 every library in turn (the order rotates by round), each phase on a flushed database:
 
 (a)  submit N jobs one by one from one producer                   -> submits/s

@@ -1,8 +1,10 @@
 """One adapter per library: how to submit (one by one, in bulk) and how to start its worker.
 
-The producer side runs in the harness process; each worker runs as its own process with the
-library's usual command (its CLI where it has one) at concurrency 1. Every worker runs the
-same body, :func:`body.run`, on the payload ``{"user": "u1", "n": i}``.
+The producer side runs in the harness process (for the Node peers, BullMQ and Kue, in one
+``node`` process driven over a pipe: ``peers/node_peer.py``); each worker runs as its own
+process with the library's usual command (its CLI where it has one) at concurrency 1. Every
+worker runs the same body, :func:`body.run` (``bench/node/common.js`` on Node), on the payload
+``{"user": "u1", "n": i}``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Adapter:
     on_redis: ClassVar[bool] = (
         True  # stores its jobs in the Redis measured: (d) and Redis counts apply
     )
+    requires_node: ClassVar[bool] = False  # a Node peer: skipped where `node` is missing
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -117,10 +120,12 @@ def adapters() -> dict[str, type[Adapter]]:
     """Every adapter by name, in the table's order."""
     from peers import (
         arq_adapter,
+        bullmq_adapter,
         celery_adapter,
         dramatiq_adapter,
         huey_adapter,
         jobqueue_adapter,
+        kue_adapter,
         rq_adapter,
         saq_adapter,
     )
@@ -135,5 +140,7 @@ def adapters() -> dict[str, type[Adapter]]:
         rq_adapter.RqAdapter,
         rq_adapter.RqQuietAdapter,
         arq_adapter.ArqAdapter,
+        bullmq_adapter.BullmqAdapter,
+        kue_adapter.KueAdapter,
     ]
     return {adapter.name: adapter for adapter in found}
