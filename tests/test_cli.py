@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -312,8 +313,27 @@ def test_worker_prefetch(app: ModuleType, capsys: pytest.CaptureFixture[str]) ->
     code, _, _ = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "2")
     assert code == 0
     assert app.queue.count_by_state()["completed"] == 3
-    code, _, err = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "0")
-    assert code == 2 and "--prefetch" in err
+    code, _, _ = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", "auto")
+    assert code == 0
+    for bad in ("0", "1001", "many"):
+        code, _, err = run(capsys, "--app", APP, "worker", "--burst", "--prefetch", bad)
+        assert code == 2 and "--prefetch must be auto or from 1 to 1000" in err
+
+
+def test_worker_prefetch_is_adaptive_unless_given(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[int | None] = []
+    real = app.queue.dispatcher
+
+    def dispatcher(**options: Any) -> Any:
+        seen.append(options["prefetch"])
+        return real(**options)
+
+    monkeypatch.setattr(app.queue, "dispatcher", dispatcher)
+    for given in ([], ["--prefetch", "auto"], ["--prefetch", "AUTO"], ["--prefetch", "7"]):
+        assert run(capsys, "--app", APP, "worker", "--burst", *given)[0] == 0
+    assert seen == [None, None, None, 7]
 
 
 # -- first contact: options where people type them, the app's own queue ---------------------

@@ -1,7 +1,8 @@
 """jobqueue itself: Redis backend (default settings, and with ``prefetch``), SQLite backend.
 
 Worker process: ``python -m peers.jobqueue_adapter URL [--prefetch N]``, which calls
-``JobQueue(url).run_worker(prefetch=N)`` — the public API at concurrency 1.
+``JobQueue(url).run_worker()`` (adaptive prefetch, the default) or ``run_worker(prefetch=N)``
+— the public API at concurrency 1.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class JobqueueAdapter(Adapter):
     label = "jobqueue (Redis)"
     package = "jobqueue"
     bulk_api = "submit_jobs"
-    prefetch: ClassVar[int] = 1
+    prefetch: ClassVar[int | None] = None  # the default: adaptive
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -57,7 +58,7 @@ class JobqueueAdapter(Adapter):
 
     def worker_command(self) -> list[str]:
         command = [python(), "-m", "peers.jobqueue_adapter", self.backend_url()]
-        return [*command, "--prefetch", str(self.prefetch)]
+        return command if self.prefetch is None else [*command, "--prefetch", str(self.prefetch)]
 
 
 class JobqueuePrefetchAdapter(JobqueueAdapter):
@@ -108,14 +109,18 @@ ADAPTERS: list[type[JobqueueAdapter]] = [
 def main() -> None:
     parser = argparse.ArgumentParser(description="a jobqueue worker process for the benchmark")
     parser.add_argument("url")
-    parser.add_argument("--prefetch", type=int, default=1)
+    parser.add_argument("--prefetch", type=int, help="a fixed depth (default: adaptive)")
     parser.add_argument("--exclusive", action="store_true", help="register exclusive=True")
     parser.add_argument("--barrier", help="Redis URL: say ready, wait for the go (scale.py)")
     args = parser.parse_args()
     queue = make_queue(args.url, exclusive=args.exclusive)
     if args.barrier:
         wait_for_go(args.barrier)
-    queue.run_worker(prefetch=args.prefetch)
+    # Without the argument when adaptive: an older checkout (--jobqueue-src) runs its own default.
+    if args.prefetch is None:
+        queue.run_worker()
+    else:
+        queue.run_worker(prefetch=args.prefetch)
 
 
 READY, GO = "bench:ready", "bench:go"

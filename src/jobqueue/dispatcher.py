@@ -7,8 +7,10 @@ Read this file top to bottom to see the whole engine.
   once. The thread that called ``run`` supervises: it waits for the slots and carries out
   shutdown.
 * **One round trip per job.** Recording a job's outcome and claiming the next are one backend
-  call. With ``prefetch=N`` a slot claims up to N jobs ahead and records their outcomes in
-  batches (still running them one at a time), for fewer than one round trip per job.
+  call. A slot that holds several jobs claimed ahead records their outcomes in batches (still
+  running them one at a time), for fewer than one round trip per job. How many it claims at
+  once is its prefetch policy's (``jobqueue.prefetch``): by default adaptive, claiming ahead
+  only short jobs from a deep backlog; ``prefetch=N`` fixes the depth.
 * **Heartbeat.** A heartbeat thread beats about every second (``jobqueue.heartbeat``): one
   backend call renews every lease the dispatcher holds, keeps its record among the live
   dispatchers, and brings back cancel requests; maintenance rides along. The beat waits for
@@ -79,6 +81,7 @@ from jobqueue.errors import (
 from jobqueue.heartbeat import Heartbeat
 from jobqueue.interrupt import Guard, HandlerTimeout, JobCancelled, ShutdownInterrupt, Watchdog
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
+from jobqueue.prefetch import PrefetchPolicy, make_policy
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
 from jobqueue.worker import Worker
@@ -164,7 +167,7 @@ class Dispatcher:
         *,
         names: Iterable[str] | None = None,
         concurrency: int = 1,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         lease_seconds: float = 30.0,
         grace_seconds: float = 30.0,
         idle_timeout: float = 1.0,
@@ -172,8 +175,12 @@ class Dispatcher:
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidSettingError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 1000:
-            raise InvalidSettingError(f"prefetch must be an int from 1 to 1000, got {prefetch!r}")
+        if prefetch is not None and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not 1 <= prefetch <= 1000
+        ):
+            raise InvalidSettingError(
+                f"prefetch must be None (adaptive) or an int from 1 to 1000, got {prefetch!r}"
+            )
         if lease_seconds <= 0:
             raise InvalidSettingError(f"lease_seconds must be > 0, got {lease_seconds}")
         self.backend = backend
@@ -181,6 +188,8 @@ class Dispatcher:
         self.hooks = hooks
         self.concurrency = concurrency
         self.prefetch = prefetch
+        self.new_prefetch_policy: Callable[[], PrefetchPolicy] = lambda: make_policy(prefetch)
+        """Makes each slot's own prefetch policy when the slot starts."""
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
         # An idle slot blocks in the backend's wait_for_work (woken by submits) for at most
@@ -441,6 +450,7 @@ class Dispatcher:
 
     def _run_slot(self, burst: bool, max_jobs: int | None) -> None:
         loop = asyncio.new_event_loop()
+        policy = self.new_prefetch_policy()
         ahead: deque[_Lease] = deque()  # claimed, not started yet
         finished: list[_Finished] = []  # ran, outcome not recorded yet
         # Woken for work that the next claim still did not get (max_active elsewhere)?
@@ -448,13 +458,17 @@ class Dispatcher:
         try:
             while True:
                 if finished and (not ahead or _overdue(finished)):
-                    ahead.extend(self._record(finished, self._wanted(len(ahead), max_jobs)))
+                    want = self._wanted(policy.depth(), len(ahead), max_jobs)
+                    claimed = self._record(finished, want)
+                    policy.claimed(want, (lease.job.name for lease in claimed))
+                    ahead.extend(claimed)
                     finished = []
                 if not ahead:
-                    want = self._wanted(0, max_jobs)
+                    want = self._wanted(policy.depth(), 0, max_jobs)
                     if want == 0:
                         break
                     ahead.extend(self._claim(want))
+                    policy.claimed(want, (lease.job.name for lease in ahead))
                     if not ahead:
                         if burst:
                             break
@@ -478,7 +492,9 @@ class Dispatcher:
                 if not self._count_one(max_jobs):
                     ahead.appendleft(lease)
                     break
+                started = time.monotonic()
                 done = self._execute(lease, loop)
+                policy.ran(lease.job.name, time.monotonic() - started)
                 if done is not None:
                     finished.append(done)
         except BackendError as exc:
@@ -492,11 +508,11 @@ class Dispatcher:
                     self._release(lease)
                 loop.close()
 
-    def _wanted(self, have: int, max_jobs: int | None) -> int:
-        """How many more jobs this slot should claim now."""
+    def _wanted(self, depth: int, have: int, max_jobs: int | None) -> int:
+        """How many more jobs this slot should claim now, holding ``have`` of ``depth``."""
         if self._stopping.is_set():
             return 0
-        want = self.prefetch - have
+        want = depth - have
         if max_jobs is not None:
             with self._lock:
                 want = min(want, max_jobs - self.processed - have)

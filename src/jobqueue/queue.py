@@ -474,12 +474,14 @@ class JobQueue:
         *,
         names: Sequence[str] | None = None,
         concurrency: int = 1,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         idle_timeout: float = 1.0,
     ) -> Dispatcher:
-        """A dispatcher for this queue's workers (all of them, or ``names``). ``prefetch=N``
-        claims up to N jobs ahead and records outcomes in batches — still one job running at
-        a time per slot — for throughput when the backlog is deep."""
+        """A dispatcher for this queue's workers (all of them, or ``names``). Each slot claims
+        jobs ahead and records their outcomes in batches — still one job running at a time per
+        slot — while recent jobs are short and the backlog deep, one at a time otherwise
+        (``prefetch=None``, adaptive: see ``jobqueue.prefetch``); ``prefetch=N`` always claims
+        up to N ahead."""
         return Dispatcher(
             self.backend,
             self.registry,
@@ -499,7 +501,7 @@ class JobQueue:
         burst: bool = True,
         max_jobs: int | None = None,
         concurrency: int = 1,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         names: Sequence[str] | None = None,
     ) -> int:
         """Run a dispatcher in this thread. With ``burst`` (the default) return once nothing
@@ -511,7 +513,7 @@ class JobQueue:
         self,
         *,
         concurrency: int = 1,
-        prefetch: int = 1,
+        prefetch: int | None = None,
         names: Sequence[str] | None = None,
         scheduler: bool = True,
     ) -> int:

@@ -90,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once (1)")
     worker.add_argument(
         "--prefetch",
-        type=int,
-        default=1,
-        help="jobs claimed ahead per slot, outcomes recorded in batches (1: off)",
+        default="auto",
+        metavar="N|auto",
+        help="jobs claimed ahead per slot, outcomes recorded in batches (auto: adaptive, "
+        "short jobs from a deep backlog only; 1: off)",
     )
     worker.add_argument("--names", help="comma-separated worker names (default: all)")
     worker.add_argument(
@@ -205,14 +206,13 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
             )
     if args.concurrency < 1:
         raise ConfigurationError(f"--concurrency must be >= 1, got {args.concurrency}")
-    if not 1 <= args.prefetch <= 1000:
-        raise ConfigurationError(f"--prefetch must be from 1 to 1000, got {args.prefetch}")
+    prefetch = _prefetch(args.prefetch)
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(LIFECYCLE_LOGGER):
         queue.plugins.register(LIFECYCLE_LOGGER)
     if args.metrics_port is not None:
         start_metrics(queue, "127.0.0.1", args.metrics_port)
-    dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=args.prefetch)
+    dispatcher = queue.dispatcher(names=names, concurrency=args.concurrency, prefetch=prefetch)
     # Handlers first, then the "worker on" line: a supervisor that waits for it may signal.
     restore = _nothing if args.burst else dispatcher.install_signal_handlers()
     # The scheduler runs beside a long-lived worker (any number may: one job per tick).
@@ -358,3 +358,16 @@ def _split_names(names: str | None) -> list[str] | None:
     if names is None:
         return None
     return [name.strip() for name in names.split(",") if name.strip()] or None
+
+
+def _prefetch(value: str) -> int | None:
+    """``--prefetch``: ``auto`` (adaptive, the API's ``None``) or a fixed depth."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        depth = int(value)
+    except ValueError:
+        depth = 0
+    if not 1 <= depth <= 1000:
+        raise ConfigurationError(f"--prefetch must be auto or from 1 to 1000, got {value}")
+    return depth
