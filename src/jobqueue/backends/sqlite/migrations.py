@@ -227,6 +227,15 @@ CREATE TRIGGER jobqueue_name_count_update AFTER UPDATE OF state ON jobqueue_jobs
 END;
 """
 
+# Version 8: the waiting jobs of every name in run order (priority, then age), as
+# ``list_jobs(WAITING)`` and queue latency read them. ``jobqueue_waiting`` leads with the name
+# (claims are per name), so a listing across names sorted the whole waiting set: 60 ms for a
+# page with a million jobs waiting. Building the index is one pass over the waiting rows.
+MIGRATION_8 = """
+CREATE INDEX jobqueue_waiting_order ON jobqueue_jobs (priority DESC, seq)
+    WHERE state = 'waiting';
+"""
+
 
 class Migration(NamedTuple):
     """One step: after it the file is at ``version``. ``step`` is SQL (one or more
@@ -249,6 +258,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "finished attempts per minute by outcome (throughput)", MIGRATION_5),
     Migration(6, "periodic schedules: their high-water marks and recent ticks", MIGRATION_6),
     Migration(7, "job counts per worker name and state, kept by triggers", MIGRATION_7),
+    Migration(8, "the waiting jobs of every name in run order (listings)", MIGRATION_8),
 ]
 
 
