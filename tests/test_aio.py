@@ -429,9 +429,11 @@ def test_unreachable_redis_raises_backend_unavailable() -> None:
     asyncio.run(main())
 
 
-def test_scripts_are_loaded_on_noscript() -> None:
-    # A fresh (fake) server has no scripts: the first EVALSHA answers NOSCRIPT.
-    server = fakeredis.FakeServer()
+@pytest.mark.parametrize("version", [(7, 0), (6, 2)], ids=["functions", "scripts"])
+def test_the_library_or_scripts_are_loaded_when_missing(version: tuple[int, int]) -> None:
+    # A fresh (fake) server has no function library (Redis 7), no scripts (Redis 6): the
+    # first call loads it; so does the first after it was lost (a restart, a failover).
+    server = fakeredis.FakeServer(version=version)
     sync = RedisBackend(fakeredis.FakeRedis(server=server), namespace="ns")
     queue = JobQueue(backend=sync, load_entrypoints=False)
     queue.add_worker("double", lambda job: job.data)
@@ -441,5 +443,10 @@ def test_scripts_are_loaded_on_noscript() -> None:
         async with AsyncJobQueue(queue=queue, backend=native) as aq:
             job = await aq.submit_job("double", {"n": 1})
             assert queue.get_job_by_id(job.id) == job
+            await native._client().execute_command(
+                "FUNCTION" if version >= (7, 0) else "SCRIPT", "FLUSH"
+            )
+            assert await aq.get_job_by_id(job.id) == job
 
     asyncio.run(main())
+    assert sync.functions == (version >= (7, 0))

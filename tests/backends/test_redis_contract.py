@@ -3,7 +3,9 @@ what only Redis has: URLs, key layout, corrupt data, unreachable servers."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ import redis
 
 from jobqueue.backend import Backend, BackendOptions, Retention, TickClaim
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.backends.redis.scripts import Library, load_library, load_scripts
 from jobqueue.errors import BackendUnavailableError, CorruptJobError, InvalidOptionError
 from jobqueue.job import Job, JobState
 from jobqueue.testing import BackendContract, ManualClock
@@ -63,6 +66,38 @@ class TestRedisBackendOnFakeRedis(RedisContract):
             server=backend.client.connection_pool.connection_kwargs["server"]
         )
         return RedisBackend(client, options, namespace=backend.namespace)
+
+
+@pytest.mark.redis
+class TestRedisBackendOnRealRedisWithScripts(TestRedisBackendOnRealRedis):
+    """As a server without Redis Functions is served: every call an EVALSHA."""
+
+    def make_backend(self, options: BackendOptions) -> Backend:
+        return scripts_only(super().make_backend(options))
+
+    def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
+        return scripts_only(super().open_same_store(backend, options))
+
+
+class TestRedisBackendOnFakeRedis6(RedisContract):
+    """A Redis 6 (fakeredis playing one): no Functions, no shebangs, so the plain scripts."""
+
+    def make_backend(self, options: BackendOptions) -> Backend:
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(6, 2)))
+        return RedisBackend(client, options, namespace=new_namespace())
+
+    def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
+        assert isinstance(backend, RedisBackend)
+        client = fakeredis.FakeRedis(
+            server=backend.client.connection_pool.connection_kwargs["server"]
+        )
+        return RedisBackend(client, options, namespace=backend.namespace)
+
+
+def scripts_only(backend: Backend) -> Backend:
+    assert isinstance(backend, RedisBackend)
+    backend.functions = False
+    return backend
 
 
 # -- Redis-only behaviour (on fakeredis: fast, no server needed) --------------------------------
@@ -265,3 +300,90 @@ def test_tick_times_on_the_server_clock(fake: Any) -> None:
     assert record is not None and abs(record.updated_at - (server[0] + server[1] / 1e6)) < 5
     stored = backend.get(result.job.id)
     assert stored is not None and abs(stored.run_at - (record.updated_at + 30)) < 1
+
+
+# -- Redis Functions ----------------------------------------------------------------------------
+
+
+def library_flags(client: Any, library: str) -> dict[str, set[str]]:
+    """FUNCTION LIST's flags of each function of ``library``."""
+    listed = client.execute_command("FUNCTION", "LIST", "LIBRARYNAME", library)
+    flags: dict[str, set[str]] = {}
+    for entry in listed:  # redis-py reads each library and function as a dict
+        if entry[b"library_name"].decode() == library:
+            for function in entry[b"functions"]:
+                flags[function[b"name"].decode()] = {f.decode() for f in function[b"flags"]}
+    return flags
+
+
+def test_a_redis_7_server_gets_the_function_library(fake: Any, clock: ManualClock) -> None:
+    backend = RedisBackend(fake, BackendOptions(clock=clock), namespace="fn")
+    backend.submit(job(clock))
+    assert backend.functions
+    library = load_library()
+    flags = library_flags(fake, library.name)
+    assert set(flags) == set(library.functions.values())
+    assert flags[library.functions["submit"]] == set()  # refused whole at maxmemory
+    assert flags[library.functions["complete"]] == {"allow-oom"}
+    assert flags[library.functions["count"]] == {"allow-oom", "no-writes"}
+    assert not fake.script_exists(*(s.sha for s in load_scripts().values()))[0]  # no EVALSHA
+
+
+def test_a_server_that_lost_the_library_gets_it_again(fake: Any, clock: ManualClock) -> None:
+    backend = RedisBackend(fake, BackendOptions(clock=clock), namespace="fn")
+    first = backend.submit(job(clock))
+    fake.execute_command("FUNCTION", "FLUSH")  # as after a restart or failover
+    claim = backend.claim(spec("a"))
+    assert claim is not None and claim.job.id == first.id
+    assert backend.functions and library_flags(fake, load_library().name)
+
+
+def test_a_library_already_loaded_by_another_client_is_used(fake: Any, clock: ManualClock) -> None:
+    fake.execute_command("FUNCTION", "LOAD", load_library().source)
+    backend = RedisBackend(fake, BackendOptions(clock=clock), namespace="fn")
+    backend.submit(job(clock))
+    assert backend.functions
+
+
+def test_without_functions_the_backend_turns_to_scripts(clock: ManualClock) -> None:
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(6, 2)))
+    backend = RedisBackend(client, BackendOptions(clock=clock), namespace="fn")
+    stored = backend.submit(job(clock))
+    assert not backend.functions
+    assert backend.get(stored.id) == stored
+
+
+@pytest.mark.redis
+def test_real_redis_reloads_a_lost_library(redis_url: str) -> None:
+    """Under a name of this test's own, so that deleting it (the lost library) touches
+    nothing another test or process uses."""
+    library = load_library()
+    digest = library.name.removeprefix("jobqueue_")  # in the library's and functions' names
+    renamed = digest + secrets.token_hex(4)
+    mine = Library(
+        library.name.replace(digest, renamed),
+        library.source.replace(digest, renamed),
+        {script: name.replace(digest, renamed) for script, name in library.functions.items()},
+    )
+    backend = RedisBackend.from_url(redis_url, BackendOptions(namespace=new_namespace()))
+    backend._library = mine
+    try:
+        stored = backend.submit(Job(id="", name="a", data=1, created_at=0.0, run_at=0.0))
+        assert set(library_flags(backend.client, mine.name)) == set(mine.functions.values())
+        backend.client.execute_command("FUNCTION", "DELETE", mine.name)
+        assert backend.get(stored.id) == stored
+        assert backend.functions and library_flags(backend.client, mine.name)
+    finally:
+        with contextlib.suppress(redis.exceptions.ResponseError):
+            backend.client.execute_command("FUNCTION", "DELETE", mine.name)
+        delete_namespace(backend.client, backend.namespace)
+        backend.close()
+
+
+def test_an_acl_that_denies_fcall_turns_the_backend_to_scripts(fake: Any) -> None:
+    backend = RedisBackend(fake, BackendOptions(), namespace="fn")
+    denied = redis.exceptions.NoPermissionError(
+        "this user has no permissions to run the 'fcall' command"
+    )
+    assert backend.library_missing(denied) and not backend.functions
+    assert not backend.library_missing(redis.exceptions.ResponseError("ERR something else"))

@@ -48,14 +48,14 @@ def lose_next_reply(backend: RedisBackend) -> list[int]:
     """Make the next reply on this thread's connection arrive and then be lost; returns a
     list that counts the commands sent from then on."""
     backend.count_by_state()  # the thread's connection is open (and fakeredis's scripts chosen)
-    for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT
+    for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT (on scripts)
         backend.client.script_load(backend.script_source(name))
     connection = backend._connections.held.connection  # type: ignore[union-attr]
     sent: list[int] = []
     send, read = connection.send_command, connection.read_response
 
     def counting_send(*args: Any, **kwargs: Any) -> None:
-        if args[0] == "EVALSHA":  # not the handshake of a reconnection
+        if args[0] in ("FCALL", "EVALSHA"):  # not the handshake of a reconnection
             sent.append(1)
         send(*args, **kwargs)
 

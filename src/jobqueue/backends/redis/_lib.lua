@@ -1,7 +1,10 @@
--- Shared definitions (Redis has no `require`). backend.py prepends to each script only the
--- definitions below that the script uses, directly or through another definition: a Lua
--- script re-creates its locals and closures on every call, so an unused one is pure cost.
--- Each definition starts at a line beginning with `local` and owns the comments above it.
+-- Shared definitions (Redis has no `require`). On Redis 7 this file opens the Redis Function
+-- library scripts.py builds (one function per script, see load_library): its definitions are
+-- made once, at load. Servers without Functions get scripts instead, each preceded by only
+-- the definitions below that it uses, directly or through another definition: a Lua script
+-- re-creates its locals and closures on every call, so an unused one is pure cost.
+-- Each definition starts at a line beginning with `local` (it may declare several names) and
+-- owns the comments above it. Every call runs `begin` first.
 --
 -- Every script is called with KEYS[1] = the namespace's id counter (so Redis Cluster routes
 -- it to the shard owning the namespace's hash tag) and this ARGV header:
@@ -38,7 +41,31 @@
 -- Foreign or corrupt data under the namespace must never raise: reads of a job's hash go
 -- through redis.pcall (an error reply comes back as a table with `err`).
 
-local P = ARGV[1]
+-- A call's values: the header's, and names derived from it. They are declared here and set
+-- by `begin`, which every call runs first: as a Redis Function library this file is run
+-- once, at FUNCTION LOAD, and its definitions serve every call, so nothing a call computes
+-- may linger into the next (the per-call caches further down are reset by `begin` too).
+local P, NOWS, NOW, REPEAT, MAX_STALLS
+local K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE, K_NAMES, K_ACTIVE_COUNT, K_PAUSED
+-- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
+local K_DISPATCHERS
+-- Present when every job of the namespace has been counted in the per-name counts (see
+-- name_counts_key): submit sets it when it stores the namespace's first job ever. A
+-- namespace that held jobs before the counts existed never gets it, and count_by_name
+-- counts that one the slow way.
+local K_COUNTED
+-- Periodic schedules (see claim_tick.lua): the names, one record hash and one list of recent
+-- ticks per schedule (schedule_key, schedule_ticks_key).
+local K_SCHEDULES
+-- The policy tail: values from jobqueue.policy that script_command appends after the
+-- script's own arguments, only for the scripts that use these names (so renew, log and
+-- progress never pay for them): history bound, cancelled max age in seconds ('' = forever,
+-- an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split around its
+-- stall count, and how many minutes of outcome counts are kept.
+local TAIL, MAX_HISTORY, OUTCOME_MINUTES
+-- Per-call caches, described where they are used.
+local paused_names, reserved_seq, claimed_by, released_name
+
 -- The server's clock: leases taken from many hosts are measured on one clock, so a host whose
 -- clock runs ahead cannot see a live lease as expired. (Redis 7 replicates a script's
 -- effects, not the script, so reading TIME before writing is allowed.)
@@ -46,32 +73,25 @@ local function server_now()
   local t = redis.call('TIME')
   return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
-local NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
-local NOW = tonumber(NOWS)
-local REPEAT = ARGV[8] == '1'
-local MAX_STALLS = tonumber(ARGV[3])
-local K_SEQ = P .. 'q'
-local K_DELAYED = P .. 'd'
-local K_ACTIVE = P .. 'a'
-local K_UNIQUE = P .. 'u'
-local K_NAMES = P .. 'N'
-local K_ACTIVE_COUNT = P .. 'ac'
-local K_PAUSED = P .. 'paused'
--- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
-local K_DISPATCHERS = P .. 'dispatchers'
--- Present when every job of the namespace has been counted in the per-name counts (see
--- name_counts_key): submit sets it when it stores the namespace's first job ever. A
--- namespace that held jobs before the counts existed never gets it, and count_by_name
--- counts that one the slow way.
-local K_COUNTED = P .. 'nc'
--- The policy tail: values from jobqueue.policy that script_command appends after the
--- script's own arguments, only for the scripts whose source mentions #ARGV (so renew, log
--- and progress never pay for them): history bound, cancelled max age in seconds ('' =
--- forever, an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split
--- around its stall count, and how many minutes of outcome counts are kept.
-local TAIL = #ARGV - 6
-local MAX_HISTORY = tonumber(ARGV[TAIL + 1])
-local OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
+
+-- The start of every call: the values above from ARGV (the script's, or in a Redis
+-- Function the callback's `args`, bound to the library's ARGV first). `clock` is false for
+-- the scripts that never read NOW (scripts.py tells), sparing them the server's TIME.
+local function begin(clock)
+  P = ARGV[1]
+  NOWS = clock and (ARGV[2] ~= '' and ARGV[2] or server_now()) or nil
+  NOW = clock and tonumber(NOWS) or nil
+  REPEAT = ARGV[8] == '1'
+  MAX_STALLS = tonumber(ARGV[3])
+  K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE = P .. 'q', P .. 'd', P .. 'a', P .. 'u'
+  K_NAMES, K_ACTIVE_COUNT, K_PAUSED = P .. 'N', P .. 'ac', P .. 'paused'
+  K_DISPATCHERS, K_COUNTED, K_SCHEDULES = P .. 'dispatchers', P .. 'nc', P .. 'schedules'
+  TAIL = #ARGV - 6
+  MAX_HISTORY = tonumber(ARGV[TAIL + 1])
+  OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
+  paused_names, reserved_seq, claimed_by, released_name = nil, nil, nil, nil
+end
+
 -- Housekeeping does at most this much per call, so no call runs long.
 local BATCH = 1000
 
@@ -102,9 +122,7 @@ local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
 -- reads O(names) instead of walking every job.
 local function name_counts_key(name) return P .. 'n:' .. name end
 
--- Periodic schedules (see claim_tick.lua): the names, one record hash and one list of recent
--- ticks per schedule.
-local K_SCHEDULES = P .. 'schedules'
+-- Periodic schedules: one record hash and one list of recent ticks per schedule.
 local function schedule_key(name) return P .. 'S:' .. name end
 local function schedule_ticks_key(name) return P .. 'T:' .. name end
 
@@ -132,7 +150,6 @@ local function move_count(name, from, to)
 end
 
 -- The paused names, read once per call (claims look at every wanted name, often many times).
-local paused_names
 local function is_paused(name)
   if not paused_names then
     paused_names = {}
@@ -196,9 +213,8 @@ local function snapshot(id, deadline)
   return {id, hash, logs or {}}
 end
 
--- A sequence number taken ahead: complete+claim takes the finish's and the next one with one
+-- reserved_seq, a sequence number taken ahead: complete+claim takes the finish's and the next one with one
 -- INCRBY; the next next_seq() call uses it, so every number is the one INCR would have given.
-local reserved_seq
 
 -- The next sequence number (the reserved one first).
 local function next_seq()
@@ -395,9 +411,8 @@ local function count_down(name)
   end
 end
 
--- The name whose active count owes a count_down that complete+claim put off: a claim of the
+-- released_name, the name whose active count owes a count_down that complete+claim put off: a claim of the
 -- same name cancels it (no -1 then +1), anything else leaves complete.lua to settle it.
-local released_name
 
 -- Take the job out of the active set and its name's active count (the caller clears 'k').
 -- With `defer`, the count_down waits in released_name.
@@ -709,7 +724,6 @@ end
 -- On a repeat: which active job a lease token holds, so a claim whose reply was lost hands
 -- out the job its first run took instead of leaving that one to stall. The map is built once
 -- per call, O(active jobs), and only for repeats.
-local claimed_by
 local function claimed_before(token)
   if not REPEAT then return nil end
   if not claimed_by then

@@ -24,6 +24,7 @@ import redis.asyncio
 import redis.exceptions
 
 from jobqueue.backends.redis.backend import (
+    CALL_ATTEMPTS,
     RedisBackend,
     block_slice,
     counted_by_name,
@@ -160,7 +161,8 @@ class AsyncRedisBackend:
                 return popped
 
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
-        """The sync backend's EVALSHA command; on NOSCRIPT load the script and call again.
+        """The sync backend's FCALL (or EVALSHA) command; when the server lacks the function
+        library (or the script) load it and call again.
         redis.asyncio resends a command after a dropped connection on its own (unmarked as a
         repeat); submit's idempotency key keeps that from storing jobs twice."""
         backend = self.backend
@@ -172,11 +174,11 @@ class AsyncRedisBackend:
             except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
                 log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
         with translate_errors():
-            for attempt in (1, 2, 3):
+            for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
                     return await client.execute_command(*backend.script_command(script, args))
                 except redis.exceptions.NoScriptError:
-                    if attempt == 3:
+                    if attempt == CALL_ATTEMPTS:
                         raise
                     try:
                         await client.script_load(backend.script_source(script))
@@ -184,10 +186,22 @@ class AsyncRedisBackend:
                         if not backend.adopt_plain_scripts(exc):
                             raise
                 except redis.exceptions.ResponseError as exc:  # nothing ran if it is the shebang
-                    if attempt == 3 or not backend.adopt_plain_scripts(exc):
+                    if attempt == CALL_ATTEMPTS:
                         raise
-                    await client.script_load(backend.script_source(script))
+                    if backend.library_missing(exc):
+                        if backend.functions:
+                            await self._load_library(client)
+                    elif backend.adopt_plain_scripts(exc):
+                        await client.script_load(backend.script_source(script))
+                    else:
+                        raise
             raise AssertionError("unreachable")
+
+    async def _load_library(self, client: AsyncRedisClient) -> None:
+        try:
+            await client.execute_command("FUNCTION", "LOAD", self.backend.library_source)
+        except redis.exceptions.ResponseError as exc:
+            self.backend.library_refused(exc)
 
     def _client(self) -> AsyncRedisClient:
         loop = asyncio.get_running_loop()

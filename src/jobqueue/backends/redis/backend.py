@@ -1,4 +1,5 @@
-"""Redis backend: every state change is one Lua script, called by SHA.
+"""Redis backend: every state change is one Lua call -- on Redis 7 a function of the library
+``scripts.load_library`` builds (``FCALL``, loaded once per server), else a script called by SHA.
 
 Layout (``P`` = ``jq:{namespace}:``; the braces are a Redis Cluster hash tag, so every key of
 a namespace lives on one shard and the scripts run unchanged on a cluster):
@@ -45,7 +46,8 @@ Tests move time by injecting ``BackendOptions.clock``: with any clock but ``time
 ``server_clock=False``) the client's clock is passed to the scripts as "now" instead, exactly
 as before. ``server_clock=True`` forces the server's clock whatever ``options.clock`` says.
 
-maxmemory. Every script but submit carries ``#!lua flags=allow-oom``: a full server (policy
+maxmemory. Every script but submit carries ``#!lua flags=allow-oom`` (its function the same
+flag; the read-only ones ``no-writes`` too): a full server (policy
 ``noeviction``) refuses new jobs with :class:`~jobqueue.errors.BackendFullError` and stores
 nothing, while running jobs still renew, report progress, log and finish. A policy that can
 evict keys (``allkeys-*``, ``volatile-*``: job keys would vanish, and the finish wake-ups and
@@ -111,7 +113,7 @@ from jobqueue.backends.redis.codec import (
 )
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
-from jobqueue.backends.redis.scripts import load_scripts
+from jobqueue.backends.redis.scripts import load_library, load_scripts
 from jobqueue.backends.redis.url import parse_redis_url, safe_url
 from jobqueue.errors import (
     BackendError,
@@ -138,6 +140,10 @@ from jobqueue.job import (
 log = logging.getLogger("jobqueue.backends.redis")
 
 DEFAULT_NAMESPACE = "jobqueue"
+# Sends of one call at most: a first call to a server without Functions or shebangs (Redis 6)
+# goes as FCALL (unknown), EVALSHA (NOSCRIPT; the load refuses the shebang), EVALSHA again
+# (NOSCRIPT) and then runs.
+CALL_ATTEMPTS = 4
 _SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
 _MAX_BLOCK = 20.0  # longest single blocking call; must stay below the socket timeout
 _SOCKET_TIMEOUT = 30.0
@@ -185,6 +191,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
+        self._library = load_library()
+        self.functions = not isinstance(client, redis.cluster.RedisCluster)
+        """Whether calls go to the Redis Function library (``FCALL``) rather than scripts
+        (``EVALSHA``): until the server shows it has no Functions (Redis < 7) or refuses the
+        library. A cluster client keeps scripts: redis-py would ask a node for the keys of
+        every FCALL (``COMMAND GETKEYS``), a round trip more per call."""
         self.policy_checked = False
         """Whether the server's eviction policy was looked at (once, at first use)."""
         policy = self.options.retention
@@ -194,7 +206,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         )
         # The scripts that read the policy tail (see _lib.lua) get it; others are spared it.
         self._tail_scripts = frozenset(
-            name for name, script in self._scripts.items() if "#ARGV" in script.source
+            name for name, script in self._scripts.items() if script.tail
         )
         self._stall_text = _stall_error_template()
 
@@ -515,16 +527,16 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _run(self, script: str, args: Sequence[Any]) -> Any:
-        """EVALSHA the script, then on NOSCRIPT (a restarted or flushed server) load it and
-        call again."""
+        """FCALL the script's function (or EVALSHA the script); when the server lacks it (a
+        restarted, failed-over or flushed server, or the first call) load it and call again."""
         if not self.policy_checked:
             self.check_memory_policy()
         with translate_errors():
-            for attempt in (1, 2, 3):
+            for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
                     return self._execute(script, args)
                 except redis.exceptions.NoScriptError:
-                    if attempt == 3:
+                    if attempt == CALL_ATTEMPTS:
                         raise
                     try:
                         self._client.script_load(self._scripts[script].source)
@@ -532,22 +544,36 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                         if not self.adopt_plain_scripts(exc):
                             raise
                 except redis.exceptions.ResponseError as exc:  # nothing ran if it is the shebang
-                    if attempt == 3 or not self.adopt_plain_scripts(exc):
+                    if attempt == CALL_ATTEMPTS:
                         raise
-                    self._client.script_load(self._scripts[script].source)
+                    if self.library_missing(exc):
+                        if self.functions:
+                            try:
+                                self._client.execute_command(
+                                    "FUNCTION", "LOAD", self.library_source
+                                )
+                            except redis.exceptions.ResponseError as refused:
+                                self.library_refused(refused)
+                    elif self.adopt_plain_scripts(exc):
+                        self._client.script_load(self._scripts[script].source)
+                    else:
+                        raise
             raise AssertionError("unreachable")
 
     def script_command(
         self, script: str, args: Sequence[Any], *, repeat: bool = False
     ) -> tuple[Any, ...]:
-        """The EVALSHA command for ``script``: the ARGV header ``_lib.lua`` describes, then
-        ``args``; ``repeat`` marks a resend of a command whose reply was lost. Shared with
-        the asyncio backend, which sends the very same commands."""
+        """The FCALL (or EVALSHA) command for ``script``: the ARGV header ``_lib.lua``
+        describes, then ``args``; ``repeat`` marks a resend of a command whose reply was lost.
+        Shared with the asyncio backend, which sends the very same commands."""
         policy = self.options.retention
         completed_count, failed_count = self._counts
         return (
-            "EVALSHA",
-            self._sha[script],
+            *(
+                ("FCALL", self._library.functions[script])
+                if self.functions
+                else ("EVALSHA", self._sha[script])
+            ),
             1,
             self._route[0],
             self._prefix,
@@ -595,6 +621,40 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     def script_source(self, script: str) -> str:
         """The Lua source behind ``script_command(script, …)``, to load on NOSCRIPT."""
         return self._scripts[script].source
+
+    @property
+    def library_source(self) -> str:
+        """The Redis Function library's source, to ``FUNCTION LOAD`` when a call misses it."""
+        return self._library.source
+
+    def library_missing(self, exc: redis.exceptions.ResponseError) -> bool:
+        """After FCALL failed with ``exc``: whether the server lacks the library, so that
+        loading it (if ``functions`` is still on) and calling again is the cure. A server
+        without Functions (no FCALL command) turns ``functions`` off: the call goes again as
+        EVALSHA; so does one whose ACL denies this user FCALL (allowing EVALSHA, say)."""
+        if not self.functions:
+            return False
+        text = str(exc)
+        if "Function not found" in text:
+            return True
+        lowered = text.lower()
+        refused = "unknown command" in lowered or isinstance(
+            exc, redis.exceptions.NoPermissionError
+        )
+        if refused and "fcall" in lowered:
+            self.library_refused(exc)
+            return True
+        return False
+
+    def library_refused(self, exc: redis.exceptions.ResponseError) -> None:
+        """After FUNCTION LOAD failed with ``exc``: a library of that name already there is
+        this code (its name carries the hash of its source), loaded by another client; any
+        other refusal (no Functions, an ACL without FUNCTION) turns to scripts for good."""
+        if "already exists" in str(exc):
+            return
+        if self.functions:
+            log.debug("Redis refused the function library (%s); using scripts", exc)
+        self.functions = False
 
     def adopt_plain_scripts(self, exc: redis.exceptions.ResponseError) -> bool:
         """After SCRIPT LOAD or EVALSHA failed with ``exc``: if the server cannot read the

@@ -1,6 +1,10 @@
-"""The Lua scripts: each transition's file, preceded by the ``_lib.lua`` definitions it uses.
+"""The Lua code: one Redis Function library of every transition (Redis 7), or scripts.
 
-Scripts are assembled once per process, loaded once per server and called by SHA.
+On Redis 7 the backend loads :func:`load_library` once per server and calls each transition's
+function by name (``FCALL``): the shared ``_lib.lua`` definitions are made once, when the
+library loads, rather than on every call. A server without Functions gets scripts: each
+transition's file preceded by the ``_lib.lua`` definitions it uses, assembled once per
+process, loaded once per server and called by SHA.
 
 Each script file may begin with a Redis 7 shebang (``#!lua flags=allow-oom``): it stays the
 first line of the assembled source. Servers that cannot read shebangs (Redis 6, fakeredis)
@@ -25,10 +29,21 @@ SCRIPT_NAMES += ("promote", "cancel_many", "outcomes")
 SCRIPT_NAMES += ("claim_tick", "schedule_pause", "schedule_remove", "schedules")
 
 
+# The scripts that only read: as functions they carry ``no-writes`` (Redis refuses any write
+# they would try, and they may run on a replica).
+READ_ONLY: frozenset[str] = frozenset(
+    ("get", "count", "count_by_name", "list", "dispatchers", "outcomes", "paused", "schedules")
+)
+# The names a script must be sent the policy tail for (see _lib.lua).
+_TAIL_NAMES = frozenset(("TAIL", "MAX_HISTORY", "OUTCOME_MINUTES"))
+
+
 @dataclass(frozen=True)
 class Script:
     source: str
     sha: str
+    tail: bool
+    """Whether the script reads the policy tail, so that calls append it."""
 
 
 @functools.cache
@@ -36,49 +51,111 @@ def load_scripts(shebang: bool = True) -> dict[str, Script]:
     lib = read_script("_lib")
     scripts = {}
     for name in SCRIPT_NAMES:
-        source = assemble(lib, read_script(name))
+        source, needed = assemble(lib, read_script(name))
         if not shebang and source.startswith("#!"):
             source = source.split("\n", 1)[1]
-        scripts[name] = Script(source, hashlib.sha1(source.encode()).hexdigest())
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        scripts[name] = Script(source, sha, bool(needed & _TAIL_NAMES))
     return scripts
 
 
-_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
+@dataclass(frozen=True)
+class Library:
+    """The Redis Function library: its source (``FUNCTION LOAD``), and per script the name of
+    its function (``FCALL``)."""
+
+    name: str
+    source: str
+    functions: dict[str, str]
+
+
+@functools.cache
+def load_library() -> Library:
+    """Every script as one function of one library, ``_lib.lua`` at its top level: loaded
+    once, its definitions serve every call. The library and function names carry a hash of
+    the source, so a server holding the library under that name holds this very code
+    (another version, of another process, sits beside it under its own names). A callback
+    binds its ``args`` to the library's ``ARGV`` (Functions have no ARGV global; scripts
+    read that name, see _lib.lua) and runs ``begin``, then the script's body."""
+    lib = read_script("_lib")
+    parts = ["local ARGV -- the call's arguments, bound by each callback", lib]
+    for name in SCRIPT_NAMES:
+        body = read_script(name)
+        flags: list[str] = []
+        if body.startswith("#!"):  # the script's shebang flags become the function's
+            shebang, body = body.split("\n", 1)
+            flags = shebang.partition("flags=")[2].split(",") if "flags=" in shebang else []
+        if name in READ_ONLY:
+            flags.append("no-writes")
+        quoted = ", ".join(f"'{flag}'" for flag in flags)
+        begin = f"begin({'true' if reads_clock(lib, body) else 'false'})"
+        parts.append(
+            f"redis.register_function{{function_name = 'jq_{name}_@HASH@', flags = {{{quoted}}},"
+            f" callback = function(_, args)\nARGV = args\n{begin}\n{body}end}}\n"
+        )
+    template = "\n".join(parts)
+    digest = hashlib.sha1(template.encode()).hexdigest()[:12]
+    source = f"#!lua name=jobqueue_{digest}\n" + template.replace("@HASH@", digest)
+    functions = {name: f"jq_{name}_{digest}" for name in SCRIPT_NAMES}
+    return Library(f"jobqueue_{digest}", source, functions)
+
+
+_DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*(?:, *[A-Za-z_]\w*)*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
 
-def assemble(lib: str, body: str) -> str:
-    """``body`` preceded by the definitions of ``lib`` it uses, directly or through each
-    other, in their order in ``lib``. A definition starts at a line beginning with
-    ``local`` and owns the comment lines right above it; text before the first is dropped.
-    A shebang line opening ``body`` opens the result, where Redis looks for it."""
+def reads_clock(lib: str, body: str) -> bool:
+    """Whether ``body`` reads NOW, directly or through ``lib``'s definitions."""
+    return bool({"NOW", "NOWS"} & assemble(lib, body)[1])
+
+
+def assemble(lib: str, body: str) -> tuple[str, set[str]]:
+    """``body`` as a script: ``begin`` then ``body``, preceded by the definitions of ``lib``
+    these use, directly or through each other, in their order in ``lib``; and the names
+    ``body`` itself needs (without ``begin``'s), which say whether it reads the policy tail.
+    A definition starts at a line beginning with ``local`` and owns the comment lines right
+    above it; text before the first is dropped. A shebang line opening ``body`` opens the
+    result, where Redis looks for it."""
     shebang = ""
     if body.startswith("#!"):
         shebang, body = body.split("\n", 1)
-    definitions: list[tuple[str, list[str]]] = []
+    # Per definition: its names, its lines, and its code past the names (what it uses).
+    definitions: list[tuple[list[str], list[str], list[str]]] = []
     comments: list[str] = []
     for line in lib.splitlines():
         match = _DEFINITION.match(line)
         if match:
-            definitions.append((match.group(1), [*comments, line]))
+            names = [name.strip() for name in match.group(1).split(",")]
+            definitions.append((names, [*comments, line], [line[match.end() :]]))
             comments = []
         elif line.startswith("--"):
             comments.append(line)
         else:
             if definitions and line.strip() and not comments:
                 definitions[-1][1].append(line)
+                definitions[-1][2].append(line)
             comments = []
-    code = {name: _COMMENT.sub("", "\n".join(lines)) for name, lines in definitions}
-    needed: set[str] = set()
-    pending = [_COMMENT.sub("", body)]
-    while pending:
-        text = pending.pop()
-        for name in code:
-            if name not in needed and re.search(rf"\b{name}\b", text):
-                needed.add(name)
-                pending.append(code[name])
-    used = ["\n".join(lines) for name, lines in definitions if name in needed]
-    return "\n".join([line for line in [shebang] if line] + [*used, body])
+    code = {
+        name: _COMMENT.sub("", "\n".join(uses)) for names, _, uses in definitions for name in names
+    }
+
+    def needs(text: str) -> set[str]:
+        needed: set[str] = set()
+        pending = [_COMMENT.sub("", text)]
+        while pending:
+            text = pending.pop()
+            for name in code:
+                if name not in needed and re.search(rf"\b{name}\b", text):
+                    needed.add(name)
+                    pending.append(code[name])
+        return needed
+
+    own = needs(body)
+    begin = f"begin({'true' if own & {'NOW', 'NOWS'} else 'false'})"
+    needed = needs(begin + "\n" + body)
+    used = ["\n".join(lines) for names, lines, _ in definitions if needed.intersection(names)]
+    source = "\n".join([line for line in [shebang] if line] + [*used, begin, body])
+    return source, own
 
 
 def read_script(name: str) -> str:
