@@ -489,60 +489,37 @@ def test_subprocess_app_mistakes_without_traceback() -> None:
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_worker_exit_status_on_signals(tmp_path: Path, signum: int, status: int) -> None:
-    """SIGTERM is the planned stop (exit 0); Ctrl-C exits 130, as shells expect."""
+@pytest.mark.parametrize(
+    ("command", "app", "ready"),
+    [
+        ("worker", "tests.cli_app:workers", "worker on"),
+        ("scheduler", "tests.reliability.schedule_app:queue", "scheduler on"),
+    ],
+)
+def test_exit_status_on_signals(
+    tmp_path: Path, signum: int, status: int, command: str, app: str, ready: str
+) -> None:
+    """SIGTERM is the planned stop (exit 0); Ctrl-C exits 130, as shells expect: for a worker
+    and for a scheduler run alone."""
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jobqueue",
-            "worker",
-            "--app",
-            "tests.cli_app:workers",
-            "--url",
-            url,
-        ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert worker.stderr is not None
-        for line in worker.stderr:  # signal handlers are in place once this line is out
-            if "worker on" in line:
-                break
-        worker.send_signal(signum)
-        _, rest = worker.communicate(timeout=30)
-        assert worker.returncode == status, rest
-        assert "Traceback" not in rest
-    finally:
-        worker.kill()
-        worker.wait()
-
-
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_scheduler_exit_status_on_signals(tmp_path: Path, signum: int, status: int) -> None:
-    """``jobqueue scheduler`` alone: SIGTERM exits 0, Ctrl-C 130, as ``worker`` does."""
-    env = {**os.environ, "JQ_REL_URL": f"sqlite:///{tmp_path / 'jobs.db'}"}
+    env = {**os.environ, "JQ_REL_URL": url}
     env.pop("JQ_REL_NAMESPACE", None)
-    app = "tests.reliability.schedule_app:queue"
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "jobqueue", "--app", app, "scheduler", "--log-level", "INFO"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue", command, "--app", app, "--url", url],
         cwd=REPO,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert scheduler.stderr is not None
-        for line in scheduler.stderr:  # signal handlers are in place once this line is out
-            if "scheduler on" in line:
+        assert process.stderr is not None
+        for line in process.stderr:  # signal handlers are in place once this line is out
+            if ready in line:
                 break
-        scheduler.send_signal(signum)
-        _, rest = scheduler.communicate(timeout=30)
-        assert scheduler.returncode == status, rest
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=30)
+        assert process.returncode == status, rest
         assert "Traceback" not in rest
     finally:
-        scheduler.kill()
-        scheduler.wait()
+        process.kill()
+        process.wait()

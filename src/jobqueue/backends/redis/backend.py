@@ -110,6 +110,7 @@ from jobqueue.backends.redis.codec import (
     decode_job,
     encode_new_job,
     exact_number,
+    state_refusal,
 )
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
@@ -401,11 +402,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         if outcome == "gone":
             return None
         if outcome == "state":
-            state = STATES.get(as_text(reply[1]))
-            shown = state.value if state else "unreadable"
-            raise JobStateError(
-                f"job {job_id} is {shown}: only failed or cancelled jobs are retried"
-            )
+            raise state_refusal(job_id, reply[1], "only failed or cancelled jobs are retried")
         if outcome == "unique":
             raise JobStateError(
                 f"job {job_id} cannot be retried: job {as_text(reply[1])} holds its unique key"

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue.errors import CorruptJobError, InvalidOptionError
+from jobqueue.errors import CorruptJobError, InvalidOptionError, JobStateError
 from jobqueue.job import (
     JSON,
     MAX_HISTORY,
@@ -187,3 +187,11 @@ def as_text(value: Any) -> str:
     if isinstance(value, (str, int)):
         return str(value)
     raise CorruptJobError(f"expected text, got {type(value).__name__}")
+
+
+def state_refusal(job_id: str, state_code: Any, rule: str) -> JobStateError:
+    """The error for a script that refused a job in the wrong state (its reply's state code
+    is shown as the state's name), followed by the ``rule`` it broke."""
+    state = STATES.get(as_text(state_code))
+    shown = state.value if state else "unreadable"
+    return JobStateError(f"job {job_id} is {shown}: {rule}")

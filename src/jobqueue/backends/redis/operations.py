@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from jobqueue.backends.redis.codec import STATE_CODES, STATES, as_text, decode_job
-from jobqueue.errors import JobStateError
+from jobqueue.backends.redis.codec import STATE_CODES, as_text, decode_job, state_refusal
 from jobqueue.job import Job, JobState
 
 _CANCELLABLE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
@@ -40,9 +39,7 @@ class OperatorCalls:
         if outcome == "gone":
             return None
         if outcome == "state":
-            state = STATES.get(as_text(reply[1]))
-            shown = state.value if state else "unreadable"
-            raise JobStateError(f"job {job_id} is {shown}: only delayed jobs are run ahead of time")
+            raise state_refusal(job_id, reply[1], "only delayed jobs are run ahead of time")
         return decode_job(reply[1])
 
     def cancel_many(self: _Scripts, state: JobState, name: str | None = None) -> int:
