@@ -624,5 +624,25 @@ class BatchBackend(Backend, Protocol):
         ...
 
 
+@runtime_checkable
+class HandoffBackend(Backend, Protocol):
+    """Optional: backends that hand a newly ready job straight to an idle dispatcher.
+
+    The dispatcher's idle slot calls ``wait_for_claim`` instead of ``wait_for_work`` followed
+    by ``claim``: submit to start is then two hops (the submit, the hand-off) rather than
+    four (submit, wake-up, claim, its reply).
+    """
+
+    def wait_for_claim(self, spec: WorkSpec, timeout: float) -> Claim | bool:
+        """Claim a ready job of ``spec`` now, or block for at most ``timeout`` seconds until
+        one is handed over, claimed for this caller under a lease of ``spec.lease_seconds``
+        (with the fencing and exclusivity of ``claim``). Returns the Claim; ``True`` when
+        woken for work the caller must ``claim`` itself (or when ready work is there that
+        it may not claim: ``max_active``); ``False`` when the wait ended with nothing. A
+        job handed over while the caller stopped waiting is never lost: it is returned, or
+        its lease expires and it is recovered."""
+        ...
+
+
 BackendFactory = Callable[[str, BackendOptions], Backend]
 """What a ``jobqueue_register_backends`` hook maps a URL scheme to."""

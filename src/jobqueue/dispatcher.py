@@ -11,6 +11,10 @@ Read this file top to bottom to see the whole engine.
   running them one at a time), for fewer than one round trip per job. How many it claims at
   once is its prefetch policy's (``jobqueue.prefetch``): by default adaptive, claiming ahead
   only short jobs from a deep backlog; ``prefetch=N`` fixes the depth.
+* **Idle.** A slot with nothing to run blocks until work comes (at most ``idle_timeout``, so
+  ``stop()`` is seen). A backend that can (``HandoffBackend``, e.g. Redis) hands the next
+  job straight to the idle slot, already claimed under the slot's lease: submit to start is
+  two hops. Others wake the slot, which then claims.
 * **Heartbeat.** A heartbeat thread beats about every second (``jobqueue.heartbeat``): one
   backend call renews every lease the dispatcher holds, keeps its record among the live
   dispatchers, and brings back cancel requests; maintenance rides along. The beat waits for
@@ -59,7 +63,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from jobqueue.backend import (
     Backend,
@@ -67,6 +71,7 @@ from jobqueue.backend import (
     Claim,
     Clock,
     DispatcherInfo,
+    HandoffBackend,
     LeaseStatus,
     Outcome,
     WorkSpec,
@@ -208,6 +213,7 @@ class Dispatcher:
             dispatcher=self.id,
         )
         self._batching = isinstance(backend, BatchBackend)
+        self._handoff = isinstance(backend, HandoffBackend)
         self._stopping = threading.Event()
         self._finished = threading.Event()
         self._wakeup = threading.Event()  # the supervisor has something to look at
@@ -477,9 +483,12 @@ class Dispatcher:
                             # other slots or processes. Back off instead of spinning.
                             self._stopping.wait(capped_delay)
                             capped_delay = min(capped_delay * 2, CAPPED_BACKOFF_MAX)
-                        capped = self._call_backend(
-                            lambda: self.backend.wait_for_work(self.spec.names, self.idle_timeout)
-                        )
+                        waited = self._wait_idle()
+                        if isinstance(waited, Claim):
+                            ahead.extend(self._hold([waited]))
+                            policy.claimed(1, [waited.job.name])
+                            waited = False
+                        capped = waited
                         continue
                     capped, capped_delay = False, CAPPED_BACKOFF_MIN
                 lease = ahead.popleft()
@@ -524,6 +533,16 @@ class Dispatcher:
                 return False
             self.processed += 1
             return True
+
+    def _wait_idle(self) -> Claim | bool:
+        """Block until work comes (at most ``idle_timeout``): a job handed over by a backend
+        that can (``HandoffBackend``), else ``True`` when woken for work to claim."""
+        if self._handoff:
+            backend = cast(HandoffBackend, self.backend)
+            return self._call_backend(lambda: backend.wait_for_claim(self.spec, self.idle_timeout))
+        return self._call_backend(
+            lambda: self.backend.wait_for_work(self.spec.names, self.idle_timeout)
+        )
 
     def _claim(self, want: int) -> list[_Lease]:
         if want > 1 and self._batching:

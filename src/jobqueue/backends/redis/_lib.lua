@@ -49,6 +49,8 @@ local P, NOWS, NOW, REPEAT, MAX_STALLS
 local K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE, K_NAMES, K_ACTIVE_COUNT, K_PAUSED
 -- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
 local K_DISPATCHERS
+-- Idle waiters' records by token (see register_waiter).
+local K_WAITERS
 -- Present when every job of the namespace has been counted in the per-name counts (see
 -- name_counts_key): submit sets it when it stores the namespace's first job ever. A
 -- namespace that held jobs before the counts existed never gets it, and count_by_name
@@ -86,6 +88,7 @@ local function begin(clock)
   K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE = P .. 'q', P .. 'd', P .. 'a', P .. 'u'
   K_NAMES, K_ACTIVE_COUNT, K_PAUSED = P .. 'N', P .. 'ac', P .. 'paused'
   K_DISPATCHERS, K_COUNTED, K_SCHEDULES = P .. 'dispatchers', P .. 'nc', P .. 'schedules'
+  K_WAITERS = P .. 'W'
   TAIL = #ARGV - 6
   MAX_HISTORY = tonumber(ARGV[TAIL + 1])
   OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
@@ -114,7 +117,11 @@ local function log_key(id) return P .. 'l:' .. id end
 -- that have waiting jobs.
 local function ready_key(name, priority) return P .. 'r:' .. name .. ':' .. priority end
 local function levels_key(name) return P .. 'R:' .. name end
-local function signal_key(name) return P .. 's:' .. name end
+-- Idle waiters (see signal): per name, a list of the tokens registered as waiting for its
+-- jobs (a '~' before the token: wake it, do not hand it a job); per token, its record in the
+-- hash K_WAITERS and its inbox, the list it blocks on.
+local function waiters_key(name) return P .. 'w:' .. name end
+local function inbox_key(token) return P .. 'h:' .. token end
 local function done_key(id) return P .. 'x:' .. id end
 local function finished_key(state) return P .. state end
 local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
@@ -226,15 +233,138 @@ local function next_seq()
   return redis.call('INCR', K_SEQ)
 end
 
--- Wake up to `n` dispatchers blocked on this name. The list is bounded: with nobody waiting,
--- pushes pile up to 64 stale wake-ups at most (and the idle poll clears them).
--- A paused name gets none: nobody could claim its jobs (resume wakes its dispatchers).
+-- The server's clock for a call that began without it (see begin): read at first need.
+local function ensure_now()
+  if not NOW then
+    NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
+    NOW = tonumber(NOWS)
+  end
+end
+
+-- Pop the next waiting id of one name, or nil. A level the pop leaves empty stays listed
+-- until the next look at it (here or in head_of) drops it; an empty level counts and lists
+-- as nothing, and make_ready re-adding it is harmless.
+local function pop_head(name)
+  local levels = levels_key(name)
+  for _ = 1, 100 do
+    local top = redis.pcall('ZREVRANGE', levels, 0, 0)
+    if top.err or not top[1] then return nil end
+    local list = ready_key(name, top[1])
+    local id = redis.pcall('LPOP', list)
+    if type(id) ~= 'string' then
+      redis.call('ZREM', levels, top[1]) -- empty, or not a list (foreign data)
+    else
+      return id
+    end
+  end
+  return nil
+end
+
+-- Make `id`, just taken from the waiting list of `name`, active under `token` until
+-- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing or not ours are
+-- dropped (nil); a record that is ours but malformed is still claimed, so the Python side
+-- can fail it with a clear CorruptJobError. Returns {id, fields, logs, deadline} or nil.
+local function claim_job(id, name, token, deadline, dispatcher)
+  local f = fields(id, 's', 'n', 'm')
+  local state = f and f[1]
+  if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
+  local finished = state == 'c' or state == 'f' or state == 'x'
+  if not state or state == 'd' or state == 'a' or finished then return nil end
+  local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', next_seq(), 'm', plus_one(f[3])}
+  if f[2] ~= name then
+    -- The stored name may differ from the list's (foreign data): the claim renames it.
+    hash[#hash + 1] = 'n'
+    hash[#hash + 1] = name
+  end
+  if dispatcher ~= '' then
+    hash[#hash + 1] = 'D'
+    hash[#hash + 1] = dispatcher
+  end
+  redis.call('HSET', job_key(id), unpack(hash))
+  tally(f[2], state, -1)
+  tally(name, 'a', 1)
+  redis.call('ZADD', K_ACTIVE, deadline, id)
+  if name == released_name then
+    released_name = nil -- the finished job's count_down and this claim's +1 cancel out
+  else
+    redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
+  end
+  return snapshot(id, deadline)
+end
+
+-- How long past the end of its announced wait an idle waiter's registration is honoured:
+-- a waiter that died while blocked costs at most one job a lease (recovered) within it.
+local WAITER_GRACE = 5
+
+-- An idle waiter blocks on its inbox for at most `wait` seconds. Its record (JSON) holds
+-- when it stops being honoured (e), its lease ('+seconds'; '' = never hand it a job) (l),
+-- its dispatcher id (d) and, per name, the entry it left in that name's list (n: name,
+-- entry, name, entry...). `entries` are those pairs.
+local function register_waiter(token, lease, dispatcher, wait, entries)
+  for i = 1, #entries, 2 do redis.call('LPUSH', waiters_key(entries[i]), entries[i + 1]) end
+  local expires = string.format('%.17g', NOW + wait + WAITER_GRACE)
+  local record = {e = expires, l = lease, d = dispatcher, n = entries}
+  redis.call('HSET', K_WAITERS, token, cjson.encode(record))
+end
+
+-- Forget a waiter's registration: its entry in every name's list and its record.
+local function withdraw_waiter(token, entries)
+  for i = 1, #entries, 2 do redis.call('LREM', waiters_key(entries[i]), 0, entries[i + 1]) end
+  redis.call('HDEL', K_WAITERS, token)
+end
+
+-- Push a message to a waiter's inbox: a handed job (its snapshot as JSON) or 'w' (woken: it
+-- claims for itself). The inbox expires, so one a dead waiter never read goes.
+local function deliver(token, message)
+  local k = inbox_key(token)
+  redis.call('LPUSH', k, message)
+  redis.call('EXPIRE', k, 60)
+end
+
+-- Jobs of `name` became ready: for each (up to `n`, at most 64), the longest-idle waiter
+-- registered on the name gets the next one handed to it -- claimed under the waiter's token
+-- and lease and pushed to its inbox, so it starts the job without a claim of its own -- or,
+-- where it asked only to be woken (a plain wait, or a name capped by max_active), a wake-up.
+-- Nobody waiting costs one RPOP. A paused name hands nothing and wakes nobody (resume
+-- signals it). A registration whose waiter must have died (past its wait and grace) is
+-- dropped on the way.
 local function signal(name, n)
-  if is_paused(name) then return end
-  local k = signal_key(name)
-  local wakes = {}
-  for i = 1, math.min(n or 1, 64) do wakes[i] = '1' end
-  if redis.call('LPUSH', k, unpack(wakes)) > 64 then redis.call('LTRIM', k, 0, 63) end
+  local k = waiters_key(name)
+  for _ = 1, math.min(n or 1, 64) do
+    local entry = redis.call('RPOP', k)
+    if not entry then return end
+    if is_paused(name) then
+      redis.call('RPUSH', k, entry)
+      return
+    end
+    local wake = string.sub(entry, 1, 1) == '~'
+    local token = wake and string.sub(entry, 2) or entry
+    local text = redis.call('HGET', K_WAITERS, token)
+    local ok, record = pcall(cjson.decode, text or '')
+    if ok and type(record) == 'table' and type(record.n) == 'table' then
+      ensure_now()
+      if (tonumber(record.e) or 0) <= NOW then
+        withdraw_waiter(token, record.n)
+      elseif wake then
+        withdraw_waiter(token, record.n)
+        deliver(token, 'w')
+      else
+        local job
+        for _ = 1, 100 do
+          local id = pop_head(name)
+          if not id then break end
+          job = claim_job(id, name, token, at(record.l), record.d)
+          if job then break end
+        end
+        if not job then -- nothing left to hand over: it goes on waiting
+          redis.call('RPUSH', k, entry)
+          return
+        end
+        withdraw_waiter(token, record.n)
+        deliver(token, cjson.encode(job))
+      end
+    end
+  end
 end
 
 -- Append to the waiting list of its priority; the first job of a level registers it.
@@ -316,25 +446,6 @@ local function head_of(name)
     local id = redis.pcall('LINDEX', ready_key(name, top[1]), 0)
     if type(id) == 'string' then return {tonumber(top[1]), id} end
     redis.call('ZREM', levels_key(name), top[1])
-  end
-  return nil
-end
-
--- Pop the next waiting id of one name, or nil. A level the pop leaves empty stays listed
--- until the next look at it (here or in head_of) drops it; an empty level counts and lists
--- as nothing, and make_ready re-adding it is harmless.
-local function pop_head(name)
-  local levels = levels_key(name)
-  for _ = 1, 100 do
-    local top = redis.pcall('ZREVRANGE', levels, 0, 0)
-    if top.err or not top[1] then return nil end
-    local list = ready_key(name, top[1])
-    local id = redis.pcall('LPOP', list)
-    if type(id) ~= 'string' then
-      redis.call('ZREM', levels, top[1]) -- empty, or not a list (foreign data)
-    else
-      return id
-    end
   end
   return nil
 end
@@ -737,9 +848,8 @@ local function claimed_before(token)
 end
 
 -- Claim the next job (see take_next). ARGV[base] is the claiming dispatcher's id ('' =
--- none), the names follow. Entries whose hash is missing or not ours are dropped; a record
--- that is ours but malformed is still claimed, so the Python side can fail it with a clear
--- CorruptJobError. `lease` is a time argument (see `at`). Returns {id, fields, logs} or nil.
+-- none), the names follow. `lease` is a time argument (see `at`). Returns {id, fields, logs,
+-- deadline} or nil.
 local function claim(token, lease, base)
   maintain()
   local before = claimed_before(token)
@@ -749,35 +859,8 @@ local function claim(token, lease, base)
   for _ = 1, 100 do
     local name, id = take_next(base + 1)
     if not id then return nil end
-    local f = fields(id, 's', 'n', 'm')
-    local state = f and f[1]
-    if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
-    local finished = state == 'c' or state == 'f' or state == 'x'
-    if state and not (state == 'd' or state == 'a' or finished) then
-      local seq = next_seq()
-      local j = job_key(id)
-      local made = plus_one(f[3])
-      local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', seq, 'm', made}
-      if f[2] ~= name then
-        hash[#hash + 1] = 'n'
-        hash[#hash + 1] = name
-      end
-      if dispatcher ~= '' then
-        hash[#hash + 1] = 'D'
-        hash[#hash + 1] = dispatcher
-      end
-      redis.call('HSET', j, unpack(hash))
-      -- The stored name may differ from the list's (foreign data): the claim renames it.
-      tally(f[2], state, -1)
-      tally(name, 'a', 1)
-      redis.call('ZADD', K_ACTIVE, deadline, id)
-      if name == released_name then
-        released_name = nil -- the finished job's count_down and this claim's +1 cancel out
-      else
-        redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
-      end
-      return snapshot(id, deadline)
-    end
+    local job = claim_job(id, name, token, deadline, dispatcher)
+    if job then return job end
   end
   return nil
 end

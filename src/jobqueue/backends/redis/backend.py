@@ -17,7 +17,9 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P dispatchers``  zset of dispatcher ids by record expiry (last heartbeat + lease)
 ``P dispatcher:ID`` hash: ``i`` the dispatcher's record JSON, ``l`` its last heartbeat
 ``P u``            hash unique key -> live job id;  ``P ac``  hash name -> active count
-``P s:NAME``       wake-up list per worker name (BLPOP);  ``P x:ID``  finish wake-ups
+``P w:NAME``       idle waiters' tokens per worker name (see ``signal`` in ``_lib.lua``)
+``P W``            hash token -> an idle waiter's record;  ``P h:TOKEN``  its inbox (BLPOP)
+``P x:ID``         finish wake-ups (``wait_for_finish``)
 ``P id`` / ``P q`` counters (job ids, enqueue sequence);  ``P N``  set of worker names
 ``P n:NAME``       hash state letter -> jobs of NAME in that state (no field at zero)
 ``P nc``           set when the namespace's first job was stored: all its jobs are in ``n:``
@@ -59,13 +61,16 @@ transition answers a repeat with what its first run did: complete, fail, release
 finish_cancelled look at the token the finished lease leaves in the job hash (field ``k``,
 with ``K`` naming which call ended it);
 heartbeat, renew, cancel, pause and resume (of names and of schedules) change nothing more
-when run twice; remove_schedule's second run finds nothing and says so; a retry (or
-promote) finding the job back in line reports it done (retry_many, cancel_many and purge go
-on with the next batch, only the first run's count is lost); a claim hands out the job its
-token already holds; submit finds its call's idempotency key (checked on every submit,
-so redis-py's own unmarked resends -- Redis Cluster, asyncio -- cannot store twice either);
-claim_tick finds its call's id in the schedule's record with the high-water mark at its tick,
-and answers what its first run did (the job it stored included), marked or not.
+when run twice; idle (an idle waiter's look) claims what its first run claimed, and its
+registration made twice is withdrawn whole; unidle looks up the job a lost first run took
+from the inbox by the waiter's token; remove_schedule's second run finds nothing and says
+so; a retry (or promote) finding the job back in line reports it done (retry_many,
+cancel_many and purge go on with the next batch, only the first run's count is lost); a
+claim hands out the job its token already holds; submit finds its call's idempotency key
+(checked on every submit, so redis-py's own unmarked resends -- Redis Cluster, asyncio --
+cannot store twice either); claim_tick finds its call's id in the schedule's record with the
+high-water mark at its tick, and answers what its first run did (the job it stored
+included), marked or not.
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
 resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
 lease's token takes the same path, as the backend contract requires: it reports the stored
@@ -466,17 +471,68 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
 
     def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
         wanted = list(dict.fromkeys(names))
-        reply = self._run("poll", [len(wanted), *wanted])
-        if int(reply[0]) == 1:
+        args = ["", len(wanted), *(item for name in wanted for item in (name, -1))]
+        kind, _ = self._idle_wait(_token(), "", args, timeout)
+        return kind != "timeout"
+
+    def wait_for_claim(self, spec: WorkSpec, timeout: float) -> Claim | bool:
+        """Claim a ready job, or wait idle for at most ``timeout`` seconds to be handed one:
+        whatever makes a job of these names ready (a submit, a retry, a promotion, a
+        recovery, a resume) claims it under this waiter's token and lease and pushes it to
+        the waiter's inbox, so it starts with no claim round trip (``signal`` in _lib.lua).
+        Returns the Claim; ``True`` when woken for work to claim itself (a name capped by
+        max_active) or when ready work is there that it may not claim; ``False`` after the
+        wait."""
+        token = _token()
+        lease = _lease_arg(spec)
+        deadline = self.options.clock() + spec.lease_seconds
+        kind, payload = self._idle_wait(token, lease, _spec_args(spec), timeout)
+        if kind == "claimed":
+            return self._claimed(payload, token, deadline, spec) or True
+        if kind != "handed":
+            return kind != "timeout"
+        # Its lease began at the hand-off, within this wait: now plus the lease is the
+        # client's estimate, late by the message's trip at most.
+        deadline = self.options.clock() + spec.lease_seconds
+        try:
+            reply = json.loads(payload)
+            if isinstance(reply[2], dict):  # cjson writes an empty Lua table as {}
+                reply[2] = []
+            return Claim(decode_job(reply), token, deadline)
+        except (ValueError, TypeError, IndexError, KeyError, CorruptJobError) as exc:
+            job_id = as_text(reply[0]) if isinstance(reply, list) and reply else "?"
+            self._fail_corrupt(job_id, token, CorruptJobError(f"handed job: {exc}"))
             return True
+
+    def _idle_wait(
+        self, token: str, lease: str, spec_args: list[Any], timeout: float
+    ) -> tuple[str, Any]:
+        """idle.lua, then a block on the waiter's inbox, then unidle.lua if nothing came.
+        Returns ``("claimed", job reply)`` (claimed at once, with a lease), ``("ready",
+        None)``, ``("woken", None)``, ``("handed", JSON)`` or ``("timeout", None)``."""
+        wait = max(float(timeout), 0.0)
+        reply = self._run("idle", [token, lease, exact_number(wait), *spec_args])
+        kind = as_text(reply[0])
+        if kind == "c":
+            return "claimed", reply[1]
+        if kind == "r":
+            return "ready", None
         due_in = as_text(reply[1])
         if due_in:
             # Wake when the next delayed job comes due or the next lease expires.
-            timeout = min(timeout, max(float(due_in), 0.0))
-        if timeout <= 0 or not wanted:
-            return False
-        keys = [f"{self._prefix}s:{name}" for name in wanted]
-        return self._block(keys, timeout) is not None
+            wait = min(wait, max(float(due_in), 0.0))
+        try:
+            popped = self._block([self._prefix + "h:" + token], wait) if wait > 0 else None
+            message = popped[1] if popped is not None else self._run("unidle", [token, ""])
+        except BackendError:
+            # A block whose reply was lost may have carried a handed job: the job its
+            # token holds is looked up (a claim repeat's rescue, see unidle.lua).
+            with contextlib.suppress(BackendError):
+                message = self._run("unidle", [token, "1"])
+                if message is not None:
+                    return _message(message)
+            raise
+        return ("timeout", None) if message is None else _message(message)
 
     def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
         until = time.monotonic() + max(timeout, 0.0)
@@ -509,11 +565,19 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             left = until - time.monotonic()
             if left <= 0.0005:
                 return None
+            # Redis reads the timeout as seconds with decimals; 0 would block forever.
+            seconds = max(round(min(left, self._block_slice), 3), 0.001)
             with translate_errors():
-                # Redis reads the timeout as seconds with decimals; 0 would block forever.
-                popped = self._client.blpop(
-                    keys, timeout=max(round(min(left, self._block_slice), 3), 0.001)
-                )
+                if self._connections is None:
+                    popped = self._client.blpop(keys, timeout=seconds)
+                else:  # on the thread's own connection, as _execute: the wake-up path is hot
+                    connection = self._held_connection()
+                    try:
+                        connection.send_command("BLPOP", *keys, seconds)
+                        popped = connection.read_response()
+                    except BaseException:  # half a reply may be unread: never reuse it
+                        connection.disconnect()
+                        raise
             if popped is not None:
                 return popped
 
@@ -681,6 +745,14 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         """The list a finishing job pushes to when someone waits for it (``watch.lua``)."""
         return f"{self._prefix}x:{job_id}"
 
+    def _held_connection(self) -> Any:
+        """This thread's own connection of a plain ``redis.Redis`` client's pool."""
+        assert self._connections is not None
+        held = getattr(self._connections, "held", None)
+        if held is None or held.pid != os.getpid():  # a forked child never shares a socket
+            held = self._connections.held = _HeldConnection(self._client.connection_pool)
+        return held.connection
+
     def _execute(self, script: str, args: Sequence[Any]) -> Any:
         """Send one script call and read its reply. On a plain ``redis.Redis`` each thread
         keeps one connection of the client's pool and talks on it directly, skipping
@@ -692,10 +764,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         command = self.script_command(script, args)
         if self._connections is None:
             return self._client.execute_command(*command)
-        held = getattr(self._connections, "held", None)
-        if held is None or held.pid != os.getpid():  # a forked child never shares a socket
-            held = self._connections.held = _HeldConnection(self._client.connection_pool)
-        connection = held.connection
+        connection = self._held_connection()
         for attempt in (1, 2):
             sent = False
             try:
@@ -957,6 +1026,11 @@ def block_slice(client: RedisClient) -> float:
     if not socket_timeout:
         return _MAX_BLOCK
     return max(min(_MAX_BLOCK, float(socket_timeout) * 0.8), 0.05)
+
+
+def _message(message: Any) -> tuple[str, Any]:
+    """An inbox message: ``'w'`` (woken) or a handed job's snapshot as JSON."""
+    return ("woken", None) if message in (b"w", "w") else ("handed", message)
 
 
 def _token() -> str:

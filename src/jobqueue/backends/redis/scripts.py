@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 SCRIPT_NAMES: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
-SCRIPT_NAMES += ("progress", "log", "recover", "remove", "get", "count", "poll", "watch", "list")
+SCRIPT_NAMES += ("progress", "log", "recover", "remove", "get", "count", "idle", "unidle", "watch")
+SCRIPT_NAMES += ("list",)
 SCRIPT_NAMES += ("finish_many", "count_by_name")
 SCRIPT_NAMES += ("cancel", "finish_cancelled", "retry", "retry_many", "purge", "pause", "resume")
 SCRIPT_NAMES += ("paused", "heartbeat", "remove_dispatcher", "dispatchers", "maintain")

@@ -1,0 +1,36 @@
+#!lua flags=allow-oom
+-- Before a dispatcher (or a plain wait_for_work) blocks: housekeeping, then one of
+--   {'c', job}  a job claimed for it at once (only when it passed a lease),
+--   {'r'}       a job is ready that it may not claim (capped by max_active; for a plain
+--               wait, any ready job): it should look again rather than block,
+--   {'w', due}  nothing to do: it is now registered as an idle waiter on every name (see
+--               signal) and should block on its inbox for at most the wait it announced or
+--               `due` seconds ('' = nothing due), the time until the next delayed run_at or
+--               lease deadline -- relative, as the caller's clock may differ from NOW's.
+-- ARGV[9] token, [10] lease ('+seconds'; '' = a plain wait: claim nothing, only be woken),
+-- [11] the longest it will block (seconds), [12] dispatcher id ('' = none), [13] name
+-- count, [14..] name/cap pairs (cap -1 = none). A capped name only wakes it: a job handed
+-- over could exceed the cap.
+local token, lease = ARGV[9], ARGV[10]
+if lease ~= '' then
+  local job = claim(token, lease, 12)
+  if job then return {'c', job} end
+else
+  maintain()
+end
+local count = tonumber(ARGV[13])
+local entries = {}
+for i = 0, count - 1 do
+  local name, cap = ARGV[14 + 2 * i], tonumber(ARGV[15 + 2 * i])
+  if not is_paused(name) and head_of(name) then return {'r'} end
+  entries[#entries + 1] = name
+  entries[#entries + 1] = (lease ~= '' and cap < 0) and token or '~' .. token
+end
+register_waiter(token, lease, ARGV[12], tonumber(ARGV[11]), entries)
+local due
+for _, k in ipairs({K_DELAYED, K_ACTIVE}) do
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')[2]
+  if first and (not due or tonumber(first) < tonumber(due)) then due = first end
+end
+if not due then return {'w', ''} end
+return {'w', string.format('%.17g', tonumber(due) - NOW)}
