@@ -65,8 +65,13 @@ local K_SCHEDULES
 -- an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split around its
 -- stall count, and how many minutes of outcome counts are kept.
 local TAIL, MAX_HISTORY, OUTCOME_MINUTES
--- Per-call caches, described where they are used.
-local paused_names, reserved_seq, claimed_by, released_name
+-- Per-call caches, described where they are used; `maintained` once maintain() ran.
+local paused_names, reserved_seq, claimed_by, maintained
+-- Counter changes a call makes, written once, at its end (settle): per name and state, the
+-- jobs that entered (+) or left (-) it (tally); per name, the change of its active count;
+-- per outcome, the attempts that ended so (count_outcome). A batch of 50 finishes and 50
+-- claims then costs a few HINCRBYs, not hundreds.
+local count_changes, active_changes, outcome_changes
 
 -- The server's clock: leases taken from many hosts are measured on one clock, so a host whose
 -- clock runs ahead cannot see a live lease as expired. (Redis 7 replicates a script's
@@ -92,7 +97,8 @@ local function begin(clock)
   TAIL = #ARGV - 6
   MAX_HISTORY = tonumber(ARGV[TAIL + 1])
   OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
-  paused_names, reserved_seq, claimed_by, released_name = nil, nil, nil, nil
+  paused_names, reserved_seq, claimed_by, maintained = nil, nil, nil, false
+  count_changes, active_changes, outcome_changes = {}, {}, {}
 end
 
 -- Housekeeping does at most this much per call, so no call runs long.
@@ -138,15 +144,20 @@ local function schedule_ticks_key(name) return P .. 'T:' .. name end
 local COUNTED_STATES = {w = true, d = true, a = true, c = true, f = true, x = true}
 
 -- Every change of a job's state or name, and every deletion, goes through here: `by` jobs
--- of `name` enter (+) or leave (-) `state`. A count that reaches zero (or below, in a
--- namespace whose older jobs were never counted) loses its field, and the hash goes with
--- its last field, so an empty name costs nothing.
+-- of `name` enter (+) or leave (-) `state`. Noted, and written by settle at the call's end.
 local function tally(name, state, by)
   if not name or not COUNTED_STATES[state] then return end
-  local k = name_counts_key(name)
-  local v = redis.pcall('HINCRBY', k, state, by)
-  if type(v) ~= 'number' then return end -- not a hash or not a number: foreign data
-  if v <= 0 then redis.call('HDEL', k, state) end
+  local changes = count_changes[name]
+  if not changes then
+    changes = {}
+    count_changes[name] = changes
+  end
+  changes[state] = (changes[state] or 0) + by
+end
+
+-- A name's active count changes by `by` (written by settle).
+local function count_active(name, by)
+  active_changes[name] = (active_changes[name] or 0) + by
 end
 
 -- A job of `name` moves from state `from` to `to`.
@@ -284,17 +295,13 @@ local function claim_job(id, name, token, deadline, dispatcher)
   tally(f[2], state, -1)
   tally(name, 'a', 1)
   redis.call('ZADD', K_ACTIVE, deadline, id)
-  if name == released_name then
-    released_name = nil -- the finished job's count_down and this claim's +1 cancel out
-  else
-    redis.call('HINCRBY', K_ACTIVE_COUNT, name, 1)
-  end
+  count_active(name, 1)
   return snapshot(id, deadline)
 end
 
 -- How long past the end of its announced wait an idle waiter's registration is honoured:
 -- a waiter that died while blocked costs at most one job a lease (recovered) within it.
-local WAITER_GRACE = 5
+local WAITER_GRACE = 1
 
 -- An idle waiter blocks on its inbox for at most `wait` seconds. Its record (JSON) holds
 -- when it stops being honoured (e), its lease ('+seconds'; '' = never hand it a job) (l),
@@ -421,13 +428,10 @@ local function store_job(i, stored)
   return after, 'n', id, state
 end
 
--- After store_job: list the names jobs were stored for, and wake one idle dispatcher per
--- job stored (bounded, see signal).
+-- After store_job (settle lists the names): hand each job stored to an idle waiter, if any
+-- (bounded, see signal).
 local function wake_stored(stored)
-  for name, count in pairs(stored) do
-    redis.call('SADD', K_NAMES, name)
-    signal(name, count)
-  end
+  for name, count in pairs(stored) do signal(name, count) end
 end
 
 -- Take a waiting job out of its list (O(list length): only removal needs it, never a claim).
@@ -486,11 +490,11 @@ local function requeue(id, run_at, key, value)
 end
 
 -- While the token holds the job's lease (deadline still ahead): the job's {token, name,
--- unique key, waiter count, cancel requested}; else nil.
+-- unique key, waiter count, cancel requested, state, history}; else nil.
 local function held(id, token)
   local deadline = redis.call('ZSCORE', K_ACTIVE, id)
   if not deadline or tonumber(deadline) <= NOW then return nil end
-  local f = fields(id, 'k', 'n', 'u', 'w', 'C')
+  local f = fields(id, 'k', 'n', 'u', 'w', 'C', 's', 'H')
   if not f or f[1] ~= token then return nil end
   return f
 end
@@ -515,26 +519,10 @@ local function mark_outcome(id, kind)
   redis.call('HSET', job_key(id), 'K', kind)
 end
 
--- One off a name's active count; the entry goes at zero.
-local function count_down(name)
-  if redis.call('HINCRBY', K_ACTIVE_COUNT, name, -1) <= 0 then
-    redis.call('HDEL', K_ACTIVE_COUNT, name)
-  end
-end
-
--- released_name, the name whose active count owes a count_down that complete+claim put off: a claim of the
--- same name cancels it (no -1 then +1), anything else leaves complete.lua to settle it.
-
 -- Take the job out of the active set and its name's active count (the caller clears 'k').
--- With `defer`, the count_down waits in released_name.
-local function drop_lease(id, name, defer)
+local function drop_lease(id, name)
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return end
-  if not name then return end
-  if defer and not released_name then
-    released_name = name
-  else
-    count_down(name)
-  end
+  if name then count_active(name, -1) end
 end
 
 -- wait_for_finish registers waiters in field w; wake exactly that many.
@@ -556,14 +544,18 @@ end
 -- COMPLETED, FAILED or CANCELLED with `key` (R or E, or nil) set to `value`, in one write.
 -- `job` is the {token, name, unique key, waiter count} that `held` returned. With `reserve`,
 -- the sequence number after the finish's is taken too (see next_seq).
-local function finish(id, state, job, key, value, reserve)
+local function finish(id, state, job, key, value, reserve, outcome)
   local j = job_key(id)
-  move_count(job[2], field(id, 's'), state)
+  move_count(job[2], job[6] or field(id, 's'), state)
+  local hash = {'s', state, 'e', NOWS}
   if key then
-    redis.call('HSET', j, 's', state, 'e', NOWS, key, value)
-  else
-    redis.call('HSET', j, 's', state, 'e', NOWS)
+    hash[5], hash[6] = key, value
   end
+  if outcome then -- mark_outcome, in the same write
+    hash[#hash + 1] = 'K'
+    hash[#hash + 1] = outcome
+  end
+  redis.call('HSET', j, unpack(hash))
   redis.call('HDEL', j, 'q', 'w') -- k stays: it answers a repeat of this call
   local seq
   if reserve and not reserved_seq then
@@ -609,11 +601,7 @@ local function outcome_key(minute) return P .. 'o:' .. string.format('%d', minut
 -- path pays one HINCRBY and the hash's expiry is the same absolute time whichever field set
 -- it.
 local function count_outcome(outcome)
-  local minute = math.floor(NOW / 60)
-  local k = outcome_key(minute)
-  if redis.call('HINCRBY', k, outcome, 1) == 1 then
-    redis.call('EXPIRE', k, math.ceil((minute + OUTCOME_MINUTES) * 60 - NOW) + 60)
-  end
+  outcome_changes[outcome] = (outcome_changes[outcome] or 0) + 1
 end
 
 -- `history` (field H's text) cut to its newest `keep` records. Every record starts with
@@ -665,8 +653,7 @@ end
 -- a spliced record is over 64 bytes, which would turn the whole hash from Redis's compact
 -- listpack into a hashtable (hash-max-listpack-value) -- three times the memory of every
 -- retained job. H keeps room for the implicit record.
-local function record_completion(id)
-  local history = field(id, 'H')
+local function record_completion(id, history)
   if not history then return end
   -- An unreadable H goes, as record_attempt would replace it: the history starts over.
   local kept = string.sub(history, 1, 11) == '[{"number":' and cut_history(history, MAX_HISTORY - 1)
@@ -675,6 +662,16 @@ local function record_completion(id)
   elseif kept ~= history then
     redis.call('HSET', job_key(id), 'H', kept)
   end
+end
+
+-- COMPLETED with its result, the lease's holder `job` (from held): the lease dropped, room
+-- made in the history for the completion's implicit record, 'K' marking complete as the
+-- call that ended the lease (see mark_outcome). `reserve` as finish's.
+local function complete_held(id, job, result, reserve)
+  drop_lease(id, job[2])
+  record_completion(id, job[7])
+  finish(id, 'c', job, 'R', result, reserve, 'c')
+  count_outcome('c')
 end
 
 -- A held job's failed attempt (`job` as `held` returned it, the lease already dropped):
@@ -791,6 +788,8 @@ end
 -- What every claim and idle poll does first (reads never do). Returns how many jobs it
 -- moved or removed.
 local function maintain()
+  if maintained then return 0 end -- once a call: a batch of claims shares one look
+  maintained = true
   return promote() + recover()
     + retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
     + retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
@@ -810,8 +809,8 @@ local function take_next(base)
     if is_paused(name) then
       open = false
     elseif not open then
-      local active = tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0
-      if name == released_name then active = math.max(active - 1, 0) end
+      local active = (tonumber(redis.call('HGET', K_ACTIVE_COUNT, name)) or 0)
+        + (active_changes[name] or 0)
       open = active < cap
     end
     if open then
@@ -889,4 +888,43 @@ local function retry_job(id)
   redis.call('HDEL', job_key(id), 'm', 'x', 'C', 'R', 'e', 'k')
   requeue(id, NOWS)
   return 'ok'
+end
+
+-- The end of every call (scripts.py wraps each body in it): write the counter changes the
+-- call noted, one HINCRBY per counter that changed. A per-name count that reaches zero (or
+-- below, in a namespace whose older jobs were never counted) loses its field, and the hash
+-- goes with its last field, so an empty name costs nothing; a count that leaves zero lists
+-- its name in the names set (never pruned), so the common call spares the SADD. The
+-- outcome counts of a minute expire once past keeping. Returns `result`.
+local function settle(result)
+  for name, changes in pairs(count_changes) do
+    local k = name_counts_key(name)
+    for state, by in pairs(changes) do
+      if by ~= 0 then
+        local v = redis.pcall('HINCRBY', k, state, by)
+        if type(v) ~= 'number' then -- not a hash or not a number: foreign data
+          redis.call('SADD', K_NAMES, name)
+        elseif v <= 0 then
+          redis.call('HDEL', k, state)
+        elseif v == by then
+          redis.call('SADD', K_NAMES, name)
+        end
+      end
+    end
+  end
+  for name, by in pairs(active_changes) do
+    if by ~= 0 and redis.call('HINCRBY', K_ACTIVE_COUNT, name, by) <= 0 then
+      redis.call('HDEL', K_ACTIVE_COUNT, name)
+    end
+  end
+  if next(outcome_changes) then
+    local minute = math.floor(NOW / 60)
+    local k = outcome_key(minute)
+    for outcome, by in pairs(outcome_changes) do
+      if redis.call('HINCRBY', k, outcome, by) == by then
+        redis.call('EXPIRE', k, math.ceil((minute + OUTCOME_MINUTES) * 60 - NOW) + 60)
+      end
+    end
+  end
+  return result
 end

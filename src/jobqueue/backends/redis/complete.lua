@@ -8,12 +8,8 @@ local id = ARGV[9]
 local job = held(id, ARGV[10])
 local claim_next = ARGV[12] == '1'
 if job then
-  drop_lease(id, job[2], claim_next)
-  mark_outcome(id, 'c')
   -- A cancel that came while the handler finished is too late: the result is kept.
-  record_completion(id)
-  finish(id, 'c', job, 'R', ARGV[11], claim_next)
-  count_outcome('c')
+  complete_held(id, job, ARGV[11], claim_next)
 elseif not repeated(id, ARGV[10], 'c', 'c') then
   return {'lost'}
 elseif not REPEAT then
@@ -23,6 +19,5 @@ elseif not REPEAT then
 end
 if not claim_next then return {'ok'} end
 local next_job = claim(ARGV[13], ARGV[14], 15)
-if released_name then count_down(released_name) end
 if not next_job then return {'ok'} end
 return {'ok', next_job}

@@ -15,14 +15,12 @@ for n = 1, tonumber(ARGV[9]) do
     states[n] = repeated(id, token, kind == 'c' and 'c' or 'fwdx', kind == 'c' and 'c' or 'f')
       or 'lost'
   else
-    drop_lease(id, job[2])
-    mark_outcome(id, kind == 'c' and 'c' or 'f')
     if kind == 'c' then
-      record_completion(id)
-      finish(id, 'c', job, 'R', payload)
-      count_outcome('c')
+      complete_held(id, job, payload)
       states[n] = 'c'
     else
+      drop_lease(id, job[2])
+      mark_outcome(id, 'f')
       states[n] = fail_held(id, job, payload, retry_at)
     end
   end

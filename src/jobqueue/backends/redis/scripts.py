@@ -92,7 +92,7 @@ def load_library() -> Library:
         begin = f"begin({'true' if reads_clock(lib, body) else 'false'})"
         parts.append(
             f"redis.register_function{{function_name = 'jq_{name}_@HASH@', flags = {{{quoted}}},"
-            f" callback = function(_, args)\nARGV = args\n{begin}\n{body}end}}\n"
+            f" callback = function(_, args)\nARGV = args\n{begin}\n{_settled(body)}\nend}}\n"
         )
     template = "\n".join(parts)
     digest = hashlib.sha1(template.encode()).hexdigest()[:12]
@@ -153,10 +153,17 @@ def assemble(lib: str, body: str) -> tuple[str, set[str]]:
 
     own = needs(body)
     begin = f"begin({'true' if own & {'NOW', 'NOWS'} else 'false'})"
-    needed = needs(begin + "\n" + body)
+    wrapped = _settled(body)
+    needed = needs(begin + "\n" + wrapped)
     used = ["\n".join(lines) for names, lines, _ in definitions if needed.intersection(names)]
-    source = "\n".join([line for line in [shebang] if line] + [*used, begin, body])
+    source = "\n".join([line for line in [shebang] if line] + [*used, begin, wrapped])
     return source, own
+
+
+def _settled(body: str) -> str:
+    """``body`` run as a function whose result goes through ``settle`` (in _lib.lua), which
+    writes the counter changes the call noted."""
+    return f"return settle((function()\n{body}\nend)())"
 
 
 def read_script(name: str) -> str:
