@@ -90,6 +90,7 @@ def run(
 ) -> dict[str, float]:
     import body
     import redis.connection
+
     from jobqueue.dispatcher import Dispatcher
 
     server.flush()
