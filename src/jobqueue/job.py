@@ -224,8 +224,18 @@ class JobLog:
         return {"at": self.at, "message": self.message}
 
 
+class _Submitting:
+    """A slot for ``Job`` outside its fields (so never in its equality, repr or copies):
+    ``build_job`` puts in ``_submit_json`` the data it built the job from and that data's
+    JSON text, checked; a backend submitting the job right after may store that text instead
+    of encoding the data again, while ``job.data`` is still that very object."""
+
+    __slots__ = ("_submit_json",)
+    _submit_json: tuple[JSON, str]
+
+
 @dataclass(slots=True)
-class Job:
+class Job(_Submitting):
     """A job as stored: a plain value, reading it never touches the backend.
 
     Times are UNIX timestamps in seconds (float). ``attempts`` is the most attempts allowed,
@@ -366,19 +376,25 @@ def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
     return value
 
 
+# What json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False) builds
+# on every call, built once (an encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 def dumps_json(value: JSON) -> str:
     """Strict, compact JSON: no NaN/Infinity, str keys only, no custom objects.
 
     Raises ``NotSerializableError`` saying what is wrong.
     """
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise NotSerializableError(
             f"value is not plain JSON ({exc}); pass only dict, list, str, int, finite float, "
             "bool and None (convert dates, sets and objects yourself)"
         ) from exc
-    _check_unicode(text)
+    if not text.isascii():  # ASCII text is valid Unicode: only other text needs the check
+        _check_unicode(text)
     return text
 
 

@@ -235,8 +235,11 @@ class JobQueue:
         ]
 
     def _emit_submitted(self, job: Job) -> None:
+        hook = self.plugins.hook.jobqueue_job_submitted
+        if not hook.get_hookimpls():  # nobody listens: skip pluggy's call machinery per job
+            return
         try:
-            self.plugins.hook.jobqueue_job_submitted(job=job)
+            hook(job=job)
         except Exception:
             logger.exception("plugin hook jobqueue_job_submitted raised")
 

@@ -41,7 +41,7 @@ def build_job(
 ) -> Job:
     """Validate everything and return an unsaved Job (``id`` empty)."""
     encoded = check_json(data)
-    size = len(encoded.encode("utf-8"))
+    size = len(encoded) if encoded.isascii() else len(encoded.encode("utf-8"))
     if size > max_data_bytes:
         raise PayloadTooLargeError(
             f"job data is {size} bytes of JSON, over the limit of {max_data_bytes}; store "
@@ -65,7 +65,7 @@ def build_job(
     run_at = due_time(options.delay, options.run_at, now)
     # Last: the handler's own code runs only on input that passed every check above.
     title = (title_for or worker.title_for)(data)
-    return Job(
+    job = Job(
         id="",
         name=worker.name,
         data=data,
@@ -78,13 +78,23 @@ def build_job(
         created_at=now,
         run_at=run_at,
     )
+    if title is None and title_for is None:
+        # No handler code saw the data after it was checked (a get_title's title is never
+        # None), so the checked text is still its JSON: the backend need not encode it again.
+        job._submit_json = (data, encoded)  # type: ignore[misc]  # a slot of its base class
+    return job
 
 
 SUBMIT_OPTIONS = tuple(SubmitOptions.__dataclass_fields__)
+_KNOWN_OPTIONS = frozenset(SUBMIT_OPTIONS)
+_NO_OPTIONS = SubmitOptions()
 
 
 def submit_options(options: dict[str, object]) -> SubmitOptions:
     """``SubmitOptions`` from keyword arguments, refusing unknown names with the known ones."""
+    # The common submit sets none: the shared default value (the options are frozen).
+    if options.keys() <= _KNOWN_OPTIONS and all(value is None for value in options.values()):
+        return _NO_OPTIONS
     unknown = sorted(set(options) - set(SUBMIT_OPTIONS))
     if unknown:
         hint = (

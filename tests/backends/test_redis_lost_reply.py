@@ -52,19 +52,21 @@ def lose_next_reply(backend: RedisBackend) -> list[int]:
         backend.client.script_load(backend.script_source(name))
     connection = backend._connections.held.connection  # type: ignore[union-attr]
     sent: list[int] = []
-    send, read = connection.send_command, connection.read_response
+    send, read = connection.send_packed_command, connection.read_response
 
-    def counting_send(*args: Any, **kwargs: Any) -> None:
-        if args[0] in ("FCALL", "EVALSHA"):  # not the handshake of a reconnection
+    def counting_send(command: Any, *args: Any, **kwargs: Any) -> None:
+        # Not the handshake of a reconnection (the backend packs its commands itself).
+        head = bytes(command[0] if isinstance(command, list) else command)[:32]
+        if b"\r\nFCALL\r\n" in head or b"\r\nEVALSHA\r\n" in head:
             sent.append(1)
-        send(*args, **kwargs)
+        send(command, *args, **kwargs)
 
     def losing_read(*args: Any, **kwargs: Any) -> Any:
         del connection.read_response  # once only
         read(*args, **kwargs)  # the server applied it and answered...
         raise redis.exceptions.ConnectionError("reply lost on purpose")  # ...in vain
 
-    connection.send_command = counting_send
+    connection.send_packed_command = counting_send
     connection.read_response = losing_read
     return sent
 

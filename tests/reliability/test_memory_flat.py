@@ -39,7 +39,7 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "waiter_records": (r"W", "idle waiters' records: one per waiter, dropped once past its wait"),
     "inboxes": (r"h:.+", "an idle waiter's inbox: read at once, EXPIRE 60 s"),
     "finish": (r"x:.+", "finish wake-ups for wait_for: EXPIRE 300 s"),
-    "submit_call": (r"i:.+", "what one submit call stored, for a resend: EXPIRE 120 s"),
+    "submit_lane": (r"i:.+", "a submit lane's last call, for a resend: one per lane, EXPIRE 120 s"),
     "delayed": (r"d", "delayed jobs: bounded by live jobs"),
     "active": (r"a", "active leases: bounded by live jobs"),
     "completed": (r"c", "completed jobs: retention (count and age)"),
@@ -150,7 +150,7 @@ def account_for_every_key(client: Any, namespace: str, retained: int) -> Counter
         kinds[kind] += 1
         if kind == "job":
             assert name[2:] in finished, f"{name}: finished but not under retention"
-        elif kind in ("finish", "submit_call", "outcomes"):
+        elif kind in ("finish", "submit_lane", "outcomes"):
             assert client.ttl(raw) > 0, f"{name} has no TTL"
         elif kind == "wakeups":
             assert client.llen(raw) <= 64

@@ -83,7 +83,8 @@ end
 
 -- The start of every call: the values above from ARGV (the script's, or in a Redis
 -- Function the callback's `args`, bound to the library's ARGV first). `clock` is false for
--- the scripts that never read NOW (scripts.py tells), sparing them the server's TIME.
+-- the scripts that never read NOW (scripts.py tells), sparing them the server's TIME; those
+-- that read it only sometimes (submit: only for a delayed job) ask `clock_now` instead.
 local function begin(clock)
   P = ARGV[1]
   NOWS = clock and (ARGV[2] ~= '' and ARGV[2] or server_now()) or nil
@@ -99,6 +100,18 @@ local function begin(clock)
   OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
   paused_names, reserved_seq, claimed_by, maintained = nil, nil, nil, false
   count_changes, active_changes, outcome_changes = {}, {}, {}
+end
+
+-- NOW, read on first use by a call whose `begin` skipped it (scripts.py does not count a
+-- script using only this as reading the clock): the common submit, of jobs due now, never
+-- pays for TIME. With effects replication (Redis 5+ by default, always on 7) a TIME after
+-- the call's first write is allowed.
+local function clock_now()
+  if not NOW then
+    NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
+    NOW = tonumber(NOWS)
+  end
+  return NOW
 end
 
 -- Housekeeping does at most this much per call, so no call runs long.
@@ -244,14 +257,6 @@ local function next_seq()
   return redis.call('INCR', K_SEQ)
 end
 
--- The server's clock for a call that began without it (see begin): read at first need.
-local function ensure_now()
-  if not NOW then
-    NOWS = ARGV[2] ~= '' and ARGV[2] or server_now()
-    NOW = tonumber(NOWS)
-  end
-end
-
 -- Pop the next waiting id of one name, or nil. A level the pop leaves empty stays listed
 -- until the next look at it (here or in head_of) drops it; an empty level counts and lists
 -- as nothing, and make_ready re-adding it is harmless.
@@ -334,7 +339,8 @@ end
 -- where it asked only to be woken (a plain wait, or a name capped by max_active), a wake-up.
 -- Nobody waiting costs one RPOP. A paused name hands nothing and wakes nobody (resume
 -- signals it). A registration whose waiter must have died (past its wait and grace) is
--- dropped on the way.
+-- dropped on the way. It reads the clock only through clock_now, before anything that
+-- uses NOW (scripts.py counts it as reading the clock lazily).
 local function signal(name, n)
   local k = waiters_key(name)
   for _ = 1, math.min(n or 1, 64) do
@@ -349,7 +355,7 @@ local function signal(name, n)
     local text = redis.call('HGET', K_WAITERS, token)
     local ok, record = pcall(cjson.decode, text or '')
     if ok and type(record) == 'table' and type(record.n) == 'table' then
-      ensure_now()
+      clock_now()
       if (tonumber(record.e) or 0) <= NOW then
         withdraw_waiter(token, record.n)
       elseif wake then
@@ -388,11 +394,24 @@ end
 -- 'n', the id and the state letter (stored), or 'u' and the id of the live job that holds
 -- its unique key (nothing stored).
 local function store_job(i, stored)
-  local name, priority, unique, run_at = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], at(ARGV[i + 3])
+  local name, priority, unique, when = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local nlogs, npairs = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local logs_at, pairs_at = i + 6, i + 6 + nlogs
-  local relative = string.sub(ARGV[i + 3], 1, 1) == '+'
+  local relative = string.sub(when, 1, 1) == '+'
   local after = pairs_at + 2 * npairs
+  -- Due now or later (as `at` would place it): a job due now ('+0.0', the common case)
+  -- reads no clock; a delay, or an absolute run_at, compares with NOW.
+  local delayed, run_at = false, when
+  if relative then
+    local ahead = tonumber(string.sub(when, 2))
+    if ahead > 0 then
+      local due = clock_now() + ahead
+      run_at = string.format('%.17g', due)
+      delayed = tonumber(run_at) > clock_now()
+    end
+  else
+    delayed = tonumber(when) > clock_now()
+  end
   if unique ~= '' then
     unique = string.sub(unique, 2)
     local existing = redis.call('HGET', K_UNIQUE, unique)
@@ -402,7 +421,6 @@ local function store_job(i, stored)
   local id = tostring(redis.call('INCR', P .. 'id'))
   -- The namespace's first job ever: every job it will hold is counted by name.
   if id == '1' then redis.call('SET', K_COUNTED, '1') end
-  local delayed = tonumber(run_at) > NOW
   local state = delayed and 'd' or 'w'
   local hash = {'n', name, 's', state, 'q', redis.call('INCR', K_SEQ)}
   for k = pairs_at, after - 1 do hash[#hash + 1] = ARGV[k] end
@@ -416,7 +434,7 @@ local function store_job(i, stored)
     hash[#hash + 1] = '1'
   end
   redis.call('HSET', job_key(id), unpack(hash))
-  tally(name, state, 1)
+  tally(name, state, 1) -- settle lists the name in the names set when its count leaves 0
   if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
   if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
   if delayed then
@@ -918,7 +936,7 @@ local function settle(result)
     end
   end
   if next(outcome_changes) then
-    local minute = math.floor(NOW / 60)
+    local minute = math.floor(clock_now() / 60)
     local k = outcome_key(minute)
     for outcome, by in pairs(outcome_changes) do
       if redis.call('HINCRBY', k, outcome, by) == by then

@@ -82,8 +82,15 @@ class AsyncRedisBackend:
 
     async def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         out: list[Job] = []
-        for batch, args in submit_batches(jobs, self.backend.time_arg):
-            out += submitted_jobs(batch, await self._run("submit", args))
+        # A lane of the sync backend's pool, held until the last batch is answered: tasks
+        # submitting concurrently each number calls in a lane of their own.
+        lanes = self.backend.lanes
+        lane = lanes.take()
+        try:
+            for batch, args in submit_batches(jobs, self.backend.time_arg, lane):
+                out += submitted_jobs(batch, await self._run("submit", args))
+        finally:
+            lanes.give(lane)
         return out
 
     async def get(self, job_id: str) -> Job | None:
@@ -164,7 +171,7 @@ class AsyncRedisBackend:
         """The sync backend's FCALL (or EVALSHA) command; when the server lacks the function
         library (or the script) load it and call again.
         redis.asyncio resends a command after a dropped connection on its own (unmarked as a
-        repeat); submit's idempotency key keeps that from storing jobs twice."""
+        repeat); submit's lane (its idempotency key) keeps that from storing jobs twice."""
         backend = self.backend
         client = self._client()
         if not backend.policy_checked:

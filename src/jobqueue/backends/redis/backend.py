@@ -32,7 +32,8 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
 sorted-set entry costs ~100: claiming pops the head of the highest non-empty priority level;
 only removing a waiting job scans its list. Priorities lie in ``[-1_000_000, 1_000_000]``.
-``P i:KEY`` (string, 120 s TTL) remembers which ids one submit call stored (see below).
+``P i:LANE`` (string, 120 s TTL) remembers which ids a lane's last submit call stored (see
+below): one key per lane in use, not one per call.
 
 Clock. Lease deadlines, due times, retention ages and finish times are measured on the Redis
 server's clock (``TIME`` inside the scripts), so dispatchers on hosts whose clocks disagree
@@ -66,11 +67,16 @@ registration made twice is withdrawn whole; unidle looks up the job a lost first
 from the inbox by the waiter's token; remove_schedule's second run finds nothing and says
 so; a retry (or promote) finding the job back in line reports it done (retry_many,
 cancel_many and purge go on with the next batch, only the first run's count is lost); a
-claim hands out the job its token already holds; submit finds its call's idempotency key
-(checked on every submit, so redis-py's own unmarked resends -- Redis Cluster, asyncio --
-cannot store twice either); claim_tick finds its call's id in the schedule's record with the
-high-water mark at its tick, and answers what its first run did (the job it stored
-included), marked or not.
+claim hands out the job its token already holds; submit finds its call's number in its
+lane's idempotency key (checked on every submit, so redis-py's own unmarked resends -- Redis
+Cluster, asyncio -- cannot store twice either). A lane (``Lanes``) is a sequence of submit
+calls never two in flight at once: each call (each batch of up to 500 jobs of a
+``submit_many``) takes the next number of a lane it holds for its duration, taken from a
+per-backend pool and given back, so threads and concurrent asyncio tasks never share one;
+``P i:LANE`` keeps the lane's last number and what that call stored, and a copy of an older
+call stores nothing; claim_tick finds its call's id in the schedule's record with the high-
+water mark at its tick, and answers what its first run did (the job it stored included),
+marked or not.
 Only ``log`` (a line would be added twice) and ``watch`` (a waiter counted twice) are never
 resent; their error goes to the caller. A deliberate (unmarked) second call with a finished
 lease's token takes the same path, as the backend contract requires: it reports the stored
@@ -142,6 +148,12 @@ from jobqueue.job import (
     JobState,
     dumps_json,
 )
+
+_pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:  # the optional C packer (the hiredis extra): redis-py's own wrapper costs ~4 us a call
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis is installed for the tests
+    _pack_command = None
 
 log = logging.getLogger("jobqueue.backends.redis")
 
@@ -215,6 +227,18 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             name for name, script in self._scripts.items() if script.tail
         )
         self._stall_text = _stall_error_template()
+        # The header after "now", and the policy tail: fixed for the backend's life (the
+        # options are frozen), so built once rather than per call.
+        self._header_policy = (
+            self.options.max_stalls,
+            "" if policy.completed_seconds is None else exact_number(policy.completed_seconds),
+            self._counts[0],
+            "" if policy.failed_seconds is None else exact_number(policy.failed_seconds),
+            self._counts[1],
+        )
+        self._tail = self._policy_tail()
+        self.lanes = Lanes()
+        """The submit calls' idempotency lanes (shared with the asyncio twin)."""
 
     @property
     def client(self) -> RedisClient:
@@ -248,8 +272,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         out: list[Job] = []
-        for batch, args in submit_batches(jobs, self.time_arg):
-            out += submitted_jobs(batch, self._run("submit", args))
+        lane = self.lanes.take()
+        try:
+            for batch, args in submit_batches(jobs, self.time_arg, lane):
+                out += submitted_jobs(batch, self._run("submit", args))
+        finally:
+            self.lanes.give(lane)
         return out
 
     # -- reading ------------------------------------------------------------------------------
@@ -627,8 +655,6 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         """The FCALL (or EVALSHA) command for ``script``: the ARGV header ``_lib.lua``
         describes, then ``args``; ``repeat`` marks a resend of a command whose reply was lost.
         Shared with the asyncio backend, which sends the very same commands."""
-        policy = self.options.retention
-        completed_count, failed_count = self._counts
         return (
             *(
                 ("FCALL", self._library.functions[script])
@@ -639,14 +665,10 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             self._route[0],
             self._prefix,
             "" if self.server_clock else exact_number(self.options.clock()),
-            self.options.max_stalls,
-            "" if policy.completed_seconds is None else exact_number(policy.completed_seconds),
-            completed_count,
-            "" if policy.failed_seconds is None else exact_number(policy.failed_seconds),
-            failed_count,
+            *self._header_policy,
             "1" if repeat else "",
             *args,
-            *(self._policy_tail() if script in self._tail_scripts else ()),
+            *(self._tail if script in self._tail_scripts else ()),
         )
 
     def _policy_tail(self) -> tuple[Any, ...]:
@@ -768,7 +790,11 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         for attempt in (1, 2):
             sent = False
             try:
-                connection.send_command(*command)
+                packed = _packed(command)
+                if packed is None:
+                    connection.send_command(*command)
+                else:
+                    connection.send_packed_command([packed])  # a list of byte strings
                 sent = True
                 return connection.read_response()
             except redis.exceptions.ResponseError:
@@ -783,6 +809,17 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 connection.disconnect()
                 raise
         raise AssertionError("unreachable")
+
+
+def _packed(command: tuple[Any, ...]) -> bytes | None:
+    """The command in the Redis protocol, packed by hiredis directly (``None`` without it, or
+    for an argument it cannot pack: ``send_command`` packs those)."""
+    if _pack_command is None:
+        return None
+    try:
+        return _pack_command(command)
+    except TypeError:
+        return None
 
 
 class _HeldConnection:
@@ -804,18 +841,54 @@ class _HeldConnection:
 # -- script arguments and replies, shared with the asyncio backend ----------------------------
 
 
+class Lane:
+    """One sequence of submit calls, never two in flight at once (see the module docstring):
+    its random id names its idempotency key, ``calls`` numbers its calls."""
+
+    __slots__ = ("calls", "id", "pid")
+
+    def __init__(self) -> None:
+        self.id = secrets.token_hex(8)
+        self.calls = 0
+        self.pid = os.getpid()
+
+
+class Lanes:
+    """A pool of lanes: a submit takes one for its duration and gives it back, so a lane is
+    never used by two calls at once (threads, asyncio tasks) and Redis keeps one key per
+    lane in use rather than one per call. A forked child starts a pool of its own: it must
+    never number calls in a lane its parent still uses."""
+
+    def __init__(self) -> None:
+        self._free: list[Lane] = []
+        self._pid = os.getpid()
+
+    def take(self) -> Lane:
+        pid = os.getpid()
+        if pid != self._pid:
+            self._free, self._pid = [], pid
+        try:
+            return self._free.pop()  # atomic: threads never get the same lane
+        except IndexError:
+            return Lane()
+
+    def give(self, lane: Lane) -> None:
+        if lane.pid == self._pid:
+            self._free.append(lane)
+
+
 def submit_batches(
-    jobs: Sequence[Job], time_arg: Callable[[float], str]
+    jobs: Sequence[Job], time_arg: Callable[[float], str], lane: Lane
 ) -> Iterator[tuple[Sequence[Job], list[Any]]]:
     """The submit script's calls: each batch of jobs with its arguments, ``time_arg`` turning
     each ``run_at`` into the script's time argument. Every job is encoded before the first
-    batch is handed out, so bad data is refused before anything is stored. Each batch
-    carries its idempotency key (random per call, plus the batch's index): sent again after
-    a lost reply, it returns the ids the first send stored."""
+    batch is handed out, so bad data is refused before anything is stored. Each batch is a
+    call of ``lane`` (held by the caller until the last batch is answered), numbered as it
+    is handed out: sent again after a lost reply, it returns the ids the first send stored."""
     encoded = [encode_new_job(job) for job in jobs]
-    call = secrets.token_hex(16)
-    for index, start in enumerate(range(0, len(jobs), _SUBMIT_BATCH)):
-        args: list[Any] = [f"{call}:{index}", len(encoded[start : start + _SUBMIT_BATCH])]
+    for start in range(0, len(jobs), _SUBMIT_BATCH):
+        lane.calls += 1
+        args: list[Any] = [lane.id, lane.calls, len(encoded[start : start + _SUBMIT_BATCH])]
         for job, fields in zip(
             jobs[start : start + _SUBMIT_BATCH], encoded[start : start + _SUBMIT_BATCH], strict=True
         ):
@@ -825,12 +898,19 @@ def submit_batches(
 
 
 def submitted_jobs(jobs: Sequence[Job], replies: Any) -> list[Job]:
-    """The stored jobs (or, for a unique key already held, the live job holding it)."""
+    """The stored jobs (or, for a unique key already held, the live job holding it). A job
+    ``build_job`` made for this submit (it carries ``_submit_json``) is nobody else's: it is
+    filled in and returned itself; any other is copied, the caller's left as it was."""
     out: list[Job] = []
     for job, reply in zip(jobs, replies, strict=True):
         if as_text(reply[0]) == "n":
             state = STATES[as_text(reply[2])]
-            out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
+            if getattr(job, "_submit_json", None) is None:
+                out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
+            else:
+                del job._submit_json  # stored: the job returned carries no submit state
+                job.id, job.state = as_text(reply[1]), state
+                out.append(job)
         else:
             out.append(replace(decode_job(reply[1:]), deduplicated=True))
     return out

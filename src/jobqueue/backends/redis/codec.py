@@ -37,52 +37,97 @@ STATE_CODES = {
 STATES = {code: state for state, code in STATE_CODES.items()}
 
 
+_DEFAULT_BACKOFF = Backoff()
+
+
 def encode_new_job(job: Job) -> list[Any]:
     """The submit script's arguments for one job: name, priority, unique, run_at, counts, then
     log entries and every field that differs from its default."""
-    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
-        raise InvalidOptionError(f"priority must be an int, got {job.priority!r}")
-    if not -MAX_PRIORITY <= job.priority <= MAX_PRIORITY:
+    priority = job.priority
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidOptionError(f"priority must be an int, got {priority!r}")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise InvalidOptionError(
-            f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {job.priority}"
+            f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {priority}"
         )
-    fields: list[str] = ["d", dumps_json(job.data), "c", exact_number(job.created_at)]
+    data = job.data
+    # The text build_job checked, while the data is still the object it checked.
+    built = getattr(job, "_submit_json", None)
+    data_json = built[1] if built is not None and built[0] is data else dumps_json(data)
+    fields: list[str] = ["d", data_json, "c", exact_number(job.created_at)]
     if job.run_at != job.created_at:
         fields += ["r", exact_number(job.run_at)]
-    if job.priority:
-        fields += ["p", str(job.priority)]
+    if priority:
+        fields += ["p", str(priority)]
     if job.unique_key is not None:
         fields += ["u", job.unique_key]
+    if (
+        job.title is not None
+        or job.attempts != 1
+        or job.backoff != _DEFAULT_BACKOFF
+        or job.timeout is not None
+    ):
+        fields += ["o", _options_json(job)]
+    # Rarely set on a new job, kept so that what was submitted is what is stored; a job just
+    # built has none of them (checked first, cheaply).
+    if (
+        job.attempts_made
+        or job.stalls
+        or job.started_at is not None
+        or job.finished_at is not None
+        or job.progress
+        or job.progress_message is not None
+        or job.result is not None
+        or job.error is not None
+        or job.cancel_requested
+        or job.dispatcher is not None
+        or job.history
+    ):
+        fields += _rare_fields(job)
+    logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
+    unique = "" if job.unique_key is None else "=" + job.unique_key
+    return [
+        job.name,
+        priority,
+        unique,
+        exact_number(job.run_at),
+        len(logs),
+        len(fields) // 2,
+        *logs,
+        *fields,
+    ]
+
+
+def _options_json(job: Job) -> str:
+    """Field o: the options that differ from their defaults."""
     options: dict[str, JSON] = {}
     if job.title is not None:
         options["t"] = job.title
     if job.attempts != 1:
         options["a"] = job.attempts
-    if job.backoff != Backoff():
+    if job.backoff != _DEFAULT_BACKOFF:
         options["b"] = job.backoff.to_dict()
     if job.timeout is not None:
         options["T"] = job.timeout
-    if options:
-        fields += ["o", dumps_json(options)]
-    # Rarely set on a new job, kept so that what was submitted is what is stored.
-    optional: list[tuple[str, object, str | None]] = [
-        ("m", job.attempts_made, str(job.attempts_made) if job.attempts_made else None),
-        ("x", job.stalls, str(job.stalls) if job.stalls else None),
-        ("b", job.started_at, None if job.started_at is None else exact_number(job.started_at)),
-        ("e", job.finished_at, None if job.finished_at is None else exact_number(job.finished_at)),
-        ("g", job.progress, exact_number(job.progress) if job.progress else None),
-        ("G", job.progress_message, job.progress_message),
-        ("R", job.result, None if job.result is None else dumps_json(job.result)),
-        ("E", job.error, None if job.error is None else dumps_json(job.error.to_dict())),
-        ("C", job.cancel_requested, "1" if job.cancel_requested else None),
-        ("D", job.dispatcher, job.dispatcher),
-        ("H", job.history, history_json(job.history) if job.history else None),
+    return dumps_json(options)
+
+
+def _rare_fields(job: Job) -> list[str]:
+    """The fields a new job seldom has, as field/value pairs."""
+    optional: list[tuple[str, str | None]] = [
+        ("m", str(job.attempts_made) if job.attempts_made else None),
+        ("x", str(job.stalls) if job.stalls else None),
+        ("b", None if job.started_at is None else exact_number(job.started_at)),
+        ("e", None if job.finished_at is None else exact_number(job.finished_at)),
+        ("g", exact_number(job.progress) if job.progress else None),
+        ("G", job.progress_message),
+        ("R", None if job.result is None else dumps_json(job.result)),
+        ("E", None if job.error is None else dumps_json(job.error.to_dict())),
+        ("C", "1" if job.cancel_requested else None),
+        ("D", job.dispatcher),
+        ("H", history_json(job.history) if job.history else None),
     ]
-    fields += [item for key, _, text in optional if text is not None for item in (key, text)]
-    logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
-    unique = "" if job.unique_key is None else "=" + job.unique_key
-    head = [job.name, job.priority, unique, exact_number(job.run_at), len(logs), len(fields) // 2]
-    return [*head, *logs, *fields]
+    return [item for key, text in optional if text is not None for item in (key, text)]
 
 
 def decode_job(reply: Sequence[Any]) -> Job:

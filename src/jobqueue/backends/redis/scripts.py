@@ -52,7 +52,7 @@ def load_scripts(shebang: bool = True) -> dict[str, Script]:
     lib = read_script("_lib")
     scripts = {}
     for name in SCRIPT_NAMES:
-        source, needed = assemble(lib, read_script(name))
+        source, needed, _ = assemble(lib, read_script(name))
         if not shebang and source.startswith("#!"):
             source = source.split("\n", 1)[1]
         sha = hashlib.sha1(source.encode()).hexdigest()
@@ -105,15 +105,24 @@ _DEFINITION = re.compile(r"local (?:function )?([A-Za-z_]\w*(?:, *[A-Za-z_]\w*)*
 _COMMENT = re.compile(r"--[^\n]*")
 
 
+# Definitions that read NOW only after ``clock_now`` (which reads it on first use): a script
+# that reaches the clock only through these starts with ``begin(false)`` (submit reads TIME
+# only for a delayed job, or to hand a job to an idle waiter).
+_LAZY_CLOCK = frozenset(("clock_now", "signal"))
+_CLOCK_NAMES = frozenset(("NOW", "NOWS"))
+
+
 def reads_clock(lib: str, body: str) -> bool:
-    """Whether ``body`` reads NOW, directly or through ``lib``'s definitions."""
-    return bool({"NOW", "NOWS"} & assemble(lib, body)[1])
+    """Whether ``body`` reads NOW up front, directly or through ``lib``'s definitions (not
+    counting the lazy ``clock_now``)."""
+    return assemble(lib, body)[2]
 
 
-def assemble(lib: str, body: str) -> tuple[str, set[str]]:
+def assemble(lib: str, body: str) -> tuple[str, set[str], bool]:
     """``body`` as a script: ``begin`` then ``body``, preceded by the definitions of ``lib``
-    these use, directly or through each other, in their order in ``lib``; and the names
-    ``body`` itself needs (without ``begin``'s), which say whether it reads the policy tail.
+    these use, directly or through each other, in their order in ``lib``; the names
+    ``body`` itself needs (without ``begin``'s), which say whether it reads the policy tail;
+    and whether it reads the clock up front (``begin(true)``).
     A definition starts at a line beginning with ``local`` and owns the comment lines right
     above it; text before the first is dropped. A shebang line opening ``body`` opens the
     result, where Redis looks for it."""
@@ -140,7 +149,8 @@ def assemble(lib: str, body: str) -> tuple[str, set[str]]:
         name: _COMMENT.sub("", "\n".join(uses)) for names, _, uses in definitions for name in names
     }
 
-    def needs(text: str) -> set[str]:
+    def needs(text: str, stop: frozenset[str] = frozenset()) -> set[str]:
+        """The names ``text`` uses, and those their definitions use (not past ``stop``)."""
         needed: set[str] = set()
         pending = [_COMMENT.sub("", text)]
         while pending:
@@ -148,16 +158,18 @@ def assemble(lib: str, body: str) -> tuple[str, set[str]]:
             for name in code:
                 if name not in needed and re.search(rf"\b{name}\b", text):
                     needed.add(name)
-                    pending.append(code[name])
+                    if name not in stop:
+                        pending.append(code[name])
         return needed
 
     own = needs(body)
-    begin = f"begin({'true' if own & {'NOW', 'NOWS'} else 'false'})"
+    clock = bool(_CLOCK_NAMES & needs(body, _LAZY_CLOCK))
+    begin = f"begin({'true' if clock else 'false'})"
     wrapped = _settled(body)
     needed = needs(begin + "\n" + wrapped)
     used = ["\n".join(lines) for names, lines, _ in definitions if needed.intersection(names)]
     source = "\n".join([line for line in [shebang] if line] + [*used, begin, wrapped])
-    return source, own
+    return source, own, clock
 
 
 def _settled(body: str) -> str:
