@@ -386,6 +386,8 @@ def dumps_json(value: JSON) -> str:
 
     Raises ``NotSerializableError`` saying what is wrong.
     """
+    if value is None:  # the common handler result
+        return "null"
     try:
         text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:

@@ -259,3 +259,48 @@ def test_a_lost_log_reply_is_not_resent(backend: RedisBackend) -> None:
     assert len(sent) == 1
     stored = backend.get(job.id)
     assert stored is not None and [entry.message for entry in stored.logs] == ["once"]
+
+
+# -- a large submit: batches sent while the previous reply is turned into jobs ----------------
+
+
+def lose_reply_number(backend: RedisBackend, number: int) -> list[int]:
+    """Lose the ``number``-th reply read on this thread's connection from now on (the server
+    applied that command); returns a list counting the reads."""
+    backend.count_by_state()
+    connection = backend._connections.held.connection  # type: ignore[union-attr]
+    read = connection.read_response
+    reads: list[int] = []
+
+    def losing_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        reply = read(*args, **kwargs)
+        if len(reads) == number:
+            raise redis.exceptions.ConnectionError("reply lost on purpose")
+        return reply
+
+    connection.read_response = losing_read
+    return reads
+
+
+@pytest.mark.parametrize("lost", [1, 2, 3])
+def test_a_large_submit_with_a_batch_reply_lost_stores_every_job_once(
+    backend: RedisBackend, lost: int
+) -> None:
+    lose_reply_number(backend, lost)
+    stored = backend.submit_many([new_job(n) for n in range(1_300)])  # batches of 500
+    assert [job.data for job in stored] == list(range(1_300))
+    assert len({job.id for job in stored}) == 1_300
+    assert backend.count_by_state()[JobState.WAITING] == 1_300
+    claims = backend.claim_many(SPEC, 1_000) + backend.claim_many(SPEC, 1_000)
+    assert [claim.job.id for claim in claims] == [job.id for job in stored]  # in order, once
+
+
+def test_a_large_submit_reloads_the_library_the_server_lost() -> None:
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7,)))
+    backend = RedisBackend(client, BackendOptions(clock=ManualClock()), namespace="n")
+    backend.submit(new_job("first"))  # the library is loaded...
+    client.execute_command("FUNCTION", "FLUSH")  # ... and lost (a restart, a failover)
+    stored = backend.submit_many([new_job(n) for n in range(1_200)])
+    assert [job.data for job in stored] == list(range(1_200))
+    assert backend.count_by_state()[JobState.WAITING] == 1_201

@@ -274,11 +274,57 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         out: list[Job] = []
         lane = self.lanes.take()
         try:
-            for batch, args in submit_batches(jobs, self.time_arg, lane):
-                out += submitted_jobs(batch, self._run("submit", args))
+            calls = submit_batches(jobs, self.time_arg, lane)
+            if self._connections is None or len(jobs) <= _SUBMIT_BATCH:
+                for batch, args in calls:
+                    out += submitted_jobs(batch, self._run("submit", args))
+            else:
+                out = self._submit_overlapped(calls)
         finally:
             self.lanes.give(lane)
         return out
+
+    def _submit_overlapped(self, calls: Iterator[tuple[Sequence[Job], list[Any]]]) -> list[Job]:
+        """The batches of a large submit on this thread's connection, each one's arguments
+        built and packed while Redis stores the one before, and the next sent before this
+        one's reply is turned into jobs. Calls of one lane are still never in flight at
+        once: a batch is sent only once the previous reply was read. Anything unusual about
+        a batch (a dropped connection, the library missing, a refusal) sends it again the
+        ordinary way (``_run``), which its lane number makes safe: a batch stored already is
+        answered from the lane's record."""
+        if not self.policy_checked:
+            self.check_memory_policy()
+        connection = self._held_connection()
+        out: list[Job] = []
+        pending: tuple[Sequence[Job], list[Any]] | None = None  # sent, reply not read yet
+        for batch, args in calls:
+            packed = _packed(self.script_command("submit", args))
+            reply = self._overlapped_reply(connection, pending) if pending else None
+            sent = packed is not None and _send_packed(connection, packed)
+            if pending is not None:
+                out += submitted_jobs(pending[0], reply)
+            if sent:
+                pending = batch, args
+            else:  # not sent (no hiredis, or the connection dropped): the ordinary way
+                pending = None
+                out += submitted_jobs(batch, self._run("submit", args))
+        if pending is not None:
+            out += submitted_jobs(pending[0], self._overlapped_reply(connection, pending))
+        return out
+
+    def _overlapped_reply(self, connection: Any, sent: tuple[Sequence[Job], list[Any]]) -> Any:
+        """The reply to a batch ``_submit_overlapped`` sent, or the batch sent again the
+        ordinary way when reading it failed."""
+        try:
+            return connection.read_response()
+        except redis.exceptions.ResponseError:
+            pass  # read whole: the connection is fine; _run reloads the library or raises
+        except redis.exceptions.ConnectionError:
+            connection.disconnect()
+        except BaseException:  # half a reply may be unread: never reuse the socket
+            connection.disconnect()
+            raise
+        return self._run("submit", sent[1])
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -809,6 +855,19 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 connection.disconnect()
                 raise
         raise AssertionError("unreachable")
+
+
+def _send_packed(connection: Any, packed: bytes) -> bool:
+    """Send a packed command; ``False`` (the connection closed) if the connection dropped."""
+    try:
+        connection.send_packed_command([packed])
+        return True
+    except redis.exceptions.ConnectionError:
+        connection.disconnect()
+        return False
+    except BaseException:  # part of it may have left: never reuse the socket
+        connection.disconnect()
+        raise
 
 
 def _packed(command: tuple[Any, ...]) -> bytes | None:

@@ -52,6 +52,7 @@ local out = {}
 local record, first_id = {}, nil
 local stored = {} -- name -> how many jobs were stored for it (one wake-up each, bounded)
 local i = 12
+reserve_numbers(tonumber(ARGV[11]))
 for n = 1, tonumber(ARGV[11]) do
   local kind, id, state
   i, kind, id, state = store_job(i, stored)
