@@ -250,6 +250,24 @@ end
 -- reserved_seq, a sequence number taken ahead: complete+claim takes the finish's and the next one with one
 -- INCRBY; the next next_seq() call uses it, so every number is the one INCR would have given.
 
+-- The next number of a block taken ahead (reserve_numbers, reserve_seqs), or INCR of `key`
+-- when none is left.
+local function draw(block, key)
+  if block and block[1] <= block[2] then
+    block[1] = block[1] + 1
+    return block[1] - 1
+  end
+  return redis.call('INCR', key)
+end
+
+-- Up to `n` sequence numbers for a call's steps, taken with one INCRBY (next_seq draws from
+-- them; the unused ones are a gap, which orders nothing differently).
+local function reserve_seqs(n)
+  if n < 2 then return end
+  local top = redis.call('INCRBY', K_SEQ, n)
+  seq_block = {top - n + 1, top}
+end
+
 -- The next sequence number (the reserved one first).
 local function next_seq()
   local seq = reserved_seq
@@ -257,7 +275,7 @@ local function next_seq()
     reserved_seq = nil
     return seq
   end
-  return redis.call('INCR', K_SEQ)
+  return draw(seq_block, K_SEQ)
 end
 
 -- Pop the next waiting id of one name, or nil. A level the pop leaves empty stays listed
@@ -397,17 +415,7 @@ local function reserve_numbers(n)
   if n < 2 then return end
   local top = redis.call('INCRBY', P .. 'id', n)
   id_block = {top - n + 1, top}
-  top = redis.call('INCRBY', K_SEQ, n)
-  seq_block = {top - n + 1, top}
-end
-
--- The next number of a block reserve_numbers took, or INCR of `key` when none is left.
-local function draw(block, key)
-  if block and block[1] <= block[2] then
-    block[1] = block[1] + 1
-    return block[1] - 1
-  end
-  return redis.call('INCR', key)
+  reserve_seqs(n)
 end
 
 -- Store one new job, as submit does, from the submit arguments at ARGV[i]: name, priority,

@@ -7,6 +7,8 @@
 -- Returns {states, claims}: a state letter or 'lost' per outcome, {id, fields, logs} per claim.
 local states = {}
 local i = 10
+-- A sequence number per finish and per claim, taken at once (a short claim leaves a gap).
+reserve_seqs(tonumber(ARGV[9]) + tonumber(ARGV[10 + 5 * tonumber(ARGV[9])]))
 for n = 1, tonumber(ARGV[9]) do
   local id, token, kind, payload, retry_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local job = held(id, token)
