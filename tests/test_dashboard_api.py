@@ -420,6 +420,12 @@ def test_the_curl_of_the_report_gets_no_token(queue: JobQueue) -> None:
     assert queue.paused() == frozenset()
 
 
+def test_several_host_headers_are_refused(client: TestClient) -> None:
+    for pair in (["127.0.0.1", "rebind.evil.example"], ["127.0.0.1", "127.0.0.1"]):
+        response = client.get("/api/csrf", headers=[("Host", host) for host in pair])
+        assert_error(response, 400, "several Host headers")
+
+
 @pytest.mark.parametrize("host", LOOPBACK_HOSTS)
 def test_loopback_hosts_are_served(queue: JobQueue, client: TestClient, host: str) -> None:
     headers = {"Host": host}

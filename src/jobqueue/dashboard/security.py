@@ -177,7 +177,9 @@ class SecurityMiddleware:
             return None
         shown = repr(hosts[0][:100]) if len(hosts) == 1 else f"{len(hosts)} Host headers"
         logger.warning("refused a request for Host %s", shown)
-        if not hosts or not hosts[0].strip():
+        if len(hosts) > 1:
+            problem = "a request with several Host headers is refused"
+        elif not hosts or not hosts[0].strip():
             problem = "a request without a Host header is refused"
         else:
             problem = f"Host {shown} is not one this dashboard answers to"
