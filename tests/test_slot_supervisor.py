@@ -5,6 +5,8 @@ ride out backend errors instead of failing the job."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -220,3 +222,32 @@ def test_a_lost_lease_still_stops_a_log_write() -> None:
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.FAILED
     assert stored.error is not None and stored.error.type == "LeaseLostError"
+
+
+# -- a handler stuck in a C call past its timeout, at shutdown ---------------------------------
+
+
+def test_a_handler_that_outlives_its_timeout_at_shutdown_fails_that_attempt() -> None:
+    """Stopped before its deadline but stuck in one C call past it: the attempt fails with
+    JobTimeoutError (retried per attempts) instead of going back uncounted, which made a
+    job stuck for good hang again in every worker after every restart."""
+    queue = make_queue()
+    started = threading.Event()
+
+    @queue.worker("stuck", timeout=0.2, attempts=2, backoff=0)
+    def stuck(job: Any) -> None:
+        started.set()
+        time.sleep(0.6)  # one C call: no interrupt lands before it returns
+
+    job = queue.submit_job("stuck", {})
+    dispatcher = queue.dispatcher()
+    runner = threading.Thread(target=dispatcher.run, daemon=True)
+    runner.start()
+    assert started.wait(10)
+    dispatcher.stop(grace_seconds=0)
+    runner.join(10)
+    assert not runner.is_alive()
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.WAITING and stored.attempts_made == 1
+    assert stored.history[-1].error is not None
+    assert stored.history[-1].error.type == "JobTimeoutError"

@@ -615,7 +615,9 @@ class Dispatcher:
                     return None
                 # A handler past its timeout fails that attempt even during a shutdown:
                 # given back, it would hang again after every restart.
-                if run.interrupted and not isinstance(exc, HandlerTimeout):
+                if run.interrupted and (isinstance(exc, HandlerTimeout) or run.past_timeout()):
+                    exc = HandlerTimeout()
+                elif run.interrupted:
                     # Whatever the handler made of our interrupt, it has stopped now: only
                     # now may the job go back to waiting, for another dispatcher to run.
                     logger.warning("job %s: handler stopped, releasing it", job.id)
