@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,8 +203,39 @@ def test_a_log_write_the_backend_keeps_failing_is_dropped_not_the_job(
         queue.work()
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
-    assert "log line dropped, the backend failed" in caplog.text
-    assert "progress dropped, the backend failed" in caplog.text
+    assert "log line dropped, the backend kept failing it" in caplog.text
+    assert "progress dropped, the backend kept failing it" in caplog.text
+
+
+def test_log_lines_into_a_full_sqlite_database_are_dropped_not_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real "database or disk is full": the handler's connection may not grow the file."""
+    from jobqueue import running
+
+    monkeypatch.setattr(running, "WRITE_RETRY_FOR", 0.05)
+    queue = JobQueue(f"sqlite:///{tmp_path / 'jobs.db'}", load_entrypoints=False)
+
+    @queue.worker("w")
+    def handle(job: Any) -> str:
+        conn = queue.backend._pool.get()  # type: ignore[attr-defined]  # this thread's
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        try:
+            for n in range(30):  # 60 kB of lines: more than the file's free space
+                job.log(f"line {n} " + "x" * 1990)
+        finally:
+            conn.execute("PRAGMA max_page_count = 1073741823")
+        return "sent"
+
+    job = queue.submit_job("w", {})
+    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+        queue.work()
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
+    assert "is full" in caplog.text and "log line dropped" in caplog.text
+    assert len(stored.logs) < 30
+    queue.close()
 
 
 def test_a_lost_lease_still_stops_a_log_write() -> None:

@@ -113,11 +113,7 @@ class RunningJob:
             except BackendError as exc:
                 if time.monotonic() + pause > deadline:
                     logger.warning(
-                        "job %s: %s dropped, the backend failed for %.0fs: %s",
-                        self.id,
-                        what,
-                        WRITE_RETRY_FOR,
-                        exc,
+                        "job %s: %s dropped, the backend kept failing it: %s", self.id, what, exc
                     )
                     return None
                 logger.info("job %s: %s not stored yet, retrying: %s", self.id, what, exc)
