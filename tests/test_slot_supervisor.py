@@ -283,3 +283,26 @@ def test_a_handler_that_outlives_its_timeout_at_shutdown_fails_that_attempt() ->
     assert stored is not None and stored.state is JobState.WAITING and stored.attempts_made == 1
     assert stored.history[-1].error is not None
     assert stored.history[-1].error.type == "JobTimeoutError"
+
+
+# -- the heartbeat ------------------------------------------------------------------------------
+
+
+def test_a_heartbeat_bug_is_logged_and_the_beats_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A non-JobQueueError from the backend's heartbeat used to kill the heartbeat thread
+    before it started the slots: ``run`` then waited for ever with nothing running."""
+    queue = make_queue()
+    queue.worker("w")(lambda job: "ok")
+    job = queue.submit_job("w", {})
+    queue.backend.heartbeat = Flaky(  # type: ignore[method-assign]
+        queue.backend.heartbeat, TypeError("a bug in heartbeat"), times=1
+    )
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (queue.work(), done.set()), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="jobqueue.dispatcher"):
+        runner.start()
+        assert done.wait(30), "work() never returned"
+    assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
+    assert "heartbeat failed unexpectedly" in caplog.text and "a bug in heartbeat" in caplog.text
