@@ -9,12 +9,15 @@ process, which it kills too; past ``max_stalls=1`` it fails as stalled.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +26,7 @@ from jobqueue.job import JobState
 from tests.reliability import apps, fault_apps
 from tests.reliability.support import (
     ROOT,
+    OwnRedis,
     Processes,
     app_env,
     key,
@@ -227,4 +231,40 @@ def test_a_handler_stuck_in_c_past_its_timeout_ends_by_its_attempts_across_resta
         assert stored.history[-1].error is not None
         assert stored.history[-1].error.type == "JobTimeoutError"
     assert stored.state is JobState.FAILED, stored
+    queue.close()
+
+
+def test_a_log_line_written_while_redis_is_down_does_not_fail_the_job(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis outage during ``job.log("sent the mail")`` used to fail the attempt after its
+    work was done (attempts=1: failed for good). The line is retried, then dropped."""
+    queue = JobQueue(own_redis.url, load_entrypoints=False, lease_seconds=30)
+    down, logged = threading.Event(), threading.Event()
+
+    @queue.worker("mail")
+    def mail(job: Any) -> str:
+        down.wait(30)  # the test stopped Redis
+        job.log("sent the mail")
+        logged.set()
+        return "sent"
+
+    job = queue.submit_job("mail", {})
+    runner = threading.Thread(target=queue.work, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+        runner.start()
+        wait_until(
+            lambda: queue.get_job_by_id(job.id).state is JobState.ACTIVE,  # type: ignore[union-attr]
+            30,
+            "the job to start",
+        )
+        own_redis.stop()
+        down.set()
+        assert logged.wait(30), "job.log() did not return"
+        own_redis.start()
+        runner.join(60)
+    assert not runner.is_alive()
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
+    assert "log line dropped, the backend kept failing it" in caplog.text
     queue.close()
