@@ -92,7 +92,8 @@ class RunningJob:
             logger.warning("job %s: progress dropped, lease lost", self.id)
 
     def log(self, message: str) -> None:
-        """Append a timestamped line to the job's log (the newest 100 are kept)."""
+        """Append a timestamped line to the job's log (the newest 100 are kept). A backend
+        error is retried briefly, then the line is dropped: it never fails the job."""
         if not isinstance(message, str):
             raise InvalidOptionError(f"log message must be a str, got {message!r}")
         stored = self._write(
