@@ -40,13 +40,13 @@ from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
 from jobqueue.backends.sqlite.rows import (
     JOB_COLUMNS,
-    error_json,
     is_busy,
     job_to_row,
 )
 from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
+    fail_corrupt,
     finish,
     forget_old_outcomes,
     holder,
@@ -58,6 +58,7 @@ from jobqueue.backends.sqlite.transitions import (
     requeue,
     store_jobs,
     take,
+    waiting_head,
 )
 from jobqueue.errors import (
     BackendError,
@@ -257,11 +258,7 @@ class SQLiteBackend:
                 cap = spec.max_active.get(name)
                 if cap is not None and self._active_count(txn.conn, name) >= cap:
                     continue
-                row = txn.conn.execute(
-                    "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
-                    "AND name = ? ORDER BY priority DESC, seq LIMIT 1",
-                    (name,),
-                ).fetchone()
+                row = waiting_head(txn, name)
                 if row is not None:
                     entry = (-row[0], row[1], row[2])
                     best = entry if best is None or entry < best else best
@@ -283,12 +280,7 @@ class SQLiteBackend:
             try:
                 claims.append(Claim(reads.load_job(txn.conn, row), token, deadline))
             except CorruptJobError as exc:
-                # Never hand a dispatcher what it cannot decode, and never crash it: the job
-                # fails with the reason kept, and the claim goes on to the next one.
-                logger.error("failing job %s: its stored record cannot be decoded: %s", key, exc)
-                error = JobError("CorruptJobError", f"stored job record is unreadable: {exc}")
-                finish(txn, key, JobState.FAILED, error=error_json(error))
-                txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
+                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
         return claims
 
     @staticmethod

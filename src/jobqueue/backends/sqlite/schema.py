@@ -16,7 +16,7 @@ from jobqueue.backends.sqlite import migrations
 from jobqueue.backends.sqlite.migrations import APPLICATION_ID
 from jobqueue.errors import SchemaVersionError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The version this jobqueue writes: the last of ``migrations.MIGRATIONS``."""
 
 SQLITE_HEADER = b"SQLite format 3\x00"
