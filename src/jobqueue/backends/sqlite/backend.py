@@ -38,11 +38,8 @@ from jobqueue.backend import (
 )
 from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
-from jobqueue.backends.sqlite.rows import (
-    JOB_COLUMNS,
-    is_busy,
-    job_to_row,
-)
+from jobqueue.backends.sqlite.failures import is_io_error, means_full_disk, translate
+from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
 from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
@@ -62,7 +59,7 @@ from jobqueue.backends.sqlite.transitions import (
 )
 from jobqueue.errors import (
     BackendError,
-    BackendUnavailableError,
+    BackendFullError,
     ConfigurationError,
     CorruptJobError,
     InvalidURLError,
@@ -79,6 +76,8 @@ from jobqueue.job import (
 )
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
+
+_FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
 
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
@@ -120,9 +119,18 @@ class SQLiteBackend:
             schema.check_header(path)  # before SQLite opens (and could change) the file
         try:
             with self._signal.write_lock:
-                schema.prepare(self._pool.get(), path, in_memory=self._pool.shared)
+                schema.prepare(
+                    self._pool.get,
+                    path,
+                    in_memory=self._pool.shared,
+                    read_only=self._pool.open_read_only,
+                )
         except sqlite3.Error as exc:
             self._pool.close()
+            if means_full_disk(exc, path):
+                raise BackendFullError(
+                    f"cannot open SQLite database {path!r}: its disk is full ({exc})"
+                ) from exc
             raise BackendError(f"cannot open SQLite database {path!r}: {exc}") from exc
         except BaseException:
             self._pool.close()
@@ -560,7 +568,7 @@ class SQLiteBackend:
                 conn = self._pool.get()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+                raise translate(exc, self.path) from exc
             txn = Txn(conn, self._clock())
             try:
                 yield txn
@@ -570,7 +578,7 @@ class SQLiteBackend:
                 with suppress(sqlite3.Error):  # a failed statement may have rolled it back
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, self.path) from exc
+                    raise translate(exc, self.path) from exc
                 raise
         if txn.work_added or txn.changed:
             self._signal.notify(work=txn.work_added)
@@ -581,27 +589,42 @@ class SQLiteBackend:
         lock = self._signal.write_lock if self._pool.shared else None
         if lock is not None:
             lock.acquire()
+        viewer: sqlite3.Connection | None = None
         try:
-            conn = self._pool.get()
-            conn.execute("BEGIN")
+            conn, viewer = self._begin_read()
             try:
                 yield conn
             finally:
-                conn.execute("COMMIT")
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+            raise translate(exc, self.path) from exc
         finally:
+            if viewer is not None:
+                viewer.close()
             if lock is not None:
                 lock.release()
 
+    def _begin_read(self) -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+        """A connection in a read transaction whose snapshot is taken (its first read done),
+        so that a read that cannot start fails here, where a read-only view can take over: on
+        a full disk a process that opens the file cannot make its WAL index (``failures``).
+        The second item is that view, to close after the read, or ``None``."""
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._pool.get()  # a new one reads the schema: it may fail as well
+            conn.execute("BEGIN")
+            conn.execute(_FIRST_READ).fetchone()
+            return conn, None
+        except sqlite3.OperationalError as exc:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            viewer = None if not is_io_error(exc) else self._pool.open_read_only()
+            if viewer is None:
+                raise
+            logger.debug("%s: reading without the WAL index: %s", self.path, exc)
+        viewer.execute("BEGIN")
+        return viewer, viewer
+
     def close(self) -> None:
         self._pool.close()
-
-
-def _translate(exc: sqlite3.Error, path: str) -> BackendError:
-    if is_busy(exc):
-        return BackendUnavailableError(
-            f"SQLite database {path!r} is busy or unreachable ({exc}); nothing was changed, "
-            "retry (or raise busy_timeout in the URL if many processes share the file)"
-        )
-    return BackendError(f"SQLite operation on {path!r} failed: {exc}")

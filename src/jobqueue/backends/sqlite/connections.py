@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import weakref
 from dataclasses import dataclass, field
+from urllib.request import pathname2url
 
 
 @dataclass(eq=False)
@@ -90,9 +91,36 @@ class ConnectionPool:
             isolation_level=None,  # autocommit; transitions use explicit BEGIN IMMEDIATE
             check_same_thread=False,  # only close() crosses threads (or the :memory: lock)
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # it reads the schema
+        except sqlite3.Error:
+            conn.close()  # e.g. a full disk (see ``failures``): the next call tries afresh
+            raise
         return conn
+
+    def open_read_only(self) -> sqlite3.Connection | None:
+        """A new connection that reads the file without its WAL index, for when ordinary ones
+        cannot make the index (a full disk, see ``failures``); the caller closes it. It takes
+        no lock and writes nothing (``immutable``), which is sound while the WAL is empty: the
+        file then holds every commit, and a process able to write to it would have made the
+        index. ``None`` when the WAL holds commits, which only the index can read.
+
+        Not ``readonly_shm``: SQLite shares one index per file within a process, and one
+        opened read-only would stay read-only for the ordinary connections too."""
+        if self.shared:
+            return None
+        try:
+            if os.path.getsize(self.path + "-wal") > 0:
+                return None
+        except FileNotFoundError:
+            pass
+        return sqlite3.connect(
+            f"file:{pathname2url(self.path)}?mode=ro&immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
     def _close_dead_threads(self) -> None:
         """Dispatcher threads come and go (one set per ``run``); close what the dead left."""
