@@ -618,7 +618,8 @@ class SQLiteBackend:
             return conn, None
         except sqlite3.OperationalError as exc:
             if conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             viewer = None if not is_io_error(exc) else self._pool.open_read_only()
             if viewer is None:
                 raise

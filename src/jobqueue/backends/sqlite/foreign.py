@@ -20,9 +20,10 @@ from jobqueue.job import JobError
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
-# The SQLite type each plain column of the jobs table must hold (``typeof``), as migration 9
-# checks it; ``None`` allowed where the column is nullable. The JSON columns (backoff, data,
-# result, error, history) are not here: decoding them turns anything foreign into
+# The SQLite type each plain column of the jobs table must hold (``typeof``) and whether it
+# may be NULL, as migration 9 checks them: part of a released step, so never edited (a later
+# change of the checks is a new migration with its own table). The JSON columns (backoff,
+# data, result, error, history) are not here: decoding them turns anything foreign into
 # ``CorruptJobError`` already, and a blob of valid UTF-8 JSON decodes fine.
 V9_TYPES: dict[str, tuple[str, bool]] = {
     "name": ("text", False),
