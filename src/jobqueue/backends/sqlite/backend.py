@@ -38,12 +38,12 @@ from jobqueue.backend import (
 )
 from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
-from jobqueue.backends.sqlite.failures import is_io_error, means_full_disk, translate
+from jobqueue.backends.sqlite.failures import means_full_disk, translate
+from jobqueue.backends.sqlite.foreign import fail_corrupt, waiting_head
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
 from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
-    fail_corrupt,
     finish,
     forget_old_outcomes,
     holder,
@@ -55,7 +55,6 @@ from jobqueue.backends.sqlite.transitions import (
     requeue,
     store_jobs,
     take,
-    waiting_head,
 )
 from jobqueue.errors import (
     BackendError,
@@ -76,8 +75,6 @@ from jobqueue.job import (
 )
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
-
-_FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
 
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
@@ -591,7 +588,7 @@ class SQLiteBackend:
             lock.acquire()
         viewer: sqlite3.Connection | None = None
         try:
-            conn, viewer = self._begin_read()
+            conn, viewer = self._pool.begin_read()
             try:
                 yield conn
             finally:
@@ -604,28 +601,6 @@ class SQLiteBackend:
                 viewer.close()
             if lock is not None:
                 lock.release()
-
-    def _begin_read(self) -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
-        """A connection in a read transaction whose snapshot is taken (its first read done),
-        so that a read that cannot start fails here, where a read-only view can take over: on
-        a full disk a process that opens the file cannot make its WAL index (``failures``).
-        The second item is that view, to close after the read, or ``None``."""
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = self._pool.get()  # a new one reads the schema: it may fail as well
-            conn.execute("BEGIN")
-            conn.execute(_FIRST_READ).fetchone()
-            return conn, None
-        except sqlite3.OperationalError as exc:
-            if conn is not None and conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            viewer = None if not is_io_error(exc) else self._pool.open_read_only()
-            if viewer is None:
-                raise
-            logger.debug("%s: reading without the WAL index: %s", self.path, exc)
-        viewer.execute("BEGIN")
-        return viewer, viewer
 
     def close(self) -> None:
         self._pool.close()

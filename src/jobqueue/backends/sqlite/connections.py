@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
 import weakref
 from dataclasses import dataclass, field
 from urllib.request import pathname2url
+
+from jobqueue.backends.sqlite import failures
+
+logger = logging.getLogger("jobqueue.backends.sqlite")
+
+_FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
 
 
 @dataclass(eq=False)
@@ -98,6 +106,28 @@ class ConnectionPool:
             conn.close()  # e.g. a full disk (see ``failures``): the next call tries afresh
             raise
         return conn
+
+    def begin_read(self) -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+        """A connection in a read transaction whose snapshot is taken (its first read done),
+        so that a read that cannot start fails here, where a read-only view can take over: on
+        a full disk a process that opens the file cannot make its WAL index (``failures``).
+        The second item is that view, for the caller to close after the read, or ``None``."""
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self.get()  # a new one reads the schema: it may fail as well
+            conn.execute("BEGIN")
+            conn.execute(_FIRST_READ).fetchone()
+            return conn, None
+        except sqlite3.OperationalError as exc:
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            viewer = self.open_read_only() if failures.is_io_error(exc) else None
+            if viewer is None:
+                raise
+            logger.debug("%s: reading without the WAL index: %s", self.path, exc)
+        viewer.execute("BEGIN")
+        return viewer, viewer
 
     def open_read_only(self) -> sqlite3.Connection | None:
         """A new connection that reads the file without its WAL index, for when ordinary ones

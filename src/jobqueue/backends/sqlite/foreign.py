@@ -16,7 +16,8 @@ import sqlite3
 from typing import Any
 
 from jobqueue.backends.sqlite.rows import error_json
-from jobqueue.job import JobError
+from jobqueue.backends.sqlite.transitions import Txn, finish
+from jobqueue.job import AttemptOutcome, JobError, JobState
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -93,6 +94,32 @@ def sort_key_problem(priority: object, seq: object) -> str | None:
 def corrupt_error(key: int, reason: str) -> JobError:
     """The error of a job failed as corrupt, in the claim's words."""
     return JobError("CorruptJobError", f"stored job record is unreadable: job {key}: {reason}")
+
+
+def fail_corrupt(txn: Txn, key: int, reason: str) -> None:
+    """Fail a job the claim cannot hand out (its record does not decode, or its sort keys
+    are not numbers), with the reason kept: never hand a dispatcher what it cannot decode,
+    and never crash it; the claim goes on to the next job."""
+    logger.error("failing job %s: its stored record cannot be decoded: %s", key, reason)
+    finish(txn, key, JobState.FAILED, error=error_json(corrupt_error(key, reason)))
+    txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
+
+
+def waiting_head(txn: Txn, name: str) -> tuple[int, int, int] | None:
+    """``(priority, seq, id)`` of the waiting job of ``name`` a claim takes next. A row whose
+    sort keys are not integers is failed as corrupt on the way: text and blobs sort before
+    every number, so such a row would be the head of its name for good. Since migration 9
+    only a file written with its CHECKs switched off can hold one."""
+    while True:
+        row = txn.conn.execute(
+            "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+            "AND name = ? ORDER BY priority DESC, seq LIMIT 1",
+            (name,),
+        ).fetchone()
+        problem = None if row is None else sort_key_problem(row[0], row[1])
+        if problem is None:
+            return None if row is None else (row[0], row[1], row[2])
+        fail_corrupt(txn, row[2], problem)
 
 
 def fail_foreign_typed_rows(conn: sqlite3.Connection, now: float) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 from jobqueue import policy
 from jobqueue.backend import Retention
-from jobqueue.backends.sqlite import foreign, reads
+from jobqueue.backends.sqlite import reads
 from jobqueue.backends.sqlite.rows import (
     INSERT_JOB,
     JOB_COLUMNS,
@@ -291,32 +291,6 @@ def finish(
         ),
     )
     txn.changed = True
-
-
-def fail_corrupt(txn: Txn, key: int, reason: str) -> None:
-    """Fail a job the claim cannot hand out (its record does not decode, or its sort keys
-    are not numbers), with the reason kept: never hand a dispatcher what it cannot decode,
-    and never crash it; the claim goes on to the next job."""
-    logger.error("failing job %s: its stored record cannot be decoded: %s", key, reason)
-    finish(txn, key, JobState.FAILED, error=error_json(foreign.corrupt_error(key, reason)))
-    txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
-
-
-def waiting_head(txn: Txn, name: str) -> tuple[int, int, int] | None:
-    """``(priority, seq, id)`` of the waiting job of ``name`` a claim takes next. A row whose
-    sort keys are not integers is failed as corrupt on the way: text and blobs sort before
-    every number, so such a row would be the head of its name for good. Since migration 9
-    only a file written with its CHECKs switched off can hold one."""
-    while True:
-        row = txn.conn.execute(
-            "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
-            "AND name = ? ORDER BY priority DESC, seq LIMIT 1",
-            (name,),
-        ).fetchone()
-        problem = None if row is None else foreign.sort_key_problem(row[0], row[1])
-        if problem is None:
-            return None if row is None else (row[0], row[1], row[2])
-        fail_corrupt(txn, row[2], problem)
 
 
 def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
