@@ -170,3 +170,18 @@ def test_the_recovering_process_fires_stalled_and_counts_it_once(
         assert heard.calls == [("stalled", job.id, 1)]
         assert 'jobqueue_stalls_total{name="w"} 1.0' in text
         assert queue.backend.maintain() == []  # reported once
+
+
+def test_a_burst_run_reports_the_stalls_its_claims_recovered_before_it_exits() -> None:
+    """A claim recovers the expired lease it finds; the run may end before its next
+    maintenance: the dispatcher's last call on leaving reports it, once."""
+    heard = Heard()
+    with JobQueue("memory://", load_entrypoints=False, plugins=[heard]) as queue:
+        queue.add_worker("w", lambda job: "ran")
+        queue.add_worker("first", lambda job: _until(lambda: time.time() > dead.lease_expires_at))
+        orphan = queue.submit_job("w", None)
+        dead = queue.backend.claim(WorkSpec(names=("w",), lease_seconds=LEASE))
+        assert dead is not None and dead.job.id == orphan.id  # a holder that dies silently
+        queue.submit_job("first", None)  # runs until that lease has expired
+        assert queue.work(burst=True) == 2  # the next claim recovers the orphan and runs it
+        assert heard.calls == [("stalled", orphan.id, 1)]

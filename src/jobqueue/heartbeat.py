@@ -88,18 +88,28 @@ class Heartbeat:
         now = time.monotonic()
         if now - self._maintained >= MAINTAIN_EVERY:
             self._maintained = now
-            try:
-                recovered = self.backend.maintain()
-            except JobQueueError as exc:
-                logger.warning("maintenance failed: %s", exc)
-            else:
-                if recovered and self.on_recovered is not None:
-                    self.on_recovered(recovered)
+            self._maintain()
         return statuses
 
+    def _maintain(self) -> None:
+        try:
+            recovered = self.backend.maintain()
+        except JobQueueError as exc:
+            logger.warning("maintenance failed: %s", exc)
+            return
+        if recovered and self.on_recovered is not None:
+            self.on_recovered(recovered)
+
     def leave(self) -> None:
-        """Remove the dispatcher's record (a clean exit), within the bound."""
-        future = self._pool.submit(self.backend.remove_dispatcher, self.info.id)
+        """Report the stalls this process's claims recovered since the last maintenance (a
+        burst run may end before the next one), then remove the dispatcher's record (a
+        clean exit); both within the bound."""
+
+        def last_call() -> None:
+            self._maintain()
+            self.backend.remove_dispatcher(self.info.id)
+
+        future = self._pool.submit(last_call)
         try:
             future.result(timeout=self.bound)
         except (concurrent.futures.TimeoutError, JobQueueError) as exc:
