@@ -786,7 +786,8 @@ local function recover()
 end
 
 -- Take up to BATCH ids from the list `P stalled` (see RECOVERED_KEPT): the jobs as they are
--- now (a removed one left out), and whether more are listed.
+-- now (a removed one left out), and whether more are listed. A reply lost on the way loses
+-- these reports (not the recoveries): a repeat cannot tell what the first run took.
 local function take_recovered()
   local k = P .. 'stalled'
   local ids = redis.call('LRANGE', k, 0, BATCH - 1)

@@ -27,6 +27,7 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P schedules``    set of periodic schedules' names (``claim_tick``, see ``claim_tick.lua``)
 ``P S:NAME``       hash: one schedule's record (high-water mark, last job, counters)
 ``P T:NAME``       list of one schedule's recent ticks, newest first (LTRIM-bounded)
+``P stalled``      list of ids recovered from expired leases, until ``maintain`` reports them
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
