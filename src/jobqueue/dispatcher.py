@@ -19,8 +19,9 @@ Read this file top to bottom to see the whole engine.
   backend call renews every lease the dispatcher holds, keeps its record among the live
   dispatchers, and brings back cancel requests; maintenance rides along. The beat waits for
   the call at most a sixth of the lease, so a hung call cannot stall the dispatcher. A job
-  whose lease is lost belongs to someone else: its outcome is discarded (hooks
-  ``jobqueue_lease_lost`` and ``jobqueue_job_stalled``).
+  whose lease is lost belongs to someone else: its outcome is discarded
+  (``jobqueue_lease_lost``, once, whether the heartbeat or the refused outcome tells). The
+  jobs maintenance reports recovered from expired leases fire ``jobqueue_job_stalled``.
 * **Cancel.** A running job whose cancel the heartbeat reports has its handler interrupted
   (``JobCancelled``; an async one is cancelled) and ends CANCELLED, not retried; a job claimed
   ahead is not started. A handler that finishes first keeps its result.
@@ -773,6 +774,7 @@ class Dispatcher:
         if state is None:
             self._tally("lost")
             logger.warning("job %s: outcome discarded, its lease was lost", job.id)
+            self._lease_lost(done.lease, held=False)
             return
         finished = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
         self._tally(state.value if state in finished else "retrying")
@@ -811,9 +813,12 @@ class Dispatcher:
     def _release(self, lease: _Lease) -> None:
         self._forget(lease)
         try:
-            self.backend.release(lease.job.id, lease.claim.token)
+            released = self.backend.release(lease.job.id, lease.claim.token)
         except JobQueueError as exc:  # the lease will expire and the job be recovered
             logger.warning("could not release job %s: %s", lease.job.id, exc)
+            return
+        if not released:
+            self._lease_lost(lease, held=False)
 
     def _lease_gone(self, lease: _Lease) -> bool:
         return lease.lost or self.clock() > lease.deadline
@@ -829,7 +834,7 @@ class Dispatcher:
             concurrency=self.concurrency,
             started_at=self.clock(),
         )
-        beats = Heartbeat(self.backend, info, self.lease_seconds)
+        beats = Heartbeat(self.backend, info, self.lease_seconds, self._stalled)
         try:
             self._beat(beats)  # registered before the first claim
             for thread in slots:
@@ -883,24 +888,33 @@ class Dispatcher:
             return
         if not done:
             self._tally("lost")
+            self._lease_lost(lease, held=False)
             return
         self._tally("cancelled")
         job = lease.job
         job.state, job.finished_at = JobState.CANCELLED, self.clock()
         self._emit("jobqueue_job_cancelled", job=job)
 
-    def _lease_lost(self, lease: _Lease) -> None:
+    def _lease_lost(self, lease: _Lease, *, held: bool = True) -> None:
+        """Mark the lease lost and fire ``jobqueue_lease_lost`` -- once per lease, whether
+        the heartbeat noticed or an outcome was refused. ``held``: only while the lease is
+        still held (a heartbeat's answer may come after the outcome was recorded)."""
         with self._lock:
-            held = lease.claim.token in self._leases
-        if held and not lease.lost:
+            if lease.lost or (held and lease.claim.token not in self._leases):
+                return
             lease.lost = True
-            logger.warning(
-                "lost the lease of job %s: another dispatcher may run it; "
-                "this attempt's outcome will be discarded",
-                lease.job.id,
-            )
-            self._emit("jobqueue_lease_lost", job=lease.job)
-            self._emit("jobqueue_job_stalled", job=lease.job)
+        logger.warning(
+            "lost the lease of job %s: another dispatcher may run it; "
+            "this attempt's outcome will be discarded",
+            lease.job.id,
+        )
+        self._emit("jobqueue_lease_lost", job=lease.job)
+
+    def _stalled(self, jobs: list[Job]) -> None:
+        """Jobs this process's maintenance reports recovered from an expired lease."""
+        for job in jobs:
+            logger.info("job %s stalled (stall %d): its lease expired", job.id, job.stalls)
+            self._emit("jobqueue_job_stalled", job=job)
 
     # -- helpers ------------------------------------------------------------------------------
 

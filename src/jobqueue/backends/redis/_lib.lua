@@ -743,6 +743,12 @@ local function fail_held(id, job, err, retry_at)
   return requeue(id, at(retry_at), 'E', err)
 end
 
+-- The list `P stalled`: ids of the jobs recover() ended a lease of, oldest first, until
+-- take_recovered reports them (maintain.lua, recover.lua) -- whichever call recovered them,
+-- a claim included, so each recovery reaches one dispatcher's jobqueue_job_stalled. At most
+-- this many are kept when nobody maintains.
+local RECOVERED_KEPT = 10000
+
 -- Expired leases go back to waiting (a stall counted) or fail past max_stalls -- or end
 -- CANCELLED when a cancel was requested; in claim order, like the reference backend.
 local function recover()
@@ -751,10 +757,12 @@ local function recover()
   local order = {}
   for i, id in ipairs(ids) do order[i] = {id, tonumber(field(id, 'q')) or 0} end
   table.sort(order, function(a, b) return a[2] < b[2] end)
+  local recovered = {}
   for _, entry in ipairs(order) do
     local id = entry[1]
     drop_lease(id, field(id, 'n'))
     if is_job(id) then
+      recovered[#recovered + 1] = id
       redis.call('HDEL', job_key(id), 'k') -- the expired holder is fenced, repeat or not
       local stalls = incr_field(id, 'x', 1)
       record_attempt(id, 'stalled', nil)
@@ -770,7 +778,26 @@ local function recover()
       end
     end
   end
+  if #recovered > 0 then
+    local kept = redis.call('RPUSH', P .. 'stalled', unpack(recovered))
+    if kept > RECOVERED_KEPT then redis.call('LTRIM', P .. 'stalled', -RECOVERED_KEPT, -1) end
+  end
   return #ids
+end
+
+-- Take up to BATCH ids from the list `P stalled` (see RECOVERED_KEPT): the jobs as they are
+-- now (a removed one left out), and whether more are listed. A reply lost on the way loses
+-- these reports (not the recoveries): a repeat cannot tell what the first run took.
+local function take_recovered()
+  local k = P .. 'stalled'
+  local ids = redis.call('LRANGE', k, 0, BATCH - 1)
+  if #ids == 0 then return {}, false end
+  redis.call('LTRIM', k, #ids, -1)
+  local jobs = {}
+  for _, id in ipairs(ids) do
+    if is_job(id) then jobs[#jobs + 1] = snapshot(id) end
+  end
+  return jobs, #ids >= BATCH
 end
 
 -- Due delayed jobs become waiting, in (run_at, enqueue order).

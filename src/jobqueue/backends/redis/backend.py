@@ -27,6 +27,7 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P schedules``    set of periodic schedules' names (``claim_tick``, see ``claim_tick.lua``)
 ``P S:NAME``       hash: one schedule's record (high-water mark, last job, counters)
 ``P T:NAME``       list of one schedule's recent ticks, newest first (LTRIM-bounded)
+``P stalled``      list of ids recovered from expired leases, until ``maintain`` reports them
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -527,21 +528,21 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def maintain(self) -> int:
-        total = 0
-        while True:
-            moved, more = self._run("maintain", [])
-            total += int(moved)
-            if not int(more):
-                return total
+    def maintain(self) -> list[Job]:
+        return self._recovering("maintain")
 
-    def recover_expired(self) -> int:
-        total = 0
+    def recover_expired(self) -> list[Job]:
+        return self._recovering("recover")
+
+    def _recovering(self, script: str) -> list[Job]:
+        """Run ``script`` until no batch is full; the recovered jobs it reports (the
+        namespace's list of recoveries not reported yet, see ``take_recovered``)."""
+        recovered: list[Job] = []
         while True:
-            n = int(self._run("recover", []))
-            total += n
-            if n < 1000:  # the script's batch size: a full batch means more may be due
-                return total
+            _, more, jobs = self._run(script, [])
+            recovered += listed_jobs(jobs, self.namespace)
+            if not int(more):
+                return recovered
 
     def remove(self, job_id: str) -> bool:
         return bool(self._run("remove", [job_id]))

@@ -36,6 +36,7 @@ from jobqueue.backend import (
     WorkSpec,
     check_schedule_name,
 )
+from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
 from jobqueue.backends.sqlite.failures import means_full_disk, translate
@@ -109,6 +110,7 @@ class SQLiteBackend:
         self.path = path
         self._clock = self.options.clock
         self._signal = signal_for(path)
+        self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
         self._pool = ConnectionPool(
             path, busy_timeout=busy_timeout, synchronous=synchronous.upper()
         )
@@ -464,16 +466,25 @@ class SQLiteBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def maintain(self) -> int:
+    def maintain(self) -> list[Job]:
         with self._transaction() as txn:
-            moved = self._maintain(txn)
+            self._maintain(txn)
             control.forget_dead_dispatchers(txn)
             forget_old_outcomes(txn)
-            return moved
+        return self._take_recovered()
 
-    def recover_expired(self) -> int:
+    def recover_expired(self) -> list[Job]:
         with self._transaction() as txn:
-            return recover(txn, self.options.max_stalls)
+            recover(txn, self.options.max_stalls)
+        return self._take_recovered()
+
+    def _take_recovered(self) -> list[Job]:
+        """The jobs this process recovered since the last report, read now."""
+        taken = self._recovered.take()
+        if not taken:
+            return []
+        with self._reading() as conn:
+            return reads.jobs_by_key(conn, [int(job_id) for job_id in taken])
 
     def _maintain(self, txn: Txn) -> int:
         return maintain(txn, self.options.max_stalls, self.options.retention)
@@ -571,6 +582,7 @@ class SQLiteBackend:
                 yield txn
                 txn.flush()
                 conn.execute("COMMIT")
+                self._recovered.note(str(key) for key in txn.recovered)
             except BaseException as exc:
                 with suppress(sqlite3.Error):  # a failed statement may have rolled it back
                     conn.execute("ROLLBACK")

@@ -39,6 +39,29 @@ def job_logs(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[tuple[f
     return found
 
 
+def jobs_by_key(conn: sqlite3.Connection, keys: list[int]) -> list[Job]:
+    """The jobs of ``keys``, in that order (a key may repeat); missing or corrupt ones are
+    left out."""
+    rows: dict[int, Sequence[Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id IN ({marks})", chunk
+        ):
+            rows[row[0]] = row
+    logs = job_logs(conn, list(rows))
+    jobs = []
+    for key in keys:
+        if key in rows:
+            try:
+                jobs.append(row_to_job(rows[key], logs.get(key, ())))
+            except CorruptJobError as exc:
+                logger.error("skipping a corrupt recovered job: %s", exc)
+    return jobs
+
+
 def list_jobs(conn: sqlite3.Connection, state: JobState, offset: int, limit: int) -> list[Job]:
     order = {
         JobState.WAITING: "priority DESC, seq",
