@@ -114,6 +114,8 @@ from jobqueue.backend import (
     Outcome,
     WorkSpec,
 )
+from jobqueue.backends.redis.cluster import GUARD, cluster_refused, is_refusal
+from jobqueue.backends.redis.cluster import REFUSALS as CLUSTER_REFUSALS
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -204,7 +206,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         """The URL this backend was opened from (``from_url``), for opening sibling clients
         such as the asyncio one; ``None`` when a client was handed in."""
         self._prefix = f"jq:{{{ns}}}:"
-        self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
+        # KEYS: the id counter routes each script to the right shard; the guard, which never
+        # exists, makes Redis Cluster refuse a call while the slot migrates (see cluster.py).
+        self._route = (self._prefix + "id", self._prefix + GUARD)
         self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
@@ -707,8 +711,8 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 if self.functions
                 else ("EVALSHA", self._sha[script])
             ),
-            1,
-            self._route[0],
+            len(self._route),
+            *self._route,
             self._prefix,
             "" if self.server_clock else exact_number(self.options.clock()),
             *self._header_policy,
@@ -1084,12 +1088,9 @@ def translate_errors() -> Iterator[None]:
     """redis-py's errors (sync and asyncio raise the same classes) as ours."""
     try:
         yield
-    except (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.TryAgainError,
-    ) as exc:
+    except CLUSTER_REFUSALS as exc:
+        raise cluster_refused(exc) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         problem = _certificate_problem(exc)
         if problem is not None:
             raise TLSVerificationError(
@@ -1109,6 +1110,8 @@ def translate_errors() -> Iterator[None]:
                 "nothing was stored. Raise maxmemory, keep finished jobs for less time "
                 "(Retention), or let the dispatchers drain the queue, then submit again"
             ) from exc
+        if is_refusal(exc):
+            raise cluster_refused(exc) from exc
         raise BackendError(f"Redis refused the operation: {exc}") from exc
 
 
