@@ -328,3 +328,39 @@ def test_resharding_the_namespace_refuses_calls_retryably_and_drops_nothing(
         move.close()
         plain.close()
         backend.close()
+
+
+def test_a_refused_read_inside_a_script_is_no_missing_job(cluster_ports: list[int]) -> None:
+    """Without the guard key (as a caller of the scripts declaring only the id counter), a
+    script does run on the source node mid-migration, and a pcall'd read of a key that has
+    moved is refused. That refusal must fail the call retryably, not read as a missing
+    key: on main count_by_name() answered {} -- the name's counts hash had "vanished"."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    ns = "refusedread"
+    prefix = f"jq:{{{ns}}}:"
+    clock = ManualClock()
+    move = SlotMove(client, client.keyslot(prefix + "id"))
+    backend = RedisBackend(
+        redis.Redis(port=move.source.port), BackendOptions(clock=clock), namespace=ns
+    )
+    backend._route = (prefix + "id",)  # no guard: the script runs, its read is refused
+    now = clock()
+    try:
+        stored = backend.submit(Job(id="", name="m", data=1, created_at=now, run_at=now))
+        assert backend.count_by_name()["m"][JobState.WAITING] == 1
+        move.start()
+        move.migrate([f"{prefix}n:m".encode()])  # the name's counts, read through pcall
+        with pytest.raises(BackendUnavailableError, match="non local key"):
+            backend.count_by_name()
+        move.finish()
+        client.nodes_manager.initialize()
+        moved = RedisBackend(client, BackendOptions(clock=clock), namespace=ns)
+        found = moved.get(stored.id)
+        assert found is not None and found.data == 1
+        assert moved.count_by_name()["m"][JobState.WAITING] == 1
+        moved.close()
+    finally:
+        for key in client.keys(f"{prefix}*", target_nodes="all"):
+            client.delete(key)
+        move.close()
+        backend.close()
