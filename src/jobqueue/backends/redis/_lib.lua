@@ -315,16 +315,54 @@ local function pop_head(name)
   return nil
 end
 
+-- How many ids the waiting lists of `name` hold.
+local function waiting_count(name)
+  local total = 0
+  local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
+  if foreign(levels) then return 0 end
+  for _, level in ipairs(levels) do
+    local n = redis.pcall('LLEN', ready_key(name, level))
+    if not foreign(n) then total = total + n end
+  end
+  return total
+end
+
+-- The waiting count of `name` set to what its lists hold (settle writes the difference):
+-- after an entry that was no whole job of ours left them, as nobody can tell whether it was
+-- ever counted. Only on that rare path: O(priority levels of the name).
+local function recount_waiting(name)
+  local v = redis.pcall('HGET', name_counts_key(name), 'w')
+  local stored = (v ~= false and not foreign(v)) and tonumber(v) or 0
+  local pending = count_changes[name] and count_changes[name]['w'] or 0
+  tally(name, 'w', waiting_count(name) - stored - pending)
+end
+
 -- Make `id`, just taken from the waiting list of `name`, active under `token` until
--- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing or not ours are
--- dropped (nil); a record that is ours but malformed is still claimed, so the Python side
--- can fail it with a clear CorruptJobError. Returns {id, fields, logs, deadline} or nil.
+-- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (a job removed
+-- since) or not waiting any more are dropped (nil). A record that is not a whole job of ours
+-- -- foreign data under its key (not a hash: replaced by a hash of `name`), or a hash
+-- lacking its state, name or creation time -- is claimed all the same and returned as
+-- {id, 'corrupt', reason}, so the Python side logs it and fails it with a CorruptJobError
+-- under `name`; the waiting counts are recounted, not guessed. Returns {id, fields, logs,
+-- deadline}, that, or nil.
 local function claim_job(id, name, token, deadline, dispatcher)
-  local f = fields(id, 's', 'n', 'm')
-  local state = f and f[1]
-  if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
+  local f = fields(id, 's', 'n', 'm', 'c')
+  local reason
+  if not f then
+    reason = 'its key holds a ' .. redis.call('TYPE', job_key(id))['ok'] .. ', not a job hash'
+    redis.call('DEL', job_key(id))
+    f = {false, false, false, false}
+  elseif not (f[1] and f[2] and f[4]) then
+    if redis.call('EXISTS', job_key(id)) == 0 then return nil end
+    local missing = {}
+    for i, letter in ipairs({'s', 'n', false, 'c'}) do
+      if letter and not f[i] then missing[#missing + 1] = letter end
+    end
+    reason = 'its hash lacks field ' .. table.concat(missing, ', ')
+  end
+  local state = f[1] or '?'
   local finished = state == 'c' or state == 'f' or state == 'x'
-  if not state or state == 'd' or state == 'a' or finished then return nil end
+  if state == 'd' or state == 'a' or finished then return nil end
   local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', next_seq(), 'm', plus_one(f[3])}
   if f[2] ~= name then
     -- The stored name may differ from the list's (foreign data): the claim renames it.
@@ -336,10 +374,16 @@ local function claim_job(id, name, token, deadline, dispatcher)
     hash[#hash + 1] = dispatcher
   end
   redis.call('HSET', job_key(id), unpack(hash))
-  tally(f[2], state, -1)
+  if state == 'w' and f[2] == name then
+    tally(name, 'w', -1)
+  else -- foreign data: whether (and under which name) it was counted cannot be told
+    recount_waiting(name)
+    if f[2] and f[2] ~= name then recount_waiting(f[2]) end
+  end
   tally(name, 'a', 1)
   redis.call('ZADD', K_ACTIVE, deadline, id)
   count_active(name, 1)
+  if reason then return {id, 'corrupt', reason} end
   return snapshot(id, deadline)
 end
 
@@ -521,16 +565,6 @@ local function head_of(name)
   return nil
 end
 
-local function waiting_count(name)
-  local total = 0
-  local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
-  if foreign(levels) then return 0 end
-  for _, level in ipairs(levels) do
-    local n = redis.pcall('LLEN', ready_key(name, level))
-    if not foreign(n) then total = total + n end
-  end
-  return total
-end
 
 -- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission,
 -- writing `key` = `value` too when given. The lease token stays (see field k); recovery,

@@ -125,6 +125,7 @@ from jobqueue.backends.redis.codec import (
     exact_number,
     state_refusal,
 )
+from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
@@ -423,7 +424,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         claims: list[Claim] = []
         for token, reply in zip(tokens, reply_claims, strict=False):
             try:
-                claims.append(Claim(decode_job(reply), token, deadline))
+                claims.append(Claim(decode_claim(reply), token, deadline))
             except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
                 self._fail_corrupt(as_text(reply[0]), token, exc)
         return states, claims
@@ -439,7 +440,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         # one bad hash never stops the queue.
         while reply is not None:
             try:
-                return Claim(decode_job(reply), token, deadline)
+                return Claim(decode_claim(reply), token, deadline)
             except CorruptJobError as exc:
                 self._fail_corrupt(as_text(reply[0]), token, exc)
             token, deadline = _token(), self.options.clock() + spec.lease_seconds
@@ -576,7 +577,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             reply = json.loads(payload)
             if isinstance(reply[2], dict):  # cjson writes an empty Lua table as {}
                 reply[2] = []
-            return Claim(decode_job(reply), token, deadline)
+            return Claim(decode_claim(reply), token, deadline)
         except (ValueError, TypeError, IndexError, KeyError, CorruptJobError) as exc:
             job_id = as_text(reply[0]) if isinstance(reply, list) and reply else "?"
             self._fail_corrupt(job_id, token, CorruptJobError(f"handed job: {exc}"))
