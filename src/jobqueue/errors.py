@@ -96,7 +96,8 @@ class BackendError(JobQueueError):
 
 
 class BackendUnavailableError(BackendError):
-    """The backend's server did not answer in time. A write may or may not have been applied
+    """The backend's server did not answer in time, or (Redis Cluster) refused the call while
+    the slot it needs moves between nodes: retry. A write may or may not have been applied
     (the request can be lost before or after the server acts); submit with a ``unique_key``
     to make a retry safe."""
 

@@ -115,6 +115,8 @@ from jobqueue.backend import (
     Outcome,
     WorkSpec,
 )
+from jobqueue.backends.redis.cluster import GUARD, cluster_refused, is_refusal
+from jobqueue.backends.redis.cluster import REFUSALS as CLUSTER_REFUSALS
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -125,6 +127,7 @@ from jobqueue.backends.redis.codec import (
     state_refusal,
 )
 from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
+from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
@@ -206,7 +209,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         """The URL this backend was opened from (``from_url``), for opening sibling clients
         such as the asyncio one; ``None`` when a client was handed in."""
         self._prefix = f"jq:{{{ns}}}:"
-        self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
+        # KEYS: the id counter routes each script to the right shard; the guard, which never
+        # exists, makes Redis Cluster refuse a call while the slot migrates (see cluster.py).
+        self._route = (self._prefix + "id", self._prefix + GUARD)
         self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._scripts = load_scripts()
@@ -425,7 +430,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         claims: list[Claim] = []
         for token, reply in zip(tokens, reply_claims, strict=False):
             try:
-                claims.append(Claim(decode_job(reply), token, deadline))
+                claims.append(Claim(decode_claim(reply), token, deadline))
             except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
                 self._fail_corrupt(as_text(reply[0]), token, exc)
         return states, claims
@@ -441,7 +446,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         # one bad hash never stops the queue.
         while reply is not None:
             try:
-                return Claim(decode_job(reply), token, deadline)
+                return Claim(decode_claim(reply), token, deadline)
             except CorruptJobError as exc:
                 self._fail_corrupt(as_text(reply[0]), token, exc)
             token, deadline = _token(), self.options.clock() + spec.lease_seconds
@@ -578,7 +583,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             reply = json.loads(payload)
             if isinstance(reply[2], dict):  # cjson writes an empty Lua table as {}
                 reply[2] = []
-            return Claim(decode_job(reply), token, deadline)
+            return Claim(decode_claim(reply), token, deadline)
         except (ValueError, TypeError, IndexError, KeyError, CorruptJobError) as exc:
             job_id = as_text(reply[0]) if isinstance(reply, list) and reply else "?"
             self._fail_corrupt(job_id, token, CorruptJobError(f"handed job: {exc}"))
@@ -713,8 +718,8 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 if self.functions
                 else ("EVALSHA", self._sha[script])
             ),
-            1,
-            self._route[0],
+            len(self._route),
+            *self._route,
             self._prefix,
             "" if self.server_clock else exact_number(self.options.clock()),
             *self._header_policy,
@@ -1092,12 +1097,9 @@ def translate_errors() -> Iterator[None]:
     """redis-py's errors (sync and asyncio raise the same classes) as ours."""
     try:
         yield
-    except (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.TryAgainError,
-    ) as exc:
+    except CLUSTER_REFUSALS as exc:
+        raise cluster_refused(exc) from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         problem = _certificate_problem(exc)
         if problem is not None:
             raise TLSVerificationError(
@@ -1117,6 +1119,8 @@ def translate_errors() -> Iterator[None]:
                 "nothing was stored. Raise maxmemory, keep finished jobs for less time "
                 "(Retention), or let the dispatchers drain the queue, then submit again"
             ) from exc
+        if is_refusal(exc):
+            raise cluster_refused(exc) from exc
         raise BackendError(f"Redis refused the operation: {exc}") from exc
 
 
