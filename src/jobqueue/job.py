@@ -292,6 +292,9 @@ class Job(_Submitting):
     """Not stored: ``True`` on the job ``submit_job`` returned when a waiting, delayed or
     active job already held the same ``unique_key`` — that job is returned and nothing new
     is stored. Always ``False`` on jobs read back."""
+    unreadable: bool = field(default=False, compare=False)
+    """Not stored: ``True`` on what a listing shows for a stored record it could not decode
+    (``unreadable_job``): no data, its ``error`` a ``CorruptJobError`` giving the reason."""
 
     def to_dict(self) -> dict[str, JSON]:
         return {
@@ -398,6 +401,7 @@ def unreadable_job(job_id: object, name: object, state: object, reason: str) -> 
         title=UNREADABLE_TITLE,
         state=known,
         error=JobError("CorruptJobError", reason),
+        unreadable=True,
     )
 
 

@@ -26,6 +26,7 @@ from jobqueue.dashboard.openapi import (
 from jobqueue.dashboard.security import SECURITY_HEADERS
 from jobqueue.errors import (
     BackendError,
+    CorruptJobError,
     InvalidOptionError,
     JobNotFoundError,
     JobQueueError,
@@ -169,7 +170,10 @@ class Api:
             page, more = found[:limit], len(found) > limit
             return self._page(page, str(offset + limit) if more else None, len(page), now)
         if offset == 0 and text is not None:
-            exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job
+            try:
+                exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job
+            except CorruptJobError:  # unreadable: the scan below shows it, marked
+                exact = None
             wanted = exact is not None and (state is None or exact.state is state)
             if exact is not None and wanted and _matches(exact, name, None):
                 return self._page([exact], None, 1, now)
@@ -321,6 +325,8 @@ def _status_of(exc: JobQueueError) -> int:
         return 404
     if isinstance(exc, JobStateError):
         return 409
+    if isinstance(exc, CorruptJobError):
+        return 500  # the stored record is bad: retrying will not help; the reason is shown
     if isinstance(exc, BackendError):
         # The store's trouble, not the caller's: retrying later may work.
         return 503
