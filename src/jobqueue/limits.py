@@ -28,6 +28,6 @@ def validate_seconds(label: str, value: object, high: float) -> float:
         or not 0 < value <= high
     ):
         raise InvalidSettingError(
-            f"{label} must be a number of seconds above 0 and at most {high:g}, got {value!r}"
+            f"{label} must be a positive number of seconds, at most {high:.0f}, got {value!r}"
         )
     return float(value)

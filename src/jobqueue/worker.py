@@ -143,8 +143,8 @@ def validate_timeout(value: object) -> float | None:
         or not 0 < value <= MAX_TIMEOUT_SECONDS
     ):
         raise InvalidOptionError(
-            f"timeout must be None or a number of seconds above 0 and at most "
-            f"{MAX_TIMEOUT_SECONDS:g} (30 days), got {value!r}"
+            f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS:.0f} "
+            f"(30 days), or None, got {value!r}"
         )
     return float(value)
 
