@@ -249,8 +249,8 @@ def test_bounded_times_within_range_are_accepted() -> None:
         assert Backoff.exponential(1, max_delay=86400).max_delay == 86400
 
 
-@pytest.mark.parametrize("absurd", ["1e300", "-1e300", "inf", "1e18"])
-def test_the_cli_prints_any_stored_time(
+@pytest.mark.parametrize("absurd", ["1e300", "-1e300", "inf", "-inf", "1e18"])
+def test_any_stored_time_is_shown_by_the_cli_and_the_dashboard(
     store: Store, capsys: pytest.CaptureFixture[str], absurd: str
 ) -> None:
     with JobQueue(store.url, load_entrypoints=False) as queue:
@@ -258,6 +258,11 @@ def test_the_cli_prints_any_stored_time(
         job = queue.submit_job("w", 1)
         store.plant(job.id, "run_at", absurd)
         store.plant(job.id, "created_at", absurd)
+        client = TestClient(create_app(queue), client=("127.0.0.1", 1234))
+        for path in ("/api/jobs", f"/api/jobs/{job.id}", "/api/stats", "/metrics"):
+            assert client.get(path).status_code == 200, path
+        shown = client.get(f"/api/jobs/{job.id}").json()["run_at"]
+        assert shown == (float(absurd) if math.isfinite(float(absurd)) else None)
     code, out, err = cli(capsys, "--url", store.url, "job", job.id)
     assert code == 0 and err == ""
     assert f"runs at:   {float(absurd)!r} (not a date)" in out

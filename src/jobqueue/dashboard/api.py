@@ -9,11 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from jobqueue.dashboard.openapi import (
@@ -47,6 +50,27 @@ SCAN_BATCH = 500
 
 class BadRequest(InvalidOptionError):
     """A query parameter the API cannot use (answered 400)."""
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Starlette's, except that a number JSON cannot hold (an infinite time a foreign writer
+    stored) is sent as ``null`` instead of failing the whole answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # allow_nan=False: only then walk the content
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _error(status: int, message: str) -> JSONResponse:
