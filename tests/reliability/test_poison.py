@@ -141,8 +141,9 @@ def test_a_result_too_deep_fails_its_job_with_a_clear_error(backend_url: str) ->
 # -- stored by a foreign writer: corrupt on every path ----------------------------------------
 
 
+@pytest.mark.parametrize("prefetch", [None, 10])
 def test_deep_stored_data_is_corrupt_on_every_path_and_holds_nothing_up(
-    store: Store, capsys: pytest.CaptureFixture[str]
+    store: Store, capsys: pytest.CaptureFixture[str], prefetch: int | None
 ) -> None:
     with JobQueue(store.url, load_entrypoints=False) as queue:
         queue.add_worker("w", lambda job: job.data)
@@ -185,7 +186,7 @@ def test_deep_stored_data_is_corrupt_on_every_path_and_holds_nothing_up(
         assert client.get("/metrics").status_code == 200
 
         # The claim fails the poisoned job with its reason; the good one runs.
-        assert queue.work(burst=True) == 1
+        assert queue.work(burst=True, prefetch=prefetch) == 1
         done = queue.get_job_by_id(good.id)
         assert done is not None and done.state is JobState.COMPLETED
         counts = queue.count_by_state()
