@@ -121,3 +121,9 @@ class JobTimeoutError(JobQueueError):
 
 class StalledJobError(JobQueueError):
     """A job's lease expired too many times (its worker died or hung while running it)."""
+
+
+class DispatcherCrashedError(JobQueueError):
+    """A dispatcher slot kept dying of an unexpected exception (a bug in jobqueue, a plugin
+    or a backend, not a handler's error), so the dispatcher stopped; each crash was logged
+    with its traceback. ``jobqueue worker`` exits with status 70 for it."""

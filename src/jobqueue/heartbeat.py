@@ -72,6 +72,9 @@ class Heartbeat:
         except JobQueueError as exc:
             logger.warning("heartbeat failed: %s", exc)
             return None
+        except Exception:  # a bug in a backend: the beats must go on (or leases expire)
+            logger.exception("heartbeat failed unexpectedly")
+            return None
         return list(zip(sent, statuses, strict=True))
 
     def _call(self, leases: list[tuple[str, str]]) -> list[LeaseStatus]:
@@ -83,6 +86,8 @@ class Heartbeat:
                 self.backend.maintain()
             except JobQueueError as exc:
                 logger.warning("maintenance failed: %s", exc)
+            except Exception:  # a bug: logged, and the renewals above still count
+                logger.exception("maintenance failed unexpectedly")
         return statuses
 
     def leave(self) -> None:
@@ -92,6 +97,8 @@ class Heartbeat:
             future.result(timeout=self.bound)
         except (concurrent.futures.TimeoutError, JobQueueError) as exc:
             logger.warning("could not remove this dispatcher's record: %s", exc)
+        except Exception:  # a bug: its record expires like a dead dispatcher's
+            logger.exception("could not remove this dispatcher's record")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

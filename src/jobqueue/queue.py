@@ -510,7 +510,9 @@ class JobQueue:
         names: Sequence[str] | None = None,
     ) -> int:
         """Run a dispatcher in this thread. With ``burst`` (the default) return once nothing
-        is ready. Returns how many attempts ran (a job retried twice counts three)."""
+        is ready. Returns how many attempts ran (a job retried twice counts three). Raises
+        ``DispatcherCrashedError`` if its slots kept crashing, and a handler's ``SystemExit``
+        / ``KeyboardInterrupt`` again after stopping gracefully (``Dispatcher.run``)."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         return dispatcher.run(burst=burst, max_jobs=max_jobs)
 
@@ -527,7 +529,10 @@ class JobQueue:
         soon after, or on a second SIGINT, its job is given back and the process exits
         (status 0 after SIGTERM, 130 after SIGINT): see the shutdown section of the docs.
         With ``scheduler`` (the default) and schedules declared, a scheduler runs beside it
-        (one job per tick however many processes run one)."""
+        (one job per tick however many processes run one). It never returns quietly after a
+        failure: slots that kept crashing raise ``DispatcherCrashedError``, a handler's
+        ``SystemExit(n)`` / ``KeyboardInterrupt`` is raised again once stopped; faulthandler
+        is enabled so that a segfaulting handler leaves its traceback on stderr."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         ticking = self.scheduler() if scheduler and len(self.schedule_book) else None
         thread = ticking.start_thread() if ticking else None

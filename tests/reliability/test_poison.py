@@ -87,6 +87,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     client.close()
 
 
+def dashboard(queue: JobQueue) -> TestClient:
+    """The dashboard app as a loopback client sees it (no credentials needed)."""
+    return TestClient(create_app(queue), base_url="http://127.0.0.1", client=("127.0.0.1", 1234))
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -172,7 +177,7 @@ def test_deep_stored_data_is_corrupt_on_every_path_and_holds_nothing_up(
         code, out, _ = cli(capsys, "--url", store.url, "--json", "jobs")
         assert code == 0 and bad.id in out
 
-        client = TestClient(create_app(queue), client=("127.0.0.1", 1234))
+        client = dashboard(queue)
         page = client.get("/api/jobs", params={"state": "waiting"})
         assert page.status_code == 200
         shown = {job["id"]: job for job in page.json()["jobs"]}
@@ -259,7 +264,7 @@ def test_any_stored_time_is_shown_by_the_cli_and_the_dashboard(
         job = queue.submit_job("w", 1)
         store.plant(job.id, "run_at", absurd)
         store.plant(job.id, "created_at", absurd)
-        client = TestClient(create_app(queue), client=("127.0.0.1", 1234))
+        client = dashboard(queue)
         for path in ("/api/jobs", f"/api/jobs/{job.id}", "/api/stats", "/metrics"):
             assert client.get(path).status_code == 200, path
         shown = client.get(f"/api/jobs/{job.id}").json()["run_at"]

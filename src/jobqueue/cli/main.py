@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,9 +21,15 @@ from jobqueue.cli.dashboard import add_dashboard_command
 from jobqueue.cli.metrics import add_metrics_command, start_metrics
 from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
 from jobqueue.cli.schedules import add_schedule_commands
-from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
+from jobqueue.errors import (
+    ConfigurationError,
+    DispatcherCrashedError,
+    InvalidJobError,
+    JobQueueError,
+)
 from jobqueue.job import JobState
 from jobqueue.queue import JobQueue
+from jobqueue.slot_supervisor import enable_faulthandler, exit_status
 
 logger = logging.getLogger("jobqueue.cli")
 
@@ -78,7 +83,8 @@ Global options (--url, --app, --json) go before or after the command:
   jobqueue --url sqlite:///jobs.db stats --json
 Exit status: 0 done, 1 no such job (job), 2 a usage, setup or input error
 (one 'error: ...' line), 130 a worker stopped by Ctrl-C, 141 the output's reader
-went away (a closed pipe, e.g. '| head -1'; nothing printed).
+went away (a closed pipe, e.g. '| head -1'; nothing printed); a worker also exits
+70 when its slots kept crashing, and N when a handler raised SystemExit(N).
 """
 
 
@@ -223,6 +229,7 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     if args.concurrency < 1:
         raise ConfigurationError(f"--concurrency must be >= 1, got {args.concurrency}")
     prefetch = _prefetch(args.prefetch)
+    enable_faulthandler()  # a handler that segfaults leaves its traceback on stderr
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(LIFECYCLE_LOGGER):
         queue.plugins.register(LIFECYCLE_LOGGER)
@@ -240,6 +247,10 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
         shown = ", ".join(names or registered)
         logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
         dispatcher.run(burst=args.burst)
+    except DispatcherCrashedError as exc:  # logged with tracebacks; one line for the operator
+        print(f"error: {exc}", file=sys.stderr)
+    except (SystemExit, KeyboardInterrupt):  # a handler's, or a third Ctrl-C with --burst
+        pass  # exit_status below turns it into the status
     finally:
         restore()
         if ticking is not None and thread is not None:
@@ -260,8 +271,8 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     )
     if args.json:
         print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
-    # Ctrl-C ends a command with 130 by convention; SIGTERM is the planned stop: 0.
-    return 130 if dispatcher.stop_signal == signal.SIGINT else 0
+    # 0 only for a requested stop: SIGTERM, --burst done, a handler's SystemExit(0).
+    return exit_status(dispatcher)
 
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:

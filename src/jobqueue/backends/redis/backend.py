@@ -124,6 +124,7 @@ from jobqueue.backends.redis.codec import (
     state_refusal,
     unreadable_row,
 )
+from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
@@ -218,6 +219,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         every FCALL (``COMMAND GETKEYS``), a round trip more per call."""
         self.policy_checked = False
         """Whether the server's eviction policy was looked at (once, at first use)."""
+        self.check_eviction = True
+        """Whether to look at it: ``?check_eviction=false`` spares an ACL user the denied
+        ``CONFIG GET`` (and the ACL LOG entry it leaves); see ``eviction.py``."""
         policy = self.options.retention
         self._counts = (
             -1 if policy.completed_count is None else policy.completed_count,
@@ -264,6 +268,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             raise InvalidURLError(f"bad Redis URL {safe_url(url)}: {exc}") from exc
         backend = cls(client, options, namespace=target.namespace)
         backend.url = url
+        _, backend.check_eviction = pop_check_eviction(url)
         return backend
 
     # -- submitting ---------------------------------------------------------------------------
@@ -803,10 +808,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     def check_memory_policy(self) -> None:
         """Warn (once) when the server's ``maxmemory-policy`` may evict this queue's keys."""
         self.policy_checked = True
+        if not self.check_eviction:
+            return
         try:
             reply = self._client.config_get("maxmemory-policy")
         except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
-            log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
+            cannot_check(exc)
             return
         warn_if_evicting(reply)
 
@@ -1070,7 +1077,7 @@ def parse_url(url: str, options: BackendOptions) -> RedisTarget:
     """Check a Redis URL and split our query parameters (``namespace``, ``cluster``) off it;
     the sync and the asyncio clients are opened from the same target so they reach the same
     queue. A malformed URL raises ``InvalidURLError``."""
-    parsed = parse_redis_url(url)
+    parsed = parse_redis_url(pop_check_eviction(url)[0])  # check_eviction: from_url reads it
     settings: dict[str, Any] = {
         "socket_connect_timeout": 5.0,
         "socket_timeout": _SOCKET_TIMEOUT,
@@ -1112,25 +1119,6 @@ def translate_errors() -> Iterator[None]:
                 "(Retention), or let the dispatchers drain the queue, then submit again"
             ) from exc
         raise BackendError(f"Redis refused the operation: {exc}") from exc
-
-
-def warn_if_evicting(reply: Any) -> None:
-    """Warn about a ``CONFIG GET maxmemory-policy`` reply that lets Redis evict keys: an
-    evicted job is lost silently, an evicted idempotency or wake-up key (they have TTLs, so
-    ``volatile-*`` evicts them too) breaks a resend or a wait."""
-    values = reply.values() if isinstance(reply, dict) else [reply]
-    for value in values:
-        if isinstance(value, dict):  # Redis Cluster: one reply per node
-            value = next(iter(value.values()), "")
-        policy = as_text(value)
-        if policy and policy != "noeviction":
-            log.warning(
-                "Redis's maxmemory-policy is %s: at maxmemory Redis would evict keys and jobs "
-                "would vanish without a trace; set maxmemory-policy to noeviction (then a full "
-                "Redis refuses new submits with BackendFullError and keeps every stored job)",
-                policy,
-            )
-            return
 
 
 def _lease_arg(spec: WorkSpec) -> str:
