@@ -130,6 +130,23 @@ def test_data_deeper_than_the_limit_is_refused_whatever_the_recursion_limit(
         assert [j.id for j in queue.list_jobs("completed")] == [job.id]
 
 
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, DEEP])
+def test_the_cli_refuses_deep_data_in_one_line(tmp_path: Path, depth: int) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "jobqueue", "--url", url, "submit", "w", "-"],
+        input="[" * depth + "]" * depth,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: job data nests") and done.stderr.count("\n") == 1
+    with JobQueue(url, load_entrypoints=False) as queue:
+        assert sum(queue.count_by_state().values()) == 0
+
+
 def test_a_result_too_deep_fails_its_job_with_a_clear_error(backend_url: str) -> None:
     with JobQueue(backend_url, load_entrypoints=False) as queue:
         queue.add_worker("w", lambda job: nested(job.data), attempts=1)

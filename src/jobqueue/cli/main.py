@@ -26,8 +26,9 @@ from jobqueue.errors import (
     DispatcherCrashedError,
     InvalidJobError,
     JobQueueError,
+    NotSerializableError,
 )
-from jobqueue.job import JobState
+from jobqueue.job import MAX_JSON_DEPTH, JobState, text_nests_deeper
 from jobqueue.queue import JobQueue
 from jobqueue.slot_supervisor import enable_faulthandler, exit_status
 
@@ -277,6 +278,11 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
     text = sys.stdin.read() if args.data == "-" else args.data
+    if text_nests_deeper(text, MAX_JSON_DEPTH):  # before json.loads recurses into it
+        raise NotSerializableError(
+            f"job data nests lists and objects more than {MAX_JSON_DEPTH} levels deep (or is "
+            "not JSON); flatten it"
+        )
     try:
         data = json.loads(text)
     except ValueError as exc:
