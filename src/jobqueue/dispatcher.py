@@ -92,6 +92,7 @@ from jobqueue.errors import (
 from jobqueue.heartbeat import Heartbeat
 from jobqueue.interrupt import Guard, HandlerTimeout, JobCancelled, ShutdownInterrupt, Watchdog
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
+from jobqueue.limits import MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.prefetch import PrefetchPolicy, make_policy
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
@@ -208,8 +209,7 @@ class Dispatcher:
             raise InvalidSettingError(
                 f"prefetch must be None (adaptive) or an int from 1 to 1000, got {prefetch!r}"
             )
-        if lease_seconds <= 0:
-            raise InvalidSettingError(f"lease_seconds must be > 0, got {lease_seconds}")
+        lease_seconds = validate_seconds("lease_seconds", lease_seconds, MAX_LEASE_SECONDS)
         self.backend = backend
         self.registry = registry
         self.hooks = hooks

@@ -35,6 +35,7 @@ from jobqueue.errors import (
 )
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
+from jobqueue.limits import MAX_GRACE_SECONDS, MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.registry import Registry
 from jobqueue.scheduler import (
     DeclaredSchedules,
@@ -89,9 +90,8 @@ class JobQueue:
         load_entrypoints: bool = True,
         backend: Backend | None = None,
     ) -> None:
-        for label, value in (("lease_seconds", lease_seconds), ("grace_seconds", grace_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise InvalidSettingError(f"{label} must be a positive number, got {value!r}")
+        lease_seconds = validate_seconds("lease_seconds", lease_seconds, MAX_LEASE_SECONDS)
+        grace_seconds = validate_seconds("grace_seconds", grace_seconds, MAX_GRACE_SECONDS)
         for label, value in (("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidSettingError(f"{label} must be an int >= 0, got {value!r}")
@@ -318,6 +318,8 @@ class JobQueue:
         for start in range(0, LATENCY_SCAN, _LATENCY_BATCH):
             batch = self.backend.list_jobs(JobState.WAITING, start, _LATENCY_BATCH)
             for job in batch:
+                if job.unreadable:  # its times are unknown; the next claim fails it
+                    continue
                 if seen.get(job.name, 0) < LATENCY_SAMPLE:
                     seen[job.name] = seen.get(job.name, 0) + 1
                     oldest[job.name] = min(oldest.get(job.name, job.run_at), job.run_at)

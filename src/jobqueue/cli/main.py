@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,8 +26,9 @@ from jobqueue.errors import (
     DispatcherCrashedError,
     InvalidJobError,
     JobQueueError,
+    NotSerializableError,
 )
-from jobqueue.job import JobState
+from jobqueue.job import MAX_JSON_DEPTH, JobState, text_nests_deeper
 from jobqueue.queue import JobQueue
 from jobqueue.slot_supervisor import enable_faulthandler, exit_status
 
@@ -50,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         queue, owned = open_queue(args)
         try:
-            return command(args, queue)
+            status = command(args, queue)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+            return status
         finally:
             if owned:
                 queue.close()
@@ -59,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``jobqueue jobs | head -1``): stop quietly, as
+    ``yes | head -1`` does, with the status of a process ended by SIGPIPE. Output still
+    buffered would fail again at exit, so stdout goes to /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE
 
 
 DESCRIPTION = "jobqueue: run workers, submit jobs and look at them."
@@ -67,7 +83,8 @@ Global options (--url, --app, --json) go before or after the command:
   jobqueue worker --app myapp.jobs:queue --url redis://localhost:6379/0 --burst
   jobqueue --url sqlite:///jobs.db stats --json
 Exit status: 0 done, 1 no such job (job), 2 a usage, setup or input error
-(one 'error: ...' line), 130 a worker stopped by Ctrl-C; a worker also exits
+(one 'error: ...' line), 130 a worker stopped by Ctrl-C, 141 the output's reader
+went away (a closed pipe, e.g. '| head -1'; nothing printed); a worker also exits
 70 when its slots kept crashing, and N when a handler raised SystemExit(N).
 """
 
@@ -261,6 +278,11 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
     text = sys.stdin.read() if args.data == "-" else args.data
+    if text_nests_deeper(text, MAX_JSON_DEPTH):  # before json.loads recurses into it
+        raise NotSerializableError(
+            f"job data nests lists and objects more than {MAX_JSON_DEPTH} levels deep (or is "
+            "not JSON); flatten it"
+        )
     try:
         data = json.loads(text)
     except ValueError as exc:

@@ -125,6 +125,7 @@ from jobqueue.backends.redis.codec import (
     encode_new_job,
     exact_number,
     state_refusal,
+    unreadable_row,
 )
 from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
 from jobqueue.backends.redis.foreign import decode_claim
@@ -997,8 +998,9 @@ def listed_jobs(rows: Any, namespace: str) -> list[Job]:
     for row in rows:
         try:
             jobs.append(decode_job(row))
-        except CorruptJobError as exc:  # a listing shows what it can read; get() raises
-            log.warning("skipping corrupt job in namespace %s: %s", namespace, exc)
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            log.warning("listing a corrupt job in namespace %s: %s", namespace, exc)
+            jobs.append(unreadable_row(row, str(exc)))
     return jobs
 
 

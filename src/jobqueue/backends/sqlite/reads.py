@@ -16,7 +16,7 @@ from jobqueue import policy
 from jobqueue.backend import DispatcherInfo
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, row_to_job
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import Job, JobState
+from jobqueue.job import Job, JobState, unreadable_job
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -82,8 +82,9 @@ def list_jobs(conn: sqlite3.Connection, state: JobState, offset: int, limit: int
     for row in rows:
         try:
             jobs.append(row_to_job(row, logs.get(row[0], ())))
-        except CorruptJobError as exc:  # a listing must stay usable; get() raises
-            logger.error("skipping a corrupt job in a listing: %s", exc)
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            logger.error("listing a corrupt job: %s", exc)
+            jobs.append(unreadable_job(row[0], row[1], row[2], str(exc)))
     return jobs
 
 
