@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -62,7 +62,7 @@ LATENCY_SCAN = 2000
 _LATENCY_BATCH = 500
 
 _PERIODS = {"minute": (1, 60, 24 * 60), "hour": (60, 24, 24)}
-_OUTCOME_NAMES = tuple(outcome.value for outcome in policy.COUNTED_OUTCOMES)
+_OUTCOME_NAMES = tuple(outcome.value for outcome in lifecycle.COUNTED_OUTCOMES)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -345,7 +345,7 @@ class JobQueue:
             raise InvalidOptionError(
                 f"span must be a whole number of {period}s from 1 to {most}, not {span!r}"
             )
-        last = policy.outcome_minute(self.clock()) // minutes  # the current bucket
+        last = lifecycle.outcome_minute(self.clock()) // minutes  # the current bucket
         first = last - span + 1
         totals = [dict.fromkeys(_OUTCOME_NAMES, 0) for _ in range(span)]
         for minute, counts in self.backend.outcome_counts(first * minutes).items():

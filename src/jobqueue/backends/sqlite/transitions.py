@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import Retention
 from jobqueue.backends.sqlite import reads
 from jobqueue.backends.sqlite.rows import (
@@ -86,7 +86,7 @@ class Txn:
                 "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'", (self._job_id,)
             )
         if self._outcomes:
-            minute = policy.outcome_minute(self.now)
+            minute = lifecycle.outcome_minute(self.now)
             self.conn.executemany(
                 "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
                 "ON CONFLICT (minute, outcome) DO UPDATE SET count = count + excluded.count",
@@ -199,13 +199,13 @@ def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
     if row is None:
         return None
     state = JobState(row[0])
-    return state if state in policy.REPEAT_STATES[call] else None
+    return state if state in lifecycle.REPEAT_STATES[call] else None
 
 
 def take(txn: Txn, job_id: str, token: str) -> Held:
     held = holder(txn, job_id, token)
     if held is None:
-        raise LeaseLostError(policy.lease_lost_message(job_id))
+        raise LeaseLostError(lifecycle.lease_lost_message(job_id))
     return held
 
 
@@ -329,9 +329,9 @@ def recover(txn: Txn, max_stalls: int) -> int:
             logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
             finish(txn, held.key, JobState.CANCELLED, history=history)
             txn.count_outcome(AttemptOutcome.CANCELLED)
-        elif policy.is_stalled_too_often(stalls, max_stalls):
+        elif lifecycle.is_stalled_too_often(stalls, max_stalls):
             logger.warning("job %s stalled %d times: failing it", held.key, stalls)
-            error = error_json(policy.stalled_error(stalls))
+            error = error_json(lifecycle.stalled_error(stalls))
             finish(txn, held.key, JobState.FAILED, error=error, history=history)
             txn.count_outcome(AttemptOutcome.FAILED)
         else:
@@ -345,7 +345,7 @@ def apply_retention(txn: Txn, retention: Retention) -> int:
     """Remove the first-finished jobs while there are too many or they are too old; returns
     how many were removed."""
     budget = MAINTENANCE_BATCH
-    for cutoff in policy.retention_cutoffs(retention, txn.now):
+    for cutoff in lifecycle.retention_cutoffs(retention, txn.now):
         if cutoff.keep is None and cutoff.before is None:
             continue
         # The count comes from the trigger-kept table: no scan even with many finished jobs.
@@ -391,5 +391,5 @@ def delete(txn: Txn, keys: list[int]) -> int:
 def forget_old_outcomes(txn: Txn) -> None:
     """Drop the outcome counts older than the policy keeps (a seek on the primary key)."""
     txn.conn.execute(
-        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (policy.first_kept_minute(txn.now),)
+        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (lifecycle.first_kept_minute(txn.now),)
     )
