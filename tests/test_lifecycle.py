@@ -226,16 +226,24 @@ def test_history_keeps_the_newest_attempts() -> None:
 def test_retention_removes_beyond_the_count_or_past_the_age(
     total: int, keep: int | None, age: float
 ) -> None:
-    retention = Retention(completed_count=keep, failed_seconds=50.0)
-    completed, failed, cancelled = lifecycle.retention_cutoffs(retention, NOW)
+    retention = Retention(
+        completed_seconds=None,
+        completed_count=keep,
+        failed_seconds=50.0,
+        failed_count=None,
+        cancelled_seconds=None,
+        cancelled_count=None,
+    )
+    completed, failed, cancelled = lifecycle.retention_cutoffs(retention)
     assert (completed.state, failed.state, cancelled.state) == (
         JobState.COMPLETED,
         JobState.FAILED,
         JobState.CANCELLED,
     )
-    assert completed.removes(total, NOW - age) is (keep is not None and total > keep)
-    assert failed.removes(total, NOW - age) is (age >= 50.0)
-    assert not cancelled.removes(total, NOW - age)
+    assert completed.removes(total, NOW - age, NOW) is (keep is not None and total > keep)
+    assert failed.removes(total, NOW - age, NOW) is (age >= 50.0)
+    assert failed.before(NOW) == NOW - 50.0 and completed.before(NOW) is None
+    assert not cancelled.removes(total, NOW - age, NOW)
 
 
 @pytest.mark.parametrize(

@@ -221,15 +221,19 @@ def on_stall(job: Running, max_stalls: int, now: float) -> Change:
     )
 
 
+def corrupt_error(job_id: str, reason: str) -> JobError:
+    """The error of a job failed as corrupt, in the claim's words."""
+    return JobError("CorruptJobError", f"stored job record is unreadable: job {job_id}: {reason}")
+
+
 def on_corrupt(job_id: str, reason: str) -> Change:
     """Rule 14: a record a claim cannot decode fails (counted as a fail would be), so one bad
     record never stops the queue nor crashes a dispatcher."""
-    error = JobError("CorruptJobError", f"stored job record is unreadable: job {job_id}: {reason}")
     return Change(
         job_id,
         InState(LIVE_STATES),
         JobState.FAILED,
-        set={"error": error},
+        set={"error": corrupt_error(job_id, reason)},
         counts_as=AttemptOutcome.FAILED,
     )
 
@@ -348,31 +352,32 @@ def is_stalled_too_often(stalls: int, max_stalls: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Cutoff:
-    """Retention of one finished state: jobs finished before ``before`` go, and beyond the
-    newest ``keep`` the oldest go (``None``: no limit on that axis)."""
+    """Retention of one finished state: jobs finished more than ``seconds`` ago go, and
+    beyond the newest ``keep`` the oldest go (``None``: no limit on that axis)."""
 
     state: JobState
-    before: float | None
+    seconds: float | None
     keep: int | None
 
-    def removes(self, total: int, finished_at: float) -> bool:
+    def before(self, now: float) -> float | None:
+        """Jobs finished at or before this time go (``None``: none for their age)."""
+        return None if self.seconds is None else now - self.seconds
+
+    def removes(self, total: int, finished_at: float, now: float) -> bool:
         """Whether the oldest of ``total`` jobs in this state, finished at ``finished_at``,
-        goes (stores walk oldest first and stop at the first it keeps)."""
-        too_many = self.keep is not None and total > self.keep
-        too_old = self.before is not None and finished_at <= self.before
-        return too_many or too_old
+        goes at ``now`` (stores walk oldest first and stop at the first they keep)."""
+        if self.keep is not None and total > self.keep:
+            return True
+        return self.seconds is not None and finished_at <= now - self.seconds
 
 
-def retention_cutoffs(retention: Retention, now: float) -> tuple[Cutoff, ...]:
-    """What retention removes at ``now``, one ``Cutoff`` per finished state."""
-
-    def before(seconds: float | None) -> float | None:
-        return None if seconds is None else now - seconds
-
+def retention_cutoffs(retention: Retention) -> tuple[Cutoff, ...]:
+    """What retention removes, one ``Cutoff`` per finished state (made once per store: they
+    are relative to the time they are applied at)."""
     return (
-        Cutoff(JobState.COMPLETED, before(retention.completed_seconds), retention.completed_count),
-        Cutoff(JobState.FAILED, before(retention.failed_seconds), retention.failed_count),
-        Cutoff(JobState.CANCELLED, before(retention.cancelled_seconds), retention.cancelled_count),
+        Cutoff(JobState.COMPLETED, retention.completed_seconds, retention.completed_count),
+        Cutoff(JobState.FAILED, retention.failed_seconds, retention.failed_count),
+        Cutoff(JobState.CANCELLED, retention.cancelled_seconds, retention.cancelled_count),
     )
 
 

@@ -34,7 +34,9 @@ from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.schedule_book import ScheduleBook
 from jobqueue.errors import InvalidURLError, LeaseLostError
 from jobqueue.job import (
+    FINISHED_STATES,
     JSON,
+    LIVE_STATES,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
     Job,
@@ -43,9 +45,9 @@ from jobqueue.job import (
     JobState,
     dumps_json,
 )
-from jobqueue.lifecycle import Change, Expired, Held
+from jobqueue.lifecycle import Change, Expired, Held, InState
 
-_QUEUED = (JobState.WAITING, JobState.DELAYED)
+_ACTIVE = JobState.ACTIVE
 
 
 class MemoryBackend:
@@ -54,6 +56,7 @@ class MemoryBackend:
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()
         self._clock = self.options.clock
+        self._cutoffs = lifecycle.retention_cutoffs(self.options.retention)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ids = itertools.count(1)
@@ -363,18 +366,18 @@ class MemoryBackend:
             change = lifecycle.on_release(job, token, now)
         else:
             change = lifecycle.on_cancelled(job, token, error, now)
-        self._write(change)
+        self._write(change, now)
         return True, job.state
 
-    def _write(self, change: Change) -> bool:
+    def _write(self, change: Change, now: float) -> bool:
         """The one guarded write: if ``change.guard`` holds, move the job to ``change.to``
         (its lease, ready or delayed entry, finished order), take or free its unique key,
         wake waiters and count the outcome; else change nothing and answer ``False``."""
         job = self._jobs.get(change.job_id)
-        if job is None or not self._guard_holds(job, change):
+        if job is None or not self._guard_holds(job, change, now):
             return False
-        now, old = self._clock(), job.state
-        if old is JobState.ACTIVE and change.to is not JobState.ACTIVE:
+        old, to = job.state, change.to
+        if old is _ACTIVE and to is not _ACTIVE:
             token, _ = self._leases.pop(job.id)
             if change.ends_lease is not None:  # so a repeat of that call gets its answer
                 self._ended[job.id] = (token, change.ends_lease)
@@ -385,37 +388,39 @@ class MemoryBackend:
             job.dispatcher = None
         for name, value in change.set.items():
             setattr(job, name, value)
-        if old.is_finished:
+        if old in FINISHED_STATES:
             self._finished[old].pop(job.id, None)
-        job.state = change.to
-        if job.unique_key is not None and change.to.is_live != old.is_live:
-            if change.to.is_live:  # the guard found the key free
+        job.state = to
+        if job.unique_key is not None and (to in LIVE_STATES) is not (old in LIVE_STATES):
+            if to in LIVE_STATES:  # the guard found the key free
                 self._unique[job.unique_key] = job.id
             elif self._unique.get(job.unique_key) == job.id:
                 del self._unique[job.unique_key]
         if change.counts_as is not None:
             self._outcomes.add(now, change.counts_as)
-        if change.to.is_finished:
+        if to in FINISHED_STATES:
             job.finished_at = now
-            self._finished[change.to][job.id] = None
+            self._finished[to][job.id] = None
             self._changed.notify_all()
-        elif change.to in _QUEUED:
+        elif to is not _ACTIVE:
             if change.run_at is not None:
                 job.run_at = now + change.run_at
             self._enqueue(job)  # a new seq: any older ready or delayed entry goes stale
             self._notify()
         return True
 
-    def _guard_holds(self, job: Job, change: Change) -> bool:
+    def _guard_holds(self, job: Job, change: Change, now: float) -> bool:
         guard = change.guard
-        if isinstance(guard, Held):
-            return self._holds(job.id, guard.token)
-        if isinstance(guard, Expired):
+        if type(guard) is Held:
             lease = self._leases.get(job.id)
-            return lease is not None and lease[1] <= self._clock()
+            return lease is not None and lease[0] == guard.token and lease[1] > now
+        if type(guard) is Expired:
+            lease = self._leases.get(job.id)
+            return lease is not None and lease[1] <= now
+        assert isinstance(guard, InState)
         if job.state not in guard.states:
             return False
-        if change.to.is_live and not job.state.is_live and job.unique_key is not None:
+        if change.to in LIVE_STATES and job.state not in LIVE_STATES and job.unique_key:
             return self._unique_holder(job) is None
         return True
 
@@ -436,7 +441,7 @@ class MemoryBackend:
                 return None
             change = lifecycle.on_cancel(job)
             if change is not None:
-                self._write(change)
+                self._write(change, self._clock())
             return job.state
 
     def retry(self, job_id: str) -> Job | None:
@@ -451,15 +456,16 @@ class MemoryBackend:
         if state not in lifecycle.RETRIABLE:
             return 0
         with self._lock:
-            jobs = [self._jobs[job_id] for job_id in self._finished[state]]
+            jobs, now = [self._jobs[job_id] for job_id in self._finished[state]], self._clock()
             return sum(
-                self._write(lifecycle.on_retry(job, self._clock()))
+                self._write(lifecycle.on_retry(job, now), now)
                 for job in jobs
                 if name in (None, job.name)
             )
 
     def _retry(self, job: Job) -> None:
-        if not self._write(lifecycle.on_retry(job, self._clock())):
+        now = self._clock()
+        if not self._write(lifecycle.on_retry(job, now), now):
             holder = self._unique_holder(job)
             assert holder is not None and job.unique_key is not None
             raise lifecycle.unique_key_taken(job.id, holder, job.unique_key)
@@ -469,7 +475,7 @@ class MemoryBackend:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            self._write(lifecycle.on_promote(job))
+            self._write(lifecycle.on_promote(job), self._clock())
             return self._view(job)
 
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
@@ -481,7 +487,8 @@ class MemoryBackend:
                 jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
             # Finishing order is what retention goes by: the order they would have run.
             changes = [change for job in jobs if (change := lifecycle.on_cancel(job))]
-            return sum(self._write(change) for change in changes)
+            now = self._clock()
+            return sum(self._write(change, now) for change in changes)
 
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
@@ -593,17 +600,18 @@ class MemoryBackend:
     def _recover(self, now: float) -> int:
         expired = [job_id for job_id, (_, deadline) in self._leases.items() if deadline <= now]
         for job_id in expired:
-            self._write(lifecycle.on_stall(self._jobs[job_id], self.options.max_stalls, now))
-        self._recovered.note(expired)
+            self._write(lifecycle.on_stall(self._jobs[job_id], self.options.max_stalls, now), now)
+        if expired:
+            self._recovered.note(expired)
         return len(expired)
 
     def _apply_retention(self, now: float) -> int:
         removed = 0
-        for cutoff in lifecycle.retention_cutoffs(self.options.retention, now):
+        for cutoff in self._cutoffs:
             finished = self._finished[cutoff.state]
             while finished:
                 oldest = next(iter(finished))
-                if not cutoff.removes(len(finished), self._jobs[oldest].finished_at or 0.0):
+                if not cutoff.removes(len(finished), self._jobs[oldest].finished_at or 0.0, now):
                     break
                 self._drop(oldest)
                 removed += 1
