@@ -346,28 +346,28 @@ class MemoryBackend:
         lost_ok: bool = False,
     ) -> tuple[bool, JobState | None]:
         """End the lease ``token`` holds with ``call``'s decided change: ``(True, state)``.
-        A token that no longer holds the job gets ``(False, state)``, the state a repeat of
-        ``call`` reports; a lost lease gets ``(False, None)`` or, unless ``lost_ok``,
-        ``LeaseLostError``."""
+        When the guard fails (the token no longer holds the job): ``(False, state)``, the
+        state a repeat of ``call`` reports; a lost lease gets ``(False, None)`` or, unless
+        ``lost_ok``, ``LeaseLostError``."""
         job = self._jobs.get(job_id)
-        if job is None or not self._holds(job_id, token):
-            ended = self._ended.get(job_id) == (token, call)
-            state = lifecycle.repeat_or_lost(call, ended, None if job is None else job.state)
-            if state is None and not lost_ok:
-                raise LeaseLostError(lifecycle.lease_lost_message(job_id))
-            return False, state
-        now = self._clock()
-        if call == "complete":
-            change = lifecycle.on_complete(job, token, result, now)
-        elif call == "fail":
-            assert error is not None
-            change = lifecycle.on_fail(job, token, error, retry_at, now)
-        elif call == "release":
-            change = lifecycle.on_release(job, token, now)
-        else:
-            change = lifecycle.on_cancelled(job, token, error, now)
-        self._write(change, now)
-        return True, job.state
+        if job is not None:
+            now = self._clock()
+            if call == "complete":
+                change = lifecycle.on_complete(job, token, result, now)
+            elif call == "fail":
+                assert error is not None
+                change = lifecycle.on_fail(job, token, error, retry_at, now)
+            elif call == "release":
+                change = lifecycle.on_release(job, token, now)
+            else:
+                change = lifecycle.on_cancelled(job, token, error, now)
+            if self._write(change, now):
+                return True, job.state
+        ended = self._ended.get(job_id) == (token, call)
+        state = lifecycle.repeat_or_lost(call, ended, None if job is None else job.state)
+        if state is None and not lost_ok:
+            raise LeaseLostError(lifecycle.lease_lost_message(job_id))
+        return False, state
 
     def _write(self, change: Change, now: float) -> bool:
         """The one guarded write: if ``change.guard`` holds, move the job to ``change.to``

@@ -194,8 +194,8 @@ class Held:
 HELD_COLUMNS = "id, attempts_made, dispatcher, started_at, history, cancel_requested"
 
 
-def _held(row: Sequence[Any]) -> Held:
-    return Held(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+def _held(row: Sequence[Any], token: str = "", stalls: int = 0) -> Held:
+    return Held(row[0], row[1], row[2], row[3], row[4], bool(row[5]), token, stalls)
 
 
 def holder(txn: Txn, job_id: str, token: str) -> Held | None:
@@ -206,7 +206,7 @@ def holder(txn: Txn, job_id: str, token: str) -> Held | None:
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
         (job_key(job_id), token, txn.now),
     ).fetchone()
-    return None if row is None else replace(_held(row), token=token)
+    return None if row is None else _held(row, token)
 
 
 def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
@@ -354,7 +354,7 @@ def recover(txn: Txn, max_stalls: int) -> int:
         (txn.now, MAINTENANCE_BATCH),
     ).fetchall()
     for row in expired:
-        held = replace(_held(row), stalls=row[6])
+        held = _held(row, stalls=row[6])
         txn.recovered.append(held.key)
         change = lifecycle.on_stall(held, max_stalls, txn.now)
         if change.to is JobState.WAITING:
