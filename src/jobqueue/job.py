@@ -122,11 +122,6 @@ class Attempt:
         )
 
 
-def add_attempt(history: list[Attempt], attempt: Attempt) -> list[Attempt]:
-    """``history`` with ``attempt`` appended, cut to the last ``MAX_HISTORY``."""
-    return [*history, attempt][-MAX_HISTORY:]
-
-
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """How long to wait before retrying a failed attempt.

@@ -119,11 +119,15 @@ def promote(txn: Txn, job_id: str) -> bool:
 
 
 def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
-    """Waiting or delayed jobs (of ``name``, when given) cancelled in the order they would
-    have run; active ones flagged for their holders. Returns how many changed."""
+    """``lifecycle.on_cancel`` for every job in ``state`` (of ``name``, when given), written
+    in bulk: waiting or delayed ones cancelled in the order they would have run, active ones
+    flagged for their holders. Returns how many changed."""
     named = "" if name is None else " AND name = ?"
     params = () if name is None else (name,)
-    if state is JobState.ACTIVE:
+    change = lifecycle.on_cancel(Held.at_rest(0, state))  # what a job in this state becomes
+    if change is None:
+        return 0
+    if change.to is JobState.ACTIVE:
         return txn.conn.execute(
             "UPDATE jobqueue_jobs SET cancel_requested = 1 "
             f"WHERE state = 'active' AND cancel_requested = 0{named}",
@@ -131,8 +135,6 @@ def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
         ).rowcount
     # The orders are those of the partial indexes jobqueue_waiting and jobqueue_delayed.
     order = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
-    if state not in order:
-        return 0
     keys = [
         key
         for (key,) in txn.conn.execute(
