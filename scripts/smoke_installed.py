@@ -55,6 +55,20 @@ def check_installed_copy() -> None:
     assert site in where.parents, f"jobqueue imported from {where}, not from {site}"
     assert CHECKOUT not in where.parents, f"jobqueue imported from the checkout: {where}"
     step(f"jobqueue {jobqueue.__version__} from {where.parent}")
+    # Every file of the source tree, installed: what no request below happens to load too.
+    source = CHECKOUT / "src" / "jobqueue"
+    if source.is_dir():
+        missing = sorted(set(package_files(source)) - set(package_files(where.parent)))
+        assert not missing, f"not installed: {missing}"
+        step(f"  all {len(package_files(source))} files of src/jobqueue installed")
+
+
+def package_files(root: Path) -> list[str]:
+    return [
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
 
 
 def handle(job: RunningJob) -> dict[str, object]:
