@@ -327,6 +327,41 @@ def test_job_list_filters_by_title_and_id_and_pages(queue: JobQueue, page: Page)
         expect(page.locator("tr[data-job]").first).to_have_attribute("data-job", special.id)
 
 
+class Refuse:
+    def __call__(self, job: Job) -> None:
+        raise LookupError(job.data["message"])
+
+
+def test_the_failed_list_shows_each_jobs_error(queue: JobQueue, page: Page) -> None:
+    queue.add_worker("mail", Refuse(), attempts=1)
+    messages = [
+        "550 5.1.1 <ada@example.com>: recipient rejected\n  by smtp.example.com\n",
+        XSS_TITLES[1] + "\nsecond line",
+        "",
+    ]
+    failed = [queue.submit_job("mail", {"message": message}) for message in messages]
+    queue.work(burst=True)
+    waiting = queue.submit_job("mail", {"message": "not yet"})
+    with dashboard(queue, page) as server:
+        page.goto(server.url + "/#/jobs?state=failed")
+        expect(page.locator("th", has_text="Error")).to_be_visible()
+        # The type and the first line of the message, as text; the rest is on the job page.
+        shown = [
+            "LookupError: 550 5.1.1 <ada@example.com>: recipient rejected",
+            "LookupError: " + XSS_TITLES[1],
+            "LookupError",
+        ]
+        for job, line in zip(failed, shown, strict=True):
+            cell = _row(page, "data-job", job.id).locator("td.error-line")
+            expect(cell).to_have_text(line)
+            expect(cell.locator("b")).to_have_text("LookupError")
+        expect(page.locator("td.error-line img")).to_have_count(0)
+        page.goto(server.url + "/#/jobs?state=waiting")
+        expect(_row(page, "data-job", waiting.id)).to_be_visible()
+        expect(page.locator("td.error-line")).to_have_count(0)
+        assert page.evaluate("window.__pwned") is None
+
+
 # -- security in the browser -------------------------------------------------------------------
 
 
