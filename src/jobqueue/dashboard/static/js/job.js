@@ -24,14 +24,13 @@ export function firstLine(message) {
 }
 
 // A list's cell for a job's error: its type in bold, then the first line of its message,
-// as text; the whole first line in the tooltip when the cell cuts it short.
+// as text; the whole first line in the tooltip when the cell cuts it short (two lines).
 export function errorCell(error) {
   if (!error) return h("td", { class: "error-line" }, "");
   const line = firstLine(error.message);
   return h(
     "td",
     { class: "error-line", title: error.type + ": " + line },
-    h("b", {}, error.type),
-    line ? ": " + line : "",
+    h("span", { class: "clamp" }, h("b", {}, error.type), line ? ": " + line : ""),
   );
 }
