@@ -94,9 +94,9 @@ def test_files_moved_into_subfolders_are_still_packaged(tmp_path: Path) -> None:
     src = project / "src"
     moved = [
         "jobqueue/backends/redis/lua/lib/keys.lua",
-        "jobqueue/backends/redis/lua/claim.lua",
+        "jobqueue/backends/redis/lua/example.lua",
         "jobqueue/backends/sqlite/migrations/0010_example.sql",
-        "jobqueue/dashboard/static/js/views/jobs.js",
+        "jobqueue/dashboard/static/js/views/example.js",
     ]
     for name in moved:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
