@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from jobqueue.errors import (
+    InvalidArgumentError,
     InvalidOptionError,
     InvalidScheduleError,
     NotSerializableError,
@@ -396,13 +397,13 @@ def plan(schedule: Schedule, last_tick: float | None, now: float) -> TickPlan:
 
 
 def _check_time(label: str, value: object) -> float:
-    """``value`` as a float UNIX timestamp, or ``InvalidOptionError`` naming ``label``."""
+    """``value`` as a float UNIX timestamp, or ``InvalidArgumentError`` naming ``label``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not 0 <= value <= _LATEST_TIME  # NaN fails this too
     ):
-        raise InvalidOptionError(
+        raise InvalidArgumentError(
             f"{label} must be a UNIX timestamp in seconds (an int or float from 0 to "
             f"{_LATEST_TIME:.0f}, before the year 9000), got {value!r}"
         )

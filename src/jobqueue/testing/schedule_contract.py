@@ -28,7 +28,7 @@ from jobqueue.backend import (
     TickResult,
     WorkSpec,
 )
-from jobqueue.errors import InvalidOptionError, NotSerializableError
+from jobqueue.errors import InvalidArgumentError, NotSerializableError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
@@ -326,7 +326,7 @@ class ScheduleContract:
             ("s", DEFINITION, T0, -1, "skip"),
             ("s", DEFINITION, T0, 0, "sometimes"),
         ]:
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 TickClaim(schedule, definition, at, new_job(), missed, overlap)  # type: ignore[arg-type]
         assert TickClaim("s", DEFINITION, int(T0), None).tick == T0
 
@@ -361,11 +361,11 @@ class ScheduleContract:
 
     def test_schedule_names_are_checked(self, backend: Backend) -> None:
         for name in ("", "x" * 201, 7):
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.pause_schedule(name)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.resume_schedule(name)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.remove_schedule(name)  # type: ignore[arg-type]
         assert backend.schedule_records() == []
 
