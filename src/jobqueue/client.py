@@ -487,7 +487,8 @@ class QueueClient:
         schedule = self.schedule_book.get(check_name(name) or "")
         if schedule is None:
             raise ScheduleNotFoundError(f"no schedule named {name!r} is declared in this process")
-        return self.submit_job(schedule.worker, schedule.data, **dict(schedule.options))
+        (job,) = self.submit_jobs(schedule.worker, [schedule.data], **schedule.options)
+        return job
 
     def _known_schedule(self, name: str) -> str:
         checked = check_name(name) or ""
