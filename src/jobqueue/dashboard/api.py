@@ -29,7 +29,7 @@ from jobqueue.dashboard.security import SECURITY_HEADERS
 from jobqueue.errors import (
     BackendError,
     CorruptJobError,
-    InvalidOptionError,
+    InvalidArgumentError,
     JobNotFoundError,
     JobQueueError,
     JobStateError,
@@ -47,7 +47,7 @@ stored jobs cannot make one request slow; the page then ends early with a ``next
 SCAN_BATCH = 500
 
 
-class BadRequest(InvalidOptionError):
+class BadRequest(InvalidArgumentError):
     """A query parameter the API cannot use (answered 400)."""
 
 
