@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from jobqueue import JobQueue
 from jobqueue.errors import (
     CorruptJobError,
+    InvalidArgumentError,
     InvalidOptionError,
     InvalidWorkerError,
     JobQueueError,
@@ -252,8 +253,8 @@ def test_empty_and_blank_worker_names_cannot_be_registered(queue: JobQueue, name
     | st.lists(st.text(), max_size=2)
 )
 def test_ids_that_are_not_strings_are_refused(queue: JobQueue, job_id: Any) -> None:
-    refused(queue, InvalidOptionError, lambda: queue.get_job_by_id(job_id))
-    refused(queue, InvalidOptionError, lambda: queue.remove_job(job_id))
+    refused(queue, InvalidArgumentError, lambda: queue.get_job_by_id(job_id))
+    refused(queue, InvalidArgumentError, lambda: queue.remove_job(job_id))
 
 
 @PROPERTY
