@@ -23,6 +23,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
+from jobqueue.backends.redis import sentinel
 from jobqueue.backends.redis.backend import (
     CALL_ATTEMPTS,
     RedisBackend,
@@ -70,7 +71,11 @@ class AsyncRedisBackend:
         if target.cluster:
             return None
 
+        spec = target.sentinel
+
         def connect() -> AsyncRedisClient:
+            if spec is not None:  # the primary the sentinels name, following failovers
+                return sentinel.open_async_client(spec, target.url, target.settings)
             return redis.asyncio.Redis.from_url(target.url, **target.settings)
 
         return cls(backend, connect)

@@ -114,6 +114,7 @@ from jobqueue.backend import (
     Outcome,
     WorkSpec,
 )
+from jobqueue.backends.redis import sentinel
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -126,7 +127,7 @@ from jobqueue.backends.redis.codec import (
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
-from jobqueue.backends.redis.url import parse_redis_url, safe_url
+from jobqueue.backends.redis.url import SentinelSpec, parse_redis_url, safe_url
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -255,6 +256,8 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         try:
             if target.cluster:
                 client = redis.cluster.RedisCluster.from_url(target.url, **target.settings)
+            elif target.sentinel is not None:
+                client = sentinel.open_client(target.sentinel, target.url, target.settings)
             else:
                 client = redis.Redis.from_url(target.url, **target.settings)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -843,6 +846,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                     connection.send_packed_command([packed])  # a list of byte strings
                 sent = True
                 return connection.read_response()
+            except redis.exceptions.ReadOnlyError:
+                # A demoted primary (a plain URL's; Sentinel's connections report it as a
+                # ConnectionError): nothing was written; a new connection may find the
+                # promoted one behind a proxy or a moved DNS name.
+                connection.disconnect()
+                raise
             except redis.exceptions.ResponseError:
                 raise  # the reply was read whole: the connection is fine
             except redis.exceptions.ConnectionError:
@@ -1056,12 +1065,17 @@ def _optional(name: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
-    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings."""
+    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings,
+    the sentinels to ask for the primary (``None``: the URL's host is the server) and how
+    many replicas must acknowledge each write (``replication``)."""
 
     url: str
     cluster: bool
     namespace: str | None
     settings: dict[str, Any]
+    sentinel: SentinelSpec | None = None
+    replicas: int = 0
+    replica_timeout: float = 1.0
 
 
 def parse_url(url: str, options: BackendOptions) -> RedisTarget:
@@ -1076,7 +1090,17 @@ def parse_url(url: str, options: BackendOptions) -> RedisTarget:
         "health_check_interval": 15,
     }
     namespace = parsed.namespace or options.namespace
-    return RedisTarget(parsed.client_url, parsed.cluster, namespace, settings)
+    if parsed.replicas and parsed.cluster:
+        raise InvalidURLError("replicas= is not supported with cluster=true")
+    return RedisTarget(
+        parsed.client_url,
+        parsed.cluster,
+        namespace,
+        settings,
+        parsed.sentinel,
+        parsed.replicas,
+        parsed.replica_timeout,
+    )
 
 
 @contextlib.contextmanager
@@ -1089,6 +1113,7 @@ def translate_errors() -> Iterator[None]:
         redis.exceptions.TimeoutError,
         redis.exceptions.ClusterDownError,
         redis.exceptions.TryAgainError,
+        redis.exceptions.ReadOnlyError,  # a primary demoted to a replica: not the primary now
     ) as exc:
         problem = _certificate_problem(exc)
         if problem is not None:

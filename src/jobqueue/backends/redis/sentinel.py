@@ -1,0 +1,68 @@
+"""Redis through Sentinel: clients that find the current primary by asking the sentinels.
+
+Everything is redis-py's own Sentinel support (``redis.sentinel`` and
+``redis.asyncio.sentinel``): the client's pool asks the sentinels for the primary's address
+whenever it opens a connection, so a failover needs no restart. A connection to a primary
+that died fails (``ConnectionError``); one to a primary that was demoted answers writes with
+READONLY, or unblocks a BLPOP with UNBLOCKED, which redis-py turns into a ``ConnectionError``
+after closing the connection. Either way the backend's next connection goes where the
+sentinels now point, and the call in flight ends in ``BackendUnavailableError`` (or is sent
+again, marked as a repeat, when that is safe: see ``RedisBackend._execute``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio.sentinel
+import redis.connection
+import redis.sentinel
+
+from jobqueue.backends.redis.url import SentinelSpec
+
+# Connection settings that make no sense for a pool Sentinel manages (it sets the address
+# and the connection class itself).
+_NOT_PASSED = ("host", "port", "connection_class", "path")
+
+
+def server_settings(client_url: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The servers' connection settings: the checked URL's credentials, database, TLS and
+    parameters (read by redis-py's own URL parser), over jobqueue's defaults."""
+    parsed: dict[str, Any] = redis.connection.parse_url(client_url)  # type: ignore[no-untyped-call]
+    tls = client_url.startswith("rediss://")
+    kwargs = {**settings, **{k: v for k, v in parsed.items() if k not in _NOT_PASSED}}
+    if tls:
+        kwargs["ssl"] = True  # SentinelConnectionPool picks its TLS connection class by it
+    return kwargs
+
+
+def sentinel_settings(spec: SentinelSpec, servers: dict[str, Any]) -> dict[str, Any]:
+    """How to reach the sentinels: the servers' timeouts and TLS, their own credentials."""
+    kwargs = {k: v for k, v in servers.items() if k.startswith(("socket_", "ssl")) and k != "ssl"}
+    if servers.get("ssl"):
+        kwargs["ssl"] = True
+    else:  # ssl_* settings without TLS would be refused by a plain connection
+        kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ssl")}
+    if spec.username is not None:
+        kwargs["username"] = spec.username
+    if spec.password is not None:
+        kwargs["password"] = spec.password
+    return kwargs
+
+
+def open_client(spec: SentinelSpec, client_url: str, settings: dict[str, Any]) -> Any:
+    """A ``redis.Redis`` on the service's current primary, following failovers."""
+    servers = server_settings(client_url, settings)
+    sentinel = redis.sentinel.Sentinel(
+        list(spec.addresses), sentinel_kwargs=sentinel_settings(spec, servers)
+    )
+    return sentinel.master_for(spec.service, **servers)
+
+
+def open_async_client(spec: SentinelSpec, client_url: str, settings: dict[str, Any]) -> Any:
+    """The same for ``redis.asyncio`` (one per event loop, as the backend opens them)."""
+    servers = server_settings(client_url, settings)
+    sentinel = redis.asyncio.sentinel.Sentinel(
+        list(spec.addresses), sentinel_kwargs=sentinel_settings(spec, servers)
+    )
+    return sentinel.master_for(spec.service, **servers)
