@@ -121,3 +121,16 @@ class JobTimeoutError(JobQueueError):
 
 class StalledJobError(JobQueueError):
     """A job's lease expired too many times (its worker died or hung while running it)."""
+
+
+class ReplicationTimeoutError(BackendUnavailableError):
+    """The write was applied on the Redis primary, but fewer replicas than asked for
+    (``replicas=N`` in the URL) acknowledged it within ``replica_timeout``: it is not yet
+    safe from a failover. Submitted jobs are stored (``job_ids`` names them) and will run
+    unless a failover loses them; resubmitting without a ``unique_key`` may store them twice.
+    An outcome (complete, fail) sent again is answered with what was stored, so it is safe
+    to retry."""
+
+    def __init__(self, message: str, job_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids

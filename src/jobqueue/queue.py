@@ -72,6 +72,8 @@ class JobQueue:
     ``JobQueue()`` reads ``JOBQUEUE_URL`` and falls back to ``redis://localhost:6379/0``.
     ``namespace`` (Redis) defaults to ``$JOBQUEUE_NAMESPACE``, else ``jobqueue``. A malformed URL
     or a setting out of range raises a ``ConfigurationError`` here, before any job is sent.
+    ``replicas`` (Redis) makes each submit and outcome wait until that many replicas hold it,
+    for at most ``replica_timeout`` seconds (see docs/deploying.md, failover).
     """
 
     def __init__(
@@ -88,11 +90,20 @@ class JobQueue:
         plugins: Iterable[object] = (),
         load_entrypoints: bool = True,
         backend: Backend | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         for label, value in (("lease_seconds", lease_seconds), ("grace_seconds", grace_seconds)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidSettingError(f"{label} must be a positive number, got {value!r}")
-        for label, value in (("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)):
+        if isinstance(replica_timeout, bool) or not isinstance(replica_timeout, (int, float)):
+            raise InvalidSettingError(f"replica_timeout must be seconds, got {replica_timeout!r}")
+        if not 0 < replica_timeout < 3600:
+            raise InvalidSettingError(
+                f"replica_timeout must be in (0, 3600), got {replica_timeout}"
+            )
+        checked = ("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)
+        for label, value in (*checked, ("replicas", replicas)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidSettingError(f"{label} must be an int >= 0, got {value!r}")
         if url is not None and not isinstance(url, str):
@@ -118,6 +129,8 @@ class JobQueue:
             retention=retention or Retention(),
             max_stalls=max_stalls,
             namespace=namespace,
+            replicas=replicas,
+            replica_timeout=float(replica_timeout),
         )
         self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
 

@@ -23,7 +23,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from jobqueue.backends.redis import sentinel
+from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.backend import (
     CALL_ATTEMPTS,
     RedisBackend,
@@ -188,7 +188,10 @@ class AsyncRedisBackend:
         with translate_errors():
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
-                    return await client.execute_command(*backend.script_command(script, args))
+                    command = backend.script_command(script, args)
+                    if backend.wait_command is None or script not in replication.ACKED:
+                        return await client.execute_command(*command)
+                    return await self._replicated(client, command, script, args)
                 except redis.exceptions.NoScriptError:
                     if attempt == CALL_ATTEMPTS:
                         raise
@@ -208,6 +211,22 @@ class AsyncRedisBackend:
                     else:
                         raise
             raise AssertionError("unreachable")
+
+    async def _replicated(
+        self, client: AsyncRedisClient, command: tuple[Any, ...], script: str, args: Sequence[Any]
+    ) -> Any:
+        """The call and its WAIT on one connection (a pipeline), as the sync backend sends
+        them; ``ReplicationTimeoutError`` when too few replicas acknowledged it."""
+        backend = self.backend
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*command)
+            pipe.execute_command(*(backend.wait_command or ()))
+            reply, acked = await pipe.execute(raise_on_error=False)
+        for answer in (reply, acked):
+            if isinstance(answer, Exception):
+                raise answer
+        replication.check(acked, backend.replicas, backend.replica_timeout, script, args, reply)
+        return reply
 
     async def _load_library(self, client: AsyncRedisClient) -> None:
         try:

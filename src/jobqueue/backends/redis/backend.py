@@ -114,7 +114,7 @@ from jobqueue.backend import (
     Outcome,
     WorkSpec,
 )
-from jobqueue.backends.redis import sentinel
+from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -240,6 +240,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         self._tail = self._policy_tail()
         self.lanes = Lanes()
         """The submit calls' idempotency lanes (shared with the asyncio twin)."""
+        self.replicas = 0
+        """How many replicas must acknowledge each submit and outcome (``replication``)."""
+        self.replica_timeout = 1.0
+        self.wait_command: tuple[Any, ...] | None = None
+        if self.options.replicas:
+            self.require_replicas(self.options.replicas, self.options.replica_timeout)
 
     @property
     def client(self) -> RedisClient:
@@ -266,7 +272,17 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             raise InvalidURLError(f"bad Redis URL {safe_url(url)}: {exc}") from exc
         backend = cls(client, options, namespace=target.namespace)
         backend.url = url
+        if target.replicas:  # the URL's say wins over the options'
+            backend.require_replicas(target.replicas, target.replica_timeout)
         return backend
+
+    def require_replicas(self, replicas: int, timeout: float) -> None:
+        """Make submits and outcomes wait until ``replicas`` replicas hold them, for at most
+        ``timeout`` seconds (``ReplicationTimeoutError`` then); 0 turns it off."""
+        if replicas and self._connections is None:
+            raise ConfigurationError("replica acknowledgement needs a plain (non-cluster) client")
+        self.replicas, self.replica_timeout = replicas, timeout
+        self.wait_command = replication.wait_command(replicas, timeout)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -278,7 +294,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         lane = self.lanes.take()
         try:
             calls = submit_batches(jobs, self.time_arg, lane)
-            if self._connections is None or len(jobs) <= _SUBMIT_BATCH:
+            if self._connections is None or len(jobs) <= _SUBMIT_BATCH or self.replicas:
                 for batch, args in calls:
                     out += submitted_jobs(batch, self._run("submit", args))
             else:
@@ -822,6 +838,11 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         held = getattr(self._connections, "held", None)
         if held is None or held.pid != os.getpid():  # a forked child never shares a socket
             held = self._connections.held = _HeldConnection(self._client.connection_pool)
+        elif getattr(held.connection, "_sock", True) is None:
+            # Dropped earlier: connect through connect(), not the lazy connect of a send,
+            # which would go back to the old address -- a Sentinel pool's connect() asks
+            # the sentinels where the primary is now.
+            held.connection.connect()
         return held.connection
 
     def _execute(self, script: str, args: Sequence[Any]) -> Any:
@@ -835,17 +856,22 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         command = self.script_command(script, args)
         if self._connections is None:
             return self._client.execute_command(*command)
-        connection = self._held_connection()
+        wait = self.wait_command if script in replication.ACKED else None
         for attempt in (1, 2):
             sent = False
+            connection = self._held_connection()
             try:
                 packed = _packed(command)
-                if packed is None:
+                if wait is not None:  # the call and its WAIT in one send (see replication)
+                    connection.send_packed_command(connection.pack_commands([command, wait]))
+                elif packed is None:
                     connection.send_command(*command)
                 else:
                     connection.send_packed_command([packed])  # a list of byte strings
                 sent = True
-                return connection.read_response()
+                if wait is None:
+                    return connection.read_response()
+                reply, acked = _read_pair(connection)
             except redis.exceptions.ReadOnlyError:
                 # A demoted primary (a plain URL's; Sentinel's connections report it as a
                 # ConnectionError): nothing was written; a new connection may find the
@@ -863,7 +889,25 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             except BaseException:  # half a reply may be unread: never reuse the socket
                 connection.disconnect()
                 raise
+            else:
+                replication.check(acked, self.replicas, self.replica_timeout, script, args, reply)
+                return reply
         raise AssertionError("unreachable")
+
+
+def _read_pair(connection: Any) -> tuple[Any, Any]:
+    """The replies to a call and the WAIT sent after it. Both are read whatever the first
+    says (a refusal included), so the connection stays in step; then a refusal is raised."""
+    replies: list[Any] = []
+    for _ in (1, 2):
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as exc:
+            replies.append(exc)
+    for reply in replies:
+        if isinstance(reply, redis.exceptions.ResponseError):
+            raise reply
+    return replies[0], replies[1]
 
 
 def _send_packed(connection: Any, packed: bytes) -> bool:

@@ -1,0 +1,157 @@
+"""Replica acknowledgement (``?replicas=N``, ``JobQueue(replicas=N)``), a demoted primary
+(READONLY), and the Sentinel URL forms -- against a primary and a replica of the test's own
+(``tests.reliability.sentinels``); the failover itself is tests/reliability/
+test_redis_failover.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from jobqueue import JobQueue
+from jobqueue.aio import AsyncJobQueue
+from jobqueue.backend import WorkSpec
+from jobqueue.backends.redis import RedisBackend
+from jobqueue.backends.redis.url import SentinelSpec, parse_redis_url, safe_url
+from jobqueue.errors import (
+    BackendUnavailableError,
+    InvalidSettingError,
+    InvalidURLError,
+    ReplicationTimeoutError,
+)
+from jobqueue.job import JobState
+from tests.reliability.sentinels import ReplicatedRedis, replicated
+
+__all__ = ["replicated"]
+
+
+def _queue(url: str) -> JobQueue:
+    queue = JobQueue(url, load_entrypoints=False)
+    queue.add_worker("a", lambda job: job.data)
+    return queue
+
+
+def test_a_submit_with_replicas_waits_for_them_and_says_when_they_do_not_answer(
+    replicated: ReplicatedRedis,
+) -> None:
+    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2")
+    try:
+        stored = queue.submit_job("a", 1)
+        with contextlib.closing(replicated.client(replicated.replica_port)) as replica:
+            assert replica.exists(f"jq:{{jobqueue}}:j:{stored.id}")  # on the replica already
+        replicated.lag_replica()
+        with pytest.raises(ReplicationTimeoutError, match="0 of 1 replica") as caught:
+            queue.submit_job("a", 2)
+        assert isinstance(caught.value, BackendUnavailableError)
+        (job_id,) = caught.value.job_ids
+        # On the primary, not yet on the replica: what a failover now would lose.
+        late = queue.get_job_by_id(job_id)
+        assert late is not None and late.data == 2
+        replicated.unpause_replica()
+        assert queue.submit_job("a", 3).id > job_id  # the connection is still in step
+    finally:
+        queue.close()
+
+
+def test_an_outcome_with_replicas_waits_and_is_safe_to_send_again(
+    replicated: ReplicatedRedis,
+) -> None:
+    url = f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2"
+    backend = RedisBackend.from_url(url, JobQueue(url, load_entrypoints=False)._backend_options)
+    try:
+        queue_job = _queue(url).submit_job("a", 1)
+        claim = backend.claim(WorkSpec(("a",)))
+        assert claim is not None and claim.job.id == queue_job.id
+        replicated.lag_replica()
+        with pytest.raises(ReplicationTimeoutError, match=f"complete of job {claim.job.id}"):
+            backend.complete(claim.job.id, claim.token, {"ok": 1}, None)
+        replicated.unpause_replica()
+        # The retry a caller makes is answered with the stored outcome, and now replicated.
+        backend.complete(claim.job.id, claim.token, {"ok": 1}, None)
+        done = backend.get(claim.job.id)
+        assert done is not None and done.state is JobState.COMPLETED
+    finally:
+        backend.close()
+
+
+def test_jobqueue_replicas_argument_and_the_asyncio_facade(replicated: ReplicatedRedis) -> None:
+    url = f"redis://127.0.0.1:{replicated.primary_port}/0"
+    with pytest.raises(InvalidSettingError):
+        JobQueue(url, replicas=-1, load_entrypoints=False)
+    with pytest.raises(InvalidSettingError):
+        JobQueue(url, replica_timeout=0, load_entrypoints=False)
+    queue = JobQueue(url, replicas=1, replica_timeout=0.2, load_entrypoints=False)
+    queue.add_worker("a", lambda job: job.data)
+
+    async def submit_twice() -> tuple[str, BaseException | None]:
+        jobs = AsyncJobQueue(queue=queue)
+        try:
+            first = await jobs.submit_job("a", 1)
+            replicated.lag_replica()
+            try:
+                await jobs.submit_job("a", 2)
+            except ReplicationTimeoutError as exc:
+                return first.id, exc
+            return first.id, None
+        finally:
+            await jobs.close()
+
+    try:
+        first_id, error = asyncio.run(submit_twice())
+        assert isinstance(error, ReplicationTimeoutError) and len(error.job_ids) == 1
+        assert int(error.job_ids[0]) > int(first_id)
+    finally:
+        replicated.unpause_replica()
+        queue.close()
+
+
+def test_a_write_to_a_demoted_primary_is_backend_unavailable(replicated: ReplicatedRedis) -> None:
+    """A plain URL still naming a server that is now a replica: READONLY is not the caller's
+    mistake but an outage (BackendUnavailableError), and the connection is dropped."""
+    queue = _queue(f"redis://127.0.0.1:{replicated.replica_port}/0")
+    try:
+        with pytest.raises(BackendUnavailableError, match="ReadOnlyError"):
+            queue.submit_job("a", 1)
+        with pytest.raises(BackendUnavailableError):
+            queue.submit_job("a", 1)
+    finally:
+        queue.close()
+
+
+@pytest.mark.parametrize("scheme", ["redis+sentinel", "redis-sentinel", "sentinel"])
+def test_sentinel_url_forms(scheme: str) -> None:
+    parsed = parse_redis_url(
+        f"{scheme}://app:secret@h1:26379,h2,[::1]:26380/mymaster/3"
+        "?namespace=ns&sentinel_password=s3&socket_timeout=4&replicas=1&replica_timeout=0.5"
+    )
+    assert parsed.sentinel == SentinelSpec(
+        (("h1", 26379), ("h2", 26379), ("::1", 26380)), "mymaster", None, "s3"
+    )
+    assert parsed.client_url.startswith("redis://app:secret@h1:26379/3?")
+    assert "socket_timeout=4" in parsed.client_url and "sentinel" not in parsed.client_url
+    assert (parsed.namespace, parsed.replicas, parsed.replica_timeout) == ("ns", 1, 0.5)
+    tls = parse_redis_url("rediss+sentinel://h1/mymaster")
+    assert tls.client_url.startswith("rediss://") and tls.sentinel is not None
+    shown = safe_url(f"{scheme}://app:secret@h1,h2/m?sentinel_password=s3")
+    assert "secret" not in shown and "s3" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://h1:26379", "names the service"),
+        ("redis+sentinel://h1:26379/", "names the service"),
+        ("redis+sentinel://h1:x/m", "Port"),
+        ("redis+sentinel://h1/m/zero", "database by number"),
+        ("redis+sentinel://h1/m?cluster=true", "exclude each other"),
+        ("redis://h/0?sentinel_password=x", "unknown Redis URL parameter"),
+        ("redis://h/0?replicas=one", "replicas="),
+        ("redis://h/0?replica_timeout=0", "replica_timeout="),
+        ("redis://h/0?replicas=1&cluster=true", "cluster"),
+    ],
+)
+def test_bad_sentinel_and_replica_urls_are_refused_up_front(url: str, says: str) -> None:
+    with pytest.raises(InvalidURLError, match=says):
+        JobQueue(url, load_entrypoints=False)
