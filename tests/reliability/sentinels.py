@@ -1,10 +1,12 @@
 """A primary, a replica and (optionally) three sentinels of this test's own: redis-server
 processes on free loopback ports in a temporary directory, every one killed at teardown.
 
-The replica is made to lag on demand with ``CLIENT PAUSE WRITE`` on it: it keeps answering
-the sentinels (so it stays eligible for promotion) but stops applying the primary's stream;
-what it read but had not applied is dropped when its link to a dead primary closes -- exactly
-a replica that had not caught up when the primary died."""
+The replicas are made to lag on demand with ``CLIENT PAUSE WRITE`` on them: they keep
+answering the sentinels (so they stay eligible for promotion) but stop applying the primary's
+stream; what they read but had not applied is dropped when their link to a dead primary
+closes -- exactly replicas that had not caught up when the primary died. A second replica
+(``replica-priority 0``: never promoted) is there so that the new primary has a replica too,
+as a deployment would (``replicas=1`` then still finds one after the failover)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class ReplicatedRedis:
         self.workdir = workdir
         self.primary_port = free_port()
         self.replica_port = free_port()
+        self.spare_port = free_port()
         self.sentinel_ports: list[int] = []
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -47,13 +50,24 @@ class ReplicatedRedis:
             "127.0.0.1",
             str(self.primary_port),
         )
-        replica = self.client(self.replica_port)
-        with contextlib.closing(replica):
-            wait_until(
-                lambda: replica.info("replication").get("master_link_status") == "up",
-                20,
-                "the replica's first sync",
-            )
+        self.processes["spare"] = start_redis_server(
+            self.workdir / "spare",
+            self.spare_port,
+            *FAST_SYNC,
+            "--replica-priority",
+            "0",
+            "--replicaof",
+            "127.0.0.1",
+            str(self.primary_port),
+        )
+        for port in (self.replica_port, self.spare_port):
+            replica = self.client(port)
+            with contextlib.closing(replica):
+                wait_until(
+                    lambda r=replica: r.info("replication").get("master_link_status") == "up",
+                    20,
+                    "the replicas' first sync",
+                )
 
     def start_sentinels(self, count: int = 3) -> None:
         server = shutil.which("redis-server")
@@ -91,13 +105,15 @@ class ReplicatedRedis:
         return redis.Redis(port=port, socket_connect_timeout=2, socket_timeout=10)
 
     def lag_replica(self) -> None:
-        """The replica stops applying the primary's writes (for at most 60 s)."""
-        with contextlib.closing(self.client(self.replica_port)) as replica:
-            replica.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        """The replicas stop applying the primary's writes (for at most 60 s)."""
+        for port in (self.replica_port, self.spare_port):
+            with contextlib.closing(self.client(port)) as replica:
+                replica.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
 
     def unpause_replica(self) -> None:
-        with contextlib.closing(self.client(self.replica_port)) as replica:
-            replica.execute_command("CLIENT", "UNPAUSE")
+        for port in (self.replica_port, self.spare_port):
+            with contextlib.closing(self.client(port)) as replica:
+                replica.execute_command("CLIENT", "UNPAUSE")
 
     def kill_primary(self) -> None:
         process = self.processes["primary"]
@@ -123,7 +139,7 @@ def _sees_replica(sentinel: redis.Redis) -> bool:
         state = sentinel.sentinel_master(SERVICE)
     except redis.RedisError:
         return False
-    return int(state.get("num-slaves", 0)) >= 1 and int(state.get("num-other-sentinels", 0)) >= 2
+    return int(state.get("num-slaves", 0)) >= 2 and int(state.get("num-other-sentinels", 0)) >= 2
 
 
 @pytest.fixture
