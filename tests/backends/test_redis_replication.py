@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -21,10 +25,13 @@ from jobqueue.errors import (
     InvalidURLError,
     ReplicationTimeoutError,
 )
-from jobqueue.job import JobState
-from tests.reliability.sentinels import ReplicatedRedis, replicated
+from jobqueue.job import Job, JobState
+from tests.reliability.sentinels import SERVICE, ReplicatedRedis, replicated
+from tests.reliability.support import wait_until
 
 __all__ = ["replicated"]
+
+T = TypeVar("T")
 
 
 def _queue(url: str) -> JobQueue:
@@ -155,3 +162,56 @@ def test_sentinel_url_forms(scheme: str) -> None:
 def test_bad_sentinel_and_replica_urls_are_refused_up_front(url: str, says: str) -> None:
     with pytest.raises(InvalidURLError, match=says):
         JobQueue(url, load_entrypoints=False)
+
+
+def _retrying(call: Callable[[], T], seconds: float = 20) -> T:
+    """``call`` again while it raises BackendUnavailableError (a failover under way), up to
+    ``seconds``: what a caller riding out the switch does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except BackendUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_a_sentinel_client_follows_a_switch_and_reloads_a_missing_library(
+    replicated: ReplicatedRedis,
+) -> None:
+    """SENTINEL FAILOVER promotes the replica while the old primary lives on (writable until
+    the sentinels reconfigure it, seconds later): a wait blocked there (BLPOP on the
+    thread's held connection) moves to the new primary and sees the job finish there; the
+    next calls go there too, and a function library missing there is loaded again."""
+    replicated.start_sentinels()
+    queue = _queue(replicated.url("socket_timeout=5"))
+    try:
+        first = queue.submit_job("a", 1)
+        outcome: list[object] = []
+        waiting = threading.Event()
+
+        def waiter() -> None:
+            waiting.set()
+            outcome.append(queue.wait_for(first.id, timeout=30))
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert waiting.wait(10)
+        with contextlib.closing(replicated.client(replicated.sentinel_ports[0])) as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        wait_until(lambda: replicated.master_port() == replicated.replica_port, 30, "promotion")
+        with contextlib.closing(replicated.client(replicated.replica_port)) as new_primary:
+            new_primary.execute_command("FUNCTION", "FLUSH")
+            _retrying(lambda: queue.work(burst=True))
+            thread.join(30)
+            assert not thread.is_alive(), "the blocked wait hung"
+            (done,) = outcome
+            assert isinstance(done, Job) and done.state is JobState.COMPLETED
+            assert new_primary.exists(f"jq:{{jobqueue}}:j:{first.id}")
+            assert new_primary.execute_command("FUNCTION", "LIST")  # loaded again
+            second = _retrying(lambda: queue.submit_job("a", 2))
+            assert int(second.id) > int(first.id)
+            assert new_primary.exists(f"jq:{{jobqueue}}:j:{second.id}")
+    finally:
+        queue.close()

@@ -121,13 +121,14 @@ class ReplicatedRedis:
         process.wait()
 
     def master_port(self) -> int | None:
-        """The port the sentinels name as the primary now (``None`` when they cannot say)."""
+        """The port the first sentinel names as the primary to clients now (``SENTINEL
+        MASTER``, what redis-py reads: it switches at the end of a failover, when
+        GET-MASTER-ADDR-BY-NAME already names the replica being promoted)."""
         with contextlib.closing(self.client(self.sentinel_ports[0])) as sentinel:
             try:
-                address = sentinel.sentinel_get_master_addr_by_name(SERVICE)
-            except redis.RedisError:
+                return int(sentinel.sentinel_master(SERVICE)["port"])
+            except (redis.RedisError, KeyError):
                 return None
-        return int(address[1]) if address else None
 
     def stop(self) -> None:
         for process in self.processes.values():

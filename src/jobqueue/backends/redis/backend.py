@@ -208,6 +208,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
         self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
+        self._primary_watch = sentinel.watch_for(client)
+        if self._primary_watch is not None:
+            self._block_slice = min(self._block_slice, sentinel.BLOCK_SLICE)
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
         self._library = load_library()
@@ -838,7 +841,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         held = getattr(self._connections, "held", None)
         if held is None or held.pid != os.getpid():  # a forked child never shares a socket
             held = self._connections.held = _HeldConnection(self._client.connection_pool)
-        elif getattr(held.connection, "_sock", True) is None:
+        if self._primary_watch is not None:
+            self._primary_watch.check(held.connection)
+        if getattr(held.connection, "_sock", True) is None:
             # Dropped earlier: connect through connect(), not the lazy connect of a send,
             # which would go back to the old address -- a Sentinel pool's connect() asks
             # the sentinels where the primary is now.

@@ -12,13 +12,18 @@ again, marked as a repeat, when that is safe: see ``RedisBackend._execute``).
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import redis.asyncio.sentinel
 import redis.connection
+import redis.exceptions
 import redis.sentinel
 
 from jobqueue.backends.redis.url import SentinelSpec
+
+log = logging.getLogger("jobqueue.backends.redis.sentinel")
 
 # Connection settings that make no sense for a pool Sentinel manages (it sets the address
 # and the connection class itself).
@@ -66,3 +71,52 @@ def open_async_client(spec: SentinelSpec, client_url: str, settings: dict[str, A
         list(spec.addresses), sentinel_kwargs=sentinel_settings(spec, servers)
     )
     return sentinel.master_for(spec.service, **servers)
+
+
+CHECK_SECONDS = 1.0
+"""How often a backend asks the sentinels where the primary is, for its held connections."""
+BLOCK_SLICE = 2.0
+"""The longest BLPOP on a Sentinel client: a wait on a primary that was switched away from
+(it stays writable until the sentinels reconfigure it, seconds later) moves within this."""
+
+
+class PrimaryWatch:
+    """Moves held connections to the primary the sentinels name now. redis-py asks the
+    sentinels only when a connection opens; a connection held open (each thread's, see
+    ``RedisBackend._held_connection``) to a primary that a failover left alive -- a manual
+    or coordinated failover, a partition -- would go on writing there until the sentinels
+    demote it. At most once a ``CHECK_SECONDS`` per backend it asks them (one round trip),
+    and a held connection to another address is closed, to reopen at the new one."""
+
+    def __init__(self, pool: redis.sentinel.SentinelConnectionPool) -> None:
+        self.pool = pool
+        self.checked = float("-inf")
+        self.address: tuple[str, int] | None = None
+
+    def check(self, connection: Any) -> None:
+        now = time.monotonic()
+        if now - self.checked >= CHECK_SECONDS:
+            self.checked = now
+            try:
+                host, port = self.pool.get_master_address()  # type: ignore[no-untyped-call]
+                self.address = (str(host), int(port))
+            except redis.exceptions.ConnectionError:  # no sentinel answers: keep what is held
+                return
+        if self.address is None or getattr(connection, "_sock", None) is None:
+            return
+        if (str(connection.host), int(connection.port)) != self.address:
+            log.info(
+                "Sentinel names %s:%s as the primary now; leaving %s:%s",
+                *self.address,
+                connection.host,
+                connection.port,
+            )
+            connection.disconnect()
+
+
+def watch_for(client: Any) -> PrimaryWatch | None:
+    """A ``PrimaryWatch`` for a client whose pool Sentinel manages, else ``None``."""
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        return PrimaryWatch(pool)
+    return None
