@@ -183,17 +183,19 @@ def test_a_sentinel_client_follows_a_switch_and_reloads_a_missing_library(
     """SENTINEL FAILOVER promotes the replica while the old primary lives on (writable until
     the sentinels reconfigure it, seconds later): a wait blocked there (BLPOP on the
     thread's held connection) moves to the new primary and sees the job finish there; the
-    next calls go there too, and a function library missing there is loaded again."""
+    next calls go there too -- the asyncio facade's included, on a client opened before --
+    and a function library missing there is loaded again."""
     replicated.start_sentinels()
     queue = _queue(replicated.url("socket_timeout=5"))
-    try:
-        first = queue.submit_job("a", 1)
-        outcome: list[object] = []
+    new_primary = replicated.client(replicated.replica_port)
+    outcome: list[object] = []
+
+    def switch(first_id: str) -> None:
         waiting = threading.Event()
 
         def waiter() -> None:
             waiting.set()
-            outcome.append(queue.wait_for(first.id, timeout=30))
+            outcome.append(queue.wait_for(first_id, timeout=30))
 
         thread = threading.Thread(target=waiter)
         thread.start()
@@ -201,17 +203,39 @@ def test_a_sentinel_client_follows_a_switch_and_reloads_a_missing_library(
         with contextlib.closing(replicated.client(replicated.sentinel_ports[0])) as sentinel:
             sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
         wait_until(lambda: replicated.master_port() == replicated.replica_port, 30, "promotion")
-        with contextlib.closing(replicated.client(replicated.replica_port)) as new_primary:
-            new_primary.execute_command("FUNCTION", "FLUSH")
-            _retrying(lambda: queue.work(burst=True))
-            thread.join(30)
-            assert not thread.is_alive(), "the blocked wait hung"
-            (done,) = outcome
-            assert isinstance(done, Job) and done.state is JobState.COMPLETED
-            assert new_primary.exists(f"jq:{{jobqueue}}:j:{first.id}")
-            assert new_primary.execute_command("FUNCTION", "LIST")  # loaded again
+        new_primary.execute_command("FUNCTION", "FLUSH")
+        _retrying(lambda: queue.work(burst=True))
+        thread.join(30)
+        assert not thread.is_alive(), "the blocked wait hung"
+
+    async def through_the_switch() -> tuple[str, str, str]:
+        jobs = AsyncJobQueue(queue=queue)
+        try:
+            first = await jobs.submit_job("a", 1)
+            await asyncio.to_thread(switch, first.id)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    after = await jobs.submit_job("a", 3)
+                    break
+                except BackendUnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
             second = _retrying(lambda: queue.submit_job("a", 2))
-            assert int(second.id) > int(first.id)
-            assert new_primary.exists(f"jq:{{jobqueue}}:j:{second.id}")
+            return first.id, second.id, after.id
+        finally:
+            await jobs.close()
+
+    try:
+        first_id, second_id, async_id = asyncio.run(through_the_switch())
+        (done,) = outcome
+        assert isinstance(done, Job) and done.state is JobState.COMPLETED
+        assert new_primary.hget(f"jq:{{jobqueue}}:j:{first_id}", "s") == b"c"
+        assert new_primary.execute_command("FUNCTION", "LIST")  # loaded again
+        assert int(first_id) < int(async_id) < int(second_id)
+        for job_id in (second_id, async_id):
+            assert new_primary.exists(f"jq:{{jobqueue}}:j:{job_id}")
     finally:
+        new_primary.close()
         queue.close()

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.sentinel
 import redis.exceptions
 
 from jobqueue.backends.redis import replication, sentinel
@@ -59,6 +60,7 @@ class AsyncRedisBackend:
         self.backend = backend
         self._connect = connect
         self._clients: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
+        self._primary_watch = sentinel.AsyncPrimaryWatch()
 
     @classmethod
     def for_backend(cls, backend: RedisBackend) -> AsyncRedisBackend | None:
@@ -159,13 +161,17 @@ class AsyncRedisBackend:
         """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
         client = self._client()
         # Slices below the client's socket timeout, as the sync backend's, or redis-py would
-        # read the silent wait as a dead connection.
+        # read the silent wait as a dead connection; on Sentinel short enough to follow a
+        # switch of primary soon.
         longest = block_slice(client)
+        if target_is_sentinel(client):
+            longest = min(longest, sentinel.BLOCK_SLICE)
         until = time.monotonic() + timeout
         while True:
             left = until - time.monotonic()
             if left <= 0.0005:
                 return None
+            await self._primary_watch.check(client)
             with translate_errors():
                 # Redis reads the timeout as seconds with decimals; 0 would block forever.
                 popped = await client.blpop([key], timeout=max(round(min(left, longest), 3), 0.001))
@@ -179,6 +185,7 @@ class AsyncRedisBackend:
         repeat); submit's lane (its idempotency key) keeps that from storing jobs twice."""
         backend = self.backend
         client = self._client()
+        await self._primary_watch.check(client)
         if not backend.policy_checked:
             backend.policy_checked = True
             try:
@@ -244,3 +251,9 @@ class AsyncRedisBackend:
             client = self._clients[loop] = self._connect()
             log.debug("opened an asyncio Redis client for namespace %s", self.backend.namespace)
         return client
+
+
+def target_is_sentinel(client: AsyncRedisClient) -> bool:
+    """Whether ``client``'s pool asks Sentinel for the primary."""
+    pool = getattr(client, "connection_pool", None)
+    return isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool)

@@ -12,6 +12,7 @@ again, marked as a repeat, when that is safe: see ``RedisBackend._execute``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -120,3 +121,23 @@ def watch_for(client: Any) -> PrimaryWatch | None:
     if isinstance(pool, redis.sentinel.SentinelConnectionPool):
         return PrimaryWatch(pool)
     return None
+
+
+class AsyncPrimaryWatch:
+    """``PrimaryWatch`` for a ``redis.asyncio`` client: its pool closes its idle connections
+    itself when it learns of a new primary, so asking it (at most once a ``CHECK_SECONDS``)
+    is enough -- the facade holds no connection between two commands."""
+
+    def __init__(self) -> None:
+        self.checked = float("-inf")
+
+    async def check(self, client: Any) -> None:
+        pool = getattr(client, "connection_pool", None)
+        if not isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
+            return
+        now = time.monotonic()
+        if now - self.checked < CHECK_SECONDS:
+            return
+        self.checked = now
+        with contextlib.suppress(redis.exceptions.ConnectionError):  # no sentinel answers
+            await pool.get_master_address()  # type: ignore[no-untyped-call]
