@@ -26,6 +26,7 @@ from jobqueue.errors import (
     ReplicationTimeoutError,
 )
 from jobqueue.job import Job, JobState
+from tests.backends.redis_fixtures import free_port
 from tests.reliability.sentinels import SERVICE, ReplicatedRedis, replicated
 from tests.reliability.support import wait_until
 
@@ -238,4 +239,15 @@ def test_a_sentinel_client_follows_a_switch_and_reloads_a_missing_library(
             assert new_primary.exists(f"jq:{{jobqueue}}:j:{job_id}")
     finally:
         new_primary.close()
+        queue.close()
+
+
+def test_no_sentinel_answering_is_backend_unavailable_in_a_short_message() -> None:
+    ports = ",".join(f"127.0.0.1:{free_port()}" for _ in range(2))
+    queue = _queue(f"redis+sentinel://{ports}/jqmaster/0?socket_connect_timeout=0.5")
+    try:
+        with pytest.raises(BackendUnavailableError, match="no sentinel named the primary") as e:
+            queue.submit_job("a", 1)
+        assert "Connection refused" in str(e.value) and "redis.client" not in str(e.value)
+    finally:
         queue.close()

@@ -1171,8 +1171,9 @@ def translate_errors() -> Iterator[None]:
                 "that signed it with ?ssl_ca_certs=/path/ca.pem, or fix the server's "
                 "certificate or host name"
             ) from exc
+        reason = sentinel.describe(exc) or f"{type(exc).__name__}: {exc}"
         raise BackendUnavailableError(
-            f"Redis did not answer ({type(exc).__name__}: {exc}); a write may or may not "
+            f"Redis did not answer ({reason}); a write may or may not "
             "have been applied — retry once it is reachable (a unique_key makes a "
             "resubmit safe)"
         ) from exc

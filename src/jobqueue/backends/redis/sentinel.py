@@ -141,3 +141,14 @@ class AsyncPrimaryWatch:
         self.checked = now
         with contextlib.suppress(redis.exceptions.ConnectionError):  # no sentinel answers
             await pool.get_master_address()  # type: ignore[no-untyped-call]
+
+
+def describe(exc: BaseException) -> str | None:
+    """A short text for redis-py's "no master found" error (its own names each sentinel by
+    its client's whole repr), else ``None``."""
+    if type(exc).__name__ != "MasterNotFoundError":
+        return None
+    head, _, errors = str(exc).partition(" : ")
+    reasons = [error.rpartition(" - ")[2] for error in errors.split(", <") if error]
+    said = f" ({'; '.join(reasons)})" if reasons else " (they know of no live primary)"
+    return f"{head}: no sentinel named the primary{said}"
