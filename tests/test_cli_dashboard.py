@@ -66,6 +66,8 @@ def assert_one_error_line(code: int, err: str, *fragments: str) -> None:
         (["--token-env", "NOT_SET_ANYWHERE_42"], ["--token-env NOT_SET_ANYWHERE_42", "not set"]),
         (["--basic-env", "NOT_SET_ANYWHERE_42"], ["--basic-env NOT_SET_ANYWHERE_42"]),
         (["--token-env", "no-such name"], ["--token-env must name an environment variable"]),
+        (["--allowed-host", "jobs.example.com"], ["--allowed-host needs credentials"]),
+        (["--allowed-host", "*"], ["--allowed-host needs credentials"]),
     ],
 )
 def test_refusals_are_one_line_and_exit_2(
@@ -154,6 +156,57 @@ def test_credentials_allow_any_address(
         "http://[::]:" in served["ready"]
         and "/ops/ (basic credentials from $OPS_LOGIN)" in (served["ready"])
     )
+
+
+def test_allowed_hosts_with_credentials(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loopback names, the --host given (a name or a single address) and --allowed-host ones
+    are answered; another Host is 400. The app is asked in-process, nothing listens."""
+    from starlette.testclient import TestClient
+
+    served: dict[str, Any] = {}
+
+    def bind(host: str, port: int) -> socket.socket:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        return sock
+
+    def serve(config: Any, sock: socket.socket, ready: str) -> int:
+        served["app"], served["ready"] = config.app, ready
+        return signal.SIGTERM
+
+    monkeypatch.setattr(dashboard, "_bind", bind)
+    monkeypatch.setattr(dashboard, "_serve", serve)
+    monkeypatch.setenv("JOBQUEUE_DASHBOARD_TOKEN", TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+
+    def status(host: str) -> int:
+        client = TestClient(served["app"], base_url="http://127.0.0.1", headers=bearer)
+        return client.get("/api/stats", headers={"Host": host}).status_code
+
+    code, _, err = run(capsys, "--host", "0.0.0.0")
+    assert code == 0, err
+    assert [status(h) for h in ("localhost:8080", "127.0.0.1", "[::1]:8080")] == [200] * 3
+    assert [status(h) for h in ("0.0.0.0", "jobs.example.com", "10.1.2.3")] == [400] * 3
+    assert "also answering" not in served["ready"]
+
+    code, _, err = run(
+        capsys, "--host", "dash.example.com", "--allowed-host", "jobs.example.com",
+        "--allowed-host", ".ops.example",
+    )  # fmt: skip
+    assert code == 0, err
+    allowed = ("dash.example.com", "jobs.example.com:443", "a.ops.example", "localhost")
+    assert [status(h) for h in allowed] == [200] * 4
+    assert [status(h) for h in ("rebind.evil.example", "example.com", "")] == [400] * 3
+    assert "also answering to dash.example.com, jobs.example.com, .ops.example" in (served["ready"])
+
+    code, _, err = run(capsys, "--host", "10.0.0.5", "--allowed-host", "*")
+    assert code == 0, err
+    assert status("10.0.0.5:8080") == 200 and status("anything.example") == 200
+
+    code, _, err = run(capsys, "--allowed-host", "https://jobs.example.com")
+    assert_one_error_line(code, err, "not a host name")
 
 
 def test_loopback_hosts() -> None:
@@ -277,6 +330,61 @@ def test_serves_loopback_without_credentials_and_stops_on_sigterm(sqlite_url: st
     assert "Traceback" not in "".join(server.stderr)
     (line,) = [line for line in server.stderr if line.startswith("serving")]
     assert "(loopback clients only, no credentials)" in line
+
+
+def _raw(url: str, request: str) -> tuple[int, str]:
+    """Send ``request`` (an HTTP/1.x request, verbatim) to the server of ``url``; its status
+    and body. Raw, so the Host header is exactly what the test says, or absent."""
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port or 80), timeout=10) as sock:
+        sock.sendall(request.encode("latin-1"))
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.decode("latin-1").partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_a_real_dashboard_refuses_foreign_hosts(sqlite_url: str) -> None:
+    """DNS rebinding against a dashboard without credentials: a page on another name that
+    resolves to 127.0.0.1 reached it from loopback, read the CSRF token and paused a name."""
+    server = Dashboard("--url", sqlite_url, env=_env())
+    try:
+        url = server.url()
+        port = httpx.URL(url).port
+
+        def get(path: str, host: str | None) -> tuple[int, str]:
+            header = "" if host is None else f"Host: {host}\r\n"
+            return _raw(url, f"GET {path} HTTP/1.1\r\n{header}Connection: close\r\n\r\n")
+
+        with client() as http:
+            token = http.get(f"{url}api/csrf").json()["token"]
+        for host in (f"rebind.evil.example:{port}", "rebind.evil.example", "10.1.2.3", ""):
+            for path in ("/", "/static/app.js", "/metrics", "/api/stats", "/api/csrf"):
+                status, body = get(path, host)
+                assert status == 400 and "Host" in body, (host, path, status, body)
+                assert token not in body
+        # HTTP/1.0 may omit Host: refused too.
+        status, body = _raw(url, "GET /api/csrf HTTP/1.0\r\n\r\n")
+        assert status == 400 and token not in body, body
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+            status, body = get("/api/csrf", host)
+            assert status == 200 and token in body, (host, body)
+        # The rebinding page's POST: its Host, the Origin matching it, and the right token.
+        evil = f"rebind.evil.example:{port}"
+        status, body = _raw(
+            url,
+            f"POST /api/names/mail/pause HTTP/1.1\r\nHost: {evil}\r\n"
+            f"Origin: http://{evil}\r\nX-JobQueue-CSRF: {token}\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        assert status == 400, body
+        with client() as http:
+            assert http.get(f"{url}api/stats").json()["paused"] == []
+        assert server.stop(signal.SIGTERM) == 0, server.stderr
+    finally:
+        server.close()
+    assert "Traceback" not in "".join(server.stderr)
 
 
 def test_token_from_the_environment_and_a_prefix(sqlite_url: str) -> None:

@@ -33,6 +33,14 @@ SECURITY_HEADERS = {
 }
 
 
+class Client(TestClient):
+    """Starlette's test client sending a loopback ``Host``, as a browser on this host does
+    (its default, ``testserver``, is a name the dashboard does not answer to)."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        super().__init__(app, base_url="http://127.0.0.1", **options)
+
+
 class Titled:
     """A handler whose jobs are titled by their data."""
 
@@ -58,7 +66,7 @@ def queue(backend_url: str) -> Iterator[JobQueue]:
 
 def client_for(queue: JobQueue, **options: Any) -> TestClient:
     """A client from loopback (served without credentials) carrying the app's CSRF token."""
-    client = TestClient(create_app(queue, **options), client=LOCAL)
+    client = Client(create_app(queue, **options), client=LOCAL)
     if not options.get("token") and not options.get("basic"):
         client.headers["X-JobQueue-CSRF"] = client.get("/api/csrf").json()["token"]
     return client
@@ -210,7 +218,7 @@ def test_pause_and_resume(queue: JobQueue, client: TestClient) -> None:
 
 def test_mounted_under_a_prefix(queue: JobQueue) -> None:
     host = Starlette(routes=[Mount("/jobqueue", app=create_app(queue, token=TOKEN))])
-    client = TestClient(host, headers={"Authorization": f"Bearer {TOKEN}"})
+    client = Client(host, headers={"Authorization": f"Bearer {TOKEN}"})
     job = queue.submit_job("mail", 1)
     assert client.get(f"/jobqueue/api/jobs/{job.id}").json()["id"] == job.id
     csrf = client.get("/jobqueue/api/csrf").json()["token"]
@@ -238,8 +246,10 @@ def test_openapi_lists_exactly_the_routes(client: TestClient) -> None:
 
 
 def test_every_answer_carries_the_security_headers(queue: JobQueue, client: TestClient) -> None:
-    refused = TestClient(create_app(queue))  # "testclient" is not loopback
+    refused = Client(create_app(queue))  # "testclient" is not loopback
+    foreign = client.get("/api/stats", headers={"Host": "rebind.evil.example"})
     for response in (
+        foreign,
         client.get("/api/stats"),
         client.get("/api/jobs/424242"),
         client.get("/api/jobs", params={"limit": "0"}),
@@ -252,15 +262,15 @@ def test_every_answer_carries_the_security_headers(queue: JobQueue, client: Test
 
 def test_without_credentials_only_loopback_is_served(queue: JobQueue) -> None:
     app = create_app(queue)
-    assert_error(TestClient(app).get("/api/stats"), 403, "token=", "basic=", "authorize=")
-    assert_error(TestClient(app, client=("10.1.2.3", 5)).get("/api/stats"), 403)
+    assert_error(Client(app).get("/api/stats"), 403, "token=", "basic=", "authorize=")
+    assert_error(Client(app, client=("10.1.2.3", 5)).get("/api/stats"), 403)
     for host in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
-        assert TestClient(app, client=(host, 5)).get("/api/stats").status_code == 200
+        assert Client(app, client=(host, 5)).get("/api/stats").status_code == 200
     assert not any(is_loopback(h) for h in (None, "", "localhost", "10.0.0.1", "::ffff:10.0.0.1"))
 
 
 def test_bearer_token(queue: JobQueue) -> None:
-    client = TestClient(create_app(queue, token=TOKEN))  # any client address, given the token
+    client = Client(create_app(queue, token=TOKEN))  # any client address, given the token
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
         response = client.get("/api/stats", headers=headers)
         assert_error(response, 401)
@@ -271,7 +281,7 @@ def test_bearer_token(queue: JobQueue) -> None:
 
 
 def test_basic_auth(queue: JobQueue) -> None:
-    client = TestClient(create_app(queue, basic=("admin", "pässword")))
+    client = Client(create_app(queue, basic=("admin", "pässword")))
     response = client.get("/api/stats")
     assert_error(response, 401)
     assert response.headers["www-authenticate"].startswith("Basic")
@@ -286,7 +296,7 @@ def test_authorize_callable_decides(queue: JobQueue) -> None:
     def allow(request: Request) -> bool:
         return request.headers.get("x-user") == "ops"
 
-    client = TestClient(create_app(queue, authorize=allow))
+    client = Client(create_app(queue, authorize=allow))
     assert client.get("/api/stats", headers={"X-User": "ops"}).status_code == 200
     assert_error(client.get("/api/stats", headers={"X-User": "guest"}), 403)
 
@@ -314,14 +324,12 @@ def test_read_only_refuses_every_change(queue: JobQueue) -> None:
 
 
 def test_csrf_header_is_required(queue: JobQueue) -> None:
-    client = TestClient(
-        create_app(queue, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    client = Client(create_app(queue, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
     job = queue.submit_job("mail", 1)
     assert_error(client.post(f"/api/jobs/{job.id}/cancel"), 403, "X-JobQueue-CSRF")
     wrong = {"X-JobQueue-CSRF": "not-the-token"}
     assert_error(client.delete(f"/api/jobs/{job.id}", headers=wrong), 403, "X-JobQueue-CSRF")
-    other_app = TestClient(create_app(queue, token=TOKEN), headers=client.headers)
+    other_app = Client(create_app(queue, token=TOKEN), headers=client.headers)
     assert other_app.get("/api/csrf").json()["token"] != client.get("/api/csrf").json()["token"]
     assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
     right = {"X-JobQueue-CSRF": client.get("/api/csrf").json()["token"]}
@@ -336,8 +344,183 @@ def test_foreign_origin_is_refused(queue: JobQueue, client: TestClient) -> None:
     assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
     # A GET from elsewhere changes nothing and, without CORS headers, is unreadable there.
     assert client.get("/api/stats", headers={"Origin": "https://evil.example"}).status_code == 200
-    same = client.post(f"/api/jobs/{job.id}/cancel", headers={"Origin": "http://testserver"})
+    same = client.post(f"/api/jobs/{job.id}/cancel", headers={"Origin": "http://127.0.0.1"})
     assert same.status_code == 200
+
+
+# DNS rebinding: a page on rebind.evil.example whose name now resolves to 127.0.0.1 talks to the
+# dashboard from the user's browser. Its requests come from loopback, and its Origin names the
+# same host as its Host, so only the Host's name tells them apart.
+FOREIGN_HOSTS = [
+    "rebind.evil.example:8080",
+    "rebind.evil.example",
+    "10.1.2.3",  # an address, not loopback
+    "10.1.2.3:8080",
+    "",
+    " ",
+    "localhost.evil.example",
+    "127.0.0.1.evil.example",
+    "evil@127.0.0.1",
+    "127.0.0.1:8080/x",
+    "[::2]:8080",
+    "0.0.0.0",
+]
+LOOPBACK_HOSTS = [
+    "localhost",
+    "LocalHost:8080",
+    "localhost.",
+    "127.0.0.1",
+    "127.0.0.1:8080",
+    "127.8.9.10:80",
+    "[::1]",
+    "[::1]:8080",
+    "[::ffff:127.0.0.1]:8080",
+]
+EVERY_KIND_OF_PATH = ["/", "/static/app.js", "/metrics", "/api/stats", "/api/jobs", "/api/csrf"]
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_a_foreign_host_is_refused_before_anything_is_read_or_changed(
+    queue: JobQueue, client: TestClient, host: str
+) -> None:
+    job = queue.submit_job("mail", {"to": "ada@example.com"})
+    csrf = client.headers["X-JobQueue-CSRF"]
+    for path in EVERY_KIND_OF_PATH:
+        response = client.get(path, headers={"Host": host})
+        assert_error(response, 400, "Host", "allowed_hosts")
+        assert csrf not in response.text and "ada@example.com" not in response.text
+    # A rebinding page sends its own name as Host and as Origin, and it has read no token;
+    # even with the right token every change is refused.
+    origin = {"Origin": f"http://{host.strip()}", "Host": host}
+    for response in (
+        client.post("/api/names/mail/pause", headers=origin),
+        client.post(f"/api/jobs/{job.id}/cancel", headers=origin),
+        client.delete(f"/api/jobs/{job.id}", headers=origin),
+        client.post("/api/bulk/remove", params={"state": "waiting"}, headers=origin),
+    ):
+        assert_error(response, 400, "Host")
+    assert queue.paused() == frozenset()
+    assert queue.get_job_by_id(job.id).state.value == "waiting"  # type: ignore[union-attr]
+
+
+def test_the_curl_of_the_report_gets_no_token(queue: JobQueue) -> None:
+    """``curl -H 'Host: rebind.evil.example:8080' 127.0.0.1:8080/api/csrf`` answered 200 with
+    the token, and a POST with that Host, its Origin and the token paused the name."""
+    app = create_app(queue)
+    token = app.state.csrf_token
+    rebound = Client(app, client=LOCAL, headers={"Host": "rebind.evil.example:8080"})
+    answer = rebound.get("/api/csrf")
+    assert_error(answer, 400, "'rebind.evil.example:8080'")
+    assert token not in answer.text
+    pause = rebound.post(
+        "/api/names/mail/pause",
+        headers={"Origin": "http://rebind.evil.example:8080", "X-JobQueue-CSRF": token},
+    )
+    assert_error(pause, 400, "Host")
+    assert queue.paused() == frozenset()
+
+
+def test_several_host_headers_are_refused(client: TestClient) -> None:
+    for pair in (["127.0.0.1", "rebind.evil.example"], ["127.0.0.1", "127.0.0.1"]):
+        response = client.get("/api/csrf", headers=[("Host", host) for host in pair])
+        assert_error(response, 400, "several Host headers")
+
+
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
+def test_loopback_hosts_are_served(queue: JobQueue, client: TestClient, host: str) -> None:
+    headers = {"Host": host}
+    for path in EVERY_KIND_OF_PATH:
+        assert client.get(path, headers=headers).status_code == 200, path
+    paused = client.post("/api/names/mail/pause", headers=headers)
+    assert paused.json() == {"paused": ["mail"]}, paused.text
+    resumed = client.post("/api/names/mail/resume", headers=headers)
+    assert resumed.json() == {"paused": []}, resumed.text
+
+
+def test_with_credentials_allowed_hosts_names_the_public_ones(queue: JobQueue) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    # By default, loopback names only: a public name must be listed.
+    default = Client(create_app(queue, token=TOKEN), headers=auth)
+    assert default.get("/api/stats", headers={"Host": "localhost:8080"}).status_code == 200
+    assert_error(default.get("/api/stats", headers={"Host": "jobs.example.com"}), 400)
+    assert_error(default.get("/", headers={"Host": "10.1.2.3"}), 400)
+
+    app = create_app(
+        queue, token=TOKEN, allowed_hosts=["Jobs.Example.com.", ".ops.example", "10.0.0.5"]
+    )
+    listed = Client(app, headers=auth)
+    for host in (
+        "jobs.example.com",
+        "JOBS.example.com:443",
+        "ops.example",
+        "a.b.ops.example",
+        "10.0.0.5:8080",
+        "[::1]",
+    ):
+        assert listed.get("/api/stats", headers={"Host": host}).status_code == 200, host
+    for host in (
+        "example.com",
+        "evil.jobs.example.com",
+        "opsx.example",
+        "rebind.evil.example",
+        "10.0.0.6",
+        "",
+    ):
+        assert_error(listed.get("/api/stats", headers={"Host": host}), 400)
+    # Credentials are still asked for on a listed name.
+    assert_error(Client(app).get("/api/stats", headers={"Host": "jobs.example.com"}), 401)
+
+    anywhere = Client(create_app(queue, token=TOKEN, allowed_hosts=["*"]), headers=auth)
+    assert anywhere.get("/api/stats", headers={"Host": "whatever.example:81"}).status_code == 200
+    assert_error(anywhere.get("/api/stats", headers={"Host": "evil@host"}), 400)  # malformed
+    assert_error(anywhere.get("/api/stats", headers={"Host": ""}), 400)
+
+
+def test_origin_is_checked_against_the_allowed_hosts(queue: JobQueue) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(queue, token=TOKEN, allowed_hosts=["jobs.example.com"])
+    client = Client(app, headers={**auth, "X-JobQueue-CSRF": app.state.csrf_token})
+    # A proxy that sends Host 127.0.0.1:8080 upstream: the browser's Origin is the public name.
+    proxied = {"Host": "127.0.0.1:8080", "Origin": "https://jobs.example.com"}
+    assert client.post("/api/names/mail/pause", headers=proxied).status_code == 200
+    # An Origin naming the same (allowed) host as the Host it came with proves nothing by
+    # itself: a foreign one is refused whatever the Host says.
+    for origin in ("https://rebind.evil.example", "http://jobs.example.com.evil.example", "null"):
+        for host in ("127.0.0.1:8080", "jobs.example.com"):
+            refused = client.post(
+                "/api/names/mail/resume", headers={"Host": host, "Origin": origin}
+            )
+            assert_error(refused, 403, "Origin")
+    assert queue.paused() == frozenset({"mail"})
+    # With "*" every name is allowed, so the Origin must be the request's own host and port.
+    anywhere = create_app(queue, token=TOKEN, allowed_hosts=["*"])
+    client = Client(anywhere, headers={**auth, "X-JobQueue-CSRF": anywhere.state.csrf_token})
+    same = {"Host": "jobs.example.net:8443", "Origin": "https://jobs.example.net:8443"}
+    assert client.post("/api/names/mail/resume", headers=same).status_code == 200
+    other = {"Host": "jobs.example.net:8443", "Origin": "https://rebind.evil.example"}
+    assert_error(client.post("/api/names/mail/pause", headers=other), 403, "Origin")
+    assert queue.paused() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"allowed_hosts": ["jobs.example.com"]}, "need credentials"),
+        ({"allowed_hosts": ["*"]}, "need credentials"),
+        ({"token": TOKEN, "allowed_hosts": "jobs.example.com"}, "not a single str"),
+        ({"token": TOKEN, "allowed_hosts": [""]}, "non-empty"),
+        ({"token": TOKEN, "allowed_hosts": ["https://jobs.example.com"]}, "not a host name"),
+        ({"token": TOKEN, "allowed_hosts": ["jobs.example.com:443"]}, "not a host name"),
+        ({"token": TOKEN, "allowed_hosts": ["jobs.example.com/x"]}, "not a host name"),
+        ({"token": TOKEN, "allowed_hosts": [None]}, "non-empty"),
+    ],
+)
+def test_bad_allowed_hosts_are_refused(
+    queue: JobQueue, options: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(InvalidSettingError, match=fragment):
+        create_app(queue, **options)
+    assert create_app(queue, allowed_hosts=["localhost", "127.0.0.1", "[::1]"]) is not None
 
 
 def test_bad_input_never_gets_a_500(queue: JobQueue, client: TestClient) -> None:
@@ -483,20 +666,20 @@ def test_the_page_shell_and_its_files(queue: JobQueue, client: TestClient) -> No
 
 
 def test_the_shell_needs_no_token_but_the_api_does(queue: JobQueue) -> None:
-    anyone = TestClient(create_app(queue, token=TOKEN))
+    anyone = Client(create_app(queue, token=TOKEN))
     assert anyone.get("/").status_code == 200
     assert anyone.get("/static/app.js").status_code == 200
     assert_error(anyone.get("/api/stats"), 401)
     # Without credentials configured the loopback rule covers the pages too.
-    assert_error(TestClient(create_app(queue), client=("10.1.2.3", 5)).get("/"), 403)
+    assert_error(Client(create_app(queue), client=("10.1.2.3", 5)).get("/"), 403)
     # The host's own check covers them as well.
-    refused = TestClient(create_app(queue, authorize=lambda request: False), client=LOCAL)
+    refused = Client(create_app(queue, authorize=lambda request: False), client=LOCAL)
     assert_error(refused.get("/"), 403)
 
 
 def test_the_shell_under_a_prefix(queue: JobQueue) -> None:
     host = Starlette(routes=[Mount("/jobqueue", app=create_app(queue))])
-    client = TestClient(host, client=LOCAL)
+    client = Client(host, client=LOCAL)
     shell = client.get("/jobqueue/")
     assert 'data-base="/jobqueue/"' in shell.text
     assert 'src="/jobqueue/static/app.js"' in shell.text
@@ -509,8 +692,8 @@ def test_metrics_beside_the_pages(queue: JobQueue) -> None:
     queue.submit_jobs("mail", [1, 2])
     queue.pause("boom")
     app = create_app(queue, token=TOKEN)
-    assert_error(TestClient(app).get("/metrics"), 401)
-    scraped = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}).get("/metrics")
+    assert_error(Client(app).get("/metrics"), 401)
+    scraped = Client(app, headers={"Authorization": f"Bearer {TOKEN}"}).get("/metrics")
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     assert 'jobqueue_jobs{name="mail",state="waiting"} 2.0' in scraped.text
     assert 'jobqueue_paused{name="boom"} 1.0' in scraped.text

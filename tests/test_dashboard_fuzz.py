@@ -28,6 +28,9 @@ pytestmark = pytest.mark.timeout(120)  # per test; the whole file takes seconds
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The Host schemathesis' ASGI transport (and Starlette's test client) sends: a public name to
+# the dashboard, so it is listed, as an application served under its own name lists it.
+ALLOWED_HOSTS = ["testserver"]
 NAMES = ["mail", "boom"]
 SEEDED = 6  # jobs submitted per backend: waiting, delayed, completed, failed, cancelled, ...
 
@@ -51,7 +54,10 @@ def _schema() -> Any:
     )
     with _queue("memory://") as queue:
         return schemathesis.openapi.from_asgi(
-            "/api/openapi.json", create_app(queue, token=TOKEN), config=config, headers=AUTH
+            "/api/openapi.json",
+            create_app(queue, token=TOKEN, allowed_hosts=ALLOWED_HOSTS),
+            config=config,
+            headers=AUTH,
         )
 
 
@@ -63,7 +69,7 @@ class Fuzzed:
 
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
-        self.app: Starlette = create_app(queue, token=TOKEN)
+        self.app: Starlette = create_app(queue, token=TOKEN, allowed_hosts=ALLOWED_HOSTS)
         with TestClient(self.app, headers=AUTH) as client:
             self.csrf: str = client.get("/api/csrf").json()["token"]
         completed = queue.submit_job("mail", {"to": "ada@example.com"})

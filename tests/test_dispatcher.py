@@ -16,7 +16,6 @@ import pytest
 
 from jobqueue import Backoff, Dispatcher, JobQueue, JobState, hookimpl
 from jobqueue import dispatcher as dispatcher_module
-from jobqueue.backend import LeaseStatus
 from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobError
 from jobqueue.testing import ManualClock
@@ -793,46 +792,6 @@ def test_completed_hook_sees_finished_at() -> None:
     before = time.time()
     queue.work()
     assert len(seen) == 1 and seen[0] is not None and seen[0] >= before - 1
-
-
-def test_lease_lost_and_job_stalled_hooks_fire_when_the_heartbeat_finds_out() -> None:
-    events: list[tuple[str, str]] = []
-    lost = threading.Event()
-
-    class Watch:
-        @hookimpl
-        def jobqueue_lease_lost(self, job: Job) -> None:
-            events.append(("lease_lost", job.id))
-
-        @hookimpl
-        def jobqueue_job_stalled(self, job: Job) -> None:
-            events.append(("stalled", job.id))
-            lost.set()
-
-    queue = JobQueue("memory://", load_entrypoints=False, plugins=[Watch()], lease_seconds=0.3)
-
-    def long(job: Any) -> None:
-        lost.wait(10)
-
-    queue.add_worker("long", long)
-    job = queue.submit_job("long", None)
-
-    class Refusing:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(queue.backend, name)
-
-        def heartbeat(self, info: Any, leases: Any, lease_seconds: float) -> Any:
-            # As a backend whose leases for us expired or were taken away.
-            return [LeaseStatus.LOST] * len(leases)
-
-    dispatcher = Dispatcher(
-        Refusing(),  # type: ignore[arg-type]
-        queue.registry,
-        queue.plugins.hook,
-        lease_seconds=0.3,
-    )
-    dispatcher.run(burst=True)
-    assert events[:2] == [("lease_lost", job.id), ("stalled", job.id)]
 
 
 def test_ctrl_c_without_our_signal_handlers_stops_gracefully() -> None:

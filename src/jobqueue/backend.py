@@ -563,16 +563,24 @@ class Reads(Protocol):
 class Maintenance(Protocol):
     """Moving time forward: what dispatchers run on a schedule (claims run it too)."""
 
-    def maintain(self) -> int:
+    def maintain(self) -> list[Job]:
         """Maintenance, driven by dispatchers: promote due delayed jobs, recover expired
         leases (a stall; failed as stalled past ``policy.max_stalls``; CANCELLED when a
         cancel was requested), apply retention, forget dispatchers whose last heartbeat is
-        older than their lease. Returns how many jobs it moved or removed."""
+        older than their lease.
+
+        Returns the recovered jobs, in recovery order, as they are now (a job removed since
+        is left out): those this call recovered and those the backend's claims and idle
+        waits recovered since the last ``maintain`` or ``recover_expired``. Each recovery
+        is returned once, by one of these two calls (a backend shared by processes returns
+        it in the process that recovered it, or -- Redis -- in whichever process of the
+        namespace maintains next): the dispatcher fires ``jobqueue_job_stalled`` for each."""
         ...
 
-    def recover_expired(self) -> int:
+    def recover_expired(self) -> list[Job]:
         """Return jobs whose lease expired to WAITING (counting a stall) or fail them as
-        stalled past ``max_stalls``. Returns how many were recovered or failed."""
+        stalled past ``max_stalls`` (CANCELLED after a cancel request). Returns the
+        recovered jobs, as ``maintain`` does."""
         ...
 
 

@@ -19,8 +19,9 @@ Read this file top to bottom to see the whole engine.
   backend call renews every lease the dispatcher holds, keeps its record among the live
   dispatchers, and brings back cancel requests; maintenance rides along. The beat waits for
   the call at most a sixth of the lease, so a hung call cannot stall the dispatcher. A job
-  whose lease is lost belongs to someone else: its outcome is discarded (hooks
-  ``jobqueue_lease_lost`` and ``jobqueue_job_stalled``).
+  whose lease is lost belongs to someone else: its outcome is discarded
+  (``jobqueue_lease_lost``, once, whether the heartbeat or the refused outcome tells). The
+  jobs maintenance reports recovered from expired leases fire ``jobqueue_job_stalled``.
 * **Cancel.** A running job whose cancel the heartbeat reports has its handler interrupted
   (``JobCancelled``; an async one is cancelled) and ends CANCELLED, not retried; a job claimed
   ahead is not started. A handler that finishes first keeps its result.
@@ -42,6 +43,10 @@ Read this file top to bottom to see the whole engine.
   (``os._exit``); the second SIGINT does the same right away, within 2 seconds.
 * **Never dies of a job.** A handler's exception, a plugin's, or a lost connection is logged
   and handled; only ``stop()`` ends the loop (or an empty queue with ``burst``).
+* **Never dies quietly** (``jobqueue.slot_supervisor``). A slot that crashes anyway (a bug)
+  is logged with its traceback and restarted, boundedly: past the cap ``run`` raises
+  ``DispatcherCrashedError``. A handler's ``SystemExit``/``KeyboardInterrupt`` fails its
+  attempt, stops the dispatcher gracefully, and ``run`` raises it again at the end.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ from jobqueue.backend import (
 )
 from jobqueue.errors import (
     BackendError,
+    DispatcherCrashedError,
     InvalidSettingError,
     JobQueueError,
     LeaseLostError,
@@ -86,9 +92,19 @@ from jobqueue.errors import (
 from jobqueue.heartbeat import Heartbeat
 from jobqueue.interrupt import Guard, HandlerTimeout, JobCancelled, ShutdownInterrupt, Watchdog
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
+from jobqueue.limits import MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.prefetch import PrefetchPolicy, make_policy
 from jobqueue.registry import Registry
 from jobqueue.running import RunningJob
+from jobqueue.slot_supervisor import (
+    enable_faulthandler,
+    exception_text,
+    exit_status,
+    fail_attempt,
+    handler_exited,
+    raise_if_ended_badly,
+    supervise_slot,
+)
 from jobqueue.worker import Worker
 
 logger = logging.getLogger("jobqueue.dispatcher")
@@ -129,6 +145,8 @@ class _Lease:
     deadline: float = field(init=False)
     lost: bool = False
     cancelled: bool = False  # the heartbeat brought a cancel request for it
+    started: bool = False  # its handler was called
+    owner: int = field(default_factory=threading.get_ident)  # the slot thread holding it
 
     def __post_init__(self) -> None:
         self.deadline = self.claim.lease_expires_at
@@ -150,6 +168,11 @@ class _Running:
     task: asyncio.Task[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     cancelled_with: type[BaseException] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def past_timeout(self) -> bool:
+        timeout = self.lease.job.timeout
+        return timeout is not None and time.monotonic() - self.started > timeout
 
 
 @dataclass(eq=False)
@@ -186,8 +209,7 @@ class Dispatcher:
             raise InvalidSettingError(
                 f"prefetch must be None (adaptive) or an int from 1 to 1000, got {prefetch!r}"
             )
-        if lease_seconds <= 0:
-            raise InvalidSettingError(f"lease_seconds must be > 0, got {lease_seconds}")
+        lease_seconds = validate_seconds("lease_seconds", lease_seconds, MAX_LEASE_SECONDS)
         self.backend = backend
         self.registry = registry
         self.hooks = hooks
@@ -233,13 +255,20 @@ class Dispatcher:
         outcome discarded)."""
         self.stop_signal: int | None = None
         """The signal that stopped the last ``run_worker``-style run, if one did."""
+        self.crashed: DispatcherCrashedError | None = None
+        """Set when slots kept crashing and the last ``run`` gave up (it raises this)."""
+        self.handler_exit: BaseException | None = None
+        """The first ``SystemExit``/``KeyboardInterrupt`` a handler raised in the last
+        ``run`` (which stopped and raises it again)."""
 
     # -- the public surface -------------------------------------------------------------------
 
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Process jobs until ``stop`` (or, with ``burst``, until none is ready).
         Returns how many attempts ran (a job retried twice counts three); ``outcomes`` says
-        how they ended. A ``stop`` that came before ``run`` is honoured: nothing is claimed."""
+        how they ended. A ``stop`` that came before ``run`` is honoured: nothing is claimed.
+        Raises ``DispatcherCrashedError`` if slots kept crashing, and a handler's
+        ``SystemExit``/``KeyboardInterrupt`` again once every slot has ended."""
         if not self.spec.names:
             logger.warning("no workers registered: nothing to dispatch")
             return 0
@@ -247,6 +276,7 @@ class Dispatcher:
             self.stop_signal = None
         self._finished.clear()
         self.processed = 0
+        self.crashed = self.handler_exit = None
         self.outcomes = dict.fromkeys(("completed", "failed", "retrying", "cancelled", "lost"), 0)
         self._watchdog.start()
         slots = [
@@ -275,6 +305,7 @@ class Dispatcher:
             # This run consumed the stop; a later stop() is for a later run.
             self._stopping.clear()
             self._abandoning = False
+        raise_if_ended_badly(self)
         return self.processed
 
     def stop(self, grace_seconds: float | None = None) -> None:
@@ -307,6 +338,7 @@ class Dispatcher:
         acts on it. A handler runs between two bytecodes of the main thread, which may hold
         any lock at that moment (logging's, a backend's, threading's own), so taking one
         there could deadlock the process."""
+        enable_faulthandler()  # this process runs handlers: a segfault leaves a traceback
         reader, writer = socket.socketpair()
         writer.setblocking(False)
         received: list[int] = []
@@ -424,7 +456,10 @@ class Dispatcher:
         without recording yet (``prefetch``) go back too, and run again: at-least-once."""
         with self._lock:
             leases = list(self._leases.values())
-        status = 130 if self.stop_signal == signal.SIGINT else 0
+            # Stuck past their own timeout (in a C call): their attempt fails, or they would
+            # come back and hang again after every restart.
+            timed_out = {r.lease for r in self._running.values() if r.past_timeout()}
+        status = exit_status(self)
         logger.warning(
             "exiting with %d job(s) whose handler did not stop: giving them back to waiting",
             len(leases),
@@ -432,7 +467,10 @@ class Dispatcher:
 
         def release_all() -> None:
             for lease in leases:
-                self._release(lease)
+                if lease in timed_out:
+                    fail_attempt(self, lease, _describe_failure(HandlerTimeout(), lease.job))
+                else:
+                    self._release(lease)
 
         # In a thread with a bound: an unreachable backend must not keep the process alive.
         releaser = threading.Thread(target=release_all, name="jobqueue-exit", daemon=True)
@@ -448,7 +486,7 @@ class Dispatcher:
 
     def _slot(self, burst: bool, max_jobs: int | None) -> None:
         try:
-            self._run_slot(burst, max_jobs)
+            supervise_slot(self, lambda: self._run_slot(burst, max_jobs))
         finally:
             with self._lock:
                 self._slots_left -= 1
@@ -564,6 +602,7 @@ class Dispatcher:
         slot = threading.get_ident()
         with self._lock:
             self._running[slot] = run
+        lease.started = True
         try:
             self._emit("jobqueue_job_started", job=job)
             try:
@@ -575,14 +614,18 @@ class Dispatcher:
                     logger.info("job %s: handler stopped after its cancel", job.id)
                     self._finish_cancelled(lease, None)
                     return None
-                if run.interrupted:
+                # A handler past its timeout fails that attempt even during a shutdown:
+                # given back, it would hang again after every restart.
+                if run.interrupted and (isinstance(exc, HandlerTimeout) or run.past_timeout()):
+                    exc = HandlerTimeout()
+                elif run.interrupted:
                     # Whatever the handler made of our interrupt, it has stopped now: only
                     # now may the job go back to waiting, for another dispatcher to run.
                     logger.warning("job %s: handler stopped, releasing it", job.id)
                     self._release(lease)
                     return None
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    self.stop()
+                    handler_exited(self, job, exc)
                 error = _describe_failure(exc, job)
                 error = JobError(error.type, error.message, traceback.format_exc())
                 will_retry = job.attempts_made < job.attempts
@@ -731,6 +774,7 @@ class Dispatcher:
         if state is None:
             self._tally("lost")
             logger.warning("job %s: outcome discarded, its lease was lost", job.id)
+            self._lease_lost(done.lease, held=False)
             return
         finished = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
         self._tally(state.value if state in finished else "retrying")
@@ -769,9 +813,12 @@ class Dispatcher:
     def _release(self, lease: _Lease) -> None:
         self._forget(lease)
         try:
-            self.backend.release(lease.job.id, lease.claim.token)
+            released = self.backend.release(lease.job.id, lease.claim.token)
         except JobQueueError as exc:  # the lease will expire and the job be recovered
             logger.warning("could not release job %s: %s", lease.job.id, exc)
+            return
+        if not released:
+            self._lease_lost(lease, held=False)
 
     def _lease_gone(self, lease: _Lease) -> bool:
         return lease.lost or self.clock() > lease.deadline
@@ -787,7 +834,7 @@ class Dispatcher:
             concurrency=self.concurrency,
             started_at=self.clock(),
         )
-        beats = Heartbeat(self.backend, info, self.lease_seconds)
+        beats = Heartbeat(self.backend, info, self.lease_seconds, self._stalled)
         try:
             self._beat(beats)  # registered before the first claim
             for thread in slots:
@@ -841,24 +888,33 @@ class Dispatcher:
             return
         if not done:
             self._tally("lost")
+            self._lease_lost(lease, held=False)
             return
         self._tally("cancelled")
         job = lease.job
         job.state, job.finished_at = JobState.CANCELLED, self.clock()
         self._emit("jobqueue_job_cancelled", job=job)
 
-    def _lease_lost(self, lease: _Lease) -> None:
+    def _lease_lost(self, lease: _Lease, *, held: bool = True) -> None:
+        """Mark the lease lost and fire ``jobqueue_lease_lost`` -- once per lease, whether
+        the heartbeat noticed or an outcome was refused. ``held``: only while the lease is
+        still held (a heartbeat's answer may come after the outcome was recorded)."""
         with self._lock:
-            held = lease.claim.token in self._leases
-        if held and not lease.lost:
+            if lease.lost or (held and lease.claim.token not in self._leases):
+                return
             lease.lost = True
-            logger.warning(
-                "lost the lease of job %s: another dispatcher may run it; "
-                "this attempt's outcome will be discarded",
-                lease.job.id,
-            )
-            self._emit("jobqueue_lease_lost", job=lease.job)
-            self._emit("jobqueue_job_stalled", job=lease.job)
+        logger.warning(
+            "lost the lease of job %s: another dispatcher may run it; "
+            "this attempt's outcome will be discarded",
+            lease.job.id,
+        )
+        self._emit("jobqueue_lease_lost", job=lease.job)
+
+    def _stalled(self, jobs: list[Job]) -> None:
+        """Jobs this process's maintenance reports recovered from an expired lease."""
+        for job in jobs:
+            logger.info("job %s stalled (stall %d): its lease expired", job.id, job.stalls)
+            self._emit("jobqueue_job_stalled", job=job)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -926,7 +982,7 @@ def _describe_failure(exc: BaseException, job: Job) -> JobError:
         )
     if isinstance(exc, NotSerializableError):
         return JobError("NotSerializableError", f"handler returned a value that is not JSON: {exc}")
-    return JobError.from_exception(exc)
+    return JobError(type(exc).__name__, exception_text(exc))
 
 
 async def _await(awaitable: Any) -> Any:

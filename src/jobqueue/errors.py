@@ -96,7 +96,8 @@ class BackendError(JobQueueError):
 
 
 class BackendUnavailableError(BackendError):
-    """The backend's server did not answer in time. A write may or may not have been applied
+    """The backend's server did not answer in time, or (Redis Cluster) refused the call while
+    the slot it needs moves between nodes: retry. A write may or may not have been applied
     (the request can be lost before or after the server acts); submit with a ``unique_key``
     to make a retry safe."""
 
@@ -121,6 +122,12 @@ class JobTimeoutError(JobQueueError):
 
 class StalledJobError(JobQueueError):
     """A job's lease expired too many times (its worker died or hung while running it)."""
+
+
+class DispatcherCrashedError(JobQueueError):
+    """A dispatcher slot kept dying of an unexpected exception (a bug in jobqueue, a plugin
+    or a backend, not a handler's error), so the dispatcher stopped; each crash was logged
+    with its traceback. ``jobqueue worker`` exits with status 70 for it."""
 
 
 class ReplicationTimeoutError(BackendUnavailableError):

@@ -3,7 +3,8 @@
 Each beat is one ``backend.heartbeat`` call: it renews every lease the dispatcher holds,
 keeps the dispatcher's record among the live ones (``jobqueue workers``), and brings back the
 cancel requests of its jobs. Maintenance (promoting due jobs, recovering expired leases,
-retention, forgetting dead dispatchers) rides along in the same worker thread.
+retention, forgetting dead dispatchers) rides along in the same worker thread; the jobs it
+reports recovered go to ``on_recovered`` (the dispatcher fires ``jobqueue_job_stalled``).
 
 The call runs in a worker thread and the beat waits for it at most a sixth of the lease. A
 call that hangs (a socket timeout can be as long as the lease) is left to finish on its own and
@@ -16,10 +17,11 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus
 from jobqueue.errors import JobQueueError
+from jobqueue.job import Job
 
 logger = logging.getLogger("jobqueue.dispatcher")
 
@@ -37,8 +39,15 @@ MAX_IN_FLIGHT = 4
 class Heartbeat:
     """The beats of one dispatcher (see the module docstring)."""
 
-    def __init__(self, backend: Backend, info: DispatcherInfo, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        info: DispatcherInfo,
+        lease_seconds: float,
+        on_recovered: Callable[[list[Job]], None] | None = None,
+    ) -> None:
         self.backend = backend
+        self.on_recovered = on_recovered
         self.info = info
         self.lease_seconds = lease_seconds
         self.every = min(BEAT_EVERY, lease_seconds / 3)
@@ -72,6 +81,9 @@ class Heartbeat:
         except JobQueueError as exc:
             logger.warning("heartbeat failed: %s", exc)
             return None
+        except Exception:  # a bug in a backend: the beats must go on (or leases expire)
+            logger.exception("heartbeat failed unexpectedly")
+            return None
         return list(zip(sent, statuses, strict=True))
 
     def _call(self, leases: list[tuple[str, str]]) -> list[LeaseStatus]:
@@ -79,19 +91,37 @@ class Heartbeat:
         now = time.monotonic()
         if now - self._maintained >= MAINTAIN_EVERY:
             self._maintained = now
-            try:
-                self.backend.maintain()
-            except JobQueueError as exc:
-                logger.warning("maintenance failed: %s", exc)
+            self._maintain()
         return statuses
 
+    def _maintain(self) -> None:
+        try:
+            recovered = self.backend.maintain()
+        except JobQueueError as exc:
+            logger.warning("maintenance failed: %s", exc)
+            return
+        except Exception:  # a bug: logged, and the renewals still count
+            logger.exception("maintenance failed unexpectedly")
+            return
+        if recovered and self.on_recovered is not None:
+            self.on_recovered(recovered)
+
     def leave(self) -> None:
-        """Remove the dispatcher's record (a clean exit), within the bound."""
-        future = self._pool.submit(self.backend.remove_dispatcher, self.info.id)
+        """Report the stalls this process's claims recovered since the last maintenance (a
+        burst run may end before the next one), then remove the dispatcher's record (a
+        clean exit); both within the bound."""
+
+        def last_call() -> None:
+            self._maintain()
+            self.backend.remove_dispatcher(self.info.id)
+
+        future = self._pool.submit(last_call)
         try:
             future.result(timeout=self.bound)
         except (concurrent.futures.TimeoutError, JobQueueError) as exc:
             logger.warning("could not remove this dispatcher's record: %s", exc)
+        except Exception:  # a bug: its record expires like a dead dispatcher's
+            logger.exception("could not remove this dispatcher's record")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -80,19 +80,25 @@ def jobqueue_job_failed(job: Job, error: JobError, will_retry: bool) -> None:
 
 @hookspec
 def jobqueue_lease_lost(job: Job) -> None:
-    """This dispatcher found that it no longer holds the lease of a job it is running (it
+    """This dispatcher found that it no longer holds the lease of a job it claimed (it
     expired, or an operator cancelled or removed the job): another dispatcher may run it,
-    and this attempt's outcome will be discarded."""
+    and this attempt's outcome is discarded. Fired once per lost lease, in the dispatcher
+    that held it, by whichever tells first: a heartbeat whose renewal is refused, or an
+    outcome (complete, fail, release, a batched finish, a cancel's finish) that is refused
+    or given up once the lease ran out. ``job`` is as the dispatcher claimed it."""
 
 
 @hookspec
 def jobqueue_job_stalled(job: Job) -> None:
-    """A job stalled: its dispatcher stopped renewing its lease in time.
+    """A job stalled: its lease expired (its dispatcher died, hung or was cut off from the
+    backend) and the backend recovered it -- back to waiting with a stall counted, failed
+    as stalled too often, or cancelled after a cancel request.
 
-    Fired by the process that finds out. Backends recover expired leases inside their own
-    transitions (``claim``, ``recover_expired``) and report no jobs back, so today that is
-    the dispatcher whose own job's lease was lost, right after ``jobqueue_lease_lost``; a
-    dispatcher that recovers another process's stalled job does not see it."""
+    Fired once per recovery, in the dispatcher whose maintenance reports it (``maintain``
+    returns the jobs recovered by it and by the backend's claims since): the process that
+    recovered the lease (memory, SQLite), or on Redis one live dispatcher of the namespace.
+    ``job`` is as it is when reported (``job.stalls`` counts this stall). The dispatcher
+    that lost the lease fires ``jobqueue_lease_lost`` instead, when it finds out."""
 
 
 @hookspec

@@ -6,6 +6,8 @@ import enum
 import json
 import math
 import random
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -23,6 +25,16 @@ MAX_LOG_MESSAGE = 2000
 
 MAX_HISTORY = 20
 """A job keeps the records of at most this many finished attempts; the oldest go first."""
+
+MAX_JSON_DEPTH = 100
+"""Job data and handler results may nest lists and objects at most this deep (``[[1]]`` is 2):
+far below what any JSON decoder or the Python stack handles, so that whatever is stored can
+be read back by every reader. Deeper values are refused with ``NotSerializableError``, and a
+stored value deeper than this (an older version's, a foreign writer's) reads as corrupt."""
+
+MAX_DELAY_SECONDS = 100 * 365 * 86400.0
+"""A job runs at most this far (about 100 years) in the future: ``delay``, a backoff's delays
+and ``run_at`` (from now) are refused beyond it, so every stored time is a date."""
 
 
 class JobState(str, enum.Enum):
@@ -131,10 +143,11 @@ class Backoff:
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
                 or not math.isfinite(value)
-                or value < 0
+                or not 0 <= value <= MAX_DELAY_SECONDS
             ):
                 raise InvalidOptionError(
-                    f"backoff {label} must be a finite number of seconds >= 0, not {value!r}"
+                    f"backoff {label} must be a number of seconds from 0 to "
+                    f"{MAX_DELAY_SECONDS:.0f} (about 100 years), not {value!r}"
                 )
         if not isinstance(self.jitter, bool):
             raise InvalidOptionError(f"backoff jitter must be True or False, not {self.jitter!r}")
@@ -279,6 +292,9 @@ class Job(_Submitting):
     """Not stored: ``True`` on the job ``submit_job`` returned when a waiting, delayed or
     active job already held the same ``unique_key`` — that job is returned and nothing new
     is stored. Always ``False`` on jobs read back."""
+    unreadable: bool = field(default=False, compare=False)
+    """Not stored: ``True`` on what a listing shows for a stored record it could not decode
+    (``unreadable_job``): no data, its ``error`` a ``CorruptJobError`` giving the reason."""
 
     def to_dict(self) -> dict[str, JSON]:
         return {
@@ -310,7 +326,7 @@ class Job(_Submitting):
         }
 
     def to_json(self) -> str:
-        return dumps_json(self.to_dict())
+        return dumps_json(self.to_dict(), MAX_JSON_DEPTH + 1)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, JSON]) -> Job:
@@ -356,10 +372,8 @@ class Job(_Submitting):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Job:
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise CorruptJobError(f"stored job record is not JSON ({exc})") from exc
+        # The record wraps its data and result one level deeper than they may nest.
+        raw = loads_stored(text, "stored job record", MAX_JSON_DEPTH + 1)
         if not isinstance(raw, dict):
             raise CorruptJobError("stored job record is not a JSON object")
         return cls.from_dict(raw)
@@ -367,6 +381,28 @@ class Job(_Submitting):
     def copy(self) -> Job:
         """A deep-enough copy: the log list is new, JSON values are shared read-only."""
         return replace(self, logs=list(self.logs), history=list(self.history))
+
+
+UNREADABLE_TITLE = "(unreadable record)"
+
+
+def unreadable_job(job_id: object, name: object, state: object, reason: str) -> Job:
+    """What a listing shows for a stored job it cannot decode, instead of hiding it or
+    failing the whole listing: its id, name and state as far as they read, no data, and
+    ``error`` of type ``CorruptJobError`` giving the reason (``get`` raises that error)."""
+    try:
+        known = JobState(state)
+    except ValueError:
+        known = JobState.FAILED
+    return Job(
+        id=str(job_id),
+        name=name if isinstance(name, str) else "?",
+        data=None,
+        title=UNREADABLE_TITLE,
+        state=known,
+        error=JobError("CorruptJobError", reason),
+        unreadable=True,
+    )
 
 
 def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
@@ -381,20 +417,29 @@ def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
-def dumps_json(value: JSON) -> str:
-    """Strict, compact JSON: no NaN/Infinity, str keys only, no custom objects.
+def dumps_json(value: JSON, max_depth: int = MAX_JSON_DEPTH) -> str:
+    """Strict, compact JSON: no NaN/Infinity, str keys only, no custom objects, nested at most
+    ``max_depth`` levels.
 
     Raises ``NotSerializableError`` saying what is wrong.
     """
     if value is None:  # the common handler result
         return "null"
+    # The encoder's own recursion guard stops deep values first, unless the caller raised the
+    # recursion limit so far that the C stack is at risk: then walk the value before encoding.
+    if sys.getrecursionlimit() > _SAFE_RECURSION_LIMIT and _nests_deeper(value, max_depth):
+        raise _too_deep(max_depth)
     try:
         text = _ENCODER.encode(value)
+    except RecursionError:
+        raise _too_deep(max_depth) from None
     except (TypeError, ValueError) as exc:
         raise NotSerializableError(
             f"value is not plain JSON ({exc}); pass only dict, list, str, int, finite float, "
             "bool and None (convert dates, sets and objects yourself)"
         ) from exc
+    if text_nests_deeper(text, max_depth):
+        raise _too_deep(max_depth)
     if not text.isascii():  # ASCII text is valid Unicode: only other text needs the check
         _check_unicode(text)
     return text
@@ -434,3 +479,86 @@ def check_json(value: JSON) -> str:
             "subclasses change shape); pass plain dict/list values with str keys"
         )
     return text
+
+
+_CONTAINERS = (dict, list, tuple)
+_SAFE_RECURSION_LIMIT = 4000
+"""Up to this recursion limit the json module's C code raises RecursionError well before
+it could exhaust a thread's stack."""
+
+
+def _too_deep(max_depth: int) -> NotSerializableError:
+    return NotSerializableError(
+        f"value nests lists and objects more than {max_depth} levels deep, which not every "
+        "reader can decode; flatten it (or store it elsewhere and pass a reference)"
+    )
+
+
+def _nests_deeper(value: JSON, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` deep: level by level, without
+    recursion, so that neither the caller's recursion limit nor the C stack is at stake (a
+    cycle through one container counts as too deep)."""
+    if not isinstance(value, _CONTAINERS):
+        return False
+    level = [value]
+    budget = _WALK_BUDGET
+    for _ in range(limit):
+        nested = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            nested += [item for item in items if isinstance(item, _CONTAINERS)]
+        if not nested:
+            return False
+        budget -= len(nested)
+        if budget < 0:  # shared or cyclic containers: the encoder refuses those itself
+            return False
+        level = nested
+    return True
+
+
+_WALK_BUDGET = 2_000_000
+"""Containers ``_nests_deeper`` looks at, at most: more than any value within the data limit
+holds, and a cycle that branches would otherwise double the walk each level."""
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_PAIR = re.compile(r"\[\]|\{\}")
+
+
+def text_nests_deeper(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests more than ``limit`` deep, decided on the text (before a
+    decoder recurses into it): strings out, then innermost bracket pairs peeled off, one
+    level a pass. Text that does not peel down to nothing is not JSON: reported as deeper."""
+    if text.count("[") + text.count("{") <= limit:  # the common case: few containers at all
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        brackets, peeled = _PAIR.subn("", brackets)
+        if not brackets:
+            return False
+        if not peeled:
+            return True
+    return True
+
+
+def loads_stored(text: str | bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
+    """Decode stored JSON ``text``; anything no reader could use (not text, not JSON, nested
+    deeper than ``max_depth``) raises ``CorruptJobError`` naming ``what``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError as exc:
+            raise CorruptJobError(f"{what} is not UTF-8 ({exc})") from exc
+    if not isinstance(text, str):
+        raise CorruptJobError(f"{what} holds {type(text).__name__}, not JSON text")
+    if text_nests_deeper(text, max_depth):
+        raise CorruptJobError(
+            f"{what} nests deeper than {max_depth} levels (or is not JSON): no reader decodes it"
+        )
+    try:
+        return json.loads(text)
+    except RecursionError:  # a caller's very low recursion limit
+        raise CorruptJobError(f"{what} is nested too deeply to decode") from None
+    except ValueError as exc:
+        raise CorruptJobError(f"{what} is not valid JSON ({exc})") from exc

@@ -6,7 +6,9 @@ Two kinds, one registry:
   transition): jobs by worker name and state, paused names, live dispatchers, and the age of
   the oldest waiting job per name.
 * **What this process's dispatchers did**, counted by lifecycle hooks: attempts by outcome
-  (completed, failed, retried, cancelled), handler durations and queue waits. Run the exporter
+  (completed, failed, retried, cancelled), handler durations, queue waits, and the stalled
+  jobs this process's maintenance recovered (each recovery counted once, fleet-wide: only
+  the process that reports it fires ``jobqueue_job_stalled``). Run the exporter
   in each worker process (``start_metrics_server``, or ``jobqueue worker --metrics-port``) so a
   fleet is scraped process by process; Prometheus sums them.
 """
@@ -139,6 +141,12 @@ class JobMetrics:
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
+        self.stalls = Counter(
+            "jobqueue_stalls",
+            "Jobs recovered from an expired lease by this process's maintenance, by worker name",
+            ["name"],
+            registry=registry,
+        )
         self._running: dict[str, float] = {}  # job id -> monotonic start, while it runs here
 
     @hookimpl
@@ -150,6 +158,10 @@ class JobMetrics:
     @hookimpl
     def jobqueue_lease_lost(self, job: Job) -> None:
         self._running.pop(job.id, None)  # its outcome will never be announced here
+
+    @hookimpl
+    def jobqueue_job_stalled(self, job: Job) -> None:
+        self.stalls.labels(job.name).inc()
 
     @hookimpl
     def jobqueue_job_completed(self, job: Job) -> None:

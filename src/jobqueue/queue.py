@@ -35,6 +35,7 @@ from jobqueue.errors import (
 )
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
+from jobqueue.limits import MAX_GRACE_SECONDS, MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.registry import Registry
 from jobqueue.scheduler import (
     DeclaredSchedules,
@@ -93,15 +94,9 @@ class JobQueue:
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> None:
-        for label, value in (("lease_seconds", lease_seconds), ("grace_seconds", grace_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise InvalidSettingError(f"{label} must be a positive number, got {value!r}")
-        if isinstance(replica_timeout, bool) or not isinstance(replica_timeout, (int, float)):
-            raise InvalidSettingError(f"replica_timeout must be seconds, got {replica_timeout!r}")
-        if not 0 < replica_timeout < 3600:
-            raise InvalidSettingError(
-                f"replica_timeout must be in (0, 3600), got {replica_timeout}"
-            )
+        lease_seconds = validate_seconds("lease_seconds", lease_seconds, MAX_LEASE_SECONDS)
+        grace_seconds = validate_seconds("grace_seconds", grace_seconds, MAX_GRACE_SECONDS)
+        replica_timeout = validate_seconds("replica_timeout", replica_timeout, 3600)
         checked = ("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)
         for label, value in (*checked, ("replicas", replicas)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -331,6 +326,8 @@ class JobQueue:
         for start in range(0, LATENCY_SCAN, _LATENCY_BATCH):
             batch = self.backend.list_jobs(JobState.WAITING, start, _LATENCY_BATCH)
             for job in batch:
+                if job.unreadable:  # its times are unknown; the next claim fails it
+                    continue
                 if seen.get(job.name, 0) < LATENCY_SAMPLE:
                     seen[job.name] = seen.get(job.name, 0) + 1
                     oldest[job.name] = min(oldest.get(job.name, job.run_at), job.run_at)
@@ -521,7 +518,9 @@ class JobQueue:
         names: Sequence[str] | None = None,
     ) -> int:
         """Run a dispatcher in this thread. With ``burst`` (the default) return once nothing
-        is ready. Returns how many attempts ran (a job retried twice counts three)."""
+        is ready. Returns how many attempts ran (a job retried twice counts three). Raises
+        ``DispatcherCrashedError`` if its slots kept crashing, and a handler's ``SystemExit``
+        / ``KeyboardInterrupt`` again after stopping gracefully (``Dispatcher.run``)."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         return dispatcher.run(burst=burst, max_jobs=max_jobs)
 
@@ -538,7 +537,10 @@ class JobQueue:
         soon after, or on a second SIGINT, its job is given back and the process exits
         (status 0 after SIGTERM, 130 after SIGINT): see the shutdown section of the docs.
         With ``scheduler`` (the default) and schedules declared, a scheduler runs beside it
-        (one job per tick however many processes run one)."""
+        (one job per tick however many processes run one). It never returns quietly after a
+        failure: slots that kept crashing raise ``DispatcherCrashedError``, a handler's
+        ``SystemExit(n)`` / ``KeyboardInterrupt`` is raised again once stopped; faulthandler
+        is enabled so that a segfaulting handler leaves its traceback on stderr."""
         dispatcher = self.dispatcher(names=names, concurrency=concurrency, prefetch=prefetch)
         ticking = self.scheduler() if scheduler and len(self.schedule_book) else None
         thread = ticking.start_thread() if ticking else None

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 
 from jobqueue.backend import Backend
-from jobqueue.errors import InvalidOptionError
+from jobqueue.errors import BackendError, InvalidOptionError
 from jobqueue.job import JSON, Job
 
 logger = logging.getLogger("jobqueue.running")
+
+WRITE_RETRY_FOR = 2.0
+"""Seconds a ``progress``/``log`` write is retried through backend errors before it is
+dropped: a log line is never worth failing the job whose work is done."""
+
+WRITE_RETRY_MIN = 0.05
+"""First pause (seconds) between those retries; it doubles."""
 
 
 class RunningJob:
@@ -18,6 +27,8 @@ class RunningJob:
     Reading attributes never touches the backend. ``progress`` and ``log`` write through the
     backend under the job's lease, so ``get_job_by_id`` in any process sees them. A write
     after the lease was lost is dropped (and logged): the job belongs to someone else now.
+    A write the backend fails (``BackendError``: unreachable, full, ...) is retried for
+    ``WRITE_RETRY_FOR`` seconds, then dropped with a warning: it never fails the job.
     """
 
     __slots__ = ("_backend", "_token", "job")
@@ -70,18 +81,45 @@ class RunningJob:
             raise InvalidOptionError(f"progress must be a number from 0 to 100, got {value!r}")
         if message is not None and not isinstance(message, str):
             raise InvalidOptionError(f"progress message must be a str, got {message!r}")
-        if self._backend.set_progress(self.id, self._token, float(value), message):
+        stored = self._write(
+            "progress",
+            lambda: self._backend.set_progress(self.id, self._token, float(value), message),
+        )
+        if stored:
             self.job.progress = float(value)
             self.job.progress_message = message
-        else:
+        elif stored is not None:
             logger.warning("job %s: progress dropped, lease lost", self.id)
 
     def log(self, message: str) -> None:
-        """Append a timestamped line to the job's log (the newest 100 are kept)."""
+        """Append a timestamped line to the job's log (the newest 100 are kept). A backend
+        error is retried briefly, then the line is dropped: it never fails the job."""
         if not isinstance(message, str):
             raise InvalidOptionError(f"log message must be a str, got {message!r}")
-        if not self._backend.add_log(self.id, self._token, message):
+        stored = self._write(
+            "log line", lambda: self._backend.add_log(self.id, self._token, message)
+        )
+        if stored is False:
             logger.warning("job %s: log line dropped, lease lost", self.id)
+
+    def _write(self, what: str, write: Callable[[], bool]) -> bool | None:
+        """``write()``, retried through backend errors for ``WRITE_RETRY_FOR`` seconds;
+        ``None`` when it was dropped. ``LeaseLostError`` is not a ``BackendError``: it stops
+        the write at once, as the lease-lost ``False`` does."""
+        deadline = time.monotonic() + WRITE_RETRY_FOR
+        pause = WRITE_RETRY_MIN
+        while True:
+            try:
+                return write()
+            except BackendError as exc:
+                if time.monotonic() + pause > deadline:
+                    logger.warning(
+                        "job %s: %s dropped, the backend kept failing it: %s", self.id, what, exc
+                    )
+                    return None
+                logger.info("job %s: %s not stored yet, retrying: %s", self.id, what, exc)
+            time.sleep(pause)  # in the handler's thread: its own time, no one else's
+            pause *= 2
 
     def __repr__(self) -> str:
         return f"<RunningJob {self.name}#{self.id} attempt {self.attempts_made}/{self.attempts}>"

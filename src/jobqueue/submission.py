@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from jobqueue.errors import InvalidOptionError, PayloadTooLargeError
-from jobqueue.job import JSON, Backoff, Job, check_json, is_unicode
+from jobqueue.job import JSON, MAX_DELAY_SECONDS, Backoff, Job, check_json, is_unicode
 from jobqueue.worker import Worker, validate_attempts, validate_priority, validate_timeout
 
 DEFAULT_MAX_DATA_BYTES = 1024 * 1024
@@ -122,8 +122,11 @@ def due_time(delay: object, run_at: object, now: float) -> float:
             raise InvalidOptionError(
                 f"delay must be seconds (int/float) or a timedelta, got {delay!r}"
             )
-        if not math.isfinite(seconds) or seconds < 0:
-            raise InvalidOptionError(f"delay must be finite and >= 0, got {delay!r}")
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DELAY_SECONDS:
+            raise InvalidOptionError(
+                f"delay must be from 0 to {MAX_DELAY_SECONDS:.0f} seconds (about 100 years), "
+                f"got {delay!r}"
+            )
         return now + seconds
     if run_at is not None:
         if isinstance(run_at, datetime):
@@ -132,12 +135,21 @@ def due_time(delay: object, run_at: object, now: float) -> float:
                     "run_at must be timezone-aware (e.g. datetime.now(timezone.utc)); "
                     "a naive datetime is ambiguous"
                 )
-            return run_at.astimezone(timezone.utc).timestamp()
+            return _due(run_at.astimezone(timezone.utc).timestamp(), run_at, now)
         if isinstance(run_at, (int, float)) and not isinstance(run_at, bool):
-            if not math.isfinite(run_at):
-                raise InvalidOptionError(f"run_at must be finite, got {run_at!r}")
-            return float(run_at)
+            return _due(run_at, run_at, now)
         raise InvalidOptionError(
             f"run_at must be an aware datetime or a UNIX timestamp, got {run_at!r}"
         )
     return now
+
+
+def _due(timestamp: float, run_at: object, now: float) -> float:
+    """``run_at`` as a due time: from 1970 (timestamp 0) to ``MAX_DELAY_SECONDS`` from now,
+    so that every stored time is a date any reader can show."""
+    if not math.isfinite(timestamp) or not 0 <= timestamp <= now + MAX_DELAY_SECONDS:
+        raise InvalidOptionError(
+            "run_at must be a time from 1970-01-01 (UNIX timestamp 0) to about 100 years "
+            f"from now ({MAX_DELAY_SECONDS:.0f} seconds), got {run_at!r}"
+        )
+    return float(timestamp)

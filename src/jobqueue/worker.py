@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jobqueue.errors import InvalidJobDataError, InvalidOptionError, InvalidWorkerError
 from jobqueue.job import JSON, Backoff, is_unicode
+from jobqueue.limits import MAX_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from jobqueue.running import RunningJob
@@ -139,10 +140,11 @@ def validate_timeout(value: object) -> float | None:
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= MAX_TIMEOUT_SECONDS
     ):
         raise InvalidOptionError(
-            f"timeout must be a positive number of seconds or None, got {value!r}"
+            f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS:.0f} "
+            f"(30 days), or None, got {value!r}"
         )
     return float(value)
 

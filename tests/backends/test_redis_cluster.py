@@ -27,6 +27,8 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.backends.redis.cluster import GUARD
+from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing import ManualClock
 from jobqueue.testing.contract import spec
@@ -221,3 +223,144 @@ def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
             for key in client.keys(f"jq:{{{ns}}}:*", target_nodes="all"):
                 client.delete(key)
             backend.close()
+
+
+class SlotMove:
+    """Moving one slot from its owner to another master, step by step, as ``redis-cli
+    --cluster reshard`` does: IMPORTING on the target, MIGRATING on the source, MIGRATE of
+    its keys a few at a time, then the new owner announced to every master."""
+
+    def __init__(self, client: RedisCluster, slot: int) -> None:
+        self.slot = slot
+        self.source = client.nodes_manager.get_node_from_slot(slot)
+        self.target = next(n for n in client.get_primaries() if n.name != self.source.name)
+        self.masters = [redis.Redis(port=n.port) for n in client.get_primaries()]
+        self.src = redis.Redis(port=self.source.port)
+        self.dst = redis.Redis(port=self.target.port)
+        self.src_id = self.src.execute_command("CLUSTER MYID").decode()
+        self.dst_id = self.dst.execute_command("CLUSTER MYID").decode()
+
+    def start(self) -> None:
+        self.dst.execute_command("CLUSTER", "SETSLOT", self.slot, "IMPORTING", self.src_id)
+        self.src.execute_command("CLUSTER", "SETSLOT", self.slot, "MIGRATING", self.dst_id)
+
+    def keys_left(self) -> list[bytes]:
+        return list(self.src.execute_command("CLUSTER", "GETKEYSINSLOT", self.slot, 10_000))
+
+    def migrate(self, keys: list[bytes]) -> None:
+        if keys:
+            port = self.target.port
+            self.src.execute_command("MIGRATE", "127.0.0.1", port, "", 0, 5000, "KEYS", *keys)
+
+    def finish(self) -> None:
+        self.migrate(self.keys_left())
+        for node in [self.dst, self.src, *self.masters]:
+            node.execute_command("CLUSTER", "SETSLOT", self.slot, "NODE", self.dst_id)
+
+    def close(self) -> None:
+        for node in [self.src, self.dst, *self.masters]:
+            node.close()
+
+
+def test_resharding_the_namespace_refuses_calls_retryably_and_drops_nothing(
+    cluster_ports: list[int],
+) -> None:
+    """While the namespace's slot migrates, every call is refused with the retryable
+    BackendUnavailableError before its script runs (the guard key), whichever keys have
+    moved yet; once the slot has moved, the refused submits go through on retry and every
+    job is there, in order, counted right. On main the refusal was a plain BackendError
+    ("Script attempted to access a non local key"), the class not worth retrying."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    ns = "reshard"
+    prefix = f"jq:{{{ns}}}:"
+    clock = ManualClock()
+    backend = RedisBackend(client, BackendOptions(clock=clock), namespace=ns)
+    move = SlotMove(client, client.keyslot(prefix + "id"))
+    # A client of the source node alone, as a misconfigured app would hold.
+    plain = RedisBackend(
+        redis.Redis(port=move.source.port), BackendOptions(clock=clock), namespace=ns
+    )
+    now = clock()
+
+    def job(i: int) -> Job:
+        return Job(id="", name="m", data={"i": i}, created_at=now, run_at=now, unique_key=f"u{i}")
+
+    try:
+        stored = backend.submit_many([job(i) for i in range(6)])
+        first = backend.claim(spec("m"))
+        assert first is not None and first.job.id == stored[0].id
+        move.start()
+        refused: list[int] = []
+        keys = move.keys_left()
+        job_keys = [k for k in keys if k.startswith(f"{prefix}j:".encode())]
+        # Before any key moved, with the next job's hash gone, with half of all gone.
+        steps = [[], [f"{prefix}j:{stored[1].id}".encode()], keys[: len(keys) // 2]]
+        for i, moving in enumerate(steps):
+            move.migrate([k for k in moving if k in move.keys_left()])
+            for call in (
+                lambda n=10 + i: backend.submit(job(n)),
+                lambda: backend.claim(spec("m")),
+                lambda: backend.get(stored[1].id),
+                lambda: backend.count_by_state(),
+                lambda: plain.claim(spec("m")),
+                lambda: plain.get(stored[1].id),
+            ):
+                with pytest.raises(BackendUnavailableError, match="slot moves"):
+                    call()
+            refused.append(10 + i)
+        assert job_keys  # the jobs' hashes were in the slot
+        move.finish()
+        client.nodes_manager.initialize()  # as it would after the MOVED it gets next
+        assert client.nodes_manager.get_node_from_slot(move.slot).name == move.target.name
+        again = [backend.submit(job(i)) for i in refused]  # the retries of the refused
+        assert [j.state for j in again] == [JobState.WAITING] * 3
+        claimed = []
+        while (claim := backend.claim(spec("m"))) is not None:
+            claimed.append(claim.job.id)
+        assert claimed == [j.id for j in stored[1:]] + [j.id for j in again]
+        counts = backend.count_by_state()
+        assert counts[JobState.ACTIVE] == 9 and counts[JobState.WAITING] == 0
+        assert backend.count_by_name()["m"][JobState.ACTIVE] == 9
+        assert client.exists(prefix + GUARD) == 0
+    finally:
+        for key in client.keys(f"{prefix}*", target_nodes="all"):
+            client.delete(key)
+        move.close()
+        plain.close()
+        backend.close()
+
+
+def test_a_refused_read_inside_a_script_is_no_missing_job(cluster_ports: list[int]) -> None:
+    """Without the guard key (as a caller of the scripts declaring only the id counter), a
+    script does run on the source node mid-migration, and a pcall'd read of a key that has
+    moved is refused. That refusal must fail the call retryably, not read as a missing
+    key: on main count_by_name() answered {} -- the name's counts hash had "vanished"."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    ns = "refusedread"
+    prefix = f"jq:{{{ns}}}:"
+    clock = ManualClock()
+    move = SlotMove(client, client.keyslot(prefix + "id"))
+    backend = RedisBackend(
+        redis.Redis(port=move.source.port), BackendOptions(clock=clock), namespace=ns
+    )
+    backend._route = (prefix + "id",)  # no guard: the script runs, its read is refused
+    now = clock()
+    try:
+        stored = backend.submit(Job(id="", name="m", data=1, created_at=now, run_at=now))
+        assert backend.count_by_name()["m"][JobState.WAITING] == 1
+        move.start()
+        move.migrate([f"{prefix}n:m".encode()])  # the name's counts, read through pcall
+        with pytest.raises(BackendUnavailableError, match="non local key"):
+            backend.count_by_name()
+        move.finish()
+        client.nodes_manager.initialize()
+        moved = RedisBackend(client, BackendOptions(clock=clock), namespace=ns)
+        found = moved.get(stored.id)
+        assert found is not None and found.data == 1
+        assert moved.count_by_name()["m"][JobState.WAITING] == 1
+        moved.close()
+    finally:
+        for key in client.keys(f"{prefix}*", target_nodes="all"):
+            client.delete(key)
+        move.close()
+        backend.close()

@@ -199,7 +199,9 @@ def test_corrupt_job_in_a_batch_claim_is_failed(
     claims = backend.claim_many(spec("a"), 3)
     assert [c.job.id for c in claims] == [first.id, last.id]
     assert backend.count_by_state()[JobState.FAILED] == 1
-    assert backend.list_jobs(JobState.FAILED) == []  # unreadable: skipped, not a crash
+    [listed] = backend.list_jobs(JobState.FAILED)  # unreadable: shown marked, not a crash
+    assert listed.id == bad.id and listed.unreadable and listed.name == "a"
+    assert listed.error is not None and listed.error.type == "CorruptJobError"
     with pytest.raises(CorruptJobError):
         backend.get(bad.id)
     assert "CorruptJobError" in fake.hget(f"jq:{{ns1}}:j:{bad.id}", "E").decode()

@@ -247,7 +247,7 @@ def test_a_job_handed_to_a_waiter_that_died_is_recovered_when_its_lease_ends(
     assert stored is not None and stored.state is JobState.ACTIVE  # handed, never started
     assert backend.claim(SPEC) is None
     clock_of(backend).advance(SPEC.lease_seconds + 1)
-    assert backend.recover_expired() == 1
+    assert [j.id for j in backend.recover_expired()] == [job.id]
     claim = backend.claim(SPEC)
     assert claim is not None and claim.job.id == job.id
     assert backend.client.exists(backend._prefix + "h:dead") == 1  # an inbox nobody read...

@@ -168,7 +168,9 @@ def test_corrupt_row_get_raises_and_claim_fails_it_and_goes_on(tmp_path: Path) -
     claim = backend.claim(WorkSpec(names=("a",)))
     assert claim is not None and claim.job.id == good.id
     assert backend.count_by_state()[JobState.FAILED] == 1
-    assert backend.list_jobs(JobState.FAILED) == []  # listed jobs stay decodable
+    [listed] = backend.list_jobs(JobState.FAILED)  # shown, marked, never hidden
+    assert listed.id == bad.id and listed.error is not None
+    assert listed.error.type == "CorruptJobError" and listed.data is None
     conn = sqlite3.connect(path)
     state, error = conn.execute(
         "SELECT state, error FROM jobqueue_jobs WHERE id = ?", (int(bad.id),)

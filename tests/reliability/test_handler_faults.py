@@ -9,17 +9,28 @@ process, which it kills too; past ``max_stalls=1`` it fails as stalled.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobqueue import JobQueue
 from jobqueue.job import JobState
-from tests.reliability import apps
+from tests.reliability import apps, fault_apps
 from tests.reliability.support import (
+    ROOT,
+    OwnRedis,
     Processes,
     app_env,
     key,
+    wait_until,
     worker_command,
 )
 
@@ -108,4 +119,152 @@ def test_a_result_with_text_no_store_can_hold_fails_the_job_not_the_dispatcher(
     assert failed.error is not None and failed.error.type == "NotSerializableError"
     assert "not valid Unicode" in failed.error.message
     assert done is not None and done.state is JobState.COMPLETED and done.result == "fine"
+    queue.close()
+
+
+# -- a worker never dies quietly: exit statuses, crashed slots, segfaults ------------------------
+# These processes use a SQLite file of the test's own (tests.reliability.fault_apps).
+
+FAULT_APP = "tests.reliability.fault_apps:queue"
+
+
+def fault_env(db: Path, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        "JQ_FAULT_URL": f"sqlite:///{db}",
+        **extra,
+    }
+    for name in ("JOBQUEUE_URL", "PYTHONFAULTHANDLER"):  # faulthandler must be ours
+        env.pop(name, None)
+    return env
+
+
+def fault_worker(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "jobqueue", "--app", FAULT_APP, "worker", *extra]
+
+
+def exit_of(process: subprocess.Popen[bytes], processes: Processes) -> int:
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running: {processes.log_of(process)[-3000:]}") from None
+
+
+@pytest.mark.parametrize(("name", "status"), [("exit4", 4), ("ctrl_c", 130)])
+def test_a_handlers_system_exit_or_ctrl_c_stops_the_worker_with_its_status(
+    name: str, status: int, tmp_path: Path, processes: Processes
+) -> None:
+    """``SystemExit(4)`` / ``KeyboardInterrupt`` in a handler used to end the worker with 0,
+    which a service manager takes for a planned stop (``Restart=on-failure`` never fires)."""
+    db = tmp_path / "jobs.db"
+    queue = fault_apps.build(f"sqlite:///{db}")
+    quitting = queue.submit_job(name, {}, priority=1)
+    later = queue.submit_job("fine", {})
+    worker = processes.start(fault_worker(), fault_env(db), name)
+    assert exit_of(worker, processes) == status, processes.log_of(worker)[-3000:]
+    failed = queue.get_job_by_id(quitting.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and failed.error.type in ("SystemExit", "KeyboardInterrupt")
+    assert queue.get_job_by_id(later.id).state is JobState.WAITING  # type: ignore[union-attr]
+    queue.close()
+
+
+def test_a_worker_whose_slots_keep_crashing_exits_70_with_the_tracebacks(
+    tmp_path: Path, processes: Processes
+) -> None:
+    """Slots that died used to leave a worker logging "processed 0 job(s)" and exiting 0."""
+    db = tmp_path / "jobs.db"
+    fault_apps.build(f"sqlite:///{db}").close()  # the schema, before the broken process
+    worker = processes.start(
+        fault_worker("--concurrency", "2"),
+        fault_env(db, JQ_FAULT_BROKEN_CLAIM="1"),
+        "crashing",
+    )
+    assert exit_of(worker, processes) == 70, processes.log_of(worker)[-3000:]
+    log = processes.log_of(worker)
+    assert "error: a dispatcher slot crashed 5 times" in log
+    assert "Traceback" in log and "RuntimeError: a bug in the backend's claim" in log
+    assert "restarting the slot" in log
+
+
+@pytest.mark.parametrize("how", ["jobqueue worker", "run_worker"])
+def test_a_segfaulting_handler_leaves_its_traceback_on_stderr(
+    how: str, tmp_path: Path, processes: Processes
+) -> None:
+    db = tmp_path / "jobs.db"
+    queue = fault_apps.build(f"sqlite:///{db}")
+    queue.submit_job("segfault", {})
+    if how == "run_worker":
+        script = f"import {fault_apps.__name__} as apps; apps.queue().run_worker()"
+        command = [sys.executable, "-c", script]
+    else:
+        command = fault_worker("--burst")
+    worker = processes.start(command, fault_env(db), "segfault")
+    assert exit_of(worker, processes) == -signal.SIGSEGV
+    log = processes.log_of(worker)
+    assert "Fatal Python error: Segmentation fault" in log, log[-3000:]
+    assert "fault_apps.py" in log and "in segfault" in log  # the handler's own frame
+    queue.close()
+
+
+def test_a_handler_stuck_in_c_past_its_timeout_ends_by_its_attempts_across_restarts(
+    tmp_path: Path, processes: Processes
+) -> None:
+    """A handler blocked in one C call past its timeout was given back at each shutdown with
+    its attempt uncounted: it hung again in the next worker, for ever. Now each shutdown
+    fails that attempt with JobTimeoutError (attempts=2: retried once, then failed)."""
+    db = tmp_path / "jobs.db"
+    queue = fault_apps.build(f"sqlite:///{db}")
+    job = queue.submit_job("stuck", {})
+    for attempt in (1, 2):
+        worker = processes.start(fault_worker(), fault_env(db, JQ_FAULT_GRACE="0.5"), "stuck")
+        wait_until(
+            lambda: queue.get_job_by_id(job.id).state is JobState.ACTIVE,  # type: ignore[union-attr]
+            30,
+            f"attempt {attempt} to start",
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert exit_of(worker, processes) == 0, processes.log_of(worker)[-3000:]
+        stored = queue.get_job_by_id(job.id)
+        assert stored is not None and stored.attempts_made == attempt
+        assert stored.history[-1].error is not None
+        assert stored.history[-1].error.type == "JobTimeoutError"
+    assert stored.state is JobState.FAILED, stored
+    queue.close()
+
+
+def test_a_log_line_written_while_redis_is_down_does_not_fail_the_job(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis outage during ``job.log("sent the mail")`` used to fail the attempt after its
+    work was done (attempts=1: failed for good). The line is retried, then dropped."""
+    queue = JobQueue(own_redis.url, load_entrypoints=False, lease_seconds=30)
+    down, logged = threading.Event(), threading.Event()
+
+    @queue.worker("mail")
+    def mail(job: Any) -> str:
+        down.wait(30)  # the test stopped Redis
+        job.log("sent the mail")
+        logged.set()
+        return "sent"
+
+    job = queue.submit_job("mail", {})
+    runner = threading.Thread(target=queue.work, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+        runner.start()
+        wait_until(
+            lambda: queue.get_job_by_id(job.id).state is JobState.ACTIVE,  # type: ignore[union-attr]
+            30,
+            "the job to start",
+        )
+        own_redis.stop()
+        down.set()
+        assert logged.wait(30), "job.log() did not return"
+        own_redis.start()
+        runner.join(60)
+    assert not runner.is_alive()
+    stored = queue.get_job_by_id(job.id)
+    assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
+    assert "log line dropped, the backend kept failing it" in caplog.text
     queue.close()

@@ -58,6 +58,7 @@ KEY_KINDS: dict[str, tuple[str, str]] = {
     "schedules": (r"schedules", "set of schedule names: bounded by the schedules declared"),
     "schedule": (r"S:.+", "one schedule's record: a few fields, removed with the schedule"),
     "schedule_ticks": (r"T:.+", "one schedule's recent ticks: LTRIM to SCHEDULE_TICKS_KEPT"),
+    "stalled": (r"stalled", "recovered ids until maintain reports them: LTRIM to 10,000"),
 }
 
 

@@ -28,6 +28,7 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.outcome_counts import OutcomeCounts
+from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.schedule_book import ScheduleBook
 from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
 from jobqueue.job import (
@@ -77,6 +78,7 @@ class MemoryBackend:
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
         self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
         self._schedules = ScheduleBook()  # periodic schedules' records and recent ticks
+        self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
         self._wakeups = 0
 
     @classmethod
@@ -602,19 +604,26 @@ class MemoryBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def maintain(self) -> int:
+    def maintain(self) -> list[Job]:
         with self._lock:
-            moved = self._maintain(self._clock())
+            self._maintain(self._clock())
             now = self._clock()
             for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
                 if expires <= now:
                     del self._dispatchers[dispatcher_id]
             self._outcomes.trim(now)
-            return moved
+            return self._take_recovered()
 
-    def recover_expired(self) -> int:
+    def recover_expired(self) -> list[Job]:
         with self._lock:
-            return self._recover(self._clock())
+            self._recover(self._clock())
+            return self._take_recovered()
+
+    def _take_recovered(self) -> list[Job]:
+        """The jobs recovered since the last report, as they are now (a removed one is
+        left out)."""
+        taken = self._recovered.take()
+        return [self._view(self._jobs[job_id]) for job_id in taken if job_id in self._jobs]
 
     def _recover(self, now: float) -> int:
         expired = [job_id for job_id, (_, deadline) in self._leases.items() if deadline <= now]
@@ -634,6 +643,7 @@ class MemoryBackend:
                 self._requeue(job, now)
                 self._count(AttemptOutcome.RETRIED)
         if expired:
+            self._recovered.note(expired)
             self._changed.notify_all()
         return len(expired)
 

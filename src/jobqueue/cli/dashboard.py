@@ -63,6 +63,15 @@ def add_dashboard_command(command: AddCommand) -> None:
         help=f"environment variable holding basic credentials user:password (default {BASIC_ENV})",
     )
     dashboard.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name browsers use for the dashboard, accepted in the Host header besides "
+        "localhost, 127.0.0.1 and [::1] and the --host given (repeatable; '*' for any; "
+        "needs credentials)",
+    )
+    dashboard.add_argument(
         "--prefix", default="", metavar="PATH", help="serve under this path, e.g. /jobqueue"
     )
     dashboard.set_defaults(command=cmd_dashboard)
@@ -92,7 +101,10 @@ def cmd_dashboard(args: argparse.Namespace, queue: JobQueue) -> int:
             f"reaches it could read and steer the queue; set {TOKEN_ENV} (a bearer token) "
             f"or {BASIC_ENV} (user:password) in the environment, or use --host 127.0.0.1"
         )
-    app: ASGIApp = create_app(queue, token=token, basic=basic, read_only=args.read_only)
+    allowed_hosts = _allowed_hosts(args.allowed_host, host, credentials=token or basic)
+    app: ASGIApp = create_app(
+        queue, token=token, basic=basic, read_only=args.read_only, allowed_hosts=allowed_hosts
+    )
     if prefix:
         app = _mounted(prefix, app)
     sock = _bind(host, args.port)
@@ -105,6 +117,8 @@ def cmd_dashboard(args: argparse.Namespace, queue: JobQueue) -> int:
         how.append(f"basic credentials from ${args.basic_env or BASIC_ENV}")
     if not how:
         how.append("loopback clients only, no credentials")
+    if allowed_hosts:
+        how.append("also answering to " + ", ".join(allowed_hosts))
     if args.read_only:
         how.append("read-only")
     config = uvicorn.Config(
@@ -137,6 +151,27 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def _allowed_hosts(given: list[str], host: str, credentials: object) -> list[str]:
+    """The Host names to accept besides the loopback ones: those of ``--allowed-host``, and
+    the ``--host`` listened on when it is a name or a single address (not 0.0.0.0 or ::)."""
+    names = [name.strip() for name in given]
+    if not credentials and any(not is_loopback_host(name.strip("[]")) for name in names):
+        raise ConfigurationError(
+            "--allowed-host needs credentials: without them the dashboard answers loopback "
+            f"names only; set {TOKEN_ENV} (a bearer token) or {BASIC_ENV} (user:password)"
+        )
+    if not is_loopback_host(host) and not _is_wildcard(host):
+        names.insert(0, host)
+    return list(dict.fromkeys(names))
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 def _prefix(raw: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,9 +21,16 @@ from jobqueue.cli.dashboard import add_dashboard_command
 from jobqueue.cli.metrics import add_metrics_command, start_metrics
 from jobqueue.cli.output import LIFECYCLE_LOGGER, format_job, print_json, table, time_text
 from jobqueue.cli.schedules import add_schedule_commands
-from jobqueue.errors import ConfigurationError, InvalidJobError, JobQueueError
-from jobqueue.job import JobState
+from jobqueue.errors import (
+    ConfigurationError,
+    DispatcherCrashedError,
+    InvalidJobError,
+    JobQueueError,
+    NotSerializableError,
+)
+from jobqueue.job import MAX_JSON_DEPTH, JobState, text_nests_deeper
 from jobqueue.queue import JobQueue
+from jobqueue.slot_supervisor import enable_faulthandler, exit_status
 
 logger = logging.getLogger("jobqueue.cli")
 
@@ -45,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         queue, owned = open_queue(args)
         try:
-            return command(args, queue)
+            status = command(args, queue)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+            return status
         finally:
             if owned:
                 queue.close()
@@ -54,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``jobqueue jobs | head -1``): stop quietly, as
+    ``yes | head -1`` does, with the status of a process ended by SIGPIPE. Output still
+    buffered would fail again at exit, so stdout goes to /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE
 
 
 DESCRIPTION = "jobqueue: run workers, submit jobs and look at them."
@@ -62,7 +83,9 @@ Global options (--url, --app, --json) go before or after the command:
   jobqueue worker --app myapp.jobs:queue --url redis://localhost:6379/0 --burst
   jobqueue --url sqlite:///jobs.db stats --json
 Exit status: 0 done, 1 no such job (job), 2 a usage, setup or input error
-(one 'error: ...' line), 130 a worker stopped by Ctrl-C.
+(one 'error: ...' line), 130 a worker stopped by Ctrl-C, 141 the output's reader
+went away (a closed pipe, e.g. '| head -1'; nothing printed); a worker also exits
+70 when its slots kept crashing, and N when a handler raised SystemExit(N).
 """
 
 
@@ -207,6 +230,7 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     if args.concurrency < 1:
         raise ConfigurationError(f"--concurrency must be >= 1, got {args.concurrency}")
     prefetch = _prefetch(args.prefetch)
+    enable_faulthandler()  # a handler that segfaults leaves its traceback on stderr
     logging.getLogger("jobqueue").setLevel(args.log_level)
     if not queue.plugins.is_registered(LIFECYCLE_LOGGER):
         queue.plugins.register(LIFECYCLE_LOGGER)
@@ -224,6 +248,10 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
         shown = ", ".join(names or registered)
         logger.info("worker on %s for %s (concurrency %d)", queue.url, shown, args.concurrency)
         dispatcher.run(burst=args.burst)
+    except DispatcherCrashedError as exc:  # logged with tracebacks; one line for the operator
+        print(f"error: {exc}", file=sys.stderr)
+    except (SystemExit, KeyboardInterrupt):  # a handler's, or a third Ctrl-C with --burst
+        pass  # exit_status below turns it into the status
     finally:
         restore()
         if ticking is not None and thread is not None:
@@ -244,12 +272,17 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     )
     if args.json:
         print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
-    # Ctrl-C ends a command with 130 by convention; SIGTERM is the planned stop: 0.
-    return 130 if dispatcher.stop_signal == signal.SIGINT else 0
+    # 0 only for a requested stop: SIGTERM, --burst done, a handler's SystemExit(0).
+    return exit_status(dispatcher)
 
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:
     text = sys.stdin.read() if args.data == "-" else args.data
+    if text_nests_deeper(text, MAX_JSON_DEPTH):  # before json.loads recurses into it
+        raise NotSerializableError(
+            f"job data nests lists and objects more than {MAX_JSON_DEPTH} levels deep (or is "
+            "not JSON); flatten it"
+        )
     try:
         data = json.loads(text)
     except ValueError as exc:

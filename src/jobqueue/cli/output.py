@@ -63,7 +63,11 @@ def format_job(job: Job) -> str:
 def time_text(timestamp: float | None) -> str:
     if not timestamp:
         return "-"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, ValueError, OSError, TypeError):
+        # No date (a foreign writer's or an older version's absurd time): show the number.
+        return f"{timestamp!r} (not a date)"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

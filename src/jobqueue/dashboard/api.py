@@ -9,11 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from jobqueue.dashboard.openapi import (
@@ -26,6 +29,7 @@ from jobqueue.dashboard.openapi import (
 from jobqueue.dashboard.security import SECURITY_HEADERS
 from jobqueue.errors import (
     BackendError,
+    CorruptJobError,
     InvalidOptionError,
     JobNotFoundError,
     JobQueueError,
@@ -46,6 +50,27 @@ SCAN_BATCH = 500
 
 class BadRequest(InvalidOptionError):
     """A query parameter the API cannot use (answered 400)."""
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Starlette's, except that a number JSON cannot hold (an infinite time a foreign writer
+    stored) is sent as ``null`` instead of failing the whole answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # allow_nan=False: only then walk the content
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -169,7 +194,10 @@ class Api:
             page, more = found[:limit], len(found) > limit
             return self._page(page, str(offset + limit) if more else None, len(page), now)
         if offset == 0 and text is not None:
-            exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job
+            try:
+                exact = self.queue.get_job_by_id(text)  # an id typed in the filter: that job
+            except CorruptJobError:  # unreadable: the scan below shows it, marked
+                exact = None
             wanted = exact is not None and (state is None or exact.state is state)
             if exact is not None and wanted and _matches(exact, name, None):
                 return self._page([exact], None, 1, now)
@@ -321,6 +349,8 @@ def _status_of(exc: JobQueueError) -> int:
         return 404
     if isinstance(exc, JobStateError):
         return 409
+    if isinstance(exc, CorruptJobError):
+        return 500  # the stored record is bad: retrying will not help; the reason is shown
     if isinstance(exc, BackendError):
         # The store's trouble, not the caller's: retrying later may work.
         return 503

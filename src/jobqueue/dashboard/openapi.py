@@ -56,7 +56,8 @@ _SCHEDULES = _object(
 
 
 def _refusals(*codes: int) -> dict[str, Any]:
-    return {str(code): _ERROR for code in (401, 403, *codes)}
+    # 400: a Host header the dashboard does not answer to, on every route.
+    return {str(code): _ERROR for code in sorted({400, 401, 403, *codes})}
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -144,8 +145,10 @@ OPENAPI: dict[str, Any] = {
         "version": "2",
         "description": (
             "Reads and steers one jobqueue. Every answer is JSON; refusals are "
-            '{"error": "..."}. POST and DELETE need the X-JobQueue-CSRF header. Times are '
-            "UNIX seconds; `now` is the server's clock, to compute ages without the client's."
+            '{"error": "..."}. POST and DELETE need the X-JobQueue-CSRF header. A Host '
+            "header other than a loopback name or one of the app's allowed_hosts answers "
+            "400. Times are UNIX seconds; `now` is the server's clock, to compute ages "
+            "without the client's."
         ),
     },
     "paths": {

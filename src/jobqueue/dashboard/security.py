@@ -2,12 +2,15 @@
 
 One pure-ASGI middleware wraps the routes. For each HTTP request, in this order:
 
+0. the ``Host`` header must be a loopback name or address, or one of ``allowed_hosts``
+   (``hosts.py``): refused with 400 otherwise, before anything is read or changed;
 1. authentication: a bearer ``token``, HTTP ``basic`` credentials (either one matching is
    enough when both are configured), then the host's ``authorize(request)`` callable. With
    none of the three configured only loopback clients are served: a dashboard started
    without credentials must not be readable from the network by accident;
 2. ``read_only``: every unsafe method (POST, DELETE, ...) is refused;
-3. cross-site checks on unsafe methods: an ``Origin`` header naming another host is refused,
+3. cross-site checks on unsafe methods: an ``Origin`` header whose host is not an allowed
+   one is refused,
    and the ``X-JobQueue-CSRF`` header must equal the app's token (served by ``GET
    /api/csrf``). The header is required even from API clients sending credentials: a browser
    attaches basic credentials (and, behind a proxy, cookies) by itself, so credentials alone
@@ -28,13 +31,13 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobqueue.dashboard.hosts import describe, host_allowed, origin_allowed
 from jobqueue.dashboard.pages import PAGE_CSP, is_page_path
 
 logger = logging.getLogger("jobqueue.dashboard")
@@ -83,29 +86,6 @@ def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def _host_port(netloc: str, default: int) -> tuple[str, int] | None:
-    try:
-        parts = urlsplit("//" + netloc)  # parses "[::1]:8000" and "example.com" alike
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    return parts.hostname.lower(), port or default
-
-
-def _origin_matches_host(origin: str, host: str | None) -> bool:
-    """Whether a browser's ``Origin`` names the host this request was sent to."""
-    if not host:
-        return False
-    scheme, _, netloc = origin.strip().partition("://")
-    if scheme.lower() not in ("http", "https"):  # "null" (sandboxed, file://) included
-        return False
-    default = 443 if scheme.lower() == "https" else 80
-    sent_from = _host_port(netloc, default)
-    return sent_from is not None and sent_from == _host_port(host.strip(), default)
-
-
 def _route_path(scope: Scope) -> str:
     """The request's path below the app's mount point."""
     path = str(scope.get("path", ""))
@@ -129,8 +109,10 @@ class SecurityMiddleware:
         basic: tuple[str, str] | None = None,
         authorize: Authorize | None = None,
         read_only: bool = False,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.app = app
+        self.allowed_hosts = allowed_hosts
         self.csrf_token = csrf_token
         self.token = token
         self.basic = basic
@@ -162,6 +144,9 @@ class SecurityMiddleware:
         """The answer refusing this request, or ``None`` to serve it."""
         headers = Headers(scope=scope)
         method = str(scope["method"]).upper()
+        refusal = self.check_host(headers)
+        if refusal is not None:
+            return refusal
         page = method in SAFE_METHODS and is_page_path(_route_path(scope))
         refusal = self.authenticate(scope, headers, page)
         if refusal is not None:
@@ -171,8 +156,10 @@ class SecurityMiddleware:
         if self.read_only:
             return _refusal(403, "this dashboard is read-only")
         origin = headers.get("origin")
-        if origin is not None and not _origin_matches_host(origin, headers.get("host")):
-            logger.warning("refused a %s from foreign origin %r", method, origin)
+        if origin is not None and not origin_allowed(
+            origin, headers.get("host"), self.allowed_hosts
+        ):
+            logger.warning("refused a %s from foreign origin %r", method, origin[:200])
             return _refusal(403, "cross-origin request refused: the Origin is not this host")
         given = headers.get(CSRF_HEADER)
         if given is None or not _same_secret(given, self.csrf_token):
@@ -181,6 +168,27 @@ class SecurityMiddleware:
                 "missing or wrong X-JobQueue-CSRF header: send the token of GET /api/csrf",
             )
         return None
+
+    def check_host(self, headers: Headers) -> JSONResponse | None:
+        """Refuse a ``Host`` this dashboard does not answer to: under another name a page
+        of someone else's (DNS rebinding) would be talking to it from the user's browser."""
+        hosts = headers.getlist("host")
+        if len(hosts) == 1 and host_allowed(hosts[0], self.allowed_hosts):
+            return None
+        shown = repr(hosts[0][:100]) if len(hosts) == 1 else f"{len(hosts)} Host headers"
+        logger.warning("refused a request for Host %s", shown)
+        if len(hosts) > 1:
+            problem = "a request with several Host headers is refused"
+        elif not hosts or not hosts[0].strip():
+            problem = "a request without a Host header is refused"
+        else:
+            problem = f"Host {shown} is not one this dashboard answers to"
+        return _refusal(
+            400,
+            f"{problem}: allowed are {describe(self.allowed_hosts)}; another name a browser "
+            "uses for it must be listed in allowed_hosts (jobqueue dashboard --allowed-host "
+            "NAME), which needs credentials",
+        )
 
     def authenticate(self, scope: Scope, headers: Headers, page: bool) -> JSONResponse | None:
         if self.token is None and self.basic is None and self.authorize is None:

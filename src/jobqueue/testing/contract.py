@@ -26,6 +26,7 @@ from jobqueue.testing.control_contract import ControlPlaneContract
 from jobqueue.testing.differential import make_differential_machine
 from jobqueue.testing.operator_contract import OperatorContract
 from jobqueue.testing.schedule_contract import ScheduleContract
+from jobqueue.testing.stall_contract import StallContract
 from jobqueue.testing.state_machine import make_state_machine
 
 MakeJob = Callable[..., Job]
@@ -48,10 +49,10 @@ def spec(*names: str, lease: float = 30.0, **max_active: int) -> WorkSpec:
     return WorkSpec(names=names, lease_seconds=lease, max_active=max_active)
 
 
-class BackendContract(ControlPlaneContract, OperatorContract, ScheduleContract):
+class BackendContract(ControlPlaneContract, OperatorContract, ScheduleContract, StallContract):
     """Mixin of contract tests (the control plane's are in ``ControlPlaneContract``, the
     operator's reads and bulk steering in ``OperatorContract``, periodic schedules' tick
-    claims in ``ScheduleContract``).
+    claims in ``ScheduleContract``, reported stalls in ``StallContract``).
     Implement ``make_backend``; override ``state_machine_examples`` to trade thoroughness
     for speed."""
 
@@ -357,7 +358,7 @@ class BackendContract(ControlPlaneContract, OperatorContract, ScheduleContract):
         job = backend.submit(new_job())
         old = self._claim(backend, "a", lease=5)
         clock.advance(6)
-        assert backend.recover_expired() == 1
+        assert [j.id for j in backend.recover_expired()] == [job.id]
         with pytest.raises(LeaseLostError):
             backend.complete(job.id, old.token, "late", None)
         with pytest.raises(LeaseLostError):
@@ -434,9 +435,9 @@ class BackendContract(ControlPlaneContract, OperatorContract, ScheduleContract):
     ) -> None:
         job = backend.submit(new_job())
         self._claim(backend, "a", lease=5)
-        assert backend.recover_expired() == 0
+        assert backend.recover_expired() == []
         clock.advance(6)
-        assert backend.recover_expired() == 1
+        assert [j.id for j in backend.recover_expired()] == [job.id]
         stored = backend.get(job.id)
         assert stored is not None and stored.state is JobState.WAITING and stored.stalls == 1
 

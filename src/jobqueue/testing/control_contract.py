@@ -359,7 +359,7 @@ class ControlPlaneContract:
         stalled = backend.submit(new_job("s"))
         assert backend.claim(_spec("s", lease=5)) is not None
         clock.advance(10)
-        assert backend.maintain() >= 1  # the expired lease: back to waiting, one stall
+        assert [j.id for j in backend.maintain()] == [stalled.id]  # back to waiting, a stall
         assert backend.count_by_name()["s"] == _counts(waiting=1)
         assert backend.claim(_spec("s", lease=5)) is not None
         clock.advance(10)
@@ -396,6 +396,6 @@ class ControlPlaneContract:
                 "a": _counts(delayed=1),
                 "b": _counts(active=1),
             }
-        assert backend.maintain() >= 2
+        assert [j.id for j in backend.maintain()] == [expired.id]  # and the due one promoted
         counts = backend.count_by_state()
         assert (counts[JobState.WAITING], counts[JobState.ACTIVE]) == (2, 0)

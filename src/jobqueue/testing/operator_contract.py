@@ -267,7 +267,7 @@ class OperatorContract:
         self._take(backend, "s", lease=5)
         backend.cancel(asked_then_lost.id)
         clock.advance(10)
-        assert backend.recover_expired() == 1
+        assert [j.id for j in backend.recover_expired()] == [asked_then_lost.id]
         assert _read(backend, asked_then_lost.id).state is JobState.CANCELLED
         assert backend.outcome_counts(0) == {
             minute: one_of_each,

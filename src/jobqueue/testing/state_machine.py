@@ -110,6 +110,7 @@ def make_state_machine(
             self.outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> attempts
             self.first_minute = policy.outcome_minute(self.clock())  # nothing counted before
             self.schedules: dict[str, ModelSchedule] = {}
+            self.recovered: list[str] = []  # ids recovered from expired leases, not reported
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
@@ -137,6 +138,7 @@ def make_state_machine(
             for job in self.jobs.values():
                 if job.state is JobState.ACTIVE and job.lease_deadline <= now:
                     recovered += 1
+                    self.recovered.append(job.id)
                     job.stalls += 1
                     if job.cancel_requested:
                         self._finish(job, JobState.CANCELLED)
@@ -577,15 +579,29 @@ def make_state_machine(
 
         @rule()
         def recover_expired(self) -> None:
-            assert self.backend.recover_expired() == self._recover_expired()
+            reported = self.backend.recover_expired()
+            self._recover_expired()
+            self._check_reported(reported)
 
         @rule()
         def maintain(self) -> None:
-            assert self.backend.maintain() == self._maintain()
+            reported = self.backend.maintain()
+            self._maintain()
+            self._check_reported(reported)
             now = self.clock()
             for dispatcher_id, (_, expiry) in list(self.dispatchers.items()):
                 if expiry <= now:
                     del self.dispatchers[dispatcher_id]
+
+        def _check_reported(self, reported: list[Job]) -> None:
+            """Every recovery since the last report (claims recover too), once each, of the
+            jobs still stored; the order is the backend's (claim order), so compared sorted."""
+            expected = sorted(job_id for job_id in self.recovered if job_id in self.jobs)
+            self.recovered.clear()
+            assert sorted(job.id for job in reported) == expected, (reported, expected)
+            for job in reported:
+                model = self.jobs[job.id]
+                assert (job.state, job.stalls) == (model.state, model.stalls), job.id
 
         # -- invariants -----------------------------------------------------------------------
 

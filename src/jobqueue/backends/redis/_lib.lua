@@ -7,7 +7,10 @@
 -- owns the comments above it. Every call runs `begin` first.
 --
 -- Every script is called with KEYS[1] = the namespace's id counter (so Redis Cluster routes
--- it to the shard owning the namespace's hash tag) and this ARGV header:
+-- it to the shard owning the namespace's hash tag), KEYS[2] = a key of the namespace that
+-- never exists (see cluster.py: while the namespace's slot migrates, Redis refuses the call
+-- before the script runs, as it cannot find every declared key on one node) and this ARGV
+-- header:
 --   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua;
 --     '' = the server's TIME)   3 max_stalls   4 completed max age in seconds ('' = forever)
 --   5 completed max count (-1)   6 failed max age ('')   7 failed max count (-1)
@@ -39,7 +42,8 @@
 -- have one, so reading a job that never logged skips the list.
 --
 -- Foreign or corrupt data under the namespace must never raise: reads of a job's hash go
--- through redis.pcall (an error reply comes back as a table with `err`).
+-- through redis.pcall (an error reply comes back as a table with `err`), and `foreign` tells
+-- foreign data from any other refusal, which fails the call.
 
 -- A call's values: the header's, and names derived from it. They are declared here and set
 -- by `begin`, which every call runs first: as a Redis Function library this file is run
@@ -192,29 +196,43 @@ local function is_paused(name)
   return paused_names[name] == true
 end
 
+-- Whether `v`, a redis.pcall reply, is the error of foreign data: a key holding another type
+-- (WRONGTYPE) or a counted value that is no integer. Any other error is raised, failing the
+-- whole call: a Redis Cluster refusing a key ("non local key") must not pass for a missing
+-- job, which a claim would drop; the client reports the refusal as retryable.
+local function foreign(v)
+  if type(v) ~= 'table' or not v.err then return false end
+  local e = tostring(v.err) -- a string, or on fakeredis (lupa) a Python bytes object
+  if string.find(e, 'WRONGTYPE', 1, true) or string.find(e, 'not an integer', 1, true)
+    or string.find(e, 'overflow', 1, true) then
+    return true
+  end
+  error(v)
+end
+
 -- The job's hash field, or nil when the key is missing or not a hash (foreign data).
 local function field(id, name)
   local v = redis.pcall('HGET', job_key(id), name)
-  if type(v) == 'table' or v == false then return nil end
+  if v == false or foreign(v) then return nil end
   return v
 end
 
 -- Several fields at once (false where missing), or nil when the key is not a hash.
 local function fields(id, ...)
   local v = redis.pcall('HMGET', job_key(id), ...)
-  if v.err then return nil end
+  if foreign(v) then return nil end
   return v
 end
 
 local function is_job(id)
   local v = redis.pcall('HLEN', job_key(id))
-  return type(v) == 'number' and v > 0
+  return not foreign(v) and v > 0
 end
 
 -- HINCRBY that survives a corrupt (non-integer) field by starting it over.
 local function incr_field(id, name, by)
   local v = redis.pcall('HINCRBY', job_key(id), name, by)
-  if type(v) == 'table' then
+  if foreign(v) then
     redis.call('HSET', job_key(id), name, by)
     return by
   end
@@ -232,7 +250,7 @@ end
 -- claim reads nothing more).
 local function snapshot(id, deadline)
   local hash = redis.pcall('HGETALL', job_key(id))
-  if hash.err then return {id, 'corrupt'} end
+  if foreign(hash) then return {id, 'corrupt'} end
   local logs, active = nil, false
   for i = 1, #hash, 2 do
     if hash[i] == 'L' then
@@ -285,10 +303,10 @@ local function pop_head(name)
   local levels = levels_key(name)
   for _ = 1, 100 do
     local top = redis.pcall('ZREVRANGE', levels, 0, 0)
-    if top.err or not top[1] then return nil end
+    if foreign(top) or not top[1] then return nil end
     local list = ready_key(name, top[1])
     local id = redis.pcall('LPOP', list)
-    if type(id) ~= 'string' then
+    if id == false or foreign(id) then
       redis.call('ZREM', levels, top[1]) -- empty, or not a list (foreign data)
     else
       return id
@@ -297,16 +315,54 @@ local function pop_head(name)
   return nil
 end
 
+-- How many ids the waiting lists of `name` hold.
+local function waiting_count(name)
+  local total = 0
+  local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
+  if foreign(levels) then return 0 end
+  for _, level in ipairs(levels) do
+    local n = redis.pcall('LLEN', ready_key(name, level))
+    if not foreign(n) then total = total + n end
+  end
+  return total
+end
+
+-- The waiting count of `name` set to what its lists hold (settle writes the difference):
+-- after an entry that was no whole job of ours left them, as nobody can tell whether it was
+-- ever counted. Only on that rare path: O(priority levels of the name).
+local function recount_waiting(name)
+  local v = redis.pcall('HGET', name_counts_key(name), 'w')
+  local stored = (v ~= false and not foreign(v)) and tonumber(v) or 0
+  local pending = count_changes[name] and count_changes[name]['w'] or 0
+  tally(name, 'w', waiting_count(name) - stored - pending)
+end
+
 -- Make `id`, just taken from the waiting list of `name`, active under `token` until
--- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing or not ours are
--- dropped (nil); a record that is ours but malformed is still claimed, so the Python side
--- can fail it with a clear CorruptJobError. Returns {id, fields, logs, deadline} or nil.
+-- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (a job removed
+-- since) or not waiting any more are dropped (nil). A record that is not a whole job of ours
+-- -- foreign data under its key (not a hash: replaced by a hash of `name`), or a hash
+-- lacking its state, name or creation time -- is claimed all the same and returned as
+-- {id, 'corrupt', reason}, so the Python side logs it and fails it with a CorruptJobError
+-- under `name`; the waiting counts are recounted, not guessed. Returns {id, fields, logs,
+-- deadline}, that, or nil.
 local function claim_job(id, name, token, deadline, dispatcher)
-  local f = fields(id, 's', 'n', 'm')
-  local state = f and f[1]
-  if f and not state and redis.call('EXISTS', job_key(id)) == 1 then state = '?' end
+  local f = fields(id, 's', 'n', 'm', 'c')
+  local reason
+  if not f then
+    reason = 'its key holds a ' .. redis.call('TYPE', job_key(id))['ok'] .. ', not a job hash'
+    redis.call('DEL', job_key(id))
+    f = {false, false, false, false}
+  elseif not (f[1] and f[2] and f[4]) then
+    if redis.call('EXISTS', job_key(id)) == 0 then return nil end
+    local missing = {}
+    for i, letter in ipairs({'s', 'n', false, 'c'}) do
+      if letter and not f[i] then missing[#missing + 1] = letter end
+    end
+    reason = 'its hash lacks field ' .. table.concat(missing, ', ')
+  end
+  local state = f[1] or '?'
   local finished = state == 'c' or state == 'f' or state == 'x'
-  if not state or state == 'd' or state == 'a' or finished then return nil end
+  if state == 'd' or state == 'a' or finished then return nil end
   local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', next_seq(), 'm', plus_one(f[3])}
   if f[2] ~= name then
     -- The stored name may differ from the list's (foreign data): the claim renames it.
@@ -318,10 +374,16 @@ local function claim_job(id, name, token, deadline, dispatcher)
     hash[#hash + 1] = dispatcher
   end
   redis.call('HSET', job_key(id), unpack(hash))
-  tally(f[2], state, -1)
+  if state == 'w' and f[2] == name then
+    tally(name, 'w', -1)
+  else -- foreign data: whether (and under which name) it was counted cannot be told
+    recount_waiting(name)
+    if f[2] and f[2] ~= name then recount_waiting(f[2]) end
+  end
   tally(name, 'a', 1)
   redis.call('ZADD', K_ACTIVE, deadline, id)
   count_active(name, 1)
+  if reason then return {id, 'corrupt', reason} end
   return snapshot(id, deadline)
 end
 
@@ -518,24 +580,14 @@ end
 local function head_of(name)
   for _ = 1, 100 do
     local top = redis.pcall('ZREVRANGE', levels_key(name), 0, 0)
-    if top.err or not top[1] then return nil end
+    if foreign(top) or not top[1] then return nil end
     local id = redis.pcall('LINDEX', ready_key(name, top[1]), 0)
-    if type(id) == 'string' then return {tonumber(top[1]), id} end
+    if id ~= false and not foreign(id) then return {tonumber(top[1]), id} end
     redis.call('ZREM', levels_key(name), top[1])
   end
   return nil
 end
 
-local function waiting_count(name)
-  local total = 0
-  local levels = redis.pcall('ZRANGE', levels_key(name), 0, -1)
-  if levels.err then return 0 end
-  for _, level in ipairs(levels) do
-    local n = redis.pcall('LLEN', ready_key(name, level))
-    if type(n) == 'number' then total = total + n end
-  end
-  return total
-end
 
 -- Back to WAITING (or DELAYED until run_at) at the end of the line, like a new submission,
 -- writing `key` = `value` too when given. The lease token stays (see field k); recovery,
@@ -766,6 +818,12 @@ local function fail_held(id, job, err, retry_at)
   return requeue(id, at(retry_at), 'E', err)
 end
 
+-- The list `P stalled`: ids of the jobs recover() ended a lease of, oldest first, until
+-- take_recovered reports them (maintain.lua, recover.lua) -- whichever call recovered them,
+-- a claim included, so each recovery reaches one dispatcher's jobqueue_job_stalled. At most
+-- this many are kept when nobody maintains.
+local RECOVERED_KEPT = 10000
+
 -- Expired leases go back to waiting (a stall counted) or fail past max_stalls -- or end
 -- CANCELLED when a cancel was requested; in claim order, like the reference backend.
 local function recover()
@@ -774,10 +832,12 @@ local function recover()
   local order = {}
   for i, id in ipairs(ids) do order[i] = {id, tonumber(field(id, 'q')) or 0} end
   table.sort(order, function(a, b) return a[2] < b[2] end)
+  local recovered = {}
   for _, entry in ipairs(order) do
     local id = entry[1]
     drop_lease(id, field(id, 'n'))
     if is_job(id) then
+      recovered[#recovered + 1] = id
       redis.call('HDEL', job_key(id), 'k') -- the expired holder is fenced, repeat or not
       local stalls = incr_field(id, 'x', 1)
       record_attempt(id, 'stalled', nil)
@@ -793,7 +853,26 @@ local function recover()
       end
     end
   end
+  if #recovered > 0 then
+    local kept = redis.call('RPUSH', P .. 'stalled', unpack(recovered))
+    if kept > RECOVERED_KEPT then redis.call('LTRIM', P .. 'stalled', -RECOVERED_KEPT, -1) end
+  end
   return #ids
+end
+
+-- Take up to BATCH ids from the list `P stalled` (see RECOVERED_KEPT): the jobs as they are
+-- now (a removed one left out), and whether more are listed. A reply lost on the way loses
+-- these reports (not the recoveries): a repeat cannot tell what the first run took.
+local function take_recovered()
+  local k = P .. 'stalled'
+  local ids = redis.call('LRANGE', k, 0, BATCH - 1)
+  if #ids == 0 then return {}, false end
+  redis.call('LTRIM', k, #ids, -1)
+  local jobs = {}
+  for _, id in ipairs(ids) do
+    if is_job(id) then jobs[#jobs + 1] = snapshot(id) end
+  end
+  return jobs, #ids >= BATCH
 end
 
 -- Due delayed jobs become waiting, in (run_at, enqueue order).
@@ -974,7 +1053,7 @@ local function settle(result)
     for state, by in pairs(changes) do
       if by ~= 0 then
         local v = redis.pcall('HINCRBY', k, state, by)
-        if type(v) ~= 'number' then -- not a hash or not a number: foreign data
+        if foreign(v) then -- not a hash or not a number
           redis.call('SADD', K_NAMES, name)
         elseif v <= 0 then
           redis.call('HDEL', k, state)

@@ -37,9 +37,9 @@ from jobqueue.backends.redis.backend import (
     submit_batches,
     submitted_jobs,
     translate_errors,
-    warn_if_evicting,
 )
 from jobqueue.backends.redis.codec import as_text, decode_job
+from jobqueue.backends.redis.eviction import cannot_check, warn_if_evicting
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
 
@@ -189,9 +189,10 @@ class AsyncRedisBackend:
         if not backend.policy_checked:
             backend.policy_checked = True
             try:
-                warn_if_evicting(await client.config_get("maxmemory-policy"))
+                if backend.check_eviction:  # ?check_eviction=false: not even asked
+                    warn_if_evicting(await client.config_get("maxmemory-policy"))
             except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
-                log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
+                cannot_check(exc)
         with translate_errors():
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:

@@ -27,6 +27,7 @@ a namespace lives on one shard and the scripts run unchanged on a cluster):
 ``P schedules``    set of periodic schedules' names (``claim_tick``, see ``claim_tick.lua``)
 ``P S:NAME``       hash: one schedule's record (high-water mark, last job, counters)
 ``P T:NAME``       list of one schedule's recent ticks, newest first (LTRIM-bounded)
+``P stalled``      list of ids recovered from expired leases, until ``maintain`` reports them
 =================  ==========================================================================
 
 Waiting jobs sit in lists, not one sorted set, because a list entry costs a few bytes where a
@@ -115,6 +116,8 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.backends.redis import replication, sentinel
+from jobqueue.backends.redis.cluster import GUARD, cluster_refused, is_refusal
+from jobqueue.backends.redis.cluster import REFUSALS as CLUSTER_REFUSALS
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
@@ -123,7 +126,10 @@ from jobqueue.backends.redis.codec import (
     encode_new_job,
     exact_number,
     state_refusal,
+    unreadable_row,
 )
+from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
+from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
@@ -205,7 +211,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         """The URL this backend was opened from (``from_url``), for opening sibling clients
         such as the asyncio one; ``None`` when a client was handed in."""
         self._prefix = f"jq:{{{ns}}}:"
-        self._route = [self._prefix + "id"]  # KEYS[1]: routes each script to the right shard
+        # KEYS: the id counter routes each script to the right shard; the guard, which never
+        # exists, makes Redis Cluster refuse a call while the slot migrates (see cluster.py).
+        self._route = (self._prefix + "id", self._prefix + GUARD)
         self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
         self._primary_watch = sentinel.watch_for(client)
@@ -221,6 +229,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         every FCALL (``COMMAND GETKEYS``), a round trip more per call."""
         self.policy_checked = False
         """Whether the server's eviction policy was looked at (once, at first use)."""
+        self.check_eviction = True
+        """Whether to look at it: ``?check_eviction=false`` spares an ACL user the denied
+        ``CONFIG GET`` (and the ACL LOG entry it leaves); see ``eviction.py``."""
         policy = self.options.retention
         self._counts = (
             -1 if policy.completed_count is None else policy.completed_count,
@@ -275,6 +286,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             raise InvalidURLError(f"bad Redis URL {safe_url(url)}: {exc}") from exc
         backend = cls(client, options, namespace=target.namespace)
         backend.url = url
+        _, backend.check_eviction = pop_check_eviction(url)
         if target.replicas:  # the URL's say wins over the options'
             backend.require_replicas(target.replicas, target.replica_timeout)
         return backend
@@ -441,7 +453,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         claims: list[Claim] = []
         for token, reply in zip(tokens, reply_claims, strict=False):
             try:
-                claims.append(Claim(decode_job(reply), token, deadline))
+                claims.append(Claim(decode_claim(reply), token, deadline))
             except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
                 self._fail_corrupt(as_text(reply[0]), token, exc)
         return states, claims
@@ -457,7 +469,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         # one bad hash never stops the queue.
         while reply is not None:
             try:
-                return Claim(decode_job(reply), token, deadline)
+                return Claim(decode_claim(reply), token, deadline)
             except CorruptJobError as exc:
                 self._fail_corrupt(as_text(reply[0]), token, exc)
             token, deadline = _token(), self.options.clock() + spec.lease_seconds
@@ -544,21 +556,21 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def maintain(self) -> int:
-        total = 0
-        while True:
-            moved, more = self._run("maintain", [])
-            total += int(moved)
-            if not int(more):
-                return total
+    def maintain(self) -> list[Job]:
+        return self._recovering("maintain")
 
-    def recover_expired(self) -> int:
-        total = 0
+    def recover_expired(self) -> list[Job]:
+        return self._recovering("recover")
+
+    def _recovering(self, script: str) -> list[Job]:
+        """Run ``script`` until no batch is full; the recovered jobs it reports (the
+        namespace's list of recoveries not reported yet, see ``take_recovered``)."""
+        recovered: list[Job] = []
         while True:
-            n = int(self._run("recover", []))
-            total += n
-            if n < 1000:  # the script's batch size: a full batch means more may be due
-                return total
+            _, more, jobs = self._run(script, [])
+            recovered += listed_jobs(jobs, self.namespace)
+            if not int(more):
+                return recovered
 
     def remove(self, job_id: str) -> bool:
         return bool(self._run("remove", [job_id]))
@@ -594,7 +606,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             reply = json.loads(payload)
             if isinstance(reply[2], dict):  # cjson writes an empty Lua table as {}
                 reply[2] = []
-            return Claim(decode_job(reply), token, deadline)
+            return Claim(decode_claim(reply), token, deadline)
         except (ValueError, TypeError, IndexError, KeyError, CorruptJobError) as exc:
             job_id = as_text(reply[0]) if isinstance(reply, list) and reply else "?"
             self._fail_corrupt(job_id, token, CorruptJobError(f"handed job: {exc}"))
@@ -729,8 +741,8 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 if self.functions
                 else ("EVALSHA", self._sha[script])
             ),
-            1,
-            self._route[0],
+            len(self._route),
+            *self._route,
             self._prefix,
             "" if self.server_clock else exact_number(self.options.clock()),
             *self._header_policy,
@@ -824,10 +836,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     def check_memory_policy(self) -> None:
         """Warn (once) when the server's ``maxmemory-policy`` may evict this queue's keys."""
         self.policy_checked = True
+        if not self.check_eviction:
+            return
         try:
             reply = self._client.config_get("maxmemory-policy")
         except redis.exceptions.RedisError as exc:  # e.g. an ACL user without CONFIG
-            log.debug("cannot read Redis's maxmemory-policy (%s); not checking it", exc)
+            cannot_check(exc)
             return
         warn_if_evicting(reply)
 
@@ -1042,8 +1056,9 @@ def listed_jobs(rows: Any, namespace: str) -> list[Job]:
     for row in rows:
         try:
             jobs.append(decode_job(row))
-        except CorruptJobError as exc:  # a listing shows what it can read; get() raises
-            log.warning("skipping corrupt job in namespace %s: %s", namespace, exc)
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            log.warning("listing a corrupt job in namespace %s: %s", namespace, exc)
+            jobs.append(unreadable_row(row, str(exc)))
     return jobs
 
 
@@ -1131,7 +1146,7 @@ def parse_url(url: str, options: BackendOptions) -> RedisTarget:
     """Check a Redis URL and split our query parameters (``namespace``, ``cluster``) off it;
     the sync and the asyncio clients are opened from the same target so they reach the same
     queue. A malformed URL raises ``InvalidURLError``."""
-    parsed = parse_redis_url(url)
+    parsed = parse_redis_url(pop_check_eviction(url)[0])  # check_eviction: from_url reads it
     settings: dict[str, Any] = {
         "socket_connect_timeout": 5.0,
         "socket_timeout": _SOCKET_TIMEOUT,
@@ -1157,11 +1172,11 @@ def translate_errors() -> Iterator[None]:
     """redis-py's errors (sync and asyncio raise the same classes) as ours."""
     try:
         yield
+    except CLUSTER_REFUSALS as exc:
+        raise cluster_refused(exc) from exc
     except (
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.TryAgainError,
         redis.exceptions.ReadOnlyError,  # a primary demoted to a replica: not the primary now
     ) as exc:
         problem = _certificate_problem(exc)
@@ -1184,26 +1199,9 @@ def translate_errors() -> Iterator[None]:
                 "nothing was stored. Raise maxmemory, keep finished jobs for less time "
                 "(Retention), or let the dispatchers drain the queue, then submit again"
             ) from exc
+        if is_refusal(exc):
+            raise cluster_refused(exc) from exc
         raise BackendError(f"Redis refused the operation: {exc}") from exc
-
-
-def warn_if_evicting(reply: Any) -> None:
-    """Warn about a ``CONFIG GET maxmemory-policy`` reply that lets Redis evict keys: an
-    evicted job is lost silently, an evicted idempotency or wake-up key (they have TTLs, so
-    ``volatile-*`` evicts them too) breaks a resend or a wait."""
-    values = reply.values() if isinstance(reply, dict) else [reply]
-    for value in values:
-        if isinstance(value, dict):  # Redis Cluster: one reply per node
-            value = next(iter(value.values()), "")
-        policy = as_text(value)
-        if policy and policy != "noeviction":
-            log.warning(
-                "Redis's maxmemory-policy is %s: at maxmemory Redis would evict keys and jobs "
-                "would vanish without a trace; set maxmemory-policy to noeviction (then a full "
-                "Redis refuses new submits with BackendFullError and keeps every stored job)",
-                policy,
-            )
-            return
 
 
 def _lease_arg(spec: WorkSpec) -> str:

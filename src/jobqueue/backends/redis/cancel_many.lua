@@ -26,12 +26,12 @@ if state == 'w' then
   table.sort(names)
   for _, n in ipairs(names) do
     local levels = redis.pcall('ZREVRANGE', levels_key(n), 0, -1)
-    if not levels.err then
+    if not foreign(levels) then
       for _, level in ipairs(levels) do
         if scanned >= BATCH then break end
         local list = ready_key(n, level)
         local ids = redis.pcall('LRANGE', list, 0, BATCH - scanned - 1)
-        if not ids.err then
+        if not foreign(ids) then
           redis.call('LTRIM', list, #ids, -1)
           if redis.call('LLEN', list) == 0 then redis.call('ZREM', levels_key(n), level) end
           for _, id in ipairs(ids) do

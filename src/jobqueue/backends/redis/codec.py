@@ -5,6 +5,7 @@ Field names are single letters to keep a queued job small (see ``_lib.lua`` for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from jobqueue.job import (
     JobLog,
     JobState,
     dumps_json,
+    loads_stored,
+    unreadable_job,
 )
 
 MAX_PRIORITY = 1_000_000
@@ -152,7 +155,7 @@ def decode_job(reply: Sequence[Any]) -> Job:
         job = Job(
             id=job_id,
             name=f["n"],
-            data=json.loads(f["d"]) if "d" in f else None,
+            data=loads_stored(f["d"], "field 'd' (data)") if "d" in f else None,
             title=options.get("t"),
             state=state,
             priority=int(f.get("p", "0")),
@@ -168,7 +171,7 @@ def decode_job(reply: Sequence[Any]) -> Job:
             finished_at=float(f["e"]) if "e" in f else None,
             progress=float(f.get("g", "0")),
             progress_message=f.get("G"),
-            result=json.loads(f["R"]) if "R" in f else None,
+            result=loads_stored(f["R"], "field 'R' (result)") if "R" in f else None,
             error=None if error is None else JobError(**error),
             logs=logs,
             cancel_requested=f.get("C") == "1",
@@ -193,8 +196,27 @@ def decode_job(reply: Sequence[Any]) -> Job:
         return job
     except CorruptJobError as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed: {exc}") from exc
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, InvalidOptionError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        RecursionError,  # a deep value in a field decoded without loads_stored
+        InvalidOptionError,
+    ) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def unreadable_row(reply: Sequence[Any], reason: str) -> Job:
+    """``unreadable_job`` for a listing's row that ``decode_job`` refused: its id, and its
+    name and state when those fields still read."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(CorruptJobError, TypeError, ValueError, IndexError):
+        fields = _fields(reply[1])
+    job_id = reply[0].decode(errors="replace") if isinstance(reply[0], bytes) else reply[0]
+    state = STATES.get(fields.get("s", ""))
+    return unreadable_job(job_id, fields.get("n"), state and state.value, reason)
 
 
 def history_json(history: Sequence[Attempt]) -> str:

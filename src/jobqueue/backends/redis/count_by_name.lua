@@ -8,7 +8,7 @@ local names = redis.call('SMEMBERS', K_NAMES)
 if redis.call('EXISTS', K_COUNTED) == 1 then
   for _, name in ipairs(names) do
     local counts = redis.pcall('HGETALL', name_counts_key(name))
-    if not counts.err and #counts > 0 then
+    if not foreign(counts) and #counts > 0 then
       out[#out + 1] = name
       out[#out + 1] = counts
     end

@@ -4,7 +4,7 @@
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DISPATCHERS, '(' .. NOWS, '+inf')) do
   local f = redis.pcall('HMGET', dispatcher_key(id), 'i', 'l')
-  if not f.err and f[1] and f[2] then
+  if not foreign(f) and f[1] and f[2] then
     out[#out + 1] = id
     out[#out + 1] = f[1]
     out[#out + 1] = f[2]

@@ -32,11 +32,11 @@ if state == 'w' then
   for _, name in ipairs(redis.call('SMEMBERS', K_NAMES)) do
     local levels = redis.pcall('ZREVRANGE', levels_key(name), 0, -1)
     local taken = 0
-    if type(levels) == 'table' and not levels.err then
+    if not foreign(levels) then
       for _, level in ipairs(levels) do
         if taken >= want then break end
         local ids = redis.pcall('LRANGE', ready_key(name, level), 0, want - taken - 1)
-        if type(ids) == 'table' and not ids.err then
+        if not foreign(ids) then
           for _, id in ipairs(ids) do
             rows[#rows + 1] = {id, -tonumber(level), tonumber(field(id, 'q')) or 0}
           end

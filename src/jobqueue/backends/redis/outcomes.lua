@@ -7,7 +7,7 @@ local first = math.max(tonumber(ARGV[9]), now_minute - OUTCOME_MINUTES + 1)
 local out = {}
 for minute = first, now_minute do
   local counts = redis.pcall('HGETALL', outcome_key(minute))
-  if not counts.err and #counts > 0 then
+  if not foreign(counts) and #counts > 0 then
     out[#out + 1] = minute
     out[#out + 1] = counts
   end

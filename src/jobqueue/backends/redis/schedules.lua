@@ -11,9 +11,9 @@ end
 local out = {}
 for _, name in ipairs(names) do
   local hash = redis.pcall('HGETALL', schedule_key(name))
-  if not hash.err and #hash > 0 then
+  if not foreign(hash) and #hash > 0 then
     local ticks = redis.pcall('LRANGE', schedule_ticks_key(name), 0, -1)
-    out[#out + 1] = {name, hash, ticks.err and {} or ticks}
+    out[#out + 1] = {name, hash, foreign(ticks) and {} or ticks}
   end
 end
 return out

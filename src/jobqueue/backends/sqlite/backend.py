@@ -36,14 +36,12 @@ from jobqueue.backend import (
     WorkSpec,
     check_schedule_name,
 )
+from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sqlite import control, reads, schedules, schema
 from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
-from jobqueue.backends.sqlite.rows import (
-    JOB_COLUMNS,
-    error_json,
-    is_busy,
-    job_to_row,
-)
+from jobqueue.backends.sqlite.failures import means_full_disk, translate
+from jobqueue.backends.sqlite.foreign import fail_corrupt, waiting_head
+from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
 from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
@@ -61,7 +59,7 @@ from jobqueue.backends.sqlite.transitions import (
 )
 from jobqueue.errors import (
     BackendError,
-    BackendUnavailableError,
+    BackendFullError,
     ConfigurationError,
     CorruptJobError,
     InvalidURLError,
@@ -112,6 +110,7 @@ class SQLiteBackend:
         self.path = path
         self._clock = self.options.clock
         self._signal = signal_for(path)
+        self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
         self._pool = ConnectionPool(
             path, busy_timeout=busy_timeout, synchronous=synchronous.upper()
         )
@@ -119,9 +118,18 @@ class SQLiteBackend:
             schema.check_header(path)  # before SQLite opens (and could change) the file
         try:
             with self._signal.write_lock:
-                schema.prepare(self._pool.get(), path, in_memory=self._pool.shared)
+                schema.prepare(
+                    self._pool.get,
+                    path,
+                    in_memory=self._pool.shared,
+                    read_only=self._pool.open_read_only,
+                )
         except sqlite3.Error as exc:
             self._pool.close()
+            if means_full_disk(exc, path):
+                raise BackendFullError(
+                    f"cannot open SQLite database {path!r}: its disk is full ({exc})"
+                ) from exc
             raise BackendError(f"cannot open SQLite database {path!r}: {exc}") from exc
         except BaseException:
             self._pool.close()
@@ -257,11 +265,7 @@ class SQLiteBackend:
                 cap = spec.max_active.get(name)
                 if cap is not None and self._active_count(txn.conn, name) >= cap:
                     continue
-                row = txn.conn.execute(
-                    "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
-                    "AND name = ? ORDER BY priority DESC, seq LIMIT 1",
-                    (name,),
-                ).fetchone()
+                row = waiting_head(txn, name)
                 if row is not None:
                     entry = (-row[0], row[1], row[2])
                     best = entry if best is None or entry < best else best
@@ -283,12 +287,7 @@ class SQLiteBackend:
             try:
                 claims.append(Claim(reads.load_job(txn.conn, row), token, deadline))
             except CorruptJobError as exc:
-                # Never hand a dispatcher what it cannot decode, and never crash it: the job
-                # fails with the reason kept, and the claim goes on to the next one.
-                logger.error("failing job %s: its stored record cannot be decoded: %s", key, exc)
-                error = JobError("CorruptJobError", f"stored job record is unreadable: {exc}")
-                finish(txn, key, JobState.FAILED, error=error_json(error))
-                txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
+                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
         return claims
 
     @staticmethod
@@ -467,16 +466,25 @@ class SQLiteBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    def maintain(self) -> int:
+    def maintain(self) -> list[Job]:
         with self._transaction() as txn:
-            moved = self._maintain(txn)
+            self._maintain(txn)
             control.forget_dead_dispatchers(txn)
             forget_old_outcomes(txn)
-            return moved
+        return self._take_recovered()
 
-    def recover_expired(self) -> int:
+    def recover_expired(self) -> list[Job]:
         with self._transaction() as txn:
-            return recover(txn, self.options.max_stalls)
+            recover(txn, self.options.max_stalls)
+        return self._take_recovered()
+
+    def _take_recovered(self) -> list[Job]:
+        """The jobs this process recovered since the last report, read now."""
+        taken = self._recovered.take()
+        if not taken:
+            return []
+        with self._reading() as conn:
+            return reads.jobs_by_key(conn, [int(job_id) for job_id in taken])
 
     def _maintain(self, txn: Txn) -> int:
         return maintain(txn, self.options.max_stalls, self.options.retention)
@@ -568,17 +576,18 @@ class SQLiteBackend:
                 conn = self._pool.get()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+                raise translate(exc, self.path) from exc
             txn = Txn(conn, self._clock())
             try:
                 yield txn
                 txn.flush()
                 conn.execute("COMMIT")
+                self._recovered.note(str(key) for key in txn.recovered)
             except BaseException as exc:
                 with suppress(sqlite3.Error):  # a failed statement may have rolled it back
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, self.path) from exc
+                    raise translate(exc, self.path) from exc
                 raise
         if txn.work_added or txn.changed:
             self._signal.notify(work=txn.work_added)
@@ -589,27 +598,21 @@ class SQLiteBackend:
         lock = self._signal.write_lock if self._pool.shared else None
         if lock is not None:
             lock.acquire()
+        viewer: sqlite3.Connection | None = None
         try:
-            conn = self._pool.get()
-            conn.execute("BEGIN")
+            conn, viewer = self._pool.begin_read()
             try:
                 yield conn
             finally:
-                conn.execute("COMMIT")
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+            raise translate(exc, self.path) from exc
         finally:
+            if viewer is not None:
+                viewer.close()
             if lock is not None:
                 lock.release()
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _translate(exc: sqlite3.Error, path: str) -> BackendError:
-    if is_busy(exc):
-        return BackendUnavailableError(
-            f"SQLite database {path!r} is busy or unreachable ({exc}); nothing was changed, "
-            "retry (or raise busy_timeout in the URL if many processes share the file)"
-        )
-    return BackendError(f"SQLite operation on {path!r} failed: {exc}")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
 import weakref
 from dataclasses import dataclass, field
+from urllib.request import pathname2url
+
+from jobqueue.backends.sqlite import failures
+
+logger = logging.getLogger("jobqueue.backends.sqlite")
+
+_FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
 
 
 @dataclass(eq=False)
@@ -90,9 +99,58 @@ class ConnectionPool:
             isolation_level=None,  # autocommit; transitions use explicit BEGIN IMMEDIATE
             check_same_thread=False,  # only close() crosses threads (or the :memory: lock)
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # it reads the schema
+        except sqlite3.Error:
+            conn.close()  # e.g. a full disk (see ``failures``): the next call tries afresh
+            raise
         return conn
+
+    def begin_read(self) -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+        """A connection in a read transaction whose snapshot is taken (its first read done),
+        so that a read that cannot start fails here, where a read-only view can take over: on
+        a full disk a process that opens the file cannot make its WAL index (``failures``).
+        The second item is that view, for the caller to close after the read, or ``None``."""
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self.get()  # a new one reads the schema: it may fail as well
+            conn.execute("BEGIN")
+            conn.execute(_FIRST_READ).fetchone()
+            return conn, None
+        except sqlite3.OperationalError as exc:
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            viewer = self.open_read_only() if failures.is_io_error(exc) else None
+            if viewer is None:
+                raise
+            logger.debug("%s: reading without the WAL index: %s", self.path, exc)
+        viewer.execute("BEGIN")
+        return viewer, viewer
+
+    def open_read_only(self) -> sqlite3.Connection | None:
+        """A new connection that reads the file without its WAL index, for when ordinary ones
+        cannot make the index (a full disk, see ``failures``); the caller closes it. It takes
+        no lock and writes nothing (``immutable``), which is sound while the WAL is empty: the
+        file then holds every commit, and a process able to write to it would have made the
+        index. ``None`` when the WAL holds commits, which only the index can read.
+
+        Not ``readonly_shm``: SQLite shares one index per file within a process, and one
+        opened read-only would stay read-only for the ordinary connections too."""
+        if self.shared:
+            return None
+        try:
+            if os.path.getsize(self.path + "-wal") > 0:
+                return None
+        except FileNotFoundError:
+            pass
+        return sqlite3.connect(
+            f"file:{pathname2url(self.path)}?mode=ro&immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
     def _close_dead_threads(self) -> None:
         """Dispatcher threads come and go (one set per ``run``); close what the dead left."""

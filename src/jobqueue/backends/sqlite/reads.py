@@ -16,7 +16,7 @@ from jobqueue import policy
 from jobqueue.backend import DispatcherInfo
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, row_to_job
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import Job, JobState
+from jobqueue.job import Job, JobState, unreadable_job
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -39,6 +39,29 @@ def job_logs(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[tuple[f
     return found
 
 
+def jobs_by_key(conn: sqlite3.Connection, keys: list[int]) -> list[Job]:
+    """The jobs of ``keys``, in that order (a key may repeat); missing or corrupt ones are
+    left out."""
+    rows: dict[int, Sequence[Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id IN ({marks})", chunk
+        ):
+            rows[row[0]] = row
+    logs = job_logs(conn, list(rows))
+    jobs = []
+    for key in keys:
+        if key in rows:
+            try:
+                jobs.append(row_to_job(rows[key], logs.get(key, ())))
+            except CorruptJobError as exc:
+                logger.error("skipping a corrupt recovered job: %s", exc)
+    return jobs
+
+
 def list_jobs(conn: sqlite3.Connection, state: JobState, offset: int, limit: int) -> list[Job]:
     order = {
         JobState.WAITING: "priority DESC, seq",
@@ -59,8 +82,9 @@ def list_jobs(conn: sqlite3.Connection, state: JobState, offset: int, limit: int
     for row in rows:
         try:
             jobs.append(row_to_job(row, logs.get(row[0], ())))
-        except CorruptJobError as exc:  # a listing must stay usable; get() raises
-            logger.error("skipping a corrupt job in a listing: %s", exc)
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            logger.error("listing a corrupt job: %s", exc)
+            jobs.append(unreadable_job(row[0], row[1], row[2], str(exc)))
     return jobs
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json
+from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json, loads_stored
 
 # Columns read for a Job, in order; ``row_to_job`` relies on it.
 JOB_COLUMNS = (
@@ -117,10 +116,7 @@ def row_to_job(row: Sequence[Any], logs: Sequence[tuple[float, str]] = ()) -> Jo
 def _json(text: object, column: str) -> JSON:
     if not isinstance(text, (str, bytes)):
         raise CorruptJobError(f"column {column!r} holds {type(text).__name__}, not JSON text")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise CorruptJobError(f"column {column!r} is not valid JSON ({exc})") from exc
+    return loads_stored(text, f"column {column!r}")
 
 
 def is_busy(exc: sqlite3.Error) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 
-from jobqueue.backends.sqlite import migrations
+from jobqueue.backends.sqlite import failures, migrations
 from jobqueue.backends.sqlite.migrations import APPLICATION_ID
 from jobqueue.errors import SchemaVersionError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The version this jobqueue writes: the last of ``migrations.MIGRATIONS``."""
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -40,11 +41,33 @@ def check_header(path: str) -> None:
         )
 
 
-def prepare(conn: sqlite3.Connection, path: str, *, in_memory: bool) -> None:
+def prepare(
+    connect: Callable[[], sqlite3.Connection],
+    path: str,
+    *,
+    in_memory: bool,
+    read_only: Callable[[], sqlite3.Connection | None] | None = None,
+) -> None:
     """Create the schema in an empty database, migrate an older one of ours up to
-    ``SCHEMA_VERSION``, or check that it is current. Raises ``SchemaVersionError`` without
-    changing the file for anything else, and when a migration fails (it is rolled back)."""
-    state = _inspect(conn, path)
+    ``SCHEMA_VERSION``, or check that it is current, on the connection ``connect`` gives.
+    Raises ``SchemaVersionError`` without changing the file for anything else, and when a
+    migration fails (it is rolled back). ``read_only`` gives a connection that reads without
+    writing, for a file the other cannot even read because its disk is full (``failures``):
+    a current file needs no write."""
+    try:
+        conn = connect()
+        state = _inspect(conn, path)
+    except sqlite3.OperationalError as exc:
+        viewer = None if read_only is None or not failures.is_io_error(exc) else read_only()
+        if viewer is None:
+            raise
+        logger.debug("%s: checking the schema through a read-only connection: %s", path, exc)
+        try:
+            if _inspect(viewer, path) != "ours":
+                raise  # creating or migrating it needs the writes that just failed
+        finally:
+            viewer.close()
+        state = "ours"
     if state == "ours":
         return
     if state == "empty" and not in_memory:

@@ -50,6 +50,7 @@ class Txn:
         self._job_id: int | None = None
         self._job_id_read = 0
         self._outcomes: dict[str, int] = {}
+        self.recovered: list[int] = []  # keys of jobs whose expired lease this one ended
 
     def count_outcome(self, outcome: AttemptOutcome) -> None:
         """Count one finished attempt in this minute's outcome counts; written with the
@@ -325,6 +326,7 @@ def recover(txn: Txn, max_stalls: int) -> int:
     ).fetchall()
     for row in expired:
         held, stalls = _held(row), row[6] + 1
+        txn.recovered.append(held.key)
         history = held.ended(txn.now, AttemptOutcome.STALLED, None)
         txn.conn.execute("UPDATE jobqueue_jobs SET stalls = ? WHERE id = ?", (stalls, held.key))
         if held.cancel_requested:
