@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,10 +84,10 @@ class ReplicatedRedis:
                 f"sentinel failover-timeout {SERVICE} 4000\n"
                 f"sentinel parallel-syncs {SERVICE} 1\n"
             )
-            log = (workdir / "sentinel.log").open("wb")
-            self.processes[f"sentinel{n}"] = subprocess.Popen(
-                [server, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
-            )
+            with (workdir / "sentinel.log").open("wb") as log:
+                self.processes[f"sentinel{n}"] = subprocess.Popen(
+                    [server, str(config), "--sentinel"], stdout=log, stderr=subprocess.STDOUT
+                )
             self.sentinel_ports.append(port)
         for port in self.sentinel_ports:
             sentinel = self.client(port)
@@ -151,7 +150,3 @@ def replicated(tmp_path: Path) -> Iterator[ReplicatedRedis]:
         yield group
     finally:
         group.stop()
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
