@@ -890,7 +890,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 sent = True
                 if wait is None:
                     return connection.read_response()
-                reply, acked = _read_pair(connection)
+                reply, acked = replication.read_pair(connection)
             except redis.exceptions.ReadOnlyError:
                 # A demoted primary (a plain URL's; Sentinel's connections report it as a
                 # ConnectionError): nothing was written; a new connection may find the
@@ -912,21 +912,6 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
                 replication.check(acked, self.replicas, self.replica_timeout, script, args, reply)
                 return reply
         raise AssertionError("unreachable")
-
-
-def _read_pair(connection: Any) -> tuple[Any, Any]:
-    """The replies to a call and the WAIT sent after it. Both are read whatever the first
-    says (a refusal included), so the connection stays in step; then a refusal is raised."""
-    replies: list[Any] = []
-    for _ in (1, 2):
-        try:
-            replies.append(connection.read_response())
-        except redis.exceptions.ResponseError as exc:
-            replies.append(exc)
-    for reply in replies:
-        if isinstance(reply, redis.exceptions.ResponseError):
-            raise reply
-    return replies[0], replies[1]
 
 
 def _send_packed(connection: Any, packed: bytes) -> bool:

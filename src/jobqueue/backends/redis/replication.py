@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import redis.exceptions
+
 from jobqueue.backends.redis.codec import as_text
 from jobqueue.errors import ReplicationTimeoutError
 
@@ -46,3 +48,18 @@ def check(
         f"acknowledged it within {timeout:g} s: a failover now could lose it",
         ids,
     )
+
+
+def read_pair(connection: Any) -> tuple[Any, Any]:
+    """The replies to a call and the WAIT sent after it. Both are read whatever the first
+    says (a refusal included), so the connection stays in step; then a refusal is raised."""
+    replies: list[Any] = []
+    for _ in (1, 2):
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as exc:
+            replies.append(exc)
+    for reply in replies:
+        if isinstance(reply, redis.exceptions.ResponseError):
+            raise reply
+    return replies[0], replies[1]
