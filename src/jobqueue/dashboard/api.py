@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from jobqueue.dashboard.meta import meta
 from jobqueue.dashboard.openapi import (
     BULK_ACTIONS,
     DEFAULT_LIMIT,
@@ -144,6 +145,7 @@ class Api:
             Route("/api/names/{name}/pause", self.pause, methods=["POST"]),
             Route("/api/names/{name}/resume", self.resume, methods=["POST"]),
             Route("/api/csrf", self.csrf, methods=["GET"]),
+            Route("/api/meta", self.meta, methods=["GET"]),
             Route("/api/openapi.json", self.openapi, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -324,6 +326,9 @@ class Api:
 
     def csrf(self, request: Request) -> JSONResponse:
         return JSONResponse({"token": request.app.state.csrf_token})
+
+    def meta(self, request: Request) -> JSONResponse:
+        return JSONResponse(meta())
 
     def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(OPENAPI)

@@ -252,6 +252,12 @@ OPENAPI: dict[str, Any] = {
         "/api/csrf": _read(
             "The token POST and DELETE send in X-JobQueue-CSRF", _object(token=_STRING)
         ),
+        "/api/meta": _read(
+            "The job states in display order, which are finished, and the actions each "
+            "allows on one job (`actions`: retry, run-now, cancel, remove) and in bulk "
+            "(`bulk`: the /api/bulk/{action} routes); the pages read it once",
+            {"$ref": "#/components/schemas/Meta"},
+        ),
         "/api/openapi.json": _read("This document", {"type": "object"}),
     },
     "components": {
@@ -270,6 +276,20 @@ OPENAPI: dict[str, Any] = {
                     "additionalProperties": _NUMBER,
                 },
                 read_only={"type": "boolean"},
+            ),
+            "Meta": _object(
+                states={
+                    "type": "array",
+                    "items": _object(
+                        name={"type": "string", "enum": _STATES},
+                        finished={"type": "boolean"},
+                        actions={"type": "array", "items": _STRING},
+                        bulk={
+                            "type": "array",
+                            "items": {"type": "string", "enum": [*BULK_ACTIONS]},
+                        },
+                    ),
+                }
             ),
             "Bucket": _object(
                 start=_NUMBER,
