@@ -149,6 +149,7 @@ class AsyncRedisBackend:
             if owner is loop:
                 with contextlib.suppress(redis.exceptions.RedisError, OSError):
                     await client.aclose()
+                await sentinel.aclose_sentinels(client)
 
     # -- plumbing -----------------------------------------------------------------------------
 

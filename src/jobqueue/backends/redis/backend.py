@@ -692,6 +692,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     def close(self) -> None:
         with contextlib.suppress(redis.exceptions.RedisError):
             self._client.close()
+        sentinel.close_sentinels(self._client)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -152,3 +152,20 @@ def describe(exc: BaseException) -> str | None:
     reasons = [error.rpartition(" - ")[2] for error in errors.split(", <") if error]
     said = f" ({'; '.join(reasons)})" if reasons else " (they know of no live primary)"
     return f"{head}: no sentinel named the primary{said}"
+
+
+def close_sentinels(client: Any) -> None:
+    """Close the connections to the sentinels of a client ``open_client`` made (closing the
+    client closes only its connections to the servers)."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if isinstance(manager, redis.sentinel.Sentinel):
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            manager.close()
+
+
+async def aclose_sentinels(client: Any) -> None:
+    """The same for a client ``open_async_client`` made."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if isinstance(manager, redis.asyncio.sentinel.Sentinel):
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await manager.aclose()
