@@ -154,6 +154,7 @@ def test_sentinel_url_forms(scheme: str) -> None:
         ("redis+sentinel://h1:x/m", "Port"),
         ("redis+sentinel://h1/m/zero", "database by number"),
         ("redis+sentinel://h1/m?cluster=true", "exclude each other"),
+        ("redis+sentinel://h1,h2/m?bogus=1", r"bogus in redis\+sentinel://h1,h2/m\?"),
         ("redis://h/0?sentinel_password=x", "unknown Redis URL parameter"),
         ("redis://h/0?replicas=one", "replicas="),
         ("redis://h/0?replica_timeout=0", "replica_timeout="),

@@ -75,9 +75,16 @@ def parse_redis_url(url: str) -> RedisURL:
     ``redis+sentinel://[[user]:password@]host:port[,host:port…]/SERVICE[/db][?…]``, and split
     it; raises ``InvalidURLError`` saying what is wrong."""
     scheme = url.partition("://")[0].lower()
-    sentinel = None
     if scheme in SENTINEL_SCHEMES:
-        url, sentinel = _sentinel_url(url, scheme)
+        plain, sentinel = _sentinel_url(url, scheme)
+        try:
+            return _parse(plain, sentinel)
+        except InvalidURLError as exc:  # name the URL as given, not the plain one made of it
+            raise InvalidURLError(str(exc).replace(safe_url(plain), safe_url(url))) from None
+    return _parse(url, None)
+
+
+def _parse(url: str, sentinel: SentinelSpec | None) -> RedisURL:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
