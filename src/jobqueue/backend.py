@@ -60,6 +60,11 @@ class BackendOptions:
     """A job whose lease expired more than this many times fails as stalled."""
     namespace: str | None = None
     """Keeps several applications apart in one store (backends that support it)."""
+    replicas: int = 0
+    """Redis: how many replicas must acknowledge each submit and outcome before it returns
+    (``WAIT``); a URL's ``?replicas=`` wins. 0: none (asynchronous replication)."""
+    replica_timeout: float = 1.0
+    """Redis: how long to wait for them (``ReplicationTimeoutError`` after it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,10 +84,14 @@ class QueueClient:
         plugins: Iterable[object] = (),
         load_entrypoints: bool = True,
         backend: Backend | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         lease_seconds = validate_seconds("lease_seconds", lease_seconds, MAX_LEASE_SECONDS)
         grace_seconds = validate_seconds("grace_seconds", grace_seconds, MAX_GRACE_SECONDS)
-        for label, value in (("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)):
+        replica_timeout = validate_seconds("replica_timeout", replica_timeout, 3600)
+        checked = ("max_stalls", max_stalls), ("max_data_bytes", max_data_bytes)
+        for label, value in (*checked, ("replicas", replicas)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidSettingError(f"{label} must be an int >= 0, got {value!r}")
         if url is not None and not isinstance(url, str):
@@ -115,6 +119,8 @@ class QueueClient:
             retention=retention or Retention(),
             max_stalls=max_stalls,
             namespace=namespace,
+            replicas=replicas,
+            replica_timeout=float(replica_timeout),
         )
         self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
 

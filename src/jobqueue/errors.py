@@ -147,3 +147,16 @@ class DispatcherCrashedError(JobQueueError):
     """A dispatcher slot kept dying of an unexpected exception (a bug in jobqueue, a plugin
     or a backend, not a handler's error), so the dispatcher stopped; each crash was logged
     with its traceback. ``jobqueue worker`` exits with status 70 for it."""
+
+
+class ReplicationTimeoutError(BackendUnavailableError):
+    """The write was applied on the Redis primary, but fewer replicas than asked for
+    (``replicas=N`` in the URL) acknowledged it within ``replica_timeout``: it is not yet
+    safe from a failover. Submitted jobs are stored (``job_ids`` names them) and will run
+    unless a failover loses them; resubmitting without a ``unique_key`` may store them twice.
+    An outcome (complete, fail) sent again is answered with what was stored, so it is safe
+    to retry."""
+
+    def __init__(self, message: str, job_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids

@@ -23,6 +23,8 @@ class JobQueue(QueueClient):
     ``JobQueue()`` reads ``JOBQUEUE_URL`` and falls back to ``redis://localhost:6379/0``.
     ``namespace`` (Redis) defaults to ``$JOBQUEUE_NAMESPACE``, else ``jobqueue``. A malformed URL
     or a setting out of range raises a ``ConfigurationError`` here, before any job is sent.
+    ``replicas`` (Redis) makes each submit and outcome wait until that many replicas hold it,
+    for at most ``replica_timeout`` seconds (see docs/deploying.md, failover).
     Submitting, reading and steering are ``QueueClient``'s methods.
     """
 

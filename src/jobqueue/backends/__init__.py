@@ -39,7 +39,14 @@ def _sqlite(url: str, options: BackendOptions) -> Backend:
 
 @hookimpl
 def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
-    return {"memory": _memory, "redis": _redis, "rediss": _redis, "sqlite": _sqlite}
+    sentinel = ("redis+sentinel", "rediss+sentinel", "redis-sentinel", "sentinel")
+    return {
+        "memory": _memory,
+        "redis": _redis,
+        "rediss": _redis,
+        **dict.fromkeys(sentinel, _redis),  # Redis through Sentinel (backends/redis/url.py)
+        "sqlite": _sqlite,
+    }
 
 
 @hookimpl
