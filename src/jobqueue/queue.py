@@ -23,7 +23,6 @@ from jobqueue.backend import (
     Retention,
     ThroughputBucket,
 )
-from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     InvalidOptionError,
     InvalidSettingError,
@@ -37,6 +36,7 @@ from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.limits import MAX_GRACE_SECONDS, MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.registry import Registry
+from jobqueue.runtime.dispatcher import Dispatcher
 from jobqueue.scheduler import (
     DeclaredSchedules,
     ScheduleInfo,
@@ -485,8 +485,8 @@ class JobQueue:
         """A dispatcher for this queue's workers (all of them, or ``names``). Each slot claims
         jobs ahead and records their outcomes in batches — still one job running at a time per
         slot — while recent jobs are short and the backlog deep, one at a time otherwise
-        (``prefetch=None``, adaptive: see ``jobqueue.prefetch``); ``prefetch=N`` always claims
-        up to N ahead."""
+        (``prefetch=None``, adaptive: see ``jobqueue.runtime.prefetch``); ``prefetch=N``
+        always claims up to N ahead."""
         return Dispatcher(
             self.backend,
             self.registry,
