@@ -93,7 +93,7 @@ class Executor:
             emit(self._hooks, "jobqueue_job_started", job=job)
             result = self._run_hooked(self._registry.get(job.name), run, loop)
             check_json(result)
-            return Finished(lease, Outcome(job.id, lease.token, result=result))
+            return Finished(lease, Outcome(job.id, lease.claim.token, result=result))
         except BaseException as exc:  # the handler's fault is the job's, never ours
             return self._failed(run, exc)
         finally:
@@ -127,7 +127,7 @@ class Executor:
             job.attempts,
             error,
         )
-        return Finished(lease, Outcome(job.id, lease.token, error=error, retry_at=when))
+        return Finished(lease, Outcome(job.id, lease.claim.token, error=error, retry_at=when))
 
     def _run_hooked(self, worker: Worker, run: Run, loop: asyncio.AbstractEventLoop) -> JSON:
         """The handler call, inside the plugins' ``jobqueue_run_job`` wrappers if any."""
@@ -142,7 +142,7 @@ class Executor:
         return result
 
     def _run_handler(self, worker: Worker, run: Run, loop: asyncio.AbstractEventLoop) -> JSON:
-        running = RunningJob(run.lease.job, self._backend, run.lease.token)
+        running = RunningJob(run.lease.job, self._backend, run.lease.claim.token)
         timeout = run.lease.job.timeout
         if worker.is_async:
             return self._run_coroutine(worker.handle(running), timeout, run, loop)

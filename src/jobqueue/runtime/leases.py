@@ -43,10 +43,6 @@ class Lease:
     def job(self) -> Job:
         return self.claim.job
 
-    @property
-    def token(self) -> str:
-        return self.claim.token
-
 
 class LeaseBook:
     """The leases of one dispatcher, shared by its slots and its heartbeat."""
@@ -62,12 +58,12 @@ class LeaseBook:
         leases = [Lease(claim) for claim in claims]
         with self._lock:
             for lease in leases:
-                self._held[lease.token] = lease
+                self._held[lease.claim.token] = lease
         return leases
 
     def forget(self, lease: Lease) -> None:
         with self._lock:
-            self._held.pop(lease.token, None)
+            self._held.pop(lease.claim.token, None)
 
     def all(self) -> list[Lease]:
         with self._lock:
@@ -106,7 +102,7 @@ class LeaseBook:
         only while the lease is still held (a heartbeat's answer may come after the outcome
         was recorded)."""
         with self._lock:
-            if lease.lost or (held and lease.token not in self._held):
+            if lease.lost or (held and lease.claim.token not in self._held):
                 return
             lease.lost = True
         logger.warning(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import pluggy
@@ -35,14 +34,10 @@ logger = logging.getLogger(__name__)
 ENDED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
-@dataclass
-class Written:
-    """What a completer stored: each outcome's new state (``None``: refused, the lease was
-    lost), and the jobs claimed in the same call."""
-
-    states: list[JobState | None]
-    claims: list[Claim]
-    looked: bool  # whether the call also looked for the next jobs (found or not)
+Written = tuple[list[JobState | None], list[Claim], bool]
+"""What a completer stored: each outcome's new state (``None``: refused, the lease was lost),
+the jobs claimed in the same call, and whether it looked for them (found or not). A plain
+tuple: it is made once per job."""
 
 
 class Completer(Protocol):
@@ -63,8 +58,8 @@ class Inline:
         if len(finished) == 1 and want <= 1:
             state, claims = self._write_one(finished[0], next_spec)
             looked = next_spec is not None and finished[0].outcome.error is None
-            return Written([state], claims, looked)
-        return Written([self._write_one(done, None)[0] for done in finished], [], False)
+            return [state], claims, looked
+        return [self._write_one(done, None)[0] for done in finished], [], False
 
     def _write_one(
         self, done: Finished, next_spec: WorkSpec | None
@@ -108,8 +103,8 @@ class Batch(Inline):
             )
         except (LeaseLostError, BackendError) as exc:
             logger.warning("outcomes of %d job(s) were not stored: %s", len(finished), exc)
-            return Written([None] * len(finished), [], False)
-        return Written(states, claims, next_spec is not None)
+            return [None] * len(finished), [], False
+        return states, claims, next_spec is not None
 
 
 class Recorder:
@@ -141,11 +136,13 @@ class Recorder:
         """Record outcomes and claim up to ``want`` more jobs in the same call where the
         backend can. Returns the newly held jobs, and whether the call looked for them (if
         not, the caller claims)."""
-        written = self._completer.write(finished, self._spec if want > 0 else None, want)
-        for done, state in zip(finished, written.states, strict=True):
+        states, claims, looked = self._completer.write(
+            finished, self._spec if want > 0 else None, want
+        )
+        for done, state in zip(finished, states, strict=True):
             self._leases.forget(done.lease)
             self._announce(done, state)
-        return self._leases.hold(written.claims), written.looked
+        return self._leases.hold(claims), looked
 
     def _announce(self, done: Finished, state: JobState | None) -> None:
         """Tell the plugins what happened to a recorded job (nothing if the write was refused)."""
@@ -181,7 +178,7 @@ class Recorder:
         """Give the job back to waiting (this attempt not counted)."""
         self._leases.forget(lease)
         try:
-            released = self._backend.release(lease.job.id, lease.token)
+            released = self._backend.release(lease.job.id, lease.claim.token)
         except JobQueueError as exc:  # the lease will expire and the job be recovered
             logger.warning("could not release job %s: %s", lease.job.id, exc)
             return
@@ -192,7 +189,7 @@ class Recorder:
         """End the job cancelled: its handler stopped after the cancel, or never started."""
         self._leases.forget(lease)
         try:
-            done = self._backend.finish_cancelled(lease.job.id, lease.token, error)
+            done = self._backend.finish_cancelled(lease.job.id, lease.claim.token, error)
         except JobQueueError as exc:  # the lease expires; recovery ends it cancelled
             logger.warning("could not record the cancel of job %s: %s", lease.job.id, exc)
             return
@@ -213,7 +210,7 @@ class Recorder:
         self._leases.forget(lease)
         when = retry_at(job, self._clock())
         try:
-            self._backend.fail(job.id, lease.token, error, when)
+            self._backend.fail(job.id, lease.claim.token, error, when)
         except JobQueueError as exc:  # its lease expires: the stall rule ends it then
             logger.warning("could not record the failure of job %s: %s", job.id, exc)
             return

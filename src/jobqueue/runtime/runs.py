@@ -64,8 +64,7 @@ class Runs:
 
     def end(self, run: Run) -> None:
         with self._lock:
-            if self._running.get(threading.get_ident()) is run:
-                del self._running[threading.get_ident()]
+            self._running.pop(threading.get_ident(), None)
 
     def arm(self, run: Run, guard: Guard | None) -> bool:
         """Note (or clear) the watchdog guard of a sync handler's call. Returns whether

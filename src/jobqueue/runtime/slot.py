@@ -32,7 +32,7 @@ from jobqueue.backend import Backend, BatchBackend, Claim, HandoffBackend, WorkS
 from jobqueue.errors import BackendError, DispatcherCrashedError
 from jobqueue.job import JobError
 from jobqueue.runtime.ending import Ending
-from jobqueue.runtime.executor import Cancelled, Executor, Finished, GiveBack
+from jobqueue.runtime.executor import Executor, Finished, GiveBack
 from jobqueue.runtime.leases import Lease, LeaseBook
 from jobqueue.runtime.outage import Outages
 from jobqueue.runtime.prefetch import PrefetchPolicy
@@ -179,7 +179,8 @@ class Slot:
                         continue
                     capped, capped_delay = False, CAPPED_BACKOFF_MIN
                 lease = ahead.popleft()
-                if not self._startable(lease):
+                if lease.lost or lease.cancelled:
+                    self._drop(lease)
                     continue
                 if not self._tally.start_one(max_jobs, self._stopping):
                     ahead.appendleft(lease)
@@ -203,9 +204,8 @@ class Slot:
         if self._stopping.is_set():
             return 0
         want = depth - have
-        left = self._tally.left(max_jobs)
-        if left is not None:
-            want = min(want, left - have)
+        if max_jobs is not None:
+            want = min(want, self._tally.left(max_jobs) - have)
         return max(want, 0)
 
     def _claim(self, want: int) -> list[Lease]:
@@ -238,16 +238,13 @@ class Slot:
         policy.claimed(1, [waited.job.name])
         return False
 
-    def _startable(self, lease: Lease) -> bool:
-        """Whether a job claimed ahead may start: not if its lease was lost meanwhile, nor
-        if it was cancelled (it ends cancelled, never started)."""
+    def _drop(self, lease: Lease) -> None:
+        """A job claimed ahead that will not start: its lease was lost meanwhile, or it was
+        cancelled (it ends cancelled, never started)."""
         if lease.lost:
             self._leases.forget(lease)
-            return False
-        if lease.cancelled:
+        else:
             self._recorder.finish_cancelled(lease)
-            return False
-        return True
 
     def _run(
         self, lease: Lease, loop: asyncio.AbstractEventLoop, policy: PrefetchPolicy
@@ -257,13 +254,13 @@ class Slot:
         started = time.monotonic()
         ended = self._executor.execute(lease, loop)
         policy.ran(lease.job.name, time.monotonic() - started)
+        if isinstance(ended, Finished):
+            return ended
         if isinstance(ended, GiveBack):
             self._recorder.release(lease)
-            return None
-        if isinstance(ended, Cancelled):
+        else:  # Cancelled
             self._recorder.finish_cancelled(lease)
-            return None
-        return ended
+        return None
 
 
 def _overdue(finished: Sequence[Finished]) -> bool:

@@ -27,10 +27,8 @@ class Tally:
         with self._lock:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
-    def left(self, max_jobs: int | None) -> int | None:
-        """How many more attempts ``max_jobs`` allows (``None``: no limit)."""
-        if max_jobs is None:
-            return None
+    def left(self, max_jobs: int) -> int:
+        """How many more attempts ``max_jobs`` allows."""
         with self._lock:
             return max_jobs - self.processed
 
