@@ -110,19 +110,25 @@ class Dispatcher:
         self._build_parts()
 
     def _build_parts(self) -> None:
-        self.ending = Ending(self.grace_seconds)
-        self.tally = Tally()
-        self.leases = LeaseBook(self.hooks, self.clock, self.lease_seconds)
-        self.runs = Runs(Watchdog())
-        self.outages = Outages(self.ending.stopping)
-        self.recorder = Recorder(
-            self.backend, self.spec, self.leases, self.tally, self.hooks, self.clock, self.outages
+        self._ending = Ending(self.grace_seconds)
+        self._tally = Tally()
+        self._leases = LeaseBook(self.hooks, self.clock, self.lease_seconds)
+        self._runs = Runs(Watchdog())
+        self._outages = Outages(self._ending.stopping)
+        self._recorder = Recorder(
+            self.backend,
+            self.spec,
+            self._leases,
+            self._tally,
+            self.hooks,
+            self.clock,
+            self._outages,
         )
-        self.executor = Executor(
-            self.backend, self.registry, self.hooks, self.runs, self.ending, self.clock
+        self._executor = Executor(
+            self.backend, self.registry, self.hooks, self._runs, self._ending, self.clock
         )
-        self.supervisor = Supervisor(self.ending, self.runs, self.leases, self.recorder)
-        self.maintenance = Maintenance(self.backend, self.hooks)
+        self._supervisor = Supervisor(self._ending, self._runs, self._leases, self._recorder)
+        self._maintenance = Maintenance(self.backend, self.hooks)
         self._finished = threading.Event()
 
     # -- what the last run did ----------------------------------------------------------------
@@ -130,36 +136,36 @@ class Dispatcher:
     @property
     def processed(self) -> int:
         """Attempts started by the last ``run`` (a job retried twice counts three)."""
-        return self.tally.processed
+        return self._tally.processed
 
     @property
     def outcomes(self) -> dict[str, int]:
         """What the last ``run``'s recorded attempts ended as: ``completed``, ``failed``,
         ``retrying`` (failed, to run again), ``cancelled`` and ``lost`` (lease lost,
         outcome discarded)."""
-        return self.tally.outcomes
+        return self._tally.outcomes
 
     @property
     def stop_signal(self) -> int | None:
         """The signal that stopped the last ``run_worker``-style run, if one did."""
-        return self.ending.stop_signal
+        return self._ending.stop_signal
 
     @property
     def crashed(self) -> DispatcherCrashedError | None:
         """Set when slots kept crashing and the last ``run`` gave up (it raises this)."""
-        return self.ending.crashed
+        return self._ending.crashed
 
     @property
     def handler_exit(self) -> BaseException | None:
         """The first ``SystemExit``/``KeyboardInterrupt`` a handler raised in the last
         ``run`` (which stopped and raises it again)."""
-        return self.ending.handler_exit
+        return self._ending.handler_exit
 
     def exit_status(self) -> int:
         """The status a process ending its last ``run`` should exit with: 0 for a requested
         stop, 130 after SIGINT, ``n`` after a handler's ``SystemExit(n)``, 70 when slots
         kept crashing."""
-        return self.ending.exit_status()
+        return self._ending.exit_status()
 
     # -- the public surface -------------------------------------------------------------------
 
@@ -172,17 +178,17 @@ class Dispatcher:
         if not self.spec.names:
             logger.warning("no workers registered: nothing to dispatch")
             return 0
-        self.ending.begin()
+        self._ending.begin()
         self._finished.clear()
-        self.tally.reset()
-        self.runs.watchdog.start()
+        self._tally.reset()
+        self._runs.watchdog.start()
         slots = [
             threading.Thread(
                 target=self._slot, args=(burst, max_jobs), name=f"jobqueue-slot-{n}", daemon=True
             )
             for n in range(1, self.concurrency + 1)
         ]
-        self.supervisor.slots_started(len(slots))
+        self._supervisor.slots_started(len(slots))
         # The heartbeat starts the slots: Thread.start waits, and a KeyboardInterrupt landing
         # in that wait (a job may press Ctrl-C at once) would leave us not knowing whether the
         # slot started. This thread only ever waits in the supervisor, which handles it.
@@ -191,34 +197,34 @@ class Dispatcher:
         )
         try:
             heartbeat.start()
-            self.supervisor.supervise_until_done()
+            self._supervisor.supervise_until_done()
             for thread in slots:
                 thread.join()
         finally:
             self._finished.set()
             with contextlib.suppress(RuntimeError):  # interrupted before it started
                 heartbeat.join()
-            self.runs.watchdog.close()
-            self.ending.end()
-        self.ending.raise_if_ended_badly()
+            self._runs.watchdog.close()
+            self._ending.end()
+        self._ending.raise_if_ended_badly()
         return self.processed
 
     def stop(self, grace_seconds: float | None = None) -> None:
         """Stop claiming; give running jobs ``grace_seconds`` to finish, then interrupt them;
         each goes back to waiting once its handler stopped. Safe to call from any thread."""
-        self.ending.stop(grace_seconds)
+        self._ending.stop(grace_seconds)
 
     def abandon_running(self) -> None:
         """Interrupt every running handler now (the second SIGINT); each job goes back to
         waiting once its handler stopped. In a process that installed our signal handlers,
         handlers still running after ``ABANDON_WAIT`` have their jobs given back as the
         process's last act, and it exits."""
-        self.supervisor.abandon_running()
+        self._supervisor.abandon_running()
 
     def install_signal_handlers(self) -> Callable[[], None]:
         """SIGTERM/SIGINT stop gracefully; a second SIGINT abandons running jobs at once and
         exits the process. Returns a function that restores the previous handlers."""
-        return self.supervisor.install_signal_handlers()
+        return self._supervisor.install_signal_handlers()
 
     # -- the threads ----------------------------------------------------------------------------
 
@@ -228,17 +234,17 @@ class Dispatcher:
             self.spec,
             self.idle_timeout,
             self.new_prefetch_policy,
-            executor=self.executor,
-            recorder=self.recorder,
-            leases=self.leases,
-            tally=self.tally,
-            outages=self.outages,
-            ending=self.ending,
+            executor=self._executor,
+            recorder=self._recorder,
+            leases=self._leases,
+            tally=self._tally,
+            outages=self._outages,
+            ending=self._ending,
         )
         try:
             slot.run(burst, max_jobs)
         finally:
-            self.supervisor.slot_ended()
+            self._supervisor.slot_ended()
 
     def _heartbeat(self, slots: Sequence[threading.Thread]) -> None:
         """Register this dispatcher and start the slots; then beat until the run ends, and
@@ -251,7 +257,7 @@ class Dispatcher:
             concurrency=self.concurrency,
             started_at=self.clock(),
         )
-        beats = Heartbeat(self.backend, info, self.lease_seconds, self.maintenance)
+        beats = Heartbeat(self.backend, info, self.lease_seconds, self._maintenance)
         try:
             self._beat(beats)  # registered before the first claim
             for thread in slots:
@@ -265,5 +271,5 @@ class Dispatcher:
             beats.close()
 
     def _beat(self, beats: Heartbeat) -> None:
-        for lease in self.leases.renew(beats):
-            self.runs.cancel(lease)
+        for lease in self._leases.renew(beats):
+            self._runs.cancel(lease)
