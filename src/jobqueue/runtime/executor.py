@@ -20,7 +20,6 @@ import time
 import traceback
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pluggy
 
@@ -163,7 +162,7 @@ class Executor:
 
     def _run_coroutine(
         self,
-        awaitable: Awaitable[Any],
+        awaitable: Awaitable[JSON],
         timeout: float | None,
         run: Run,
         loop: asyncio.AbstractEventLoop,
@@ -175,8 +174,7 @@ class Executor:
         # itself must not be mistaken for ours.
         timer = None if timeout is None else loop.call_later(timeout, cancel_task, run, task)
         try:
-            result: JSON = loop.run_until_complete(task)
-            return result
+            return loop.run_until_complete(task)
         except asyncio.CancelledError:
             if run.cancelled_with is not None:
                 raise run.cancelled_with from None
@@ -187,5 +185,5 @@ class Executor:
             self._runs.attach(run, None, loop)
 
 
-async def _await(awaitable: Awaitable[Any]) -> Any:
+async def _await(awaitable: Awaitable[JSON]) -> JSON:
     return await awaitable

@@ -14,8 +14,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
+from jobqueue.job import JSON
 from jobqueue.runtime.interrupt import (
     Guard,
     HandlerTimeout,
@@ -37,7 +37,7 @@ class Run:
     interrupted: bool = False
     cancelling: bool = False
     guard: Guard | None = None
-    task: asyncio.Task[Any] | None = None
+    task: asyncio.Task[JSON] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     cancelled_with: type[BaseException] | None = None
     started: float = field(default_factory=time.monotonic)
@@ -74,7 +74,7 @@ class Runs:
             return run.interrupted
 
     def attach(
-        self, run: Run, task: asyncio.Task[Any] | None, loop: asyncio.AbstractEventLoop
+        self, run: Run, task: asyncio.Task[JSON] | None, loop: asyncio.AbstractEventLoop
     ) -> bool:
         """Note (or clear) an async handler's task, as ``arm`` does a guard."""
         with self._lock:
@@ -123,7 +123,7 @@ class Runs:
 
 
 def cancel_task(
-    run: Run, task: asyncio.Task[Any], why: type[BaseException] = HandlerTimeout
+    run: Run, task: asyncio.Task[JSON], why: type[BaseException] = HandlerTimeout
 ) -> None:
     """Cancel an async handler's task (in its loop), remembering why."""
     if not task.done() and run.cancelled_with is None:
