@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobqueue.errors import NotSerializableError
+from jobqueue.errors import JobTimeoutError, NotSerializableError
 from jobqueue.job import Job, JobError
 from jobqueue.runtime.interrupt import HandlerTimeout
 
@@ -16,18 +16,21 @@ def retry_at(job: Job, now: float) -> float | None:
 
 
 def describe_failure(exc: BaseException, job: Job) -> JobError:
-    """The stored error (without traceback) of an attempt that raised ``exc``."""
+    """The stored error (without traceback) of an attempt that raised ``exc``. The type
+    names stored are the error classes' own (``job.error.type == "JobTimeoutError"``)."""
     # Only the watchdog's own exception is a timeout: a TimeoutError the handler raised
     # (an upstream API's) is the handler's error, however close to the deadline.
     if isinstance(exc, HandlerTimeout):
         return JobError(
-            "JobTimeoutError",
+            JobTimeoutError.__name__,
             f"handler ran longer than its timeout of {job.timeout}s; it was interrupted at "
             "its next Python instruction (a handler blocked in one long C call, such as "
             "time.sleep or a socket read, stops only when that call returns)",
         )
     if isinstance(exc, NotSerializableError):
-        return JobError("NotSerializableError", f"handler returned a value that is not JSON: {exc}")
+        return JobError(
+            NotSerializableError.__name__, f"handler returned a value that is not JSON: {exc}"
+        )
     return JobError(type(exc).__name__, exception_text(exc))
 
 

@@ -134,7 +134,7 @@ class Slot:
             try:
                 if lease.started:
                     error = JobError(
-                        "DispatcherCrashedError",
+                        DispatcherCrashedError.__name__,
                         f"the dispatcher slot running this job crashed: {type(exc).__name__}: "
                         f"{exception_text(exc)}",
                     )
