@@ -19,6 +19,7 @@ from jobqueue import (
     AsyncJobQueue,
     BackendUnavailableError,
     ConfigurationError,
+    InvalidArgumentError,
     InvalidOptionError,
     JobQueue,
     JobState,
@@ -211,13 +212,13 @@ def test_bad_input_raises_the_sync_errors_and_stores_nothing(setup: Setup) -> No
         with pytest.raises(UnknownWorkerError):
             await aq.submit_jobs("nobody", [{"n": 1}])
         for bad_id in ("", None, 7):
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 await aq.get_job_by_id(bad_id)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 await aq.wait_for(bad_id, timeout=0.01)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 await aq.remove_job(bad_id)  # type: ignore[arg-type]
-        with pytest.raises(InvalidOptionError, match="unknown job state"):
+        with pytest.raises(InvalidArgumentError, match="unknown job state"):
             await aq.list_jobs("finished")
         assert sum((await aq.count_by_state()).values()) == 0
         assert setup.hooks.submitted == []

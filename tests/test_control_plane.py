@@ -15,7 +15,7 @@ import pytest
 from jobqueue import JobNotFoundError, JobQueue, JobState, hookimpl
 from jobqueue.backend import ThroughputBucket
 from jobqueue.cli import main
-from jobqueue.errors import InvalidOptionError, JobStateError
+from jobqueue.errors import InvalidArgumentError, JobStateError
 from jobqueue.job import AttemptOutcome
 from jobqueue.testing import ManualClock
 
@@ -67,7 +67,7 @@ def test_retry_a_failed_job_and_read_its_history(queue: JobQueue) -> None:
     with pytest.raises(JobStateError):
         queue.retry_job(queue.submit_job("mail", 2).id)
     assert queue.retry_jobs("failed", name="boom") == 1
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(InvalidArgumentError):
         queue.retry_jobs("completed")
 
 
@@ -83,7 +83,7 @@ def test_run_a_delayed_job_now(queue: JobQueue) -> None:
         queue.run_job_now(job.id)
     with pytest.raises(JobNotFoundError):
         queue.run_job_now("424242")
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(InvalidArgumentError):
         queue.run_job_now("")
 
 
@@ -100,9 +100,9 @@ def test_cancel_jobs_in_bulk(queue: JobQueue) -> None:
     assert queue.count_by_state()[JobState.WAITING] == 1  # the "boom" job
     assert queue.cancelled.ids == []  # type: ignore[attr-defined]  # bulk fires no hook
     for refused in ("completed", "failed", "cancelled", "sleeping"):
-        with pytest.raises(InvalidOptionError):
+        with pytest.raises(InvalidArgumentError):
             queue.cancel_jobs(refused)
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(InvalidArgumentError):
         queue.cancel_jobs(name="")
     assert queue.count_by_state()[JobState.CANCELLED] == 4
 
@@ -152,13 +152,13 @@ def test_throughput_per_minute_and_per_hour(backend_url: str) -> None:
         assert [b.total for b in queue.throughput("minute", 2)] == [4, 1]
         assert [b.total for b in queue.throughput("hour", 1)] == [5]
         for period, span in [("day", None), ("minute", 0), ("minute", 1441), ("hour", 25)]:
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 queue.throughput(period, span)
         for bad in ("5", True, 2.0):
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 queue.throughput("minute", bad)  # type: ignore[arg-type]
         for bad_period in (None, ["minute"], "Minute"):
-            with pytest.raises(InvalidOptionError, match="period"):
+            with pytest.raises(InvalidArgumentError, match="period"):
                 queue.throughput(bad_period)  # type: ignore[arg-type]
 
 
@@ -168,7 +168,7 @@ def test_purge_and_pause(queue: JobQueue) -> None:
     assert queue.purge_jobs("completed", older_than=3600) == 0
     assert queue.purge_jobs("completed", name="mail") == 1
     assert queue.get_job_by_id(done.id) is None
-    with pytest.raises(InvalidOptionError):
+    with pytest.raises(InvalidArgumentError):
         queue.purge_jobs("waiting")
     queue.pause("mail")
     assert queue.paused() == frozenset({"mail"})

@@ -4,11 +4,13 @@ backend: each route, pagination, each refusal, the security headers."""
 from __future__ import annotations
 
 import base64
+import posixpath
 import re
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +19,10 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+import jobqueue.dashboard
 from jobqueue import JobQueue, JobState, Schedule
 from jobqueue.dashboard import api, create_app
-from jobqueue.dashboard.openapi import OPENAPI
+from jobqueue.dashboard.openapi import BULK_ACTIONS, OPENAPI
 from jobqueue.dashboard.security import is_loopback
 from jobqueue.errors import InvalidSettingError
 
@@ -207,6 +210,96 @@ def test_retry_cancel_remove(queue: JobQueue, client: TestClient) -> None:
     ):
         assert_error(response, 404, "424242")
     assert_error(client.get("/api/jobs/x/retry"), 405)
+
+
+def test_meta_lists_the_states_in_display_order_and_what_each_allows(client: TestClient) -> None:
+    body = client.get("/api/meta").json()
+    assert [state["name"] for state in body["states"]] == [state.value for state in JobState]
+    by_name = {state.pop("name"): state for state in body["states"]}
+    assert by_name == {
+        "waiting": {"finished": False, "actions": ["cancel", "remove"], "bulk": ["cancel"]},
+        "delayed": {
+            "finished": False,
+            "actions": ["run-now", "cancel", "remove"],
+            "bulk": ["cancel"],
+        },
+        "active": {"finished": False, "actions": ["cancel", "remove"], "bulk": ["cancel"]},
+        "completed": {"finished": True, "actions": ["remove"], "bulk": ["remove"]},
+        "failed": {"finished": True, "actions": ["retry", "remove"], "bulk": ["retry", "remove"]},
+        "cancelled": {
+            "finished": True,
+            "actions": ["retry", "remove"],
+            "bulk": ["retry", "remove"],
+        },
+    }
+
+
+class Hold:
+    """A handler that runs until released (in short waits, so a cancel can interrupt it)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, job: Any) -> None:
+        while not self.release.wait(0.02):
+            pass
+
+
+def _call(client: TestClient, action: str, job_id: str) -> Any:
+    if action == "remove":
+        return client.delete(f"/api/jobs/{job_id}")
+    return client.post(f"/api/jobs/{job_id}/{action}")
+
+
+def test_meta_says_exactly_which_actions_work_in_each_state(
+    queue: JobQueue, client: TestClient
+) -> None:
+    """The pages offer what GET /api/meta allows: here every action is tried on a job in
+    every state, and it changes the job exactly when the meta says it is allowed."""
+    meta = client.get("/api/meta").json()["states"]
+    actions = ["retry", "run-now", "cancel", "remove"]
+    hold = Hold()
+    queue.add_worker("hold", hold)
+    jobs: dict[str, list[str]] = {}
+    jobs["completed"] = [queue.submit_job("mail", n).id for n in range(4)]
+    jobs["failed"] = [queue.submit_job("boom", n).id for n in range(4)]
+    queue.work(burst=True)
+    jobs["cancelled"] = [queue.submit_job("mail", n).id for n in range(4)]
+    for job_id in jobs["cancelled"]:
+        queue.cancel_job(job_id)
+    jobs["waiting"] = [queue.submit_job("mail", n).id for n in range(4)]
+    jobs["delayed"] = [queue.submit_job("mail", n, delay=3600).id for n in range(4)]
+    jobs["active"] = [queue.submit_job("hold", n).id for n in range(4)]
+    dispatcher = queue.dispatcher(names=["hold"], concurrency=4, idle_timeout=0.05)
+    thread = threading.Thread(target=dispatcher.run, name="test-dispatcher")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while queue.count_by_state()[JobState.ACTIVE] < 4:
+            assert time.monotonic() < deadline, "the dispatcher did not take the jobs"
+            time.sleep(0.01)
+        for info in meta:
+            state = info["name"]
+            for action, job_id in zip(actions, jobs[state], strict=True):
+                before = queue.get_job_by_id(job_id)
+                assert before is not None and before.state.value == state
+                answer = _call(client, action, job_id)
+                after = queue.get_job_by_id(job_id)
+                changed = answer.status_code == 200 and (
+                    after is None
+                    or after.state is not before.state
+                    or after.cancel_requested != before.cancel_requested
+                )
+                assert changed == (action in info["actions"]), (state, action, answer.text)
+                assert answer.status_code in (200, 409), (state, action, answer.text)
+            for action in BULK_ACTIONS:
+                answer = client.post(f"/api/bulk/{action}", params={"state": state, "name": "-"})
+                allowed = answer.status_code == 200
+                assert allowed == (action in info["bulk"]), (state, action, answer.text)
+    finally:
+        hold.release.set()
+        dispatcher.stop(grace_seconds=1)
+        thread.join(15)
 
 
 def test_pause_and_resume(queue: JobQueue, client: TestClient) -> None:
@@ -644,6 +737,33 @@ def test_bulk_actions_answer_how_many_jobs_they_touched(
     )
 
 
+IMPORT = re.compile(r"""^\s*import\s[^;]*?\sfrom\s+"(\.[^"]+)";""", re.MULTILINE | re.DOTALL)
+
+
+def _page_modules(client: TestClient, entry: str) -> dict[str, Any]:
+    """The page's ES modules as served: ``entry`` and every module it imports, followed to
+    the end (relative imports, as the browser resolves them)."""
+    found: dict[str, Any] = {}
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found[path] = answer = client.get(path)
+        for target in IMPORT.findall(answer.text):
+            todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(path), target)))
+    return found
+
+
+def test_every_page_module_is_served_and_none_is_left_out(client: TestClient) -> None:
+    modules = _page_modules(client, "/static/app.js")
+    assert all(answer.status_code == 200 for answer in modules.values()), modules
+    static = Path(jobqueue.dashboard.__file__).with_name("static")
+    shipped = {"/static/" + str(file.relative_to(static)) for file in static.rglob("*.js")}
+    assert set(modules) == shipped
+    assert {"/static/js/api.js", "/static/js/views/jobs.js"} <= shipped
+
+
 def test_the_page_shell_and_its_files(queue: JobQueue, client: TestClient) -> None:
     shell = client.get("/")
     assert shell.status_code == 200 and shell.headers["content-type"].startswith("text/html")
@@ -652,11 +772,14 @@ def test_the_page_shell_and_its_files(queue: JobQueue, client: TestClient) -> No
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "frame-ancestors 'none'" in csp and shell.headers["x-frame-options"] == "DENY"
     assert shell.headers["cache-control"] == "no-store"
-    script = client.get("/static/app.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
-    # Nothing in the page script turns a string into markup or code.
+    assert '<script type="module" src="/static/app.js">' in shell.text
+    # Nothing in the page's scripts turns a string into markup or code.
     unsafe = r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function"
-    assert re.search(unsafe, script.text) is None
+    for path, script in _page_modules(client, "/static/app.js").items():
+        assert script.status_code == 200, path
+        # A browser runs a module script only under a JavaScript MIME type.
+        assert script.headers["content-type"].startswith("text/javascript"), path
+        assert re.search(unsafe, script.text) is None, path
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/static/favicon.svg").status_code == 200
     assert client.get("/static/nothing.js").status_code == 404

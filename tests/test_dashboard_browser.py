@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from starlette.responses import JSONResponse
 
 from jobqueue import Job, JobQueue, JobState, Schedule
 from jobqueue.dashboard import create_app
@@ -325,6 +326,79 @@ def test_job_list_filters_by_title_and_id_and_pages(queue: JobQueue, page: Page)
         page.locator('input[name="q"]').fill(special.id)
         page.get_by_role("button", name="Filter").click()
         expect(page.locator("tr[data-job]").first).to_have_attribute("data-job", special.id)
+
+
+class Refuse:
+    def __call__(self, job: Job) -> None:
+        raise LookupError(job.data["message"])
+
+
+def test_the_failed_list_shows_each_jobs_error(queue: JobQueue, page: Page) -> None:
+    queue.add_worker("mail", Refuse(), attempts=1)
+    messages = [
+        "550 5.1.1 <ada@example.com>: recipient rejected\n  by smtp.example.com\n",
+        XSS_TITLES[1] + "\nsecond line",
+        "",
+    ]
+    failed = [queue.submit_job("mail", {"message": message}) for message in messages]
+    queue.work(burst=True)
+    waiting = queue.submit_job("mail", {"message": "not yet"})
+    with dashboard(queue, page) as server:
+        page.goto(server.url + "/#/jobs?state=failed")
+        expect(page.locator("th", has_text="Error")).to_be_visible()
+        # The type and the first line of the message, as text; the rest is on the job page.
+        shown = [
+            "LookupError: 550 5.1.1 <ada@example.com>: recipient rejected",
+            "LookupError: " + XSS_TITLES[1],
+            "LookupError",
+        ]
+        for job, line in zip(failed, shown, strict=True):
+            cell = _row(page, "data-job", job.id).locator("td.error-line")
+            expect(cell).to_have_text(line)
+            expect(cell.locator("b")).to_have_text("LookupError")
+        expect(page.locator("td.error-line img")).to_have_count(0)
+        page.goto(server.url + "/#/jobs?state=waiting")
+        expect(_row(page, "data-job", waiting.id)).to_be_visible()
+        expect(page.locator("td.error-line")).to_have_count(0)
+        assert page.evaluate("window.__pwned") is None
+
+
+def test_the_state_lists_are_read_once_when_the_server_first_answers(
+    queue: JobQueue, page: Page
+) -> None:
+    """GET /api/meta is read before the first view; while it fails the page says why and
+    tries again, and once read it is not asked again as views change."""
+    queue.add_worker("mail", lambda job: None)
+    job = queue.submit_job("mail", {})
+    app = create_app(queue)
+    ready = threading.Event()
+
+    async def away_until_ready(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/api/meta" and not ready.is_set():
+            refusal = JSONResponse({"error": "backend away for now"}, status_code=503)
+            await refusal(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    asked: list[str] = []
+    page.on(
+        "request", lambda request: asked.append(request.url) if "/api/meta" in request.url else None
+    )
+    with Server(away_until_ready) as server:
+        try:
+            page.goto(server.url + "/")
+            expect(page.locator("#live")).to_have_text("backend away for now")
+            ready.set()
+            expect(page.locator('.total .count[data-state="waiting"]')).to_have_text("1")
+            before = len(asked)
+            page.goto(server.url + "/#/jobs?state=waiting")
+            expect(_row(page, "data-job", job.id)).to_be_visible()
+            page.goto(server.url + "/#/jobs/" + job.id)
+            expect(page.locator(".badge.state-waiting")).to_be_visible()
+            assert len(asked) == before
+        finally:
+            page.goto("about:blank")
+    page.problems.clear()  # type: ignore[attr-defined]  # the refused tries log 503s
 
 
 # -- security in the browser -------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Each line runs through bash, in order, in one temporary directory holding an application
 module ``myapp/jobs.py`` (a ``JobQueue`` named ``queue`` with a ``contact-import`` worker), with
 ``JOBQUEUE_URL`` pointing at an SQLite file there; a ``--url`` the line gives is pointed at
-that same file, so no server is needed."""
+that same file, so no server is needed. ``name=$(jobqueue ...)`` keeps what the command
+printed (a job id) for the lines after it, as ``$name``."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _lines() -> list[str]:
             continue
         for line in block.code.splitlines():
             command = re.sub(r"\s+#.*$", "", line).strip()
-            if re.match(r"^(echo .*\| )?jobqueue ", command):
+            if re.match(r"^(echo .*\| |\w+=\$\()?jobqueue ", command):
                 found.append(command)
     return found
 
@@ -57,6 +58,10 @@ def test_cli_page_commands_run(tmp_path: Path) -> None:
     }
     for line in lines:
         command = re.sub(r"--url \S+", f"--url {url}", line)
+        # `job=$(jobqueue submit ...)`: the id it prints is $job for the lines after it.
+        assigned = re.match(r"^(\w+)=\$\((.*)\)$", command)
+        if assigned:
+            command = assigned.group(2)
         result = subprocess.run(
             ["bash", "-c", command],
             cwd=tmp_path,
@@ -68,3 +73,5 @@ def test_cli_page_commands_run(tmp_path: Path) -> None:
         assert result.returncode == 0, (
             f"{command!r} exited with {result.returncode}\n{result.stdout}{result.stderr}"
         )
+        if assigned:
+            env[assigned.group(1)] = result.stdout.strip()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jobqueue import (
+    InvalidArgumentError,
     InvalidOptionError,
     InvalidWorkerError,
     JobQueue,
@@ -235,7 +236,7 @@ def test_bad_option_is_refused(queue: JobQueue, options: dict[str, Any]) -> None
 
 @pytest.mark.parametrize("job_id", [123, None, b"1", ""])
 def test_bad_job_id_is_refused(queue: JobQueue, job_id: Any) -> None:
-    with pytest.raises(InvalidOptionError, match="job id"):
+    with pytest.raises(InvalidArgumentError, match="job id"):
         queue.get_job_by_id(job_id)
 
 
@@ -245,7 +246,7 @@ def test_unknown_url_scheme() -> None:
 
 
 def test_unknown_state_name(queue: JobQueue) -> None:
-    with pytest.raises(InvalidOptionError, match="waiting"):
+    with pytest.raises(InvalidArgumentError, match="waiting"):
         queue.list_jobs("running")
 
 

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import jobqueue
-from jobqueue import Backoff, ConfigurationError, InvalidOptionError, InvalidScheduleError
+from jobqueue import Backoff, ConfigurationError, InvalidArgumentError, InvalidScheduleError
 from jobqueue.schedules import (
     MAX_CATCH_UP,
     MAX_COUNTED,
@@ -546,14 +546,14 @@ def test_a_long_downtime_keeps_the_plan_small() -> None:
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 1e12, True, "1000", None])
 def test_times_must_be_unix_timestamps(bad: object) -> None:
     schedule = every(10)
-    with pytest.raises(InvalidOptionError, match="now must be a UNIX timestamp"):
+    with pytest.raises(InvalidArgumentError, match="now must be a UNIX timestamp"):
         plan(schedule, 100.0, bad)  # type: ignore[arg-type]
     if bad is not None:
-        with pytest.raises(InvalidOptionError, match="last_tick must be a UNIX timestamp"):
+        with pytest.raises(InvalidArgumentError, match="last_tick must be a UNIX timestamp"):
             plan(schedule, bad, 100.0)  # type: ignore[arg-type]
-    with pytest.raises(InvalidOptionError, match="after must be"):
+    with pytest.raises(InvalidArgumentError, match="after must be"):
         schedule.next_tick(bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidOptionError, match="until must be"):
+    with pytest.raises(InvalidArgumentError, match="until must be"):
         schedule.ticks(0, bad)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ from jobqueue.backend import (
     ThroughputBucket,
     WorkSpec,
 )
+from jobqueue.client import QueueClient
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -18,6 +19,7 @@ from jobqueue.errors import (
     ConfigurationError,
     CorruptJobError,
     DispatcherCrashedError,
+    InvalidArgumentError,
     InvalidJobDataError,
     InvalidJobError,
     InvalidOptionError,
@@ -67,6 +69,7 @@ __all__ = [
     "DispatcherCrashedError",
     "DispatcherInfo",
     "Handler",
+    "InvalidArgumentError",
     "InvalidJobDataError",
     "InvalidJobError",
     "InvalidOptionError",
@@ -87,6 +90,7 @@ __all__ = [
     "LeaseStatus",
     "NotSerializableError",
     "PayloadTooLargeError",
+    "QueueClient",
     "Retention",
     "RunningJob",
     "Schedule",

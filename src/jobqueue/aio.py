@@ -1,13 +1,14 @@
 """The asyncio facade: submit, read and wait on jobs from async code without blocking the loop.
 
-``AsyncJobQueue`` is a thin async face on a sync :class:`~jobqueue.JobQueue`, which stays the
-owner of the workers, plugins and validation: jobs are built and checked by the same code and
-the same hooks fire. Only the backend calls differ, behind a small seam, ``AsyncBackend``:
+``AsyncJobQueue`` is a thin async face on a sync queue (a :class:`~jobqueue.JobQueue`, or
+the ``QueueClient`` it is built on), which stays the owner of the workers, plugins and
+validation: jobs are built and checked by the same code and the same hooks fire. Only the
+backend calls differ, behind a small seam, ``AsyncBackend``:
 
 - Redis speaks asyncio natively (``redis.asyncio``, the same Lua scripts, see
-  :mod:`jobqueue.backends.redis.aio`);
+  :mod:`jobqueue.backends.redis.aio`), offered by its plugin;
 - every other backend -- SQLite, memory, third-party ones -- is run in worker threads by
-  :class:`ThreadedAsyncBackend`, so the loop only ever awaits.
+  :class:`ThreadedAsyncBackend`, so the loop only ever awaits (see :mod:`jobqueue.aio_backend`).
 
 Dispatchers stay synchronous (they run handlers one at a time, in their own threads or
 processes); this facade is for the web-request side.
@@ -16,38 +17,28 @@ processes); this facade is for the web-request side.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
-import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any
 
-from jobqueue.backend import Backend, DispatcherInfo, ThroughputBucket
-from jobqueue.backends.redis import RedisBackend
+from jobqueue.aio_backend import AsyncBackend, ThreadedAsyncBackend, async_backend_for
+from jobqueue.arguments import check_id, check_state
+from jobqueue.backend import DispatcherInfo, ThroughputBucket
+from jobqueue.client import QueueClient
 from jobqueue.errors import ConfigurationError, JobNotFoundError
+from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobState
-from jobqueue.queue import JobQueue, _check_id, _check_state
 
-logger = logging.getLogger("jobqueue.aio")
-
-T = TypeVar("T")
-
-WAIT_SLICE = 1.0
-"""Longest single blocking wait a worker thread makes for ``ThreadedAsyncBackend``: a
-cancelled ``wait_for`` gives its thread back within this time instead of holding it for the
-whole timeout."""
-
-MAX_WAIT_THREADS = 32
-"""Threads for concurrent waits of one ``ThreadedAsyncBackend``, apart from the loop's default
-executor, so that many pending waits never delay a submit behind them."""
+__all__ = ["AsyncBackend", "AsyncJobQueue", "ThreadedAsyncBackend"]
 
 
 class AsyncJobQueue:
     """A queue to ``await``: ``AsyncJobQueue("sqlite:///jobs.db")`` takes the same arguments as
-    ``JobQueue``; ``AsyncJobQueue(queue=q)`` (or simply ``q.aio``) wraps an existing one.
+    ``JobQueue`` and opens its submitting side (``self.queue``, a ``QueueClient``: a
+    ``JobQueue`` without dispatchers); ``AsyncJobQueue(queue=q)`` (or simply ``q.aio``) wraps
+    an existing queue.
 
     ``backend`` replaces the async backend chosen for the queue's backend (any object with
     the ``AsyncBackend`` methods).
@@ -57,7 +48,7 @@ class AsyncJobQueue:
         self,
         url: str | None = None,
         *,
-        queue: JobQueue | None = None,
+        queue: QueueClient | None = None,
         backend: AsyncBackend | None = None,
         **options: Any,
     ) -> None:
@@ -66,8 +57,10 @@ class AsyncJobQueue:
                 "pass either queue=JobQueue(...) or the URL and options to open one, not both"
             )
         self._owns_queue = queue is None
-        self.queue: JobQueue = JobQueue(url, **options) if queue is None else queue
-        self.backend: AsyncBackend = backend or async_backend_for(self.queue.backend)
+        self.queue: QueueClient = QueueClient(url, **options) if queue is None else queue
+        self.backend: AsyncBackend = backend or async_backend_for(
+            self.queue.backend, self.queue.plugins.hook
+        )
 
     # -- submitting and reading ---------------------------------------------------------------
 
@@ -99,27 +92,27 @@ class AsyncJobQueue:
         )
         (job,) = self.queue.new_jobs(name, [data], options)
         stored = await self.backend.submit(job)
-        self.queue._emit_submitted(stored)
+        emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=stored)
         return stored
 
-    async def submit_jobs(self, name: str, datas: Iterable[JSON], **options: Any) -> list[Job]:
+    async def submit_jobs(self, name: str, datas: Iterable[JSON], **options: object) -> list[Job]:
         """As ``JobQueue.submit_jobs``: every item is validated first; if any is refused, none
         is stored."""
         jobs = self.queue.new_jobs(name, datas, options)
         stored = await self.backend.submit_many(jobs) if jobs else []
         for job in stored:
-            self.queue._emit_submitted(job)
+            emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored
 
     async def get_job_by_id(self, job_id: str) -> Job | None:
         """The job as stored now, or ``None`` if there is none with that id."""
-        return await self.backend.get(_check_id(job_id))
+        return await self.backend.get(check_id(job_id))
 
     async def wait_for(self, job_id: str, timeout: float = 60.0) -> Job | None:
         """Wait (without blocking the loop) until the job completes or fails and return it;
         ``None`` on timeout. Raises ``JobNotFoundError`` if there is no job with that id (or it
         is removed while waited for) — the semantics of ``JobQueue.wait_for``."""
-        job_id = _check_id(job_id)
+        job_id = check_id(job_id)
         if await self.backend.get(job_id) is None:
             raise JobNotFoundError(f"no job with id {job_id!r}: nothing to wait for")
         finished = await self.backend.wait_for_finish(job_id, timeout)
@@ -138,7 +131,7 @@ class AsyncJobQueue:
         """``JobQueue.list_jobs`` without blocking the loop: one state, or (``state=None``)
         the most recently touched jobs of every state; ``name`` keeps one worker's jobs."""
         if state is not None and name is None:
-            return await self.backend.list_jobs(_check_state(state), offset, limit)
+            return await self.backend.list_jobs(check_state(state), offset, limit)
         # Merging states or filtering by name takes several reads: run them off the loop.
         return await asyncio.to_thread(self.queue.list_jobs, state, offset, limit, name=name)
 
@@ -156,7 +149,7 @@ class AsyncJobQueue:
         return await asyncio.to_thread(self.queue.throughput, period, span)
 
     async def remove_job(self, job_id: str) -> bool:
-        return await self.backend.remove(_check_id(job_id))
+        return await self.backend.remove(check_id(job_id))
 
     # -- steering: the sync facade's operations, run off the loop -----------------------------
 
@@ -227,100 +220,3 @@ class AsyncJobQueue:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-# -- the seam -----------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class AsyncBackend(Protocol):
-    """What ``AsyncJobQueue`` needs of storage: the ``Backend`` methods of the submitting side,
-    as coroutines, with the same meaning."""
-
-    async def submit(self, job: Job) -> Job: ...
-
-    async def submit_many(self, jobs: Sequence[Job]) -> list[Job]: ...
-
-    async def get(self, job_id: str) -> Job | None: ...
-
-    async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]: ...
-
-    async def count_by_state(self) -> dict[JobState, int]: ...
-
-    async def remove(self, job_id: str) -> bool: ...
-
-    async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None: ...
-
-    async def close(self) -> None: ...
-
-
-def async_backend_for(backend: Backend) -> AsyncBackend:
-    """Native asyncio for a Redis backend opened by URL; worker threads for anything else."""
-    if isinstance(backend, RedisBackend):
-        from jobqueue.backends.redis.aio import AsyncRedisBackend
-
-        native = AsyncRedisBackend.for_backend(backend)
-        if native is not None:
-            return native
-        logger.debug("Redis backend without a URL (or a cluster): using worker threads")
-    return ThreadedAsyncBackend(backend)
-
-
-class ThreadedAsyncBackend:
-    """Any sync ``Backend`` behind the ``AsyncBackend`` methods, each call run in a thread.
-
-    Short calls go to the loop's default executor (``asyncio.to_thread``); waits go to a pool
-    of their own, in slices of at most ``WAIT_SLICE`` seconds. The backend must accept calls
-    from several threads, as every dispatcher with ``concurrency > 1`` already requires.
-    """
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self._waits: concurrent.futures.ThreadPoolExecutor | None = None
-
-    async def submit(self, job: Job) -> Job:
-        return await asyncio.to_thread(self.backend.submit, job)
-
-    async def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
-        return await asyncio.to_thread(self.backend.submit_many, jobs)
-
-    async def get(self, job_id: str) -> Job | None:
-        return await asyncio.to_thread(self.backend.get, job_id)
-
-    async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        return await asyncio.to_thread(self.backend.list_jobs, state, offset, limit)
-
-    async def count_by_state(self) -> dict[JobState, int]:
-        return await asyncio.to_thread(self.backend.count_by_state)
-
-    async def remove(self, job_id: str) -> bool:
-        return await asyncio.to_thread(self.backend.remove, job_id)
-
-    async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
-        # Each slice is a complete wait_for_finish: it checks the job first, so nothing that
-        # finishes between two slices is missed.
-        until = time.monotonic() + max(timeout, 0.0)
-        while True:
-            left = until - time.monotonic()
-            step = min(max(left, 0.0), WAIT_SLICE)
-            job = await self._in_wait_thread(self.backend.wait_for_finish, job_id, step)
-            if job is not None or left <= WAIT_SLICE:
-                return job
-            # None before the end: the slice ran out, or the job is gone (removed, unknown),
-            # which one long call would have answered at once with None.
-            if await self.get(job_id) is None:
-                return None
-
-    async def close(self) -> None:
-        """Give back the wait threads; the sync backend belongs to its ``JobQueue``."""
-        waits, self._waits = self._waits, None
-        if waits is not None:
-            waits.shutdown(wait=False, cancel_futures=True)
-
-    async def _in_wait_thread(self, call: Callable[..., T], *args: Any) -> T:
-        if self._waits is None:
-            self._waits = concurrent.futures.ThreadPoolExecutor(
-                MAX_WAIT_THREADS, thread_name_prefix="jobqueue-aio-wait"
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._waits, functools.partial(call, *args))

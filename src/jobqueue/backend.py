@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from jobqueue.errors import InvalidOptionError
+from jobqueue.errors import InvalidArgumentError
 from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
 
 Clock = Callable[[], float]
@@ -60,6 +60,11 @@ class BackendOptions:
     """A job whose lease expired more than this many times fails as stalled."""
     namespace: str | None = None
     """Keeps several applications apart in one store (backends that support it)."""
+    replicas: int = 0
+    """Redis: how many replicas must acknowledge each submit and outcome before it returns
+    (``WAIT``); a URL's ``?replicas=`` wins. 0: none (asynchronous replication)."""
+    replica_timeout: float = 1.0
+    """Redis: how long to wait for them (``ReplicationTimeoutError`` after it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +188,14 @@ TICK_ENTRY_OUTCOMES = (
 
 
 def check_schedule_name(name: object) -> str:
-    """``name`` if it can name a schedule, else ``InvalidOptionError``."""
+    """``name`` if it can name a schedule, else ``InvalidArgumentError``."""
     if (
         not isinstance(name, str)
         or not name
         or len(name) > MAX_SCHEDULE_NAME
         or not is_unicode(name)
     ):
-        raise InvalidOptionError(
+        raise InvalidArgumentError(
             f"a schedule name must be a non-empty str of valid Unicode, at most "
             f"{MAX_SCHEDULE_NAME} characters, got {name!r}"
         )
@@ -201,7 +206,7 @@ def check_schedule_name(name: object) -> str:
 class TickClaim:
     """One scheduler's claim of one tick of one schedule (``Transitions.claim_tick``).
 
-    Every field is checked when the claim is made (``InvalidOptionError``), so a backend
+    Every field is checked when the claim is made (``InvalidArgumentError``), so a backend
     never sees a malformed one; the job is checked by the backend as ``submit`` checks it."""
 
     schedule: str
@@ -221,18 +226,18 @@ class TickClaim:
     def __post_init__(self) -> None:
         check_schedule_name(self.schedule)
         if not isinstance(self.definition, str) or len(self.definition) > MAX_SCHEDULE_DEFINITION:
-            raise InvalidOptionError(
+            raise InvalidArgumentError(
                 f"a schedule definition must be JSON text of at most {MAX_SCHEDULE_DEFINITION} "
                 f"characters, got {self.definition!r:.80}"
             )
         try:
             json.loads(self.definition)
         except ValueError as exc:
-            raise InvalidOptionError(
+            raise InvalidArgumentError(
                 f"a schedule definition must be JSON text ({exc}): {self.definition!r:.80}"
             ) from None
         if not is_unicode(self.definition):
-            raise InvalidOptionError("a schedule definition must be valid Unicode")
+            raise InvalidArgumentError("a schedule definition must be valid Unicode")
         tick = self.tick
         if (
             isinstance(tick, bool)
@@ -242,17 +247,17 @@ class TickClaim:
             or tick != math.floor(tick)
             or tick >= 2**53
         ):
-            raise InvalidOptionError(
+            raise InvalidArgumentError(
                 f"a tick must be whole UNIX seconds >= 0 (an int or an integral float), "
                 f"got {tick!r}"
             )
         object.__setattr__(self, "tick", float(tick))
         if self.job is not None and not isinstance(self.job, Job):
-            raise InvalidOptionError(f"a tick's job must be a Job or None, got {self.job!r}")
+            raise InvalidArgumentError(f"a tick's job must be a Job or None, got {self.job!r}")
         if isinstance(self.missed, bool) or not isinstance(self.missed, int) or self.missed < 0:
-            raise InvalidOptionError(f"missed must be an int >= 0, got {self.missed!r}")
+            raise InvalidArgumentError(f"missed must be an int >= 0, got {self.missed!r}")
         if self.overlap not in OVERLAP_MODES:
-            raise InvalidOptionError(
+            raise InvalidArgumentError(
                 f"overlap must be one of {', '.join(OVERLAP_MODES)}, got {self.overlap!r}"
             )
 

@@ -1,8 +1,14 @@
 """Every error jobqueue raises on purpose derives from ``JobQueueError``.
 
-Two families say whose mistake it is: ``ConfigurationError`` (the queue, a worker, a backend
-URL or a setting cannot work — fix the setup) and ``InvalidJobError`` (job input was refused
-before anything was stored — fix the call). ``BackendError`` is the store's trouble.
+Three families say whose mistake it is: ``ConfigurationError`` (the queue, a worker, a backend
+URL or a setting cannot work — fix the setup), ``InvalidJobError`` (a submitted job's input
+was refused before anything was stored — fix the job) and ``InvalidArgumentError`` (any
+other call was given an argument it cannot take: a job id, a state, a page — fix the call).
+``BackendError`` is the store's trouble.
+
+``JobTimeoutError`` and ``StalledJobError`` are never raised to a caller: their names are the
+error types recorded on a job (``job.error.type``) whose attempt ran past its timeout, or
+whose lease expired too often; compare with ``JobTimeoutError.__name__``.
 """
 
 from __future__ import annotations
@@ -64,12 +70,23 @@ class PayloadTooLargeError(InvalidJobError):
 
 
 class InvalidOptionError(InvalidJobError):
-    """A submit option (or a read's argument) has the wrong type or an out-of-range value."""
+    """A submit option (``priority``, ``delay``, ``unique_key``, …) has the wrong type or an
+    out-of-range value."""
 
 
 class InvalidJobDataError(InvalidJobError):
     """The worker's ``get_title(data)`` could not handle the job data (a missing key, a wrong
     type): the data is not what that worker expects."""
+
+
+# -- call mistakes (nothing was done) ---------------------------------------------------------
+
+
+class InvalidArgumentError(JobQueueError):
+    """A call other than a submit got an argument it cannot take: a job id that is not a
+    non-empty str, an unknown job state or one the operation does not apply to (``cancel_jobs``
+    of completed jobs), a negative ``offset`` or ``limit``, a ``throughput`` period or span, a
+    schedule name. The backend was not asked."""
 
 
 # -- at run time ------------------------------------------------------------------------------
@@ -117,14 +134,29 @@ class SchemaVersionError(BackendError):
 
 
 class JobTimeoutError(JobQueueError):
-    """A handler ran longer than its ``timeout``."""
+    """Recorded, not raised: the error type of an attempt whose handler ran longer than its
+    ``timeout`` (``job.error.type == JobTimeoutError.__name__``)."""
 
 
 class StalledJobError(JobQueueError):
-    """A job's lease expired too many times (its worker died or hung while running it)."""
+    """Recorded, not raised: the error type of a job failed because its lease expired more
+    than ``max_stalls`` times (its worker died or hung while running it)."""
 
 
 class DispatcherCrashedError(JobQueueError):
     """A dispatcher slot kept dying of an unexpected exception (a bug in jobqueue, a plugin
     or a backend, not a handler's error), so the dispatcher stopped; each crash was logged
     with its traceback. ``jobqueue worker`` exits with status 70 for it."""
+
+
+class ReplicationTimeoutError(BackendUnavailableError):
+    """The write was applied on the Redis primary, but fewer replicas than asked for
+    (``replicas=N`` in the URL) acknowledged it within ``replica_timeout``: it is not yet
+    safe from a failover. Submitted jobs are stored (``job_ids`` names them) and will run
+    unless a failover loses them; resubmitting without a ``unique_key`` may store them twice.
+    An outcome (complete, fail) sent again is answered with what was stored, so it is safe
+    to retry."""
+
+    def __init__(self, message: str, job_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids

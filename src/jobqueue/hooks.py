@@ -11,13 +11,15 @@ through the ``jobqueue`` entry-point group (or passed to ``JobQueue(plugins=[...
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from jobqueue.backend import BackendFactory
+    from jobqueue.aio_backend import AsyncBackend
+    from jobqueue.backend import Backend, BackendFactory
     from jobqueue.job import JSON, Job, JobError
     from jobqueue.schedules import Schedule
     from jobqueue.worker import Worker
@@ -46,6 +48,14 @@ def jobqueue_register_schedules() -> Iterable[Schedule]:  # type: ignore[empty-b
 @hookspec
 def jobqueue_register_backends() -> Mapping[str, BackendFactory]:  # type: ignore[empty-body]
     """Return a mapping of URL scheme (``"redis"``) to a factory ``(url, options) -> Backend``."""
+
+
+@hookspec(firstresult=True)
+def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
+    """Return the native asyncio twin of ``backend`` (an object with the
+    ``jobqueue.aio_backend.AsyncBackend`` methods, speaking to the same store), or ``None``
+    when this plugin has none for it: ``AsyncJobQueue`` then runs the sync backend in worker
+    threads. The first answer that is not ``None`` is used."""
 
 
 @hookspec
@@ -107,10 +117,12 @@ def jobqueue_job_cancelled(job: Job) -> None:
     cancelled it), or once its handler stopped when it was running (in the dispatcher's)."""
 
 
-def emit(hooks: Any, hook_name: str, **kwargs: Any) -> None:
-    """Call a lifecycle hook; a plugin's exception is logged, never fatal. Nobody listening
-    costs nothing: pluggy's call machinery is skipped."""
-    hook = getattr(hooks, hook_name)
+def emit(hooks: pluggy.HookRelay, hook_name: str, /, **kwargs: object) -> None:
+    """Call lifecycle hook ``hook_name`` (``plugins.hook``, ``"jobqueue_job_submitted"``,
+    ``job=job``): the one emitter, for the facades, the scheduler and the dispatcher alike.
+    A plugin's exception is logged, never fatal. Nobody listening costs nothing: pluggy's
+    call machinery is skipped."""
+    hook: pluggy.HookCaller = getattr(hooks, hook_name)
     if not hook.get_hookimpls():
         return
     try:
@@ -119,16 +131,16 @@ def emit(hooks: Any, hook_name: str, **kwargs: Any) -> None:
         logger.exception("plugin hook %s raised", hook_name)
 
 
-def make_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager:
-    """A plugin manager with our hook specs, the built-in backends and, unless told not to,
-    every plugin installed under the ``jobqueue`` entry-point group."""
-    import sys
-
-    from jobqueue import backends
-
+def make_plugin_manager(
+    builtins: Iterable[object] = (), *, load_entrypoints: bool = True
+) -> pluggy.PluginManager:
+    """A plugin manager with our hook specs, the ``builtins`` (the caller's own plugins, such
+    as ``jobqueue.backends``: handed in, so this module names no part of the library) and,
+    unless told not to, every plugin installed under the ``jobqueue`` entry-point group."""
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(sys.modules[__name__])
-    manager.register(backends, name="jobqueue.backends")
+    for plugin in builtins:
+        manager.register(plugin, name=getattr(plugin, "__name__", None))
     if load_entrypoints:
         manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return manager

@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from jobqueue.errors import CorruptJobError, InvalidOptionError, NotSerializableError
 
@@ -405,7 +405,10 @@ def unreadable_job(job_id: object, name: object, state: object, reason: str) -> 
     )
 
 
-def _expect(raw: Mapping[str, JSON], key: str, kind: type) -> Any:
+_T = TypeVar("_T")
+
+
+def _expect(raw: Mapping[str, JSON], key: str, kind: type[_T]) -> _T:
     value = raw[key]
     if not isinstance(value, kind):
         raise CorruptJobError(f"stored job field {key!r} should be {kind.__name__}, got {value!r}")

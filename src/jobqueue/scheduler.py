@@ -15,22 +15,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Protocol, TypeVar
 
-from jobqueue.backend import ScheduleRecord, TickClaim, TickOutcome, TickResult
+import pluggy
+
+from jobqueue.backend import Backend, ScheduleRecord, TickClaim, TickOutcome, TickResult
 from jobqueue.errors import BackendError, InvalidScheduleError, JobQueueError
-from jobqueue.job import JobState
+from jobqueue.hooks import emit
+from jobqueue.job import JSON, Job, JobState
 from jobqueue.registry import Registry
 from jobqueue.schedules import Schedule, plan
 
-if TYPE_CHECKING:  # the facade imports this module
-    from jobqueue.queue import JobQueue
-
 logger = logging.getLogger("jobqueue.scheduler")
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 
 MAX_IDLE = 1.0
 """A scheduler looks again at least this often (seconds), whatever its next tick: a schedule
@@ -38,6 +38,20 @@ resumed elsewhere, or a clock jump, is noticed within that time."""
 
 ERROR_BACKOFF = 1.0
 """After a backend error, wait this long before the next pass."""
+
+
+class Submitter(Protocol):
+    """What a scheduler needs of its queue (a ``JobQueue`` is one): where to claim ticks,
+    how to build a tick's job as a submit would, whom to tell, and the time."""
+
+    backend: Backend
+    plugins: pluggy.PluginManager
+
+    def clock(self) -> float: ...
+
+    def new_jobs(
+        self, name: str, datas: Iterable[JSON], options: dict[str, object]
+    ) -> list[Job]: ...
 
 
 class DeclaredSchedules:
@@ -110,17 +124,16 @@ class ScheduleInfo:
         }
 
 
-def describe(queue: JobQueue, book: DeclaredSchedules) -> list[ScheduleInfo]:
+def describe(backend: Backend, book: DeclaredSchedules, now: float) -> list[ScheduleInfo]:
     """Every declared schedule, and every one the backend has records of, by name."""
-    now = queue.clock()
-    records = {record.name: record for record in queue.backend.schedule_records()}
+    records = {record.name: record for record in backend.schedule_records()}
     infos = []
     for name in sorted(set(records) | {schedule.name for schedule in book}):
         schedule, record = book.get(name), records.get(name)
         last_tick = record.last_tick if record else None
         last_job = None
         if record is not None and record.last_job_id is not None:
-            last_job = queue.backend.get(record.last_job_id)
+            last_job = backend.get(record.last_job_id)
         next_run = None
         if schedule is not None:
             next_run = schedule.next_tick(max(now, last_tick or now))
@@ -128,7 +141,11 @@ def describe(queue: JobQueue, book: DeclaredSchedules) -> list[ScheduleInfo]:
             ScheduleInfo(
                 name=name,
                 worker=schedule.worker if schedule else None,
-                definition=schedule.definition() if schedule else record.definition,  # type: ignore[union-attr]
+                definition=schedule.definition()
+                if schedule
+                else record.definition
+                if record
+                else "",
                 next_run=next_run,
                 last_tick=last_tick,
                 last_job_id=record.last_job_id if record else None,
@@ -142,13 +159,17 @@ def describe(queue: JobQueue, book: DeclaredSchedules) -> list[ScheduleInfo]:
 
 
 def periodic_decorator(
-    queue: JobQueue, cron: str | None, every: object, fields: dict[str, Any]
+    registry: Registry,
+    add_schedule: Callable[[Schedule], Schedule],
+    cron: str | None,
+    every: object,
+    fields: dict[str, object],
 ) -> Callable[[F], F]:
     """``JobQueue.periodic``: schedule the worker whose handler the decorated function is
     (so it goes above ``@queue.worker``, which registers it first)."""
 
     def register(handler: F) -> F:
-        workers = [worker for worker in queue.registry if worker.handler is handler]
+        workers = [worker for worker in registry if worker.handler is handler]
         if len(workers) != 1:
             where = "no worker" if not workers else f"{len(workers)} workers"
             raise InvalidScheduleError(
@@ -157,7 +178,7 @@ def periodic_decorator(
             )
         worker = workers[0]
         fields.setdefault("name", worker.name)
-        queue.add_schedule(Schedule(worker=worker.name, cron=cron, every=every, **fields))  # type: ignore[arg-type]
+        add_schedule(Schedule(worker=worker.name, cron=cron, every=every, **fields))  # type: ignore[arg-type]
         return handler
 
     return register
@@ -173,7 +194,7 @@ class Scheduler:
 
     def __init__(
         self,
-        queue: JobQueue,
+        queue: Submitter,
         book: DeclaredSchedules,
         *,
         clock: Callable[[], float] | None = None,
@@ -222,7 +243,7 @@ class Scheduler:
                 # claim); it claims the rest too, in order.
                 break
             if result.outcome is TickOutcome.SUBMITTED and result.job is not None:
-                self.queue._emit_submitted(result.job)
+                emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=result.job)
                 logger.info(
                     "schedule %s: tick %s submitted job %s",
                     schedule.name,

@@ -40,12 +40,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from types import MappingProxyType
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
 from jobqueue.errors import (
+    InvalidArgumentError,
     InvalidOptionError,
     InvalidScheduleError,
     NotSerializableError,
@@ -78,7 +78,7 @@ REFUSED_OPTIONS = {
 }
 """``submit_job`` options a schedule refuses, with the reason its error gives."""
 
-_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
+_OPTION_CHECKS: dict[str, Callable[[object], object]] = {
     "priority": validate_priority,
     "attempts": validate_attempts,
     "backoff": Backoff.parse,
@@ -125,7 +125,7 @@ class Schedule:
     overlap: str = "skip"
     catch_up: str | int = "skip"
     grace: timedelta | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
     _zone: tzinfo = field(init=False, repr=False, compare=False)
     _period: int = field(init=False, repr=False, compare=False)
     """``every`` in whole seconds; 0 for a cron schedule."""
@@ -396,13 +396,13 @@ def plan(schedule: Schedule, last_tick: float | None, now: float) -> TickPlan:
 
 
 def _check_time(label: str, value: object) -> float:
-    """``value`` as a float UNIX timestamp, or ``InvalidOptionError`` naming ``label``."""
+    """``value`` as a float UNIX timestamp, or ``InvalidArgumentError`` naming ``label``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not 0 <= value <= _LATEST_TIME  # NaN fails this too
     ):
-        raise InvalidOptionError(
+        raise InvalidArgumentError(
             f"{label} must be a UNIX timestamp in seconds (an int or float from 0 to "
             f"{_LATEST_TIME:.0f}, before the year 9000), got {value!r}"
         )
@@ -490,7 +490,7 @@ def _backfill(label: str, catch_up: object) -> int:
     )
 
 
-def _options(label: str, options: object) -> Mapping[str, Any]:
+def _options(label: str, options: object) -> Mapping[str, object]:
     """The options checked, ``None`` values dropped (they keep the worker's defaults, as in
     ``submit_job``), read-only."""
     if not isinstance(options, Mapping):
@@ -498,7 +498,7 @@ def _options(label: str, options: object) -> Mapping[str, Any]:
             f"{label}: options must be a mapping of submit options such as "
             f"{{'priority': 5, 'timeout': 600}}, got {options!r}"
         )
-    checked: dict[str, Any] = {}
+    checked: dict[str, object] = {}
     for key, value in options.items():
         if key in REFUSED_OPTIONS:
             raise InvalidScheduleError(

@@ -104,14 +104,15 @@ def main() -> None:
     with open(reserve, "wb") as handle:  # room to give back at the end
         handle.write(b"\0" * 256 * 1024)
     running: dict[str, Any] = {}
-    submitted = 0
+    submitted, last_id = 0, int(ids[-1])
     while "submit" not in running:
         outcome = attempt(lambda: backend.submit(Job(id="", name="a", data="x" * 2000)))
         if isinstance(outcome, str):
             running["submit"] = outcome
         elif submitted > 10_000:
             running["submit"] = "never full"
-        submitted += not isinstance(outcome, str)
+        if not isinstance(outcome, str):
+            submitted, last_id = submitted + 1, int(outcome.id)
     running["submitted"] = submitted
     running["stored_before_many"] = stored(path)
     running["submit_many"] = attempt(
@@ -129,7 +130,7 @@ def main() -> None:
     freed["state"] = None if done is None else done.state.value
     new = attempt(lambda: backend.submit(Job(id="", name="a", data=None)))
     freed["submitted_id"] = getattr(new, "id", new)
-    freed["last_id_before"] = int(ids[-1]) + submitted
+    freed["last_id_before"] = last_id
     backend.close()
     report["freed"] = freed
     print(json.dumps(report, default=str))

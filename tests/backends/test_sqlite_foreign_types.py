@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from jobqueue import ids
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, foreign, migrations
 from jobqueue.errors import SchemaVersionError
@@ -75,12 +76,14 @@ def _counts_agree(path: Path, backend: SQLiteBackend) -> None:
 @pytest.fixture
 def v8_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A file made by jobqueue at schema version 8 (the migrations before 9 only), with five
-    waiting jobs of name a (ids 1-5), one of b (6), a delayed one (7) and a completed one (8)."""
+    waiting jobs of name a (ids 1-5), one of b (6), a delayed one (7) and a completed one (8):
+    small ids, as versions before the ids' clock floor (``jobqueue.ids``) gave them."""
     path = tmp_path / "jobs.db"
     with monkeypatch.context() as patch:
         patch.setattr(
             migrations, "MIGRATIONS", [m for m in migrations.MIGRATIONS if m.version <= 8]
         )
+        patch.setattr(ids, "clock_floor", lambda: 0)
         backend = _open(path)
         try:
             for n in range(5):
@@ -153,13 +156,13 @@ def test_every_checked_column_refuses_a_foreign_type(
 ) -> None:
     path = tmp_path / "jobs.db"
     backend = _open(path)
-    backend.submit(Job(id="", name="a", data=None))
+    job_id = backend.submit(Job(id="", name="a", data=None)).id
     backend.close()
     with pytest.raises(sqlite3.IntegrityError, match=f"typeof\\({column}\\)"):
-        _write(path, f"UPDATE jobqueue_jobs SET {column} = X'00' WHERE id = 1")
+        _write(path, f"UPDATE jobqueue_jobs SET {column} = X'00' WHERE id = {job_id}")
     if not kind[1]:
         with pytest.raises(sqlite3.IntegrityError):
-            _write(path, f"UPDATE jobqueue_jobs SET {column} = NULL WHERE id = 1")
+            _write(path, f"UPDATE jobqueue_jobs SET {column} = NULL WHERE id = {job_id}")
 
 
 def test_the_claim_fails_a_row_written_with_the_checks_off_and_goes_on(tmp_path: Path) -> None:

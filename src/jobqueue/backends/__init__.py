@@ -6,10 +6,17 @@ Redis client and ``sqlite://`` no server.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from jobqueue.backend import Backend, BackendFactory, BackendOptions
 from jobqueue.hooks import hookimpl
+
+if TYPE_CHECKING:
+    from jobqueue.aio_backend import AsyncBackend
+
+logger = logging.getLogger("jobqueue.backends")
 
 
 def _memory(url: str, options: BackendOptions) -> Backend:
@@ -32,4 +39,27 @@ def _sqlite(url: str, options: BackendOptions) -> Backend:
 
 @hookimpl
 def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
-    return {"memory": _memory, "redis": _redis, "rediss": _redis, "sqlite": _sqlite}
+    sentinel = ("redis+sentinel", "rediss+sentinel", "redis-sentinel", "sentinel")
+    return {
+        "memory": _memory,
+        "redis": _redis,
+        "rediss": _redis,
+        **dict.fromkeys(sentinel, _redis),  # Redis through Sentinel (backends/redis/url.py)
+        "sqlite": _sqlite,
+    }
+
+
+@hookimpl
+def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
+    """Redis speaks asyncio natively when opened by URL (not a client handed in, nor a
+    cluster); the other built-in backends run in threads."""
+    from jobqueue.backends.redis import RedisBackend
+
+    if not isinstance(backend, RedisBackend):
+        return None
+    from jobqueue.backends.redis.aio import AsyncRedisBackend
+
+    native = AsyncRedisBackend.for_backend(backend)
+    if native is None:
+        logger.debug("Redis backend without a URL (or a cluster): using worker threads")
+    return native

@@ -9,7 +9,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
 
 from jobqueue.errors import ConfigurationError, JobQueueError
 from jobqueue.queue import JobQueue
@@ -59,7 +58,7 @@ def _load_app(spec: str) -> list[JobQueue | Worker]:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: let apps in the cwd be found
     module = _import(spec, module_name)
-    target: Any = module
+    target: object = module
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -97,7 +96,7 @@ def _import(spec: str, module_name: str) -> ModuleType:
         ) from None
 
 
-def _call_factory(spec: str, factory: Callable[..., Any], module: ModuleType) -> Any:
+def _call_factory(spec: str, factory: Callable[[], object], module: ModuleType) -> object:
     """Call an ``--app`` function that builds the queue, if it needs no arguments."""
     try:
         signature = inspect.signature(factory)

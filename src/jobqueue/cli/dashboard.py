@@ -18,12 +18,14 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobqueue.errors import ConfigurationError
 from jobqueue.queue import JobQueue
 
 if TYPE_CHECKING:
+    import uvicorn
+    from starlette.requests import Request
     from starlette.types import ASGIApp
 
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
@@ -216,7 +218,7 @@ def _mounted(prefix: str, app: ASGIApp) -> ASGIApp:
     from starlette.responses import RedirectResponse
     from starlette.routing import Mount, Route
 
-    def to_prefix(request: Any) -> RedirectResponse:
+    def to_prefix(request: Request) -> RedirectResponse:
         return RedirectResponse(f"{prefix}/")
 
     return Starlette(routes=[Route("/", to_prefix), Mount(prefix, app=app)])
@@ -238,7 +240,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(config: Any, sock: socket.socket, ready: str) -> int | None:
+def _serve(config: uvicorn.Config, sock: socket.socket, ready: str) -> int | None:
     """Serve until SIGTERM or SIGINT; the signal that stopped it, or ``None`` if the app did
     not start (uvicorn logged why)."""
     import uvicorn

@@ -10,8 +10,8 @@ import logging
 import select
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from jobqueue.cli.control import AddCommand
 from jobqueue.cli.output import print_json, table, time_text
@@ -50,7 +50,7 @@ class _StopSignals:
         self.reader, self._writer = socket.socketpair()
         self._writer.setblocking(False)
         self.received: list[int] = []
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)

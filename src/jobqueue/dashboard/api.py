@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from jobqueue.dashboard.meta import meta
 from jobqueue.dashboard.openapi import (
     BULK_ACTIONS,
     DEFAULT_LIMIT,
@@ -30,7 +30,7 @@ from jobqueue.dashboard.security import SECURITY_HEADERS
 from jobqueue.errors import (
     BackendError,
     CorruptJobError,
-    InvalidOptionError,
+    InvalidArgumentError,
     JobNotFoundError,
     JobQueueError,
     JobStateError,
@@ -48,7 +48,7 @@ stored jobs cannot make one request slow; the page then ends early with a ``next
 SCAN_BATCH = 500
 
 
-class BadRequest(InvalidOptionError):
+class BadRequest(InvalidArgumentError):
     """A query parameter the API cannot use (answered 400)."""
 
 
@@ -56,14 +56,14 @@ class JSONResponse(StarletteJSONResponse):
     """Starlette's, except that a number JSON cannot hold (an infinite time a foreign writer
     stored) is sent as ``null`` instead of failing the whole answer with a 500."""
 
-    def render(self, content: Any) -> bytes:
+    def render(self, content: object) -> bytes:
         try:
             return super().render(content)
         except ValueError:  # allow_nan=False: only then walk the content
             return super().render(_finite(content))
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -144,6 +144,7 @@ class Api:
             Route("/api/names/{name}/pause", self.pause, methods=["POST"]),
             Route("/api/names/{name}/resume", self.resume, methods=["POST"]),
             Route("/api/csrf", self.csrf, methods=["GET"]),
+            Route("/api/meta", self.meta, methods=["GET"]),
             Route("/api/openapi.json", self.openapi, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
@@ -324,6 +325,9 @@ class Api:
 
     def csrf(self, request: Request) -> JSONResponse:
         return JSONResponse({"token": request.app.state.csrf_token})
+
+    def meta(self, request: Request) -> JSONResponse:
+        return JSONResponse(meta())
 
     def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(OPENAPI)

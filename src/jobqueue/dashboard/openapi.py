@@ -6,9 +6,10 @@ that builds its requests from this document.
 
 from __future__ import annotations
 
-from typing import Any
-
 from jobqueue.job import JobState
+
+Schema = dict[str, object]
+"""A piece of the OpenAPI document: JSON, built from dicts, lists, strings and numbers."""
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -24,17 +25,17 @@ BULK_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 """Per bulk action: the states it applies to, and what it does."""
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+def _json(schema: Schema, description: str = "OK") -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+def _object(**properties: Schema) -> Schema:
     return {"type": "object", "properties": properties}
 
 
-_STRING: dict[str, Any] = {"type": "string"}
-_NUMBER: dict[str, Any] = {"type": "number"}
-_INTEGER: dict[str, Any] = {"type": "integer"}
+_STRING: Schema = {"type": "string"}
+_NUMBER: Schema = {"type": "number"}
+_INTEGER: Schema = {"type": "integer"}
 _ERROR = _json({"$ref": "#/components/schemas/Error"}, "refused; the error says why")
 _STATES = [state.value for state in JobState]
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": _STRING}
@@ -55,12 +56,16 @@ _SCHEDULES = _object(
 )
 
 
-def _refusals(*codes: int) -> dict[str, Any]:
+def _answers(ok: Schema, *codes: int) -> dict[str, Schema]:
+    return {"200": ok, **_refusals(*codes)}
+
+
+def _refusals(*codes: int) -> dict[str, Schema]:
     # 400: a Host header the dashboard does not answer to, on every route.
     return {str(code): _ERROR for code in sorted({400, 401, 403, *codes})}
 
 
-def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+def _query(name: str, schema: Schema, description: str = "") -> Schema:
     # An empty value is the same as none, for every optional query parameter.
     parameter = {"name": name, "in": "query", "allowEmptyValue": True, "schema": schema}
     if description:
@@ -68,27 +73,27 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return parameter
 
 
-def _job_action(summary: str) -> dict[str, Any]:
+def _job_action(summary: str) -> Schema:
     return {
         "post": {
             "summary": summary,
             "parameters": [_JOB_ID, _CSRF],
-            "responses": {"200": _JOB, **_refusals(404, 409)},
+            "responses": _answers(_JOB, 404, 409),
         }
     }
 
 
-def _name_action(summary: str) -> dict[str, Any]:
+def _name_action(summary: str) -> Schema:
     return {
         "post": {
             "summary": summary,
             "parameters": [_NAME, _CSRF],
-            "responses": {"200": _PAUSED, **_refusals(400)},
+            "responses": _answers(_PAUSED, 400),
         }
     }
 
 
-def _bulk(action: str, states: tuple[str, ...], summary: str) -> dict[str, Any]:
+def _bulk(action: str, states: tuple[str, ...], summary: str) -> Schema:
     return {
         "post": {
             "summary": f"{summary} in a state, of one worker name when given; answers how "
@@ -103,8 +108,8 @@ def _bulk(action: str, states: tuple[str, ...], summary: str) -> dict[str, Any]:
                 _query("name", _STRING),
                 _CSRF,
             ],
-            "responses": {
-                "200": _json(
+            "responses": _answers(
+                _json(
                     _object(
                         action={"type": "string", "enum": [action]},
                         state={"type": "string", "enum": list(states)},
@@ -112,33 +117,33 @@ def _bulk(action: str, states: tuple[str, ...], summary: str) -> dict[str, Any]:
                         count=_INTEGER,
                     )
                 ),
-                **_refusals(400),
-            },
+                400,
+            ),
         }
     }
 
 
-def _schedule_action(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _schedule_action(summary: str, schema: Schema) -> Schema:
     return {
         "post": {
             "summary": summary,
             "parameters": [_NAME, _CSRF],
-            "responses": {"200": _json(schema), **_refusals(400, 404)},
+            "responses": _answers(_json(schema), 400, 404),
         }
     }
 
 
-def _read(summary: str, schema: dict[str, Any], *parameters: dict[str, Any]) -> dict[str, Any]:
+def _read(summary: str, schema: Schema, *parameters: Schema) -> Schema:
     return {
         "get": {
             "summary": summary,
             "parameters": list(parameters),
-            "responses": {"200": _json(schema), **_refusals(400)},
+            "responses": _answers(_json(schema), 400),
         }
     }
 
 
-OPENAPI: dict[str, Any] = {
+OPENAPI: Schema = {
     "openapi": "3.0.3",
     "info": {
         "title": "jobqueue dashboard API",
@@ -193,15 +198,12 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "One job",
                 "parameters": [_JOB_ID],
-                "responses": {"200": _JOB, **_refusals(404)},
+                "responses": _answers(_JOB, 404),
             },
             "delete": {
                 "summary": "Remove a job, whatever its state",
                 "parameters": [_JOB_ID, _CSRF],
-                "responses": {
-                    "200": _json(_object(id=_STRING, removed={"type": "boolean"})),
-                    **_refusals(404),
-                },
+                "responses": _answers(_json(_object(id=_STRING, removed={"type": "boolean"})), 404),
             },
         },
         "/api/jobs/{job_id}/retry": _job_action("Run a failed or cancelled job again"),
@@ -210,10 +212,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Cancel a waiting, delayed or running job; answers its state after "
                 "the call (a running job stays active until its dispatcher stops it)",
                 "parameters": [_JOB_ID, _CSRF],
-                "responses": {
-                    "200": _json(_object(id=_STRING, state={"type": "string", "enum": _STATES})),
-                    **_refusals(404, 409),
-                },
+                "responses": _answers(
+                    _json(_object(id=_STRING, state={"type": "string", "enum": _STATES})), 404, 409
+                ),
             }
         },
         "/api/jobs/{job_id}/run-now": _job_action("Make a delayed job due now"),
@@ -252,6 +253,12 @@ OPENAPI: dict[str, Any] = {
         "/api/csrf": _read(
             "The token POST and DELETE send in X-JobQueue-CSRF", _object(token=_STRING)
         ),
+        "/api/meta": _read(
+            "The job states in display order, which are finished, and the actions each "
+            "allows on one job (`actions`: retry, run-now, cancel, remove) and in bulk "
+            "(`bulk`: the /api/bulk/{action} routes); the pages read it once",
+            {"$ref": "#/components/schemas/Meta"},
+        ),
         "/api/openapi.json": _read("This document", {"type": "object"}),
     },
     "components": {
@@ -270,6 +277,20 @@ OPENAPI: dict[str, Any] = {
                     "additionalProperties": _NUMBER,
                 },
                 read_only={"type": "boolean"},
+            ),
+            "Meta": _object(
+                states={
+                    "type": "array",
+                    "items": _object(
+                        name={"type": "string", "enum": _STATES},
+                        finished={"type": "boolean"},
+                        actions={"type": "array", "items": _STRING},
+                        bulk={
+                            "type": "array",
+                            "items": {"type": "string", "enum": [*BULK_ACTIONS]},
+                        },
+                    ),
+                }
             ),
             "Bucket": _object(
                 start=_NUMBER,

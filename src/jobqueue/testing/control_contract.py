@@ -13,6 +13,7 @@ from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention, Wo
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import MAX_HISTORY, AttemptOutcome, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.fixture_types import MakeJob, OpenBackend
 
 ERROR = JobError("ValueError", "boom", "Traceback ...")
 
@@ -44,7 +45,7 @@ class ControlPlaneContract:
     # -- cancel -------------------------------------------------------------------------------
 
     def test_cancel_waiting_and_delayed_jobs_at_once(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         waiting = backend.submit(new_job(unique_key="k1"))
         delayed = backend.submit(new_job(run_at=clock() + 60))
@@ -60,7 +61,7 @@ class ControlPlaneContract:
         assert backend.submit(new_job(unique_key="k1")).id != waiting.id  # key freed
         assert backend.cancel("999999") is None
 
-    def test_cancel_finished_job_changes_nothing(self, backend: Backend, new_job: Any) -> None:
+    def test_cancel_finished_job_changes_nothing(self, backend: Backend, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(_spec("a"))
         assert claim is not None
@@ -70,7 +71,7 @@ class ControlPlaneContract:
         assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "r"
 
     def test_cancel_active_job_reaches_its_holder(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(_spec("a", dispatcher="d1"))
@@ -94,7 +95,7 @@ class ControlPlaneContract:
         assert stored is not None and stored.state is JobState.CANCELLED and stored.result is None
 
     def test_completion_before_the_cancel_is_delivered_keeps_the_result(
-        self, backend: Backend, new_job: Any
+        self, backend: Backend, new_job: MakeJob
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(_spec("a"))
@@ -105,7 +106,7 @@ class ControlPlaneContract:
         assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "done"
 
     def test_failure_of_a_cancelled_job_is_not_retried(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=3))
         claim = backend.claim(_spec("a"))
@@ -115,7 +116,7 @@ class ControlPlaneContract:
         assert backend.claim(_spec("a")) is None
 
     def test_cancelled_job_whose_holder_died_ends_cancelled(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=3))
         assert backend.claim(_spec("a", lease=5)) is not None
@@ -129,7 +130,7 @@ class ControlPlaneContract:
     # -- retry and purge ----------------------------------------------------------------------
 
     def test_retry_failed_job_keeps_its_history(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=1))
         claim = backend.claim(_spec("a", dispatcher="d1"))
@@ -150,13 +151,13 @@ class ControlPlaneContract:
         ]
         assert stored.history[0].error == ERROR and stored.history[1].error is None
 
-    def test_retry_refuses_unfinished_jobs(self, backend: Backend, new_job: Any) -> None:
+    def test_retry_refuses_unfinished_jobs(self, backend: Backend, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         with pytest.raises(JobStateError):
             backend.retry(job.id)
         assert backend.retry("999999") is None
 
-    def test_retry_of_a_cancelled_job(self, backend: Backend, new_job: Any) -> None:
+    def test_retry_of_a_cancelled_job(self, backend: Backend, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         backend.cancel(job.id)
         retried = backend.retry(job.id)
@@ -165,7 +166,7 @@ class ControlPlaneContract:
         assert claim is not None and claim.job.id == job.id
 
     def test_retry_refused_while_another_job_holds_the_unique_key(
-        self, backend: Backend, new_job: Any
+        self, backend: Backend, new_job: MakeJob
     ) -> None:
         first = backend.submit(new_job(unique_key="k"))
         backend.cancel(first.id)
@@ -177,7 +178,7 @@ class ControlPlaneContract:
         assert backend.retry(first.id) is not None
         assert backend.submit(new_job(unique_key="k")).id == first.id
 
-    def test_retry_many_by_state_and_name(self, backend: Backend, new_job: Any) -> None:
+    def test_retry_many_by_state_and_name(self, backend: Backend, new_job: MakeJob) -> None:
         for name in ("a", "a", "b"):
             job = backend.submit(new_job(name))
             claim = backend.claim(_spec(name))
@@ -189,7 +190,7 @@ class ControlPlaneContract:
         assert backend.count_by_state()[JobState.WAITING] == 3
 
     def test_purge_by_state_name_and_age(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         old = backend.submit(new_job("a"))
         backend.cancel(old.id)
@@ -209,7 +210,7 @@ class ControlPlaneContract:
 
     # -- pause --------------------------------------------------------------------------------
 
-    def test_pause_stops_claims_of_that_name_only(self, backend: Backend, new_job: Any) -> None:
+    def test_pause_stops_claims_of_that_name_only(self, backend: Backend, new_job: MakeJob) -> None:
         a = backend.submit(new_job("a"))
         backend.pause("a")
         assert backend.paused() == frozenset({"a"})
@@ -224,7 +225,7 @@ class ControlPlaneContract:
         claim = backend.claim(_spec("a"))
         assert claim is not None and claim.job.id == a.id
 
-    def test_resume_wakes_an_idle_waiter(self, backend: Backend, new_job: Any) -> None:
+    def test_resume_wakes_an_idle_waiter(self, backend: Backend, new_job: MakeJob) -> None:
         backend.pause("a")
         backend.submit(new_job("a"))
         woke: list[bool] = []
@@ -238,7 +239,7 @@ class ControlPlaneContract:
     # -- heartbeats and dispatchers -----------------------------------------------------------
 
     def test_heartbeat_renews_every_lease_in_one_step(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         jobs = [backend.submit(new_job()) for _ in range(3)]
         claims = [backend.claim(_spec("a", lease=10, dispatcher="d1")) for _ in jobs]
@@ -254,7 +255,7 @@ class ControlPlaneContract:
         assert statuses == [LeaseStatus.LOST, LeaseStatus.HELD, LeaseStatus.HELD]
 
     def test_dispatchers_are_recorded_refreshed_and_forgotten(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(_spec("a", dispatcher="d1"))
@@ -279,7 +280,7 @@ class ControlPlaneContract:
     # -- attempt history ----------------------------------------------------------------------
 
     def test_history_records_stalls_and_is_bounded(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=MAX_HISTORY + 5))
         claim = backend.claim(_spec("a", lease=5, dispatcher="gone"))
@@ -299,7 +300,7 @@ class ControlPlaneContract:
         assert stored is not None and len(stored.history) == MAX_HISTORY
         assert all(a.outcome is AttemptOutcome.RETRIED for a in stored.history)
 
-    def test_release_is_recorded_and_not_counted(self, backend: Backend, new_job: Any) -> None:
+    def test_release_is_recorded_and_not_counted(self, backend: Backend, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(_spec("a"))
         assert claim is not None
@@ -311,7 +312,7 @@ class ControlPlaneContract:
     # -- counts by name -----------------------------------------------------------------------
 
     def test_count_by_name_follows_every_transition(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         assert backend.count_by_name() == {}
         a1 = backend.submit(new_job("a", attempts=3))
@@ -346,7 +347,7 @@ class ControlPlaneContract:
         assert backend.count_by_name() == {}  # a name without jobs is left out
 
     def test_count_by_name_after_stalls_and_retention(
-        self, open_backend: Any, new_job: Any, clock: ManualClock
+        self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend = open_backend(retention=Retention(completed_count=1), max_stalls=1)
         for _ in range(3):
@@ -376,7 +377,9 @@ class ControlPlaneContract:
 
     # -- reads never write --------------------------------------------------------------------
 
-    def test_reads_never_write(self, backend: Backend, new_job: Any, clock: ManualClock) -> None:
+    def test_reads_never_write(
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+    ) -> None:
         """A due delayed job and an expired lease stay as they are until maintenance or a
         claim: counting, listing and reading are free of transitions."""
         due = backend.submit(new_job(run_at=clock() + 5))

@@ -6,7 +6,6 @@ fixtures (``backend``, ``open_backend``, ``new_job``, ``clock``)."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from jobqueue.backend import (
 from jobqueue.errors import JobStateError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.fixture_types import MakeJob, OpenBackend
 
 ERROR = JobError("ValueError", "boom", "Traceback ...")
 
@@ -44,7 +44,7 @@ class OperatorContract:
     # -- lease deadlines on reads -------------------------------------------------------------
 
     def test_reads_show_the_lease_deadline_of_active_jobs(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = backend.submit(new_job(unique_key="k"))
         waiting = backend.submit(new_job())
@@ -77,7 +77,7 @@ class OperatorContract:
     # -- running a delayed job now ------------------------------------------------------------
 
     def test_promote_runs_a_delayed_job_now(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         ahead = backend.submit(new_job(data="ahead"))
         later = backend.submit(new_job(data="later", run_at=clock() + 3600))
@@ -104,7 +104,7 @@ class OperatorContract:
         assert backend.claim(_spec("a")) is None
 
     def test_promote_refuses_jobs_that_are_not_delayed(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         waiting = backend.submit(new_job())
         with pytest.raises(JobStateError, match="delayed"):
@@ -120,7 +120,7 @@ class OperatorContract:
         assert backend.promote("999999") is None
 
     def test_promote_wakes_an_idle_waiter(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(run_at=clock() + 3600))
         woke: list[bool] = []
@@ -135,7 +135,7 @@ class OperatorContract:
     # -- cancelling in bulk -------------------------------------------------------------------
 
     def test_cancel_many_waiting_and_delayed_jobs(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         a1 = backend.submit(new_job("a", unique_key="k"))
         a2 = backend.submit(new_job("a", priority=5))
@@ -161,7 +161,7 @@ class OperatorContract:
         assert backend.count_by_state()[JobState.CANCELLED] == 6
 
     def test_cancel_many_active_jobs_asks_their_holders(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         jobs = [backend.submit(new_job(name)) for name in ("a", "a", "b")]
         claims = [backend.claim(_spec(job.name)) for job in jobs]
@@ -182,7 +182,7 @@ class OperatorContract:
         assert _read(backend, first.job.id).state is JobState.CANCELLED
 
     def test_cancel_many_goes_in_the_order_jobs_would_run(
-        self, open_backend: Any, new_job: Any, clock: ManualClock
+        self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         """Cancelled in run order, so retention (oldest-finished first) keeps the last."""
         backend = open_backend(retention=Retention(cancelled_count=2))
@@ -202,7 +202,7 @@ class OperatorContract:
         kept = {job.id for job in backend.list_jobs(JobState.CANCELLED)}
         assert kept == {tied[-1].id, late.id}
 
-    def test_cancel_many_more_than_a_batch(self, backend: Backend, new_job: Any) -> None:
+    def test_cancel_many_more_than_a_batch(self, backend: Backend, new_job: MakeJob) -> None:
         backend.submit_many([new_job("a", data=i, priority=i % 3) for i in range(2100)])
         backend.submit_many([new_job("b", data=i) for i in range(5)])
         assert backend.cancel_many(JobState.WAITING, "a") == 2100
@@ -219,7 +219,7 @@ class OperatorContract:
         return claim
 
     def test_outcome_counts_count_every_finished_attempt_by_minute(
-        self, open_backend: Any, new_job: Any, clock: ManualClock
+        self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend = open_backend(max_stalls=1)
         minute = policy.outcome_minute(clock())
@@ -279,7 +279,7 @@ class OperatorContract:
         assert backend.outcome_counts(0) == backend.outcome_counts(0)  # a read writes nothing
 
     def test_outcome_counts_of_a_batch(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         if not isinstance(backend, BatchBackend):
             pytest.skip("this backend does not offer the optional BatchBackend methods")
@@ -301,7 +301,7 @@ class OperatorContract:
         }
 
     def test_outcome_counts_keep_a_day_and_an_hour(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = policy.outcome_minute(clock())
         for _ in range(2):

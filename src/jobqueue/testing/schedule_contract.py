@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -28,9 +27,10 @@ from jobqueue.backend import (
     TickResult,
     WorkSpec,
 )
-from jobqueue.errors import InvalidOptionError, NotSerializableError
+from jobqueue.errors import InvalidArgumentError, NotSerializableError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.fixture_types import MakeJob, OpenBackend
 
 T0 = 1_700_000_040.0  # a whole minute
 DEFINITION = '{"every":60}'
@@ -119,7 +119,7 @@ class ScheduleContract:
         assert _claim(backend, "nightly", 0, None).outcome is ALREADY
 
     def test_a_tick_submits_once_and_older_ticks_are_already_claimed(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         _claim(backend, "s", 0, None)
         clock.advance(60)
@@ -139,7 +139,7 @@ class ScheduleContract:
         assert _record(backend, "s") == after
         assert _total(backend) == 1
 
-    def test_ascending_ticks_each_submit_once(self, backend: Backend, new_job: Any) -> None:
+    def test_ascending_ticks_each_submit_once(self, backend: Backend, new_job: MakeJob) -> None:
         ids = []
         for n in range(1, 8):
             result = _claim(backend, "s", n, new_job(data=n), overlap="allow")
@@ -156,7 +156,7 @@ class ScheduleContract:
         assert (record.missed, record.skipped) == (0, 0)
 
     def test_the_definition_follows_the_winning_claims(
-        self, backend: Backend, new_job: Any
+        self, backend: Backend, new_job: MakeJob
     ) -> None:
         _claim(backend, "s", 1, None, definition='{"every":60}')
         _claim(backend, "s", 1, None, definition='{"every":5}')  # lost: not stored
@@ -165,7 +165,7 @@ class ScheduleContract:
         assert _record(backend, "s").definition == '{"every":30}'
 
     def test_missed_and_skipped_are_counted_by_winning_claims(
-        self, backend: Backend, new_job: Any
+        self, backend: Backend, new_job: MakeJob
     ) -> None:
         _claim(backend, "s", 0, None)
         assert _claim(backend, "s", 4, new_job(), missed=3).outcome is SUBMITTED
@@ -203,7 +203,7 @@ class ScheduleContract:
 
     @pytest.mark.parametrize("overlap", ["skip", "allow", "queue"])
     def test_overlap_against_the_previous_tick_job(
-        self, backend: Backend, new_job: Any, clock: ManualClock, overlap: str
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock, overlap: str
     ) -> None:
         states = ["waiting", "delayed", "active", "completed", "failed", "cancelled", "removed"]
         blocked = {"skip": {"waiting", "delayed", "active"}, "queue": {"waiting", "delayed"}}
@@ -229,7 +229,7 @@ class ScheduleContract:
             assert record.last_tick == tick(2)
 
     def test_a_purged_or_retained_away_last_job_no_longer_blocks(
-        self, open_backend: Callable[..., Backend], new_job: Any, clock: ManualClock
+        self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend = open_backend(retention=Retention(completed_count=0))
         first = _claim(backend, "s", 1, new_job())
@@ -249,7 +249,7 @@ class ScheduleContract:
         assert _claim(backend, "s", 3, new_job()).outcome is SUBMITTED
 
     def test_a_unique_key_held_by_a_live_job_skips_the_tick(
-        self, backend: Backend, new_job: Any
+        self, backend: Backend, new_job: MakeJob
     ) -> None:
         holder = backend.submit(new_job(unique_key="report"))
         result = _claim(backend, "s", 1, new_job(unique_key="report"), overlap="allow")
@@ -269,7 +269,7 @@ class ScheduleContract:
     # -- the job, as submit stores it ---------------------------------------------------------
 
     def test_the_job_is_stored_as_submit_stores_it(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = new_job("report", data={"day": "mon"}, title="Monday", priority=3)
         later = _claim(backend, "s", 1, new_job("report", run_at=clock() + 30), overlap="allow")
@@ -286,7 +286,7 @@ class ScheduleContract:
         assert claim is not None and claim.job.id == now.job.id
 
     def test_a_submitted_tick_wakes_idle_dispatchers(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         result: list[bool] = []
         about_to_block = clock.read_elsewhere()
@@ -299,7 +299,7 @@ class ScheduleContract:
         assert result == [True]
 
     def test_a_refused_job_changes_nothing(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         bad = new_job(data={"not json": {1, 2}})
         with pytest.raises(NotSerializableError):
@@ -314,7 +314,7 @@ class ScheduleContract:
         assert _total(backend) == 0
         assert _claim(backend, "s", 2, new_job()).outcome is SUBMITTED  # the tick is still open
 
-    def test_a_malformed_claim_cannot_be_made(self, new_job: Any) -> None:
+    def test_a_malformed_claim_cannot_be_made(self, new_job: MakeJob) -> None:
         for schedule, definition, at, missed, overlap in [
             ("", DEFINITION, T0, 0, "skip"),
             (1, DEFINITION, T0, 0, "skip"),
@@ -326,13 +326,13 @@ class ScheduleContract:
             ("s", DEFINITION, T0, -1, "skip"),
             ("s", DEFINITION, T0, 0, "sometimes"),
         ]:
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 TickClaim(schedule, definition, at, new_job(), missed, overlap)  # type: ignore[arg-type]
         assert TickClaim("s", DEFINITION, int(T0), None).tick == T0
 
     # -- pausing ------------------------------------------------------------------------------
 
-    def test_pause_and_resume(self, backend: Backend, new_job: Any, clock: ManualClock) -> None:
+    def test_pause_and_resume(self, backend: Backend, new_job: MakeJob, clock: ManualClock) -> None:
         backend.pause_schedule("p")  # before its first tick: the record is made
         paused = _record(backend, "p")
         assert paused == ScheduleRecord("p", "", None, None, True, 0, 0, clock(), ())
@@ -361,11 +361,11 @@ class ScheduleContract:
 
     def test_schedule_names_are_checked(self, backend: Backend) -> None:
         for name in ("", "x" * 201, 7):
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.pause_schedule(name)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.resume_schedule(name)  # type: ignore[arg-type]
-            with pytest.raises(InvalidOptionError):
+            with pytest.raises(InvalidArgumentError):
                 backend.remove_schedule(name)  # type: ignore[arg-type]
         assert backend.schedule_records() == []
 
@@ -380,7 +380,7 @@ class ScheduleContract:
         assert [e.tick for e in recent] == [tick(n) for n in range(kept + 6, 6, -1)]
 
     def test_records_list_by_name_and_reads_change_nothing(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         odd = "nightly: report {x} ✓"
         for name in ("b", odd, "a"):
@@ -394,7 +394,7 @@ class ScheduleContract:
         assert backend.schedule_record("missing") is None
         assert _claim(backend, odd, 1, new_job()).outcome is ALREADY
 
-    def test_remove_schedule_forgets_it(self, backend: Backend, new_job: Any) -> None:
+    def test_remove_schedule_forgets_it(self, backend: Backend, new_job: MakeJob) -> None:
         result = _claim(backend, "old", 5, new_job())
         assert result.job is not None
         _claim(backend, "kept", 1, None)
@@ -409,7 +409,7 @@ class ScheduleContract:
     # -- racing schedulers --------------------------------------------------------------------
 
     def test_racing_schedulers_submit_once_per_tick(
-        self, backend: Backend, new_job: Any, same_store: Callable[[], Backend]
+        self, backend: Backend, new_job: MakeJob, same_store: Callable[[], Backend]
     ) -> None:
         schedulers, ticks = 6, 12
         backends = [same_store() for _ in range(schedulers)]

@@ -6,12 +6,10 @@ Mixed into ``BackendContract``; uses its fixtures (``backend``, ``open_backend``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from jobqueue.backend import Backend, Claim, WorkSpec
 from jobqueue.job import Job, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.fixture_types import MakeJob, OpenBackend
 
 
 def _take(backend: Backend, name: str = "a", lease: float = 5.0) -> Claim:
@@ -28,7 +26,7 @@ class StallContract:
     """Contract tests of reported stalls (see the module docstring)."""
 
     def test_maintain_returns_the_jobs_it_recovered(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = backend.submit(new_job())
         second = backend.submit(new_job())
@@ -47,7 +45,7 @@ class StallContract:
         assert backend.maintain() == []  # each recovery is reported once
 
     def test_recover_expired_returns_the_jobs_it_recovered(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         _take(backend)
@@ -58,7 +56,7 @@ class StallContract:
         assert backend.maintain() == []
 
     def test_a_claims_recovery_is_reported_by_the_next_maintenance(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         """A claim recovers the expired lease it finds (and may take the job again): the
         recovery is not lost, the next ``maintain`` returns it -- as the job now is."""
@@ -74,7 +72,7 @@ class StallContract:
         assert _seen(backend.recover_expired()) == [(job.id, JobState.ACTIVE, 2)]
 
     def test_failed_and_cancelled_recoveries_are_reported(
-        self, open_backend: Callable[..., Backend], new_job: Any, clock: ManualClock
+        self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend = open_backend(max_stalls=0)
         failing = backend.submit(new_job())
@@ -92,7 +90,7 @@ class StallContract:
         assert recovered[0].error.type == "StalledJobError"
 
     def test_a_job_removed_before_the_report_is_left_out(
-        self, backend: Backend, new_job: Any, clock: ManualClock
+        self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         gone = backend.submit(new_job())
         kept = backend.submit(new_job())

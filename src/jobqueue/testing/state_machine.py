@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -35,7 +34,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.errors import JobStateError, LeaseLostError
-from jobqueue.job import Job, JobError, JobState
+from jobqueue.job import JSON, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
 MAX_STALLS = 2
@@ -60,7 +59,7 @@ class ModelJob:
     stalls: int = 0
     cancel_requested: bool = False
     finished_at: float | None = None
-    result: Any = None
+    result: JSON = None
 
 
 @dataclass
@@ -605,7 +604,17 @@ def make_state_machine(
 
         # -- invariants -----------------------------------------------------------------------
 
-        def _read_everything(self) -> tuple[Any, ...]:
+        def _read_everything(
+            self,
+        ) -> tuple[
+            dict[JobState, int],
+            dict[JobState, list[Job]],
+            frozenset[str],
+            list[DispatcherInfo],
+            dict[str, dict[JobState, int]],
+            dict[int, dict[str, int]],
+            list[ScheduleRecord],
+        ]:
             return (
                 self.backend.count_by_state(),
                 {state: self.backend.list_jobs(state, 0, 10_000) for state in JobState},

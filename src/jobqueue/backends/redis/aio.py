@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio
+import redis.asyncio.sentinel
 import redis.exceptions
 
+from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.backend import (
     CALL_ATTEMPTS,
     RedisBackend,
@@ -58,6 +60,7 @@ class AsyncRedisBackend:
         self.backend = backend
         self._connect = connect
         self._clients: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
+        self._primary_watch = sentinel.AsyncPrimaryWatch()
 
     @classmethod
     def for_backend(cls, backend: RedisBackend) -> AsyncRedisBackend | None:
@@ -70,7 +73,11 @@ class AsyncRedisBackend:
         if target.cluster:
             return None
 
+        spec = target.sentinel
+
         def connect() -> AsyncRedisClient:
+            if spec is not None:  # the primary the sentinels name, following failovers
+                return sentinel.open_async_client(spec, target.url, target.settings)
             return redis.asyncio.Redis.from_url(target.url, **target.settings)
 
         return cls(backend, connect)
@@ -142,6 +149,7 @@ class AsyncRedisBackend:
             if owner is loop:
                 with contextlib.suppress(redis.exceptions.RedisError, OSError):
                     await client.aclose()
+                await sentinel.aclose_sentinels(client)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -154,13 +162,17 @@ class AsyncRedisBackend:
         """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
         client = self._client()
         # Slices below the client's socket timeout, as the sync backend's, or redis-py would
-        # read the silent wait as a dead connection.
+        # read the silent wait as a dead connection; on Sentinel short enough to follow a
+        # switch of primary soon.
         longest = block_slice(client)
+        if target_is_sentinel(client):
+            longest = min(longest, sentinel.BLOCK_SLICE)
         until = time.monotonic() + timeout
         while True:
             left = until - time.monotonic()
             if left <= 0.0005:
                 return None
+            await self._primary_watch.check(client)
             with translate_errors():
                 # Redis reads the timeout as seconds with decimals; 0 would block forever.
                 popped = await client.blpop([key], timeout=max(round(min(left, longest), 3), 0.001))
@@ -174,6 +186,7 @@ class AsyncRedisBackend:
         repeat); submit's lane (its idempotency key) keeps that from storing jobs twice."""
         backend = self.backend
         client = self._client()
+        await self._primary_watch.check(client)
         if not backend.policy_checked:
             backend.policy_checked = True
             try:
@@ -184,7 +197,10 @@ class AsyncRedisBackend:
         with translate_errors():
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
-                    return await client.execute_command(*backend.script_command(script, args))
+                    command = backend.script_command(script, args)
+                    if backend.wait_command is None or script not in replication.ACKED:
+                        return await client.execute_command(*command)
+                    return await self._replicated(client, command, script, args)
                 except redis.exceptions.NoScriptError:
                     if attempt == CALL_ATTEMPTS:
                         raise
@@ -205,6 +221,22 @@ class AsyncRedisBackend:
                         raise
             raise AssertionError("unreachable")
 
+    async def _replicated(
+        self, client: AsyncRedisClient, command: tuple[Any, ...], script: str, args: Sequence[Any]
+    ) -> Any:
+        """The call and its WAIT on one connection (a pipeline), as the sync backend sends
+        them; ``ReplicationTimeoutError`` when too few replicas acknowledged it."""
+        backend = self.backend
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*command)
+            pipe.execute_command(*(backend.wait_command or ()))
+            reply, acked = await pipe.execute(raise_on_error=False)
+        for answer in (reply, acked):
+            if isinstance(answer, Exception):
+                raise answer
+        replication.check(acked, backend.replicas, backend.replica_timeout, script, args, reply)
+        return reply
+
     async def _load_library(self, client: AsyncRedisClient) -> None:
         try:
             await client.execute_command("FUNCTION", "LOAD", self.backend.library_source)
@@ -221,3 +253,9 @@ class AsyncRedisBackend:
             client = self._clients[loop] = self._connect()
             log.debug("opened an asyncio Redis client for namespace %s", self.backend.namespace)
         return client
+
+
+def target_is_sentinel(client: AsyncRedisClient) -> bool:
+    """Whether ``client``'s pool asks Sentinel for the primary."""
+    pool = getattr(client, "connection_pool", None)
+    return isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool)

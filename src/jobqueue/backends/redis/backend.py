@@ -115,6 +115,7 @@ from jobqueue.backend import (
     Outcome,
     WorkSpec,
 )
+from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.cluster import GUARD, cluster_refused, is_refusal
 from jobqueue.backends.redis.cluster import REFUSALS as CLUSTER_REFUSALS
 from jobqueue.backends.redis.codec import (
@@ -132,7 +133,7 @@ from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.scripts import load_library, load_scripts
-from jobqueue.backends.redis.url import parse_redis_url, safe_url
+from jobqueue.backends.redis.url import SentinelSpec, parse_redis_url, safe_url
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -215,6 +216,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         self._route = (self._prefix + "id", self._prefix + GUARD)
         self._block_slice = block_slice(client)
         self._connections = threading.local() if isinstance(client, redis.Redis) else None
+        self._primary_watch = sentinel.watch_for(client)
+        if self._primary_watch is not None:
+            self._block_slice = min(self._block_slice, sentinel.BLOCK_SLICE)
         self._scripts = load_scripts()
         self._sha = {name: script.sha for name, script in self._scripts.items()}
         self._library = load_library()
@@ -250,6 +254,12 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         self._tail = self._policy_tail()
         self.lanes = Lanes()
         """The submit calls' idempotency lanes (shared with the asyncio twin)."""
+        self.replicas = 0
+        """How many replicas must acknowledge each submit and outcome (``replication``)."""
+        self.replica_timeout = 1.0
+        self.wait_command: tuple[Any, ...] | None = None
+        if self.options.replicas:
+            self.require_replicas(self.options.replicas, self.options.replica_timeout)
 
     @property
     def client(self) -> RedisClient:
@@ -266,6 +276,8 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         try:
             if target.cluster:
                 client = redis.cluster.RedisCluster.from_url(target.url, **target.settings)
+            elif target.sentinel is not None:
+                client = sentinel.open_client(target.sentinel, target.url, target.settings)
             else:
                 client = redis.Redis.from_url(target.url, **target.settings)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -275,7 +287,17 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         backend = cls(client, options, namespace=target.namespace)
         backend.url = url
         _, backend.check_eviction = pop_check_eviction(url)
+        if target.replicas:  # the URL's say wins over the options'
+            backend.require_replicas(target.replicas, target.replica_timeout)
         return backend
+
+    def require_replicas(self, replicas: int, timeout: float) -> None:
+        """Make submits and outcomes wait until ``replicas`` replicas hold them, for at most
+        ``timeout`` seconds (``ReplicationTimeoutError`` then); 0 turns it off."""
+        if replicas and self._connections is None:
+            raise ConfigurationError("replica acknowledgement needs a plain (non-cluster) client")
+        self.replicas, self.replica_timeout = replicas, timeout
+        self.wait_command = replication.wait_command(replicas, timeout)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -287,7 +309,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         lane = self.lanes.take()
         try:
             calls = submit_batches(jobs, self.time_arg, lane)
-            if self._connections is None or len(jobs) <= _SUBMIT_BATCH:
+            if self._connections is None or len(jobs) <= _SUBMIT_BATCH or self.replicas:
                 for batch, args in calls:
                     out += submitted_jobs(batch, self._run("submit", args))
             else:
@@ -670,6 +692,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
     def close(self) -> None:
         with contextlib.suppress(redis.exceptions.RedisError):
             self._client.close()
+        sentinel.close_sentinels(self._client)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -833,6 +856,13 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         held = getattr(self._connections, "held", None)
         if held is None or held.pid != os.getpid():  # a forked child never shares a socket
             held = self._connections.held = _HeldConnection(self._client.connection_pool)
+        if self._primary_watch is not None:
+            self._primary_watch.check(held.connection)
+        if getattr(held.connection, "_sock", True) is None:
+            # Dropped earlier: connect through connect(), not the lazy connect of a send,
+            # which would go back to the old address -- a Sentinel pool's connect() asks
+            # the sentinels where the primary is now.
+            held.connection.connect()
         return held.connection
 
     def _execute(self, script: str, args: Sequence[Any]) -> Any:
@@ -846,17 +876,28 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
         command = self.script_command(script, args)
         if self._connections is None:
             return self._client.execute_command(*command)
-        connection = self._held_connection()
+        wait = self.wait_command if script in replication.ACKED else None
         for attempt in (1, 2):
             sent = False
+            connection = self._held_connection()
             try:
                 packed = _packed(command)
-                if packed is None:
+                if wait is not None:  # the call and its WAIT in one send (see replication)
+                    connection.send_packed_command(connection.pack_commands([command, wait]))
+                elif packed is None:
                     connection.send_command(*command)
                 else:
                     connection.send_packed_command([packed])  # a list of byte strings
                 sent = True
-                return connection.read_response()
+                if wait is None:
+                    return connection.read_response()
+                reply, acked = replication.read_pair(connection)
+            except redis.exceptions.ReadOnlyError:
+                # A demoted primary (a plain URL's; Sentinel's connections report it as a
+                # ConnectionError): nothing was written; a new connection may find the
+                # promoted one behind a proxy or a moved DNS name.
+                connection.disconnect()
+                raise
             except redis.exceptions.ResponseError:
                 raise  # the reply was read whole: the connection is fine
             except redis.exceptions.ConnectionError:
@@ -868,6 +909,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls):
             except BaseException:  # half a reply may be unread: never reuse the socket
                 connection.disconnect()
                 raise
+            else:
+                replication.check(acked, self.replicas, self.replica_timeout, script, args, reply)
+                return reply
         raise AssertionError("unreachable")
 
 
@@ -1071,12 +1115,17 @@ def _optional(name: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
-    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings."""
+    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings,
+    the sentinels to ask for the primary (``None``: the URL's host is the server) and how
+    many replicas must acknowledge each write (``replication``)."""
 
     url: str
     cluster: bool
     namespace: str | None
     settings: dict[str, Any]
+    sentinel: SentinelSpec | None = None
+    replicas: int = 0
+    replica_timeout: float = 1.0
 
 
 def parse_url(url: str, options: BackendOptions) -> RedisTarget:
@@ -1091,7 +1140,17 @@ def parse_url(url: str, options: BackendOptions) -> RedisTarget:
         "health_check_interval": 15,
     }
     namespace = parsed.namespace or options.namespace
-    return RedisTarget(parsed.client_url, parsed.cluster, namespace, settings)
+    if parsed.replicas and parsed.cluster:
+        raise InvalidURLError("replicas= is not supported with cluster=true")
+    return RedisTarget(
+        parsed.client_url,
+        parsed.cluster,
+        namespace,
+        settings,
+        parsed.sentinel,
+        parsed.replicas,
+        parsed.replica_timeout,
+    )
 
 
 @contextlib.contextmanager
@@ -1101,7 +1160,11 @@ def translate_errors() -> Iterator[None]:
         yield
     except CLUSTER_REFUSALS as exc:
         raise cluster_refused(exc) from exc
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.ReadOnlyError,  # a primary demoted to a replica: not the primary now
+    ) as exc:
         problem = _certificate_problem(exc)
         if problem is not None:
             raise TLSVerificationError(
@@ -1109,8 +1172,9 @@ def translate_errors() -> Iterator[None]:
                 "that signed it with ?ssl_ca_certs=/path/ca.pem, or fix the server's "
                 "certificate or host name"
             ) from exc
+        reason = sentinel.describe(exc) or f"{type(exc).__name__}: {exc}"
         raise BackendUnavailableError(
-            f"Redis did not answer ({type(exc).__name__}: {exc}); a write may or may not "
+            f"Redis did not answer ({reason}); a write may or may not "
             "have been applied — retry once it is reachable (a unique_key makes a "
             "resubmit safe)"
         ) from exc

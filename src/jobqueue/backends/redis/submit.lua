@@ -25,7 +25,7 @@ if K_LANE then
     if seq == CALL then
       local out = {}
       local colon = string.find(last, ':', bar + 1, true)
-      local next_id, pos = tonumber(string.sub(last, bar + 1, colon - 1)), colon + 1
+      local first, pos = tonumber(string.sub(last, bar + 1, colon - 1)), colon + 1
       while pos <= #last do
         local kind = string.sub(last, pos, pos)
         if kind == 'u' then
@@ -34,8 +34,8 @@ if K_LANE then
           out[#out + 1] = {'u', snap[1], snap[2], snap[3], snap[4]}
           pos = comma + 1
         else
-          out[#out + 1] = {'n', tostring(next_id), kind}
-          next_id = next_id + 1
+          out[#out + 1] = {'n', string.format('%d', first), kind}
+          first = first + 1
           pos = pos + 1
         end
       end

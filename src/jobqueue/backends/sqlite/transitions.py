@@ -2,9 +2,10 @@
 
 The backend opens the transaction (``BEGIN IMMEDIATE``) and composes these steps; nothing here
 commits. Semantics follow ``jobqueue.backends.memory``: job ids come from their own counter
-(``jobqueue_meta.job_id``: 1, 2, 3, …), ordering numbers from another (``jobqueue_meta.seq``),
-renewed when a job is submitted, requeued, claimed (so expired leases are recovered in claim
-order) or finished (so retention removes the first finished first).
+(``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``), ordering numbers
+from another (``jobqueue_meta.seq``), renewed when a job is submitted, requeued, claimed (so
+expired leases are recovered in claim order) or finished (so retention removes the first
+finished first).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jobqueue import policy
+from jobqueue import ids, policy
 from jobqueue.backend import Retention
 from jobqueue.backends.sqlite import reads
 from jobqueue.backends.sqlite.rows import (
@@ -65,9 +66,12 @@ class Txn:
         return first
 
     def next_job_id(self) -> int:
-        """The next job id (schema migration 2 gives every file the counter's row)."""
+        """The next job id (schema migration 2 gives every file the counter's row): the first
+        of a transaction is at least the clock floor (``jobqueue.ids``), so a file restored
+        from a backup never hands out an id given before; the rest follow it."""
         if self._job_id is None:
             self._job_id = self._job_id_read = self._read_counter("job_id")
+            self._job_id = ids.next_id(self._job_id) - 1
         self._job_id += 1
         return self._job_id
 
