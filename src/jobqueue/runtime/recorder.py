@@ -34,36 +34,34 @@ logger = logging.getLogger(__name__)
 ENDED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
-Written = tuple[list[JobState | None], list[Claim], bool]
+Written = tuple[list[JobState | None], list[Claim]]
 """What a completer stored: each outcome's new state (``None``: refused, the lease was lost),
-the jobs claimed in the same call, and whether it looked for them (found or not). A plain
-tuple: it is made once per job."""
+and the jobs claimed in the same call. A plain tuple: it is made once per job."""
 
 
 class Completer(Protocol):
-    def write(self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int) -> Written:
-        """Store the outcomes and, with ``next_spec``, claim up to ``want`` more jobs."""
+    def write_one(self, done: Finished, next_spec: WorkSpec | None) -> Written:
+        """Store one outcome; with ``next_spec``, a completed job's call also claims the next
+        job."""
+        ...
+
+    def write_many(
+        self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int
+    ) -> tuple[list[JobState | None], list[Claim], bool]:
+        """Store the outcomes and, with ``next_spec``, claim up to ``want`` more jobs if
+        the same call can. Also returns whether it looked for them (found or not)."""
         ...
 
 
 class Inline:
-    """One call per outcome; a lone completed job's call also claims the next job."""
+    """One call per outcome."""
 
     def __init__(self, backend: Backend, leases: LeaseBook, outages: Outages) -> None:
         self._backend = backend
         self._leases = leases
         self._outages = outages
 
-    def write(self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int) -> Written:
-        if len(finished) == 1 and want <= 1:
-            state, claims = self._write_one(finished[0], next_spec)
-            looked = next_spec is not None and finished[0].outcome.error is None
-            return [state], claims, looked
-        return [self._write_one(done, None)[0] for done in finished], [], False
-
-    def _write_one(
-        self, done: Finished, next_spec: WorkSpec | None
-    ) -> tuple[JobState | None, list[Claim]]:
+    def write_one(self, done: Finished, next_spec: WorkSpec | None) -> Written:
         outcome, error = done.outcome, done.outcome.error
         backend = self._backend
         try:
@@ -74,27 +72,36 @@ class Inline:
                     ),
                     give_up=lambda: self._leases.gone(done.lease),
                 )
-                return JobState.COMPLETED, [claim] if claim is not None else []
+                return [JobState.COMPLETED], [claim] if claim is not None else []
             state = self._outages.call(
                 lambda: backend.fail(outcome.job_id, outcome.token, error, outcome.retry_at),
                 give_up=lambda: self._leases.gone(done.lease),
             )
-            return state, []
+            return [state], []
         except (LeaseLostError, BackendError) as exc:
             logger.warning("outcome of job %s was not stored: %s", outcome.job_id, exc)
-            return None, []
+            return [None], []
+
+    def write_many(
+        self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int
+    ) -> tuple[list[JobState | None], list[Claim], bool]:
+        states: list[JobState | None] = []
+        for done in finished:
+            states += self.write_one(done, None)[0]
+        return states, [], False
 
 
 class Batch(Inline):
-    """Several outcomes, and the next claims, in one ``finish_many`` call."""
+    """Several outcomes, and the next claims, in one ``finish_many`` call (one outcome as
+    ``Inline`` does: ``complete`` claims the next job too)."""
 
     def __init__(self, backend: BatchBackend, leases: LeaseBook, outages: Outages) -> None:
         super().__init__(backend, leases, outages)
         self._batch = backend
 
-    def write(self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int) -> Written:
-        if len(finished) == 1 and want <= 1:
-            return Inline.write(self, finished, next_spec, want)  # a call less than super()
+    def write_many(
+        self, finished: Sequence[Finished], next_spec: WorkSpec | None, want: int
+    ) -> tuple[list[JobState | None], list[Claim], bool]:
         outcomes = [done.outcome for done in finished]
         try:
             states, claims = self._outages.call(
@@ -136,9 +143,15 @@ class Recorder:
         """Record outcomes and claim up to ``want`` more jobs in the same call where the
         backend can. Returns the newly held jobs, and whether the call looked for them (if
         not, the caller claims)."""
-        states, claims, looked = self._completer.write(
-            finished, self._spec if want > 0 else None, want
-        )
+        next_spec = self._spec if want > 0 else None
+        if len(finished) == 1 and want <= 1:
+            # The common case (prefetch 1): one call stores the outcome and, for a completed
+            # job, claims the next one.
+            done = finished[0]
+            states, claims = self._completer.write_one(done, next_spec)
+            looked = next_spec is not None and done.outcome.error is None
+        else:
+            states, claims, looked = self._completer.write_many(finished, next_spec, want)
         for done, state in zip(finished, states, strict=True):
             self._leases.forget(done.lease)
             self._announce(done, state)
