@@ -6,20 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.backend import (
-    Backend,
-    DispatcherInfo,
-    LeaseStatus,
-    Retention,
-)
-from jobqueue.errors import (
-    JobStateError,
-    LeaseLostError,
-)
-from jobqueue.job import (
-    AttemptOutcome,
-    JobState,
-)
+from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention
+from jobqueue.errors import JobStateError, LeaseLostError
+from jobqueue.job import AttemptOutcome, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import (
     ERROR,

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.backend import (
-    Backend,
-)
-from jobqueue.errors import (
-    LeaseLostError,
-)
-from jobqueue.job import (
-    JobError,
-    JobState,
-)
+from jobqueue.backend import Backend
+from jobqueue.errors import LeaseLostError
+from jobqueue.job import JobError, JobState
 from jobqueue.testing.clock import ManualClock
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-    spec,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob, spec
 
 
 class FencingContract(ContractBase):

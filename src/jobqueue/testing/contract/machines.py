@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from jobqueue.testing.contract.support import (
-    ContractBase,
-)
+from jobqueue.testing.contract.support import ContractBase
 from jobqueue.testing.differential import make_differential_machine
 from jobqueue.testing.state_machine import make_state_machine
 

@@ -4,14 +4,8 @@ dispatchers' records -- and that reads never write.
 
 from __future__ import annotations
 
-from jobqueue.backend import (
-    Backend,
-    LeaseStatus,
-)
-from jobqueue.job import (
-    Job,
-    JobState,
-)
+from jobqueue.backend import Backend, LeaseStatus
+from jobqueue.job import Job, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import (
     ContractBase,

@@ -4,18 +4,10 @@ only the named workers; ``max_active`` caps; paused names) and the order of list
 
 from __future__ import annotations
 
-from jobqueue.backend import (
-    Backend,
-)
-from jobqueue.job import (
-    JobState,
-)
+from jobqueue.backend import Backend
+from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-    spec,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob, spec
 
 
 class OrderingContract(ContractBase):

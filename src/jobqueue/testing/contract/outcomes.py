@@ -7,16 +7,8 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import lifecycle
-from jobqueue.backend import (
-    Backend,
-    BatchBackend,
-    Claim,
-    Outcome,
-    Retention,
-)
-from jobqueue.job import (
-    JobState,
-)
+from jobqueue.backend import Backend, BatchBackend, Claim, Outcome, Retention
+from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import (
     ERROR,

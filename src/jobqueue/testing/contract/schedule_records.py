@@ -14,17 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from jobqueue import lifecycle
-from jobqueue.backend import (
-    Backend,
-    ScheduleRecord,
-    TickResult,
-)
-from jobqueue.errors import (
-    InvalidArgumentError,
-)
-from jobqueue.job import (
-    JobState,
-)
+from jobqueue.backend import Backend, ScheduleRecord, TickResult
+from jobqueue.errors import InvalidArgumentError
+from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.schedules import (
     ALREADY,
@@ -37,10 +29,7 @@ from jobqueue.testing.contract.schedules import (
     tick,
     total,
 )
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob
 
 
 class ScheduleRecordContract(ContractBase):

@@ -18,21 +18,10 @@ from jobqueue.backend import (
     TickResult,
     WorkSpec,
 )
-from jobqueue.errors import (
-    InvalidArgumentError,
-    NotSerializableError,
-)
-from jobqueue.job import (
-    Job,
-    JobError,
-    JobState,
-)
+from jobqueue.errors import InvalidArgumentError, NotSerializableError
+from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-    OpenBackend,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob, OpenBackend
 
 T0 = 1_700_000_040.0  # a whole minute
 DEFINITION = '{"every":60}'

@@ -6,27 +6,10 @@ cancelled when a cancel was asked), each recovery reported once by ``maintain`` 
 
 from __future__ import annotations
 
-from jobqueue.backend import (
-    Backend,
-    Claim,
-    Retention,
-    WorkSpec,
-)
-from jobqueue.job import (
-    MAX_HISTORY,
-    AttemptOutcome,
-    Job,
-    JobError,
-    JobState,
-)
+from jobqueue.backend import Backend, Claim, Retention, WorkSpec
+from jobqueue.job import MAX_HISTORY, AttemptOutcome, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
-from jobqueue.testing.contract.support import (
-    ERROR,
-    ContractBase,
-    MakeJob,
-    OpenBackend,
-    spec,
-)
+from jobqueue.testing.contract.support import ERROR, ContractBase, MakeJob, OpenBackend, spec
 
 
 def _take(backend: Backend, name: str = "a", lease: float = 5.0) -> Claim:

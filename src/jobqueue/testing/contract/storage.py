@@ -8,29 +8,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from jobqueue.backend import (
-    Backend,
-    Outcome,
-)
-from jobqueue.errors import (
-    LeaseLostError,
-    NotSerializableError,
-)
-from jobqueue.job import (
-    JSON,
-    MAX_LOGS,
-    AttemptOutcome,
-    Backoff,
-    JobError,
-    JobState,
-)
+from jobqueue.backend import Backend, Outcome
+from jobqueue.errors import LeaseLostError, NotSerializableError
+from jobqueue.job import JSON, MAX_LOGS, AttemptOutcome, Backoff, JobError, JobState
 from jobqueue.testing.clock import ManualClock
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-    json_values,
-    spec,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob, json_values, spec
 
 
 class StorageContract(ContractBase):

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import threading
 
-from jobqueue.backend import (
-    Backend,
-)
-from jobqueue.job import (
-    JobState,
-)
+from jobqueue.backend import Backend
+from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.schedules import SUBMITTED, claim_tick
-from jobqueue.testing.contract.support import (
-    ContractBase,
-    MakeJob,
-    spec,
-)
+from jobqueue.testing.contract.support import ContractBase, MakeJob, spec
 
 
 class WaitsContract(ContractBase):
