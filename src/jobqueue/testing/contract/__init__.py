@@ -1,24 +1,20 @@
 """The contract every backend meets, as one pytest mixin, ``BackendContract``, made of one
 part per part of the seam. See ``jobqueue.testing``.
 
-=================  ============================================================================
-module             part (class)
-=================  ============================================================================
-``support``        ``ContractBase``: the hooks to override and the fixtures every part uses
-``storage``        ``StorageContract``: submit and get; each move one atomic step
-``fencing``        ``FencingContract``: guards, lease tokens, idempotent repeats
-``ordering``       ``OrderingContract``: claim order, priority, delays, caps, pauses, listings
-``dedup``          ``DedupContract``: unique keys
-``waits``          ``WaitsContract``: ``wait_for_work``, ``wait_for_finish``
-``handoff``        ``HandoffContract``: the optional ``wait_for_claim`` (skipped when absent)
-``schedules``      ``ScheduleContract``: periodic schedules' tick claims, overlap
-``schedule_records``  ``ScheduleRecordContract``: schedule pauses, records, racing schedulers
-``control``        ``ControlContract``: cancel, retry, purge, promote, bulk cancel
-``operator``       ``OperatorContract``: lease deadlines, heartbeats, dispatchers; pure reads
-``stalls``         ``StallContract``: expired leases recovered and reported; retention
-``outcomes``       ``OutcomeContract``: outcome counts per minute, counts by name
-``machines``       ``MachineContract``: the model-checked state machine, the differential one
-=================  ============================================================================
+* ``support`` -- ``ContractBase``: the hooks to override and the fixtures every part uses
+* ``storage`` -- ``StorageContract``: submit and get; each move one atomic step
+* ``fencing`` -- ``FencingContract``: guards, lease tokens, idempotent repeats
+* ``ordering`` -- ``OrderingContract``: claim order, priority, delays, caps, pauses, listings
+* ``dedup`` -- ``DedupContract``: unique keys
+* ``waits`` -- ``WaitsContract``: ``wait_for_work``, ``wait_for_finish``
+* ``handoff`` -- ``HandoffContract``: the optional ``wait_for_claim`` (skipped when absent)
+* ``schedules`` -- ``ScheduleContract``: periodic schedules' tick claims, overlap
+* ``schedule_records`` -- ``ScheduleRecordContract``: schedule pauses, records, racing schedulers
+* ``control`` -- ``ControlContract``: cancel, retry, purge, promote, bulk cancel
+* ``operator`` -- ``OperatorContract``: lease deadlines, heartbeats, dispatchers; pure reads
+* ``stalls`` -- ``StallContract``: expired leases recovered and reported; retention
+* ``outcomes`` -- ``OutcomeContract``: outcome counts per minute, counts by name
+* ``machines`` -- ``MachineContract``: the model-checked state machine, the differential one
 
 Each part subclasses ``ContractBase``, so one part can run alone (``class
 TestMySchedules(ScheduleContract)`` with ``make_backend``).
