@@ -15,7 +15,8 @@ import pytest
 
 from jobqueue import ids
 from jobqueue.backend import BackendOptions, WorkSpec
-from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, foreign, migrations
+from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, foreign
+from jobqueue.backends.sqlite.dialect import SQLITE
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 from jobqueue.queue import JobQueue
@@ -80,9 +81,8 @@ def v8_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     small ids, as versions before the ids' clock floor (``jobqueue.ids``) gave them."""
     path = tmp_path / "jobs.db"
     with monkeypatch.context() as patch:
-        patch.setattr(
-            migrations, "MIGRATIONS", [m for m in migrations.MIGRATIONS if m.version <= 8]
-        )
+        up_to_8 = [m for m in SQLITE.layout.migrations if m.version <= 8]
+        patch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=up_to_8))
         patch.setattr(ids, "clock_floor", lambda: 0)
         backend = _open(path)
         try:

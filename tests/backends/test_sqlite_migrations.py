@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from jobqueue.backend import BackendOptions
-from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, migrations
+from jobqueue.backends.sql import migrate
+from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
+from jobqueue.backends.sqlite.dialect import SQLITE
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 
@@ -66,8 +68,8 @@ def test_the_fixture_is_a_version_1_file() -> None:
 
 
 def test_migrations_are_consecutive_and_end_at_the_schema_version() -> None:
-    versions = [m.version for m in migrations.MIGRATIONS]
-    assert versions == list(range(migrations.BASE_VERSION + 1, SCHEMA_VERSION + 1))
+    versions = [m.version for m in SQLITE.layout.migrations]
+    assert versions == list(range(migrate.BASE_VERSION + 1, SCHEMA_VERSION + 1))
 
 
 def test_a_version_1_file_upgrades_in_place_keeping_every_job(old_file: Path) -> None:
@@ -162,11 +164,12 @@ def test_a_file_from_before_the_job_id_counter_seeds_it_from_seq(old_file: Path)
 def test_a_failing_migration_rolls_back_and_leaves_the_file_unchanged(
     old_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = migrations.MIGRATIONS[0]
+    real = SQLITE.layout.migrations[0]
     assert isinstance(real.step, str)
     # The real step first, so there is work to undo: tables made, columns added, rows written.
     broken = real._replace(step=real.step + "\nINSERT INTO jobqueue_nowhere VALUES (1);")
-    monkeypatch.setattr(migrations, "MIGRATIONS", [broken, *migrations.MIGRATIONS[1:]])
+    steps = [broken, *SQLITE.layout.migrations[1:]]
+    monkeypatch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=steps))
     before = old_file.read_bytes()
     with pytest.raises(SchemaVersionError, match=r"migration 2 .*failed.*jobqueue_nowhere") as err:
         _open(old_file)
@@ -187,7 +190,8 @@ def test_a_failing_callable_step_is_reported_the_same_way(
         conn.execute("CREATE TABLE jobqueue_half_done (x)")
         raise RuntimeError("disk ate my homework")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [migrations.Migration(2, "half", step)])
+    half = [migrate.Migration(2, "half", step)]
+    monkeypatch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=half))
     before = old_file.read_bytes()
     with pytest.raises(SchemaVersionError, match=r"migration 2 .*\(half\) failed: disk ate"):
         _open(old_file)
@@ -243,8 +247,8 @@ def test_two_processes_opening_an_old_file_migrate_it_once(old_file: Path) -> No
     # Every step exactly once, by one process or the other: with several steps the holder of
     # the write lock may go on to the next before the other's busy handler retries, or not.
     steps = [message for report in reports for message in report["migrated"]]
-    assert len(steps) == len(migrations.MIGRATIONS)
-    for migration in migrations.MIGRATIONS:
+    assert len(steps) == len(SQLITE.layout.migrations)
+    for migration in SQLITE.layout.migrations:
         assert sum(f" to {migration.version} (" in step for step in steps) == 1
     for report in reports:
         if not report["migrated"]:  # it saw an old version, queued on the lock, found it done

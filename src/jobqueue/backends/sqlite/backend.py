@@ -38,8 +38,14 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.recovered import RecoveredLeases
-from jobqueue.backends.sqlite import control, reads, schedules, schema
-from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
+from jobqueue.backends.sqlite import control, reads, schedules
+from jobqueue.backends.sqlite.connections import (
+    ConnectionPool,
+    check_header,
+    prepare,
+    resolve_path,
+    signal_for,
+)
 from jobqueue.backends.sqlite.failures import means_full_disk, translate
 from jobqueue.backends.sqlite.foreign import fail_corrupt, waiting_head
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
@@ -114,10 +120,10 @@ class SQLiteBackend:
             path, busy_timeout=busy_timeout, synchronous=synchronous.upper()
         )
         if not self._pool.shared:
-            schema.check_header(path)  # before SQLite opens (and could change) the file
+            check_header(path)  # before SQLite opens (and could change) the file
         try:
             with self._signal.write_lock:
-                schema.prepare(
+                prepare(
                     self._pool.get,
                     path,
                     in_memory=self._pool.shared,
@@ -153,7 +159,7 @@ class SQLiteBackend:
             busy_timeout = float(query.get("busy_timeout", 10.0))
         except ValueError:
             raise InvalidURLError("busy_timeout must be a number of seconds") from None
-        path = schema.resolve_path(parts.path)
+        path = resolve_path(parts.path)
         if path != ":memory:":
             parent = os.path.dirname(path)
             if not os.path.isdir(parent):

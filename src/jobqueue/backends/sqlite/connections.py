@@ -1,4 +1,6 @@
-"""Connections (one per thread) and the in-process wake-up signal shared per database file."""
+"""SQLite connections: one per thread, WAL, the read-only view on a full disk, opening a file
+(refuse what is not ours, create or migrate its schema) and the in-process wake-up signal
+shared per database file."""
 
 from __future__ import annotations
 
@@ -8,14 +10,75 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.request import pathname2url
 
+from jobqueue.backends.sql import migrate
 from jobqueue.backends.sqlite import failures
+from jobqueue.backends.sqlite.dialect import SQLITE
+from jobqueue.errors import SchemaVersionError
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
 _FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_header(path: str) -> None:
+    """Refuse, before SQLite touches it, a non-empty file that is not an SQLite database:
+    nothing is written to a file until it is known to be empty or ours, and foreign databases
+    are only read (``PRAGMA``/``sqlite_master``), so a wrong path never damages someone
+    else's data."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SchemaVersionError(f"cannot read {path!r}: {exc}") from exc
+    if header and header != SQLITE_HEADER:
+        raise SchemaVersionError(
+            f"{path!r} is not an SQLite database (its first bytes are {header[:16]!r}); "
+            "refusing to touch it. Point the sqlite:// URL at a new file or a jobqueue database"
+        )
+
+
+def prepare(
+    connect: Callable[[], sqlite3.Connection],
+    path: str,
+    *,
+    in_memory: bool,
+    read_only: Callable[[], sqlite3.Connection | None] | None = None,
+) -> None:
+    """Create the schema in an empty database, migrate an older one of ours, or check that it
+    is current (``migrate``), on the connection ``connect`` gives. Raises
+    ``SchemaVersionError`` without changing the file for anything else, and when a migration
+    fails (it is rolled back). ``read_only`` gives a connection that reads without writing,
+    for a file the other cannot even read because its disk is full (``failures``): a current
+    file needs no write."""
+    try:
+        conn = connect()
+        found = migrate.state(SQLITE, conn, path)
+    except sqlite3.OperationalError as exc:
+        viewer = None if read_only is None or not failures.is_io_error(exc) else read_only()
+        if viewer is None:
+            raise
+        logger.debug("%s: checking the schema through a read-only connection: %s", path, exc)
+        try:
+            if migrate.state(SQLITE, viewer, path) != "ours":
+                raise  # creating or migrating it needs the writes that just failed
+        finally:
+            viewer.close()
+        return
+    migrate.apply(SQLITE, conn, path, found, in_memory=in_memory, log=logger)
+
+
+def resolve_path(url_path: str) -> str:
+    """``/rel.db`` → ``rel.db``; ``//abs.db`` → ``/abs.db``; ``/:memory:`` → ``:memory:``."""
+    path = url_path[1:] if url_path.startswith("/") else url_path
+    return path if path == ":memory:" else os.path.abspath(path)
 
 
 @dataclass(eq=False)
