@@ -10,14 +10,14 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.request import pathname2url
 
 from jobqueue.backends.sql import migrate
-from jobqueue.backends.sqlite import failures
-from jobqueue.backends.sqlite.dialect import SQLITE
-from jobqueue.errors import SchemaVersionError
+from jobqueue.backends.sql.dialect import Connection
+from jobqueue.backends.sqlite.dialect import SQLITE, is_io_error, translate
+from jobqueue.errors import BackendError, SchemaVersionError
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -56,13 +56,13 @@ def prepare(
     is current (``migrate``), on the connection ``connect`` gives. Raises
     ``SchemaVersionError`` without changing the file for anything else, and when a migration
     fails (it is rolled back). ``read_only`` gives a connection that reads without writing,
-    for a file the other cannot even read because its disk is full (``failures``): a current
+    for a file the other cannot even read because its disk is full (``dialect``): a current
     file needs no write."""
     try:
         conn = connect()
         found = migrate.state(SQLITE, conn, path)
     except sqlite3.OperationalError as exc:
-        viewer = None if read_only is None or not failures.is_io_error(exc) else read_only()
+        viewer = None if read_only is None or not is_io_error(exc) else read_only()
         if viewer is None:
             raise
         logger.debug("%s: checking the schema through a read-only connection: %s", path, exc)
@@ -166,14 +166,14 @@ class ConnectionPool:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # it reads the schema
         except sqlite3.Error:
-            conn.close()  # e.g. a full disk (see ``failures``): the next call tries afresh
+            conn.close()  # e.g. a full disk (see ``dialect``): the next call tries afresh
             raise
         return conn
 
     def begin_read(self) -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
         """A connection in a read transaction whose snapshot is taken (its first read done),
         so that a read that cannot start fails here, where a read-only view can take over: on
-        a full disk a process that opens the file cannot make its WAL index (``failures``).
+        a full disk a process that opens the file cannot make its WAL index (``dialect``).
         The second item is that view, for the caller to close after the read, or ``None``."""
         conn: sqlite3.Connection | None = None
         try:
@@ -185,7 +185,7 @@ class ConnectionPool:
             if conn is not None and conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            viewer = self.open_read_only() if failures.is_io_error(exc) else None
+            viewer = self.open_read_only() if is_io_error(exc) else None
             if viewer is None:
                 raise
             logger.debug("%s: reading without the WAL index: %s", self.path, exc)
@@ -194,7 +194,7 @@ class ConnectionPool:
 
     def open_read_only(self) -> sqlite3.Connection | None:
         """A new connection that reads the file without its WAL index, for when ordinary ones
-        cannot make the index (a full disk, see ``failures``); the caller closes it. It takes
+        cannot make the index (a full disk, see ``dialect``); the caller closes it. It takes
         no lock and writes nothing (``immutable``), which is sound while the WAL is empty: the
         file then holds every commit, and a process able to write to it would have made the
         index. ``None`` when the WAL holds commits, which only the index can read.
@@ -234,3 +234,62 @@ class ConnectionPool:
                     conn.close()
             self._open.clear()
             self._local = threading.local()
+
+
+class SQLiteLink:
+    """A file's connections as the store uses them (``sql.dialect.Link``): writes are
+    ``BEGIN IMMEDIATE`` transactions queued on this process's lock for the file, reads WAL
+    snapshots (a read-only view on a full disk), other processes' commits seen in
+    ``PRAGMA data_version``."""
+
+    def __init__(self, path: str, *, busy_timeout: float, synchronous: str) -> None:
+        self.path = path
+        self.pool = ConnectionPool(path, busy_timeout=busy_timeout, synchronous=synchronous)
+        self.signal = signal_for(path)
+        self.write_lock = self.signal.write_lock
+        self.polls = not self.pool.shared  # ``:memory:`` has no other process to poll for
+
+    def begin(self) -> sqlite3.Connection:
+        try:
+            conn = self.pool.get()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        return conn
+
+    def rollback(self, conn: Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a failed statement may have rolled it back
+            conn.execute("ROLLBACK")
+
+    def translate(self, exc: Exception) -> BackendError:
+        assert isinstance(exc, sqlite3.Error)
+        return translate(exc, self.path)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read-only snapshot (WAL readers never block writers, nor wait for them)."""
+        lock = self.write_lock if self.pool.shared else None
+        if lock is not None:
+            lock.acquire()
+        viewer: sqlite3.Connection | None = None
+        try:
+            conn, viewer = self.pool.begin_read()
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        finally:
+            if viewer is not None:
+                viewer.close()
+            if lock is not None:
+                lock.release()
+
+    def data_version(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.pool.close()
