@@ -16,6 +16,7 @@ import pytest
 
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.sql import migrate
+from jobqueue.backends.sql.statements import Statements
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
 from jobqueue.backends.sqlite.dialect import SQLITE
 from jobqueue.errors import SchemaVersionError
@@ -255,3 +256,77 @@ def test_two_processes_opening_an_old_file_migrate_it_once(old_file: Path) -> No
             assert report["waited"] != []
     assert all(report["version"] == SCHEMA_VERSION for report in reports)
     assert all(report["ids"] == [1, 2, 3, 4, 5, 6] for report in reports)
+
+
+def _migration_package(tmp_path: Path, name: str, files: dict[str, str]) -> str:
+    package = tmp_path / name
+    (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for file, text in files.items():
+        (package / "migrations" / file).write_text(text)
+    return name
+
+
+def test_migration_files_load_in_order_with_their_descriptions_and_hooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    files = {
+        "0001_base.sql": "-- base\nCREATE TABLE t (x);\n",
+        "0002_add.sql": "-- add a column\nALTER TABLE t ADD COLUMN y;\n",
+        "0003_rebuild.sql": "-- rebuild\nCREATE TABLE u (x);\n",
+        "README.txt": "not a migration",
+    }
+    seen: list[tuple[object, str]] = []
+    layout = migrate.load(
+        _migration_package(tmp_path, "jq_mig_ok", files),
+        "migrations",
+        {3: lambda conn, sql: seen.append((conn, sql))},
+    )
+    assert layout.base == files["0001_base.sql"]
+    assert [(m.version, m.description) for m in layout.migrations] == [
+        (2, "add a column"),
+        (3, "rebuild"),
+    ]
+    assert layout.migrations[0].step == files["0002_add.sql"]
+    step = layout.migrations[1].step
+    assert callable(step)
+    step("conn")
+    assert seen == [("conn", files["0003_rebuild.sql"])]
+
+
+@pytest.mark.parametrize(
+    ("files", "hooks", "problem"),
+    [
+        ({"0001_base.sql": "", "0003_late.sql": ""}, {}, "not 1, 2, 3"),
+        ({"0001_base.sql": "", "2_short.sql": ""}, {}, "not named NNNN_name.sql"),
+        ({"0001_base.sql": "", "0002_a.sql": ""}, {3: print}, "hooks for versions without"),
+    ],
+)
+def test_migration_files_with_a_gap_a_bad_name_or_a_stray_hook_are_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    hooks: dict[int, migrate.Hook],
+    problem: str,
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"jq_mig_bad_{abs(hash(tuple(files)))}_{len(hooks)}"
+    with pytest.raises(ValueError, match=problem):
+        migrate.load(_migration_package(tmp_path, name, files), "migrations", hooks)
+
+
+def test_sqlite_runs_the_family_statements_but_four_in_its_own_words() -> None:
+    family = Statements()
+    names = [name for name in vars(Statements) if name.isupper()]
+    own = sorted(name for name in names if getattr(family, name) != getattr(SQLITE.sql, name))
+    assert own == ["COUNT_OUTCOMES", "PAUSE", "SET_SCHEDULE_PAUSED", "UPSERT_DISPATCHER"]
+    with pytest.raises(ValueError, match="overrides of no statement"):
+        Statements({"NO_SUCH": "SELECT 1"})
+
+
+def test_a_dialect_placeholder_replaces_every_question_mark() -> None:
+    pg = Statements(placeholder="%s")
+    assert pg.HOLDER.count("%s") == 3 and "?" not in pg.HOLDER
+    assert "?" not in pg.list_jobs(JobState.WAITING) and "?" not in pg.jobs_in(3)
+    assert pg.jobs_in(3).endswith("IN (%s,%s,%s)")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.errors import BackendError
+
+T = TypeVar("T")
 
 
 class Cursor(Protocol):
@@ -101,7 +103,9 @@ class Link(Protocol):
 
     def translate(self, exc: Exception) -> BackendError: ...
 
-    def reading(self) -> AbstractContextManager[Connection]: ...
+    def reading(self, wrap: Callable[[Connection], T]) -> AbstractContextManager[T]:
+        """A snapshot, its connection given to the caller as ``wrap`` makes it (one
+        context manager per read, not two)."""
 
     def data_version(self) -> int: ...
 

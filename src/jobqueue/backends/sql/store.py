@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from jobqueue import lifecycle
 from jobqueue.backend import (
@@ -38,7 +38,7 @@ from jobqueue.backend import (
 from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sql import control, reads, schedules
 from jobqueue.backends.sql.corrupt import fail_corrupt, waiting_head
-from jobqueue.backends.sql.dialect import Dialect, Link, Reader
+from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
 from jobqueue.backends.sql.rows import job_to_row
 from jobqueue.backends.sql.transitions import (
     Txn,
@@ -467,11 +467,12 @@ class SQLStore:
         if txn.work_added or txn.changed:
             self._signal.notify(work=txn.work_added)
 
-    @contextmanager
-    def _reading(self) -> Iterator[Reader]:
+    def _reading(self) -> AbstractContextManager[Reader]:
         """A read-only snapshot."""
-        with self._link.reading() as conn:
-            yield Reader(conn, self._sql, self._log)
+        return self._link.reading(self._reader)
+
+    def _reader(self, conn: Connection) -> Reader:
+        return Reader(conn, self._sql, self._log)
 
     def close(self) -> None:
         self._link.close()

@@ -62,7 +62,9 @@ class Txn(Reader):
         now: float,
         integrity_error: type[Exception],
     ) -> None:
-        super().__init__(conn, sql, log)
+        self.conn = conn  # not super().__init__: a call less on every transaction
+        self.sql = sql
+        self.log = log
         self.now = now
         self.integrity_error = integrity_error  # a refused constraint (the dialect's)
         self.work_added = False

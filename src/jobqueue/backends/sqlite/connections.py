@@ -12,6 +12,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.request import pathname2url
 
 from jobqueue.backends.sql import migrate
@@ -20,6 +21,8 @@ from jobqueue.backends.sqlite.dialect import SQLITE, is_io_error, translate
 from jobqueue.errors import BackendError, SchemaVersionError
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
+
+T = TypeVar("T")
 
 _FIRST_READ = "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
 
@@ -266,8 +269,9 @@ class SQLiteLink:
         return translate(exc, self.path)
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A read-only snapshot (WAL readers never block writers, nor wait for them)."""
+    def reading(self, wrap: Callable[[sqlite3.Connection], T]) -> Iterator[T]:
+        """A read-only snapshot (WAL readers never block writers, nor wait for them), its
+        connection given as ``wrap`` makes it."""
         lock = self.write_lock if self.pool.shared else None
         if lock is not None:
             lock.acquire()
@@ -275,7 +279,7 @@ class SQLiteLink:
         try:
             conn, viewer = self.pool.begin_read()
             try:
-                yield conn
+                yield wrap(conn)
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
@@ -288,8 +292,12 @@ class SQLiteLink:
                 lock.release()
 
     def data_version(self) -> int:
-        with self.reading() as conn:
+        with self.reading(_same) as conn:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _same(conn: sqlite3.Connection) -> sqlite3.Connection:
+    return conn
