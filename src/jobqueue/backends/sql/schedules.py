@@ -3,7 +3,7 @@ write transaction (``Txn``), and the reads that go with them.
 
 A tick's claim reads the schedule's row, moves its high-water mark, stores the tick's job (the
 very steps ``submit`` takes, ``transitions.store_jobs``), records the tick and trims the
-recent ticks, all in the caller's ``BEGIN IMMEDIATE`` transaction: schedulers in any number of
+recent ticks, all in the caller's write transaction: schedulers in any number of
 threads and processes queue on the write lock, and the one that waited finds the mark moved.
 As in ``.transitions``, nothing here commits; the semantics are ``jobqueue.backends.memory``'s.
 """

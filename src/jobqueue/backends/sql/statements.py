@@ -47,7 +47,7 @@ class Statements:
     READ_COUNTER = "SELECT value FROM jobqueue_meta WHERE key = ?"
     WRITE_SEQ = "UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'"
     WRITE_JOB_ID = "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'"
-    COUNT_OUTCOMES = (  # SQLite: unqualified ``count`` (PostgreSQL finds it ambiguous)
+    COUNT_OUTCOMES = (  # qualified: PostgreSQL finds a bare ``count`` ambiguous
         "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
         "ON CONFLICT (minute, outcome) DO UPDATE "
         "SET count = jobqueue_outcomes.count + excluded.count"

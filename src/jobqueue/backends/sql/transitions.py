@@ -1,11 +1,11 @@
 """The state transitions, as steps inside one write transaction (``Txn``).
 
-The backend opens the transaction (``BEGIN IMMEDIATE``) and composes these steps; nothing here
-commits. Semantics follow ``jobqueue.backends.memory``: job ids come from their own counter
-(``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``), ordering numbers
-from another (``jobqueue_meta.seq``), renewed when a job is submitted, requeued, claimed (so
-expired leases are recovered in claim order) or finished (so retention removes the first
-finished first).
+The store opens the transaction (``Link.begin``: the write lock up front) and composes these
+steps; nothing here commits. Semantics follow ``jobqueue.backends.memory``: job ids come from
+their own counter (``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``),
+ordering numbers from another (``jobqueue_meta.seq``), renewed when a job is submitted,
+requeued, claimed (so expired leases are recovered in claim order) or finished (so retention
+removes the first finished first).
 """
 
 from __future__ import annotations

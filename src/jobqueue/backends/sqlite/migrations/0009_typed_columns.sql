@@ -6,7 +6,7 @@
 -- CHECK to a table, so the table is rebuilt the way its documentation prescribes (a new table,
 -- every row copied, the old one dropped, the new one renamed) and its indexes and triggers,
 -- whatever earlier steps made, are recreated from their own SQL. Rows that would not fit are
--- made to fit first (``foreign.fail_foreign_typed_rows``: a live job among them fails as
+-- made to fit first (``dialect.fail_foreign_typed_rows``: a live job among them fails as
 -- corrupt with its reason). The rebuild holds the write lock for one pass over the table and
 -- its indexes, once (7 s for a million jobs on a busy 2-core machine, 0.6 s for 100,000);
 -- ``typeof`` rather than STRICT keeps the file readable by SQLite older than 3.37. The JSON
