@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from jobqueue.backends.sql.statements import Statements
@@ -68,14 +69,29 @@ class Dialect(Protocol):
         """Everything the driver raises."""
 
 
-class Signal(Protocol):
-    """The in-process wake-up shared by the backends on one database."""
+@dataclass(eq=False)
+class Signal:
+    """What every backend instance on one database in this process shares (a link makes one
+    per database: SQLite per file).
 
-    changed: threading.Condition
-    work: int
-    version: int
+    ``write_lock`` serializes this process's write transactions so its threads queue on a
+    Python lock instead of sleeping in the database's own lock wait (SQLite's busy handler);
+    other processes still meet the database's lock. ``changed`` wakes same-process waiters at
+    once: ``work`` counts new or requeued work, ``version`` any change a ``wait_for_finish``
+    may care about.
+    """
 
-    def notify(self, *, work: bool) -> None: ...
+    write_lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    work: int = 0
+    version: int = 0
+
+    def notify(self, *, work: bool) -> None:
+        with self.changed:
+            if work:
+                self.work += 1
+            self.version += 1
+            self.changed.notify_all()
 
 
 class Link(Protocol):

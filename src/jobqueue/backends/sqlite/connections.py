@@ -11,12 +11,11 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.request import pathname2url
 
 from jobqueue.backends.sql import migrate
-from jobqueue.backends.sql.dialect import Connection
+from jobqueue.backends.sql.dialect import Connection, Signal
 from jobqueue.backends.sqlite.dialect import SQLITE, is_io_error, translate
 from jobqueue.errors import BackendError, SchemaVersionError
 
@@ -82,29 +81,6 @@ def resolve_path(url_path: str) -> str:
     """``/rel.db`` → ``rel.db``; ``//abs.db`` → ``/abs.db``; ``/:memory:`` → ``:memory:``."""
     path = url_path[1:] if url_path.startswith("/") else url_path
     return path if path == ":memory:" else os.path.abspath(path)
-
-
-@dataclass(eq=False)
-class Signal:
-    """What every backend instance on one file in this process shares.
-
-    ``write_lock`` serializes this process's write transactions so its threads queue on a
-    Python lock instead of sleeping in SQLite's busy handler; other processes still meet
-    SQLite's own lock. ``changed`` wakes same-process waiters at once: ``work`` counts new or
-    requeued work, ``version`` any change a ``wait_for_finish`` may care about.
-    """
-
-    write_lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-    work: int = 0
-    version: int = 0
-
-    def notify(self, *, work: bool) -> None:
-        with self.changed:
-            if work:
-                self.work += 1
-            self.version += 1
-            self.changed.notify_all()
 
 
 _signals: dict[str, Signal] = {}
