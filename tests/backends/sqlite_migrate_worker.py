@@ -17,7 +17,8 @@ import sqlite3
 import sys
 import time
 
-from jobqueue.backends.sqlite import SQLiteBackend, migrations
+from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.backends.sqlite.dialect import SQLITE
 
 
 class Collect(logging.Handler):
@@ -31,13 +32,15 @@ class Collect(logging.Handler):
 
 def main() -> None:
     path, hold = sys.argv[1], float(sys.argv[2])
-    for n, migration in enumerate(migrations.MIGRATIONS):
+    steps = list(SQLITE.layout.migrations)
+    for n, migration in enumerate(steps):
 
         def held(conn: sqlite3.Connection, sql: object = migration.step) -> None:
-            migrations.run(conn, sql)  # type: ignore[arg-type]
+            SQLITE.run(conn, sql)  # type: ignore[arg-type]
             time.sleep(hold)
 
-        migrations.MIGRATIONS[n] = migration._replace(step=held)
+        steps[n] = migration._replace(step=held)
+    SQLITE.layout = SQLITE.layout._replace(migrations=steps)
     collect = Collect()
     logger = logging.getLogger("jobqueue.backends.sqlite")
     logger.setLevel(logging.DEBUG)

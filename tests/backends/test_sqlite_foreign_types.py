@@ -15,7 +15,8 @@ import pytest
 
 from jobqueue import ids
 from jobqueue.backend import BackendOptions, WorkSpec
-from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, foreign, migrations
+from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, dialect
+from jobqueue.backends.sqlite.dialect import SQLITE
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 from jobqueue.queue import JobQueue
@@ -80,9 +81,8 @@ def v8_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     small ids, as versions before the ids' clock floor (``jobqueue.ids``) gave them."""
     path = tmp_path / "jobs.db"
     with monkeypatch.context() as patch:
-        patch.setattr(
-            migrations, "MIGRATIONS", [m for m in migrations.MIGRATIONS if m.version <= 8]
-        )
+        up_to_8 = [m for m in SQLITE.layout.migrations if m.version <= 8]
+        patch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=up_to_8))
         patch.setattr(ids, "clock_floor", lambda: 0)
         backend = _open(path)
         try:
@@ -150,7 +150,7 @@ def test_after_migration_9_a_foreign_typed_write_is_refused(v8_file: Path) -> No
     ) == [("integer", "real")]
 
 
-@pytest.mark.parametrize(("column", "kind"), sorted(foreign.V9_TYPES.items()))
+@pytest.mark.parametrize(("column", "kind"), sorted(dialect.V9_TYPES.items()))
 def test_every_checked_column_refuses_a_foreign_type(
     tmp_path: Path, column: str, kind: tuple[str, bool]
 ) -> None:
@@ -238,7 +238,7 @@ def test_a_failed_rebuild_rolls_back_to_version_8(
     _write(v8_file, "UPDATE jobqueue_jobs SET priority = 'high' WHERE id = 2")
     rows = _query(v8_file, "SELECT * FROM jobqueue_jobs ORDER BY id")
     layout = _query(v8_file, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
-    monkeypatch.setattr(foreign, "fail_foreign_typed_rows", lambda conn, now: 0)
+    monkeypatch.setattr(dialect, "fail_foreign_typed_rows", lambda conn, now: 0)
     with pytest.raises(SchemaVersionError, match=r"migration 9 .*CHECK constraint failed"):
         _open(v8_file)
     assert _version(v8_file) == 8

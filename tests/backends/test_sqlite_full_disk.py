@@ -111,9 +111,9 @@ def test_a_full_database_refuses_writes_whole_and_still_reads(tmp_path: Path, wh
 
 
 def test_an_io_error_with_room_on_the_disk_is_not_called_full(tmp_path: Path) -> None:
-    from jobqueue.backends.sqlite import failures
+    from jobqueue.backends.sqlite import dialect
     from jobqueue.errors import BackendUnavailableError
 
     error = sqlite3.OperationalError("disk I/O error")
-    translated = failures.translate(error, str(tmp_path / "jobs.db"))
+    translated = dialect.translate(error, str(tmp_path / "jobs.db"))
     assert type(translated) is BackendUnavailableError

@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from jobqueue.backend import BackendOptions
-from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, migrations
+from jobqueue.backends.sql import migrate
+from jobqueue.backends.sql.statements import Statements
+from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
+from jobqueue.backends.sqlite.dialect import SQLITE
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 
@@ -66,8 +69,8 @@ def test_the_fixture_is_a_version_1_file() -> None:
 
 
 def test_migrations_are_consecutive_and_end_at_the_schema_version() -> None:
-    versions = [m.version for m in migrations.MIGRATIONS]
-    assert versions == list(range(migrations.BASE_VERSION + 1, SCHEMA_VERSION + 1))
+    versions = [m.version for m in SQLITE.layout.migrations]
+    assert versions == list(range(migrate.BASE_VERSION + 1, SCHEMA_VERSION + 1))
 
 
 def test_a_version_1_file_upgrades_in_place_keeping_every_job(old_file: Path) -> None:
@@ -162,11 +165,12 @@ def test_a_file_from_before_the_job_id_counter_seeds_it_from_seq(old_file: Path)
 def test_a_failing_migration_rolls_back_and_leaves_the_file_unchanged(
     old_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = migrations.MIGRATIONS[0]
+    real = SQLITE.layout.migrations[0]
     assert isinstance(real.step, str)
     # The real step first, so there is work to undo: tables made, columns added, rows written.
     broken = real._replace(step=real.step + "\nINSERT INTO jobqueue_nowhere VALUES (1);")
-    monkeypatch.setattr(migrations, "MIGRATIONS", [broken, *migrations.MIGRATIONS[1:]])
+    steps = [broken, *SQLITE.layout.migrations[1:]]
+    monkeypatch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=steps))
     before = old_file.read_bytes()
     with pytest.raises(SchemaVersionError, match=r"migration 2 .*failed.*jobqueue_nowhere") as err:
         _open(old_file)
@@ -187,7 +191,8 @@ def test_a_failing_callable_step_is_reported_the_same_way(
         conn.execute("CREATE TABLE jobqueue_half_done (x)")
         raise RuntimeError("disk ate my homework")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [migrations.Migration(2, "half", step)])
+    half = [migrate.Migration(2, "half", step)]
+    monkeypatch.setattr(SQLITE, "layout", SQLITE.layout._replace(migrations=half))
     before = old_file.read_bytes()
     with pytest.raises(SchemaVersionError, match=r"migration 2 .*\(half\) failed: disk ate"):
         _open(old_file)
@@ -243,11 +248,85 @@ def test_two_processes_opening_an_old_file_migrate_it_once(old_file: Path) -> No
     # Every step exactly once, by one process or the other: with several steps the holder of
     # the write lock may go on to the next before the other's busy handler retries, or not.
     steps = [message for report in reports for message in report["migrated"]]
-    assert len(steps) == len(migrations.MIGRATIONS)
-    for migration in migrations.MIGRATIONS:
+    assert len(steps) == len(SQLITE.layout.migrations)
+    for migration in SQLITE.layout.migrations:
         assert sum(f" to {migration.version} (" in step for step in steps) == 1
     for report in reports:
         if not report["migrated"]:  # it saw an old version, queued on the lock, found it done
             assert report["waited"] != []
     assert all(report["version"] == SCHEMA_VERSION for report in reports)
     assert all(report["ids"] == [1, 2, 3, 4, 5, 6] for report in reports)
+
+
+def _migration_package(tmp_path: Path, name: str, files: dict[str, str]) -> str:
+    package = tmp_path / name
+    (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for file, text in files.items():
+        (package / "migrations" / file).write_text(text)
+    return name
+
+
+def test_migration_files_load_in_order_with_their_descriptions_and_hooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    files = {
+        "0001_base.sql": "-- base\nCREATE TABLE t (x);\n",
+        "0002_add.sql": "-- add a column\nALTER TABLE t ADD COLUMN y;\n",
+        "0003_rebuild.sql": "-- rebuild\nCREATE TABLE u (x);\n",
+        "README.txt": "not a migration",
+    }
+    seen: list[tuple[object, str]] = []
+    layout = migrate.load(
+        _migration_package(tmp_path, "jq_mig_ok", files),
+        "migrations",
+        {3: lambda conn, sql: seen.append((conn, sql))},
+    )
+    assert layout.base == files["0001_base.sql"]
+    assert [(m.version, m.description) for m in layout.migrations] == [
+        (2, "add a column"),
+        (3, "rebuild"),
+    ]
+    assert layout.migrations[0].step == files["0002_add.sql"]
+    step = layout.migrations[1].step
+    assert callable(step)
+    step("conn")
+    assert seen == [("conn", files["0003_rebuild.sql"])]
+
+
+@pytest.mark.parametrize(
+    ("files", "hooks", "problem"),
+    [
+        ({"0001_base.sql": "", "0003_late.sql": ""}, {}, "not 1, 2, 3"),
+        ({"0001_base.sql": "", "2_short.sql": ""}, {}, "not named NNNN_name.sql"),
+        ({"0001_base.sql": "", "0002_a.sql": ""}, {3: print}, "hooks for versions without"),
+    ],
+)
+def test_migration_files_with_a_gap_a_bad_name_or_a_stray_hook_are_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    hooks: dict[int, migrate.Hook],
+    problem: str,
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"jq_mig_bad_{abs(hash(tuple(files)))}_{len(hooks)}"
+    with pytest.raises(ValueError, match=problem):
+        migrate.load(_migration_package(tmp_path, name, files), "migrations", hooks)
+
+
+def test_sqlite_runs_the_family_statements_but_four_in_its_own_words() -> None:
+    family = Statements()
+    names = [name for name in vars(Statements) if name.isupper()]
+    own = sorted(name for name in names if getattr(family, name) != getattr(SQLITE.sql, name))
+    assert own == ["COUNT_OUTCOMES", "PAUSE", "SET_SCHEDULE_PAUSED", "UPSERT_DISPATCHER"]
+    with pytest.raises(ValueError, match="overrides of no statement"):
+        Statements({"NO_SUCH": "SELECT 1"})
+
+
+def test_a_dialect_placeholder_replaces_every_question_mark() -> None:
+    pg = Statements(placeholder="%s")
+    assert pg.HOLDER.count("%s") == 3 and "?" not in pg.HOLDER
+    assert "?" not in pg.list_jobs(JobState.WAITING) and "?" not in pg.jobs_in(3)
+    assert pg.jobs_in(3).endswith("IN (%s,%s,%s)")

@@ -7,13 +7,11 @@ As in ``.transitions``, nothing here commits, and the semantics are those of
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from jobqueue import lifecycle
 from jobqueue.backend import DispatcherInfo, LeaseStatus
-from jobqueue.backends.sqlite.transitions import (
-    LIVE_SQL,
+from jobqueue.backends.sql.transitions import (
     Held,
     Txn,
     delete,
@@ -33,9 +31,7 @@ def cancel(txn: Txn, job_id: str) -> JobState | None:
     key = job_key(job_id)
     if key is None:
         return None
-    row = txn.conn.execute(
-        "SELECT state, cancel_requested FROM jobqueue_jobs WHERE id = ?", (key,)
-    ).fetchone()
+    row = txn.conn.execute(txn.sql.CANCEL_STATE, (key,)).fetchone()
     if row is None:
         return None
     job = Held.at_rest(key, JobState(row[0]), bool(row[1]))
@@ -57,18 +53,12 @@ def retry(txn: Txn, job_id: str) -> bool:
     key = job_key(job_id)
     if key is None:
         return False
-    row = txn.conn.execute(
-        "SELECT state, unique_key FROM jobqueue_jobs WHERE id = ?", (key,)
-    ).fetchone()
+    row = txn.conn.execute(txn.sql.RETRY_STATE, (key,)).fetchone()
     if row is None:
         return False
     lifecycle.on_retry(Held.at_rest(key, JobState(row[0])), txn.now)  # raises if not retriable
     if not _requeue_finished(txn, key):
-        other = txn.conn.execute(
-            "SELECT id FROM jobqueue_jobs WHERE unique_key = ? AND id != ? "
-            f"AND state IN ({LIVE_SQL})",
-            (row[1], key),
-        ).fetchone()
+        other = txn.conn.execute(txn.sql.KEY_HOLDER, (row[1], key)).fetchone()
         raise lifecycle.unique_key_taken(job_id, str(other[0]) if other else "?", row[1])
     return True
 
@@ -77,11 +67,7 @@ def retry_many(txn: Txn, state: JobState, name: str | None) -> int:
     if state not in lifecycle.RETRIABLE:
         return 0
     # In finishing order, as the reference: of two jobs with one unique key, the first wins.
-    rows = txn.conn.execute(
-        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
-        "AND (? IS NULL OR name = ?) ORDER BY seq",
-        (state.value, name, name),
-    ).fetchall()
+    rows = txn.conn.execute(txn.sql.FINISHED_OF, (state.value, name, name)).fetchall()
     return sum(_requeue_finished(txn, key) for (key,) in rows)
 
 
@@ -90,15 +76,9 @@ def _requeue_finished(txn: Txn, key: int) -> bool:
     fenced) in one statement; ``False``, nothing changed, when the unique index refuses it:
     another live job holds its key."""
     try:
-        txn.conn.execute(
-            "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
-            "lease_expires_at = NULL, dispatcher = NULL, attempts_made = 0, stalls = 0, "
-            "cancel_requested = 0, result = NULL, finished_at = NULL, ended_lease = NULL "
-            "WHERE id = ?",  # a new life: the last attempt's token is fenced
-            (txn.now, txn.next_seq(), key),
-        )
-    except sqlite3.IntegrityError:
-        return False  # SQLite undid this statement alone; the transaction goes on
+        txn.conn.execute(txn.sql.RETRY_FINISHED, (txn.now, txn.next_seq(), key))
+    except txn.integrity_error:
+        return False  # the statement alone was undone; the transaction goes on
     txn.work_added = True
     return True
 
@@ -109,7 +89,7 @@ def promote(txn: Txn, job_id: str) -> bool:
     key = job_key(job_id)
     if key is None:
         return False
-    row = txn.conn.execute("SELECT state FROM jobqueue_jobs WHERE id = ?", (key,)).fetchone()
+    row = txn.conn.execute(txn.sql.JOB_STATE, (key,)).fetchone()
     if row is None:
         return False
     change = lifecycle.on_promote(Held.at_rest(key, JobState(row[0])))
@@ -122,26 +102,15 @@ def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
     """``lifecycle.on_cancel`` for every job in ``state`` (of ``name``, when given), written
     in bulk: waiting or delayed ones cancelled in the order they would have run, active ones
     flagged for their holders. Returns how many changed."""
-    named = "" if name is None else " AND name = ?"
     params = () if name is None else (name,)
     change = lifecycle.on_cancel(Held.at_rest(0, state))  # what a job in this state becomes
     if change is None:
         return 0
     if change.to is JobState.ACTIVE:
-        return txn.conn.execute(
-            "UPDATE jobqueue_jobs SET cancel_requested = 1 "
-            f"WHERE state = 'active' AND cancel_requested = 0{named}",
-            params,
-        ).rowcount
-    # The orders are those of the partial indexes jobqueue_waiting and jobqueue_delayed.
-    order = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
+        return txn.conn.execute(txn.sql.request_cancel(name is not None), params).rowcount
+    # In the orders of the partial indexes jobqueue_waiting and jobqueue_delayed.
     keys = [
-        key
-        for (key,) in txn.conn.execute(
-            f"SELECT id FROM jobqueue_jobs WHERE state = '{state.value}'{named} "
-            f"ORDER BY {order[state]}",
-            params,
-        )
+        key for (key,) in txn.conn.execute(txn.sql.cancellable(state, name is not None), params)
     ]
     if keys:
         # What ``finish`` writes for a job without a lease, one statement for the lot; each
@@ -149,7 +118,7 @@ def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
         # frees their unique keys (the partial index lists only those).
         first = txn.next_seq(len(keys))
         txn.conn.executemany(
-            "UPDATE jobqueue_jobs SET state = 'cancelled', finished_at = ?, seq = ? WHERE id = ?",
+            txn.sql.CANCEL_NOW,
             [(txn.now, first + n, key) for n, key in enumerate(keys)],
         )
         txn.changed = True
@@ -160,8 +129,7 @@ def purge(txn: Txn, state: JobState, name: str | None, finished_before: float | 
     if not state.is_finished:
         return 0
     rows = txn.conn.execute(
-        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
-        "AND (? IS NULL OR name = ?) AND (? IS NULL OR finished_at < ?)",
+        txn.sql.PURGEABLE,
         (state.value, name, name, finished_before, finished_before),
     ).fetchall()
     return delete(txn, [key for (key,) in rows])
@@ -170,13 +138,13 @@ def purge(txn: Txn, state: JobState, name: str | None, finished_before: float | 
 def pause(txn: Txn, name: str) -> None:
     # Claims read this table inside their own transaction, so no claim after this commit,
     # in any process, takes a job of ``name``.
-    txn.conn.execute("INSERT OR IGNORE INTO jobqueue_paused (name) VALUES (?)", (name,))
+    txn.conn.execute(txn.sql.PAUSE, (name,))
 
 
 def resume(txn: Txn, name: str) -> None:
-    txn.conn.execute("DELETE FROM jobqueue_paused WHERE name = ?", (name,))
+    txn.conn.execute(txn.sql.RESUME, (name,))
     # Its waiting jobs are claimable again: wake idle dispatchers as a submit would (this
-    # process through the condition, others see the commit in PRAGMA data_version).
+    # process through the condition, others see the commit in the link's data_version).
     txn.work_added = True
 
 
@@ -190,14 +158,11 @@ def heartbeat(
         if held is None:
             statuses.append(LeaseStatus.LOST)
             continue
-        txn.conn.execute(
-            "UPDATE jobqueue_jobs SET lease_expires_at = ? WHERE id = ?", (deadline, held.key)
-        )
+        txn.conn.execute(txn.sql.EXTEND, (deadline, held.key))
         statuses.append(LeaseStatus.CANCEL if held.cancel_requested else LeaseStatus.HELD)
     # The record is replaced whole, as the reference does: the latest heartbeat is the truth.
     txn.conn.execute(
-        "INSERT OR REPLACE INTO jobqueue_dispatchers (id, host, pid, names, concurrency, "
-        "started_at, last_seen, expires_at, jobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        txn.sql.UPSERT_DISPATCHER,
         (
             info.id,
             info.host,
@@ -214,8 +179,8 @@ def heartbeat(
 
 
 def remove_dispatcher(txn: Txn, dispatcher_id: str) -> None:
-    txn.conn.execute("DELETE FROM jobqueue_dispatchers WHERE id = ?", (dispatcher_id,))
+    txn.conn.execute(txn.sql.REMOVE_DISPATCHER, (dispatcher_id,))
 
 
 def forget_dead_dispatchers(txn: Txn) -> None:
-    txn.conn.execute("DELETE FROM jobqueue_dispatchers WHERE expires_at <= ?", (txn.now,))
+    txn.conn.execute(txn.sql.FORGET_DISPATCHERS, (txn.now,))

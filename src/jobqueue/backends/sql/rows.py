@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,11 +116,3 @@ def _json(text: object, column: str) -> JSON:
     if not isinstance(text, (str, bytes)):
         raise CorruptJobError(f"column {column!r} holds {type(text).__name__}, not JSON text")
     return loads_stored(text, f"column {column!r}")
-
-
-def is_busy(exc: sqlite3.Error) -> bool:
-    """A lock or I/O hiccup another attempt may get past (as opposed to a bug in our SQL)."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and any(
-        word in text for word in ("locked", "busy", "disk i/o", "unable to open")
-    )

@@ -1,35 +1,29 @@
 """The state transitions, as steps inside one write transaction (``Txn``).
 
-The backend opens the transaction (``BEGIN IMMEDIATE``) and composes these steps; nothing here
-commits. Semantics follow ``jobqueue.backends.memory``: job ids come from their own counter
-(``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``), ordering numbers
-from another (``jobqueue_meta.seq``), renewed when a job is submitted, requeued, claimed (so
-expired leases are recovered in claim order) or finished (so retention removes the first
-finished first).
+The store opens the transaction (``Link.begin``: the write lock up front) and composes these
+steps; nothing here commits. Semantics follow ``jobqueue.backends.memory``: job ids come from
+their own counter (``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``),
+ordering numbers from another (``jobqueue_meta.seq``), renewed when a job is submitted,
+requeued, claimed (so expired leases are recovered in claim order) or finished (so retention
+removes the first finished first).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
-from jobqueue.backends.sqlite import reads
-from jobqueue.backends.sqlite.rows import (
-    INSERT_JOB,
-    JOB_COLUMNS,
-    error_json,
-    history_from_json,
-    history_json,
-)
+from jobqueue.backends.sql import reads
+from jobqueue.backends.sql.dialect import Connection, Reader
+from jobqueue.backends.sql.rows import error_json, history_from_json, history_json
+from jobqueue.backends.sql.statements import Statements
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import (
     FINISHED_STATES,
-    LIVE_STATES,
     Attempt,
     AttemptOutcome,
     Job,
@@ -38,23 +32,41 @@ from jobqueue.job import (
 )
 from jobqueue.lifecycle import Change
 
-logger = logging.getLogger("jobqueue.backends.sqlite")
-
-LIVE_SQL = ", ".join(sorted(f"'{state.value}'" for state in LIVE_STATES))
-"""The live states (``JobState.is_live``: those holding a unique key) as an SQL list."""
-
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted, recovered or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
 
 
-class Txn:
+class Txn(Reader):
     """One write transaction: its connection, its ``now``, the order counter, and what to
     tell waiters once it commits."""
 
-    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
-        self.conn = conn
+    __slots__ = (
+        "_job_id",
+        "_job_id_read",
+        "_outcomes",
+        "_seq",
+        "_seq_read",
+        "changed",
+        "integrity_error",
+        "now",
+        "recovered",
+        "work_added",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        sql: Statements,
+        log: logging.Logger,
+        now: float,
+        integrity_error: type[Exception],
+    ) -> None:
+        self.conn = conn  # not super().__init__: a call less on every transaction
+        self.sql = sql
+        self.log = log
         self.now = now
+        self.integrity_error = integrity_error  # a refused constraint (the dialect's)
         self.work_added = False
         self.changed = False
         self._seq: int | None = None
@@ -88,24 +100,19 @@ class Txn:
         return self._job_id
 
     def _read_counter(self, key: str) -> int:
-        (value,) = self.conn.execute(
-            "SELECT value FROM jobqueue_meta WHERE key = ?", (key,)
-        ).fetchone()
+        (value,) = self.conn.execute(self.sql.READ_COUNTER, (key,)).fetchone()
         return int(value)
 
     def flush(self) -> None:
         """Write the counters back once, however many numbers were taken."""
         if self._seq is not None and self._seq != self._seq_read:
-            self.conn.execute("UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'", (self._seq,))
+            self.conn.execute(self.sql.WRITE_SEQ, (self._seq,))
         if self._job_id is not None and self._job_id != self._job_id_read:
-            self.conn.execute(
-                "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'", (self._job_id,)
-            )
+            self.conn.execute(self.sql.WRITE_JOB_ID, (self._job_id,))
         if self._outcomes:
             minute = lifecycle.outcome_minute(self.now)
             self.conn.executemany(
-                "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
-                "ON CONFLICT (minute, outcome) DO UPDATE SET count = count + excluded.count",
+                self.sql.COUNT_OUTCOMES,
                 [(minute, outcome, n) for outcome, n in self._outcomes.items()],
             )
 
@@ -121,13 +128,9 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -
     for job, row in zip(jobs, rows, strict=True):
         if job.unique_key is not None:
             _insert(txn, pending, pending_logs)
-            existing = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE unique_key = ? "
-                f"AND state IN ({LIVE_SQL})",
-                (job.unique_key,),
-            ).fetchone()
+            existing = txn.conn.execute(txn.sql.LIVE_WITH_KEY, (job.unique_key,)).fetchone()
             if existing is not None:
-                stored.append(replace(reads.load_job(txn.conn, existing), deduplicated=True))
+                stored.append(replace(reads.load_job(txn, existing), deduplicated=True))
                 continue
         job_id = txn.next_job_id()
         state = lifecycle.due_state(job.run_at, txn.now)
@@ -141,12 +144,10 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -
 
 def _insert(txn: Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]) -> None:
     if pending:
-        txn.conn.executemany(INSERT_JOB, pending)
+        txn.conn.executemany(txn.sql.INSERT_JOB, pending)
         pending.clear()
     if logs:
-        txn.conn.executemany(
-            "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)", logs
-        )
+        txn.conn.executemany(txn.sql.INSERT_LOG, logs)
         logs.clear()
 
 
@@ -182,20 +183,17 @@ class Held:
         """A row no lease is checked for (the control plane's moves), as the rules read it."""
         return cls(key, 0, None, None, None, cancel_requested, state=state)
 
-    def with_attempt(self, attempt: Attempt) -> str:
+    def with_attempt(self, attempt: Attempt, log: logging.Logger) -> str:
         """The ``history`` column with ``attempt`` appended (bounded)."""
         try:
             history = history_from_json(self.history)
         except CorruptJobError as exc:
             # Losing old records beats refusing the outcome: the job itself is still fine.
-            logger.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
+            log.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
             history = []
         encoded = history_json(lifecycle.bounded_history(history, attempt))
         assert encoded is not None  # never empty: it holds this attempt
         return encoded
-
-
-HELD_COLUMNS = "id, attempts_made, dispatcher, started_at, history, cancel_requested"
 
 
 def _held(row: Sequence[Any], token: str = "", stalls: int = 0) -> Held:
@@ -205,21 +203,14 @@ def _held(row: Sequence[Any], token: str = "", stalls: int = 0) -> Held:
 def holder(txn: Txn, job_id: str, token: str) -> Held | None:
     """The row if ``token`` holds the job's unexpired lease (the guard ``lifecycle.Held``),
     else ``None``."""
-    row = txn.conn.execute(
-        f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
-        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
-        (job_key(job_id), token, txn.now),
-    ).fetchone()
+    row = txn.conn.execute(txn.sql.HOLDER, (job_key(job_id), token, txn.now)).fetchone()
     return None if row is None else _held(row, token)
 
 
 def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
     """For a token that no longer holds the job: the state a repeat of ``call`` reports
     (``lifecycle.repeat_or_lost``), else ``None``."""
-    row = txn.conn.execute(
-        "SELECT state FROM jobqueue_jobs WHERE id = ? AND ended_lease = ?",
-        (job_key(job_id), f"{call} {token}"),
-    ).fetchone()
+    row = txn.conn.execute(txn.sql.ENDED_BY, (job_key(job_id), f"{call} {token}")).fetchone()
     return lifecycle.repeat_or_lost(
         call, row is not None, None if row is None else JobState(row[0])
     )
@@ -251,11 +242,11 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
     fields = change.set
     error = fields.get("error")
     text = error_json(error) if isinstance(error, JobError) else None
-    history = None if change.attempt is None else held.with_attempt(change.attempt)
+    history = None if change.attempt is None else held.with_attempt(change.attempt, txn.log)
     ended = None if change.ends_lease is None else f"{change.ends_lease} {held.token}"
     if "attempts_made" in fields or "stalls" in fields:  # release, stall: one statement
         txn.conn.execute(
-            "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?",
+            txn.sql.SET_COUNTERS,
             (
                 fields.get("attempts_made", held.attempts_made),
                 fields.get("stalls", held.stalls),
@@ -266,8 +257,7 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
         finish(txn, held.key, change.to, result=result, error=text, history=history, ended=ended)
     elif change.to is JobState.ACTIVE:  # a cancel request for its holder
         txn.conn.execute(
-            "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?",
-            (bool(fields.get("cancel_requested")), held.key),
+            txn.sql.SET_CANCEL_REQUESTED, (bool(fields.get("cancel_requested")), held.key)
         )
     else:
         run_at = txn.now + (change.run_at or 0.0)
@@ -290,9 +280,7 @@ def requeue(
     """Back to ``state`` (waiting, or delayed until ``run_at``), lease and holder dropped;
     ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
     txn.conn.execute(
-        "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?",
+        txn.sql.REQUEUE,
         (state.value, run_at, txn.next_seq(), error, history, ended, key),
     )
     txn.work_added = True
@@ -312,10 +300,7 @@ def finish(
     ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given
     (a cancel keeps the lease's ``ended_lease``, as the other backends keep theirs)."""
     txn.conn.execute(
-        "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, "
-        "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?",
+        txn.sql.FINISH,
         (
             state.value,
             txn.now,
@@ -334,15 +319,11 @@ def finish(
 def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
     """Promote due delayed jobs, recover expired leases and apply retention; returns how
     many jobs moved or were removed."""
-    due = txn.conn.execute(
-        "SELECT id FROM jobqueue_jobs WHERE state = 'delayed' AND run_at <= ? "
-        "ORDER BY run_at, seq LIMIT ?",
-        (txn.now, MAINTENANCE_BATCH),
-    ).fetchall()
+    due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     if due:
         first = txn.next_seq(len(due))
         txn.conn.executemany(
-            "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?",
+            txn.sql.PROMOTE_DUE,
             [(first + n, row[0]) for n, row in enumerate(due)],
         )
         txn.work_added = True
@@ -352,21 +333,17 @@ def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
 def recover(txn: Txn, max_stalls: int) -> int:
     """Expired leases (the guard ``lifecycle.Expired``), each ended as ``lifecycle.on_stall``
     decides."""
-    expired = txn.conn.execute(
-        f"SELECT {HELD_COLUMNS}, stalls FROM jobqueue_jobs WHERE state = 'active' "
-        "AND lease_expires_at <= ? ORDER BY seq LIMIT ?",
-        (txn.now, MAINTENANCE_BATCH),
-    ).fetchall()
+    expired = txn.conn.execute(txn.sql.EXPIRED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     for row in expired:
         held = _held(row, stalls=row[6])
         txn.recovered.append(held.key)
         change = lifecycle.on_stall(held, max_stalls, txn.now)
         if change.to is JobState.WAITING:
-            logger.info("job %s: lease expired, back to waiting (stall %d)", held.key, row[6] + 1)
+            txn.log.info("job %s: lease expired, back to waiting (stall %d)", held.key, row[6] + 1)
         elif change.to is JobState.FAILED:
-            logger.warning("job %s stalled %d times: failing it", held.key, row[6] + 1)
+            txn.log.warning("job %s stalled %d times: failing it", held.key, row[6] + 1)
         else:
-            logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
+            txn.log.info("job %s: lease expired after a cancel request: cancelled", held.key)
         write(txn, held, change)
     return len(expired)
 
@@ -379,16 +356,10 @@ def apply_retention(txn: Txn, retention: Retention) -> int:
         if cutoff.keep is None and cutoff.seconds is None:
             continue
         # The count comes from the trigger-kept table: no scan even with many finished jobs.
-        (total,) = txn.conn.execute(
-            "SELECT n FROM jobqueue_counts WHERE state = ?", (cutoff.state.value,)
-        ).fetchone()
+        (total,) = txn.conn.execute(txn.sql.STATE_COUNT, (cutoff.state.value,)).fetchone()
         limit = min((0 if cutoff.keep is None else max(total - cutoff.keep, 0)) + 1, budget)
         while budget > 0 and total > 0:
-            rows = txn.conn.execute(
-                "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
-                "AND finished_at IS NOT NULL ORDER BY seq LIMIT ?",
-                (cutoff.state.value, limit),
-            ).fetchall()
+            rows = txn.conn.execute(txn.sql.FIRST_FINISHED, (cutoff.state.value, limit)).fetchall()
             drop: list[int] = []
             for key, finished_at in rows:
                 if not cutoff.removes(total - len(drop), finished_at or 0.0, txn.now):
@@ -405,19 +376,14 @@ def apply_retention(txn: Txn, retention: Retention) -> int:
 
 def delete(txn: Txn, keys: list[int]) -> int:
     removed = 0
-    for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
-        chunk = keys[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        removed += txn.conn.execute(
-            f"DELETE FROM jobqueue_jobs WHERE id IN ({marks})", chunk
-        ).rowcount
-        txn.conn.execute(f"DELETE FROM jobqueue_logs WHERE job_id IN ({marks})", chunk)
+    for start in range(0, len(keys), reads.CHUNK):
+        chunk = keys[start : start + reads.CHUNK]
+        removed += txn.conn.execute(txn.sql.delete_jobs(len(chunk)), chunk).rowcount
+        txn.conn.execute(txn.sql.delete_logs(len(chunk)), chunk)
     txn.changed = txn.changed or removed > 0
     return removed
 
 
 def forget_old_outcomes(txn: Txn) -> None:
     """Drop the outcome counts older than the policy keeps (a seek on the primary key)."""
-    txn.conn.execute(
-        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (lifecycle.first_kept_minute(txn.now),)
-    )
+    txn.conn.execute(txn.sql.FORGET_OUTCOMES, (lifecycle.first_kept_minute(txn.now),))

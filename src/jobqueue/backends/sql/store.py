@@ -1,28 +1,26 @@
-"""The SQLite backend: durable jobs in one file, shared by the processes of one machine.
+"""The SQL family's store: the ``Backend`` protocol once, over a dialect and its connections.
 
-Every transition is one ``BEGIN IMMEDIATE`` transaction, so it is atomic across threads and
-processes; claim cost stays flat as the table grows because each hot query is a seek in a
-partial index (see ``.migrations``). Time always comes from ``options.clock``, never from SQL,
+Every call is one transaction (``Link.begin``: it takes the database's write lock up front, so
+what a call reads cannot change before it writes) or one read snapshot (``Link.reading``,
+which never writes: reads neither take the write lock nor promote, recover or expire
+anything). Claim cost stays flat as the table grows because each hot query is a seek in a
+partial index (see ``statements``). Time always comes from ``options.clock``, never from SQL,
 so the contract suite's fake clock drives leases, delays and retention.
 
-The semantics follow ``jobqueue.backends.memory`` (the reference) exactly, including the
-order in which jobs run (see ``.transitions``; the control plane is in ``.control``). Reads
-(``.reads``) never write: they run in a deferred snapshot, so they neither take the write lock
-nor promote, recover or expire anything. Waiting never sleeps blindly: same-process submits,
-retries and resumes wake waiters through a condition; other processes' commits are noticed
-through ``PRAGMA data_version``, checked with a short back-off (5 ms doubling to 50 ms).
+The decisions are ``jobqueue.lifecycle``'s; the steps here and in ``transitions``,
+``control`` and ``schedules`` check a guard and write the decided change. Waiting never sleeps
+blindly: same-process submits, retries and resumes wake waiters through the link's signal;
+other processes' commits are noticed through ``Link.data_version``, checked with a short
+back-off (5 ms doubling to 50 ms).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from urllib.parse import parse_qs, urlsplit
+from contextlib import AbstractContextManager, contextmanager
 
 from jobqueue import lifecycle
 from jobqueue.backend import (
@@ -38,12 +36,11 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.recovered import RecoveredLeases
-from jobqueue.backends.sqlite import control, reads, schedules, schema
-from jobqueue.backends.sqlite.connections import ConnectionPool, signal_for
-from jobqueue.backends.sqlite.failures import means_full_disk, translate
-from jobqueue.backends.sqlite.foreign import fail_corrupt, waiting_head
-from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
-from jobqueue.backends.sqlite.transitions import (
+from jobqueue.backends.sql import control, reads, schedules
+from jobqueue.backends.sql.corrupt import fail_corrupt, waiting_head
+from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
+from jobqueue.backends.sql.rows import job_to_row
+from jobqueue.backends.sql.transitions import (
     Txn,
     delete,
     forget_old_outcomes,
@@ -57,13 +54,7 @@ from jobqueue.backends.sqlite.transitions import (
     take,
     write,
 )
-from jobqueue.errors import (
-    BackendError,
-    BackendFullError,
-    ConfigurationError,
-    CorruptJobError,
-    InvalidURLError,
-)
+from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
     JSON,
     MAX_LOG_MESSAGE,
@@ -74,98 +65,24 @@ from jobqueue.job import (
     dumps_json,
 )
 
-logger = logging.getLogger("jobqueue.backends.sqlite")
-
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
 
-_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
+class SQLStore:
+    """A backend over ``dialect`` and its connections ``link`` (which it closes)."""
 
-class SQLiteBackend:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``.
-
-    Query options: ``busy_timeout`` (seconds a writer waits for another process's lock,
-    default 10) and ``synchronous`` (``normal`` by default: a commit survives a crash of the
-    process, ``full`` also a power loss, at some cost per job).
-    """
-
-    def __init__(
-        self,
-        path: str,
-        options: BackendOptions | None = None,
-        *,
-        busy_timeout: float = 10.0,
-        synchronous: str = "NORMAL",
-    ) -> None:
-        self.options = options or BackendOptions()
-        if self.options.namespace is not None:
-            raise ConfigurationError(
-                "the sqlite backend keeps one queue per file and has no namespaces; "
-                f"use a separate file instead of namespace={self.options.namespace!r}"
-            )
-        if synchronous.upper() not in _SYNCHRONOUS:
-            raise ConfigurationError(f"synchronous must be one of {_SYNCHRONOUS}")
-        self.path = path
-        self._clock = self.options.clock
-        self._signal = signal_for(path)
+    def __init__(self, options: BackendOptions, dialect: Dialect, link: Link) -> None:
+        self.options = options
+        self._clock = options.clock
+        self._dialect = dialect
+        self._sql = dialect.sql
+        self._error = dialect.error
+        self._integrity_error = dialect.integrity_error
+        self._log = logging.getLogger(f"jobqueue.backends.{dialect.name}")
+        self._link = link
+        self._signal = link.signal
         self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
-        self._pool = ConnectionPool(
-            path, busy_timeout=busy_timeout, synchronous=synchronous.upper()
-        )
-        if not self._pool.shared:
-            schema.check_header(path)  # before SQLite opens (and could change) the file
-        try:
-            with self._signal.write_lock:
-                schema.prepare(
-                    self._pool.get,
-                    path,
-                    in_memory=self._pool.shared,
-                    read_only=self._pool.open_read_only,
-                )
-        except sqlite3.Error as exc:
-            self._pool.close()
-            if means_full_disk(exc, path):
-                raise BackendFullError(
-                    f"cannot open SQLite database {path!r}: its disk is full ({exc})"
-                ) from exc
-            raise BackendError(f"cannot open SQLite database {path!r}: {exc}") from exc
-        except BaseException:
-            self._pool.close()
-            raise
-
-    @classmethod
-    def from_url(cls, url: str, options: BackendOptions) -> SQLiteBackend:
-        parts = urlsplit(url)
-        if parts.scheme != "sqlite" or parts.netloc or not parts.path.strip("/"):
-            raise InvalidURLError(
-                f"bad sqlite URL {url!r}: use sqlite:///relative/path.db, "
-                "sqlite:////absolute/path.db or sqlite:///:memory:"
-            )
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = set(query) - {"busy_timeout", "synchronous"}
-        if unknown:
-            raise InvalidURLError(
-                f"unknown sqlite URL parameter(s) {', '.join(sorted(unknown))} in {url!r}; "
-                "known: busy_timeout, synchronous"
-            )
-        try:
-            busy_timeout = float(query.get("busy_timeout", 10.0))
-        except ValueError:
-            raise InvalidURLError("busy_timeout must be a number of seconds") from None
-        path = schema.resolve_path(parts.path)
-        if path != ":memory:":
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                raise InvalidURLError(
-                    f"the directory {parent!r} of the SQLite file does not exist; create it first"
-                )
-        return cls(
-            path,
-            options,
-            busy_timeout=busy_timeout,
-            synchronous=query.get("synchronous", "NORMAL"),
-        )
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -201,13 +118,13 @@ class SQLiteBackend:
             return schedules.remove(txn, name)
 
     def schedule_records(self) -> list[ScheduleRecord]:
-        with self._reading() as conn:
-            return schedules.records(conn)
+        with self._reading() as db:
+            return schedules.records(db)
 
     def schedule_record(self, name: str) -> ScheduleRecord | None:
         check_schedule_name(name)
-        with self._reading() as conn:
-            found = schedules.records(conn, name)
+        with self._reading() as db:
+            found = schedules.records(db, name)
             return found[0] if found else None
 
     # -- reading ------------------------------------------------------------------------------
@@ -216,27 +133,25 @@ class SQLiteBackend:
         key = job_key(job_id)
         if key is None:
             return None
-        with self._reading() as conn:
-            row = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (key,)
-            ).fetchone()
-            return None if row is None else reads.load_job(conn, row)
+        with self._reading() as db:
+            row = db.conn.execute(db.sql.JOB, (key,)).fetchone()
+            return None if row is None else reads.load_job(db, row)
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        with self._reading() as conn:  # a snapshot: listing never promotes or recovers
-            return reads.list_jobs(conn, JobState(state), offset, limit)
+        with self._reading() as db:  # a snapshot: listing never promotes or recovers
+            return reads.list_jobs(db, JobState(state), offset, limit)
 
     def count_by_state(self) -> dict[JobState, int]:
-        with self._reading() as conn:  # the trigger-kept counts: one read, no maintenance
-            return reads.count_by_state(conn)
+        with self._reading() as db:  # the trigger-kept counts: one read, no maintenance
+            return reads.count_by_state(db)
 
     def count_by_name(self) -> dict[str, dict[JobState, int]]:
-        with self._reading() as conn:  # one snapshot: the names' counts agree with each other
-            return reads.count_by_name(conn)
+        with self._reading() as db:  # one snapshot: the names' counts agree with each other
+            return reads.count_by_name(db)
 
     def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
-        with self._reading() as conn:
-            return reads.outcome_counts(conn, since_minute, self._clock())
+        with self._reading() as db:
+            return reads.outcome_counts(db, since_minute, self._clock())
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -255,14 +170,14 @@ class SQLiteBackend:
         self._maintain(txn)
         # Paused names are read inside the claim's own transaction: a pause committed by any
         # process stops every claim that starts after it.
-        paused = reads.paused_names(txn.conn)
+        paused = reads.paused_names(txn)
         names = [name for name in dict.fromkeys(spec.names) if name not in paused]
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
             best: tuple[int, int, int] | None = None
             for name in names:
                 cap = spec.max_active.get(name)
-                if cap is not None and self._active_count(txn.conn, name) >= cap:
+                if cap is not None and self._active_count(txn, name) >= cap:
                     continue
                 row = waiting_head(txn, name)
                 if row is not None:
@@ -273,36 +188,26 @@ class SQLiteBackend:
             key = best[2]
             token = secrets.token_hex(8)
             deadline = txn.now + spec.lease_seconds
-            # The claim takes a fresh seq too: expired leases are recovered in claim order.
             txn.conn.execute(
-                "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
-                "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
-                "ended_lease = NULL WHERE id = ?",  # the last lease's token is fenced now
-                (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
+                txn.sql.CLAIM, (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key)
             )
-            row = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (key,)
-            ).fetchone()
+            row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
             try:
-                claims.append(Claim(reads.load_job(txn.conn, row), token, deadline))
+                claims.append(Claim(reads.load_job(txn, row), token, deadline))
             except CorruptJobError as exc:
                 fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
         return claims
 
     @staticmethod
-    def _active_count(conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute(
-            "SELECT count(*) FROM jobqueue_jobs WHERE state = 'active' AND name = ?", (name,)
-        ).fetchone()
-        return int(row[0])
+    def _active_count(txn: Txn, name: str) -> int:
+        return int(txn.conn.execute(txn.sql.ACTIVE_COUNT, (name,)).fetchone()[0])
 
     # -- lease holders ------------------------------------------------------------------------
 
     def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
         with self._transaction() as txn:
             cursor = txn.conn.execute(
-                "UPDATE jobqueue_jobs SET lease_expires_at = ? "
-                "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
+                txn.sql.RENEW,
                 (txn.now + lease_seconds, job_key(job_id), token, txn.now),
             )
             return cursor.rowcount == 1
@@ -359,8 +264,7 @@ class SQLiteBackend:
         message = None if message is None else message[:MAX_LOG_MESSAGE]
         with self._transaction() as txn:
             cursor = txn.conn.execute(
-                "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
-                "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
+                txn.sql.SET_PROGRESS,
                 (progress, message, job_key(job_id), token, txn.now),
             )
             return cursor.rowcount == 1
@@ -371,15 +275,8 @@ class SQLiteBackend:
             if held is None:
                 return False
             key = held.key
-            txn.conn.execute(
-                "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)",
-                (key, txn.now, message[:MAX_LOG_MESSAGE]),
-            )
-            txn.conn.execute(
-                "DELETE FROM jobqueue_logs WHERE job_id = ? AND id <= (SELECT id FROM "
-                "jobqueue_logs WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (key, key, MAX_LOGS),
-            )
+            txn.conn.execute(txn.sql.INSERT_LOG, (key, txn.now, message[:MAX_LOG_MESSAGE]))
+            txn.conn.execute(txn.sql.TRIM_LOGS, (key, key, MAX_LOGS))
             return True
 
     def heartbeat(
@@ -405,19 +302,15 @@ class SQLiteBackend:
         with self._transaction() as txn:
             if not control.retry(txn, job_id):
                 return None
-            row = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_key(job_id),)
-            ).fetchone()
-            return reads.load_job(txn.conn, row)
+            row = txn.conn.execute(txn.sql.JOB, (job_key(job_id),)).fetchone()
+            return reads.load_job(txn, row)
 
     def promote(self, job_id: str) -> Job | None:
         with self._transaction() as txn:
             if not control.promote(txn, job_id):
                 return None
-            row = txn.conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?", (job_key(job_id),)
-            ).fetchone()
-            return reads.load_job(txn.conn, row)
+            row = txn.conn.execute(txn.sql.JOB, (job_key(job_id),)).fetchone()
+            return reads.load_job(txn, row)
 
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
         with self._transaction() as txn:
@@ -442,12 +335,12 @@ class SQLiteBackend:
             control.resume(txn, name)
 
     def paused(self) -> frozenset[str]:
-        with self._reading() as conn:
-            return reads.paused_names(conn)
+        with self._reading() as db:
+            return reads.paused_names(db)
 
     def dispatchers(self) -> list[DispatcherInfo]:
-        with self._reading() as conn:
-            return reads.live_dispatchers(conn, self._clock())
+        with self._reading() as db:
+            return reads.live_dispatchers(db, self._clock())
 
     def remove_dispatcher(self, dispatcher_id: str) -> None:
         with self._transaction() as txn:
@@ -472,8 +365,8 @@ class SQLiteBackend:
         taken = self._recovered.take()
         if not taken:
             return []
-        with self._reading() as conn:
-            return reads.jobs_by_key(conn, [int(job_id) for job_id in taken])
+        with self._reading() as db:
+            return reads.jobs_by_key(db, [int(job_id) for job_id in taken])
 
     def _maintain(self, txn: Txn) -> int:
         return maintain(txn, self.options.max_stalls, self.options.retention)
@@ -495,9 +388,9 @@ class SQLiteBackend:
         version = self._data_version()  # read first: a commit after this shows as a change
         with self._transaction() as txn:
             self._maintain(txn)
-            if reads.has_waiting(txn.conn, wanted):  # paused names do not count
+            if reads.has_waiting(txn, wanted):  # paused names do not count
                 return True
-            timeout = min(timeout, reads.until_due(txn.conn, txn.now))
+            timeout = min(timeout, reads.until_due(txn, txn.now))
         deadline = time.monotonic() + max(timeout, 0.0)
         pause = POLL_START
         while True:
@@ -506,7 +399,7 @@ class SQLiteBackend:
                 return False
             # Same-process submits notify the condition; other processes' commits show up as
             # a new PRAGMA data_version, checked with a short back-off (no server to push).
-            wait = remaining if self._pool.shared else min(pause, remaining)
+            wait = min(pause, remaining) if self._link.polls else remaining
             with signal.changed:
                 if signal.changed.wait_for(lambda: signal.work != seen, timeout=wait):
                     return True
@@ -515,17 +408,14 @@ class SQLiteBackend:
             if current != version:
                 version = current
                 pause = POLL_START
-                with self._reading() as conn:
+                with self._reading() as db:
                     now = self._clock()
-                    if reads.has_waiting(conn, wanted) or reads.until_due(conn, now) <= 0:
+                    if reads.has_waiting(db, wanted) or reads.until_due(db, now) <= 0:
                         return True
-                    deadline = min(deadline, time.monotonic() + reads.until_due(conn, now))
+                    deadline = min(deadline, time.monotonic() + reads.until_due(db, now))
 
     def _data_version(self) -> int:
-        if self._pool.shared:
-            return 0
-        with self._reading() as conn:
-            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        return self._link.data_version() if self._link.polls else 0
 
     def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
         signal = self._signal
@@ -542,7 +432,7 @@ class SQLiteBackend:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                wait = remaining if self._pool.shared else min(pause, remaining)
+                wait = min(pause, remaining) if self._link.polls else remaining
                 with signal.changed:
                     if signal.changed.wait_for(
                         lambda seen=seen: signal.version != seen,  # type: ignore[misc]
@@ -558,50 +448,31 @@ class SQLiteBackend:
 
     @contextmanager
     def _transaction(self) -> Iterator[Txn]:
-        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so what the
-        body reads cannot change before it writes (no read-modify-write race)."""
-        with self._signal.write_lock:
-            try:
-                conn = self._pool.get()
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise translate(exc, self.path) from exc
-            txn = Txn(conn, self._clock())
+        """One write transaction, the database's write lock taken up front: what the body
+        reads cannot change before it writes (no read-modify-write race)."""
+        link = self._link
+        with link.write_lock:
+            conn = link.begin()
+            txn = Txn(conn, self._sql, self._log, self._clock(), self._integrity_error)
             try:
                 yield txn
                 txn.flush()
                 conn.execute("COMMIT")
                 self._recovered.note(str(key) for key in txn.recovered)
             except BaseException as exc:
-                with suppress(sqlite3.Error):  # a failed statement may have rolled it back
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise translate(exc, self.path) from exc
+                link.rollback(conn)  # a failed statement may have rolled it back already
+                if isinstance(exc, self._error):
+                    raise link.translate(exc) from exc
                 raise
         if txn.work_added or txn.changed:
             self._signal.notify(work=txn.work_added)
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """A read-only snapshot (WAL readers never block writers, nor wait for them)."""
-        lock = self._signal.write_lock if self._pool.shared else None
-        if lock is not None:
-            lock.acquire()
-        viewer: sqlite3.Connection | None = None
-        try:
-            conn, viewer = self._pool.begin_read()
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
-        finally:
-            if viewer is not None:
-                viewer.close()
-            if lock is not None:
-                lock.release()
+    def _reading(self) -> AbstractContextManager[Reader]:
+        """A read-only snapshot."""
+        return self._link.reading(self._reader)
+
+    def _reader(self, conn: Connection) -> Reader:
+        return Reader(conn, self._sql, self._log)
 
     def close(self) -> None:
-        self._pool.close()
+        self._link.close()

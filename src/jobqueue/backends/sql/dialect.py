@@ -1,0 +1,128 @@
+"""What the shared store asks of a SQL dialect and of its connections.
+
+A dialect (``jobqueue.backends.sqlite.dialect``, later PostgreSQL's) gives its statements
+(``Statements`` with its overrides), its schema side for ``migrate``, and the exception its
+driver raises for a refused constraint. Its connections (``Link``) open transactions, read in
+snapshots, translate driver errors into ``BackendError``s and tell waiters about commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from jobqueue.backends.sql.statements import Statements
+from jobqueue.errors import BackendError
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A DB-API connection, as far as the store uses one."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+
+class Reader:
+    """A connection inside a transaction, with its dialect's statements and the backend's
+    logger: what every step of the store is given (``Txn`` adds the write side)."""
+
+    __slots__ = ("conn", "log", "sql")
+
+    def __init__(self, conn: Connection, sql: Statements, log: logging.Logger) -> None:
+        self.conn = conn
+        self.sql = sql
+        self.log = log
+
+
+class Dialect(Protocol):
+    @property
+    def name(self) -> str:
+        """The URL scheme; the backend logs as ``jobqueue.backends.<name>``."""
+
+    @property
+    def sql(self) -> Statements: ...
+
+    @property
+    def integrity_error(self) -> type[Exception]:
+        """A refused constraint; the statement alone is undone."""
+
+    @property
+    def error(self) -> type[Exception]:
+        """Everything the driver raises."""
+
+
+@dataclass(eq=False)
+class Signal:
+    """What every backend instance on one database in this process shares (a link makes one
+    per database: SQLite per file).
+
+    ``write_lock`` serializes this process's write transactions so its threads queue on a
+    Python lock instead of sleeping in the database's own lock wait (SQLite's busy handler);
+    other processes still meet the database's lock. ``changed`` wakes same-process waiters at
+    once: ``work`` counts new or requeued work, ``version`` any change a ``wait_for_finish``
+    may care about.
+    """
+
+    write_lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    work: int = 0
+    version: int = 0
+
+    def notify(self, *, work: bool) -> None:
+        with self.changed:
+            if work:
+                self.work += 1
+            self.version += 1
+            self.changed.notify_all()
+
+
+class Link(Protocol):
+    """A dialect's connections, as the store uses them.
+
+    Writes: ``write_lock`` (held around a write transaction; serializes this process's
+    writers), then ``begin`` (a connection in a transaction that holds the database's write
+    lock up front), the store's statements, ``COMMIT`` or ``rollback``. Reads: ``reading``, a
+    snapshot that never writes. Waits: ``signal`` for this process's commits and
+    ``data_version`` for anyone's (``polls``: whether other processes' commits must be
+    polled for at all)."""
+
+    @property
+    def write_lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def signal(self) -> Signal: ...
+
+    @property
+    def polls(self) -> bool: ...
+
+    def begin(self) -> Connection: ...
+
+    def rollback(self, conn: Connection) -> None: ...
+
+    def translate(self, exc: Exception) -> BackendError: ...
+
+    def reading(self, wrap: Callable[[Connection], T]) -> AbstractContextManager[T]:
+        """A snapshot, its connection given to the caller as ``wrap`` makes it (one
+        context manager per read, not two)."""
+
+    def data_version(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,139 @@
+"""Reads: jobs, listings, counts, paused names, live dispatchers, and what ``wait_for_work``
+checks. Each takes a connection inside whatever transaction the caller holds (a deferred
+read snapshot, or a transition's write transaction) and never writes: a dashboard or a
+metrics scrape costs no transition and takes no write lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from jobqueue import lifecycle
+from jobqueue.backend import DispatcherInfo
+from jobqueue.backends.sql.dialect import Reader
+from jobqueue.backends.sql.rows import row_to_job
+from jobqueue.errors import CorruptJobError
+from jobqueue.job import Job, JobState, unreadable_job
+
+CHUNK = 500
+"""Ids per ``IN`` list: under SQLite's bound-parameter limit."""
+
+
+def load_job(db: Reader, row: Sequence[Any]) -> Job:
+    return row_to_job(row, job_logs(db, [row[0]]).get(row[0], ()))
+
+
+def job_logs(db: Reader, ids: list[int]) -> dict[int, list[tuple[float, str]]]:
+    found: dict[int, list[tuple[float, str]]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for job_id, at, message in db.conn.execute(db.sql.logs_in(len(chunk)), chunk):
+            found.setdefault(job_id, []).append((at, message))
+    return found
+
+
+def jobs_by_key(db: Reader, keys: list[int]) -> list[Job]:
+    """The jobs of ``keys``, in that order (a key may repeat); missing or corrupt ones are
+    left out."""
+    rows: dict[int, Sequence[Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        for row in db.conn.execute(db.sql.jobs_in(len(chunk)), chunk):
+            rows[row[0]] = row
+    logs = job_logs(db, list(rows))
+    jobs = []
+    for key in keys:
+        if key in rows:
+            try:
+                jobs.append(row_to_job(rows[key], logs.get(key, ())))
+            except CorruptJobError as exc:
+                db.log.error("skipping a corrupt recovered job: %s", exc)
+    return jobs
+
+
+def list_jobs(db: Reader, state: JobState, offset: int, limit: int) -> list[Job]:
+    rows = db.conn.execute(db.sql.list_jobs(state), (max(limit, 0), max(offset, 0))).fetchall()
+    logs = job_logs(db, [row[0] for row in rows])
+    jobs = []
+    for row in rows:
+        try:
+            jobs.append(row_to_job(row, logs.get(row[0], ())))
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            db.log.error("listing a corrupt job: %s", exc)
+            jobs.append(unreadable_job(row[0], row[1], row[2], str(exc)))
+    return jobs
+
+
+def count_by_state(db: Reader) -> dict[JobState, int]:
+    counts = dict(db.conn.execute(db.sql.STATE_COUNTS).fetchall())
+    return {state: int(counts.get(state.value, 0)) for state in JobState}
+
+
+def count_by_name(db: Reader) -> dict[str, dict[JobState, int]]:
+    counts: dict[str, dict[JobState, int]] = {}
+    # Kept by triggers (migration 7); a name whose jobs are all gone keeps rows of zero.
+    rows = db.conn.execute(db.sql.NAME_COUNTS)
+    for name, state, n in rows.fetchall():
+        try:
+            known = JobState(state)
+        except ValueError:  # a corrupt row's state: no state's count, as in a listing
+            continue
+        counts.setdefault(name, dict.fromkeys(JobState, 0))[known] = int(n)
+    return counts
+
+
+def outcome_counts(db: Reader, since_minute: int, now: float) -> dict[int, dict[str, int]]:
+    """The kept minutes from ``since_minute`` up to now that have outcome counts (ones older
+    than the policy keeps are left out here, not deleted: ``maintain`` drops them)."""
+    first = max(since_minute, lifecycle.first_kept_minute(now))
+    counts: dict[int, dict[str, int]] = {}
+    for minute, outcome, n in db.conn.execute(
+        db.sql.OUTCOMES, (first, lifecycle.outcome_minute(now))
+    ):
+        counts.setdefault(int(minute), {})[str(outcome)] = int(n)
+    return counts
+
+
+def has_waiting(db: Reader, names: list[str]) -> bool:
+    """Whether a claim could take a job of ``names`` now: waiting, and its name not paused
+    (so an idle dispatcher of paused names sleeps instead of spinning on empty claims)."""
+    paused = paused_names(db)
+    return any(
+        db.conn.execute(db.sql.ANY_WAITING, (name,)).fetchone()
+        for name in names
+        if name not in paused
+    )
+
+
+def until_due(db: Reader, now: float) -> float:
+    """Seconds until the next delayed job is due or lease expires (inf when none)."""
+    delayed = db.conn.execute(db.sql.NEXT_DELAYED).fetchone()
+    lease = db.conn.execute(db.sql.NEXT_EXPIRY).fetchone()
+    due = [row[0] for row in (delayed, lease) if row is not None]
+    return max(min(due) - now, 0.0) if due else float("inf")
+
+
+def paused_names(db: Reader) -> frozenset[str]:
+    return frozenset(name for (name,) in db.conn.execute(db.sql.PAUSED_NAMES))
+
+
+def live_dispatchers(db: Reader, now: float) -> list[DispatcherInfo]:
+    """Records whose lease has not run out, oldest first; expired ones are left out here,
+    not deleted (a read never writes: ``maintain`` forgets them)."""
+    rows = db.conn.execute(db.sql.LIVE_DISPATCHERS, (now,)).fetchall()
+    return [
+        DispatcherInfo(
+            id=row[0],
+            host=row[1],
+            pid=int(row[2]),
+            names=tuple(json.loads(row[3])),
+            concurrency=int(row[4]),
+            started_at=float(row[5]),
+            last_seen=float(row[6]),
+            jobs=tuple(json.loads(row[7])),
+        )
+        for row in rows
+    ]

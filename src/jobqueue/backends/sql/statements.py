@@ -1,0 +1,281 @@
+"""Every statement of the SQL family's store, by name, in one place.
+
+The texts are the family's SQL, written with ``?`` placeholders; a dialect makes its own set
+with ``Statements(overrides, placeholder)``: an override replaces a statement whose SQL differs
+in that dialect (the SQLite ones are in ``jobqueue.backends.sqlite.dialect``), and another
+placeholder (``%s``) is put in for ``?`` once, here, not per call. Statements whose text
+depends on an argument (a state's listing order, an ``IN`` list of n ids) are methods.
+
+Every hot query is a seek in a partial index of the schema: the claim reads the first entry of
+(name, priority, seq) among waiting jobs; promotion due delayed jobs; recovery expired leases;
+retention the oldest finished jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jobqueue.backends.sql.rows import JOB_COLUMNS
+from jobqueue.job import LIVE_STATES, JobState
+
+LIVE_SQL = ", ".join(sorted(f"'{state.value}'" for state in LIVE_STATES))
+"""The live states (``JobState.is_live``: those holding a unique key) as an SQL list."""
+
+HELD_COLUMNS = "id, attempts_made, dispatcher, started_at, history, cancel_requested"
+SCHEDULE_COLUMNS = "name, definition, last_tick, last_job_id, paused, missed, skipped, updated_at"
+
+_INSERT_JOB_COLUMNS = (
+    "id, name, state, priority, seq, run_at, unique_key, attempts, attempts_made, stalls, "
+    "created_at, started_at, finished_at, progress, progress_message, title, timeout, "
+    "backoff, data, result, error, cancel_requested, dispatcher, history"
+)
+
+# The listing order of each state, as its partial index keeps it (finished: by finish time).
+_LIST_ORDER = {
+    JobState.WAITING: "priority DESC, seq",
+    JobState.DELAYED: "run_at, seq",
+    JobState.ACTIVE: "lease_expires_at, id",
+}
+# The orders in which cancel_many cancels (those of jobqueue_waiting and jobqueue_delayed).
+_CANCEL_ORDER = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
+
+
+class Statements:
+    """One dialect's statements (attributes named as below, read per call)."""
+
+    # -- counters (jobqueue_meta) and outcome counts --------------------------------------------
+    READ_COUNTER = "SELECT value FROM jobqueue_meta WHERE key = ?"
+    WRITE_SEQ = "UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'"
+    WRITE_JOB_ID = "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'"
+    COUNT_OUTCOMES = (  # qualified: PostgreSQL finds a bare ``count`` ambiguous
+        "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
+        "ON CONFLICT (minute, outcome) DO UPDATE "
+        "SET count = jobqueue_outcomes.count + excluded.count"
+    )
+    FORGET_OUTCOMES = "DELETE FROM jobqueue_outcomes WHERE minute < ?"
+
+    # -- jobs: storing, reading ---------------------------------------------------------------
+    INSERT_JOB = (
+        f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    INSERT_LOG = "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)"
+    TRIM_LOGS = (
+        "DELETE FROM jobqueue_logs WHERE job_id = ? AND id <= (SELECT id FROM "
+        "jobqueue_logs WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+    )
+    JOB = f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id = ?"
+    LIVE_WITH_KEY = (
+        f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE unique_key = ? AND state IN ({LIVE_SQL})"
+    )
+    JOB_STATE = "SELECT state FROM jobqueue_jobs WHERE id = ?"
+
+    # -- claiming -----------------------------------------------------------------------------
+    WAITING_HEAD = (
+        "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT 1"
+    )
+    ACTIVE_COUNT = "SELECT count(*) FROM jobqueue_jobs WHERE state = 'active' AND name = ?"
+    CLAIM = (  # the claim takes a fresh seq too: expired leases are recovered in claim order
+        "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
+        "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
+        "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
+    )
+    PAUSED_NAMES = "SELECT name FROM jobqueue_paused"
+
+    # -- lease holders ------------------------------------------------------------------------
+    HOLDER = (
+        f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
+        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
+    )
+    ENDED_BY = "SELECT state FROM jobqueue_jobs WHERE id = ? AND ended_lease = ?"
+    RENEW = (
+        "UPDATE jobqueue_jobs SET lease_expires_at = ? "
+        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
+    )
+    EXTEND = "UPDATE jobqueue_jobs SET lease_expires_at = ? WHERE id = ?"
+    SET_PROGRESS = (
+        "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
+        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
+    )
+    SET_COUNTERS = "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?"
+    SET_CANCEL_REQUESTED = "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?"
+    REQUEUE = (
+        "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
+        "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
+        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
+    )
+    FINISH = (
+        "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
+        "lease_expires_at = NULL, dispatcher = NULL, "
+        "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
+        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
+    )
+
+    # -- maintenance --------------------------------------------------------------------------
+    DUE_DELAYED = (
+        "SELECT id FROM jobqueue_jobs WHERE state = 'delayed' AND run_at <= ? "
+        "ORDER BY run_at, seq LIMIT ?"
+    )
+    PROMOTE_DUE = "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?"
+    EXPIRED = (
+        f"SELECT {HELD_COLUMNS}, stalls FROM jobqueue_jobs WHERE state = 'active' "
+        "AND lease_expires_at <= ? ORDER BY seq LIMIT ?"
+    )
+    STATE_COUNT = "SELECT n FROM jobqueue_counts WHERE state = ?"
+    FIRST_FINISHED = (
+        "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
+        "AND finished_at IS NOT NULL ORDER BY seq LIMIT ?"
+    )
+
+    # -- the control plane --------------------------------------------------------------------
+    CANCEL_STATE = "SELECT state, cancel_requested FROM jobqueue_jobs WHERE id = ?"
+    RETRY_STATE = "SELECT state, unique_key FROM jobqueue_jobs WHERE id = ?"
+    KEY_HOLDER = (
+        f"SELECT id FROM jobqueue_jobs WHERE unique_key = ? AND id != ? AND state IN ({LIVE_SQL})"
+    )
+    FINISHED_OF = (
+        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
+        "AND (? IS NULL OR name = ?) ORDER BY seq"
+    )
+    RETRY_FINISHED = (
+        "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
+        "lease_expires_at = NULL, dispatcher = NULL, attempts_made = 0, stalls = 0, "
+        "cancel_requested = 0, result = NULL, finished_at = NULL, ended_lease = NULL "
+        "WHERE id = ?"  # a new life: the last attempt's token is fenced
+    )
+    CANCEL_NOW = (
+        "UPDATE jobqueue_jobs SET state = 'cancelled', finished_at = ?, seq = ? WHERE id = ?"
+    )
+    PURGEABLE = (
+        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
+        "AND (? IS NULL OR name = ?) AND (? IS NULL OR finished_at < ?)"
+    )
+    PAUSE = "INSERT INTO jobqueue_paused (name) VALUES (?) ON CONFLICT (name) DO NOTHING"
+    RESUME = "DELETE FROM jobqueue_paused WHERE name = ?"
+    UPSERT_DISPATCHER = (  # the record is replaced whole: the latest heartbeat is the truth
+        "INSERT INTO jobqueue_dispatchers (id, host, pid, names, concurrency, started_at, "
+        "last_seen, expires_at, jobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+        "UPDATE SET host = excluded.host, pid = excluded.pid, names = excluded.names, "
+        "concurrency = excluded.concurrency, started_at = excluded.started_at, "
+        "last_seen = excluded.last_seen, expires_at = excluded.expires_at, jobs = excluded.jobs"
+    )
+    REMOVE_DISPATCHER = "DELETE FROM jobqueue_dispatchers WHERE id = ?"
+    FORGET_DISPATCHERS = "DELETE FROM jobqueue_dispatchers WHERE expires_at <= ?"
+
+    # -- reads --------------------------------------------------------------------------------
+    STATE_COUNTS = "SELECT state, n FROM jobqueue_counts"
+    NAME_COUNTS = "SELECT name, state, n FROM jobqueue_name_counts WHERE n > 0"
+    OUTCOMES = (
+        "SELECT minute, outcome, count FROM jobqueue_outcomes WHERE minute BETWEEN ? AND ? "
+        "ORDER BY minute"
+    )
+    ANY_WAITING = "SELECT 1 FROM jobqueue_jobs WHERE state = 'waiting' AND name = ? LIMIT 1"
+    NEXT_DELAYED = (
+        "SELECT run_at FROM jobqueue_jobs WHERE state = 'delayed' ORDER BY run_at LIMIT 1"
+    )
+    NEXT_EXPIRY = (
+        "SELECT lease_expires_at FROM jobqueue_jobs WHERE state = 'active' "
+        "ORDER BY lease_expires_at LIMIT 1"
+    )
+    LIVE_DISPATCHERS = (
+        "SELECT id, host, pid, names, concurrency, started_at, last_seen, jobs "
+        "FROM jobqueue_dispatchers WHERE expires_at > ? ORDER BY started_at, id"
+    )
+
+    # -- schedules ----------------------------------------------------------------------------
+    SCHEDULE_MARK = "SELECT last_tick, last_job_id, paused FROM jobqueue_schedules WHERE name = ?"
+    INSERT_SCHEDULE = (
+        "INSERT INTO jobqueue_schedules (definition, last_tick, last_job_id, missed, "
+        "skipped, updated_at, name, paused) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+    )
+    UPDATE_SCHEDULE = (
+        "UPDATE jobqueue_schedules SET definition = ?, last_tick = ?, last_job_id = ?, "
+        "missed = missed + ?, skipped = skipped + ?, updated_at = ? WHERE name = ?"
+    )
+    INSERT_TICK = (
+        "INSERT INTO jobqueue_schedule_ticks (schedule, tick, outcome, job_id) VALUES (?, ?, ?, ?)"
+    )
+    TRIM_TICKS = (  # ticks only grow, so the newest are the highest
+        "DELETE FROM jobqueue_schedule_ticks WHERE schedule = ? AND tick <= ("
+        "SELECT tick FROM jobqueue_schedule_ticks WHERE schedule = ? "
+        "ORDER BY tick DESC LIMIT 1 OFFSET ?)"
+    )
+    SET_SCHEDULE_PAUSED = (
+        "INSERT INTO jobqueue_schedules (name, definition, paused, updated_at) "
+        "VALUES (?, '', ?, ?) ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, "
+        "updated_at = excluded.updated_at WHERE jobqueue_schedules.paused != excluded.paused"
+    )
+    REMOVE_TICKS = "DELETE FROM jobqueue_schedule_ticks WHERE schedule = ?"
+    REMOVE_SCHEDULE = "DELETE FROM jobqueue_schedules WHERE name = ?"
+    SCHEDULES = f"SELECT {SCHEDULE_COLUMNS} FROM jobqueue_schedules ORDER BY name"
+    SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM jobqueue_schedules WHERE name = ? ORDER BY name"
+    TICKS = (
+        "SELECT schedule, tick, outcome, job_id FROM jobqueue_schedule_ticks "
+        "ORDER BY schedule, tick DESC"
+    )
+    TICKS_OF = (
+        "SELECT schedule, tick, outcome, job_id FROM jobqueue_schedule_ticks "
+        "WHERE schedule = ? ORDER BY schedule, tick DESC"
+    )
+
+    def __init__(self, overrides: Mapping[str, str] | None = None, placeholder: str = "?") -> None:
+        texts = {name: text for name, text in vars(Statements).items() if name.isupper()}
+        unknown = set(overrides or {}) - set(texts)
+        if unknown:
+            raise ValueError(f"overrides of no statement: {sorted(unknown)}")
+        texts.update(overrides or {})
+        self.mark = placeholder
+        for name, text in texts.items():  # instance attributes: one lookup per use
+            setattr(self, name, text if placeholder == "?" else text.replace("?", placeholder))
+        # The state is spelled out (an enum value, never user text) so that the planner uses
+        # the partial index of that state instead of scanning the table.
+        self._listings = {
+            state: self._marks(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE state = '{state.value}'"
+                + (" AND finished_at IS NOT NULL" if state.is_finished else "")
+                + f" ORDER BY {_LIST_ORDER.get(state, 'finished_at DESC, id DESC')}"
+                + " LIMIT ? OFFSET ?"
+            )
+            for state in JobState
+        }
+
+    def _marks(self, text: str) -> str:
+        return text if self.mark == "?" else text.replace("?", self.mark)
+
+    def _in(self, count: int) -> str:
+        return ",".join([self.mark] * count)
+
+    def list_jobs(self, state: JobState) -> str:
+        """A page of ``state``'s jobs in its listing order (parameters: limit, offset)."""
+        return self._listings[state]
+
+    def jobs_in(self, count: int) -> str:
+        return f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id IN ({self._in(count)})"
+
+    def logs_in(self, count: int) -> str:
+        return (
+            f"SELECT job_id, at, message FROM jobqueue_logs WHERE job_id IN ({self._in(count)}) "
+            "ORDER BY job_id, id"
+        )
+
+    def delete_jobs(self, count: int) -> str:
+        return f"DELETE FROM jobqueue_jobs WHERE id IN ({self._in(count)})"
+
+    def delete_logs(self, count: int) -> str:
+        return f"DELETE FROM jobqueue_logs WHERE job_id IN ({self._in(count)})"
+
+    def request_cancel(self, named: bool) -> str:
+        """Flag every active job (of one name) not flagged yet."""
+        return self._marks(
+            "UPDATE jobqueue_jobs SET cancel_requested = 1 "
+            "WHERE state = 'active' AND cancel_requested = 0" + (" AND name = ?" if named else "")
+        )
+
+    def cancellable(self, state: JobState, named: bool) -> str:
+        """The ids of ``state``'s jobs (of one name) in the order they would have run."""
+        return self._marks(
+            f"SELECT id FROM jobqueue_jobs WHERE state = '{state.value}'"
+            + (" AND name = ?" if named else "")
+            + f" ORDER BY {_CANCEL_ORDER[state]}"
+        )
