@@ -1,6 +1,6 @@
 """Job hashes in Redis: encoding a new job for the submit script, decoding script replies.
 
-Field names are single letters to keep a queued job small (see ``_lib.lua`` for the list).
+Field names are single letters to keep a queued job small (see ``lua/lib/keys.lua`` for the list).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def decode_job(reply: Sequence[Any]) -> Job:
             ),
         )
         if state is JobState.COMPLETED and job.finished_at is not None:
-            # The completion's record is not stored (record_completion in _lib.lua): the
+            # The completion's record is not stored (record_completion in lua/lib/history.lua): the
             # job's own fields say it all, and leaving it out keeps the hash compact.
             last = Attempt(
                 number=job.attempts_made,
@@ -221,7 +221,7 @@ def unreadable_row(reply: Sequence[Any], reason: str) -> Job:
 
 def history_json(history: Sequence[Attempt]) -> str:
     """Field H: the records as ``Attempt.to_dict`` gives them, each starting with its
-    ``"number"`` key -- ``record_attempt`` in ``_lib.lua`` finds the records by that start."""
+    ``"number"`` key -- ``record_attempt`` in ``lua/lib/history.lua`` finds the records by that start."""
     return dumps_json([attempt.to_dict() for attempt in history[-MAX_HISTORY:]])
 
 

@@ -3,7 +3,7 @@
 A waiting id whose key holds something else than a whole job hash of ours (a string ``SET``
 over it, a hash lacking its state, name or creation time) is claimed all the same by the
 script, which recounts the name's waiting jobs and answers ``{id, 'corrupt', reason}``
-(``claim_job`` in _lib.lua); the backend then logs it and fails it with a CorruptJobError
+(``claim_job`` in lua/lib/leases.lua); the backend then logs it and fails it with a CorruptJobError
 under the name of the list it came from, so the job shows up, failed, with the reason.
 """
 

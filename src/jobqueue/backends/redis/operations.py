@@ -6,7 +6,8 @@ reading the per-minute outcome counts (``Backend.promote``, ``Backend.cancel_man
 module stays readable. They only build script arguments and decode replies: the scripts
 (``promote.lua``, ``cancel_many.lua``, ``outcomes.lua``) do the work, each call one atomic
 step. The counts themselves are written by the transitions' scripts (``count_outcome`` in
-``_lib.lua``): one small hash per minute, ``P o:MINUTE``, expiring a day and an hour later.
+``lua/lib/counts.lua``): one small hash per minute, ``P o:MINUTE``, expiring a day and an
+hour later.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from jobqueue.backends.redis.codec import STATE_CODES, as_text, decode_job, stat
 from jobqueue.job import Job, JobState
 
 _CANCELLABLE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
-# The outcome hashes' field letters (count_outcome in _lib.lua), as AttemptOutcome values.
+# The outcome hashes' field letters (count_outcome in lua/lib/counts.lua), as AttemptOutcome values.
 _OUTCOMES = {"c": "completed", "f": "failed", "r": "retried", "x": "cancelled"}
 
 
