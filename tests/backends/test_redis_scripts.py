@@ -1,8 +1,8 @@
 """Assembling the Lua scripts and the Function library (backends/redis/scripts.py).
 
 The first Redis queue of a process assembles every script: that must be one pass over
-the lib, ``lua/lib/*.lua`` (a word set per definition), not a regex search per name and text, which made
-every ``jobqueue`` command on Redis cost ~1.6 s of CPU before it sent a byte.
+the lib, ``lua/lib/*.lua`` (a word set per definition), not a regex search per name and
+text, which made every ``jobqueue`` command on Redis cost ~1.6 s of CPU before it sent a byte.
 """
 
 from __future__ import annotations

@@ -221,7 +221,8 @@ def unreadable_row(reply: Sequence[Any], reason: str) -> Job:
 
 def history_json(history: Sequence[Attempt]) -> str:
     """Field H: the records as ``Attempt.to_dict`` gives them, each starting with its
-    ``"number"`` key -- ``record_attempt`` in ``lua/lib/history.lua`` finds the records by that start."""
+    ``"number"`` key -- ``record_attempt`` in ``lua/lib/history.lua`` finds the records by
+    that start."""
     return dumps_json([attempt.to_dict() for attempt in history[-MAX_HISTORY:]])
 
 

@@ -200,8 +200,8 @@ def _definitions(lib: str) -> tuple[list[tuple[list[str], str]], dict[str, froze
 
 
 def _settled(body: str) -> str:
-    """``body`` run as a function whose result goes through ``settle`` (in lua/lib/counts.lua), which
-    writes the counter changes the call noted."""
+    """``body`` run as a function whose result goes through ``settle`` (in
+    lua/lib/counts.lua), which writes the counter changes the call noted."""
     return f"return settle((function()\n{body}\nend)())"
 
 
@@ -213,6 +213,4 @@ def read_script(name: str) -> str:
 def read_lib() -> str:
     """The lib: ``lua/lib/*.lua`` in the order of ``LIB_FILES``, a blank line between files."""
     folder = resources.files(__package__) / "lua" / "lib"
-    return "\n".join(
-        (folder / f"{name}.lua").read_text(encoding="utf-8") for name in LIB_FILES
-    )
+    return "\n".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in LIB_FILES)
