@@ -28,14 +28,11 @@ import redis.exceptions
 from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.backend import RedisBackend
 from jobqueue.backends.redis.calls import CALL_ATTEMPTS
-from jobqueue.backends.redis.codec import decode_job
+from jobqueue.backends.redis.codec import Arg, Command, Reply, decode_job
 from jobqueue.backends.redis.connection import block_slice, block_slices, translate_errors
 from jobqueue.backends.redis.eviction import cannot_check, warn_if_evicting
 from jobqueue.backends.redis.url import parse_url
 from jobqueue.backends.redis.wire import (
-    Arg,
-    Command,
-    Reply,
     counted_by_name,
     counted_jobs,
     list_args,

@@ -38,6 +38,9 @@ from jobqueue.backends.redis.cluster import GUARD
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
+    Arg,
+    Command,
+    Reply,
     as_text,
     decode_job,
     exact_number,
@@ -62,9 +65,6 @@ from jobqueue.backends.redis.waits import WaitCalls
 from jobqueue.backends.redis.wire import (
     MAX_BATCH,
     SUBMIT_BATCH,
-    Arg,
-    Command,
-    Reply,
     batch_reply,
     counted_by_name,
     counted_jobs,
@@ -112,7 +112,8 @@ _NOT_REPEATABLE = frozenset({"log", "watch"})
 class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
     """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
     (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``, the
-    periodic schedules' (``claim_tick`` and the schedule reads) from ``.schedules``."""
+    periodic schedules' (``claim_tick`` and the schedule reads) from ``.schedules``, the
+    waits (``wait_for_work``, ``wait_for_claim``, ``wait_for_finish``) from ``.waits``."""
 
     def __init__(
         self,

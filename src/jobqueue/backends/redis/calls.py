@@ -18,9 +18,8 @@ import redis.exceptions
 
 from jobqueue import policy as rules
 from jobqueue.backend import BackendOptions
-from jobqueue.backends.redis.codec import exact_number
+from jobqueue.backends.redis.codec import Arg, Command, exact_number
 from jobqueue.backends.redis.scripts import load_library, load_scripts
-from jobqueue.backends.redis.wire import Arg, Command
 from jobqueue.job import MAX_HISTORY, dumps_json
 
 log = logging.getLogger("jobqueue.backends.redis")

@@ -19,7 +19,7 @@ import redis.exceptions
 from jobqueue.backends.redis import sentinel
 from jobqueue.backends.redis.cluster import REFUSALS as CLUSTER_REFUSALS
 from jobqueue.backends.redis.cluster import cluster_refused, is_refusal
-from jobqueue.backends.redis.wire import Command, Reply
+from jobqueue.backends.redis.codec import Command, Reply
 from jobqueue.errors import (
     BackendError,
     BackendFullError,

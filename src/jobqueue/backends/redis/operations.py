@@ -15,8 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from jobqueue.backends.redis.codec import STATE_CODES, as_text, decode_job, state_refusal
-from jobqueue.backends.redis.wire import Arg, Reply, looked_up, rows
+from jobqueue.backends.redis.codec import (
+    STATE_CODES,
+    Arg,
+    Reply,
+    as_text,
+    decode_job,
+    state_refusal,
+)
+from jobqueue.backends.redis.wire import looked_up, rows
 from jobqueue.job import Job, JobState
 
 _CANCELLABLE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)

@@ -25,8 +25,8 @@ from jobqueue.backend import (
     TickResult,
     check_schedule_name,
 )
-from jobqueue.backends.redis.codec import STATES, as_text, encode_new_job, exact_number
-from jobqueue.backends.redis.wire import Arg, Reply, rows
+from jobqueue.backends.redis.codec import STATES, Arg, Reply, as_text, encode_new_job, exact_number
+from jobqueue.backends.redis.wire import rows
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import JobState
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from jobqueue.backend import BackendOptions, Claim, WorkSpec
-from jobqueue.backends.redis.codec import as_text, exact_number
+from jobqueue.backends.redis.codec import Arg, Reply, as_text, exact_number
 from jobqueue.backends.redis.connection import (
     Connections,
     RedisClient,
@@ -26,8 +26,6 @@ from jobqueue.backends.redis.connection import (
 )
 from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.wire import (
-    Arg,
-    Reply,
     idle,
     inbox_message,
     lease_arg,

@@ -10,31 +10,25 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias, cast
+from typing import NamedTuple, cast
 
 from jobqueue.backend import DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
     STATES,
+    Arg,
+    Reply,
     as_text,
     decode_job,
     encode_new_job,
     exact_number,
     unreadable_row,
 )
+from jobqueue.backends.redis.connection import Lane
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import Job, JobState, dumps_json
 
-if TYPE_CHECKING:
-    from jobqueue.backends.redis.connection import Lane
-
 log = logging.getLogger("jobqueue.backends.redis")
-
-Arg: TypeAlias = str | int | float | bytes
-"""One argument of a command."""
-Command: TypeAlias = tuple[Arg, ...]
-Reply: TypeAlias = bytes | str | int | list["Reply"] | None
-"""A Redis reply as redis-py hands it over (RESP2: Lua tables come back as lists)."""
 
 SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
 MAX_BATCH = 1000  # claims per finish_many call; also the bulk scripts' batch size
