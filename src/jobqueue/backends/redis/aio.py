@@ -206,10 +206,7 @@ class AsyncRedisBackend:
                         raise
                     for load in loads:
                         try:
-                            if load.library:
-                                await client.execute_command("FUNCTION", "LOAD", load.source)
-                            else:
-                                await client.script_load(load.source)
+                            await client.execute_command(*load.command)
                         except redis.exceptions.ResponseError as refused:
                             if not calls.load_refused(load, refused):
                                 raise

@@ -515,10 +515,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
                         raise
                     for load in loads:
                         try:
-                            if load.library:
-                                self._client.execute_command("FUNCTION", "LOAD", load.source)
-                            else:
-                                self._client.script_load(load.source)
+                            self._client.execute_command(*load.command)
                         except redis.exceptions.ResponseError as refused:
                             if not calls.load_refused(load, refused):
                                 raise

@@ -38,6 +38,12 @@ class Load:
     library: bool
     source: str
 
+    @property
+    def command(self) -> Command:
+        # "SCRIPT LOAD" as one word, as redis-py's script_load sends it: a cluster client
+        # then loads it on every primary.
+        return ("FUNCTION", "LOAD", self.source) if self.library else ("SCRIPT LOAD", self.source)
+
 
 class Calls:
     """How one backend calls its scripts: the commands, the time arguments, and what to do
