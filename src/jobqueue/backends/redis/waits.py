@@ -100,7 +100,8 @@ class WaitCalls:
         reply: object = None
         try:
             reply = json.loads(as_text(payload))
-            assert isinstance(reply, list)
+            if not isinstance(reply, list):
+                raise TypeError(f"not a JSON list: {reply!r}")
             if isinstance(reply[2], dict):  # cjson writes an empty Lua table as {}
                 reply[2] = []
             return Claim(decode_claim(reply), token, deadline)
