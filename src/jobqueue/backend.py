@@ -1,10 +1,10 @@
 """The Backend protocol: the one contract every storage backend meets.
 
 A backend stores jobs and moves them between states, each move one atomic step. It never runs
-handlers and never decides policy beyond what it is told: the dispatcher decides whether a
-failure is retried and when; the backend applies that decision atomically, checking the
-caller's lease token (fencing) first. The rules that do live in storage (the stall limit,
-retention cut-offs, the texts of stall errors) come from ``jobqueue.policy``, written once.
+handlers and decides no rule of a job's life: ``jobqueue.lifecycle`` decides each move (what a
+failed, stalled, released or cancelled attempt becomes, retention cut-offs, which states hold a
+unique key) as a guarded ``Change``; the backend checks the guard (the caller's lease token,
+fencing) and writes it atomically. (Redis's Lua still holds its own copies, for now.)
 
 The protocol has three parts:
 
@@ -302,7 +302,7 @@ class ScheduleRecord:
     updated_at: float
     """When the record last changed (the backend's clock)."""
     recent: tuple[TickEntry, ...] = ()
-    """The newest ticks claimed, newest first, at most ``policy.SCHEDULE_TICKS_KEPT``."""
+    """The newest ticks claimed, newest first, at most ``lifecycle.SCHEDULE_TICKS_KEPT``."""
 
 
 @runtime_checkable
@@ -470,14 +470,14 @@ class Transitions(Protocol):
 
         * no job asked → RECORDED;
         * the schedule is paused → PAUSED (``skipped`` + 1);
-        * the previous tick's job (``last_job_id``) blocks it (``policy.overlap_blocks``: a
+        * the previous tick's job (``last_job_id``) blocks it (``lifecycle.overlap_blocks``: a
           removed job never does) → OVERLAP_SKIPPED (``skipped`` + 1);
         * the job's ``unique_key`` is held by a live job → OVERLAP_SKIPPED (``skipped`` + 1),
           nothing stored (the holder is not this tick's job: ``last_job_id`` is kept);
         * else the job is stored exactly as ``submit`` stores it (ids, wake-ups, per-name
           counts) → SUBMITTED with the job, ``last_job_id`` its id.
 
-        The tick is added to ``recent`` (newest first, ``policy.SCHEDULE_TICKS_KEPT`` kept).
+        The tick is added to ``recent`` (newest first, ``lifecycle.SCHEDULE_TICKS_KEPT`` kept).
         A Redis resend of a claim whose reply was lost answers what the first run did (its
         job included) while no later tick has been claimed, and ALREADY_CLAIMED after: never
         a second job."""
@@ -543,7 +543,7 @@ class Reads(Protocol):
         """Finished attempts per minute, for throughput charts: for every minute from
         ``since_minute`` up to now that has any, ``{outcome: count}``. A minute is
         ``floor(unix seconds / 60)`` on the backend's clock (the Redis server's, there);
-        outcomes are the values of ``policy.COUNTED_OUTCOMES``, each present only when
+        outcomes are the values of ``lifecycle.COUNTED_OUTCOMES``, each present only when
         counted: ``completed``; ``failed`` (for good: no attempt left, or stalled too often);
         ``retried`` (the job runs again: a failure with a retry, or an expired lease sent back
         to waiting); ``cancelled`` (a running job that ended cancelled: its handler stopped,
@@ -553,7 +553,7 @@ class Reads(Protocol):
 
         Every transition counts in the same atomic step as the move it counts (``complete``,
         ``fail``, ``finish_many``, ``finish_cancelled``, ``release``, lease recovery), so the
-        counts never disagree with the jobs. Only the last ``policy.OUTCOME_MINUTES_KEPT``
+        counts never disagree with the jobs. Only the last ``lifecycle.OUTCOME_MINUTES_KEPT``
         minutes are kept: older ones are never returned (storage drops them in ``maintain``,
         or lets them expire)."""
         ...
@@ -565,9 +565,9 @@ class Maintenance(Protocol):
 
     def maintain(self) -> list[Job]:
         """Maintenance, driven by dispatchers: promote due delayed jobs, recover expired
-        leases (a stall; failed as stalled past ``policy.max_stalls``; CANCELLED when a
-        cancel was requested), apply retention, forget dispatchers whose last heartbeat is
-        older than their lease.
+        leases (``lifecycle.on_stall``: a stall; failed as stalled past ``max_stalls``;
+        CANCELLED when a cancel was requested), apply retention, forget dispatchers whose
+        last heartbeat is older than their lease.
 
         Returns the recovered jobs, in recovery order, as they are now (a job removed since
         is left out): those this call recovered and those the backend's claims and idle

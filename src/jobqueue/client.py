@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pluggy
 from typing_extensions import Self
 
-from jobqueue import backends, policy
+from jobqueue import backends, lifecycle
 from jobqueue.arguments import check_count, check_id, check_name, check_seconds, check_state
 from jobqueue.backend import (
     Backend,
@@ -55,7 +55,7 @@ _LATENCY_BATCH = 500
 
 # throughput(): minutes per bucket, default number of buckets, most buckets (what is kept).
 _PERIODS = {"minute": (1, 60, 24 * 60), "hour": (60, 24, 24)}
-_OUTCOME_NAMES = tuple(outcome.value for outcome in policy.COUNTED_OUTCOMES)
+_OUTCOME_NAMES = tuple(outcome.value for outcome in lifecycle.COUNTED_OUTCOMES)
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -338,7 +338,7 @@ class QueueClient:
             raise InvalidArgumentError(
                 f"span must be a whole number of {period}s from 1 to {most}, not {span!r}"
             )
-        last = policy.outcome_minute(self.clock()) // minutes  # the current bucket
+        last = lifecycle.outcome_minute(self.clock()) // minutes  # the current bucket
         first = last - span + 1
         totals = [dict.fromkeys(_OUTCOME_NAMES, 0) for _ in range(span)]
         for minute, counts in self.backend.outcome_counts(first * minutes).items():

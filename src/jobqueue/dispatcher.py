@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, NoReturn, TypeVar, cast
 
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BatchBackend,
@@ -628,10 +629,8 @@ class Dispatcher:
                     handler_exited(self, job, exc)
                 error = _describe_failure(exc, job)
                 error = JobError(error.type, error.message, traceback.format_exc())
-                will_retry = job.attempts_made < job.attempts
-                retry_at = (
-                    self.clock() + job.backoff.delay_for(job.attempts_made) if will_retry else None
-                )
+                retry_at = lifecycle.retry_at(job, self.clock())  # None: no attempt left
+                will_retry = retry_at is not None
                 logger.log(
                     logging.INFO if will_retry else logging.WARNING,
                     "job %s (%s) attempt %d/%d failed: %s",

@@ -56,9 +56,17 @@ class JobState(str, enum.Enum):
     def is_finished(self) -> bool:
         return self in FINISHED_STATES
 
+    @property
+    def is_live(self) -> bool:
+        """Whether a job in this state holds its unique key (rule 5: waiting, delayed, active)."""
+        return self in LIVE_STATES
+
 
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 """States a job does not leave by itself (``retry_job`` brings failed and cancelled back)."""
+
+LIVE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+"""States in which a job holds its unique key: every state but the finished ones."""
 
 
 class AttemptOutcome(str, enum.Enum):
@@ -112,11 +120,6 @@ class Attempt:
             outcome=AttemptOutcome(raw["outcome"]),
             error=None if error is None else JobError(**error),
         )
-
-
-def add_attempt(history: list[Attempt], attempt: Attempt) -> list[Attempt]:
-    """``history`` with ``attempt`` appended, cut to the last ``MAX_HISTORY``."""
-    return [*history, attempt][-MAX_HISTORY:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import fakeredis
 import pytest
 import redis
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.sqlite import SQLiteBackend
@@ -43,7 +43,7 @@ def test_sqlite_rows_are_checked_and_trimmed_by_maintain(tmp_path: Path) -> None
     clock = ManualClock()
     path = tmp_path / "jobs.db"
     backend = SQLiteBackend(str(path), BackendOptions(clock=clock))
-    minute = policy.outcome_minute(clock())
+    minute = lifecycle.outcome_minute(clock())
     raw = sqlite3.connect(path, isolation_level=None)
     try:
         finish_one(backend, clock)
@@ -59,11 +59,11 @@ def test_sqlite_rows_are_checked_and_trimmed_by_maintain(tmp_path: Path) -> None
             assert backend.outcome_counts(0) == {minute: {"completed": 2, "failed": 1}}
         finally:
             raw.execute("ROLLBACK")
-        clock.advance(60 * policy.OUTCOME_MINUTES_KEPT)
+        clock.advance(60 * lifecycle.OUTCOME_MINUTES_KEPT)
         finish_one(backend, clock)
         assert raw.execute("SELECT count(*) FROM jobqueue_outcomes").fetchone() == (3,)
         backend.maintain()
-        latest = policy.outcome_minute(clock())
+        latest = lifecycle.outcome_minute(clock())
         rows = raw.execute("SELECT minute, outcome, count FROM jobqueue_outcomes")
         assert rows.fetchall() == [(latest, "completed", 1)]
     finally:
@@ -90,7 +90,7 @@ def test_redis_keeps_one_expiring_hash_a_minute(client: Any) -> None:
     backend = RedisBackend(client, BackendOptions(clock=clock), namespace=new_namespace())
     prefix = f"jq:{{{backend.namespace}}}:"
     try:
-        minute = policy.outcome_minute(clock())
+        minute = lifecycle.outcome_minute(clock())
         finish_one(backend, clock)
         finish_one(backend, clock)
         clock.advance(60)
@@ -101,7 +101,7 @@ def test_redis_keeps_one_expiring_hash_a_minute(client: Any) -> None:
         assert client.hgetall(keys[1]) == {b"f": b"1"}
         # Each expires once the policy no longer keeps its minute (plus a minute of slack):
         # both were written 20 s into their minute, so both have that long to live.
-        kept = policy.OUTCOME_MINUTES_KEPT * 60
+        kept = lifecycle.OUTCOME_MINUTES_KEPT * 60
         for key in keys:
             assert kept - 60 <= client.ttl(key) <= kept + 60
         assert backend.outcome_counts(minute) == {

@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     BackendOptions,
     DispatcherInfo,
@@ -169,7 +169,7 @@ def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     assert promoted is not None and promoted.state is JobState.WAITING
     assert backend.cancel_many(JobState.WAITING, "c") == 1
     totals: dict[str, int] = {}
-    for counts in backend.outcome_counts(policy.outcome_minute(now) - 60).values():
+    for counts in backend.outcome_counts(lifecycle.outcome_minute(now) - 60).values():
         for outcome, n in counts.items():
             totals[outcome] = totals.get(outcome, 0) + n
     assert totals == {"completed": 6, "failed": 1, "cancelled": 1}  # flow()'s and the cancel

@@ -22,7 +22,7 @@ Seen from outside, ``t_r`` is the post-gap tick the policy makes newest of its f
 first post-gap SUBMITTED tick for skip/once, the N-th for N. It is checked against the restart:
 ``t_r >= floor(R)``, R being the wall-clock time just before the processes were started (no
 pass can run before them), and every post-gap job was created at or after R and at or after
-``t_r``. The record's ``recent`` keeps ``policy.SCHEDULE_TICKS_KEPT`` (50) ticks, more than the
+``t_r``. The record's ``recent`` keeps ``lifecycle.SCHEDULE_TICKS_KEPT`` (50) ticks, more than the
 test makes: its oldest entry is still the first recorded tick at the end, so every tick claimed
 is in it.
 """
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from jobqueue import JobQueue, policy
+from jobqueue import JobQueue, lifecycle
 from jobqueue.backend import ScheduleRecord, TickEntry, TickOutcome
 from jobqueue.job import Job, JobState
 from tests.reliability import schedule_app
@@ -197,7 +197,7 @@ def test_schedulers_submit_one_job_per_tick_and_catch_up_exactly(
     record = read_record(reader)
     assert record is not None and record.last_tick is not None
     entries = oldest_first(record)
-    assert len(entries) < policy.SCHEDULE_TICKS_KEPT  # nothing trimmed: every tick is here
+    assert len(entries) < lifecycle.SCHEDULE_TICKS_KEPT  # nothing trimmed: every tick is here
     assert entries[0] == TickEntry(first, TickOutcome.RECORDED, None)
     assert [e.outcome for e in entries[1:]] == [TickOutcome.SUBMITTED] * (len(entries) - 1)
     window = Ticks.of(entries)
@@ -242,7 +242,7 @@ def test_schedulers_submit_one_job_per_tick_and_catch_up_exactly(
     record = read_record(reader)
     assert record is not None and record.last_tick is not None
     everything = oldest_first(record)
-    assert len(everything) < policy.SCHEDULE_TICKS_KEPT  # nothing trimmed: every tick is here
+    assert len(everything) < lifecycle.SCHEDULE_TICKS_KEPT  # nothing trimmed: every tick is here
     assert everything[: len(entries)] == entries  # phase 1's ticks as they were
     after_gap = Ticks.of(everything[len(entries) :])
     assert len(after_gap.ticks) == len(everything) - len(entries)  # all SUBMITTED

@@ -1,7 +1,9 @@
-"""In-process backend: the reference implementation of the Backend contract.
+"""In-process backend: storage mechanics for the Backend contract, nothing more.
 
 Everything lives in Python dicts guarded by one lock, so it serves tests, scripts and
 single-process apps. Time comes from ``options.clock`` so tests move it without sleeping.
+What a job becomes is decided by ``jobqueue.lifecycle``; ``_write`` checks each decided
+``Change``'s guard and applies it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     BackendOptions,
     Claim,
@@ -30,22 +32,22 @@ from jobqueue.backend import (
 from jobqueue.backends.outcome_counts import OutcomeCounts
 from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.schedule_book import ScheduleBook
-from jobqueue.errors import InvalidURLError, JobStateError, LeaseLostError
+from jobqueue.errors import InvalidURLError, LeaseLostError
 from jobqueue.job import (
+    FINISHED_STATES,
     JSON,
+    LIVE_STATES,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
-    Attempt,
-    AttemptOutcome,
     Job,
     JobError,
     JobLog,
     JobState,
-    add_attempt,
     dumps_json,
 )
+from jobqueue.lifecycle import Change, Expired, Held, InState
 
-_LIVE = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+_ACTIVE = JobState.ACTIVE
 
 
 class MemoryBackend:
@@ -54,6 +56,7 @@ class MemoryBackend:
     def __init__(self, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()
         self._clock = self.options.clock
+        self._cutoffs = lifecycle.retention_cutoffs(self.options.retention)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ids = itertools.count(1)
@@ -110,12 +113,12 @@ class MemoryBackend:
     def _store(self, job: Job) -> Job:
         if job.unique_key is not None:
             existing = self._unique.get(job.unique_key)
-            if existing is not None and self._jobs[existing].state in _LIVE:
+            if existing is not None and self._jobs[existing].state.is_live:
                 return replace(self._view(self._jobs[existing]), deduplicated=True)
         now = self._clock()
         # A read's lease deadline is no part of a new job (the lease is kept in _leases).
         job = replace(job, id=str(next(self._ids)), logs=list(job.logs), lease_expires_at=None)
-        job.state = JobState.DELAYED if job.run_at > now else JobState.WAITING
+        job.state = lifecycle.due_state(job.run_at, now)
         self._jobs[job.id] = job
         if job.unique_key is not None:
             self._unique[job.unique_key] = job.id
@@ -215,10 +218,6 @@ class MemoryBackend:
         with self._lock:
             return self._outcomes.read(since_minute, self._clock())
 
-    def _count(self, outcome: AttemptOutcome) -> None:
-        """Count a finished attempt, under the lock of the step that finished it."""
-        self._outcomes.add(self._clock(), outcome)
-
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, spec: WorkSpec) -> Claim | None:
@@ -290,12 +289,9 @@ class MemoryBackend:
         self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
     ) -> Claim | None:
         with self._lock:
-            if not self._holds(job_id, token) and self._repeated(job_id, token, "complete"):
-                # The first call's claim went to its caller; a repeat claims nothing more.
+            done, _ = self._end(job_id, token, "complete", result=result)
+            if not done:  # a repeat: the first call's claim went to its caller
                 return None
-            job = self._take(job_id, token, "complete")
-            self._complete(job, result)
-            self._changed.notify_all()
             return self._claim(next_spec) if next_spec is not None else None
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
@@ -306,19 +302,12 @@ class MemoryBackend:
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
     ) -> tuple[list[JobState | None], list[Claim]]:
         with self._lock:
-            states: list[JobState | None] = []
-            for outcome in outcomes:
-                call = "complete" if outcome.error is None else "fail"
-                if not self._holds(outcome.job_id, outcome.token):
-                    states.append(self._repeated(outcome.job_id, outcome.token, call))
-                    continue
-                job = self._take(outcome.job_id, outcome.token, call)
-                if outcome.error is None:
-                    self._complete(job, outcome.result)
-                else:
-                    self._fail(job, outcome.error, outcome.retry_at)
-                states.append(job.state)
-            self._changed.notify_all()
+            states = [
+                self._end(o.job_id, o.token, "complete", result=o.result, lost_ok=True)[1]
+                if o.error is None
+                else self._end(o.job_id, o.token, "fail", o.error, o.retry_at, lost_ok=True)[1]
+                for o in outcomes
+            ]
             claims = self._claim_up_to(next_spec, limit) if next_spec is not None else []
             return states, claims
 
@@ -333,71 +322,115 @@ class MemoryBackend:
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         with self._lock:
-            if not self._holds(job_id, token):
-                state = self._repeated(job_id, token, "fail")
-                if state is not None:
-                    return state
-            job = self._take(job_id, token, "fail")
-            self._fail(job, error, retry_at)
-            self._changed.notify_all()
-            return job.state
-
-    def _complete(self, job: Job, result: JSON) -> None:
-        # A cancel that came while the handler finished is too late: the result is kept.
-        self._record_attempt(job, AttemptOutcome.COMPLETED, None)
-        self._finish(job, JobState.COMPLETED)
-        job.result = result
-        self._count(AttemptOutcome.COMPLETED)
-
-    def _fail(self, job: Job, error: JobError, retry_at: float | None) -> None:
-        job.error = error
-        if job.cancel_requested:  # asked to stop: never run again
-            self._record_attempt(job, AttemptOutcome.CANCELLED, error)
-            self._finish(job, JobState.CANCELLED)
-            self._count(AttemptOutcome.CANCELLED)
-        elif retry_at is None:
-            self._record_attempt(job, AttemptOutcome.FAILED, error)
-            self._finish(job, JobState.FAILED)
-            self._count(AttemptOutcome.FAILED)
-        else:
-            self._record_attempt(job, AttemptOutcome.RETRIED, error)
-            self._requeue(job, retry_at)
-            self._count(AttemptOutcome.RETRIED)
+            state = self._end(job_id, token, "fail", error, retry_at)[1]
+            assert state is not None  # a lost lease raised
+            return state
 
     def release(self, job_id: str, token: str) -> bool:
         with self._lock:
-            if not self._holds(job_id, token):
-                return self._repeated(job_id, token, "release") is not None
-            job = self._take(job_id, token, "release")
-            self._record_attempt(job, AttemptOutcome.RELEASED, None)
-            job.attempts_made = max(job.attempts_made - 1, 0)
-            if job.cancel_requested:
-                self._finish(job, JobState.CANCELLED)
-                self._count(AttemptOutcome.CANCELLED)  # the job ended: asked to stop
-                self._changed.notify_all()
-            else:
-                self._requeue(job, self._clock())  # handed back: no attempt counted
-            return True
+            return self._end(job_id, token, "release", lost_ok=True)[1] is not None
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
         with self._lock:
-            if not self._holds(job_id, token):
-                return self._repeated(job_id, token, "finish_cancelled") is not None
-            job = self._take(job_id, token, "finish_cancelled")
-            if error is not None:
-                job.error = error
-            self._record_attempt(job, AttemptOutcome.CANCELLED, error)
-            self._finish(job, JobState.CANCELLED)
-            self._count(AttemptOutcome.CANCELLED)
-            self._changed.notify_all()
-            return True
+            return self._end(job_id, token, "finish_cancelled", error, lost_ok=True)[1] is not None
 
-    def _record_attempt(self, job: Job, outcome: AttemptOutcome, error: JobError | None) -> None:
-        attempt = Attempt(
-            job.attempts_made, job.dispatcher, job.started_at, self._clock(), outcome, error
-        )
-        job.history = add_attempt(job.history, attempt)
-        job.dispatcher = None
+    def _end(
+        self,
+        job_id: str,
+        token: str,
+        call: str,
+        error: JobError | None = None,
+        retry_at: float | None = None,
+        *,
+        result: JSON = None,
+        lost_ok: bool = False,
+    ) -> tuple[bool, JobState | None]:
+        """End the lease ``token`` holds with ``call``'s decided change: ``(True, state)``.
+        When the guard fails (the token no longer holds the job): ``(False, state)``, the
+        state a repeat of ``call`` reports; a lost lease gets ``(False, None)`` or, unless
+        ``lost_ok``, ``LeaseLostError``."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            now = self._clock()
+            if call == "complete":
+                change = lifecycle.on_complete(job, token, result, now)
+            elif call == "fail":
+                assert error is not None
+                change = lifecycle.on_fail(job, token, error, retry_at, now)
+            elif call == "release":
+                change = lifecycle.on_release(job, token, now)
+            else:
+                change = lifecycle.on_cancelled(job, token, error, now)
+            if self._write(change, now):
+                return True, job.state
+        ended = self._ended.get(job_id) == (token, call)
+        state = lifecycle.repeat_or_lost(call, ended, None if job is None else job.state)
+        if state is None and not lost_ok:
+            raise LeaseLostError(lifecycle.lease_lost_message(job_id))
+        return False, state
+
+    def _write(self, change: Change, now: float) -> bool:
+        """The one guarded write: if ``change.guard`` holds, move the job to ``change.to``
+        (its lease, ready or delayed entry, finished order), take or free its unique key,
+        wake waiters and count the outcome; else change nothing and answer ``False``."""
+        job = self._jobs.get(change.job_id)
+        if job is None or not self._guard_holds(job, change, now):
+            return False
+        old, to = job.state, change.to
+        if old is _ACTIVE and to is not _ACTIVE:
+            token, _ = self._leases.pop(job.id)
+            if change.ends_lease is not None:  # so a repeat of that call gets its answer
+                self._ended[job.id] = (token, change.ends_lease)
+        if change.fence:
+            self._ended.pop(job.id, None)
+        if change.attempt is not None:
+            job.history = lifecycle.bounded_history(job.history, change.attempt)
+            job.dispatcher = None
+        for name, value in change.set.items():
+            setattr(job, name, value)
+        if old in FINISHED_STATES:
+            self._finished[old].pop(job.id, None)
+        job.state = to
+        if job.unique_key is not None and (to in LIVE_STATES) is not (old in LIVE_STATES):
+            if to in LIVE_STATES:  # the guard found the key free
+                self._unique[job.unique_key] = job.id
+            elif self._unique.get(job.unique_key) == job.id:
+                del self._unique[job.unique_key]
+        if change.counts_as is not None:
+            self._outcomes.add(now, change.counts_as)
+        if to in FINISHED_STATES:
+            job.finished_at = now
+            self._finished[to][job.id] = None
+            self._changed.notify_all()
+        elif to is not _ACTIVE:
+            if change.run_at is not None:
+                job.run_at = now + change.run_at
+            self._enqueue(job)  # a new seq: any older ready or delayed entry goes stale
+            self._notify()
+        return True
+
+    def _guard_holds(self, job: Job, change: Change, now: float) -> bool:
+        guard = change.guard
+        if type(guard) is Held:
+            lease = self._leases.get(job.id)
+            return lease is not None and lease[0] == guard.token and lease[1] > now
+        if type(guard) is Expired:
+            lease = self._leases.get(job.id)
+            return lease is not None and lease[1] <= now
+        assert isinstance(guard, InState)
+        if job.state not in guard.states:
+            return False
+        if change.to in LIVE_STATES and job.state not in LIVE_STATES and job.unique_key:
+            return self._unique_holder(job) is None
+        return True
+
+    def _unique_holder(self, job: Job) -> str | None:
+        """Another live job holding ``job``'s unique key, if any."""
+        assert job.unique_key is not None
+        holder = self._unique.get(job.unique_key)
+        if holder is None or holder == job.id or not self._jobs[holder].state.is_live:
+            return None
+        return holder
 
     # -- the control plane --------------------------------------------------------------------
 
@@ -406,11 +439,9 @@ class MemoryBackend:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            if job.state in (JobState.WAITING, JobState.DELAYED):
-                self._finish(job, JobState.CANCELLED)
-                self._changed.notify_all()
-            elif job.state is JobState.ACTIVE:
-                job.cancel_requested = True
+            change = lifecycle.on_cancel(job)
+            if change is not None:
+                self._write(change, self._clock())
             return job.state
 
     def retry(self, job_id: str) -> Job | None:
@@ -422,71 +453,42 @@ class MemoryBackend:
             return job.copy()
 
     def retry_many(self, state: JobState, name: str | None = None) -> int:
+        if state not in lifecycle.RETRIABLE:
+            return 0
         with self._lock:
-            retried = 0
-            for job_id in list(self._finished.get(state, {})):
-                job = self._jobs[job_id]
-                if name is not None and job.name != name:
-                    continue
-                try:
-                    self._retry(job)
-                except JobStateError:
-                    continue  # another live job holds its unique key
-                retried += 1
-            return retried
+            jobs, now = [self._jobs[job_id] for job_id in self._finished[state]], self._clock()
+            return sum(
+                self._write(lifecycle.on_retry(job, now), now)
+                for job in jobs
+                if name in (None, job.name)
+            )
 
     def _retry(self, job: Job) -> None:
-        if job.state not in (JobState.FAILED, JobState.CANCELLED):
-            raise JobStateError(
-                f"job {job.id} is {job.state.value}: only failed or cancelled jobs are retried"
-            )
-        if job.unique_key is not None:
-            holder = self._unique.get(job.unique_key)
-            if holder is not None and holder != job.id and self._jobs[holder].state in _LIVE:
-                raise JobStateError(
-                    f"job {job.id} cannot be retried: job {holder} holds its unique key "
-                    f"{job.unique_key!r}"
-                )
-            self._unique[job.unique_key] = job.id
-        self._finished[job.state].pop(job.id, None)
-        self._ended.pop(job.id, None)  # a new life: the last attempt's token is fenced
-        job.attempts_made = job.stalls = 0
-        job.cancel_requested = False
-        job.result = None
-        job.finished_at = None
-        self._requeue(job, self._clock())
+        now = self._clock()
+        if not self._write(lifecycle.on_retry(job, now), now):
+            holder = self._unique_holder(job)
+            assert holder is not None and job.unique_key is not None
+            raise lifecycle.unique_key_taken(job.id, holder, job.unique_key)
 
     def promote(self, job_id: str) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            if job.state is not JobState.DELAYED:
-                raise JobStateError(
-                    f"job {job_id} is {job.state.value}: only delayed jobs are run ahead of time"
-                )
-            self._requeue(job, self._clock())  # its delayed entry goes stale (a new seq)
+            self._write(lifecycle.on_promote(job), self._clock())
             return self._view(job)
 
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.state is state and name in (None, j.name)]
-            if state is JobState.ACTIVE:
-                jobs = [job for job in jobs if not job.cancel_requested]
-                for job in jobs:
-                    job.cancel_requested = True
-                return len(jobs)
             if state is JobState.WAITING:
                 jobs.sort(key=lambda j: (j.name, -j.priority, self._seq[j.id]))
             elif state is JobState.DELAYED:
                 jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
-            else:
-                return 0
-            for job in jobs:  # finishing order is what retention goes by
-                self._finish(job, JobState.CANCELLED)
-            if jobs:
-                self._changed.notify_all()
-            return len(jobs)
+            # Finishing order is what retention goes by: the order they would have run.
+            changes = [change for job in jobs if (change := lifecycle.on_cancel(job))]
+            now = self._clock()
+            return sum(self._write(change, now) for change in changes)
 
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
@@ -572,36 +574,6 @@ class MemoryBackend:
         lease = self._leases.get(job_id)
         return lease is not None and lease[0] == token and lease[1] > self._clock()
 
-    def _take(self, job_id: str, token: str, call: str) -> Job:
-        """Check the token and drop the lease, remembering which ``call`` ended it; the
-        caller moves the job on."""
-        if not self._holds(job_id, token):
-            raise LeaseLostError(policy.lease_lost_message(job_id))
-        del self._leases[job_id]
-        self._ended[job_id] = (token, call)
-        return self._jobs[job_id]
-
-    def _repeated(self, job_id: str, token: str, call: str) -> JobState | None:
-        """For a token that no longer holds the job: the job's state if ``call`` with this
-        token is what ended its last lease (a repeat), else ``None`` (fenced)."""
-        job = self._jobs.get(job_id)
-        if job is None or self._ended.get(job_id) != (token, call):
-            return None
-        return job.state if job.state in policy.REPEAT_STATES[call] else None
-
-    def _requeue(self, job: Job, run_at: float) -> None:
-        job.run_at = run_at
-        job.state = JobState.DELAYED if run_at > self._clock() else JobState.WAITING
-        self._enqueue(job)
-        self._notify()
-
-    def _finish(self, job: Job, state: JobState) -> None:
-        job.state = state
-        job.finished_at = self._clock()
-        self._finished[state][job.id] = None
-        if job.unique_key is not None and self._unique.get(job.unique_key) == job.id:
-            del self._unique[job.unique_key]
-
     # -- maintenance --------------------------------------------------------------------------
 
     def maintain(self) -> list[Job]:
@@ -628,35 +600,18 @@ class MemoryBackend:
     def _recover(self, now: float) -> int:
         expired = [job_id for job_id, (_, deadline) in self._leases.items() if deadline <= now]
         for job_id in expired:
-            del self._leases[job_id]
-            job = self._jobs[job_id]
-            job.stalls += 1
-            self._record_attempt(job, AttemptOutcome.STALLED, None)
-            if job.cancel_requested:
-                self._finish(job, JobState.CANCELLED)
-                self._count(AttemptOutcome.CANCELLED)
-            elif policy.is_stalled_too_often(job.stalls, self.options.max_stalls):
-                job.error = policy.stalled_error(job.stalls)
-                self._finish(job, JobState.FAILED)
-                self._count(AttemptOutcome.FAILED)
-            else:
-                self._requeue(job, now)
-                self._count(AttemptOutcome.RETRIED)
+            self._write(lifecycle.on_stall(self._jobs[job_id], self.options.max_stalls, now), now)
         if expired:
             self._recovered.note(expired)
-            self._changed.notify_all()
         return len(expired)
 
     def _apply_retention(self, now: float) -> int:
         removed = 0
-        for cutoff in policy.retention_cutoffs(self.options.retention, now):
+        for cutoff in self._cutoffs:
             finished = self._finished[cutoff.state]
             while finished:
                 oldest = next(iter(finished))
-                too_many = cutoff.keep is not None and len(finished) > cutoff.keep
-                finished_at = self._jobs[oldest].finished_at or 0.0
-                too_old = cutoff.before is not None and finished_at <= cutoff.before
-                if not (too_many or too_old):
+                if not cutoff.removes(len(finished), self._jobs[oldest].finished_at or 0.0, now):
                     break
                 self._drop(oldest)
                 removed += 1

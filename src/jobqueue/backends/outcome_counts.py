@@ -7,27 +7,27 @@ so the count and the move it counts are one step.
 
 from __future__ import annotations
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.job import AttemptOutcome
 
 
 class OutcomeCounts:
-    """Finished attempts per minute (``policy.outcome_minute``) by outcome, bounded by
-    ``trim`` to what ``policy.OUTCOME_MINUTES_KEPT`` keeps."""
+    """Finished attempts per minute (``lifecycle.outcome_minute``) by outcome, bounded by
+    ``trim`` to what ``lifecycle.OUTCOME_MINUTES_KEPT`` keeps."""
 
     def __init__(self) -> None:
         self._minutes: dict[int, dict[str, int]] = {}
 
     def add(self, now: float, outcome: AttemptOutcome) -> None:
         """Count one attempt that ended at ``now``."""
-        counts = self._minutes.setdefault(policy.outcome_minute(now), {})
+        counts = self._minutes.setdefault(lifecycle.outcome_minute(now), {})
         counts[outcome.value] = counts.get(outcome.value, 0) + 1
 
     def read(self, since_minute: int, now: float) -> dict[int, dict[str, int]]:
         """The kept minutes from ``since_minute`` up to ``now``'s that have counts, oldest
         first (a copy); minutes past keeping are left out even before ``trim``."""
-        first = max(since_minute, policy.first_kept_minute(now))
-        last = policy.outcome_minute(now)
+        first = max(since_minute, lifecycle.first_kept_minute(now))
+        last = lifecycle.outcome_minute(now)
         return {
             minute: dict(counts)
             for minute, counts in sorted(self._minutes.items())
@@ -36,6 +36,6 @@ class OutcomeCounts:
 
     def trim(self, now: float) -> None:
         """Forget the minutes older than the policy keeps: at most a day and an hour stay."""
-        first = policy.first_kept_minute(now)
+        first = lifecycle.first_kept_minute(now)
         for minute in [m for m in self._minutes if m < first]:
             del self._minutes[minute]

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import ScheduleRecord, TickClaim, TickEntry, TickOutcome, TickResult
 from jobqueue.job import Job, JobState
 
@@ -26,7 +26,7 @@ class _Record:
     skipped: int = 0
     updated_at: float = 0.0
     recent: deque[TickEntry] = field(
-        default_factory=lambda: deque(maxlen=policy.SCHEDULE_TICKS_KEPT)
+        default_factory=lambda: deque(maxlen=lifecycle.SCHEDULE_TICKS_KEPT)
     )
 
 
@@ -56,7 +56,7 @@ class ScheduleBook:
         record.missed += claim.missed
         record.updated_at = now
         last = record.last_job_id
-        outcome = policy.tick_outcome(
+        outcome = lifecycle.tick_outcome(
             claim.job is not None,
             record.paused,
             claim.overlap,

@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -429,7 +429,7 @@ class _Differential(RuleBasedStateMachine):
     @rule()
     def everything_agrees(self) -> None:
         assert self.ref.count_by_state() == self.other.count_by_state()
-        since = policy.outcome_minute(self.start)  # no outcome was counted before it
+        since = lifecycle.outcome_minute(self.start)  # no outcome was counted before it
         assert self.ref.outcome_counts(since) == self.other.outcome_counts(since)
         assert self.ref.paused() == self.other.paused()
         self._same_dispatchers()

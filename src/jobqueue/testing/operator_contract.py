@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BatchBackend,
@@ -222,7 +222,7 @@ class OperatorContract:
         self, open_backend: OpenBackend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend = open_backend(max_stalls=1)
-        minute = policy.outcome_minute(clock())
+        minute = lifecycle.outcome_minute(clock())
         assert backend.outcome_counts(0) == {}
         for _ in range(4):
             backend.submit(new_job("a", attempts=3))
@@ -283,7 +283,7 @@ class OperatorContract:
     ) -> None:
         if not isinstance(backend, BatchBackend):
             pytest.skip("this backend does not offer the optional BatchBackend methods")
-        minute = policy.outcome_minute(clock())
+        minute = lifecycle.outcome_minute(clock())
         backend.submit_many([new_job("a", attempts=2) for _ in range(5)])
         claims = backend.claim_many(_spec("a"), 4)
         outcomes = [
@@ -303,14 +303,14 @@ class OperatorContract:
     def test_outcome_counts_keep_a_day_and_an_hour(
         self, backend: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
-        first = policy.outcome_minute(clock())
+        first = lifecycle.outcome_minute(clock())
         for _ in range(2):
             backend.submit(new_job())
         claim = self._take(backend, "a")
         backend.complete(claim.job.id, claim.token, None, None)
-        clock.advance(60 * (policy.OUTCOME_MINUTES_KEPT - 1))  # the last minute it is kept
-        last = policy.outcome_minute(clock())
-        assert last == first + policy.OUTCOME_MINUTES_KEPT - 1
+        clock.advance(60 * (lifecycle.OUTCOME_MINUTES_KEPT - 1))  # the last minute it is kept
+        last = lifecycle.outcome_minute(clock())
+        assert last == first + lifecycle.OUTCOME_MINUTES_KEPT - 1
         assert backend.outcome_counts(0) == {first: {"completed": 1}}
         claim = self._take(backend, "a")
         backend.complete(claim.job.id, claim.token, None, None)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -372,7 +372,7 @@ class ScheduleContract:
     # -- records ------------------------------------------------------------------------------
 
     def test_recent_ticks_are_bounded_newest_first(self, backend: Backend) -> None:
-        kept = policy.SCHEDULE_TICKS_KEPT
+        kept = lifecycle.SCHEDULE_TICKS_KEPT
         for n in range(kept + 7):
             _claim(backend, "s", n, None)
         recent = _record(backend, "s").recent

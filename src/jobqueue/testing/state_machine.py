@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
@@ -83,7 +83,7 @@ class ModelSchedule:
             self.missed,
             self.skipped,
             self.updated_at,
-            tuple(self.recent[: policy.SCHEDULE_TICKS_KEPT]),
+            tuple(self.recent[: lifecycle.SCHEDULE_TICKS_KEPT]),
         )
 
 
@@ -107,7 +107,7 @@ def make_state_machine(
             self.paused: set[str] = set()
             self.dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
             self.outcomes: dict[int, dict[str, int]] = {}  # minute -> outcome -> attempts
-            self.first_minute = policy.outcome_minute(self.clock())  # nothing counted before
+            self.first_minute = lifecycle.outcome_minute(self.clock())  # nothing counted before
             self.schedules: dict[str, ModelSchedule] = {}
             self.recovered: list[str] = []  # ids recovered from expired leases, not reported
 
@@ -122,7 +122,7 @@ def make_state_machine(
             job.state, job.token, job.finished_at = state, None, self.clock()
 
         def _count(self, outcome: str) -> None:
-            counts = self.outcomes.setdefault(policy.outcome_minute(self.clock()), {})
+            counts = self.outcomes.setdefault(lifecycle.outcome_minute(self.clock()), {})
             counts[outcome] = counts.get(outcome, 0) + 1
 
         def _requeue(self, job: ModelJob, run_at: float) -> None:
@@ -680,7 +680,7 @@ def make_state_machine(
             )
             assert paused == frozenset(self.paused)
             now = self.clock()
-            kept = policy.first_kept_minute(now)
+            kept = lifecycle.first_kept_minute(now)
             expected_outcomes = {m: c for m, c in self.outcomes.items() if m >= kept}
             assert outcomes == expected_outcomes, (
                 f"outcome counts {outcomes}, the model says {expected_outcomes}"

@@ -23,7 +23,7 @@ import redis
 import redis.cluster
 import redis.exceptions
 
-from jobqueue import policy as rules
+from jobqueue import lifecycle as rules
 from jobqueue.backend import (
     BackendOptions,
     Claim,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from jobqueue import policy
+from jobqueue import lifecycle as policy
 from jobqueue.backend import (
     ScheduleRecord,
     TickClaim,

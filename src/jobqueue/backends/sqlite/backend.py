@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from urllib.parse import parse_qs, urlsplit
 
+from jobqueue import lifecycle
 from jobqueue.backend import (
     BackendOptions,
     Claim,
@@ -45,7 +46,6 @@ from jobqueue.backends.sqlite.rows import JOB_COLUMNS, job_to_row
 from jobqueue.backends.sqlite.transitions import (
     Txn,
     delete,
-    finish,
     forget_old_outcomes,
     holder,
     job_key,
@@ -53,9 +53,9 @@ from jobqueue.backends.sqlite.transitions import (
     record,
     recover,
     repeated,
-    requeue,
     store_jobs,
     take,
+    write,
 )
 from jobqueue.errors import (
     BackendError,
@@ -68,7 +68,6 @@ from jobqueue.job import (
     JSON,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
-    AttemptOutcome,
     Job,
     JobError,
     JobState,
@@ -353,17 +352,7 @@ class SQLiteBackend:
             held = holder(txn, job_id, token)
             if held is None:
                 return repeated(txn, job_id, token, "release") is not None
-            history = held.ended(txn.now, AttemptOutcome.RELEASED, None)  # numbered as run
-            txn.conn.execute(
-                "UPDATE jobqueue_jobs SET attempts_made = max(attempts_made - 1, 0) WHERE id = ?",
-                (held.key,),
-            )
-            ended = held.ended_by("release")
-            if held.cancel_requested:  # handing it back would run a job asked to stop
-                finish(txn, held.key, JobState.CANCELLED, history=history, ended=ended)
-                txn.count_outcome(AttemptOutcome.CANCELLED)
-            else:
-                requeue(txn, held.key, txn.now, history=history, ended=ended)
+            write(txn, held, lifecycle.on_release(held, token, txn.now))
             return True
 
     def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:

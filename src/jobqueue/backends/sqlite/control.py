@@ -10,57 +10,49 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from jobqueue import lifecycle
 from jobqueue.backend import DispatcherInfo, LeaseStatus
-from jobqueue.backends.sqlite.rows import error_json
 from jobqueue.backends.sqlite.transitions import (
+    LIVE_SQL,
+    Held,
     Txn,
     delete,
-    finish,
     holder,
     job_key,
     repeated,
     requeue,
+    write,
 )
-from jobqueue.errors import JobStateError
-from jobqueue.job import AttemptOutcome, JobError, JobState, dumps_json
-
-_RETRIABLE = (JobState.FAILED, JobState.CANCELLED)
+from jobqueue.job import JobError, JobState, dumps_json
 
 
 def cancel(txn: Txn, job_id: str) -> JobState | None:
-    """Waiting or delayed: cancelled now. Active: flagged for its holder. Finished: as is."""
+    """As ``lifecycle.on_cancel`` decides: waiting or delayed: cancelled now (leaving the live
+    states frees the unique key: the partial index lists only those); active: flagged for its
+    holder; finished: as is."""
     key = job_key(job_id)
     if key is None:
         return None
-    row = txn.conn.execute("SELECT state FROM jobqueue_jobs WHERE id = ?", (key,)).fetchone()
+    row = txn.conn.execute(
+        "SELECT state, cancel_requested FROM jobqueue_jobs WHERE id = ?", (key,)
+    ).fetchone()
     if row is None:
         return None
-    state = JobState(row[0])
-    if state in (JobState.WAITING, JobState.DELAYED):
-        # Leaving the live states frees the unique key (the partial index lists only those).
-        finish(txn, key, JobState.CANCELLED)
-        return JobState.CANCELLED
-    if state is JobState.ACTIVE:
-        # The holder learns it from its next heartbeat; until then the job stays active so
-        # that exactly one party (holder or lease recovery) ends the attempt.
-        txn.conn.execute("UPDATE jobqueue_jobs SET cancel_requested = 1 WHERE id = ?", (key,))
-    return state
+    job = Held.at_rest(key, JobState(row[0]), bool(row[1]))
+    change = lifecycle.on_cancel(job)
+    return job.state if change is None else write(txn, job, change)
 
 
 def finish_cancelled(txn: Txn, job_id: str, token: str, error: JobError | None) -> bool:
     held = holder(txn, job_id, token)
     if held is None:
         return repeated(txn, job_id, token, "finish_cancelled") is not None
-    history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
-    text = None if error is None else error_json(error)
-    ended = held.ended_by("finish_cancelled")
-    finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
-    txn.count_outcome(AttemptOutcome.CANCELLED)
+    write(txn, held, lifecycle.on_cancelled(held, token, error, txn.now))
     return True
 
 
 def retry(txn: Txn, job_id: str) -> bool:
-    """A failed or cancelled job back to waiting; ``False`` if there is no such job. Raises
+    """``lifecycle.on_retry`` written; ``False`` if there is no such job. Raises
     ``JobStateError`` for another state or a unique key another live job holds."""
     key = job_key(job_id)
     if key is None:
@@ -70,26 +62,19 @@ def retry(txn: Txn, job_id: str) -> bool:
     ).fetchone()
     if row is None:
         return False
-    state = JobState(row[0])
-    if state not in _RETRIABLE:
-        raise JobStateError(
-            f"job {job_id} is {state.value}: only failed or cancelled jobs are retried"
-        )
+    lifecycle.on_retry(Held.at_rest(key, JobState(row[0])), txn.now)  # raises if not retriable
     if not _requeue_finished(txn, key):
         other = txn.conn.execute(
             "SELECT id FROM jobqueue_jobs WHERE unique_key = ? AND id != ? "
-            "AND state IN ('waiting', 'delayed', 'active')",
+            f"AND state IN ({LIVE_SQL})",
             (row[1], key),
         ).fetchone()
-        raise JobStateError(
-            f"job {job_id} cannot be retried: job {other[0] if other else '?'} holds its "
-            f"unique key {row[1]!r}"
-        )
+        raise lifecycle.unique_key_taken(job_id, str(other[0]) if other else "?", row[1])
     return True
 
 
 def retry_many(txn: Txn, state: JobState, name: str | None) -> int:
-    if state not in _RETRIABLE:
+    if state not in lifecycle.RETRIABLE:
         return 0
     # In finishing order, as the reference: of two jobs with one unique key, the first wins.
     rows = txn.conn.execute(
@@ -101,8 +86,9 @@ def retry_many(txn: Txn, state: JobState, name: str | None) -> int:
 
 
 def _requeue_finished(txn: Txn, key: int) -> bool:
-    """Reset a finished job's run counters and requeue it now (one statement); ``False``,
-    nothing changed, when the unique index refuses it: another live job holds its key."""
+    """Write ``lifecycle.on_retry``'s change (counters reset, waiting now, the last lease
+    fenced) in one statement; ``False``, nothing changed, when the unique index refuses it:
+    another live job holds its key."""
     try:
         txn.conn.execute(
             "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
@@ -126,21 +112,22 @@ def promote(txn: Txn, job_id: str) -> bool:
     row = txn.conn.execute("SELECT state FROM jobqueue_jobs WHERE id = ?", (key,)).fetchone()
     if row is None:
         return False
-    state = JobState(row[0])
-    if state is not JobState.DELAYED:
-        raise JobStateError(
-            f"job {job_id} is {state.value}: only delayed jobs are run ahead of time"
-        )
-    requeue(txn, key, txn.now)  # a new seq and work_added: idle dispatchers wake
+    change = lifecycle.on_promote(Held.at_rest(key, JobState(row[0])))
+    # A new seq and work_added: idle dispatchers wake.
+    requeue(txn, key, change.to, txn.now + (change.run_at or 0.0))
     return True
 
 
 def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
-    """Waiting or delayed jobs (of ``name``, when given) cancelled in the order they would
-    have run; active ones flagged for their holders. Returns how many changed."""
+    """``lifecycle.on_cancel`` for every job in ``state`` (of ``name``, when given), written
+    in bulk: waiting or delayed ones cancelled in the order they would have run, active ones
+    flagged for their holders. Returns how many changed."""
     named = "" if name is None else " AND name = ?"
     params = () if name is None else (name,)
-    if state is JobState.ACTIVE:
+    change = lifecycle.on_cancel(Held.at_rest(0, state))  # what a job in this state becomes
+    if change is None:
+        return 0
+    if change.to is JobState.ACTIVE:
         return txn.conn.execute(
             "UPDATE jobqueue_jobs SET cancel_requested = 1 "
             f"WHERE state = 'active' AND cancel_requested = 0{named}",
@@ -148,8 +135,6 @@ def cancel_many(txn: Txn, state: JobState, name: str | None) -> int:
         ).rowcount
     # The orders are those of the partial indexes jobqueue_waiting and jobqueue_delayed.
     order = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
-    if state not in order:
-        return 0
     keys = [
         key
         for (key,) in txn.conn.execute(

@@ -15,9 +15,10 @@ import logging
 import sqlite3
 from typing import Any
 
+from jobqueue import lifecycle
 from jobqueue.backends.sqlite.rows import error_json
-from jobqueue.backends.sqlite.transitions import Txn, finish
-from jobqueue.job import AttemptOutcome, JobError, JobState
+from jobqueue.backends.sqlite.transitions import Held, Txn, write
+from jobqueue.job import JobError, JobState
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
 
@@ -49,7 +50,7 @@ V9_TYPES: dict[str, tuple[str, bool]] = {
 }
 
 V9_STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
-LIVE_STATES = ("waiting", "delayed", "active")
+LIVE_STATES = frozenset(state.value for state in JobState if state.is_live)
 
 # What a bad value is replaced with so that the row fits the checked table. The row itself is
 # failed when it was live (its reason names the original values), so these only need to be
@@ -92,17 +93,16 @@ def sort_key_problem(priority: object, seq: object) -> str | None:
 
 
 def corrupt_error(key: int, reason: str) -> JobError:
-    """The error of a job failed as corrupt, in the claim's words."""
-    return JobError("CorruptJobError", f"stored job record is unreadable: job {key}: {reason}")
+    """The error of a job failed as corrupt (``lifecycle.corrupt_error``)."""
+    return lifecycle.corrupt_error(str(key), reason)
 
 
 def fail_corrupt(txn: Txn, key: int, reason: str) -> None:
     """Fail a job the claim cannot hand out (its record does not decode, or its sort keys
-    are not numbers), with the reason kept: never hand a dispatcher what it cannot decode,
-    and never crash it; the claim goes on to the next job."""
+    are not numbers), as ``lifecycle.on_corrupt`` decides: never hand a dispatcher what it
+    cannot decode, and never crash it; the claim goes on to the next job."""
     logger.error("failing job %s: its stored record cannot be decoded: %s", key, reason)
-    finish(txn, key, JobState.FAILED, error=error_json(corrupt_error(key, reason)))
-    txn.count_outcome(AttemptOutcome.FAILED)  # as a fail() would count it
+    write(txn, Held.at_rest(key, JobState.ACTIVE), lifecycle.on_corrupt(str(key), reason))
 
 
 def waiting_head(txn: Txn, name: str) -> tuple[int, int, int] | None:

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import DispatcherInfo
 from jobqueue.backends.sqlite.rows import JOB_COLUMNS, row_to_job
 from jobqueue.errors import CorruptJobError
@@ -111,12 +111,12 @@ def outcome_counts(
 ) -> dict[int, dict[str, int]]:
     """The kept minutes from ``since_minute`` up to now that have outcome counts (ones older
     than the policy keeps are left out here, not deleted: ``maintain`` drops them)."""
-    first = max(since_minute, policy.first_kept_minute(now))
+    first = max(since_minute, lifecycle.first_kept_minute(now))
     counts: dict[int, dict[str, int]] = {}
     for minute, outcome, n in conn.execute(
         "SELECT minute, outcome, count FROM jobqueue_outcomes WHERE minute BETWEEN ? AND ? "
         "ORDER BY minute",
-        (first, policy.outcome_minute(now)),
+        (first, lifecycle.outcome_minute(now)),
     ):
         counts.setdefault(int(minute), {})[str(outcome)] = int(n)
     return counts

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import policy
+from jobqueue import lifecycle
 from jobqueue.backend import ScheduleRecord, TickClaim, TickEntry, TickOutcome, TickResult
 from jobqueue.backends.sqlite.transitions import Txn, job_key, store_jobs
 from jobqueue.job import JobState
@@ -33,7 +33,7 @@ def claim_tick(txn: Txn, claim: TickClaim, row: tuple[Any, ...] | None) -> TickR
         return TickResult(TickOutcome.ALREADY_CLAIMED)
     last_job = None if found is None or found[1] is None else str(found[1])
     paused = found is not None and bool(found[2])
-    outcome = policy.tick_outcome(
+    outcome = lifecycle.tick_outcome(
         claim.job is not None, paused, claim.overlap, _job_state(txn.conn, last_job)
     )
     result = TickResult(outcome) if outcome is not None else None
@@ -70,7 +70,7 @@ def claim_tick(txn: Txn, claim: TickClaim, row: tuple[Any, ...] | None) -> TickR
         "DELETE FROM jobqueue_schedule_ticks WHERE schedule = ? AND tick <= ("
         "SELECT tick FROM jobqueue_schedule_ticks WHERE schedule = ? "
         "ORDER BY tick DESC LIMIT 1 OFFSET ?)",
-        (claim.schedule, claim.schedule, policy.SCHEDULE_TICKS_KEPT),
+        (claim.schedule, claim.schedule, lifecycle.SCHEDULE_TICKS_KEPT),
     )
     return result
 

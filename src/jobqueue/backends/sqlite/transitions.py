@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from jobqueue import ids, policy
+from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
 from jobqueue.backends.sqlite import reads
 from jobqueue.backends.sqlite.rows import (
@@ -27,9 +27,21 @@ from jobqueue.backends.sqlite.rows import (
     history_json,
 )
 from jobqueue.errors import CorruptJobError, LeaseLostError
-from jobqueue.job import Attempt, AttemptOutcome, Job, JobError, JobState, add_attempt
+from jobqueue.job import (
+    FINISHED_STATES,
+    LIVE_STATES,
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobError,
+    JobState,
+)
+from jobqueue.lifecycle import Change
 
 logger = logging.getLogger("jobqueue.backends.sqlite")
+
+LIVE_SQL = ", ".join(sorted(f"'{state.value}'" for state in LIVE_STATES))
+"""The live states (``JobState.is_live``: those holding a unique key) as an SQL list."""
 
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted, recovered or removed by retention per transaction,
@@ -90,7 +102,7 @@ class Txn:
                 "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'", (self._job_id,)
             )
         if self._outcomes:
-            minute = policy.outcome_minute(self.now)
+            minute = lifecycle.outcome_minute(self.now)
             self.conn.executemany(
                 "INSERT INTO jobqueue_outcomes (minute, outcome, count) VALUES (?, ?, ?) "
                 "ON CONFLICT (minute, outcome) DO UPDATE SET count = count + excluded.count",
@@ -111,14 +123,14 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -
             _insert(txn, pending, pending_logs)
             existing = txn.conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE unique_key = ? "
-                "AND state IN ('waiting', 'delayed', 'active')",
+                f"AND state IN ({LIVE_SQL})",
                 (job.unique_key,),
             ).fetchone()
             if existing is not None:
                 stored.append(replace(reads.load_job(txn.conn, existing), deduplicated=True))
                 continue
         job_id = txn.next_job_id()
-        state = JobState.DELAYED if job.run_at > txn.now else JobState.WAITING
+        state = lifecycle.due_state(job.run_at, txn.now)
         pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
         pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
         stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
@@ -147,7 +159,8 @@ def job_key(job_id: str) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """An active row as a transition that ends its attempt needs it."""
+    """An active row as the rules (``lifecycle.Running``) and the write of an ended attempt
+    need it."""
 
     key: int
     attempts_made: int
@@ -157,21 +170,27 @@ class Held:
     cancel_requested: bool
     token: str = ""
     """The lease token that holds it (empty for an expired lease being recovered)."""
+    stalls: int = 0
+    state: JobState = JobState.ACTIVE
 
-    def ended_by(self, call: str) -> str:
-        """The ``ended_lease`` value for ``call`` ending this lease (see ``repeated``)."""
-        return f"{call} {self.token}"
+    @property
+    def id(self) -> str:
+        return str(self.key)
 
-    def ended(self, now: float, outcome: AttemptOutcome, error: JobError | None) -> str:
-        """The ``history`` column with this attempt's record appended (bounded)."""
+    @classmethod
+    def at_rest(cls, key: int, state: JobState, cancel_requested: bool = False) -> Held:
+        """A row no lease is checked for (the control plane's moves), as the rules read it."""
+        return cls(key, 0, None, None, None, cancel_requested, state=state)
+
+    def with_attempt(self, attempt: Attempt) -> str:
+        """The ``history`` column with ``attempt`` appended (bounded)."""
         try:
             history = history_from_json(self.history)
         except CorruptJobError as exc:
             # Losing old records beats refusing the outcome: the job itself is still fine.
             logger.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
             history = []
-        attempt = Attempt(self.attempts_made, self.dispatcher, self.started_at, now, outcome, error)
-        encoded = history_json(add_attempt(history, attempt))
+        encoded = history_json(lifecycle.bounded_history(history, attempt))
         assert encoded is not None  # never empty: it holds this attempt
         return encoded
 
@@ -179,82 +198,97 @@ class Held:
 HELD_COLUMNS = "id, attempts_made, dispatcher, started_at, history, cancel_requested"
 
 
-def _held(row: Sequence[Any]) -> Held:
-    return Held(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+def _held(row: Sequence[Any], token: str = "", stalls: int = 0) -> Held:
+    return Held(row[0], row[1], row[2], row[3], row[4], bool(row[5]), token, stalls)
 
 
 def holder(txn: Txn, job_id: str, token: str) -> Held | None:
-    """The row if ``token`` holds the job's unexpired lease, else ``None``."""
+    """The row if ``token`` holds the job's unexpired lease (the guard ``lifecycle.Held``),
+    else ``None``."""
     row = txn.conn.execute(
         f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?",
         (job_key(job_id), token, txn.now),
     ).fetchone()
-    return None if row is None else replace(_held(row), token=token)
+    return None if row is None else _held(row, token)
 
 
 def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
-    """For a token that no longer holds the job: the job's state if ``call`` with this token
-    ended its last lease and the job has not moved on since (a repeat), else ``None``."""
+    """For a token that no longer holds the job: the state a repeat of ``call`` reports
+    (``lifecycle.repeat_or_lost``), else ``None``."""
     row = txn.conn.execute(
         "SELECT state FROM jobqueue_jobs WHERE id = ? AND ended_lease = ?",
         (job_key(job_id), f"{call} {token}"),
     ).fetchone()
-    if row is None:
-        return None
-    state = JobState(row[0])
-    return state if state in policy.REPEAT_STATES[call] else None
+    return lifecycle.repeat_or_lost(
+        call, row is not None, None if row is None else JobState(row[0])
+    )
 
 
 def take(txn: Txn, job_id: str, token: str) -> Held:
     held = holder(txn, job_id, token)
     if held is None:
-        raise LeaseLostError(policy.lease_lost_message(job_id))
+        raise LeaseLostError(lifecycle.lease_lost_message(job_id))
     return held
 
 
 def record(
     txn: Txn, held: Held, result: str | None, error: JobError | None, retry_at: float | None
 ) -> JobState:
-    """Store a held job's outcome: completed with ``result`` when ``error`` is None, else
-    the error and either a retry at ``retry_at`` or failure — or, when a cancel was
-    requested, cancelled (a cancelled job never runs again; a completion keeps its result,
-    since the cancel came too late)."""
+    """Store a held job's outcome as ``lifecycle`` decides it: completed with ``result`` (its
+    JSON text) when ``error`` is None, else ``lifecycle.on_fail``'s move."""
     if error is None:
-        history = held.ended(txn.now, AttemptOutcome.COMPLETED, None)
-        ended = held.ended_by("complete")
-        finish(txn, held.key, JobState.COMPLETED, result=result, history=history, ended=ended)
-        txn.count_outcome(AttemptOutcome.COMPLETED)
-        return JobState.COMPLETED
-    text = error_json(error)
-    ended = held.ended_by("fail")
-    if held.cancel_requested:
-        history = held.ended(txn.now, AttemptOutcome.CANCELLED, error)
-        finish(txn, held.key, JobState.CANCELLED, error=text, history=history, ended=ended)
-        txn.count_outcome(AttemptOutcome.CANCELLED)
-        return JobState.CANCELLED
-    if retry_at is None:
-        history = held.ended(txn.now, AttemptOutcome.FAILED, error)
-        finish(txn, held.key, JobState.FAILED, error=text, history=history, ended=ended)
-        txn.count_outcome(AttemptOutcome.FAILED)
-        return JobState.FAILED
-    history = held.ended(txn.now, AttemptOutcome.RETRIED, error)
-    txn.count_outcome(AttemptOutcome.RETRIED)
-    return requeue(txn, held.key, retry_at, error=text, history=history, ended=ended)
+        change = lifecycle.on_complete(held, held.token, None, txn.now)
+    else:
+        change = lifecycle.on_fail(held, held.token, error, retry_at, txn.now)
+    return write(txn, held, change, result)
+
+
+def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
+    """Write one decided ``Change`` to ``held``'s row, whose guard the caller's read checked
+    (``holder`` for a lease, the expired-lease scan for a stall). ``result`` is the JSON text
+    of a completion's result, encoded before the transaction."""
+    fields = change.set
+    error = fields.get("error")
+    text = error_json(error) if isinstance(error, JobError) else None
+    history = None if change.attempt is None else held.with_attempt(change.attempt)
+    ended = None if change.ends_lease is None else f"{change.ends_lease} {held.token}"
+    if "attempts_made" in fields or "stalls" in fields:  # release, stall: one statement
+        txn.conn.execute(
+            "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?",
+            (
+                fields.get("attempts_made", held.attempts_made),
+                fields.get("stalls", held.stalls),
+                held.key,
+            ),
+        )
+    if change.to in FINISHED_STATES:
+        finish(txn, held.key, change.to, result=result, error=text, history=history, ended=ended)
+    elif change.to is JobState.ACTIVE:  # a cancel request for its holder
+        txn.conn.execute(
+            "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?",
+            (bool(fields.get("cancel_requested")), held.key),
+        )
+    else:
+        run_at = txn.now + (change.run_at or 0.0)
+        requeue(txn, held.key, change.to, run_at, error=text, history=history, ended=ended)
+    if change.counts_as is not None:
+        txn.count_outcome(change.counts_as)
+    return change.to
 
 
 def requeue(
     txn: Txn,
     key: int,
+    state: JobState,
     run_at: float,
     *,
     error: str | None = None,
     history: str | None = None,
     ended: str | None = None,
-) -> JobState:
-    """Back to waiting (or delayed until ``run_at``), lease and holder dropped; ``error``,
-    ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
-    state = JobState.DELAYED if run_at > txn.now else JobState.WAITING
+) -> None:
+    """Back to ``state`` (waiting, or delayed until ``run_at``), lease and holder dropped;
+    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
     txn.conn.execute(
         "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
         "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
@@ -262,7 +296,6 @@ def requeue(
         (state.value, run_at, txn.next_seq(), error, history, ended, key),
     )
     txn.work_added = True
-    return state
 
 
 def finish(
@@ -317,31 +350,24 @@ def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
 
 
 def recover(txn: Txn, max_stalls: int) -> int:
-    """Expired leases: a stall each, recorded as a 'stalled' attempt; then cancelled if a
-    cancel was requested, failed as stalled past ``max_stalls``, else waiting again."""
+    """Expired leases (the guard ``lifecycle.Expired``), each ended as ``lifecycle.on_stall``
+    decides."""
     expired = txn.conn.execute(
         f"SELECT {HELD_COLUMNS}, stalls FROM jobqueue_jobs WHERE state = 'active' "
         "AND lease_expires_at <= ? ORDER BY seq LIMIT ?",
         (txn.now, MAINTENANCE_BATCH),
     ).fetchall()
     for row in expired:
-        held, stalls = _held(row), row[6] + 1
+        held = _held(row, stalls=row[6])
         txn.recovered.append(held.key)
-        history = held.ended(txn.now, AttemptOutcome.STALLED, None)
-        txn.conn.execute("UPDATE jobqueue_jobs SET stalls = ? WHERE id = ?", (stalls, held.key))
-        if held.cancel_requested:
-            logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
-            finish(txn, held.key, JobState.CANCELLED, history=history)
-            txn.count_outcome(AttemptOutcome.CANCELLED)
-        elif policy.is_stalled_too_often(stalls, max_stalls):
-            logger.warning("job %s stalled %d times: failing it", held.key, stalls)
-            error = error_json(policy.stalled_error(stalls))
-            finish(txn, held.key, JobState.FAILED, error=error, history=history)
-            txn.count_outcome(AttemptOutcome.FAILED)
+        change = lifecycle.on_stall(held, max_stalls, txn.now)
+        if change.to is JobState.WAITING:
+            logger.info("job %s: lease expired, back to waiting (stall %d)", held.key, row[6] + 1)
+        elif change.to is JobState.FAILED:
+            logger.warning("job %s stalled %d times: failing it", held.key, row[6] + 1)
         else:
-            logger.info("job %s: lease expired, back to waiting (stall %d)", held.key, stalls)
-            requeue(txn, held.key, txn.now, history=history)
-            txn.count_outcome(AttemptOutcome.RETRIED)
+            logger.info("job %s: lease expired after a cancel request: cancelled", held.key)
+        write(txn, held, change)
     return len(expired)
 
 
@@ -349,8 +375,8 @@ def apply_retention(txn: Txn, retention: Retention) -> int:
     """Remove the first-finished jobs while there are too many or they are too old; returns
     how many were removed."""
     budget = MAINTENANCE_BATCH
-    for cutoff in policy.retention_cutoffs(retention, txn.now):
-        if cutoff.keep is None and cutoff.before is None:
+    for cutoff in lifecycle.retention_cutoffs(retention):
+        if cutoff.keep is None and cutoff.seconds is None:
             continue
         # The count comes from the trigger-kept table: no scan even with many finished jobs.
         (total,) = txn.conn.execute(
@@ -365,9 +391,7 @@ def apply_retention(txn: Txn, retention: Retention) -> int:
             ).fetchall()
             drop: list[int] = []
             for key, finished_at in rows:
-                too_many = cutoff.keep is not None and total - len(drop) > cutoff.keep
-                too_old = cutoff.before is not None and (finished_at or 0.0) <= cutoff.before
-                if not (too_many or too_old):
+                if not cutoff.removes(total - len(drop), finished_at or 0.0, txn.now):
                     break
                 drop.append(key)
             delete(txn, drop)
@@ -395,5 +419,5 @@ def delete(txn: Txn, keys: list[int]) -> int:
 def forget_old_outcomes(txn: Txn) -> None:
     """Drop the outcome counts older than the policy keeps (a seek on the primary key)."""
     txn.conn.execute(
-        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (policy.first_kept_minute(txn.now),)
+        "DELETE FROM jobqueue_outcomes WHERE minute < ?", (lifecycle.first_kept_minute(txn.now),)
     )
