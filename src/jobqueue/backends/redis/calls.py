@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis.exceptions
 
-from jobqueue import policy as rules
+from jobqueue import lifecycle as rules
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis.codec import Arg, Command, exact_number
 from jobqueue.backends.redis.scripts import load_library, load_scripts
@@ -217,9 +217,9 @@ _STALL_MARK = 987_654_321  # a count no real message holds, to split the text ar
 
 
 def _stall_error_template() -> tuple[str, str]:
-    """``policy.stalled_error`` as JSON, split where its stall count goes: recover() in
+    """``lifecycle.stalled_error`` as JSON, split where its stall count goes: recover() in
     ``lua/lib/housekeeping.lua`` joins the halves around the count, so the text is written
-    only in policy."""
+    only in lifecycle."""
     text = dumps_json(rules.stalled_error(_STALL_MARK).to_dict())
     before, _, after = text.partition(str(_STALL_MARK))
     return before, after

@@ -38,7 +38,7 @@ local K_COUNTED
 -- Periodic schedules (see claim_tick.lua): the names, one record hash and one list of recent
 -- ticks per schedule (schedule_key, schedule_ticks_key).
 local K_SCHEDULES
--- The policy tail: values from jobqueue.policy that script_command appends after the
+-- The policy tail: values from jobqueue.lifecycle that Calls.command appends after the
 -- script's own arguments, only for the scripts that use these names (so renew, log and
 -- progress never pay for them): history bound, cancelled max age in seconds ('' = forever,
 -- an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split around its

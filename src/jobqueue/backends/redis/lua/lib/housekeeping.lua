@@ -1,7 +1,8 @@
 -- Housekeeping every claim and idle poll does first: due delayed jobs promoted, expired
 -- leases recovered, finished jobs past retention dropped -- at most BATCH each per call.
 
--- policy.stalled_error's JSON with the stall count put in (the text is written once, there).
+-- lifecycle.stalled_error's JSON with the stall count put in (the text is written once,
+-- there).
 local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAIL + 5] end
 
 -- The list `P stalled`: ids of the jobs recover() ended a lease of, oldest first, until
