@@ -3,9 +3,9 @@
 Nothing here decides anything of its own: every command is built by the sync
 :class:`~jobqueue.backends.redis.RedisBackend` this one is paired with (its ``calls``), a
 refused call is recovered by the same plan (``Calls.cure``), and every reply is decoded by
-the same functions (``wire.py``), so both speak to one queue in exactly the
-same way -- a job submitted here is claimed by a sync dispatcher, and waiting for it blocks
-(BLPOP) on the key the sync backend's ``wait_for_finish`` blocks on.
+the same functions (``wire.py``), so both speak to one queue in exactly the same way -- a
+job submitted here is claimed by a sync dispatcher, and waiting for it blocks (BLPOP) on
+the key the sync backend's ``wait_for_finish`` blocks on.
 
 redis.asyncio connections belong to the event loop that opened them, so a client is opened
 per running loop (``asyncio.run`` twice, or a test client that starts a loop per request,
