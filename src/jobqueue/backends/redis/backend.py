@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import redis
 import redis.cluster
@@ -366,8 +367,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
         reply_states, reply_claims = rows(self._run("finish_many", args))
         states = finished_states(reply_states)
         claims: list[Claim] = []
-        for token, item in zip(tokens, rows(reply_claims), strict=False):
-            reply = rows(item)
+        for token, reply in zip(tokens, cast("list[list[Reply]]", reply_claims), strict=False):
             try:
                 claims.append(Claim(decode_claim(reply), token, deadline))
             except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer

@@ -112,8 +112,7 @@ def submitted_jobs(jobs: Sequence[Job], replies: Reply) -> list[Job]:
     ``build_job`` made for this submit (it carries ``_submit_json``) is nobody else's: it is
     filled in and returned itself; any other is copied, the caller's left as it was."""
     out: list[Job] = []
-    for job, item in zip(jobs, rows(replies), strict=True):
-        reply = rows(item)
+    for job, reply in zip(jobs, cast("list[list[Reply]]", replies), strict=True):
         if as_text(reply[0]) == "n":
             state = STATES[as_text(reply[2])]
             if getattr(job, "_submit_json", None) is None:
@@ -129,8 +128,7 @@ def submitted_jobs(jobs: Sequence[Job], replies: Reply) -> list[Job]:
 
 def listed_jobs(reply: Reply, namespace: str) -> list[Job]:
     jobs = []
-    for item in rows(reply):
-        row = rows(item)
+    for row in cast("list[list[Reply]]", reply):
         try:
             jobs.append(decode_job(row))
         except CorruptJobError as exc:  # a listing shows it, marked; get() raises
