@@ -91,7 +91,14 @@ def run(
     import body
     import redis.connection
 
-    from jobqueue.dispatcher import Dispatcher
+    try:  # the slot's loop: runtime.slot since 0.2, Dispatcher._run_slot before
+        from jobqueue.runtime.slot import Slot as looping
+
+        loop_name = "work"
+    except ImportError:
+        from jobqueue.dispatcher import Dispatcher as looping  # type: ignore[no-redef]
+
+        loop_name = "_run_slot"
 
     server.flush()
     body._client = None  # a fresh connection for the body, as in a new worker
@@ -112,9 +119,9 @@ def run(
     started = time.perf_counter()
     # The jobs run in the dispatcher's slot thread: the profile is taken there (a profiler
     # enabled here would see this thread wait for the slot, and nothing else).
-    run_slot = Dispatcher._run_slot
+    run_slot = getattr(looping, loop_name)
 
-    def profiled_slot(self: Dispatcher, burst: bool, max_jobs: int | None) -> None:
+    def profiled_slot(self: Any, burst: bool, max_jobs: int | None) -> None:
         assert profile is not None
         profile.enable()
         try:
@@ -123,12 +130,12 @@ def run(
             profile.disable()
 
     if profile is not None:
-        Dispatcher._run_slot = profiled_slot  # type: ignore[method-assign]
+        setattr(looping, loop_name, profiled_slot)
     try:
         processed = queue.work(burst=True, prefetch=options.prefetch)
     finally:
         redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
-        Dispatcher._run_slot = run_slot  # type: ignore[method-assign]
+        setattr(looping, loop_name, run_slot)
     wall = time.perf_counter() - started
     cpu, redis_cpu = time.process_time() - cpu0, process_cpu_seconds(server.pid) - redis0
     assert processed == n, f"processed {processed} of {n}"

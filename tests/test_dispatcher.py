@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from jobqueue import Backoff, Dispatcher, JobQueue, JobState, hookimpl
-from jobqueue import dispatcher as dispatcher_module
 from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobError
+from jobqueue.runtime import outage
 from jobqueue.testing import ManualClock
 
 
@@ -647,7 +647,7 @@ def test_stop_before_run_is_honoured() -> None:
 
 
 def test_outage_back_off_ends_at_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dispatcher_module, "OUTAGE_BACKOFF_MIN", 60.0)
+    monkeypatch.setattr(outage, "OUTAGE_BACKOFF_MIN", 60.0)
     queue = make_queue()
     queue.add_worker("w", lambda job: None)
     failing = threading.Event()

@@ -30,7 +30,7 @@ from jobqueue import (
     TLSVerificationError,
     Worker,
 )
-from jobqueue.dispatcher import Dispatcher
+from jobqueue.runtime.dispatcher import Dispatcher
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
 
 __all__ = ["redis_url"]  # the session fixture, used below

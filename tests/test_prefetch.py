@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from jobqueue import JobQueue, JobState
-from jobqueue.prefetch import (
+from jobqueue.runtime.prefetch import (
     BUDGET,
     MAX_DEPTH,
     SEED,

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from jobqueue import DispatcherCrashedError, JobQueue, JobState, slot_supervisor
+from jobqueue import DispatcherCrashedError, JobQueue, JobState
 from jobqueue.errors import BackendFullError, BackendUnavailableError, LeaseLostError
+from jobqueue.runtime import slot as slot_module
 
 
 def make_queue(**options: Any) -> JobQueue:
@@ -23,8 +24,8 @@ def make_queue(**options: Any) -> JobQueue:
 @pytest.fixture(autouse=True)
 def quick_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Crashed slots restart at once here: the back-off's length is not what is tested."""
-    monkeypatch.setattr(slot_supervisor, "SLOT_RESTART_MIN", 0.001)
-    monkeypatch.setattr(slot_supervisor, "SLOT_RESTART_MAX", 0.001)
+    monkeypatch.setattr(slot_module, "SLOT_RESTART_MIN", 0.001)
+    monkeypatch.setattr(slot_module, "SLOT_RESTART_MAX", 0.001)
 
 
 class Flaky:
@@ -50,7 +51,7 @@ def test_a_crashed_slot_is_logged_and_restarted(caplog: pytest.LogCaptureFixture
     job = queue.submit_job("w", {})
     flaky = Flaky(queue.backend.claim, RuntimeError("a bug in a backend"), times=2)
     queue.backend.claim = flaky  # type: ignore[method-assign]
-    with caplog.at_level(logging.ERROR, logger="jobqueue.dispatcher"):
+    with caplog.at_level(logging.ERROR, logger="jobqueue.runtime"):
         assert queue.work() == 1
     assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
     crashes = [r for r in caplog.records if "crashed" in r.getMessage()]
@@ -182,7 +183,7 @@ def test_a_transient_backend_error_in_log_and_progress_is_retried(error: Excepti
 def test_a_log_write_the_backend_keeps_failing_is_dropped_not_the_job(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from jobqueue import running
+    from jobqueue.runtime import running
 
     monkeypatch.setattr(running, "WRITE_RETRY_FOR", 0.2)
     queue = make_queue()
@@ -199,7 +200,7 @@ def test_a_log_write_the_backend_keeps_failing_is_dropped_not_the_job(
     queue.backend.set_progress = Flaky(  # type: ignore[method-assign]
         queue.backend.set_progress, down, times=10**9
     )
-    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+    with caplog.at_level(logging.WARNING, logger="jobqueue.runtime.running"):
         queue.work()
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
@@ -211,7 +212,7 @@ def test_log_lines_into_a_full_sqlite_database_are_dropped_not_the_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real "database or disk is full": the handler's connection may not grow the file."""
-    from jobqueue import running
+    from jobqueue.runtime import running
 
     monkeypatch.setattr(running, "WRITE_RETRY_FOR", 0.05)
     queue = JobQueue(f"sqlite:///{tmp_path / 'jobs.db'}", load_entrypoints=False)
@@ -229,7 +230,7 @@ def test_log_lines_into_a_full_sqlite_database_are_dropped_not_the_job(
         return "sent"
 
     job = queue.submit_job("w", {})
-    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+    with caplog.at_level(logging.WARNING, logger="jobqueue.runtime.running"):
         queue.work()
     stored = queue.get_job_by_id(job.id)
     assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "sent"
@@ -301,7 +302,7 @@ def test_a_heartbeat_bug_is_logged_and_the_beats_go_on(
     )
     done = threading.Event()
     runner = threading.Thread(target=lambda: (queue.work(), done.set()), daemon=True)
-    with caplog.at_level(logging.ERROR, logger="jobqueue.dispatcher"):
+    with caplog.at_level(logging.ERROR, logger="jobqueue.runtime"):
         runner.start()
         assert done.wait(30), "work() never returned"
     assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]

@@ -12,7 +12,6 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.client import QueueClient
-from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -45,7 +44,8 @@ from jobqueue.errors import (
 from jobqueue.hooks import hookimpl
 from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
 from jobqueue.queue import JobQueue
-from jobqueue.running import RunningJob
+from jobqueue.runtime.dispatcher import Dispatcher
+from jobqueue.runtime.running import RunningJob
 from jobqueue.scheduler import ScheduleInfo
 from jobqueue.schedules import Schedule
 from jobqueue.worker import Handler, Worker

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from jobqueue.aio import AsyncJobQueue
 from jobqueue.client import DEFAULT_URL, QueueClient
-from jobqueue.dispatcher import Dispatcher
+from jobqueue.runtime.dispatcher import Dispatcher
 from jobqueue.scheduler import Scheduler
 
 __all__ = ["DEFAULT_URL", "JobQueue"]
@@ -48,8 +48,8 @@ class JobQueue(QueueClient):
         """A dispatcher for this queue's workers (all of them, or ``names``). Each slot claims
         jobs ahead and records their outcomes in batches — still one job running at a time per
         slot — while recent jobs are short and the backlog deep, one at a time otherwise
-        (``prefetch=None``, adaptive: see ``jobqueue.prefetch``); ``prefetch=N`` always claims
-        up to N ahead."""
+        (``prefetch=None``, adaptive: see ``jobqueue.runtime.prefetch``); ``prefetch=N``
+        always claims up to N ahead."""
         return Dispatcher(
             self.backend,
             self.registry,

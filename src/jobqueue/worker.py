@@ -14,7 +14,7 @@ from jobqueue.job import JSON, Backoff, is_unicode
 from jobqueue.limits import MAX_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
-    from jobqueue.running import RunningJob
+    from jobqueue.runtime.running import RunningJob
 
 HandleFunction = Callable[["RunningJob"], "JSON | Awaitable[JSON]"]
 

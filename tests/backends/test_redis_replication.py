@@ -84,6 +84,35 @@ def test_an_outcome_with_replicas_waits_and_is_safe_to_send_again(
         backend.close()
 
 
+def test_only_the_replica_sentinel_would_promote_answers_the_primarys_wait(
+    replicated: ReplicatedRedis,
+) -> None:
+    """WAIT N counts any N replicas of the primary, so the failover test's ``replicas=1``
+    proves nothing about the promoted replica unless that one alone can answer: with the
+    replica paused (and nothing else), a submit is refused -- the never-promoted spare,
+    chained behind the replica, lags with it instead of acknowledging what the replica
+    lacks (when it replicated from the primary, an acknowledged submit was lost in the
+    failover test now and then). After the pause the spare holds what the replica does."""
+    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2")
+    replica = replicated.client(replicated.replica_port)
+    spare = replicated.client(replicated.spare_port)
+    try:
+        replica.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")  # the replica alone
+        with pytest.raises(ReplicationTimeoutError, match="0 of 1 replica") as caught:
+            queue.submit_job("a", 1)
+        (job_id,) = caught.value.job_ids
+        key = f"jq:{{jobqueue}}:j:{job_id}"
+        assert not spare.exists(key)
+        replica.execute_command("CLIENT", "UNPAUSE")
+        queue.submit_job("a", 2)  # acknowledged: the replica caught up with both
+        wait_until(lambda: spare.exists(key) == 1, 10, "the spare catching up behind the replica")
+    finally:
+        replica.execute_command("CLIENT", "UNPAUSE")
+        replica.close()
+        spare.close()
+        queue.close()
+
+
 def test_jobqueue_replicas_argument_and_the_asyncio_facade(replicated: ReplicatedRedis) -> None:
     url = f"redis://127.0.0.1:{replicated.primary_port}/0"
     with pytest.raises(InvalidSettingError):

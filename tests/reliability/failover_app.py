@@ -3,9 +3,10 @@
 ``python -m jobqueue --app tests.reliability.failover_app:queue worker``: a dispatcher whose
 ``effect`` worker appends "ID N TIME" to the file ``JQ_FO_RUNS`` (a local file, not Redis:
 it must outlive the failover). ``python -m tests.reliability.failover_app URL COUNT ACKS
-ERRORS``: a submitter of COUNT jobs, one at a time; each acknowledged submit appends "ID N"
-to ACKS at once, each error its class name to ERRORS, and the same job is submitted again
-(its ``unique_key`` makes that safe) until it is acknowledged.
+ERRORS``: a submitter of COUNT jobs, one at a time; each acknowledged submit appends "ID N
+TIME" to ACKS at once (TIME: when the acknowledgement came back), each error its class name
+to ERRORS, and the same job is submitted again (its ``unique_key`` makes that safe) until it
+is acknowledged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def submit(url: str, count: int, ackfile: str, errfile: str) -> None:
                     errors.write(f"{type(exc).__name__} {time.time()!r}\n")
                     errors.flush()
                     time.sleep(0.05)
-            acks.write(f"{job.id} {n}\n")
+            acks.write(f"{job.id} {n} {time.time()!r}\n")
             acks.flush()
             time.sleep(0.005)  # a steady stream rather than one burst
     jobs.close()

@@ -1,12 +1,19 @@
 """A primary, a replica and (optionally) three sentinels of this test's own: redis-server
 processes on free loopback ports in a temporary directory, every one killed at teardown.
 
-The replicas are made to lag on demand with ``CLIENT PAUSE WRITE`` on them: they keep
-answering the sentinels (so they stay eligible for promotion) but stop applying the primary's
-stream; what they read but had not applied is dropped when their link to a dead primary
-closes -- exactly replicas that had not caught up when the primary died. A second replica
-(``replica-priority 0``: never promoted) is there so that the new primary has a replica too,
-as a deployment would (``replicas=1`` then still finds one after the failover)."""
+The replica is made to lag on demand with ``CLIENT PAUSE WRITE`` on it: it keeps answering
+the sentinels (so it stays eligible for promotion) but stops applying the primary's stream;
+what it read but had not applied is dropped when its link to a dead primary closes --
+exactly a replica that had not caught up when the primary died.
+
+A second replica, the spare (``replica-priority 0``: never promoted), replicates from the
+replica, not from the primary, so that the new primary has a replica after a failover (as a
+deployment would: ``replicas=1`` then still finds one) without the spare ever answering the
+primary's ``WAIT``. ``WAIT N`` counts any N replicas of the primary: a never-promoted one
+beside the replica would acknowledge writes the promoted replica lacks (with the two paused
+one after the other, the submits acknowledged in between were lost -- see
+docs/deploying.md, replica acknowledgement). Chained, it applies only what the replica
+applied, so it lags with it and needs no pause of its own."""
 
 from __future__ import annotations
 
@@ -41,31 +48,26 @@ class ReplicatedRedis:
         self.processes["primary"] = start_redis_server(
             self.workdir / "primary", self.primary_port, *FAST_SYNC
         )
-        self.processes["replica"] = start_redis_server(
-            self.workdir / "replica",
-            self.replica_port,
-            *FAST_SYNC,
-            "--replicaof",
-            "127.0.0.1",
-            str(self.primary_port),
-        )
-        self.processes["spare"] = start_redis_server(
-            self.workdir / "spare",
-            self.spare_port,
-            *FAST_SYNC,
-            "--replica-priority",
-            "0",
-            "--replicaof",
-            "127.0.0.1",
-            str(self.primary_port),
-        )
-        for port in (self.replica_port, self.spare_port):
+        # The spare follows the replica (see the module docstring): started once the replica
+        # has synced, so that its own first sync does not wait for a retry.
+        chain = (("replica", self.replica_port, self.primary_port, ()),)
+        chain += (("spare", self.spare_port, self.replica_port, ("--replica-priority", "0")),)
+        for name, port, source, extra in chain:
+            self.processes[name] = start_redis_server(
+                self.workdir / name,
+                port,
+                *FAST_SYNC,
+                *extra,
+                "--replicaof",
+                "127.0.0.1",
+                str(source),
+            )
             replica = self.client(port)
             with contextlib.closing(replica):
                 wait_until(
                     lambda r=replica: r.info("replication").get("master_link_status") == "up",
                     20,
-                    "the replicas' first sync",
+                    f"the {name}'s first sync",
                 )
 
     def start_sentinels(self, count: int = 3) -> None:
@@ -104,15 +106,14 @@ class ReplicatedRedis:
         return redis.Redis(port=port, socket_connect_timeout=2, socket_timeout=10)
 
     def lag_replica(self) -> None:
-        """The replicas stop applying the primary's writes (for at most 60 s)."""
-        for port in (self.replica_port, self.spare_port):
-            with contextlib.closing(self.client(port)) as replica:
-                replica.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+        """The replica (and so the spare behind it) stops applying the primary's writes (for
+        at most 60 s). One pause: from its reply on, no replica acknowledges a new write."""
+        with contextlib.closing(self.client(self.replica_port)) as replica:
+            replica.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
 
     def unpause_replica(self) -> None:
-        for port in (self.replica_port, self.spare_port):
-            with contextlib.closing(self.client(port)) as replica:
-                replica.execute_command("CLIENT", "UNPAUSE")
+        with contextlib.closing(self.client(self.replica_port)) as replica:
+            replica.execute_command("CLIENT", "UNPAUSE")
 
     def kill_primary(self) -> None:
         process = self.processes["primary"]
@@ -139,7 +140,7 @@ def _sees_replica(sentinel: redis.Redis) -> bool:
         state = sentinel.sentinel_master(SERVICE)
     except redis.RedisError:
         return False
-    return int(state.get("num-slaves", 0)) >= 2 and int(state.get("num-other-sentinels", 0)) >= 2
+    return int(state.get("num-slaves", 0)) >= 1 and int(state.get("num-other-sentinels", 0)) >= 2
 
 
 @pytest.fixture

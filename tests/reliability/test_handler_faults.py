@@ -251,7 +251,7 @@ def test_a_log_line_written_while_redis_is_down_does_not_fail_the_job(
 
     job = queue.submit_job("mail", {})
     runner = threading.Thread(target=queue.work, daemon=True)
-    with caplog.at_level(logging.WARNING, logger="jobqueue.running"):
+    with caplog.at_level(logging.WARNING, logger="jobqueue.runtime.running"):
         runner.start()
         wait_until(
             lambda: queue.get_job_by_id(job.id).state is JobState.ACTIVE,  # type: ignore[union-attr]

@@ -19,9 +19,9 @@ import pytest
 
 from jobqueue import JobQueue
 from jobqueue.backends.memory import MemoryBackend
-from jobqueue.dispatcher import Dispatcher
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JobError, JobState
+from jobqueue.runtime.dispatcher import Dispatcher
 from tests.reliability.support import wait_until
 
 pytestmark = pytest.mark.slow

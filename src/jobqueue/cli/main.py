@@ -30,7 +30,7 @@ from jobqueue.errors import (
 )
 from jobqueue.job import MAX_JSON_DEPTH, JobState, text_nests_deeper
 from jobqueue.queue import JobQueue
-from jobqueue.slot_supervisor import enable_faulthandler, exit_status
+from jobqueue.runtime.shutdown import enable_faulthandler
 
 logger = logging.getLogger("jobqueue.cli")
 
@@ -273,7 +273,7 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     if args.json:
         print_json({"jobs": finished, "attempts": dispatcher.processed, **outcomes})
     # 0 only for a requested stop: SIGTERM, --burst done, a handler's SystemExit(0).
-    return exit_status(dispatcher)
+    return dispatcher.exit_status()
 
 
 def cmd_submit(args: argparse.Namespace, queue: JobQueue) -> int:

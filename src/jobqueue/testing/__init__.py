@@ -11,7 +11,10 @@ Subclass ``BackendContract`` in a test module and implement ``make_backend``::
 Every test then runs against your backend, including a hypothesis state machine that
 compares it with a simple model after every step, and a differential machine that drives it
 and the in-memory reference backend with the same operations and demands identical
-results. Needs ``pytest`` and ``hypothesis``.
+results. ``BackendContract`` combines one part per part of the seam, each a module of
+``jobqueue.testing.contract`` (storage, fencing, ordering, dedup, waits, handoff, schedules,
+schedule_records, control, operator, stalls, outcomes, machines) whose class also runs on
+its own. Needs ``pytest`` and ``hypothesis``.
 """
 
 from jobqueue.testing.clock import ManualClock

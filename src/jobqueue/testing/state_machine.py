@@ -16,7 +16,6 @@ its name is paused, no stale token accepted, a cancel-requested job never runs a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -34,57 +33,20 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.errors import JobStateError, LeaseLostError
-from jobqueue.job import JSON, Job, JobError, JobState
+from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
-
-MAX_STALLS = 2
-NAMES = ("a", "b")
-DISPATCHERS = ("d1", "d2")
-_RETRYABLE = (JobState.FAILED, JobState.CANCELLED)
-_FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-SCHEDULES = ("s1", "s2")
-FIRST_TICK = 1_700_000_040.0
-
-
-@dataclass
-class ModelJob:
-    id: str
-    name: str
-    priority: int
-    run_at: float
-    state: JobState = JobState.WAITING
-    token: str | None = None
-    lease_deadline: float = 0.0
-    attempts_made: int = 0
-    stalls: int = 0
-    cancel_requested: bool = False
-    finished_at: float | None = None
-    result: JSON = None
-
-
-@dataclass
-class ModelSchedule:
-    definition: str = ""
-    last_tick: float | None = None
-    last_job_id: str | None = None
-    paused: bool = False
-    missed: int = 0
-    skipped: int = 0
-    updated_at: float = 0.0
-    recent: list[TickEntry] = field(default_factory=list)  # newest first
-
-    def record(self, name: str) -> ScheduleRecord:
-        return ScheduleRecord(
-            name,
-            self.definition,
-            self.last_tick,
-            self.last_job_id,
-            self.paused,
-            self.missed,
-            self.skipped,
-            self.updated_at,
-            tuple(self.recent[: lifecycle.SCHEDULE_TICKS_KEPT]),
-        )
+from jobqueue.testing.model import (
+    DISPATCHERS,
+    FINISHED,
+    FIRST_TICK,
+    MAX_STALLS,
+    NAMES,
+    RETRYABLE,
+    SCHEDULES,
+    ModelBook,
+    ModelJob,
+    ModelSchedule,
+)
 
 
 def make_state_machine(
@@ -93,7 +55,7 @@ def make_state_machine(
 ) -> type[RuleBasedStateMachine]:
     """Build the machine class for one backend factory (a new, empty backend per example)."""
 
-    class BackendStateMachine(RuleBasedStateMachine):
+    class BackendStateMachine(ModelBook, RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.clock = ManualClock()
@@ -113,69 +75,6 @@ def make_state_machine(
 
         def teardown(self) -> None:
             dispose_backend(self.backend)
-
-        # -- the model's own bookkeeping ------------------------------------------------------
-
-        def _finish(self, job: ModelJob, state: JobState) -> None:
-            if job.token is not None:
-                self.stale_tokens.append((job.id, job.token))
-            job.state, job.token, job.finished_at = state, None, self.clock()
-
-        def _count(self, outcome: str) -> None:
-            counts = self.outcomes.setdefault(lifecycle.outcome_minute(self.clock()), {})
-            counts[outcome] = counts.get(outcome, 0) + 1
-
-        def _requeue(self, job: ModelJob, run_at: float) -> None:
-            if job.token is not None:
-                self.stale_tokens.append((job.id, job.token))
-            job.token, job.run_at = None, run_at
-            job.state = JobState.DELAYED if run_at > self.clock() else JobState.WAITING
-
-        def _recover_expired(self) -> int:
-            now = self.clock()
-            recovered = 0
-            for job in self.jobs.values():
-                if job.state is JobState.ACTIVE and job.lease_deadline <= now:
-                    recovered += 1
-                    self.recovered.append(job.id)
-                    job.stalls += 1
-                    if job.cancel_requested:
-                        self._finish(job, JobState.CANCELLED)
-                        self._count("cancelled")
-                    elif job.stalls > MAX_STALLS:
-                        self._finish(job, JobState.FAILED)
-                        self._count("failed")
-                    else:
-                        self._requeue(job, now)
-                        self._count("retried")
-            return recovered
-
-        def _maintain(self) -> int:
-            """What claims and ``maintain`` do first: promote due jobs, recover leases."""
-            now = self.clock()
-            promoted = 0
-            for job in self.jobs.values():
-                if job.state is JobState.DELAYED and job.run_at <= now:
-                    job.state = JobState.WAITING
-                    promoted += 1
-            return promoted + self._recover_expired()
-
-        def _ready(self, names: tuple[str, ...]) -> list[ModelJob]:
-            return [
-                job
-                for job in self.jobs.values()
-                if job.name in names
-                and job.name not in self.paused
-                and job.state is JobState.WAITING
-            ]
-
-        def _active(self) -> list[ModelJob]:
-            return sorted(
-                (j for j in self.jobs.values() if j.state is JobState.ACTIVE), key=lambda j: j.id
-            )
-
-        def _live(self, job: ModelJob) -> bool:
-            return job.state is JobState.ACTIVE and job.lease_deadline > self.clock()
 
         def _any_id(self, data: st.DataObject) -> str:
             """A job id: mostly of a job the backend has, now and then of a removed one."""
@@ -369,14 +268,14 @@ def make_state_machine(
             try:
                 stored = self.backend.retry(job_id)
             except JobStateError:
-                assert job is not None and job.state not in _RETRYABLE, (
+                assert job is not None and job.state not in RETRYABLE, (
                     f"retry of job {job_id} ({job and job.state}) refused"
                 )
                 return
             if job is None:
                 assert stored is None, f"retry of removed job {job_id} returned {stored}"
                 return
-            assert job.state in _RETRYABLE, f"retry of {job.state} job {job_id} accepted"
+            assert job.state in RETRYABLE, f"retry of {job.state} job {job_id} accepted"
             self._retried(job)
             assert stored is not None and stored.id == job_id
             assert stored.state is JobState.WAITING
@@ -384,13 +283,7 @@ def make_state_machine(
             assert not stored.cancel_requested and stored.result is None
             assert stored.finished_at is None
 
-        def _retried(self, job: ModelJob) -> None:
-            self.repeatable.pop(job.id, None)  # retried: the old token is fenced
-            job.state, job.run_at = JobState.WAITING, self.clock()
-            job.attempts_made = job.stalls = 0
-            job.cancel_requested, job.finished_at, job.result = False, None, None
-
-        @rule(state=st.sampled_from(_RETRYABLE), name=st.sampled_from([None, *NAMES]))
+        @rule(state=st.sampled_from(RETRYABLE), name=st.sampled_from([None, *NAMES]))
         def retry_many(self, state: JobState, name: str | None) -> None:
             doomed = [j for j in self.jobs.values() if j.state is state and name in (None, j.name)]
             assert self.backend.retry_many(state, name) == len(doomed)
@@ -398,7 +291,7 @@ def make_state_machine(
                 self._retried(job)
 
         @rule(
-            state=st.sampled_from(_FINISHED),
+            state=st.sampled_from(FINISHED),
             name=st.sampled_from([None, *NAMES]),
             before=st.sampled_from([None, 0.0, -10.0]),
         )
@@ -489,10 +382,6 @@ def make_state_machine(
             assert self.backend.remove(job_id) is True
             self._forget(job_id)
             assert self.backend.get(job_id) is None
-
-        def _forget(self, job_id: str) -> None:
-            del self.jobs[job_id]
-            self.removed.append(job_id)
 
         @rule(
             schedule=st.sampled_from(SCHEDULES),

@@ -11,7 +11,7 @@ from jobqueue.backend import Backend
 from jobqueue.errors import BackendError, InvalidOptionError
 from jobqueue.job import JSON, Job
 
-logger = logging.getLogger("jobqueue.running")
+logger = logging.getLogger(__name__)
 
 WRITE_RETRY_FOR = 2.0
 """Seconds a ``progress``/``log`` write is retried through backend errors before it is

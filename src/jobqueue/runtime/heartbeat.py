@@ -2,9 +2,8 @@
 
 Each beat is one ``backend.heartbeat`` call: it renews every lease the dispatcher holds,
 keeps the dispatcher's record among the live ones (``jobqueue workers``), and brings back the
-cancel requests of its jobs. Maintenance (promoting due jobs, recovering expired leases,
-retention, forgetting dead dispatchers) rides along in the same worker thread; the jobs it
-reports recovered go to ``on_recovered`` (the dispatcher fires ``jobqueue_job_stalled``).
+cancel requests of its jobs. Maintenance (``maintenance``) rides along in the same worker
+thread.
 
 The call runs in a worker thread and the beat waits for it at most a sixth of the lease. A
 call that hangs (a socket timeout can be as long as the lease) is left to finish on its own and
@@ -16,21 +15,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus
 from jobqueue.errors import JobQueueError
-from jobqueue.job import Job
+from jobqueue.runtime.maintenance import Maintenance
 
-logger = logging.getLogger("jobqueue.dispatcher")
+logger = logging.getLogger(__name__)
 
 BEAT_EVERY = 1.0
 """Seconds between beats at most (a third of the lease when that is shorter): a cancel
 reaches a running job, and a dead dispatcher leaves the live list, within about this."""
-
-MAINTAIN_EVERY = 1.0
-"""Seconds between maintenance steps of one dispatcher."""
 
 MAX_IN_FLIGHT = 4
 """Beats whose call hangs are left running; past this many, beats wait for one of them."""
@@ -44,10 +39,10 @@ class Heartbeat:
         backend: Backend,
         info: DispatcherInfo,
         lease_seconds: float,
-        on_recovered: Callable[[list[Job]], None] | None = None,
+        maintenance: Maintenance,
     ) -> None:
         self.backend = backend
-        self.on_recovered = on_recovered
+        self.maintenance = maintenance
         self.info = info
         self.lease_seconds = lease_seconds
         self.every = min(BEAT_EVERY, lease_seconds / 3)
@@ -56,7 +51,6 @@ class Heartbeat:
             max_workers=MAX_IN_FLIGHT, thread_name_prefix="jobqueue-beat"
         )
         self._in_flight: set[concurrent.futures.Future[list[LeaseStatus]]] = set()
-        self._maintained = 0.0
 
     def beat(
         self, leases: Sequence[tuple[str, str]]
@@ -88,23 +82,8 @@ class Heartbeat:
 
     def _call(self, leases: list[tuple[str, str]]) -> list[LeaseStatus]:
         statuses = self.backend.heartbeat(self.info, leases, self.lease_seconds)
-        now = time.monotonic()
-        if now - self._maintained >= MAINTAIN_EVERY:
-            self._maintained = now
-            self._maintain()
+        self.maintenance.step()
         return statuses
-
-    def _maintain(self) -> None:
-        try:
-            recovered = self.backend.maintain()
-        except JobQueueError as exc:
-            logger.warning("maintenance failed: %s", exc)
-            return
-        except Exception:  # a bug: logged, and the renewals still count
-            logger.exception("maintenance failed unexpectedly")
-            return
-        if recovered and self.on_recovered is not None:
-            self.on_recovered(recovered)
 
     def leave(self) -> None:
         """Report the stalls this process's claims recovered since the last maintenance (a
@@ -112,7 +91,7 @@ class Heartbeat:
         clean exit); both within the bound."""
 
         def last_call() -> None:
-            self._maintain()
+            self.maintenance.run()
             self.backend.remove_dispatcher(self.info.id)
 
         future = self._pool.submit(last_call)
