@@ -450,4 +450,4 @@ def test_the_library_or_scripts_are_loaded_when_missing(version: tuple[int, int]
             assert await aq.get_job_by_id(job.id) == job
 
     asyncio.run(main())
-    assert sync.functions == (version >= (7, 0))
+    assert sync.calls.functions == (version >= (7, 0))

@@ -69,7 +69,7 @@ def test_a_lost_submit_reply_returns_the_job_and_stores_it_once(queue: JobQueue)
 
 def _and_the_resend_cannot_be_sent(queue: JobQueue) -> None:
     """After the reply is lost, the reconnection for the resend fails (Redis unreachable)."""
-    connection = _backend(queue)._connections.held.connection  # type: ignore[union-attr]
+    connection = _backend(queue)._connections.held()  # type: ignore[union-attr]
 
     # redis-py 5.1+ reconnects through connect_check_health, older ones through connect.
     name = "connect_check_health" if hasattr(connection, "connect_check_health") else "connect"

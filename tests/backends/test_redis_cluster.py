@@ -343,7 +343,7 @@ def test_a_refused_read_inside_a_script_is_no_missing_job(cluster_ports: list[in
     backend = RedisBackend(
         redis.Redis(port=move.source.port), BackendOptions(clock=clock), namespace=ns
     )
-    backend._route = (prefix + "id",)  # no guard: the script runs, its read is refused
+    backend.calls.route = (prefix + "id",)  # no guard: the script runs, its read is refused
     now = clock()
     try:
         stored = backend.submit(Job(id="", name="m", data=1, created_at=now, run_at=now))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from jobqueue.backends.redis.backend import translate_errors
+from jobqueue.backends.redis.connection import translate_errors
 from jobqueue.errors import BackendError, BackendUnavailableError
 
 # The texts a real migrating cluster gave (Redis 7.0), and redis-py's parsed classes.

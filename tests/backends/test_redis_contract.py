@@ -96,7 +96,7 @@ class TestRedisBackendOnFakeRedis6(RedisContract):
 
 def scripts_only(backend: Backend) -> Backend:
     assert isinstance(backend, RedisBackend)
-    backend.functions = False
+    backend.calls.functions = False
     return backend
 
 
@@ -321,7 +321,7 @@ def library_flags(client: Any, library: str) -> dict[str, set[str]]:
 def test_a_redis_7_server_gets_the_function_library(fake: Any, clock: ManualClock) -> None:
     backend = RedisBackend(fake, BackendOptions(clock=clock), namespace="fn")
     backend.submit(job(clock))
-    assert backend.functions
+    assert backend.calls.functions
     library = load_library()
     flags = library_flags(fake, library.name)
     assert set(flags) == set(library.functions.values())
@@ -337,21 +337,21 @@ def test_a_server_that_lost_the_library_gets_it_again(fake: Any, clock: ManualCl
     fake.execute_command("FUNCTION", "FLUSH")  # as after a restart or failover
     claim = backend.claim(spec("a"))
     assert claim is not None and claim.job.id == first.id
-    assert backend.functions and library_flags(fake, load_library().name)
+    assert backend.calls.functions and library_flags(fake, load_library().name)
 
 
 def test_a_library_already_loaded_by_another_client_is_used(fake: Any, clock: ManualClock) -> None:
     fake.execute_command("FUNCTION", "LOAD", load_library().source)
     backend = RedisBackend(fake, BackendOptions(clock=clock), namespace="fn")
     backend.submit(job(clock))
-    assert backend.functions
+    assert backend.calls.functions
 
 
 def test_without_functions_the_backend_turns_to_scripts(clock: ManualClock) -> None:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(6, 2)))
     backend = RedisBackend(client, BackendOptions(clock=clock), namespace="fn")
     stored = backend.submit(job(clock))
-    assert not backend.functions
+    assert not backend.calls.functions
     assert backend.get(stored.id) == stored
 
 
@@ -368,13 +368,13 @@ def test_real_redis_reloads_a_lost_library(redis_url: str) -> None:
         {script: name.replace(digest, renamed) for script, name in library.functions.items()},
     )
     backend = RedisBackend.from_url(redis_url, BackendOptions(namespace=new_namespace()))
-    backend._library = mine
+    backend.calls.library = mine
     try:
         stored = backend.submit(Job(id="", name="a", data=1, created_at=0.0, run_at=0.0))
         assert set(library_flags(backend.client, mine.name)) == set(mine.functions.values())
         backend.client.execute_command("FUNCTION", "DELETE", mine.name)
         assert backend.get(stored.id) == stored
-        assert backend.functions and library_flags(backend.client, mine.name)
+        assert backend.calls.functions and library_flags(backend.client, mine.name)
     finally:
         with contextlib.suppress(redis.exceptions.ResponseError):
             backend.client.execute_command("FUNCTION", "DELETE", mine.name)
@@ -387,5 +387,5 @@ def test_an_acl_that_denies_fcall_turns_the_backend_to_scripts(fake: Any) -> Non
     denied = redis.exceptions.NoPermissionError(
         "this user has no permissions to run the 'fcall' command"
     )
-    assert backend.library_missing(denied) and not backend.functions
-    assert not backend.library_missing(redis.exceptions.ResponseError("ERR something else"))
+    assert backend.calls.library_missing(denied) and not backend.calls.functions
+    assert not backend.calls.library_missing(redis.exceptions.ResponseError("ERR something else"))

@@ -49,8 +49,8 @@ def lose_next_reply(backend: RedisBackend) -> list[int]:
     list that counts the commands sent from then on."""
     backend.count_by_state()  # the thread's connection is open (and fakeredis's scripts chosen)
     for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT (on scripts)
-        backend.client.script_load(backend.script_source(name))
-    connection = backend._connections.held.connection  # type: ignore[union-attr]
+        backend.client.script_load(backend.calls.scripts[name].source)
+    connection = backend._connections.held()  # type: ignore[union-attr]
     sent: list[int] = []
     send, read = connection.send_packed_command, connection.read_response
 
@@ -268,7 +268,7 @@ def lose_reply_number(backend: RedisBackend, number: int) -> list[int]:
     """Lose the ``number``-th reply read on this thread's connection from now on (the server
     applied that command); returns a list counting the reads."""
     backend.count_by_state()
-    connection = backend._connections.held.connection  # type: ignore[union-attr]
+    connection = backend._connections.held()  # type: ignore[union-attr]
     read = connection.read_response
     reads: list[int] = []
 

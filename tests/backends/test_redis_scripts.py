@@ -1,14 +1,15 @@
 """Assembling the Lua scripts and the Function library (backends/redis/scripts.py).
 
 The first Redis queue of a process assembles every script: that must be one pass over
-``_lib.lua`` (a word set per definition), not a regex search per name and text, which made
-every ``jobqueue`` command on Redis cost ~1.6 s of CPU before it sent a byte.
+the lib, ``lua/lib/*.lua`` (a word set per definition), not a regex search per name and
+text, which made every ``jobqueue`` command on Redis cost ~1.6 s of CPU before it sent a byte.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib import resources
 
 import pytest
 
@@ -87,3 +88,21 @@ def test_a_clock_read_only_through_the_lazy_clock_does_not_read_it_up_front() ->
     assert "helper" not in source.split("begin(false)")[0]
     assert "TAIL" not in own
     assert scripts.assemble(LIB, "return TAIL")[1] == {"TAIL"}
+
+
+def test_the_lib_files_are_every_file_of_lua_lib() -> None:
+    folder = resources.files(scripts.__package__) / "lua" / "lib"
+    on_disk = {entry.name.removesuffix(".lua") for entry in folder.iterdir()}
+    assert sorted(on_disk) == sorted(scripts.LIB_FILES)
+
+
+def test_every_lib_definition_uses_only_names_defined_above_it() -> None:
+    """A Lua local is seen only below its definition: used above it, the name would be an
+    undefined global, failing only when that path runs. The lib is split into files by idea
+    (LIB_FILES gives their order); this holds the order to the rule."""
+    definitions, uses = scripts._definitions(scripts.read_lib())
+    defined: set[str] = set()
+    for names, _ in definitions:
+        early = set().union(*(uses[name] for name in names)) - defined - set(names)
+        assert not early, f"{names} uses {sorted(early)} before its definition"
+        defined.update(names)

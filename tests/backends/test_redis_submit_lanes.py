@@ -24,7 +24,7 @@ from jobqueue import JobQueue
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.aio import AsyncRedisBackend
-from jobqueue.backends.redis.backend import Lane, Lanes
+from jobqueue.backends.redis.connection import Lane, Lanes
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
@@ -105,9 +105,9 @@ def test_a_copy_of_an_older_call_of_a_lane_stores_nothing(pair: Pair) -> None:
 
 
 def submit_args(backend: RedisBackend, lane: Lane, data: Any) -> list[Any]:
-    from jobqueue.backends.redis.backend import submit_batches
+    from jobqueue.backends.redis.wire import submit_batches
 
-    ((_, args),) = list(submit_batches([new_job(data)], backend.time_arg, lane))
+    ((_, args),) = list(submit_batches([new_job(data)], backend.calls.time_arg, lane))
     return args
 
 
@@ -139,7 +139,7 @@ class ResendingClient:
 def test_concurrent_asyncio_submits_with_resends_store_once(pair: Pair) -> None:
     backend = pair.backend
     backend.count_by_state()  # the library (or scripts) is loaded before the resends start
-    backend.client.script_load(backend.script_source("submit"))
+    backend.client.script_load(backend.calls.scripts["submit"].source)
 
     async def main() -> list[list[Job]]:
         client = ResendingClient(pair.open_async(), tasks=2)

@@ -4,7 +4,8 @@ A backend recovers an expired lease in whichever call finds it first: a claim, a
 ``maintain`` or ``recover_expired``. Only the last two return jobs, so the others note the
 ids here and the next of those two returns them as well: each recovered job is reported
 once, by the process that recovered it, whose dispatcher then fires
-``jobqueue_job_stalled``. (Redis keeps the same list in the server, see ``_lib.lua``.)
+``jobqueue_job_stalled``. (Redis keeps the same list in the server, see
+``redis/lua/lib/housekeeping.lua``.)
 """
 
 from __future__ import annotations

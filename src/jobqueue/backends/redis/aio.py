@@ -1,10 +1,11 @@
 """The Redis backend for asyncio: the sync backend's scripts, sent through ``redis.asyncio``.
 
 Nothing here decides anything of its own: every command is built by the sync
-:class:`~jobqueue.backends.redis.RedisBackend` this one is paired with (``script_command``),
-and every reply is decoded by the same functions, so both speak to one queue in exactly the
-same way -- a job submitted here is claimed by a sync dispatcher, and waiting for it blocks
-(BLPOP) on the key the sync backend's ``wait_for_finish`` blocks on.
+:class:`~jobqueue.backends.redis.RedisBackend` this one is paired with (its ``calls``), a
+refused call is recovered by the same plan (``Calls.cure``), and every reply is decoded by
+the same functions (``wire.py``), so both speak to one queue in exactly the same way -- a
+job submitted here is claimed by a sync dispatcher, and waiting for it blocks (BLPOP) on
+the key the sync backend's ``wait_for_finish`` blocks on.
 
 redis.asyncio connections belong to the event loop that opened them, so a client is opened
 per running loop (``asyncio.run`` twice, or a test client that starts a loop per request,
@@ -25,21 +26,22 @@ import redis.asyncio.sentinel
 import redis.exceptions
 
 from jobqueue.backends.redis import replication, sentinel
-from jobqueue.backends.redis.backend import (
-    CALL_ATTEMPTS,
-    RedisBackend,
-    block_slice,
+from jobqueue.backends.redis.backend import RedisBackend
+from jobqueue.backends.redis.calls import CALL_ATTEMPTS
+from jobqueue.backends.redis.codec import Arg, Command, Reply, decode_job
+from jobqueue.backends.redis.connection import block_slice, block_slices, translate_errors
+from jobqueue.backends.redis.eviction import cannot_check, warn_if_evicting
+from jobqueue.backends.redis.url import parse_url
+from jobqueue.backends.redis.wire import (
     counted_by_name,
     counted_jobs,
     list_args,
     listed_jobs,
-    parse_url,
+    rows,
     submit_batches,
     submitted_jobs,
-    translate_errors,
+    watched,
 )
-from jobqueue.backends.redis.codec import as_text, decode_job
-from jobqueue.backends.redis.eviction import cannot_check, warn_if_evicting
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
 
@@ -94,7 +96,7 @@ class AsyncRedisBackend:
         lanes = self.backend.lanes
         lane = lanes.take()
         try:
-            for batch, args in submit_batches(jobs, self.backend.time_arg, lane):
+            for batch, args in submit_batches(jobs, self.backend.calls.time_arg, lane):
                 out += submitted_jobs(batch, await self._run("submit", args))
         finally:
             lanes.give(lane)
@@ -102,7 +104,7 @@ class AsyncRedisBackend:
 
     async def get(self, job_id: str) -> Job | None:
         reply = await self._run("get", [job_id])
-        return None if reply is None else decode_job(reply)
+        return None if reply is None else decode_job(rows(reply))
 
     async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         args = list_args(state, offset, limit)
@@ -154,11 +156,9 @@ class AsyncRedisBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]:
-        reply = await self._run("watch", [job_id, change])
-        state = as_text(reply[0])
-        return state, decode_job(reply[1]) if state == "done" else None
+        return watched(await self._run("watch", [job_id, change]))
 
-    async def _block(self, key: str, timeout: float) -> Any:
+    async def _block(self, key: str, timeout: float) -> Reply:
         """BLPOP for at most ``timeout`` seconds, in slices the socket timeout allows."""
         client = self._client()
         # Slices below the client's socket timeout, as the sync backend's, or redis-py would
@@ -167,24 +167,22 @@ class AsyncRedisBackend:
         longest = block_slice(client)
         if target_is_sentinel(client):
             longest = min(longest, sentinel.BLOCK_SLICE)
-        until = time.monotonic() + timeout
-        while True:
-            left = until - time.monotonic()
-            if left <= 0.0005:
-                return None
+        for seconds in block_slices(timeout, longest):
             await self._primary_watch.check(client)
             with translate_errors():
-                # Redis reads the timeout as seconds with decimals; 0 would block forever.
-                popped = await client.blpop([key], timeout=max(round(min(left, longest), 3), 0.001))
+                popped: Reply = await client.blpop([key], timeout=seconds)
             if popped is not None:
                 return popped
+        return None
 
-    async def _run(self, script: str, args: Sequence[Any]) -> Any:
+    async def _run(self, script: str, args: Sequence[Arg]) -> Reply:
         """The sync backend's FCALL (or EVALSHA) command; when the server lacks the function
-        library (or the script) load it and call again.
+        library (or the script), load what ``Calls.cure`` says -- the plan the sync backend
+        follows too -- and call again.
         redis.asyncio resends a command after a dropped connection on its own (unmarked as a
         repeat); submit's lane (its idempotency key) keeps that from storing jobs twice."""
         backend = self.backend
+        calls = backend.calls
         client = self._client()
         await self._primary_watch.check(client)
         if not backend.policy_checked:
@@ -197,36 +195,30 @@ class AsyncRedisBackend:
         with translate_errors():
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
-                    command = backend.script_command(script, args)
+                    command = calls.command(script, args)
                     if backend.wait_command is None or script not in replication.ACKED:
-                        return await client.execute_command(*command)
+                        reply: Reply = await client.execute_command(*command)
+                        return reply
                     return await self._replicated(client, command, script, args)
-                except redis.exceptions.NoScriptError:
-                    if attempt == CALL_ATTEMPTS:
+                except redis.exceptions.ResponseError as exc:
+                    loads = calls.cure(script, exc, attempt)
+                    if loads is None:
                         raise
-                    try:
-                        await client.script_load(backend.script_source(script))
-                    except redis.exceptions.ResponseError as exc:
-                        if not backend.adopt_plain_scripts(exc):
-                            raise
-                except redis.exceptions.ResponseError as exc:  # nothing ran if it is the shebang
-                    if attempt == CALL_ATTEMPTS:
-                        raise
-                    if backend.library_missing(exc):
-                        if backend.functions:
-                            await self._load_library(client)
-                    elif backend.adopt_plain_scripts(exc):
-                        await client.script_load(backend.script_source(script))
-                    else:
-                        raise
+                    for load in loads:
+                        try:
+                            await client.execute_command(*load.command)
+                        except redis.exceptions.ResponseError as refused:
+                            if not calls.load_refused(load, refused):
+                                raise
             raise AssertionError("unreachable")
 
     async def _replicated(
-        self, client: AsyncRedisClient, command: tuple[Any, ...], script: str, args: Sequence[Any]
-    ) -> Any:
+        self, client: AsyncRedisClient, command: Command, script: str, args: Sequence[Arg]
+    ) -> Reply:
         """The call and its WAIT on one connection (a pipeline), as the sync backend sends
         them; ``ReplicationTimeoutError`` when too few replicas acknowledged it."""
         backend = self.backend
+        reply: Reply
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command(*command)
             pipe.execute_command(*(backend.wait_command or ()))
@@ -236,12 +228,6 @@ class AsyncRedisBackend:
                 raise answer
         replication.check(acked, backend.replicas, backend.replica_timeout, script, args, reply)
         return reply
-
-    async def _load_library(self, client: AsyncRedisClient) -> None:
-        try:
-            await client.execute_command("FUNCTION", "LOAD", self.backend.library_source)
-        except redis.exceptions.ResponseError as exc:
-            self.backend.library_refused(exc)
 
     def _client(self) -> AsyncRedisClient:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """Job hashes in Redis: encoding a new job for the submit script, decoding script replies.
 
-Field names are single letters to keep a queued job small (see ``_lib.lua`` for the list).
+Field names are single letters to keep a queued job small (see ``lua/lib/keys.lua`` for the list).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import contextlib
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TypeAlias, cast
 
 from jobqueue.errors import CorruptJobError, InvalidOptionError, JobStateError
 from jobqueue.job import (
@@ -28,6 +28,12 @@ from jobqueue.job import (
     unreadable_job,
 )
 
+Arg: TypeAlias = str | int | float | bytes
+"""One argument of a command."""
+Command: TypeAlias = tuple[Arg, ...]
+Reply: TypeAlias = bytes | str | int | list["Reply"] | None
+"""A Redis reply as redis-py hands it over (RESP2: Lua tables come back as lists)."""
+
 MAX_PRIORITY = 1_000_000
 STATE_CODES = {
     JobState.WAITING: "w",
@@ -43,7 +49,7 @@ STATES = {code: state for state, code in STATE_CODES.items()}
 _DEFAULT_BACKOFF = Backoff()
 
 
-def encode_new_job(job: Job) -> list[Any]:
+def encode_new_job(job: Job) -> list[Arg]:
     """The submit script's arguments for one job: name, priority, unique, run_at, counts, then
     log entries and every field that differs from its default."""
     priority = job.priority
@@ -133,7 +139,7 @@ def _rare_fields(job: Job) -> list[str]:
     return [item for key, text in optional if text is not None for item in (key, text)]
 
 
-def decode_job(reply: Sequence[Any]) -> Job:
+def decode_job(reply: Sequence[Reply]) -> Job:
     """Build a Job from a script's ``{id, fields, logs[, lease deadline]}`` (the deadline
     comes with active jobs only); anything malformed raises CorruptJobError naming the job."""
     job_id = as_text(reply[0])
@@ -147,7 +153,7 @@ def decode_job(reply: Sequence[Any]) -> Job:
         error = json.loads(f["E"]) if "E" in f else None
         created = float(f.get("c", "0"))
         logs = []
-        for text in reply[2]:
+        for text in cast("list[Reply]", reply[2]):
             at, message = json.loads(as_text(text))
             logs.append(JobLog(float(at), str(message)))
         state = STATES[f["s"]]
@@ -183,7 +189,7 @@ def decode_job(reply: Sequence[Any]) -> Job:
             ),
         )
         if state is JobState.COMPLETED and job.finished_at is not None:
-            # The completion's record is not stored (record_completion in _lib.lua): the
+            # The completion's record is not stored (record_completion in lua/lib/history.lua): the
             # job's own fields say it all, and leaving it out keeps the hash compact.
             last = Attempt(
                 number=job.attempts_made,
@@ -208,29 +214,30 @@ def decode_job(reply: Sequence[Any]) -> Job:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
 
 
-def unreadable_row(reply: Sequence[Any], reason: str) -> Job:
+def unreadable_row(reply: Sequence[Reply], reason: str) -> Job:
     """``unreadable_job`` for a listing's row that ``decode_job`` refused: its id, and its
     name and state when those fields still read."""
     fields: dict[str, str] = {}
     with contextlib.suppress(CorruptJobError, TypeError, ValueError, IndexError):
-        fields = _fields(reply[1])
-    job_id = reply[0].decode(errors="replace") if isinstance(reply[0], bytes) else reply[0]
+        fields = _fields(cast("list[Reply]", reply[1]))
+    job_id = reply[0].decode(errors="replace") if isinstance(reply[0], bytes) else str(reply[0])
     state = STATES.get(fields.get("s", ""))
     return unreadable_job(job_id, fields.get("n"), state and state.value, reason)
 
 
 def history_json(history: Sequence[Attempt]) -> str:
     """Field H: the records as ``Attempt.to_dict`` gives them, each starting with its
-    ``"number"`` key -- ``record_attempt`` in ``_lib.lua`` finds the records by that start."""
+    ``"number"`` key -- ``record_attempt`` in ``lua/lib/history.lua`` finds the records by
+    that start."""
     return dumps_json([attempt.to_dict() for attempt in history[-MAX_HISTORY:]])
 
 
-def _fields(raw: list[Any]) -> dict[str, str]:
+def _fields(raw: list[Reply]) -> dict[str, str]:
     """A hash's flat field/value reply as a dict of text: one pass when every item is
     UTF-8 bytes, else item by item, raising the same errors as ever."""
     if len(raw) % 2 == 0:
         try:
-            items = map(bytes.decode, raw)
+            items = map(bytes.decode, cast("list[bytes]", raw))
             return dict(zip(items, items, strict=True))
         except (TypeError, UnicodeDecodeError):
             pass
@@ -245,7 +252,7 @@ def exact_number(value: float) -> str:
     return repr(number)
 
 
-def as_text(value: Any) -> str:
+def as_text(value: object) -> str:
     if isinstance(value, bytes):
         try:
             return value.decode()
@@ -256,7 +263,7 @@ def as_text(value: Any) -> str:
     raise CorruptJobError(f"expected text, got {type(value).__name__}")
 
 
-def state_refusal(job_id: str, state_code: Any, rule: str) -> JobStateError:
+def state_refusal(job_id: str, state_code: object, rule: str) -> JobStateError:
     """The error for a script that refused a job in the wrong state (its reply's state code
     is shown as the state's name), followed by the ``rule`` it broke."""
     state = STATES.get(as_text(state_code))

@@ -9,7 +9,6 @@ swallowed here, but Redis still writes it to its ACL LOG, where security teams a
 from __future__ import annotations
 
 import logging
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue.backends.redis.codec import as_text
@@ -51,7 +50,7 @@ def cannot_check(exc: Exception) -> None:
     )
 
 
-def warn_if_evicting(reply: Any) -> None:
+def warn_if_evicting(reply: object) -> None:
     """Warn about a ``CONFIG GET maxmemory-policy`` reply that lets Redis evict keys: an
     evicted job is lost silently, an evicted idempotency or wake-up key (they have TTLs, so
     ``volatile-*`` evicts them too) breaks a resend or a wait."""

@@ -3,21 +3,20 @@
 A waiting id whose key holds something else than a whole job hash of ours (a string ``SET``
 over it, a hash lacking its state, name or creation time) is claimed all the same by the
 script, which recounts the name's waiting jobs and answers ``{id, 'corrupt', reason}``
-(``claim_job`` in _lib.lua); the backend then logs it and fails it with a CorruptJobError
+(``claim_job`` in lua/lib/leases.lua); the backend then logs it and fails it with a CorruptJobError
 under the name of the list it came from, so the job shows up, failed, with the reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from jobqueue.backends.redis.codec import as_text, decode_job
+from jobqueue.backends.redis.codec import Reply, as_text, decode_job
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import Job
 
 
-def decode_claim(reply: Sequence[Any]) -> Job:
+def decode_claim(reply: Sequence[Reply]) -> Job:
     """A claimed job (``decode_job``); CorruptJobError with the script's reason when the
     script found no whole job under the id."""
     if len(reply) > 2 and isinstance(reply[1], (bytes, str)) and as_text(reply[1]) == "corrupt":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jobqueue import lifecycle as policy
 from jobqueue.backend import (
@@ -25,9 +25,13 @@ from jobqueue.backend import (
     TickResult,
     check_schedule_name,
 )
-from jobqueue.backends.redis.codec import STATES, as_text, encode_new_job, exact_number
+from jobqueue.backends.redis.codec import STATES, Arg, Reply, as_text, encode_new_job, exact_number
+from jobqueue.backends.redis.wire import rows
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import JobState
+
+if TYPE_CHECKING:
+    from jobqueue.backends.redis.calls import Calls
 
 _OUTCOMES = {
     "s": TickOutcome.SUBMITTED,
@@ -41,16 +45,17 @@ _OUTCOMES = {
 class _Scripts(Protocol):
     """What the mixin needs of the backend it is mixed into."""
 
-    def _run(self, script: str, args: Sequence[Any]) -> Any: ...
+    def _run(self, script: str, args: Sequence[Arg]) -> Reply: ...
 
-    def time_arg(self, when: float) -> str: ...
+    @property
+    def calls(self) -> Calls: ...
 
 
 class ScheduleCalls:
     """``claim_tick`` and the schedule calls for ``RedisBackend``."""
 
     def claim_tick(self: _Scripts, claim: TickClaim) -> TickResult:
-        args: list[Any] = [
+        args: list[Arg] = [
             claim.schedule,
             secrets.token_hex(8),  # this call's id: a resend is answered as the first run
             exact_number(claim.tick),
@@ -63,9 +68,9 @@ class ScheduleCalls:
             args.append("")
         else:
             fields = encode_new_job(claim.job)  # as submit: a refused job changes nothing
-            fields[3] = self.time_arg(claim.job.run_at)
+            fields[3] = self.calls.time_arg(claim.job.run_at)
             args += ["1", *fields]
-        reply = self._run("claim_tick", args)
+        reply = rows(self._run("claim_tick", args))
         outcome = _OUTCOMES[as_text(reply[0])]
         if outcome is not TickOutcome.SUBMITTED:
             return TickResult(outcome)
@@ -91,19 +96,18 @@ class ScheduleCalls:
         return found[0] if found else None
 
 
-def schedule_records(reply: Any) -> list[ScheduleRecord]:
+def schedule_records(reply: Reply) -> list[ScheduleRecord]:
     """schedules.lua's reply as records; a record that cannot be read (foreign data) raises
     ``CorruptJobError`` naming the schedule."""
     records = []
-    for raw_name, raw_fields, raw_ticks in reply:
+    for item in rows(reply):
+        raw_name, raw_fields, raw_ticks = rows(item)
         name = as_text(raw_name)
         try:
-            f = {
-                as_text(raw_fields[i]): as_text(raw_fields[i + 1])
-                for i in range(0, len(raw_fields), 2)
-            }
+            fields = rows(raw_fields)
+            f = {as_text(fields[i]): as_text(fields[i + 1]) for i in range(0, len(fields), 2)}
             recent = []
-            for text in raw_ticks:
+            for text in rows(raw_ticks):
                 at, letter, job_id = as_text(text).split(" ")
                 recent.append(TickEntry(float(at), _OUTCOMES[letter], job_id or None))
             records.append(

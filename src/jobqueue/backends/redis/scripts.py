@@ -1,10 +1,16 @@
 """The Lua code: one Redis Function library of every transition (Redis 7), or scripts.
 
-On Redis 7 the backend loads :func:`load_library` once per server and calls each transition's
-function by name (``FCALL``): the shared ``_lib.lua`` definitions are made once, when the
-library loads, rather than on every call. A server without Functions gets scripts: each
-transition's file preceded by the ``_lib.lua`` definitions it uses, assembled once per
-process, loaded once per server and called by SHA.
+The scripts are ``lua/NAME.lua``; the definitions they share (Redis has no ``require``) are
+``lua/lib/*.lua``, one file per idea, read in the order of :data:`LIB_FILES` (a Lua local is
+seen only below its definition) as one text, "the lib". On Redis 7 the backend loads
+:func:`load_library` once per server and calls each transition's function by name
+(``FCALL``): the lib's definitions are made once, when the library loads, rather than on
+every call. A server without Functions gets scripts: each transition's file preceded by only
+the lib's definitions it uses, directly or through another definition (a Lua script
+re-creates its locals and closures on every call, so an unused one is pure cost), assembled
+once per process, loaded once per server and called by SHA. A definition starts at a line
+beginning with ``local`` (it may declare several names) and owns the comment lines right
+above it; each lib file opens with a comment on what it holds, kept apart by a blank line.
 
 Each script file may begin with a Redis 7 shebang (``#!lua flags=allow-oom``): it stays the
 first line of the assembled source. Servers that cannot read shebangs (Redis 6, fakeredis)
@@ -35,7 +41,10 @@ SCRIPT_NAMES += ("claim_tick", "schedule_pause", "schedule_remove", "schedules")
 READ_ONLY: frozenset[str] = frozenset(
     ("get", "count", "count_by_name", "list", "dispatchers", "outcomes", "paused", "schedules")
 )
-# The names a script must be sent the policy tail for (see _lib.lua).
+# The lib's files, in the order their definitions are made: each uses only those above it.
+LIB_FILES: tuple[str, ...] = ("call", "keys", "jobs", "counts", "numbers", "ready", "leases")
+LIB_FILES += ("handoff", "store", "history", "finish", "housekeeping", "claim")
+# The names a script must be sent the policy tail for (see lua/lib/call.lua).
 _TAIL_NAMES = frozenset(("TAIL", "MAX_HISTORY", "OUTCOME_MINUTES"))
 
 
@@ -49,7 +58,7 @@ class Script:
 
 @functools.cache
 def load_scripts(shebang: bool = True) -> dict[str, Script]:
-    lib = read_script("_lib")
+    lib = read_lib()
     scripts = {}
     for name in SCRIPT_NAMES:
         source, needed, _ = assemble(lib, read_script(name))
@@ -72,13 +81,13 @@ class Library:
 
 @functools.cache
 def load_library() -> Library:
-    """Every script as one function of one library, ``_lib.lua`` at its top level: loaded
+    """Every script as one function of one library, the lib at its top level: loaded
     once, its definitions serve every call. The library and function names carry a hash of
     the source, so a server holding the library under that name holds this very code
     (another version, of another process, sits beside it under its own names). A callback
     binds its ``args`` to the library's ``ARGV`` (Functions have no ARGV global; scripts
-    read that name, see _lib.lua) and runs ``begin``, then the script's body."""
-    lib = read_script("_lib")
+    read that name, see lua/lib/call.lua) and runs ``begin``, then the script's body."""
+    lib = read_lib()
     parts = ["local ARGV -- the call's arguments, bound by each callback", lib]
     for name in SCRIPT_NAMES:
         body = read_script(name)
@@ -191,10 +200,17 @@ def _definitions(lib: str) -> tuple[list[tuple[list[str], str]], dict[str, froze
 
 
 def _settled(body: str) -> str:
-    """``body`` run as a function whose result goes through ``settle`` (in _lib.lua), which
-    writes the counter changes the call noted."""
+    """``body`` run as a function whose result goes through ``settle`` (in
+    lua/lib/counts.lua), which writes the counter changes the call noted."""
     return f"return settle((function()\n{body}\nend)())"
 
 
 def read_script(name: str) -> str:
-    return (resources.files(__package__) / f"{name}.lua").read_text(encoding="utf-8")
+    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@functools.cache
+def read_lib() -> str:
+    """The lib: ``lua/lib/*.lua`` in the order of ``LIB_FILES``, a blank line between files."""
+    folder = resources.files(__package__) / "lua" / "lib"
+    return "\n".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in LIB_FILES)

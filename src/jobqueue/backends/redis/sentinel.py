@@ -84,7 +84,7 @@ BLOCK_SLICE = 2.0
 class PrimaryWatch:
     """Moves held connections to the primary the sentinels name now. redis-py asks the
     sentinels only when a connection opens; a connection held open (each thread's, see
-    ``RedisBackend._held_connection``) to a primary that a failover left alive -- a manual
+    ``connection.Connections``) to a primary that a failover left alive -- a manual
     or coordinated failover, a partition -- would go on writing there until the sentinels
     demote it. At most once a ``CHECK_SECONDS`` per backend it asks them (one round trip),
     and a held connection to another address is closed, to reopen at the new one."""

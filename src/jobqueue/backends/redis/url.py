@@ -8,10 +8,13 @@ unknown query parameter on to its connection class, where it fails much later; h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.connection
 
+from jobqueue.backend import BackendOptions
+from jobqueue.backends.redis.eviction import pop_check_eviction
 from jobqueue.errors import InvalidURLError
 
 OUR_PARAMETERS = ("namespace", "cluster")
@@ -198,3 +201,46 @@ def safe_url(url: str) -> str:
         return urlunsplit(parts)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+_SOCKET_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What a Redis URL says: the URL for redis-py, cluster or not, namespace, client settings,
+    the sentinels to ask for the primary (``None``: the URL's host is the server) and how
+    many replicas must acknowledge each write (``replication``)."""
+
+    url: str
+    cluster: bool
+    namespace: str | None
+    settings: dict[str, Any]
+    sentinel: SentinelSpec | None = None
+    replicas: int = 0
+    replica_timeout: float = 1.0
+
+
+def parse_url(url: str, options: BackendOptions) -> RedisTarget:
+    """Check a Redis URL and split our query parameters (``namespace``, ``cluster``) off it;
+    the sync and the asyncio clients are opened from the same target so they reach the same
+    queue. A malformed URL raises ``InvalidURLError``."""
+    parsed = parse_redis_url(pop_check_eviction(url)[0])  # check_eviction: from_url reads it
+    settings: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": _SOCKET_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": 15,
+    }
+    namespace = parsed.namespace or options.namespace
+    if parsed.replicas and parsed.cluster:
+        raise InvalidURLError("replicas= is not supported with cluster=true")
+    return RedisTarget(
+        parsed.client_url,
+        parsed.cluster,
+        namespace,
+        settings,
+        parsed.sentinel,
+        parsed.replicas,
+        parsed.replica_timeout,
+    )

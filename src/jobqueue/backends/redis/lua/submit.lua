@@ -2,8 +2,8 @@
 -- Store new jobs (one or many in one call). No allow-oom flag: at maxmemory Redis refuses
 -- this script before it runs, so a full server stores nothing rather than part of a batch.
 -- ARGV[9] = the call's lane ('' = none), ARGV[10] = the call's number in its lane,
--- ARGV[11] = how many jobs; then per job the arguments store_job (in _lib.lua) reads: name,
--- priority, unique, run_at, #logs, #field pairs, log entries..., field/value pairs...
+-- ARGV[11] = how many jobs; then per job the arguments store_job (lua/lib/store.lua) reads:
+-- name, priority, unique, run_at, #logs, #field pairs, log entries..., field/value pairs...
 -- Returns per job {'n', id, state letter} (stored) or {'u', id, fields, logs} (the live job
 -- holding its unique key, stored nothing).
 -- Idempotency per lane: a lane is a sequence of calls of which at most one is in flight at

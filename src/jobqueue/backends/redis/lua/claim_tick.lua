@@ -32,7 +32,8 @@ if ARGV[16] ~= '1' then
 elseif f[3] == '1' then
   letter = 'p'
 else
-  -- policy.overlap_blocks: a job that is gone (removed, purged, retained away) never blocks.
+  -- lifecycle.overlap_blocks: a job that is gone (removed, purged, retained away) never
+  -- blocks.
   local overlap = ARGV[14]
   local s = last_job and field(last_job, 's')
   local live = s == 'w' or s == 'd'

@@ -1,0 +1,44 @@
+-- The namespace's keys (docs/redis-layout.md lists them) and the job hash's fields.
+--
+-- Job hash fields (short names keep a queued job small):
+--   n name  s state (w d a c f x)  d data JSON  o options JSON  p priority  u unique key
+--   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
+--   e finished_at  g progress  G progress message  R result JSON  E error JSON
+--   k lease token (kept once the lease ends by complete/fail/release/finish_cancelled, so a
+--     repeated call with that token reports what the first did; a new claim, a recovery or
+--     a retry replaces or clears it)
+--   K which call ended the lease k names (see mark_outcome); stale once k changes
+--   q sequence (waiting/delayed: enqueue order; active: claim order)
+--   w waiter count  L '1' once the job has a log list
+--   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
+--     it for its implicit last record, see record_completion)  H attempt history JSON
+-- The last three are absent at their defaults, so a waiting job does not grow.
+-- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
+-- have one, so reading a job that never logged skips the list.
+
+local function job_key(id) return P .. 'j:' .. id end
+local function log_key(id) return P .. 'l:' .. id end
+-- Waiting jobs: one list per (name, priority) in enqueue order -- a list entry costs a few
+-- bytes where a sorted-set entry costs ~100 -- plus a per-name zset of the priority levels
+-- that have waiting jobs.
+local function ready_key(name, priority) return P .. 'r:' .. name .. ':' .. priority end
+local function levels_key(name) return P .. 'R:' .. name end
+-- Idle waiters (see signal): per name, a list of the tokens registered as waiting for its
+-- jobs (a '~' before the token: wake it, do not hand it a job); per token, its record in the
+-- hash K_WAITERS and its inbox, the list it blocks on.
+local function waiters_key(name) return P .. 'w:' .. name end
+local function inbox_key(token) return P .. 'h:' .. token end
+local function done_key(id) return P .. 'x:' .. id end
+local function finished_key(state) return P .. state end
+local function dispatcher_key(id) return P .. 'dispatcher:' .. id end
+-- Per-name counts: one field per state letter that has jobs of the name, so a dashboard
+-- reads O(names) instead of walking every job.
+local function name_counts_key(name) return P .. 'n:' .. name end
+
+-- Periodic schedules: one record hash and one list of recent ticks per schedule.
+local function schedule_key(name) return P .. 'S:' .. name end
+local function schedule_ticks_key(name) return P .. 'T:' .. name end
+
+-- Finished attempts per minute, for throughput charts: hash `P o:MINUTE` (MINUTE =
+-- floor(unix seconds / 60) on NOW), field c completed, f failed, r retried, x cancelled.
+local function outcome_key(minute) return P .. 'o:' .. string.format('%d', minute) end

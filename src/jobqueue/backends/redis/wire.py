@@ -1,0 +1,259 @@
+"""What goes over the wire to the scripts and comes back: the arguments of a call, and each
+script's reply decoded into typed values. Shared by the sync and the asyncio backends, so
+both speak to one queue in exactly the same way. The job hash itself is ``codec.py``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import NamedTuple, cast
+
+from jobqueue.backend import DispatcherInfo, LeaseStatus, WorkSpec
+from jobqueue.backends.redis.codec import (
+    STATE_CODES,
+    STATES,
+    Arg,
+    Reply,
+    as_text,
+    decode_job,
+    encode_new_job,
+    exact_number,
+    unreadable_row,
+)
+from jobqueue.backends.redis.connection import Lane
+from jobqueue.errors import CorruptJobError
+from jobqueue.job import Job, JobState, dumps_json
+
+log = logging.getLogger("jobqueue.backends.redis")
+
+SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
+MAX_BATCH = 1000  # claims per finish_many call; also the bulk scripts' batch size
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def submit_batches(
+    jobs: Sequence[Job], time_arg: Callable[[float], str], lane: Lane
+) -> Iterator[tuple[Sequence[Job], list[Arg]]]:
+    """The submit script's calls: each batch of jobs with its arguments, ``time_arg`` turning
+    each ``run_at`` into the script's time argument. Every job is encoded before the first
+    batch is handed out, so bad data is refused before anything is stored. Each batch is a
+    call of ``lane`` (held by the caller until the last batch is answered), numbered as it
+    is handed out: sent again after a lost reply, it returns the ids the first send stored."""
+    encoded = [encode_new_job(job) for job in jobs]
+    for start in range(0, len(jobs), SUBMIT_BATCH):
+        lane.calls += 1
+        args: list[Arg] = [lane.id, lane.calls, len(encoded[start : start + SUBMIT_BATCH])]
+        for job, fields in zip(
+            jobs[start : start + SUBMIT_BATCH], encoded[start : start + SUBMIT_BATCH], strict=True
+        ):
+            fields[3] = time_arg(job.run_at)
+            args.extend(fields)
+        yield jobs[start : start + SUBMIT_BATCH], args
+
+
+def list_args(state: JobState, offset: int, limit: int) -> list[Arg]:
+    return [STATE_CODES[state], max(offset, 0), max(limit, 0)]
+
+
+def lease_arg(spec: WorkSpec) -> str:
+    """The lease length as a script time argument: the deadline is the script's now plus it."""
+    return "+" + exact_number(spec.lease_seconds)
+
+
+def spec_args(spec: WorkSpec) -> list[Arg]:
+    names = list(dict.fromkeys(spec.names))
+    args: list[Arg] = [spec.dispatcher or "", len(names)]
+    for name in names:
+        cap = spec.max_active.get(name)
+        args += [name, -1 if cap is None else max(int(cap), 0)]
+    return args
+
+
+def dispatcher_record(info: DispatcherInfo, leases: Sequence[tuple[str, str]]) -> str:
+    """What the dispatcher hash keeps (last_seen apart: the script writes its "now")."""
+    return dumps_json(
+        {
+            "host": info.host,
+            "pid": info.pid,
+            "names": list(info.names),
+            "concurrency": info.concurrency,
+            "started_at": info.started_at,
+            "jobs": [job_id for job_id, _ in leases],
+        }
+    )
+
+
+def optional(name: str | None) -> str:
+    """A script argument that may be absent: '' for none, else '=' and the text."""
+    return "" if name is None else "=" + name
+
+
+def token() -> str:
+    """A new lease (or waiter) token."""
+    return secrets.token_hex(8)
+
+
+# -- replies ----------------------------------------------------------------------------------
+
+
+def rows(reply: Reply) -> list[Reply]:
+    """A reply that is a list (a Lua table), as our scripts answer."""
+    return cast("list[Reply]", reply)
+
+
+def submitted_jobs(jobs: Sequence[Job], replies: Reply) -> list[Job]:
+    """The stored jobs (or, for a unique key already held, the live job holding it). A job
+    ``build_job`` made for this submit (it carries ``_submit_json``) is nobody else's: it is
+    filled in and returned itself; any other is copied, the caller's left as it was."""
+    out: list[Job] = []
+    for job, reply in zip(jobs, cast("list[list[Reply]]", replies), strict=True):
+        if as_text(reply[0]) == "n":
+            state = STATES[as_text(reply[2])]
+            if getattr(job, "_submit_json", None) is None:
+                out.append(replace(job, id=as_text(reply[1]), state=state, logs=list(job.logs)))
+            else:
+                del job._submit_json  # stored: the job returned carries no submit state
+                job.id, job.state = as_text(reply[1]), state
+                out.append(job)
+        else:
+            out.append(replace(decode_job(reply[1:]), deduplicated=True))
+    return out
+
+
+def listed_jobs(reply: Reply, namespace: str) -> list[Job]:
+    jobs = []
+    for row in cast("list[list[Reply]]", reply):
+        try:
+            jobs.append(decode_job(row))
+        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
+            log.warning("listing a corrupt job in namespace %s: %s", namespace, exc)
+            jobs.append(unreadable_row(row, str(exc)))
+    return jobs
+
+
+def counted_jobs(counts: Reply) -> dict[JobState, int]:
+    return {state: int(as_text(n)) for state, n in zip(STATE_CODES, rows(counts), strict=True)}
+
+
+def counted_by_name(reply: Reply) -> dict[str, dict[JobState, int]]:
+    """count_by_name.lua's flat reply (name, then its state letter/count pairs) as a mapping
+    with every state present; a letter that is no state (foreign data) is left out."""
+    flat = rows(reply)
+    counts: dict[str, dict[JobState, int]] = {}
+    for i in range(0, len(flat), 2):
+        by_state = dict.fromkeys(JobState, 0)
+        pairs = rows(flat[i + 1])
+        for k in range(0, len(pairs), 2):
+            state = STATES.get(as_text(pairs[k]))
+            if state is not None:
+                by_state[state] = int(as_text(pairs[k + 1]))
+        if any(by_state.values()):
+            counts[as_text(flat[i])] = by_state
+    return counts
+
+
+def live_dispatchers(reply: Reply) -> list[DispatcherInfo]:
+    """The dispatchers script's flat (id, record JSON, last seen) reply, oldest first."""
+    flat = rows(reply)
+    found = []
+    for i in range(0, len(flat), 3):
+        try:
+            record = json.loads(as_text(flat[i + 1]))
+            found.append(
+                DispatcherInfo(
+                    id=as_text(flat[i]),
+                    host=str(record["host"]),
+                    pid=int(record["pid"]),
+                    names=tuple(record["names"]),
+                    concurrency=int(record["concurrency"]),
+                    started_at=float(record["started_at"]),
+                    last_seen=float(as_text(flat[i + 2])),
+                    jobs=tuple(record["jobs"]),
+                )
+            )
+        except (CorruptJobError, KeyError, TypeError, ValueError) as exc:
+            log.warning("skipping unreadable dispatcher record %r: %s", flat[i], exc)
+    return sorted(found, key=lambda info: (info.started_at, info.id))
+
+
+def lease_statuses(reply: Reply) -> list[LeaseStatus]:
+    """heartbeat.lua's reply: one status per lease, in the order sent."""
+    return [LeaseStatus(as_text(s)) for s in rows(reply)]
+
+
+class Batch(NamedTuple):
+    """One call of a script that works through a set a batch at a time (retry_many,
+    cancel_many, purge): how many it did, how many it left in place, how many it looked at."""
+
+    done: int
+    left: int
+    scanned: int
+
+
+def batch_reply(reply: Reply) -> Batch:
+    count, left, scanned = rows(reply)
+    return Batch(int(as_text(count)), int(as_text(left)), int(as_text(scanned)))
+
+
+class Recovered(NamedTuple):
+    """maintain.lua's or recover.lua's reply: whether a batch was full (call again), and the
+    recovered jobs not reported yet."""
+
+    more: bool
+    jobs: list[Job]
+
+
+def recovered(reply: Reply, namespace: str) -> Recovered:
+    _, more, jobs = rows(reply)
+    return Recovered(bool(int(as_text(more))), listed_jobs(jobs, namespace))
+
+
+class LookedUp(NamedTuple):
+    """retry.lua's or promote.lua's reply: ``outcome`` ``gone``, ``state`` (``detail`` the
+    job's state letter), ``unique`` (``detail`` the id holding the key) or ``ok`` (``detail``
+    the job)."""
+
+    outcome: str
+    detail: Reply
+
+
+def looked_up(reply: Reply) -> LookedUp:
+    items = rows(reply)
+    return LookedUp(as_text(items[0]), items[1] if len(items) > 1 else None)
+
+
+class Idle(NamedTuple):
+    """idle.lua's reply: ``c`` claimed at once (``detail`` the job), ``r`` ready work it may
+    not claim, else registered as a waiter (``detail`` seconds until the next job comes due
+    or lease expires, '' for none)."""
+
+    kind: str
+    detail: Reply
+
+
+def idle(reply: Reply) -> Idle:
+    items = rows(reply)
+    return Idle(as_text(items[0]), items[1] if len(items) > 1 else None)
+
+
+def inbox_message(message: Reply) -> tuple[str, Reply]:
+    """An inbox message: ``'w'`` (woken) or a handed job's snapshot as JSON."""
+    return ("woken", None) if message in (b"w", "w") else ("handed", message)
+
+
+def watched(reply: Reply) -> tuple[str, Job | None]:
+    """watch.lua's reply: ``wait`` (registered), ``done`` and the finished job, or ``gone``."""
+    items = rows(reply)
+    state = as_text(items[0])
+    return state, decode_job(rows(items[1])) if state == "done" else None
+
+
+def finished_states(reply: Reply) -> list[JobState | None]:
+    """finish_many.lua's states, one per outcome (``None``: the lease was lost)."""
+    return [None if as_text(s) == "lost" else STATES[as_text(s)] for s in rows(reply)]
