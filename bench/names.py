@@ -10,7 +10,8 @@ prefetch, concurrency 1) serves every name; the handlers do nothing. The rate is
 first job's start to the last one's (the dispatcher's start-up left out); a case still running
 after ``--max-seconds`` is stopped and its rate taken over what it did by then. On Redis (its
 own ``redis-server`` on a free loopback port, no persistence, stopped at the end) it also
-reports per job processed: commands (``total_commands_processed``) and server CPU (``INFO cpu``,
+reports per job processed: commands (``total_commands_processed``, which counts each
+``redis.call`` inside a script) and server CPU (``INFO cpu``,
 user + sys), both over the dispatcher's whole run; and the commands per second an IDLE
 dispatcher process serving 1 vs the largest number of names sends (over ``--idle-seconds``).
 SQLite runs on a temporary file. The last line is the ratio largest-names vs 1 name at equal
@@ -210,7 +211,8 @@ def _line(row: dict[str, Any]) -> str:
 
 def print_table(rows: list[dict[str, Any]], idle: dict[int, float], largest: int) -> None:
     print()
-    print("| backend | names x jobs each | jobs/s | Redis commands/job | Redis CPU µs/job |")
+    head = "| backend | names x jobs each | jobs/s | Redis commands/job (Lua's included) |"
+    print(head + " Redis CPU µs/job |")
     print("|---|---|---|---|---|")
     for row in rows:
         rate = f"{row['rate']:,.0f}" if row["rate"] else "-"
