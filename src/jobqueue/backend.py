@@ -27,65 +27,59 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from jobqueue.job import JSON, Job, JobError, JobState
+
+# The value types live in ``jobqueue.values``; re-exported here, their documented home
+# (``__all__`` also makes the API docs render them under ``jobqueue.backend``).
 from jobqueue.values import (
-    MAX_SCHEDULE_DEFINITION as MAX_SCHEDULE_DEFINITION,
-)
-from jobqueue.values import (
-    MAX_SCHEDULE_NAME as MAX_SCHEDULE_NAME,
-)
-from jobqueue.values import (
-    OVERLAP_MODES as OVERLAP_MODES,
-)
-from jobqueue.values import (
-    TICK_ENTRY_OUTCOMES as TICK_ENTRY_OUTCOMES,
-)
-from jobqueue.values import (
-    BackendOptions as BackendOptions,
-)
-from jobqueue.values import (
-    Claim as Claim,
+    MAX_SCHEDULE_DEFINITION,
+    MAX_SCHEDULE_NAME,
+    OVERLAP_MODES,
+    TICK_ENTRY_OUTCOMES,
+    BackendOptions,
+    Claim,
+    Clock,
+    DispatcherInfo,
+    LeaseStatus,
+    Outcome,
+    Retention,
+    ScheduleRecord,
+    ThroughputBucket,
+    TickClaim,
+    TickEntry,
+    TickOutcome,
+    TickResult,
+    WorkSpec,
+    check_schedule_name,
 )
 
-# The value types live in ``jobqueue.values``; re-exported here, their documented home.
-from jobqueue.values import (
-    Clock as Clock,
-)
-from jobqueue.values import (
-    DispatcherInfo as DispatcherInfo,
-)
-from jobqueue.values import (
-    LeaseStatus as LeaseStatus,
-)
-from jobqueue.values import (
-    Outcome as Outcome,
-)
-from jobqueue.values import (
-    Retention as Retention,
-)
-from jobqueue.values import (
-    ScheduleRecord as ScheduleRecord,
-)
-from jobqueue.values import (
-    ThroughputBucket as ThroughputBucket,
-)
-from jobqueue.values import (
-    TickClaim as TickClaim,
-)
-from jobqueue.values import (
-    TickEntry as TickEntry,
-)
-from jobqueue.values import (
-    TickOutcome as TickOutcome,
-)
-from jobqueue.values import (
-    TickResult as TickResult,
-)
-from jobqueue.values import (
-    WorkSpec as WorkSpec,
-)
-from jobqueue.values import (
-    check_schedule_name as check_schedule_name,
-)
+__all__ = [
+    "MAX_SCHEDULE_DEFINITION",
+    "MAX_SCHEDULE_NAME",
+    "OVERLAP_MODES",
+    "TICK_ENTRY_OUTCOMES",
+    "Backend",
+    "BackendFactory",
+    "BackendOptions",
+    "BatchBackend",
+    "Claim",
+    "Clock",
+    "DispatcherInfo",
+    "HandoffBackend",
+    "LeaseStatus",
+    "Maintenance",
+    "Outcome",
+    "Reads",
+    "Retention",
+    "ScheduleRecord",
+    "ThroughputBucket",
+    "TickClaim",
+    "TickEntry",
+    "TickOutcome",
+    "TickResult",
+    "Transitions",
+    "WorkSpec",
+    "check_schedule_name",
+]
 
 
 @runtime_checkable
