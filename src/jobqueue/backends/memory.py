@@ -3,15 +3,14 @@
 Everything lives in Python dicts guarded by one lock, so it serves tests, scripts and
 single-process apps. Time comes from ``options.clock`` so tests move it without sleeping.
 What a job becomes is decided by ``jobqueue.lifecycle``; ``_write`` checks each decided
-``Change``'s guard and applies it.
+``Change``'s guard and applies it. The state and that write live in ``memory_store``
+(``MemoryStore``, the base class); the Backend calls are here.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import secrets
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -29,60 +28,21 @@ from jobqueue.backend import (
     WorkSpec,
     check_schedule_name,
 )
-from jobqueue.backends.outcome_counts import OutcomeCounts
-from jobqueue.backends.recovered import RecoveredLeases
-from jobqueue.backends.schedule_book import ScheduleBook
+from jobqueue.backends.memory_store import MemoryStore, check_storable
 from jobqueue.errors import InvalidURLError, LeaseLostError
 from jobqueue.job import (
-    FINISHED_STATES,
     JSON,
-    LIVE_STATES,
     MAX_LOG_MESSAGE,
     MAX_LOGS,
     Job,
     JobError,
     JobLog,
     JobState,
-    dumps_json,
 )
-from jobqueue.lifecycle import Change, Expired, Held, InState
-
-_ACTIVE = JobState.ACTIVE
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryStore):
     """Thread-safe in-memory backend (``memory://``). Not shared between processes."""
-
-    def __init__(self, options: BackendOptions | None = None) -> None:
-        self.options = options or BackendOptions()
-        self._clock = self.options.clock
-        self._cutoffs = lifecycle.retention_cutoffs(self.options.retention)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._ids = itertools.count(1)
-        self._order = itertools.count(1)  # submission order, separate so ids stay 1, 2, 3…
-        self._jobs: dict[str, Job] = {}
-        self._seq: dict[str, int] = {}  # submission order, renewed on retry
-        self._leases: dict[str, tuple[str, float]] = {}  # job id -> (token, deadline)
-        # job id -> (token, call) of the call that ended its last lease, so a repeat of that
-        # call reports its outcome; gone once the job is claimed again, retried or removed.
-        self._ended: dict[str, tuple[str, str]] = {}
-        self._unique: dict[str, str] = {}  # unique key -> live job id
-        # A heap per worker name of (-priority, seq, job id); stale entries are skipped lazily.
-        self._ready: dict[str, list[tuple[int, int, str]]] = {}
-        self._delayed: list[tuple[float, int, str]] = []  # (run_at, seq, job id), lazy too
-        # Finished job ids per state, in finishing order (dicts keep insertion order).
-        self._finished: dict[JobState, dict[str, None]] = {
-            JobState.COMPLETED: {},
-            JobState.FAILED: {},
-            JobState.CANCELLED: {},
-        }
-        self._paused: set[str] = set()
-        self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
-        self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
-        self._schedules = ScheduleBook()  # periodic schedules' records and recent ticks
-        self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
-        self._wakeups = 0
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> MemoryBackend:
@@ -96,7 +56,7 @@ class MemoryBackend:
     # -- submitting ---------------------------------------------------------------------------
 
     def submit(self, job: Job) -> Job:
-        _check_storable(job)
+        check_storable(job)
         with self._lock:
             stored = self._store(job)
             self._notify()
@@ -104,50 +64,23 @@ class MemoryBackend:
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         for job in jobs:  # every job first: a refused one stores nothing
-            _check_storable(job)
+            check_storable(job)
         with self._lock:
             stored = [self._store(job).copy() for job in jobs]
             self._notify()
             return stored
 
-    def _store(self, job: Job) -> Job:
-        if job.unique_key is not None:
-            existing = self._unique.get(job.unique_key)
-            if existing is not None and self._jobs[existing].state.is_live:
-                return replace(self._view(self._jobs[existing]), deduplicated=True)
-        now = self._clock()
-        # A read's lease deadline is no part of a new job (the lease is kept in _leases).
-        job = replace(job, id=str(next(self._ids)), logs=list(job.logs), lease_expires_at=None)
-        job.state = lifecycle.due_state(job.run_at, now)
-        self._jobs[job.id] = job
-        if job.unique_key is not None:
-            self._unique[job.unique_key] = job.id
-        self._enqueue(job)
-        return job
-
-    def _enqueue(self, job: Job) -> None:
-        seq = next(self._order)
-        self._seq[job.id] = seq
-        if job.state is JobState.WAITING:
-            heapq.heappush(self._ready.setdefault(job.name, []), (-job.priority, seq, job.id))
-        else:
-            heapq.heappush(self._delayed, (job.run_at, seq, job.id))
-
     # -- periodic schedules -------------------------------------------------------------------
 
     def claim_tick(self, claim: TickClaim) -> TickResult:
         if claim.job is not None:
-            _check_storable(claim.job)  # as submit: a refused job changes nothing
+            check_storable(claim.job)  # as submit: a refused job changes nothing
         with self._lock:
             result = self._schedules.claim(claim, self._clock(), self._job_state, self._store)
             if result.outcome is not TickOutcome.SUBMITTED or result.job is None:
                 return result
             self._notify()
             return TickResult(result.outcome, result.job.copy())
-
-    def _job_state(self, job_id: str) -> JobState | None:
-        job = self._jobs.get(job_id)
-        return None if job is None else job.state
 
     def pause_schedule(self, name: str) -> None:
         check_schedule_name(name)
@@ -179,13 +112,6 @@ class MemoryBackend:
         with self._lock:
             job = self._jobs.get(job_id)
             return self._view(job) if job else None
-
-    def _view(self, job: Job) -> Job:
-        """A copy to hand out, with the lease deadline of an active job filled in."""
-        view = job.copy()
-        lease = self._leases.get(job.id) if job.state is JobState.ACTIVE else None
-        view.lease_expires_at = None if lease is None else lease[1]
-        return view
 
     def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
         with self._lock:
@@ -369,69 +295,6 @@ class MemoryBackend:
             raise LeaseLostError(lifecycle.lease_lost_message(job_id))
         return False, state
 
-    def _write(self, change: Change, now: float) -> bool:
-        """The one guarded write: if ``change.guard`` holds, move the job to ``change.to``
-        (its lease, ready or delayed entry, finished order), take or free its unique key,
-        wake waiters and count the outcome; else change nothing and answer ``False``."""
-        job = self._jobs.get(change.job_id)
-        if job is None or not self._guard_holds(job, change, now):
-            return False
-        old, to = job.state, change.to
-        if old is _ACTIVE and to is not _ACTIVE:
-            token, _ = self._leases.pop(job.id)
-            if change.ends_lease is not None:  # so a repeat of that call gets its answer
-                self._ended[job.id] = (token, change.ends_lease)
-        if change.fence:
-            self._ended.pop(job.id, None)
-        if change.attempt is not None:
-            job.history = lifecycle.bounded_history(job.history, change.attempt)
-            job.dispatcher = None
-        for name, value in change.set.items():
-            setattr(job, name, value)
-        if old in FINISHED_STATES:
-            self._finished[old].pop(job.id, None)
-        job.state = to
-        if job.unique_key is not None and (to in LIVE_STATES) is not (old in LIVE_STATES):
-            if to in LIVE_STATES:  # the guard found the key free
-                self._unique[job.unique_key] = job.id
-            elif self._unique.get(job.unique_key) == job.id:
-                del self._unique[job.unique_key]
-        if change.counts_as is not None:
-            self._outcomes.add(now, change.counts_as)
-        if to in FINISHED_STATES:
-            job.finished_at = now
-            self._finished[to][job.id] = None
-            self._changed.notify_all()
-        elif to is not _ACTIVE:
-            if change.run_at is not None:
-                job.run_at = now + change.run_at
-            self._enqueue(job)  # a new seq: any older ready or delayed entry goes stale
-            self._notify()
-        return True
-
-    def _guard_holds(self, job: Job, change: Change, now: float) -> bool:
-        guard = change.guard
-        if type(guard) is Held:
-            lease = self._leases.get(job.id)
-            return lease is not None and lease[0] == guard.token and lease[1] > now
-        if type(guard) is Expired:
-            lease = self._leases.get(job.id)
-            return lease is not None and lease[1] <= now
-        assert isinstance(guard, InState)
-        if job.state not in guard.states:
-            return False
-        if change.to in LIVE_STATES and job.state not in LIVE_STATES and job.unique_key:
-            return self._unique_holder(job) is None
-        return True
-
-    def _unique_holder(self, job: Job) -> str | None:
-        """Another live job holding ``job``'s unique key, if any."""
-        assert job.unique_key is not None
-        holder = self._unique.get(job.unique_key)
-        if holder is None or holder == job.id or not self._jobs[holder].state.is_live:
-            return None
-        return holder
-
     # -- the control plane --------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> JobState | None:
@@ -570,10 +433,6 @@ class MemoryBackend:
             del job.logs[:-MAX_LOGS]
             return True
 
-    def _holds(self, job_id: str, token: str) -> bool:
-        lease = self._leases.get(job_id)
-        return lease is not None and lease[0] == token and lease[1] > self._clock()
-
     # -- maintenance --------------------------------------------------------------------------
 
     def maintain(self) -> list[Job]:
@@ -625,21 +484,7 @@ class MemoryBackend:
             self._changed.notify_all()
             return True
 
-    def _drop(self, job_id: str) -> None:
-        job = self._jobs.pop(job_id)
-        self._seq.pop(job_id, None)
-        if job.state.is_finished:
-            self._finished[job.state].pop(job_id, None)
-        self._leases.pop(job_id, None)
-        self._ended.pop(job_id, None)
-        if job.unique_key is not None and self._unique.get(job.unique_key) == job_id:
-            del self._unique[job.unique_key]
-
     # -- waiting ------------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._wakeups += 1
-        self._changed.notify_all()
 
     def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
         wanted = set(names)
@@ -671,11 +516,3 @@ class MemoryBackend:
 
     def close(self) -> None:
         """Nothing to release; the jobs live as long as this object."""
-
-
-def _check_storable(job: Job) -> None:
-    """Refuse, as every store does, a job whose data or result is not plain JSON
-    (``NotSerializableError``), before anything is stored."""
-    dumps_json(job.data)
-    if job.result is not None:
-        dumps_json(job.result)

@@ -12,18 +12,18 @@ wrote, or at the timeout with how many did. Fewer than N raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import redis.exceptions
 
-from jobqueue.backends.redis.codec import as_text
+from jobqueue.backends.redis.codec import Arg, Command, Reply, as_text
+from jobqueue.backends.redis.connection import Connection
 from jobqueue.errors import ReplicationTimeoutError
 
 ACKED = frozenset(("submit", "complete", "fail", "finish_many", "finish_cancelled"))
 """The calls that wait for replicas: new jobs and outcomes (what a failover must not lose)."""
 
 
-def wait_command(replicas: int, timeout: float) -> tuple[Any, ...] | None:
+def wait_command(replicas: int, timeout: float) -> Command | None:
     """The ``WAIT`` sent after an acknowledged call, or ``None`` when none is asked for."""
     if replicas <= 0:
         return None
@@ -31,15 +31,19 @@ def wait_command(replicas: int, timeout: float) -> tuple[Any, ...] | None:
 
 
 def check(
-    acked: Any, replicas: int, timeout: float, script: str, args: Sequence[Any], reply: Any
+    acked: Reply, replicas: int, timeout: float, script: str, args: Sequence[Arg], reply: Reply
 ) -> None:
     """Raise ``ReplicationTimeoutError`` when ``WAIT`` answered fewer than ``replicas``."""
+    if not isinstance(acked, (int, str, bytes)):  # WAIT answers an integer
+        raise TypeError(f"WAIT answered {acked!r}")
     count = int(acked)
     if count >= replicas:
         return
     ids: tuple[str, ...] = ()
     if script == "submit" and isinstance(reply, list):
-        ids = tuple(as_text(item[1]) for item in reply if as_text(item[0]) == "n")
+        ids = tuple(
+            as_text(item[1]) for item in reply if isinstance(item, list) and as_text(item[0]) == "n"
+        )
     what = f"{len(ids)} new job(s) {', '.join(ids)}" if ids else f"the {script}"
     if script in ("complete", "fail", "finish_cancelled"):
         what = f"the {script} of job {as_text(args[0])}"
@@ -50,16 +54,18 @@ def check(
     )
 
 
-def read_pair(connection: Any) -> tuple[Any, Any]:
+def read_pair(connection: Connection) -> tuple[Reply, Reply]:
     """The replies to a call and the WAIT sent after it. Both are read whatever the first
-    says (a refusal included), so the connection stays in step; then a refusal is raised."""
-    replies: list[Any] = []
+    says (a refusal included), so the connection stays in step; then the first refusal is
+    raised."""
+    replies: list[Reply] = []
+    refusal: redis.exceptions.ResponseError | None = None
     for _ in (1, 2):
         try:
             replies.append(connection.read_response())
         except redis.exceptions.ResponseError as exc:
-            replies.append(exc)
-    for reply in replies:
-        if isinstance(reply, redis.exceptions.ResponseError):
-            raise reply
+            replies.append(None)
+            refusal = refusal or exc
+    if refusal is not None:
+        raise refusal
     return replies[0], replies[1]

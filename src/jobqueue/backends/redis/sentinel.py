@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio.sentinel
 import redis.connection
@@ -56,22 +56,26 @@ def sentinel_settings(spec: SentinelSpec, servers: dict[str, Any]) -> dict[str, 
     return kwargs
 
 
-def open_client(spec: SentinelSpec, client_url: str, settings: dict[str, Any]) -> Any:
+def open_client(spec: SentinelSpec, client_url: str, settings: dict[str, Any]) -> redis.Redis:
     """A ``redis.Redis`` on the service's current primary, following failovers."""
     servers = server_settings(client_url, settings)
     sentinel = redis.sentinel.Sentinel(
         list(spec.addresses), sentinel_kwargs=sentinel_settings(spec, servers)
     )
-    return sentinel.master_for(spec.service, **servers)
+    client: redis.Redis = sentinel.master_for(spec.service, **servers)
+    return client
 
 
-def open_async_client(spec: SentinelSpec, client_url: str, settings: dict[str, Any]) -> Any:
+def open_async_client(
+    spec: SentinelSpec, client_url: str, settings: dict[str, Any]
+) -> redis.asyncio.Redis:
     """The same for ``redis.asyncio`` (one per event loop, as the backend opens them)."""
     servers = server_settings(client_url, settings)
     sentinel = redis.asyncio.sentinel.Sentinel(
         list(spec.addresses), sentinel_kwargs=sentinel_settings(spec, servers)
     )
-    return sentinel.master_for(spec.service, **servers)
+    client: redis.asyncio.Redis = sentinel.master_for(spec.service, **servers)
+    return client
 
 
 CHECK_SECONDS = 1.0
@@ -79,6 +83,18 @@ CHECK_SECONDS = 1.0
 BLOCK_SLICE = 2.0
 """The longest BLPOP on a Sentinel client: a wait on a primary that was switched away from
 (it stays writable until the sentinels reconfigure it, seconds later) moves within this."""
+
+
+class ServerConnection(Protocol):
+    """What ``PrimaryWatch`` reads of a held redis-py connection."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def disconnect(self) -> None: ...
 
 
 class PrimaryWatch:
@@ -94,7 +110,7 @@ class PrimaryWatch:
         self.checked = float("-inf")
         self.address: tuple[str, int] | None = None
 
-    def check(self, connection: Any) -> None:
+    def check(self, connection: ServerConnection) -> None:
         now = time.monotonic()
         if now - self.checked >= CHECK_SECONDS:
             self.checked = now
@@ -115,7 +131,7 @@ class PrimaryWatch:
             connection.disconnect()
 
 
-def watch_for(client: Any) -> PrimaryWatch | None:
+def watch_for(client: object) -> PrimaryWatch | None:
     """A ``PrimaryWatch`` for a client whose pool Sentinel manages, else ``None``."""
     pool = getattr(client, "connection_pool", None)
     if isinstance(pool, redis.sentinel.SentinelConnectionPool):
@@ -131,7 +147,7 @@ class AsyncPrimaryWatch:
     def __init__(self) -> None:
         self.checked = float("-inf")
 
-    async def check(self, client: Any) -> None:
+    async def check(self, client: object) -> None:
         pool = getattr(client, "connection_pool", None)
         if not isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool):
             return
@@ -154,7 +170,7 @@ def describe(exc: BaseException) -> str | None:
     return f"{head}: no sentinel named the primary{said}"
 
 
-def close_sentinels(client: Any) -> None:
+def close_sentinels(client: object) -> None:
     """Close the connections to the sentinels of a client ``open_client`` made (closing the
     client closes only its connections to the servers)."""
     manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
@@ -163,7 +179,7 @@ def close_sentinels(client: Any) -> None:
             manager.close()
 
 
-async def aclose_sentinels(client: Any) -> None:
+async def aclose_sentinels(client: object) -> None:
     """The same for a client ``open_async_client`` made."""
     manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     if isinstance(manager, redis.asyncio.sentinel.Sentinel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -35,9 +35,9 @@ class Cursor(Protocol):
 class Connection(Protocol):
     """A DB-API connection, as far as the store uses one."""
 
-    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def execute(self, sql: str, parameters: Sequence[object] = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[object]], /) -> Cursor: ...
 
 
 class Reader:
@@ -105,7 +105,7 @@ class Link(Protocol):
     polled for at all)."""
 
     @property
-    def write_lock(self) -> AbstractContextManager[Any]: ...
+    def write_lock(self) -> AbstractContextManager[object]: ...
 
     @property
     def signal(self) -> Signal: ...

@@ -20,8 +20,9 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
+from jobqueue.backends.sql.dialect import Connection
 from jobqueue.errors import SchemaVersionError
 
 BASE_VERSION = 1
@@ -30,11 +31,11 @@ logger = logging.getLogger("jobqueue.backends.sql")
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
-Step = str | Callable[[Any], None]
+Step = str | Callable[[Connection], None]
 """SQL (one or more statements) or a callable given the connection, inside the step's
 transaction."""
 
-Hook = Callable[[Any, str], None]
+Hook = Callable[[Connection, str], None]
 """A Python-driven step: given the connection and its file's SQL, inside the transaction."""
 
 
@@ -84,8 +85,8 @@ def load(package: str, folder: str, hooks: Mapping[int, Hook] | None = None) -> 
     return Layout(found[BASE_VERSION][1], steps)
 
 
-def _bind(hook: Hook, text: str) -> Callable[[Any], None]:
-    def step(conn: Any) -> None:
+def _bind(hook: Hook, text: str) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
         hook(conn, text)
 
     step.__name__ = getattr(hook, "__name__", "hook")
@@ -100,15 +101,15 @@ class Schema(Protocol):
     layout: Layout
     begin_exclusive: str  # a transaction that serializes processes migrating one database
 
-    def run(self, conn: Any, step: Step) -> None: ...
+    def run(self, conn: Connection, step: Step) -> None: ...
 
-    def inspect(self, conn: Any, path: str) -> str: ...
+    def inspect(self, conn: Connection, path: str) -> str: ...
 
-    def version(self, conn: Any) -> object: ...
+    def version(self, conn: Connection) -> object: ...
 
-    def set_version(self, conn: Any, version: int) -> None: ...
+    def set_version(self, conn: Connection, version: int) -> None: ...
 
-    def before_create(self, conn: Any, in_memory: bool) -> None: ...
+    def before_create(self, conn: Connection, in_memory: bool) -> None: ...
 
 
 def latest(schema: Schema) -> int:
@@ -116,7 +117,7 @@ def latest(schema: Schema) -> int:
     return steps[-1].version if steps else BASE_VERSION
 
 
-def state(schema: Schema, conn: Any, path: str) -> str:
+def state(schema: Schema, conn: Connection, path: str) -> str:
     """``"empty"``, ``"ours"`` (current version), ``"old"`` (a version a migration
     upgrades), or raise ``SchemaVersionError`` for anything else."""
     found = schema.inspect(conn, path)
@@ -142,7 +143,7 @@ def state(schema: Schema, conn: Any, path: str) -> str:
 
 
 def apply(
-    schema: Schema, conn: Any, path: str, found: str, *, in_memory: bool, log: logging.Logger
+    schema: Schema, conn: Connection, path: str, found: str, *, in_memory: bool, log: logging.Logger
 ) -> None:
     """Create the schema in an empty database or migrate an older one up to the latest
     version, ``found`` being its ``state`` (a current one is left alone). One transaction per
@@ -174,7 +175,7 @@ def apply(
             return
 
 
-def _create(schema: Schema, conn: Any) -> None:
+def _create(schema: Schema, conn: Connection) -> None:
     """A new database: the base then every step, in one transaction, so it is built exactly
     as an upgraded one and is never seen at an intermediate version."""
     schema.run(conn, schema.layout.base)
@@ -183,7 +184,7 @@ def _create(schema: Schema, conn: Any) -> None:
     schema.set_version(conn, latest(schema))
 
 
-def _migrate_one(schema: Schema, conn: Any, path: str, log: logging.Logger) -> None:
+def _migrate_one(schema: Schema, conn: Connection, path: str, log: logging.Logger) -> None:
     """Apply the next step of an older database, with its version bump, in the caller's
     transaction; a failure leaves the database as it was (the caller rolls back)."""
     current = schema.version(conn)

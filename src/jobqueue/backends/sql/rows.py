@@ -8,6 +8,9 @@ from typing import Any
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json, loads_stored
 
+SQLValue = str | int | float | bytes | None
+"""A value stored in a column: what the DB-API drivers take as a parameter."""
+
 # Columns read for a Job, in order; ``row_to_job`` relies on it.
 JOB_COLUMNS = (
     "id, name, state, priority, attempts, attempts_made, stalls, backoff, timeout, unique_key, "
@@ -23,7 +26,7 @@ INSERT_JOB = (
 )
 
 
-def job_to_row(job: Job, job_id: int, seq: int) -> tuple[Any, ...]:
+def job_to_row(job: Job, job_id: int, seq: int) -> tuple[SQLValue, ...]:
     """Parameters for ``INSERT_JOB``. Encodes JSON first so bad values store nothing."""
     return (
         job_id,

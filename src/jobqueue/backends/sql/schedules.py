@@ -16,11 +16,12 @@ from typing import Any
 from jobqueue import lifecycle
 from jobqueue.backend import ScheduleRecord, TickClaim, TickEntry, TickOutcome, TickResult
 from jobqueue.backends.sql.dialect import Reader
+from jobqueue.backends.sql.rows import SQLValue
 from jobqueue.backends.sql.transitions import Txn, job_key, store_jobs
 from jobqueue.job import JobState
 
 
-def claim_tick(txn: Txn, claim: TickClaim, row: tuple[Any, ...] | None) -> TickResult:
+def claim_tick(txn: Txn, claim: TickClaim, row: tuple[SQLValue, ...] | None) -> TickResult:
     """One tick claim (see ``Transitions.claim_tick``); ``row`` is the job's ``job_to_row``
     encoding, made before the transaction (a refused job changes nothing)."""
     found = txn.conn.execute(txn.sql.SCHEDULE_MARK, (claim.schedule,)).fetchone()

@@ -19,7 +19,7 @@ from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
-from jobqueue.backends.sql.rows import error_json, history_from_json, history_json
+from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import (
@@ -117,13 +117,13 @@ class Txn(Reader):
             )
 
 
-def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -> list[Job]:
+def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...]]) -> list[Job]:
     """Store new jobs (``rows`` their ``job_to_row`` encodings, made before the transaction so
     that a refused job stores nothing): ids, WAITING or DELAYED, logs, waking waiters. A job
     whose ``unique_key`` a live job holds stores nothing and yields that job instead
     (``deduplicated``). What ``submit`` and a submitted tick (``claim_tick``) both do."""
     stored: list[Job] = []
-    pending: list[tuple[Any, ...]] = []
+    pending: list[tuple[SQLValue, ...]] = []
     pending_logs: list[tuple[int, float, str]] = []
     for job, row in zip(jobs, rows, strict=True):
         if job.unique_key is not None:
@@ -142,7 +142,9 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[Any, ...]]) -
     return stored
 
 
-def _insert(txn: Txn, pending: list[tuple[Any, ...]], logs: list[tuple[int, float, str]]) -> None:
+def _insert(
+    txn: Txn, pending: list[tuple[SQLValue, ...]], logs: list[tuple[int, float, str]]
+) -> None:
     if pending:
         txn.conn.executemany(txn.sql.INSERT_JOB, pending)
         pending.clear()

@@ -28,10 +28,10 @@ import logging
 import os
 import sqlite3
 import time
-from typing import Any
 
 from jobqueue.backends.sql import migrate
 from jobqueue.backends.sql.corrupt import corrupt_error, describe, sql_type
+from jobqueue.backends.sql.dialect import Connection
 from jobqueue.backends.sql.migrate import Layout, Step
 from jobqueue.backends.sql.rows import error_json
 from jobqueue.backends.sql.statements import Statements
@@ -70,7 +70,7 @@ OVERRIDES = {
 }
 
 
-def rebuild_jobs_table(conn: sqlite3.Connection, script: str) -> None:
+def rebuild_jobs_table(conn: Connection, script: str) -> None:
     """Migration 9: SQLite cannot add a CHECK to a table, so ``script`` makes the checked
     table (``jobqueue_jobs_v9``) and this copies every row into it, drops the old one and
     renames the new, then recreates the indexes and triggers, whatever earlier steps made,
@@ -126,7 +126,7 @@ class SQLiteDialect:
         self.layout = layout
         self.sql = Statements(OVERRIDES)
 
-    def run(self, conn: sqlite3.Connection, step: Step) -> None:
+    def run(self, conn: Connection, step: Step) -> None:
         """Apply ``step`` inside the caller's transaction (never ``executescript``, which
         would commit first)."""
         if callable(step):
@@ -135,20 +135,20 @@ class SQLiteDialect:
         for statement in split(step):
             conn.execute(statement)
 
-    def version(self, conn: sqlite3.Connection) -> object:
+    def version(self, conn: Connection) -> object:
         row = conn.execute(
             "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
         ).fetchone()
         return row[0] if row else None
 
-    def set_version(self, conn: sqlite3.Connection, version: int) -> None:
+    def set_version(self, conn: Connection, version: int) -> None:
         conn.execute("UPDATE jobqueue_meta SET value = ? WHERE key = 'schema_version'", (version,))
 
-    def before_create(self, conn: sqlite3.Connection, in_memory: bool) -> None:
+    def before_create(self, conn: Connection, in_memory: bool) -> None:
         if not in_memory:
             conn.execute("PRAGMA journal_mode = WAL")  # persistent; must precede the transaction
 
-    def inspect(self, conn: sqlite3.Connection, path: str) -> str:
+    def inspect(self, conn: Connection, path: str) -> str:
         """``"empty"`` or ``"ours"`` (at some version); raises for a foreign database."""
         tables = sorted(
             row[0]
@@ -216,7 +216,7 @@ _PLACEHOLDERS: dict[str, object] = {
 }
 
 
-def fail_foreign_typed_rows(conn: sqlite3.Connection, now: float) -> int:
+def fail_foreign_typed_rows(conn: Connection, now: float) -> int:
     """Make every row fit migration 9's checks, inside the caller's transaction: a live job
     with a wrong-typed value, and a row whose state is no job state, is failed as corrupt
     with the reason; a finished one keeps its state (nothing runs it again). Bad values are
@@ -238,7 +238,7 @@ def fail_foreign_typed_rows(conn: sqlite3.Connection, now: float) -> int:
     for row in rows:
         key, state, values = row[0], row[1], dict(zip(columns, row[2:], strict=True))
         reasons = [] if state in V9_STATES else [describe("state", state, "a job state")]
-        fixed: dict[str, Any] = {}
+        fixed: dict[str, object] = {}
         for column, (kind, nullable) in V9_TYPES.items():
             value = values[column]
             if sql_type(value) == kind or (nullable and value is None):
