@@ -5,7 +5,9 @@ ahead, running, or finished but not recorded yet. Each beat renews every lease h
 brings back the cancel requests of their jobs. A lease the backend no longer honours is
 *lost*: the job belongs to someone else and this attempt's outcome is discarded;
 ``jobqueue_lease_lost`` fires once per lease, whether the heartbeat or a refused outcome
-tells first.
+tells first. Once its outcome is being written, only the write tells: a beat that reaches the
+backend after the write took effect finds the token gone and answers "lost" for a lease that
+was simply used up.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Lease:
     lost: bool = False
     cancelled: bool = False  # the heartbeat brought a cancel request for it
     started: bool = False  # its handler was called
+    recording: bool = False  # its outcome is being written: the write's answer is the truth
     owner: int = field(default_factory=threading.get_ident)  # the slot thread holding it
 
     def __post_init__(self) -> None:
@@ -89,7 +92,10 @@ class LeaseBook:
             if lease is None:
                 continue
             if status is LeaseStatus.LOST:
-                self.lost(lease)
+                # Recording: the beat may have come after the write took the token (the
+                # job ended, not lost); a write that is refused reports a real loss itself.
+                if not lease.recording:
+                    self.lost(lease)
                 continue
             lease.deadline = self._clock() + self._lease_seconds
             if status is LeaseStatus.CANCEL and not lease.cancelled:

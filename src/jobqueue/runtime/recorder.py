@@ -144,6 +144,8 @@ class Recorder:
         backend can. Returns the newly held jobs, and whether the call looked for them (if
         not, the caller claims)."""
         next_spec = self._spec if want > 0 else None
+        for done in finished:  # from now on a heartbeat's "lost" may just mean "written"
+            done.lease.recording = True
         if len(finished) == 1 and want <= 1:
             # The common case (prefetch 1): one call stores the outcome and, for a completed
             # job, claims the next one.
