@@ -37,7 +37,8 @@ from jobqueue.backend import (
 )
 from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sql import control, reads, schedules
-from jobqueue.backends.sql.corrupt import fail_corrupt, waiting_head
+from jobqueue.backends.sql.claims import active_counts, next_waiting
+from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
 from jobqueue.backends.sql.rows import job_to_row
 from jobqueue.backends.sql.transitions import (
@@ -172,35 +173,33 @@ class SQLStore:
         # process stops every claim that starts after it.
         paused = reads.paused_names(txn)
         names = [name for name in dict.fromkeys(spec.names) if name not in paused]
+        caps = {name: spec.max_active[name] for name in names if name in spec.max_active}
+        # Active counts are read once: within this transaction only its own claims change them.
+        active = active_counts(txn, caps)
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
-            best: tuple[int, int, int] | None = None
-            for name in names:
-                cap = spec.max_active.get(name)
-                if cap is not None and self._active_count(txn, name) >= cap:
-                    continue
-                row = waiting_head(txn, name)
-                if row is not None:
-                    entry = (-row[0], row[1], row[2])
-                    best = entry if best is None or entry < best else best
-            if best is None:
+            open_names = [n for n in names if n not in caps or active[n] < caps[n]]
+            found = next_waiting(txn, open_names, limit - len(claims)) if open_names else []
+            if not found:
                 break
-            key = best[2]
-            token = secrets.token_hex(8)
-            deadline = txn.now + spec.lease_seconds
-            txn.conn.execute(
-                txn.sql.CLAIM, (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key)
-            )
-            row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
-            try:
-                claims.append(Claim(reads.load_job(txn, row), token, deadline))
-            except CorruptJobError as exc:
-                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+            for name, key in found:  # in run order; a name reaching its cap is passed over
+                if len(claims) == limit or (name in caps and active[name] >= caps[name]):
+                    continue
+                token = secrets.token_hex(8)
+                deadline = txn.now + spec.lease_seconds
+                txn.conn.execute(
+                    txn.sql.CLAIM,
+                    (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
+                )
+                row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
+                try:
+                    claims.append(Claim(reads.load_job(txn, row), token, deadline))
+                except CorruptJobError as exc:
+                    fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+                    continue
+                if name in caps:
+                    active[name] += 1
         return claims
-
-    @staticmethod
-    def _active_count(txn: Txn, name: str) -> int:
-        return int(txn.conn.execute(txn.sql.ACTIVE_COUNT, (name,)).fetchone()[0])
 
     # -- lease holders ------------------------------------------------------------------------
 
