@@ -37,7 +37,7 @@ from jobqueue.backend import (
 )
 from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sql import control, reads, schedules
-from jobqueue.backends.sql.claims import active_counts, next_waiting
+from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
 from jobqueue.backends.sql.rows import job_to_row
@@ -84,6 +84,7 @@ class SQLStore:
         self._link = link
         self._signal = link.signal
         self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
+        self._served: tuple[WorkSpec, Served] | None = None  # the last claim's spec, prepared
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -172,18 +173,21 @@ class SQLStore:
         # Paused names are read inside the claim's own transaction: a pause committed by any
         # process stops every claim that starts after it.
         paused = reads.paused_names(txn)
-        names = [name for name in dict.fromkeys(spec.names) if name not in paused]
-        caps = {name: spec.max_active[name] for name in names if name in spec.max_active}
+        self._served = last = served(spec, self._served)
+        names = last[1]
+        caps = names.caps
         # Active counts are read once: within this transaction only its own claims change them.
         active = active_counts(txn, caps)
+        blocked = {name for name in paused if name in names.wanted}
+        blocked.update(name for name, n in active.items() if n >= caps[name])
+        blocked.update(names.closed)
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
-            open_names = [n for n in names if n not in caps or active[n] < caps[n]]
-            found = next_waiting(txn, open_names, limit - len(claims)) if open_names else []
+            found = next_waiting(txn, names, blocked, limit - len(claims))
             if not found:
                 break
             for name, key in found:  # in run order; a name reaching its cap is passed over
-                if len(claims) == limit or (name in caps and active[name] >= caps[name]):
+                if len(claims) == limit or name in blocked:
                     continue
                 token = secrets.token_hex(8)
                 deadline = txn.now + spec.lease_seconds
@@ -198,7 +202,9 @@ class SQLStore:
                     fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
                     continue
                 if name in caps:
-                    active[name] += 1
+                    active[name] = active.get(name, 0) + 1
+                    if active[name] >= caps[name]:
+                        blocked.add(name)
         return claims
 
     # -- lease holders ------------------------------------------------------------------------
