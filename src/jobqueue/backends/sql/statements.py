@@ -6,8 +6,9 @@ in that dialect (the SQLite ones are in ``jobqueue.backends.sqlite.dialect``), a
 placeholder (``%s``) is put in for ``?`` once, here, not per call. Statements whose text
 depends on an argument (a state's listing order, an ``IN`` list of n ids) are methods.
 
-Every hot query is a seek in a partial index of the schema: the claim reads the first entries of
-(priority, seq) among waiting jobs (or, for one or two names, of (name, priority, seq)); promotion due delayed jobs; recovery expired leases;
+Every hot query is a seek in a partial index of the schema: the claim reads the first entries
+of (priority, seq) among waiting jobs (for one or two names, of (name, priority, seq); see
+``claims``); promotion due delayed jobs; recovery expired leases;
 retention the oldest finished jobs.
 """
 
