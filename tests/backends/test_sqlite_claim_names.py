@@ -83,3 +83,15 @@ def test_a_served_job_behind_many_unserved_ones_is_found(backend: SQLiteBackend)
     (wanted,) = _submit(backend, [("n0003", 0)])
     claim = backend.claim(WorkSpec(NAMES[:5], 60.0))
     assert claim is not None and claim.job.id == wanted
+
+
+def test_the_cross_name_read_walks_the_run_order_index_without_sorting(
+    backend: SQLiteBackend,
+) -> None:
+    _submit(backend, [(name, i % 3) for i, name in enumerate(NAMES)])
+    conn = _connection(backend)
+    conn.execute("ANALYZE")  # the plan holds with statistics too
+    sql = backend._sql.WAITING_ORDER
+    plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (16, 0)))
+    assert "USING INDEX jobqueue_waiting_order" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
