@@ -6,8 +6,9 @@ in that dialect (the SQLite ones are in ``jobqueue.backends.sqlite.dialect``), a
 placeholder (``%s``) is put in for ``?`` once, here, not per call. Statements whose text
 depends on an argument (a state's listing order, an ``IN`` list of n ids) are methods.
 
-Every hot query is a seek in a partial index of the schema: the claim reads the first entry of
-(name, priority, seq) among waiting jobs; promotion due delayed jobs; recovery expired leases;
+Every hot query is a seek in a partial index of the schema: the claim reads the first entries
+of (priority, seq) among waiting jobs (for one or two names, of (name, priority, seq); see
+``claims``); promotion due delayed jobs; recovery expired leases;
 retention the oldest finished jobs.
 """
 
@@ -75,7 +76,12 @@ class Statements:
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT 1"
     )
+    WAITING_ORDER = (  # a page of jobqueue_waiting_order: every name's waiting jobs in run order
+        "SELECT name, priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "ORDER BY priority DESC, seq LIMIT ? OFFSET ?"
+    )
     ACTIVE_COUNT = "SELECT count(*) FROM jobqueue_jobs WHERE state = 'active' AND name = ?"
+    ACTIVE_COUNTS = "SELECT name, count(*) FROM jobqueue_jobs WHERE state = 'active' GROUP BY name"
     CLAIM = (  # the claim takes a fresh seq too: expired leases are recovered in claim order
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "

@@ -37,7 +37,8 @@ from jobqueue.backend import (
 )
 from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.sql import control, reads, schedules
-from jobqueue.backends.sql.corrupt import fail_corrupt, waiting_head
+from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
+from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
 from jobqueue.backends.sql.rows import job_to_row
 from jobqueue.backends.sql.transitions import (
@@ -83,6 +84,7 @@ class SQLStore:
         self._link = link
         self._signal = link.signal
         self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
+        self._served: tuple[WorkSpec, Served] | None = None  # the last claim's spec, prepared
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -171,36 +173,39 @@ class SQLStore:
         # Paused names are read inside the claim's own transaction: a pause committed by any
         # process stops every claim that starts after it.
         paused = reads.paused_names(txn)
-        names = [name for name in dict.fromkeys(spec.names) if name not in paused]
+        self._served = last = served(spec, self._served)
+        names = last[1]
+        caps = names.caps
+        # Active counts are read once: within this transaction only its own claims change them.
+        active = active_counts(txn, caps)
+        blocked = {name for name in paused if name in names.wanted}
+        blocked.update(name for name, n in active.items() if n >= caps[name])
+        blocked.update(names.closed)
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
-            best: tuple[int, int, int] | None = None
-            for name in names:
-                cap = spec.max_active.get(name)
-                if cap is not None and self._active_count(txn, name) >= cap:
-                    continue
-                row = waiting_head(txn, name)
-                if row is not None:
-                    entry = (-row[0], row[1], row[2])
-                    best = entry if best is None or entry < best else best
-            if best is None:
+            found = next_waiting(txn, names, blocked, limit - len(claims))
+            if not found:
                 break
-            key = best[2]
-            token = secrets.token_hex(8)
-            deadline = txn.now + spec.lease_seconds
-            txn.conn.execute(
-                txn.sql.CLAIM, (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key)
-            )
-            row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
-            try:
-                claims.append(Claim(reads.load_job(txn, row), token, deadline))
-            except CorruptJobError as exc:
-                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+            for name, key in found:  # in run order; a name reaching its cap is passed over
+                if len(claims) == limit or name in blocked:
+                    continue
+                token = secrets.token_hex(8)
+                deadline = txn.now + spec.lease_seconds
+                txn.conn.execute(
+                    txn.sql.CLAIM,
+                    (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
+                )
+                row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
+                try:
+                    claims.append(Claim(reads.load_job(txn, row), token, deadline))
+                except CorruptJobError as exc:
+                    fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+                    continue
+                if name in caps:
+                    active[name] = active.get(name, 0) + 1
+                    if active[name] >= caps[name]:
+                        blocked.add(name)
         return claims
-
-    @staticmethod
-    def _active_count(txn: Txn, name: str) -> int:
-        return int(txn.conn.execute(txn.sql.ACTIVE_COUNT, (name,)).fetchone()[0])
 
     # -- lease holders ------------------------------------------------------------------------
 
