@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import Counter
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobqueue import JobQueue, JobState
 from jobqueue.runtime.prefetch import (
@@ -115,6 +118,93 @@ def test_the_slowest_recent_name_sets_the_limit() -> None:
     assert policy.limit() == MAX_DEPTH
     policy.claimed(1, ["heavy"])  # back: remembered as heavy
     assert policy.limit() == 1 and policy.depth() == 1
+
+
+class WalkingPrefetch(AdaptivePrefetch):
+    """The limit as computed before it was kept incrementally: a walk of every name ever
+    claimed. The reference the incremental limit must match exactly."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.last_claimed: dict[str, int] = {}
+        self.jobs = 0
+
+    def claimed(self, asked: int, names: Iterable[str]) -> None:
+        names = list(names)
+        if asked > 0:
+            for got, name in enumerate(names, start=1):
+                self.last_claimed[name] = self.jobs + got
+            self.jobs += len(names)
+        super().claimed(asked, names)
+
+    def limit(self) -> int:
+        recent = [
+            self.means[name]
+            for name, at in self.last_claimed.items()
+            if self.jobs - at < self.window
+        ]
+        if not recent:
+            return 1
+        slowest = max(recent)
+        if slowest <= 0:
+            return self.max_depth
+        return max(1, min(self.max_depth, math.floor(self.budget / slowest + 1e-9)))
+
+
+SOME_NAMES = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+RUN_TIMES = st.sampled_from([0.0, TINY, BUDGET / 7, BUDGET / 3, BUDGET, 0.5, 2.0]) | st.floats(
+    min_value=0.0, max_value=3.0
+)
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("claimed"), st.integers(0, 8), st.lists(SOME_NAMES, max_size=8)),
+        st.tuples(st.just("ran"), SOME_NAMES, RUN_TIMES),
+    ),
+    max_size=200,
+)
+
+
+@given(
+    steps=STEPS, window=st.sampled_from([1, 2, 3, 5, WINDOW]), alpha=st.sampled_from([0.25, 1.0])
+)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_the_incremental_limit_chooses_the_depths_the_full_walk_did(
+    steps: list[tuple[Any, ...]], window: int, alpha: float
+) -> None:
+    kept = AdaptivePrefetch(window=window, alpha=alpha, max_depth=8)
+    walked = WalkingPrefetch(window=window, alpha=alpha, max_depth=8)
+    for step in steps:
+        for policy in (kept, walked):
+            if step[0] == "claimed":
+                policy.claimed(step[1], step[2])
+            else:
+                policy.ran(step[1], step[2])
+        assert (kept.limit(), kept.depth()) == (walked.limit(), walked.depth()), step
+
+
+class CountedReads(dict[str, float]):
+    """A means table that counts how often a mean is read."""
+
+    reads = 0
+
+    def __getitem__(self, name: str) -> float:
+        self.reads += 1
+        return super().__getitem__(name)
+
+
+def test_a_claims_work_does_not_grow_with_the_names_served() -> None:
+    # 2,000 names claimed in turn, one job each, each run once: the old limit read the mean of
+    # every recent name (up to WINDOW) on every claim.
+    policy = AdaptivePrefetch()
+    means = policy.means = CountedReads()
+    claims = 0
+    for round_ in range(3):
+        for number in range(2000):
+            name = f"w{number}"
+            policy.claimed(policy.depth(), [name])
+            policy.ran(name, TINY * (1 + (number + round_) % 7))
+            claims += 1
+    assert means.reads <= 8 * claims, means.reads
 
 
 def test_fixed_prefetch_ignores_what_it_is_told() -> None:

@@ -23,7 +23,9 @@ A slot's policy is its own (no locking): each slot learns from the jobs it runs.
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -99,18 +101,47 @@ class AdaptivePrefetch:
         """Each name's weighted mean run time (seconds) in this slot."""
         self._depth = 1
         self._claims = 0  # jobs claimed so far
-        self._last_claimed: dict[str, int] = {}  # name -> _claims when it was last claimed
+        # The names claimed among the last ``window`` jobs -> _claims when each was last
+        # claimed, oldest first: expiring is popping from the front, so a claim's cost does
+        # not grow with the number of names served (at most ``window`` are recent).
+        self._recent: OrderedDict[str, int] = OrderedDict()
+        # Max-heap (negated) of (mean, name) for the recent names. Entries go stale lazily
+        # (the name expired or its mean moved) and are dropped when they reach the top; a
+        # recent name always has an entry holding its current mean.
+        self._slowest: list[tuple[float, str]] = []
+        # Recent names whose mean moved since the last limit(): pushed once there, not on
+        # every run (a deep claim of one name runs it up to max_depth times in between).
+        self._moved: set[str] = set()
+
+    def _push(self, name: str) -> None:
+        heapq.heappush(self._slowest, (-self.means[name], name))
+        if len(self._slowest) > 4 * self.window:
+            # Stale entries below the top are never popped: rebuild (amortized O(1)).
+            self._slowest = [(-self.means[recent], recent) for recent in self._recent]
+            heapq.heapify(self._slowest)
 
     def limit(self) -> int:
         """The depth the slowest recent name allows (1 before any claim)."""
-        recent = [
-            self.means[name]
-            for name, at in self._last_claimed.items()
-            if self._claims - at < self.window
-        ]
-        if not recent:
+        recent = self._recent
+        while recent:
+            name, at = next(iter(recent.items()))
+            if self._claims - at < self.window:
+                break
+            del recent[name]
+        if self._moved:
+            for name in self._moved:
+                if name in recent:
+                    self._push(name)
+            self._moved.clear()
+        heap = self._slowest
+        while heap:
+            negated, name = heap[0]
+            if name in recent and self.means[name] == -negated:
+                break
+            heapq.heappop(heap)
+        if not heap:
             return 1
-        slowest = max(recent)
+        slowest = -heap[0][0]
         if slowest <= 0:  # a clock too coarse to see the runs: as short as can be
             return self.max_depth
         # The epsilon: runs of exactly budget / n must allow n despite rounding.
@@ -123,10 +154,16 @@ class AdaptivePrefetch:
         if asked <= 0:
             return
         got = 0
+        recent = self._recent
         for name in names:
             got += 1
-            self._last_claimed[name] = self._claims + got
             self.means.setdefault(name, self.seed)
+            known = name in recent
+            if known:
+                recent.move_to_end(name)
+            recent[name] = self._claims + got
+            if not known:
+                self._push(name)  # once recent: a rebuild in _push must include it
         self._claims += got
         # Growing only on a full claim: a short one means we just took the whole backlog.
         self._depth = min(self._depth * 2, self.limit()) if got >= asked else 1
@@ -135,6 +172,8 @@ class AdaptivePrefetch:
         seconds = max(seconds, 0.0)
         mean = self.means.get(name, self.seed)
         self.means[name] = mean + self.alpha * (seconds - mean)
+        if name in self._recent:
+            self._moved.add(name)
         if seconds > self.budget:
             # The mean follows within a few runs; the jobs held behind a long one may be just
             # as long, so stop claiming ahead now rather than a few runs later.
