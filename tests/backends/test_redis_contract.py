@@ -20,13 +20,13 @@ from jobqueue.backends.redis.scripts import Library, load_library, load_scripts
 from jobqueue.errors import BackendUnavailableError, CorruptJobError, InvalidOptionError
 from jobqueue.job import Job, JobState
 from jobqueue.testing import BackendContract, ManualClock
-from jobqueue.testing.contract import spec
+from jobqueue.testing.contract import HandoffContract, spec
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
 
 __all__ = ["redis_url"]  # the fixture, re-exported for pytest
 
 
-class RedisContract(BackendContract):
+class RedisContract(BackendContract, HandoffContract):
     """Disposal deletes the backend's own namespace, and checks that is all it wrote."""
 
     def dispose_backend(self, backend: Backend) -> None:

@@ -7,7 +7,8 @@ part per part of the seam. See ``jobqueue.testing``.
 * ``ordering`` -- ``OrderingContract``: claim order, priority, delays, caps, pauses, listings
 * ``dedup`` -- ``DedupContract``: unique keys
 * ``waits`` -- ``WaitsContract``: ``wait_for_work``, ``wait_for_finish``
-* ``handoff`` -- ``HandoffContract``: the optional ``wait_for_claim`` (skipped when absent)
+* ``handoff`` -- ``HandoffContract``: the optional ``wait_for_claim``; not in
+  ``BackendContract``: a backend that offers the capability adds this part to its test class
 * ``schedules`` -- ``ScheduleContract``: periodic schedules' tick claims, overlap
 * ``schedule_records`` -- ``ScheduleRecordContract``: schedule pauses, records, racing schedulers
 * ``control`` -- ``ControlContract``: cancel, retry, purge, promote, bulk cancel
@@ -44,7 +45,6 @@ class BackendContract(
     OrderingContract,
     DedupContract,
     WaitsContract,
-    HandoffContract,
     ScheduleContract,
     ScheduleRecordContract,
     ControlContract,
@@ -53,9 +53,11 @@ class BackendContract(
     OutcomeContract,
     MachineContract,
 ):
-    """Every part of the contract in one mixin. Implement ``make_backend``; optionally
-    override ``dispose_backend``, ``open_same_store`` and the machines' example and step
-    counts (``state_machine_examples`` to trade thoroughness for speed)."""
+    """Every required part of the contract in one mixin (a backend with the optional hand-off
+    adds ``HandoffContract``: ``class TestMine(BackendContract, HandoffContract)``, so no
+    test is skipped for a capability a backend does not claim). Implement ``make_backend``;
+    optionally override ``dispose_backend``, ``open_same_store`` and the machines' example and
+    step counts (``state_machine_examples`` to trade thoroughness for speed)."""
 
 
 __all__ = [

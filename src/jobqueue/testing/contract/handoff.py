@@ -1,7 +1,8 @@
 """The optional hand-off (``HandoffBackend.wait_for_claim``): an idle waiter claims a ready
 job at once, or is handed the next one that becomes ready -- already claimed under its own
 lease, with the fencing, claim order, caps and pauses of ``claim`` -- or is woken to claim for
-itself. Skipped for a backend without the capability."""
+itself. Not part of ``BackendContract``: a backend that offers the capability adds this part to
+its test class, and a backend that does not is never tested (nor skipped) for it."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ class HandoffContract(ContractBase):
     """Contract tests of the optional hand-off (see the module docstring)."""
 
     def _handing(self, backend: Backend) -> HandoffBackend:
-        if not isinstance(backend, HandoffBackend):
-            pytest.skip("this backend does not offer the optional HandoffBackend method")
+        assert isinstance(backend, HandoffBackend), (
+            "HandoffContract is for a backend that offers HandoffBackend.wait_for_claim"
+        )
         return backend
 
     def test_a_waiter_claims_a_ready_job_at_once_under_its_lease(
