@@ -24,16 +24,23 @@ from jobqueue.backends.sql.transitions import (
 from jobqueue.job import JobError, JobState, dumps_json
 
 
+def _row_of(txn: Txn, job_id: str, statement: str) -> tuple[int, Sequence[object]] | None:
+    """The job's row key and the row ``statement`` reads for it, or ``None``: no such job."""
+    key = job_key(job_id)
+    if key is None:
+        return None
+    row = txn.conn.execute(statement, (key,)).fetchone()
+    return None if row is None else (key, row)
+
+
 def cancel(txn: Txn, job_id: str) -> JobState | None:
     """As ``lifecycle.on_cancel`` decides: waiting or delayed: cancelled now (leaving the live
     states frees the unique key: the partial index lists only those); active: flagged for its
     holder; finished: as is."""
-    key = job_key(job_id)
-    if key is None:
+    found = _row_of(txn, job_id, txn.sql.CANCEL_STATE)
+    if found is None:
         return None
-    row = txn.conn.execute(txn.sql.CANCEL_STATE, (key,)).fetchone()
-    if row is None:
-        return None
+    key, row = found
     job = Held.at_rest(key, JobState(row[0]), bool(row[1]))
     change = lifecycle.on_cancel(job)
     return job.state if change is None else write(txn, job, change)
@@ -50,16 +57,14 @@ def finish_cancelled(txn: Txn, job_id: str, token: str, error: JobError | None) 
 def retry(txn: Txn, job_id: str) -> bool:
     """``lifecycle.on_retry`` written; ``False`` if there is no such job. Raises
     ``JobStateError`` for another state or a unique key another live job holds."""
-    key = job_key(job_id)
-    if key is None:
+    found = _row_of(txn, job_id, txn.sql.RETRY_STATE)
+    if found is None:
         return False
-    row = txn.conn.execute(txn.sql.RETRY_STATE, (key,)).fetchone()
-    if row is None:
-        return False
+    key, row = found
     lifecycle.on_retry(Held.at_rest(key, JobState(row[0])), txn.now)  # raises if not retriable
     if not _requeue_finished(txn, key):
         other = txn.conn.execute(txn.sql.KEY_HOLDER, (row[1], key)).fetchone()
-        raise lifecycle.unique_key_taken(job_id, str(other[0]) if other else "?", row[1])
+        raise lifecycle.unique_key_taken(job_id, str(other[0]) if other else "?", str(row[1]))
     return True
 
 
@@ -86,12 +91,10 @@ def _requeue_finished(txn: Txn, key: int) -> bool:
 def promote(txn: Txn, job_id: str) -> bool:
     """A delayed job to waiting now, at the end of its line; ``False`` if there is no such
     job. Raises ``JobStateError`` for a job in another state."""
-    key = job_key(job_id)
-    if key is None:
+    found = _row_of(txn, job_id, txn.sql.JOB_STATE)
+    if found is None:
         return False
-    row = txn.conn.execute(txn.sql.JOB_STATE, (key,)).fetchone()
-    if row is None:
-        return False
+    key, row = found
     change = lifecycle.on_promote(Held.at_rest(key, JobState(row[0])))
     # A new seq and work_added: idle dispatchers wake.
     requeue(txn, key, change.to, txn.now + (change.run_at or 0.0))
