@@ -1,0 +1,144 @@
+"""What a store is asked to write: one decided move of one job (``Change``), the guard it is
+written under, and what a store answers when that guard no longer holds (``Conflict``).
+
+``jobqueue.lifecycle`` decides every change; a backend only checks the guard and writes it
+(``Backend.apply``), in one atomic step per call. Times in a change are relative (``run_at`` is
+a delay) so a store with a server of its own measures them on the server's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from jobqueue.job import AttemptOutcome, JobError, JobState
+from jobqueue.values import WorkSpec
+
+__all__ = [
+    "SETTABLE_FIELDS",
+    "Change",
+    "ClaimAsk",
+    "Conflict",
+    "Ended",
+    "Expired",
+    "Guard",
+    "Held",
+    "InState",
+    "Selector",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Guard: the job is active and ``token`` holds its unexpired lease. With
+    ``cancel_requested`` set, the job's cancel flag must also have that value (the change
+    was decided for it; when the flag changed since, the core decides again)."""
+
+    token: str
+    cancel_requested: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """Guard: the job is active, ``token`` holds its lease and that lease has expired (on the
+    store's clock). ``cancel_requested`` as for ``Held``."""
+
+    token: str
+    cancel_requested: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InState:
+    """Guard: the job is in one of ``states``. A change from a finished state into a live one
+    also needs the job's unique key free (no other live job holds it)."""
+
+    states: frozenset[JobState]
+
+
+Guard = Held | Expired | InState
+
+SETTABLE_FIELDS = frozenset(
+    {"result", "error", "stalls", "attempts_made", "cancel_requested", "finished_at"}
+)
+"""The ``Job`` fields a change may set (``Change.set``); a store writes no others."""
+
+_NOTHING: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The attempt a change ends. The store appends ``Attempt(number=attempts_made,
+    dispatcher, started_at, finished_at=its now, outcome, error)`` to the job's history (the
+    last ``MAX_HISTORY`` kept) and clears ``Job.dispatcher``. ``counted=False``: the attempt
+    is given back, ``attempts_made`` goes down by one (after the record took its number)."""
+
+    outcome: AttemptOutcome
+    error: JobError | None = None
+    counted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One decided move of one job, written only if ``guard`` still holds.
+
+    What a store does with it: move the job from its old state's structure to ``to``'s (the
+    ready line by priority and sequence, the delayed set by ``run_at``, the active set by lease,
+    the finished set by finish time); end the lease when leaving ACTIVE; set ``set``'s fields
+    (names in ``SETTABLE_FIELDS``); record ``ended``; stamp ``finished_at`` with its own now
+    when ``to`` is finished; take the unique key when entering a live state, free it when
+    leaving them (``JobState.is_live``); wake finish-waiters or idle dispatchers; add one to
+    ``counts_as``'s outcome count of this minute. A job moved into WAITING or DELAYED gets a
+    new sequence number (it queues at the end of its priority).
+
+    ``run_at``: a delay in seconds from the store's now (``None``: ``run_at`` stays).
+    ``ends_lease``: the call that ended the lease (``complete``, ``fail``, ``release``,
+    ``finish_cancelled``), remembered with the lease's token so that a repeat of that call
+    learns it (``Conflict.ended_by``); ``fence``: forget any such memory (a new life)."""
+
+    job_id: str
+    guard: Guard
+    to: JobState
+    run_at: float | None = None
+    set: Mapping[str, object] = field(default_factory=lambda: _NOTHING)
+    ended: Ended | None = None
+    ends_lease: str | None = None
+    fence: bool = False
+    counts_as: AttemptOutcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A change not written because its guard failed: the job as the store found it.
+
+    ``state`` is ``None`` when there is no such job. ``held``: the guard's token still holds
+    the job's unexpired lease (so only ``cancel_requested`` differed). ``ended_by``: the call
+    with which the guard's token ended the job's lease, when that token was the last to end
+    it and the job was not fenced since. ``unique_holder``: an ``InState`` change into a live
+    state was refused because this other live job holds the unique key."""
+
+    state: JobState | None
+    held: bool = False
+    ended_by: str | None = None
+    cancel_requested: bool = False
+    unique_holder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAsk:
+    """Claim up to ``limit`` jobs for ``spec`` in the same step as the changes before it."""
+
+    spec: WorkSpec
+    limit: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Jobs in ``state`` (of worker ``name``, when given; finished strictly before
+    ``finished_before``, for finished states, when given), in that state's listing order:
+    waiting in run order (name, priority high first, sequence), delayed by ``run_at``, active
+    by lease deadline, finished newest first."""
+
+    state: JobState
+    name: str | None = None
+    finished_before: float | None = None
