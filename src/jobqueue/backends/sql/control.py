@@ -18,7 +18,6 @@ from jobqueue.backends.sql.transitions import (
     holder,
     job_key,
     repeated,
-    requeue,
     write,
 )
 from jobqueue.job import JobError, JobState, dumps_json
@@ -95,9 +94,9 @@ def promote(txn: Txn, job_id: str) -> bool:
     if found is None:
         return False
     key, row = found
-    change = lifecycle.on_promote(Held.at_rest(key, JobState(row[0])))
+    job = Held.at_rest(key, JobState(row[0]))
     # A new seq and work_added: idle dispatchers wake.
-    requeue(txn, key, change.to, txn.now + (change.run_at or 0.0))
+    write(txn, job, lifecycle.on_promote(job))
     return True
 
 
@@ -152,8 +151,12 @@ def resume(txn: Txn, name: str) -> None:
 
 
 def heartbeat(
-    txn: Txn, info: DispatcherInfo, leases: Sequence[tuple[str, str]], lease_seconds: float
+    txn: Txn,
+    info: DispatcherInfo | None,
+    leases: Sequence[tuple[str, str]],
+    lease_seconds: float,
 ) -> list[LeaseStatus]:
+    """Extend the leases their tokens hold; record ``info`` as alive when given."""
     statuses = []
     deadline = txn.now + lease_seconds
     for job_id, token in leases:
@@ -163,6 +166,8 @@ def heartbeat(
             continue
         txn.conn.execute(txn.sql.EXTEND, (deadline, held.key))
         statuses.append(LeaseStatus.CANCEL if held.cancel_requested else LeaseStatus.HELD)
+    if info is None:
+        return statuses
     # The record is replaced whole, as the reference does: the latest heartbeat is the truth.
     txn.conn.execute(
         txn.sql.UPSERT_DISPATCHER,
@@ -181,8 +186,8 @@ def heartbeat(
     return statuses
 
 
-def remove_dispatcher(txn: Txn, dispatcher_id: str) -> None:
-    txn.conn.execute(txn.sql.REMOVE_DISPATCHER, (dispatcher_id,))
+def remove_dispatcher(txn: Txn, dispatcher_id: str) -> bool:
+    return txn.conn.execute(txn.sql.REMOVE_DISPATCHER, (dispatcher_id,)).rowcount > 0
 
 
 def forget_dead_dispatchers(txn: Txn) -> None:

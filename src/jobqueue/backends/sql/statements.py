@@ -37,6 +37,8 @@ _LIST_ORDER = {
     JobState.DELAYED: "run_at, seq",
     JobState.ACTIVE: "lease_expires_at, id",
 }
+# The seam's ``scan`` orders (``changes.Selector``): waiting by name, then run order.
+_SCAN_ORDER = {**_LIST_ORDER, JobState.WAITING: "name, priority DESC, seq"}
 # The orders in which cancel_many cancels (those of jobqueue_waiting and jobqueue_delayed).
 _CANCEL_ORDER = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
 
@@ -104,18 +106,25 @@ class Statements:
         "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
     )
-    SET_COUNTERS = "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?"
-    SET_CANCEL_REQUESTED = "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?"
-    REQUEUE = (
-        "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
+    # The guarded write (``transitions.write``): one statement for every decided move. Each
+    # column keeps its value unless told: COALESCE for a value given or NULL, a flag for a
+    # column that may be set to NULL (so the row's large columns are never read back).
+    GUARD_ROW = (
+        f"SELECT {HELD_COLUMNS}, stalls, state, lease_token, lease_expires_at, ended_lease, "
+        "unique_key FROM jobqueue_jobs WHERE id = ?"
     )
-    FINISH = (
-        "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, "
-        "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
+    MOVE = (
+        "UPDATE jobqueue_jobs SET state = ?, run_at = COALESCE(?, run_at), "
+        "seq = COALESCE(?, seq), "
+        "lease_token = CASE WHEN ? THEN NULL ELSE lease_token END, "
+        "lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END, "
+        "dispatcher = CASE WHEN ? THEN NULL ELSE dispatcher END, "
+        "attempts_made = COALESCE(?, attempts_made), stalls = COALESCE(?, stalls), "
+        "cancel_requested = COALESCE(?, cancel_requested), "
+        "finished_at = CASE WHEN ? THEN ? ELSE finished_at END, "
+        "result = CASE WHEN ? THEN ? ELSE result END, "
+        "error = CASE WHEN ? THEN ? ELSE error END, history = COALESCE(?, history), "
+        "ended_lease = CASE WHEN ? THEN ? ELSE ended_lease END WHERE id = ?"
     )
 
     # -- maintenance --------------------------------------------------------------------------
@@ -184,6 +193,10 @@ class Statements:
         "SELECT lease_expires_at FROM jobqueue_jobs WHERE state = 'active' "
         "ORDER BY lease_expires_at LIMIT 1"
     )
+    EXPIRED_LEASES = (  # the seam's ``expired``: soonest expired first, with the token
+        f"SELECT {JOB_COLUMNS}, lease_token FROM jobqueue_jobs WHERE state = 'active' "
+        "AND lease_expires_at <= ? ORDER BY lease_expires_at, id LIMIT ?"
+    )
     LIVE_DISPATCHERS = (
         "SELECT id, host, pid, names, concurrency, started_at, last_seen, jobs "
         "FROM jobqueue_dispatchers WHERE expires_at > ? ORDER BY started_at, id"
@@ -245,6 +258,7 @@ class Statements:
             )
             for state in JobState
         }
+        self._scans: dict[tuple[JobState, bool, bool], str] = {}
 
     def _marks(self, text: str) -> str:
         return text if self.mark == "?" else text.replace("?", self.mark)
@@ -255,6 +269,22 @@ class Statements:
     def list_jobs(self, state: JobState) -> str:
         """A page of ``state``'s jobs in its listing order (parameters: limit, offset)."""
         return self._listings[state]
+
+    def scan(self, state: JobState, named: bool, before: bool) -> str:
+        """A page of ``state``'s jobs (of one name; finished before a time) in the seam's
+        order (parameters: [name], [finished_before], limit, offset)."""
+        key = (state, named, before and state.is_finished)
+        text = self._scans.get(key)
+        if text is None:
+            text = self._scans[key] = self._marks(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE state = '{state.value}'"
+                + (" AND finished_at IS NOT NULL" if state.is_finished else "")
+                + (" AND name = ?" if named else "")
+                + (" AND finished_at < ?" if key[2] else "")
+                + f" ORDER BY {_SCAN_ORDER.get(state, 'finished_at DESC, id DESC')}"
+                + " LIMIT ? OFFSET ?"
+            )
+        return text
 
     def jobs_in(self, count: int) -> str:
         return f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id IN ({self._in(count)})"

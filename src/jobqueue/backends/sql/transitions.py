@@ -21,16 +21,16 @@ from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
 from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
 from jobqueue.backends.sql.statements import Statements
+from jobqueue.changes import Change
 from jobqueue.errors import CorruptJobError, LeaseLostError
 from jobqueue.job import (
-    FINISHED_STATES,
+    MAX_HISTORY,
     Attempt,
     AttemptOutcome,
     Job,
     JobError,
     JobState,
 )
-from jobqueue.lifecycle import Change
 
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted, recovered or removed by retention per transaction,
@@ -175,6 +175,10 @@ class Held:
     """The lease token that holds it (empty for an expired lease being recovered)."""
     stalls: int = 0
     state: JobState = JobState.ACTIVE
+    # What a guard reads besides (``guarded.read``); the old verbs' reads leave them out.
+    lease_expires_at: float | None = None
+    ended_lease: str | None = None
+    unique_key: str | None = None
 
     @property
     def id(self) -> str:
@@ -193,7 +197,7 @@ class Held:
             # Losing old records beats refusing the outcome: the job itself is still fine.
             log.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
             history = []
-        encoded = history_json(lifecycle.bounded_history(history, attempt))
+        encoded = history_json([*history, attempt][-MAX_HISTORY:])
         assert encoded is not None  # never empty: it holds this attempt
         return encoded
 
@@ -238,89 +242,70 @@ def record(
 
 
 def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
-    """Write one decided ``Change`` to ``held``'s row, whose guard the caller's read checked
-    (``holder`` for a lease, the expired-lease scan for a stall). ``result`` is the JSON text
-    of a completion's result, encoded before the transaction."""
+    """Write one decided ``Change`` to ``held``'s row, whose guard the caller checked
+    (``guarded.apply`` for the seam; ``holder``, the expired-lease scan or a state read for
+    the old verbs): one statement (``MOVE``), whatever the move. ``result`` is the JSON text
+    of ``change.set["result"]``, encoded before the transaction."""
     fields = change.set
-    error = fields.get("error")
-    text = error_json(error) if isinstance(error, JobError) else None
-    history = None if change.attempt is None else held.with_attempt(change.attempt, txn.log)
-    ended = None if change.ends_lease is None else f"{change.ends_lease} {held.token}"
-    if "attempts_made" in fields or "stalls" in fields:  # release, stall: one statement
-        txn.conn.execute(
-            txn.sql.SET_COUNTERS,
-            (
-                fields.get("attempts_made", held.attempts_made),
-                fields.get("stalls", held.stalls),
-                held.key,
-            ),
-        )
-    if change.to in FINISHED_STATES:
-        finish(txn, held.key, change.to, result=result, error=text, history=history, ended=ended)
-    elif change.to is JobState.ACTIVE:  # a cancel request for its holder
-        txn.conn.execute(
-            txn.sql.SET_CANCEL_REQUESTED, (bool(fields.get("cancel_requested")), held.key)
-        )
+    leaving = held.state is JobState.ACTIVE and change.to is not JobState.ACTIVE
+    ended = change.ended
+    attempts = fields.get("attempts_made")
+    history = None
+    if ended is not None:
+        attempt = ended.record(held.attempts_made, held.dispatcher, held.started_at, txn.now)
+        history = held.with_attempt(attempt, txn.log)
+        if not ended.counted and attempts is None:  # given back: the record kept its number
+            attempts = max(held.attempts_made - 1, 0)
+    if change.fence:
+        ended_lease: tuple[bool, str | None] = (True, None)
+    elif change.ends_lease is not None and leaving:
+        ended_lease = (True, f"{change.ends_lease} {held.token}")
     else:
-        run_at = txn.now + (change.run_at or 0.0)
-        requeue(txn, held.key, change.to, run_at, error=text, history=history, ended=ended)
+        ended_lease = (False, None)
+    error = fields.get("error")
+    finished = change.to.is_finished
+    requeued = change.to in _REQUEUED
+    run_at = None
+    if requeued and change.run_at is not None:
+        run_at = txn.now + change.run_at
+    cancel = fields.get("cancel_requested")
+    txn.conn.execute(
+        txn.sql.MOVE,
+        (
+            change.to.value,
+            run_at,
+            txn.next_seq() if finished or requeued else None,
+            leaving,
+            leaving,
+            leaving or ended is not None,
+            attempts,
+            fields.get("stalls"),
+            None if cancel is None else int(bool(cancel)),
+            finished or "finished_at" in fields,
+            txn.now if finished else fields.get("finished_at"),
+            "result" in fields,
+            result,
+            "error" in fields,
+            error_json(error) if isinstance(error, JobError) else None,
+            history,
+            *ended_lease,
+            held.key,
+        ),
+    )
+    if requeued:
+        txn.work_added = True  # idle dispatchers wake (delayed: for its due time)
+    elif finished:
+        txn.changed = True  # finish-waiters wake
     if change.counts_as is not None:
         txn.count_outcome(change.counts_as)
     return change.to
 
 
-def requeue(
-    txn: Txn,
-    key: int,
-    state: JobState,
-    run_at: float,
-    *,
-    error: str | None = None,
-    history: str | None = None,
-    ended: str | None = None,
-) -> None:
-    """Back to ``state`` (waiting, or delayed until ``run_at``), lease and holder dropped;
-    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
-    txn.conn.execute(
-        txn.sql.REQUEUE,
-        (state.value, run_at, txn.next_seq(), error, history, ended, key),
-    )
-    txn.work_added = True
+_REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
 
 
-def finish(
-    txn: Txn,
-    key: int,
-    state: JobState,
-    *,
-    result: str | None = None,
-    error: str | None = None,
-    history: str | None = None,
-    ended: str | None = None,
-) -> None:
-    """A finished state, lease and holder dropped. ``result`` is stored when COMPLETED;
-    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given
-    (a cancel keeps the lease's ``ended_lease``, as the other backends keep theirs)."""
-    txn.conn.execute(
-        txn.sql.FINISH,
-        (
-            state.value,
-            txn.now,
-            txn.next_seq(),
-            state is JobState.COMPLETED,
-            result,
-            error,
-            history,
-            ended,
-            key,
-        ),
-    )
-    txn.changed = True
-
-
-def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
-    """Promote due delayed jobs, recover expired leases and apply retention; returns how
-    many jobs moved or were removed."""
+def promote_due(txn: Txn) -> int:
+    """Due delayed jobs to waiting, at the end of the line in their due order."""
     due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     if due:
         first = txn.next_seq(len(due))
@@ -329,7 +314,13 @@ def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
             [(first + n, row[0]) for n, row in enumerate(due)],
         )
         txn.work_added = True
-    return len(due) + recover(txn, max_stalls) + apply_retention(txn, retention)
+    return len(due)
+
+
+def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
+    """Promote due delayed jobs, recover expired leases and apply retention; returns how
+    many jobs moved or were removed. (The seam's ``housekeep`` does all but the recovery.)"""
+    return promote_due(txn) + recover(txn, max_stalls) + apply_retention(txn, retention)
 
 
 def recover(txn: Txn, max_stalls: int) -> int:
