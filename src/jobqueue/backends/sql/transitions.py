@@ -244,13 +244,18 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
     fields = change.set
     error = fields.get("error")
     text = error_json(error) if isinstance(error, JobError) else None
-    history = None if change.attempt is None else held.with_attempt(change.attempt, txn.log)
+    history, attempts_made = None, fields.get("attempts_made", held.attempts_made)
+    if change.ended is not None:
+        attempt = change.ended.record(held.attempts_made, held.dispatcher, held.started_at, txn.now)
+        history = held.with_attempt(attempt, txn.log)
+        if not change.ended.counted:
+            attempts_made = max(held.attempts_made - 1, 0)
     ended = None if change.ends_lease is None else f"{change.ends_lease} {held.token}"
-    if "attempts_made" in fields or "stalls" in fields:  # release, stall: one statement
+    if attempts_made != held.attempts_made or "stalls" in fields:  # release, stall: one statement
         txn.conn.execute(
             txn.sql.SET_COUNTERS,
             (
-                fields.get("attempts_made", held.attempts_made),
+                attempts_made,
                 fields.get("stalls", held.stalls),
                 held.key,
             ),
