@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from jobqueue import lifecycle
 from jobqueue.backend import Retention, TickOutcome
+from jobqueue.changes import Ended
 from jobqueue.errors import JobStateError
 from jobqueue.job import (
     FINISHED_STATES,
@@ -42,7 +43,7 @@ def test_complete_keeps_the_result_even_after_a_cancel() -> None:
     change = lifecycle.on_complete(running(cancel_requested=True), "t", {"ok": 1}, NOW)
     assert (change.job_id, change.guard, change.to) == ("7", Held("t"), JobState.COMPLETED)
     assert change.set == {"result": {"ok": 1}}
-    assert change.attempt == Attempt(2, "d1", NOW - 5, NOW, AttemptOutcome.COMPLETED, None)
+    assert change.ended == Ended(AttemptOutcome.COMPLETED)
     assert (change.ends_lease, change.counts_as) == ("complete", AttemptOutcome.COMPLETED)
 
 
@@ -60,11 +61,11 @@ def test_fail_cancelled_failed_or_retried(
 ) -> None:
     retry_at = None if retry_in is None else NOW + retry_in
     change = lifecycle.on_fail(running(cancel_requested=cancel), "t", ERROR, retry_at, NOW)
-    assert (change.guard, change.to, change.counts_as) == (Held("t"), to, outcome)
+    # Decided for this cancel flag: a cancel requested since fails the guard (decide again).
+    assert (change.guard, change.to, change.counts_as) == (Held("t", cancel), to, outcome)
     assert change.run_at == (retry_in if outcome is AttemptOutcome.RETRIED else None)
     assert change.set == {"error": ERROR}
-    assert change.attempt is not None and change.attempt.outcome is outcome
-    assert change.attempt.error == ERROR and change.ends_lease == "fail"
+    assert change.ended == Ended(outcome, ERROR) and change.ends_lease == "fail"
 
 
 @given(now=st.floats(0, 4e9), delay=st.floats(0, 1e6))
@@ -84,9 +85,12 @@ def test_retry_at_follows_the_backoff_until_no_attempt_is_left() -> None:
 @pytest.mark.parametrize("cancel", [False, True])
 def test_release_does_not_count_the_attempt(cancel: bool) -> None:
     change = lifecycle.on_release(running(cancel_requested=cancel), "t", NOW)
-    assert change.set == {"attempts_made": 1}
-    assert change.attempt is not None and change.attempt.number == 2  # numbered as run
-    assert change.attempt.outcome is AttemptOutcome.RELEASED
+    assert change.guard == Held("t", cancel)
+    # Given back: the store records it under the number it ran as, then counts one less.
+    assert change.ended == Ended(AttemptOutcome.RELEASED, counted=False)
+    assert change.ended.record(2, "d1", NOW - 5, NOW) == Attempt(
+        2, "d1", NOW - 5, NOW, AttemptOutcome.RELEASED, None
+    )
     if cancel:
         assert (change.to, change.counts_as, change.run_at) == (
             JobState.CANCELLED,
@@ -95,7 +99,6 @@ def test_release_does_not_count_the_attempt(cancel: bool) -> None:
         )
     else:
         assert (change.to, change.counts_as, change.run_at) == (JobState.WAITING, None, 0.0)
-    assert lifecycle.on_release(running(attempts_made=0), "t", NOW).set == {"attempts_made": 0}
 
 
 def test_finish_cancelled_keeps_an_error_only_when_given() -> None:
@@ -118,10 +121,11 @@ def test_finish_cancelled_keeps_an_error_only_when_given() -> None:
     ],
 )
 def test_stall(stalls: int, cancel: bool, to: JobState, outcome: AttemptOutcome) -> None:
-    change = lifecycle.on_stall(running(stalls=stalls, cancel_requested=cancel), 2, NOW)
-    assert (change.guard, change.to, change.counts_as) == (Expired(), to, outcome)
+    job = running(stalls=stalls, cancel_requested=cancel)
+    change = lifecycle.on_stall(job, 2, NOW, token="t")
+    assert (change.guard, change.to, change.counts_as) == (Expired("t", cancel), to, outcome)
     assert change.set["stalls"] == stalls + 1
-    assert change.attempt is not None and change.attempt.outcome is AttemptOutcome.STALLED
+    assert change.ended == Ended(AttemptOutcome.STALLED)
     assert change.ends_lease is None
     if to is JobState.FAILED:
         assert change.set["error"] == lifecycle.stalled_error(3)
@@ -163,7 +167,7 @@ def test_cancel(state: JobState) -> None:
     change = lifecycle.on_cancel(running(state=state))
     if state in (JobState.WAITING, JobState.DELAYED):
         assert change is not None and change.to is JobState.CANCELLED
-        assert change.attempt is None and change.counts_as is None  # no attempt ended
+        assert change.ended is None and change.counts_as is None  # no attempt ended
     elif state is JobState.ACTIVE:
         assert change is not None and change.to is JobState.ACTIVE
         assert change.set == {"cancel_requested": True}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from jobqueue.job import AttemptOutcome, JobError, JobState
+from jobqueue.job import Attempt, AttemptOutcome, JobError, JobState
 from jobqueue.values import WorkSpec
 
 __all__ = [
@@ -76,6 +76,12 @@ class Ended:
     outcome: AttemptOutcome
     error: JobError | None = None
     counted: bool = True
+
+    def record(
+        self, attempts_made: int, dispatcher: str | None, started_at: float | None, now: float
+    ) -> Attempt:
+        """The history record of the attempt, from the job's fields as stored."""
+        return Attempt(attempts_made, dispatcher, started_at, now, self.outcome, self.error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
 from jobqueue.backend import Retention, TickOutcome
+from jobqueue.changes import Change, Ended, Expired, Held, InState
 from jobqueue.errors import JobStateError
 from jobqueue.job import (
     JSON,
@@ -30,55 +31,12 @@ from jobqueue.job import (
     JobState,
 )
 
-__all__ = ["LIVE_STATES", "MAX_HISTORY"]  # re-exported: the unique-key and history rules
-
-# -- what a rule decides ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """Guard: the job is active and ``token`` holds its unexpired lease."""
-
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Expired:
-    """Guard: the job is active and its lease has expired (whoever held it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class InState:
-    """Guard: the job is in one of ``states``."""
-
-    states: frozenset[JobState]
-
-
-Guard = Held | Expired | InState
+# Re-exported: the unique-key and history rules, and what the rules return.
+__all__ = ["LIVE_STATES", "MAX_HISTORY", "Change", "Ended", "Expired", "Held", "InState"]
 
 _NOTHING: Mapping[str, object] = MappingProxyType({})
 
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One decided move of one job, for a store to write if ``guard`` still holds.
-
-    ``run_at`` is a delay in seconds from the store's own ``now`` (so Redis can measure it on
-    its own clock; ``None``: the job's ``run_at`` stays). ``set`` names ``Job`` fields and their
-    new values. ``attempt`` is the record of the attempt that ended, appended to the bounded
-    history. ``ends_lease`` names the call that ended the lease, so a repeat of that call with
-    the same token gets its answer (``repeat_or_lost``); ``fence`` forgets the last such call.
-    ``counts_as`` is the outcome counted in the same step."""
-
-    job_id: str
-    guard: Guard
-    to: JobState
-    run_at: float | None = None
-    set: Mapping[str, object] = field(default_factory=lambda: _NOTHING)
-    attempt: Attempt | None = None
-    ends_lease: str | None = None
-    fence: bool = False
-    counts_as: AttemptOutcome | None = None
+# -- what a rule decides: a ``jobqueue.changes.Change`` --------------------------------------
 
 
 class Running(Protocol):
@@ -89,15 +47,9 @@ class Running(Protocol):
     @property
     def state(self) -> JobState: ...
     @property
-    def attempts_made(self) -> int: ...
-    @property
     def stalls(self) -> int: ...
     @property
     def cancel_requested(self) -> bool: ...
-    @property
-    def dispatcher(self) -> str | None: ...
-    @property
-    def started_at(self) -> float | None: ...
 
 
 # -- small rules ------------------------------------------------------------------------------
@@ -106,13 +58,6 @@ class Running(Protocol):
 def due_state(run_at: float, now: float) -> JobState:
     """Rule 10: a job due later is DELAYED, otherwise WAITING."""
     return JobState.DELAYED if run_at > now else JobState.WAITING
-
-
-def ended_attempt(
-    job: Running, outcome: AttemptOutcome, error: JobError | None, now: float
-) -> Attempt:
-    """Rule 13's record of the attempt that ends now (stores keep the last ``MAX_HISTORY``)."""
-    return Attempt(job.attempts_made, job.dispatcher, job.started_at, now, outcome, error)
 
 
 def bounded_history(history: list[Attempt], attempt: Attempt) -> list[Attempt]:
@@ -139,7 +84,7 @@ def on_complete(job: Running, token: str, result: JSON, now: float) -> Change:
         Held(token),
         JobState.COMPLETED,
         set={"result": result},
-        attempt=ended_attempt(job, outcome, None, now),
+        ended=Ended(outcome),
         ends_lease="complete",
         counts_as=outcome,
     )
@@ -158,11 +103,11 @@ def on_fail(
         to, outcome, delay = due_state(retry_at, now), AttemptOutcome.RETRIED, retry_at - now
     return Change(
         job.id,
-        Held(token),
+        Held(token, job.cancel_requested),
         to,
         run_at=delay,
         set={"error": error},
-        attempt=ended_attempt(job, outcome, error, now),
+        ended=Ended(outcome, error),
         ends_lease="fail",
         counts_as=outcome,
     )
@@ -174,11 +119,10 @@ def on_release(job: Running, token: str, now: float) -> Change:
     cancelled = job.cancel_requested
     return Change(
         job.id,
-        Held(token),
+        Held(token, cancelled),
         JobState.CANCELLED if cancelled else JobState.WAITING,
         run_at=None if cancelled else 0.0,
-        set={"attempts_made": max(job.attempts_made - 1, 0)},
-        attempt=ended_attempt(job, AttemptOutcome.RELEASED, None, now),
+        ended=Ended(AttemptOutcome.RELEASED, counted=False),
         ends_lease="release",
         counts_as=AttemptOutcome.CANCELLED if cancelled else None,
     )
@@ -192,15 +136,15 @@ def on_cancelled(job: Running, token: str, error: JobError | None, now: float) -
         Held(token),
         JobState.CANCELLED,
         set=_NOTHING if error is None else {"error": error},
-        attempt=ended_attempt(job, outcome, error, now),
+        ended=Ended(outcome, error),
         ends_lease="finish_cancelled",
         counts_as=outcome,
     )
 
 
-def on_stall(job: Running, max_stalls: int, now: float) -> Change:
-    """Rule 2: an expired lease counts a stall. Cancel requested: CANCELLED; more than
-    ``max_stalls`` stalls: FAILED with ``stalled_error``; else waiting now."""
+def on_stall(job: Running, max_stalls: int, now: float, token: str = "") -> Change:
+    """Rule 2: an expired lease (``token``'s) counts a stall. Cancel requested: CANCELLED;
+    more than ``max_stalls`` stalls: FAILED with ``stalled_error``; else waiting now."""
     stalls = job.stalls + 1
     fields: dict[str, object] = {"stalls": stalls}
     if job.cancel_requested:
@@ -212,11 +156,11 @@ def on_stall(job: Running, max_stalls: int, now: float) -> Change:
         to, outcome = JobState.WAITING, AttemptOutcome.RETRIED
     return Change(
         job.id,
-        Expired(),
+        Expired(token, job.cancel_requested),
         to,
         run_at=0.0 if to is JobState.WAITING else None,
         set=fields,
-        attempt=ended_attempt(job, AttemptOutcome.STALLED, None, now),
+        ended=Ended(AttemptOutcome.STALLED),
         counts_as=outcome,
     )
 

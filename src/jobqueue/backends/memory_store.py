@@ -107,11 +107,14 @@ class MemoryStore:
                 self._ended[job.id] = (token, change.ends_lease)
         if change.fence:
             self._ended.pop(job.id, None)
-        if change.attempt is not None:
-            job.history = lifecycle.bounded_history(job.history, change.attempt)
-            job.dispatcher = None
         for name, value in change.set.items():
             setattr(job, name, value)
+        if change.ended is not None:
+            record = change.ended.record(job.attempts_made, job.dispatcher, job.started_at, now)
+            job.history = lifecycle.bounded_history(job.history, record)
+            job.dispatcher = None
+            if not change.ended.counted:
+                job.attempts_made = max(job.attempts_made - 1, 0)
         if old in FINISHED_STATES:
             self._finished[old].pop(job.id, None)
         job.state = to
