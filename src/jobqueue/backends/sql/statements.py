@@ -102,6 +102,7 @@ class Statements:
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
     )
     EXTEND = "UPDATE jobqueue_jobs SET lease_expires_at = ? WHERE id = ?"
+    SET_PROGRESS_OF = "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? WHERE id = ?"
     SET_PROGRESS = (
         "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"

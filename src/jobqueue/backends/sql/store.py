@@ -21,6 +21,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import Literal
 
 from jobqueue import lifecycle
 from jobqueue.backend import (
@@ -36,18 +37,20 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.recovered import RecoveredLeases
-from jobqueue.backends.sql import control, reads, schedules
+from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
 from jobqueue.backends.sql.rows import job_to_row
 from jobqueue.backends.sql.transitions import (
     Txn,
+    apply_retention,
     delete,
     forget_old_outcomes,
     holder,
     job_key,
     maintain,
+    promote_due,
     record,
     recover,
     repeated,
@@ -55,6 +58,7 @@ from jobqueue.backends.sql.transitions import (
     take,
     write,
 )
+from jobqueue.changes import Change, ClaimAsk, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
     JSON,
@@ -65,6 +69,7 @@ from jobqueue.job import (
     JobState,
     dumps_json,
 )
+from jobqueue.storage import Applied
 
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
@@ -119,9 +124,11 @@ class SQLStore:
         with self._transaction() as txn:
             return schedules.remove(txn, name)
 
-    def schedule_records(self) -> list[ScheduleRecord]:
+    def schedule_records(self, name: str | None = None) -> list[ScheduleRecord]:
+        if name is not None:
+            check_schedule_name(name)
         with self._reading() as db:
-            return schedules.records(db)
+            return schedules.records(db, name)
 
     def schedule_record(self, name: str) -> ScheduleRecord | None:
         check_schedule_name(name)
@@ -286,7 +293,7 @@ class SQLStore:
 
     def heartbeat(
         self,
-        dispatcher: DispatcherInfo,
+        dispatcher: DispatcherInfo | None,
         leases: Sequence[tuple[str, str]],
         lease_seconds: float,
     ) -> list[LeaseStatus]:
@@ -351,6 +358,86 @@ class SQLStore:
         with self._transaction() as txn:
             control.remove_dispatcher(txn, dispatcher_id)
 
+    # -- the seam (jobqueue.storage.Storage): what the old verbs above become -------------------
+
+    def insert(self, jobs: Sequence[Job]) -> list[Job]:
+        return self.submit_many(jobs)
+
+    def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied:
+        results = [  # encode first: a bad value stores nothing
+            dumps_json(change.set["result"]) if change.set.get("result") is not None else None
+            for change in changes
+        ]
+        with self._transaction() as txn:
+            answers = [
+                guarded.apply_one(txn, change, result)
+                for change, result in zip(changes, results, strict=True)
+            ]
+            claims = [] if then is None else self._claim(txn, then.spec, then.limit)
+            return answers, claims
+
+    def annotate(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        progress: tuple[float, str | None] | None = None,
+        log: str | None = None,
+    ) -> bool:
+        with self._transaction() as txn:
+            held = holder(txn, job_id, token)
+            if held is None:
+                return False
+            if progress is not None:
+                message = None if progress[1] is None else progress[1][:MAX_LOG_MESSAGE]
+                txn.conn.execute(txn.sql.SET_PROGRESS_OF, (progress[0], message, held.key))
+            if log is not None:
+                txn.conn.execute(txn.sql.INSERT_LOG, (held.key, txn.now, log[:MAX_LOG_MESSAGE]))
+                txn.conn.execute(txn.sql.TRIM_LOGS, (held.key, held.key, MAX_LOGS))
+            return True
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        keys = [key for key in map(job_key, job_ids) if key is not None]
+        with self._transaction() as txn:
+            return delete(txn, list(dict.fromkeys(keys)))
+
+    def set_paused(self, kind: Literal["worker", "schedule"], name: str, paused: bool) -> None:
+        if kind == "schedule":
+            check_schedule_name(name)
+        with self._transaction() as txn:
+            if kind == "schedule":
+                schedules.set_paused(txn, name, paused)
+            elif paused:
+                control.pause(txn, name)
+            else:
+                control.resume(txn, name)
+
+    def forget(self, kind: Literal["dispatcher", "schedule"], name: str) -> bool:
+        if kind == "schedule":
+            check_schedule_name(name)
+        with self._transaction() as txn:
+            if kind == "schedule":
+                return schedules.remove(txn, name)
+            return control.remove_dispatcher(txn, name)
+
+    def housekeep(self) -> int:
+        with self._transaction() as txn:
+            moved = promote_due(txn) + apply_retention(txn, self.options.retention)
+            control.forget_dead_dispatchers(txn)
+            forget_old_outcomes(txn)
+            return moved
+
+    def scan(self, selector: Selector, offset: int, limit: int) -> list[Job]:
+        with self._reading() as db:
+            return guarded.scan(db, selector, offset, limit)
+
+    def expired(self, limit: int) -> list[Claim]:
+        with self._reading() as db:
+            return guarded.expired(db, self._clock(), limit)
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        return self.count_by_name()
+
     # -- maintenance --------------------------------------------------------------------------
 
     def maintain(self) -> list[Job]:
@@ -374,6 +461,9 @@ class SQLStore:
             return reads.jobs_by_key(db, [int(job_id) for job_id in taken])
 
     def _maintain(self, txn: Txn) -> int:
+        # The one place claims and waits recover expired leases inline (the old protocol's
+        # way); with the seam the core recovers them (``expired`` + ``apply``): drop
+        # ``recover`` from ``transitions.maintain`` then, as ``housekeep`` already does.
         return maintain(txn, self.options.max_stalls, self.options.retention)
 
     def remove(self, job_id: str) -> bool:
