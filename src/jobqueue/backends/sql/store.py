@@ -8,10 +8,14 @@ partial index (see ``statements``). Time always comes from ``options.clock``, ne
 so the contract suite's fake clock drives leases, delays and retention.
 
 The decisions are ``jobqueue.lifecycle``'s; the steps here and in ``transitions``,
-``control`` and ``schedules`` check a guard and write the decided change. Waiting never sleeps
-blindly: same-process submits, retries and resumes wake waiters through the link's signal;
-other processes' commits are noticed through ``Link.data_version``, checked with a short
-back-off (5 ms doubling to 50 ms).
+``control`` and ``schedules`` check a guard and write the decided change, all through one
+write (``transitions.write``). The seam (``jobqueue.storage.Storage``) is here too, next to
+the old verbs until they go: ``apply`` checks each change's guard (``guarded``) and writes
+it with that same write.
+
+Waiting never sleeps blindly: same-process submits, retries and resumes wake waiters through
+the link's signal; other processes' commits are noticed through ``Link.data_version``,
+checked with a short back-off (5 ms doubling to 50 ms).
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ def record(
 
 def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
     """Write one decided ``Change`` to ``held``'s row, whose guard the caller checked
-    (``guarded.apply`` for the seam; ``holder``, the expired-lease scan or a state read for
+    (``guarded.apply_one`` for the seam; ``holder``, the expired-lease scan or a state read for
     the old verbs): one statement (``MOVE``), whatever the move. ``result`` is the JSON text
     of ``change.set["result"]``, encoded before the transaction."""
     fields = change.set
