@@ -553,3 +553,35 @@ def test_counts_follow_every_move(store: SQLiteBackend, clock: ManualClock) -> N
     zero = dict.fromkeys(JobState, 0)
     assert store.counts() == {"a": {**zero, W: 1}, "b": {**zero, W: 1, FAILED: 1}}
     assert store.counts() == store.count_by_name()
+
+
+def test_the_old_verbs_and_apply_share_one_write(store: SQLiteBackend, clock: ManualClock) -> None:
+    store.insert([job(clock), job(clock)])
+    old, new = store.claim_many(WorkSpec(("a",)), 2)
+    assert store.complete(old.job.id, old.token, "old", None) is None
+    assert store.apply([complete(old)])[0] == [Conflict(DONE, ended_by="complete")]
+    assert store.apply([complete(new, "new")])[0] == [None]
+    assert store.complete(new.job.id, new.token, "again", None) is None  # a repeat, not lost
+    assert got(store, new.job.id).result == "new"
+    assert [j.result for j in store.scan(Selector(DONE), 0, 10)] == ["new", "old"]
+
+
+def test_then_claims_up_to_its_limit_within_caps(store: SQLiteBackend, clock: ManualClock) -> None:
+    store.insert([job(clock) for _ in range(5)])
+    c = claim(store)
+    spec = WorkSpec(("a",), 30, max_active={"a": 3})
+    answers, claims = store.apply([complete(c)], then=ClaimAsk(spec, 4))
+    assert answers == [None] and len(claims) == 3  # the cap, not the limit
+    assert all(x.job.state is A and x.job.attempts_made == 1 for x in claims)
+    assert store.apply([], then=ClaimAsk(spec, 4)) == ([], [])
+
+
+def test_reads_show_a_record_that_does_not_decode(store: SQLiteBackend, clock: ManualClock) -> None:
+    store.insert([job(clock)])
+    c = claim(store, lease=10)
+    conn = store._pool.get()  # what another program could have written into the file
+    conn.execute("UPDATE jobqueue_jobs SET data = 'not json' WHERE id = ?", (int(c.job.id),))
+    clock.advance(10)
+    (found,) = store.expired(5)
+    assert found.job.unreadable and found.token == c.token
+    assert [j.unreadable for j in store.scan(Selector(A), 0, 5)] == [True]
