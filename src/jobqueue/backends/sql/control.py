@@ -17,6 +17,7 @@ from jobqueue.backends.sql.transitions import (
     delete,
     holder,
     job_key,
+    key_holder,
     repeated,
     write,
 )
@@ -60,31 +61,29 @@ def retry(txn: Txn, job_id: str) -> bool:
     if found is None:
         return False
     key, row = found
-    lifecycle.on_retry(Held.at_rest(key, JobState(row[0])), txn.now)  # raises if not retriable
-    if not _requeue_finished(txn, key):
-        other = txn.conn.execute(txn.sql.KEY_HOLDER, (row[1], key)).fetchone()
-        raise lifecycle.unique_key_taken(job_id, str(other[0]) if other else "?", str(row[1]))
+    job = Held.at_rest(key, JobState(row[0]))
+    change = lifecycle.on_retry(job, txn.now)  # raises if not retriable
+    unique_key = None if row[1] is None else str(row[1])
+    other = key_holder(txn, key, unique_key)
+    if other is not None:
+        raise lifecycle.unique_key_taken(job_id, other, str(unique_key))
+    write(txn, job, change)
     return True
 
 
 def retry_many(txn: Txn, state: JobState, name: str | None) -> int:
     if state not in lifecycle.RETRIABLE:
         return 0
-    # In finishing order, as the reference: of two jobs with one unique key, the first wins.
+    # In finishing order, as the reference: of two jobs with one unique key, the first wins
+    # (the key holder is looked up after the earlier ones came back).
     rows = txn.conn.execute(txn.sql.FINISHED_OF, (state.value, name, name)).fetchall()
-    return sum(_requeue_finished(txn, key) for (key,) in rows)
-
-
-def _requeue_finished(txn: Txn, key: int) -> bool:
-    """Write ``lifecycle.on_retry``'s change (counters reset, waiting now, the last lease
-    fenced) in one statement; ``False``, nothing changed, when the unique index refuses it:
-    another live job holds its key."""
-    try:
-        txn.conn.execute(txn.sql.RETRY_FINISHED, (txn.now, txn.next_seq(), key))
-    except txn.integrity_error:
-        return False  # the statement alone was undone; the transaction goes on
-    txn.work_added = True
-    return True
+    retried = 0
+    for key, unique_key in rows:
+        if key_holder(txn, key, unique_key) is None:
+            job = Held.at_rest(key, state)
+            write(txn, job, lifecycle.on_retry(job, txn.now))
+            retried += 1
+    return retried
 
 
 def promote(txn: Txn, job_id: str) -> bool:

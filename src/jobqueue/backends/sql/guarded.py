@@ -15,7 +15,7 @@ from typing import cast
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Reader
 from jobqueue.backends.sql.rows import row_to_job
-from jobqueue.backends.sql.transitions import Held, Txn, job_key, write
+from jobqueue.backends.sql.transitions import Held, Txn, job_key, key_holder, write
 from jobqueue.changes import Change, Conflict, Expired, InState, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import Job, JobState, unreadable_job
@@ -62,11 +62,11 @@ def check(txn: Txn, row: Held, change: Change) -> Conflict | None:
     if isinstance(guard, InState):
         if row.state not in guard.states:
             return Conflict(row.state, cancel_requested=row.cancel_requested)
-        if change.to.is_live and not row.state.is_live and row.unique_key is not None:
-            other = txn.conn.execute(txn.sql.KEY_HOLDER, (row.unique_key, row.key)).fetchone()
+        if change.to.is_live and not row.state.is_live:
+            other = key_holder(txn, row.key, row.unique_key)
             if other is not None:
                 return Conflict(
-                    row.state, cancel_requested=row.cancel_requested, unique_holder=str(other[0])
+                    row.state, cancel_requested=row.cancel_requested, unique_holder=other
                 )
         return None
     holds = row.state is JobState.ACTIVE and row.token == guard.token

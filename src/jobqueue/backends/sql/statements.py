@@ -151,14 +151,8 @@ class Statements:
         f"SELECT id FROM jobqueue_jobs WHERE unique_key = ? AND id != ? AND state IN ({LIVE_SQL})"
     )
     FINISHED_OF = (
-        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
+        "SELECT id, unique_key FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
         "AND (? IS NULL OR name = ?) ORDER BY seq"
-    )
-    RETRY_FINISHED = (
-        "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, attempts_made = 0, stalls = 0, "
-        "cancel_requested = 0, result = NULL, finished_at = NULL, ended_lease = NULL "
-        "WHERE id = ?"  # a new life: the last attempt's token is fenced
     )
     CANCEL_NOW = (
         "UPDATE jobqueue_jobs SET state = 'cancelled', finished_at = ?, seq = ? WHERE id = ?"

@@ -213,6 +213,15 @@ def holder(txn: Txn, job_id: str, token: str) -> Held | None:
     return None if row is None else _held(row, token)
 
 
+def key_holder(txn: Txn, key: int, unique_key: str | None) -> str | None:
+    """The id of another live job holding ``unique_key``, if any: what refuses bringing job
+    ``key`` back to life (checked before the write, so no statement is refused midway)."""
+    if unique_key is None:
+        return None
+    row = txn.conn.execute(txn.sql.KEY_HOLDER, (unique_key, key)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
     """For a token that no longer holds the job: the state a repeat of ``call`` reports
     (``lifecycle.repeat_or_lost``), else ``None``."""
