@@ -377,8 +377,11 @@ class SQLStore:
                 guarded.apply_one(txn, change, result)
                 for change, result in zip(changes, results, strict=True)
             ]
-            claims = [] if then is None else self._claim(txn, then.spec, then.limit)
-            return answers, claims
+            # ``unless_conflict`` is read this way until ClaimAsk has it on main (the lead's).
+            unless = bool(getattr(then, "unless_conflict", False))
+            if then is None or (unless and any(answers)):
+                return answers, []  # a repeat or a lost lease hands out no next job
+            return answers, self._claim(txn, then.spec, then.limit)
 
     def annotate(
         self,
