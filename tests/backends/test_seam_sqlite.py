@@ -490,10 +490,10 @@ def test_scan_orders_and_filters(store: SQLiteBackend, clock: ManualClock) -> No
             job(clock, name="a", priority=5),
         ]
     )
-    ids = [j.id for j in store.scan(Selector(W), 0, 10)]
-    assert ids == [a_high.id, a_low.id, b_high.id, b_low.id]
+    ids = [j.id for j in store.scan(Selector(W), 0, 10)]  # run order, across names
+    assert ids == [b_high.id, a_high.id, b_low.id, a_low.id]
     assert [j.id for j in store.scan(Selector(W, name="b"), 0, 10)] == [b_high.id, b_low.id]
-    assert [j.id for j in store.scan(Selector(W), 1, 2)] == [a_low.id, b_high.id]
+    assert [j.id for j in store.scan(Selector(W), 1, 2)] == [a_high.id, b_low.id]
     late, soon = store.insert(
         [job(clock, run_at=clock() + 20), job(clock, name="b", run_at=clock() + 10)]
     )

@@ -37,8 +37,6 @@ _LIST_ORDER = {
     JobState.DELAYED: "run_at, seq",
     JobState.ACTIVE: "lease_expires_at, id",
 }
-# The seam's ``scan`` orders (``changes.Selector``): waiting by name, then run order.
-_SCAN_ORDER = {**_LIST_ORDER, JobState.WAITING: "name, priority DESC, seq"}
 # The orders in which cancel_many cancels (those of jobqueue_waiting and jobqueue_delayed).
 _CANCEL_ORDER = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
 
@@ -266,8 +264,8 @@ class Statements:
         return self._listings[state]
 
     def scan(self, state: JobState, named: bool, before: bool) -> str:
-        """A page of ``state``'s jobs (of one name; finished before a time) in the seam's
-        order (parameters: [name], [finished_before], limit, offset)."""
+        """A page of ``state``'s jobs (of one name; finished before a time) in its listing
+        order, as ``list_jobs`` (parameters: [name], [finished_before], limit, offset)."""
         key = (state, named, before and state.is_finished)
         text = self._scans.get(key)
         if text is None:
@@ -276,7 +274,7 @@ class Statements:
                 + (" AND finished_at IS NOT NULL" if state.is_finished else "")
                 + (" AND name = ?" if named else "")
                 + (" AND finished_at < ?" if key[2] else "")
-                + f" ORDER BY {_SCAN_ORDER.get(state, 'finished_at DESC, id DESC')}"
+                + f" ORDER BY {_LIST_ORDER.get(state, 'finished_at DESC, id DESC')}"
                 + " LIMIT ? OFFSET ?"
             )
         return text
