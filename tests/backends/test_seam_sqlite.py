@@ -585,3 +585,22 @@ def test_reads_show_a_record_that_does_not_decode(store: SQLiteBackend, clock: M
     (found,) = store.expired(5)
     assert found.job.unreadable and found.token == c.token
     assert [j.unreadable for j in store.scan(Selector(A), 0, 5)] == [True]
+
+
+def test_complete_and_claim_next_cost_no_more_statements_than_the_old_verb(
+    store: SQLiteBackend, clock: ManualClock
+) -> None:
+    spec = WorkSpec(("a",))
+    store.insert([job(clock) for _ in range(4)])
+    statements: list[str] = []
+    store._pool.get().set_trace_callback(statements.append)  # every statement, triggers too
+    c = claim(store)
+    statements.clear()
+    nxt = store.complete(c.job.id, c.token, "r", spec)
+    assert nxt is not None
+    old = len(statements)
+    statements.clear()
+    _, claims = store.apply([complete(nxt, "r")], then=ClaimAsk(spec, 1))
+    assert len(claims) == 1
+    assert len(statements) <= old
+    assert sum(s.startswith("BEGIN") for s in statements) == 1
