@@ -179,8 +179,8 @@ class SQLStore:
 
     def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
         if limit <= 0:
-            return []  # as the reference: no claim, so no maintenance either
-        self._maintain(txn)
+            return []  # as the reference: no claim, so no promotion either
+        promote_due(txn)  # due delayed jobs count as ready; stalls are the core's
         # Paused names are read inside the claim's own transaction: a pause committed by any
         # process stops every claim that starts after it.
         paused = reads.paused_names(txn)
@@ -377,9 +377,7 @@ class SQLStore:
                 guarded.apply_one(txn, change, result)
                 for change, result in zip(changes, results, strict=True)
             ]
-            # ``unless_conflict`` is read this way until ClaimAsk has it on main (the lead's).
-            unless = bool(getattr(then, "unless_conflict", False))
-            if then is None or (unless and any(answers)):
+            if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
             return answers, self._claim(txn, then.spec, then.limit)
 
@@ -449,7 +447,7 @@ class SQLStore:
 
     def maintain(self) -> list[Job]:
         with self._transaction() as txn:
-            self._maintain(txn)
+            maintain(txn, self.options.max_stalls, self.options.retention)
             control.forget_dead_dispatchers(txn)
             forget_old_outcomes(txn)
         return self._take_recovered()
@@ -467,12 +465,6 @@ class SQLStore:
         with self._reading() as db:
             return reads.jobs_by_key(db, [int(job_id) for job_id in taken])
 
-    def _maintain(self, txn: Txn) -> int:
-        # The one place claims and waits recover expired leases inline (the old protocol's
-        # way); with the seam the core recovers them (``expired`` + ``apply``): drop
-        # ``recover`` from ``transitions.maintain`` then, as ``housekeep`` already does.
-        return maintain(txn, self.options.max_stalls, self.options.retention)
-
     def remove(self, job_id: str) -> bool:
         key = job_key(job_id)
         if key is None:
@@ -489,7 +481,7 @@ class SQLStore:
             seen = signal.work
         version = self._data_version()  # read first: a commit after this shows as a change
         with self._transaction() as txn:
-            self._maintain(txn)
+            promote_due(txn)
             if reads.has_waiting(txn, wanted):  # paused names do not count
                 return True
             timeout = min(timeout, reads.until_due(txn, txn.now))
