@@ -604,3 +604,17 @@ def test_complete_and_claim_next_cost_no_more_statements_than_the_old_verb(
     assert len(claims) == 1
     assert len(statements) <= old
     assert sum(s.startswith("BEGIN") for s in statements) == 1
+
+
+def test_an_expired_lease_does_not_wake_an_idle_waiter(
+    store: SQLiteBackend, clock: ManualClock
+) -> None:
+    """Claims no longer recover leases, so an expired one is nothing to claim: a waiter
+    sleeps its timeout out instead of returning at once (and its dispatcher spinning)."""
+    store.insert([job(clock)])
+    claim(store, lease=5)
+    clock.advance(10)
+    started = time.monotonic()
+    assert store.wait_for_work(["a"], 0.3) is False
+    assert time.monotonic() - started >= 0.25
+    assert store.claim_many(WorkSpec(("a",)), 1) == []  # still the core's to recover

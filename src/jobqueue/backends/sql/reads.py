@@ -109,11 +109,10 @@ def has_waiting(db: Reader, names: list[str]) -> bool:
 
 
 def until_due(db: Reader, now: float) -> float:
-    """Seconds until the next delayed job is due or lease expires (inf when none)."""
+    """Seconds until the next delayed job is due (inf when none). Expired leases wake no
+    waiter: their recovery is the core's (``Engine.maintain``), whose requeue wakes them."""
     delayed = db.conn.execute(db.sql.NEXT_DELAYED).fetchone()
-    lease = db.conn.execute(db.sql.NEXT_EXPIRY).fetchone()
-    due = [row[0] for row in (delayed, lease) if row is not None]
-    return max(min(due) - now, 0.0) if due else float("inf")
+    return float("inf") if delayed is None else max(delayed[0] - now, 0.0)
 
 
 def paused_names(db: Reader) -> frozenset[str]:

@@ -182,10 +182,6 @@ class Statements:
     NEXT_DELAYED = (
         "SELECT run_at FROM jobqueue_jobs WHERE state = 'delayed' ORDER BY run_at LIMIT 1"
     )
-    NEXT_EXPIRY = (
-        "SELECT lease_expires_at FROM jobqueue_jobs WHERE state = 'active' "
-        "ORDER BY lease_expires_at LIMIT 1"
-    )
     EXPIRED_LEASES = (  # the seam's ``expired``: soonest expired first, with the token
         f"SELECT {JOB_COLUMNS}, lease_token FROM jobqueue_jobs WHERE state = 'active' "
         "AND lease_expires_at <= ? ORDER BY lease_expires_at, id LIMIT ?"
