@@ -118,7 +118,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     finally:
         gate.release.set()
         if namespace is not None:
-            assert isinstance(queue.backend, RedisBackend)
+            assert isinstance(queue.backend.store, RedisBackend)
             delete_namespace(queue.backend.client, namespace)
         queue.close()
 
@@ -374,7 +374,7 @@ def test_cancelling_a_wait_unregisters_it(setup: Setup) -> None:
             await waiting
         ticker.stop()
         await ticking
-        if isinstance(setup.queue.backend, RedisBackend):
+        if isinstance(setup.queue.backend.store, RedisBackend):
             # The waiter count on the job hash went back down (watch.lua's 'w' field), so
             # finishing the job pushes no wake-up nobody will pop.
             backend = setup.queue.backend
