@@ -4,8 +4,7 @@ The store opens the transaction (``Link.begin``: the write lock up front) and co
 steps; nothing here commits. Semantics follow ``jobqueue.backends.memory``: job ids come from
 their own counter (``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``),
 ordering numbers from another (``jobqueue_meta.seq``), renewed when a job is submitted,
-requeued, claimed (so expired leases are recovered in claim order) or finished (so retention
-removes the first finished first).
+requeued, claimed or finished (so retention removes the first finished first).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from jobqueue.backends.sql.dialect import Connection, Reader
 from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.changes import Change
-from jobqueue.errors import CorruptJobError, LeaseLostError
+from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
     MAX_HISTORY,
     Attempt,
@@ -33,7 +32,7 @@ from jobqueue.job import (
 )
 
 MAINTENANCE_BATCH = 5000
-"""At most this many jobs are promoted, recovered or removed by retention per transaction,
+"""At most this many jobs are promoted or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
 
 
@@ -50,7 +49,6 @@ class Txn(Reader):
         "changed",
         "integrity_error",
         "now",
-        "recovered",
         "work_added",
     )
 
@@ -74,7 +72,6 @@ class Txn(Reader):
         self._job_id: int | None = None
         self._job_id_read = 0
         self._outcomes: dict[str, int] = {}
-        self.recovered: list[int] = []  # keys of jobs whose expired lease this one ended
 
     def count_outcome(self, outcome: AttemptOutcome) -> None:
         """Count one finished attempt in this minute's outcome counts; written with the
@@ -172,7 +169,7 @@ class Held:
     history: str | None
     cancel_requested: bool
     token: str = ""
-    """The lease token that holds it (empty for an expired lease being recovered)."""
+    """The lease token that holds it (empty for a row no lease is checked for)."""
     stalls: int = 0
     state: JobState = JobState.ACTIVE
     # What a guard reads besides (``guarded.read``); the old verbs' reads leave them out.
@@ -220,34 +217,6 @@ def key_holder(txn: Txn, key: int, unique_key: str | None) -> str | None:
         return None
     row = txn.conn.execute(txn.sql.KEY_HOLDER, (unique_key, key)).fetchone()
     return None if row is None else str(row[0])
-
-
-def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
-    """For a token that no longer holds the job: the state a repeat of ``call`` reports
-    (``lifecycle.repeat_or_lost``), else ``None``."""
-    row = txn.conn.execute(txn.sql.ENDED_BY, (job_key(job_id), f"{call} {token}")).fetchone()
-    return lifecycle.repeat_or_lost(
-        call, row is not None, None if row is None else JobState(row[0])
-    )
-
-
-def take(txn: Txn, job_id: str, token: str) -> Held:
-    held = holder(txn, job_id, token)
-    if held is None:
-        raise LeaseLostError(lifecycle.lease_lost_message(job_id))
-    return held
-
-
-def record(
-    txn: Txn, held: Held, result: str | None, error: JobError | None, retry_at: float | None
-) -> JobState:
-    """Store a held job's outcome as ``lifecycle`` decides it: completed with ``result`` (its
-    JSON text) when ``error`` is None, else ``lifecycle.on_fail``'s move."""
-    if error is None:
-        change = lifecycle.on_complete(held, held.token, None, txn.now)
-    else:
-        change = lifecycle.on_fail(held, held.token, error, retry_at, txn.now)
-    return write(txn, held, change, result)
 
 
 def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
@@ -324,30 +293,6 @@ def promote_due(txn: Txn) -> int:
         )
         txn.work_added = True
     return len(due)
-
-
-def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
-    """Promote due delayed jobs, recover expired leases and apply retention; returns how
-    many jobs moved or were removed. (The seam's ``housekeep`` does all but the recovery.)"""
-    return promote_due(txn) + recover(txn, max_stalls) + apply_retention(txn, retention)
-
-
-def recover(txn: Txn, max_stalls: int) -> int:
-    """Expired leases (the guard ``lifecycle.Expired``), each ended as ``lifecycle.on_stall``
-    decides."""
-    expired = txn.conn.execute(txn.sql.EXPIRED, (txn.now, MAINTENANCE_BATCH)).fetchall()
-    for row in expired:
-        held = _held(row, stalls=row[6])
-        txn.recovered.append(held.key)
-        change = lifecycle.on_stall(held, max_stalls, txn.now)
-        if change.to is JobState.WAITING:
-            txn.log.info("job %s: lease expired, back to waiting (stall %d)", held.key, row[6] + 1)
-        elif change.to is JobState.FAILED:
-            txn.log.warning("job %s stalled %d times: failing it", held.key, row[6] + 1)
-        else:
-            txn.log.info("job %s: lease expired after a cancel request: cancelled", held.key)
-        write(txn, held, change)
-    return len(expired)
 
 
 def apply_retention(txn: Txn, retention: Retention) -> int:
