@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -13,9 +12,7 @@ import pytest
 
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.backends.sqlite import SQLiteBackend
-from jobqueue.engine import Engine
 from jobqueue.testing import BackendContract
-from jobqueue.testing.contract.apply import ApplyContract
 
 _numbers = itertools.count()
 
@@ -37,34 +34,15 @@ class TestSQLiteFileBackend(BackendContract):
         return SQLiteBackend.from_url(f"sqlite:///{path}", options)
 
     def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
-        # Its own connections to the same file (the contract puts an Engine over it).
-        return SQLiteBackend(_sqlite(backend).path, options)
+        assert isinstance(backend, SQLiteBackend)
+        return SQLiteBackend(backend.path, options)  # its own connections to the same file
 
     def dispose_backend(self, backend: Backend) -> None:
         backend.close()
-        path = _sqlite(backend).path
+        assert isinstance(backend, SQLiteBackend)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                os.remove(path + suffix)
-
-
-def _sqlite(backend: object) -> SQLiteBackend:
-    """The SQLite store under what the contract holds (an ``Engine`` over it)."""
-    store = backend.store if isinstance(backend, Engine) else backend
-    assert isinstance(store, SQLiteBackend)
-    return store
-
-
-class TestSQLiteStore(ApplyContract):
-    """The storage seam on the raw SQLite store (no ``Engine``)."""
-
-    def make_backend(self, options: BackendOptions) -> Backend:
-        directory = tempfile.mkdtemp(prefix="jobqueue-seam-")
-        return SQLiteBackend(os.path.join(directory, "jobs.db"), options)
-
-    def dispose_backend(self, backend: Backend) -> None:
-        backend.close()
-        shutil.rmtree(os.path.dirname(_sqlite(backend).path), ignore_errors=True)
+                os.remove(backend.path + suffix)
 
 
 class TestSQLiteMemoryBackend(BackendContract):
