@@ -219,7 +219,7 @@ def test_log_lines_into_a_full_sqlite_database_are_dropped_not_the_job(
 
     @queue.worker("w")
     def handle(job: Any) -> str:
-        conn = queue.backend._pool.get()  # type: ignore[attr-defined]  # this thread's
+        conn = queue.backend.store._pool.get()  # type: ignore[attr-defined]  # under the Engine
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         try:
