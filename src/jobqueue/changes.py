@@ -145,8 +145,8 @@ class ClaimAsk:
 class Selector:
     """Jobs in ``state`` (of worker ``name``, when given; finished strictly before
     ``finished_before``, for finished states, when given), in that state's listing order:
-    waiting in run order (name, priority high first, sequence), delayed by ``run_at``, active
-    by lease deadline, finished newest first."""
+    waiting in run order across names (priority high first, then sequence), delayed by
+    ``run_at``, active by lease deadline, finished newest first."""
 
     state: JobState
     name: str | None = None

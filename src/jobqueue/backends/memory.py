@@ -237,11 +237,10 @@ class MemoryBackend(MemoryStore):
             self._promote(now)
             if any(self._peek(name) for name in wanted - self._paused):
                 return True
-            due = [deadline for _, deadline in self._leases.values()]
+            # A delayed job coming due is work; an expired lease is not until maintenance
+            # recovers it (that write wakes the waiters), so it sets no deadline here.
             if self._delayed:
-                due.append(self._delayed[0][0])
-            if due:
-                timeout = min(timeout, max(min(due) - now, 0.0))
+                timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
             seen = self._wakeups
             self._changed.wait_for(lambda: self._wakeups != seen, timeout=max(timeout, 0.0))
             return self._wakeups != seen
