@@ -123,13 +123,24 @@ local function retain(state, cutoff, count)
   return dropped
 end
 
--- What every claim and idle poll does first (reads never do). Returns how many jobs it
--- moved or removed.
+-- Finished jobs past the retention policy dropped (at most BATCH per set).
+local function retention()
+  return retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
+    + retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
+    + retain('x', cutoff(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
+end
+
+-- Time moved forward, without stall recovery (housekeep.lua: the core recovers stalls
+-- through expired.lua and apply.lua). Returns how many jobs it moved or removed.
+local function tidy()
+  return promote() + retention()
+end
+
+-- What every claim and idle poll does first (reads never do): tidy, with the old verbs'
+-- inline stall recovery (recover) -- the one place it is called from. Returns how many jobs
+-- it moved or removed.
 local function maintain()
   if maintained then return 0 end -- once a call: a batch of claims shares one look
   maintained = true
-  return promote() + recover()
-    + retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
-    + retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
-    + retain('x', cutoff(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
+  return promote() + recover() + retention()
 end

@@ -1,0 +1,43 @@
+#!lua flags=allow-oom
+-- Write changes the core decided, each under its guard, in order, then claim (Storage.apply):
+-- one step. The claim first, as finish_many's: ARGV[9] claim limit, that many tokens, lease
+-- ('+seconds'), dispatcher id, name count, name/cap pairs. Then the change count and per
+-- change: id, guard kind ('h' held, 'e' expired, 's' in state), token or state letters,
+-- cancel flag the change was decided for ('' any, '1', '0'), to (state letter), run_at
+-- delay in seconds from NOW ('' = run_at stays), ended outcome (an AttemptOutcome value,
+-- '' = no attempt ended), its error JSON (''), '0' when the attempt is not counted, the
+-- ended lease's call letter ('' none), '1' to fence, outcome counted (letter, ''), how many
+-- fields to set, then field/value pairs (encoded; '' deletes the field).
+-- Returns {results, claims}: per change 0 (written) or its conflict (check_guard), per
+-- claim {id, fields, logs, deadline}. A resend after a lost reply (ARGV[8]) finds its
+-- changes written (conflicts telling the core so: a Held change's token names the call
+-- that ended its lease) and gets the claims its first run made (claimed_before).
+local limit = tonumber(ARGV[9])
+local lease = ARGV[10 + limit]
+local claim_base = 11 + limit
+local i = claim_base + 2 + 2 * tonumber(ARGV[claim_base + 1])
+local count = tonumber(ARGV[i])
+i = i + 1
+-- A sequence number per change and per claim, taken at once (unused ones leave a gap).
+reserve_seqs(count + limit)
+local results = {}
+for n = 1, count do
+  local id = ARGV[i]
+  local f = fields(id, unpack(LOOK))
+  local conflict = check_guard(id, f, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  if conflict then
+    results[n] = conflict
+  else
+    local refused = write_change(id, f, i)
+    if refused then return refused end
+    results[n] = 0
+  end
+  i = i + 13 + 2 * tonumber(ARGV[i + 12])
+end
+local claims = {}
+for n = 1, limit do
+  local claimed = claim(ARGV[9 + n], lease, claim_base)
+  if not claimed then break end
+  claims[n] = claimed
+end
+return {results, claims}
