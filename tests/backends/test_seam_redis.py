@@ -33,6 +33,7 @@ from jobqueue.changes import (
     InState,
     Selector,
 )
+from jobqueue.errors import ReplicationTimeoutError
 from jobqueue.job import JSON, AttemptOutcome, Job, JobError, JobState
 from jobqueue.storage import Storage
 from jobqueue.testing import ManualClock
@@ -46,8 +47,9 @@ from tests.backends.redis_fixtures import (
     stop_process,
 )
 from tests.backends.test_redis_lost_reply import lose_next_reply
+from tests.reliability.sentinels import ReplicatedRedis, replicated
 
-__all__ = ["redis_url"]
+__all__ = ["redis_url", "replicated"]
 
 SPEC = WorkSpec(("a",), lease_seconds=10, dispatcher="d1")
 W, D, A = JobState.WAITING, JobState.DELAYED, JobState.ACTIVE
@@ -521,3 +523,23 @@ def test_apply_costs_no_more_redis_commands_than_the_old_verbs(tmp_path: Path) -
         assert counted["apply_many"] <= counted["finish_many"]
     finally:
         stop_process(server)
+
+
+# -- replica acknowledgement ------------------------------------------------------------------
+
+
+def test_an_apply_with_replicas_waits_for_them(replicated: ReplicatedRedis) -> None:
+    url = f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2"
+    store = RedisBackend.from_url(url, BackendOptions(namespace=new_namespace()))
+    try:
+        store.insert([new()])
+        (claim,) = claimed(store)
+        replicated.lag_replica()
+        with pytest.raises(ReplicationTimeoutError, match="the apply is stored"):
+            store.apply([completion(claim)], ClaimAsk(SPEC, 1))
+        replicated.unpause_replica()
+        # Stored on the primary: sent again, the change is found written by this token.
+        assert store.apply([completion(claim)]) == ([Conflict(C, ended_by="complete")], [])
+    finally:
+        delete_namespace(store.client, store.namespace)
+        store.close()

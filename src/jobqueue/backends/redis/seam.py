@@ -11,7 +11,7 @@ a job's life: the core hands ``apply`` its decided changes, this module encodes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, cast
 
 from jobqueue.backends.redis.changeset import apply_args, conflicts
@@ -41,6 +41,21 @@ from jobqueue.values import BackendOptions, Claim, check_schedule_name
 log = logging.getLogger("jobqueue.backends.redis")
 
 Applied = tuple[list[Conflict | None], list[Claim]]
+
+
+def scan_args(
+    selector: Selector, offset: int, limit: int, cutoff_arg: Callable[[float], str]
+) -> list[Arg]:
+    """scan.lua's arguments (``cutoff_arg`` turns ``finished_before`` into a time argument
+    that stays in the past, as ``Calls.cutoff_arg`` does); the asyncio backend's too."""
+    before = selector.finished_before
+    return [
+        STATE_CODES[selector.state],
+        optional(selector.name),
+        "" if before is None else cutoff_arg(before),
+        max(offset, 0),
+        max(limit, 0),
+    ]
 
 
 class _Calls(Protocol):
@@ -144,14 +159,7 @@ class StorageCalls:
                 return moved
 
     def scan(self: _Backend, selector: Selector, offset: int, limit: int) -> list[Job]:
-        before = selector.finished_before
-        args: list[Arg] = [
-            STATE_CODES[selector.state],
-            optional(selector.name),
-            "" if before is None else self.calls.cutoff_arg(before),
-            max(offset, 0),
-            max(limit, 0),
-        ]
+        args = scan_args(selector, offset, limit, self.calls.cutoff_arg)
         return listed_jobs(self._run("scan", args), self.namespace)
 
     def expired(self: _Backend, limit: int) -> list[Claim]:
