@@ -13,6 +13,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from jobqueue import lifecycle
 from jobqueue.backend import (
@@ -46,10 +47,11 @@ from tests.backends.redis_fixtures import (
     start_redis_server,
     stop_process,
 )
+from tests.backends.test_redis_cluster import cluster_ports, namespaces_on_two_shards
 from tests.backends.test_redis_lost_reply import lose_next_reply
 from tests.reliability.sentinels import ReplicatedRedis, replicated
 
-__all__ = ["redis_url", "replicated"]
+__all__ = ["cluster_ports", "redis_url", "replicated"]
 
 SPEC = WorkSpec(("a",), lease_seconds=10, dispatcher="d1")
 W, D, A = JobState.WAITING, JobState.DELAYED, JobState.ACTIVE
@@ -542,4 +544,37 @@ def test_an_apply_with_replicas_waits_for_them(replicated: ReplicatedRedis) -> N
         assert store.apply([completion(claim)]) == ([Conflict(C, ended_by="complete")], [])
     finally:
         delete_namespace(store.client, store.namespace)
+        store.close()
+
+
+# -- Redis Cluster ----------------------------------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_the_seam_on_a_cluster_shard(cluster_ports: list[int]) -> None:
+    """Every seam script keeps to the namespace's hash tag (and declares the slot guard), so
+    it runs on the shard owning the namespace, through EVALSHA as cluster clients call."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    _, namespace = namespaces_on_two_shards(client)
+    store = RedisBackend(client, BackendOptions(clock=ManualClock()), namespace=namespace)
+    try:
+        assert not store.calls.functions
+        first, second = store.insert([new(1, unique_key="k"), new(2, run_at=clock(store)() + 5)])
+        (claim,) = claimed(store)
+        clock(store).advance(5)
+        results, claims = store.apply([completion(claim)], ClaimAsk(SPEC, 1))
+        assert results == [None] and [c.job.id for c in claims] == [second.id]
+        assert store.annotate(second.id, claims[0].token, progress=(1.0, "m"), log="l")
+        assert [j.id for j in store.scan(Selector(C), 0, 10)] == [first.id]
+        clock(store).advance(SPEC.lease_seconds)
+        (stalled,) = store.expired(10)
+        assert store.apply([lifecycle.on_stall(stalled.job, 3, 0.0, stalled.token)])[0] == [None]
+        assert store.housekeep() == 0 and store.counts()["a"][W] == 1
+        assert store.heartbeat(None, [], 10) == [] and not store.forget("dispatcher", "d1")
+        store.set_paused("worker", "a", True)
+        assert store.claim_many(SPEC, 1) == []
+        assert store.delete([first.id, second.id]) == 2
+    finally:
+        for key in client.keys(f"jq:{{{namespace}}}:*", target_nodes="all"):
+            client.delete(key)
         store.close()
