@@ -45,7 +45,9 @@ READ_ONLY: frozenset[str] = frozenset(
 ) | {"scan", "expired"}
 # The lib's files, in the order their definitions are made: each uses only those above it.
 LIB_FILES: tuple[str, ...] = ("call", "keys", "jobs", "counts", "numbers", "ready", "leases")
-LIB_FILES += ("handoff", "store", "history", "finish", "guards", "moves", "housekeeping", "claim")
+LIB_FILES += ("handoff", "store", "history", "finish", "guards", "moves", "housekeeping")
+# The old verbs' rules (deleted with them at the switch to the storage seam), then claiming.
+LIB_FILES += ("verbs", "claim")
 # The names a script must be sent the policy tail for (see lua/lib/call.lua).
 _TAIL_NAMES = frozenset(("TAIL", "MAX_HISTORY", "OUTCOME_MINUTES"))
 

@@ -38,35 +38,15 @@ local function with_attempt(history, made, dispatcher, started, outcome, err)
   return cut_history(string.sub(history, 1, -2) .. ',' .. entry .. ']', MAX_HISTORY)
 end
 
--- Append the record of the attempt that just ended to the job's history (field H, see
--- with_attempt) and forget its dispatcher.
-local function record_attempt(id, outcome, err)
-  local f = fields(id, 'm', 'D', 'b', 'H')
-  if not f then return end
-  redis.call('HSET', job_key(id), 'H', with_attempt(f[4], f[1], f[2], f[3], outcome, err))
-  redis.call('HDEL', job_key(id), 'D')
-end
-
 -- A completion's record is implicit: attempts made (m), dispatcher (D, kept for it), started
 -- (b) and finished (e) of the COMPLETED job say everything it would, and the codec appends
 -- it to H when decoding. So a job completed on its first attempt stores no history at all:
 -- a spliced record is over 64 bytes, which would turn the whole hash from Redis's compact
 -- listpack into a hashtable (hash-max-listpack-value) -- three times the memory of every
--- retained job. H keeps room for the implicit record.
--- `history` (field H's text) with room made for a completion's implicit record: the same
--- text, cut, or nil when it is unreadable (it goes, as record_attempt would replace it).
+-- retained job. H keeps room for the implicit record: `history` (field H's text) with room
+-- made for it is the same text, cut, or nil when it is unreadable (then it goes, as a
+-- spliced record would replace it).
 local function room_for_completion(history)
   if string.sub(history, 1, 11) ~= '[{"number":' then return nil end
   return cut_history(history, MAX_HISTORY - 1)
-end
-
--- Make that room in the job's H (the old verbs' complete).
-local function record_completion(id, history)
-  if not history then return end
-  local kept = room_for_completion(history)
-  if not kept then
-    redis.call('HDEL', job_key(id), 'H')
-  elseif kept ~= history then
-    redis.call('HSET', job_key(id), 'H', kept)
-  end
 end

@@ -61,26 +61,6 @@ local function held(id, token)
   return f
 end
 
--- For a call whose lease is gone: the state the token's own earlier call of the same `kind`
--- left (one of the letters in `states`) -- the job still carries its token in k and the
--- call's kind in K -- else nil. Marked (lost reply) and unmarked repeats alike: outcomes are
--- idempotent per lease token. A kind that differs (complete after fail) is refused; a job
--- finished before K existed has none and is judged by its state alone.
-local function repeated(id, token, states, kind)
-  local f = fields(id, 's', 'k', 'K')
-  if not f or f[2] ~= token or type(f[1]) ~= 'string' then return nil end
-  if f[3] and f[3] ~= kind then return nil end
-  if not string.find(states, f[1], 1, true) then return nil end
-  return f[1]
-end
-
--- Which call ended the token's lease ('c' complete, 'f' fail, 'r' release, 'x'
--- finish_cancelled), so a repeat of a different call is refused. Only meaningful while k
--- still holds that token: a claim replaces k and a recovery or retry deletes it.
-local function mark_outcome(id, kind)
-  redis.call('HSET', job_key(id), 'K', kind)
-end
-
 -- Take the job out of the active set and its name's active count (the caller clears 'k').
 local function drop_lease(id, name)
   if redis.call('ZREM', K_ACTIVE, id) == 0 then return end
