@@ -426,12 +426,24 @@ def test_a_resent_apply_answers_its_first_claims(losing: RedisBackend) -> None:
     sent = lose_next_reply(store)
     results, claims = store.apply([completion(claim)], ClaimAsk(SPEC, 1))
     assert len(sent) == 2  # sent again, marked as a repeat
-    # Written by the first run: the resend learns it was this token's complete ...
-    assert results == [Conflict(C, ended_by="complete")]
+    # Written by the first run: the resend answers as that run did ...
+    assert results == [None]
     # ... and gets the job the first run claimed, not a third one.
     assert [c.job.id for c in claims] == [second.id]
     assert store.counts()["a"][A] == 1
     assert list(store.outcome_counts(0).values()) == [{"completed": 1}]
+
+
+@pytest.mark.parametrize("to", [W, X])
+def test_a_resent_control_change_is_answered_written(losing: RedisBackend, to: JobState) -> None:
+    store = losing
+    (job,) = store.insert([new(run_at=clock(store)() + 60)])
+    change = lifecycle.on_promote(job) if to is W else lifecycle.on_cancel(job)
+    assert change is not None
+    sent = lose_next_reply(store)
+    assert store.apply([change]) == ([None], [])
+    assert len(sent) == 2 and got(store, job.id).state is to
+    assert store.apply([change]) == ([Conflict(to)], [])  # not a resend: the conflict
 
 
 def test_a_resent_annotate_logs_once(losing: RedisBackend) -> None:

@@ -118,21 +118,32 @@ def apply_args(changes: Sequence[Change], delay_arg: Callable[[float], str]) -> 
     return args
 
 
-def conflicts(reply: Reply) -> list[Conflict | None]:
-    """apply.lua's per-change results: ``None`` (written) or the ``Conflict``."""
+def conflicts(
+    changes: Sequence[Change], reply: Reply, resent: bool = False
+) -> list[Conflict | None]:
+    """apply.lua's per-change results: ``None`` (written) or the ``Conflict``. For a resend
+    after a lost reply (``resent``), a change the conflict shows done -- its lease ended by
+    this token's very call, or the job in the state the change moves it to -- was written by
+    the first run, and is answered as that run answered it: written."""
     out: list[Conflict | None] = []
-    for item in rows(reply):
+    for change, item in zip(changes, rows(reply), strict=True):
         if not isinstance(item, list):
             out.append(None)
             continue
         state, held, ended, cancel, holder = (as_text(v) for v in item)
-        out.append(
-            Conflict(
-                state=STATES.get(state),  # '' (no job), or foreign data: no job of ours
-                held=held == "1",
-                ended_by=ENDED_CALLS.get(ended, ended) or None,
-                cancel_requested=cancel == "1",
-                unique_holder=holder or None,
-            )
+        conflict = Conflict(
+            state=STATES.get(state),  # '' (no job), or foreign data: no job of ours
+            held=held == "1",
+            ended_by=ENDED_CALLS.get(ended, ended) or None,
+            cancel_requested=cancel == "1",
+            unique_holder=holder or None,
         )
+        out.append(None if resent and _done(change, conflict) else conflict)
     return out
+
+
+def _done(change: Change, conflict: Conflict) -> bool:
+    """Whether ``conflict`` shows ``change`` written (by the first run of a resent call)."""
+    if change.ends_lease is not None:
+        return conflict.ended_by == change.ends_lease
+    return conflict.state is change.to and not conflict.held

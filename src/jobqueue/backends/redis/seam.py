@@ -104,14 +104,14 @@ class StorageCalls:
             return exact_number(max(delay, 0.0) if self.server_clock else delay)
 
         args += apply_args(changes, delay_arg)
-        results, claimed = rows(self._run("apply", args))
+        results, claimed, resent = rows(self._run("apply", args))
         claims: list[Claim] = []
         for lease_token, reply in zip(tokens, cast("list[list[Reply]]", claimed), strict=False):
             try:
                 claims.append(Claim(decode_claim(reply), lease_token, deadline))
             except CorruptJobError as exc:  # failed; the caller simply gets one fewer
                 self._fail_corrupt(as_text(reply[0]), lease_token, exc)
-        return conflicts(results), claims
+        return conflicts(changes, results, as_text(resent) == "1"), claims
 
     def annotate(
         self: _Backend,

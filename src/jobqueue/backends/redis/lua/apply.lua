@@ -8,10 +8,11 @@
 -- '' = no attempt ended), its error JSON (''), '0' when the attempt is not counted, the
 -- ended lease's call letter ('' none), '1' to fence, outcome counted (letter, ''), how many
 -- fields to set, then field/value pairs (encoded; '' deletes the field).
--- Returns {results, claims}: per change 0 (written) or its conflict (check_guard), per
--- claim {id, fields, logs, deadline}. A resend after a lost reply (ARGV[8]) finds its
--- changes written (conflicts telling the core so: a Held change's token names the call
--- that ended its lease) and gets the claims its first run made (claimed_before).
+-- Returns {results, claims, resent}: per change 0 (written) or its conflict (check_guard),
+-- per claim {id, fields, logs, deadline}, and 1 when this call is a resend after a lost reply
+-- (ARGV[8]). A resend finds its changes written -- its conflicts show them done (the token's
+-- call in `ended_by`, or the state they moved to), which changeset.py reports as written --
+-- and gets the claims its first run made (claimed_before).
 local limit = tonumber(ARGV[9])
 local lease = ARGV[10 + limit]
 local claim_base = 11 + limit
@@ -40,4 +41,4 @@ for n = 1, limit do
   if not claimed then break end
   claims[n] = claimed
 end
-return {results, claims}
+return {results, claims, REPEAT and 1 or 0}
