@@ -96,7 +96,9 @@ class StorageCalls:
         tokens = [token() for _ in range(count)]
         lease = 0.0 if spec is None else spec.lease_seconds
         deadline = self.options.clock() + lease
-        args: list[Arg] = [count, *tokens, "+" + exact_number(lease)]
+        # Claim nothing when a change was not written (a repeat, a lost lease), if asked.
+        unless = "1" if then is not None and bool(getattr(then, "unless_conflict", False)) else ""
+        args: list[Arg] = [count, unless, *tokens, "+" + exact_number(lease)]
         args += ["", 0] if spec is None else spec_args(spec)
 
         def delay_arg(delay: float) -> str:
