@@ -36,7 +36,7 @@ from jobqueue.backends.redis.wire import (
 from jobqueue.changes import Change, ClaimAsk, Conflict, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobState, dumps_json
-from jobqueue.values import BackendOptions, Claim, check_schedule_name
+from jobqueue.values import BackendOptions, Claim, WorkSpec, check_schedule_name
 
 log = logging.getLogger("jobqueue.backends.redis")
 
@@ -80,6 +80,8 @@ class _Backend(Protocol):
 
     def count_by_name(self) -> dict[str, dict[JobState, int]]: ...
 
+    def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied: ...
+
 
 class StorageCalls:
     """The storage seam's methods of ``RedisBackend`` that the old protocol lacks."""
@@ -87,6 +89,10 @@ class StorageCalls:
     def insert(self: _Backend, jobs: Sequence[Job]) -> list[Job]:
         # submit.lua stores exactly what insert means (its lanes answer a lost reply).
         return self.submit_many(jobs)
+
+    def claim_many(self: _Backend, spec: WorkSpec, limit: int) -> list[Claim]:
+        # apply.lua with no change: due jobs promoted first, no stall recovery, no retention.
+        return self.apply([], ClaimAsk(spec, limit))[1]
 
     def apply(self: _Backend, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied:
         spec = None if then is None else then.spec

@@ -39,6 +39,12 @@ for n = 1, count do
 end
 local claims = {}
 if unless_conflict and conflicted and not REPEAT then limit = 0 end
+-- The seam's claims promote due jobs first, and only that: retention is housekeep's, stall
+-- recovery the core's (maintain, which `claim` runs first, is then done).
+if limit > 0 then
+  promote()
+  maintained = true
+end
 for n = 1, limit do
   local token, claimed = ARGV[10 + n], nil
   if REPEAT and unless_conflict then
