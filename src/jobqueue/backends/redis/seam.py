@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, cast
 
+from jobqueue import lifecycle
 from jobqueue.backends.redis.changeset import apply_args, conflicts
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
@@ -74,8 +75,6 @@ class _Backend(Protocol):
 
     def _run(self, script: str, args: Sequence[Arg]) -> Reply: ...
 
-    def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None: ...
-
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]: ...
 
     def count_by_name(self) -> dict[str, dict[JobState, int]]: ...
@@ -118,7 +117,9 @@ class StorageCalls:
             try:
                 claims.append(Claim(decode_claim(reply), lease_token, deadline))
             except CorruptJobError as exc:  # failed; the caller simply gets one fewer
-                self._fail_corrupt(as_text(reply[0]), lease_token, exc)
+                job_id = as_text(reply[0])
+                log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
+                self.apply([lifecycle.on_corrupt(job_id, str(exc))])
         return conflicts(changes, results, as_text(resent) == "1"), claims
 
     def annotate(
