@@ -34,14 +34,13 @@ from jobqueue.backends.redis.wire import (
     spec_args,
     token,
 )
-from jobqueue.changes import Change, ClaimAsk, Conflict, Selector
+from jobqueue.changes import Change, ClaimAsk, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobState, dumps_json
+from jobqueue.storage import Applied
 from jobqueue.values import BackendOptions, Claim, WorkSpec, check_schedule_name
 
 log = logging.getLogger("jobqueue.backends.redis")
-
-Applied = tuple[list[Conflict | None], list[Claim]]
 
 
 def scan_args(
