@@ -258,6 +258,13 @@ def test_an_expired_guard_of_another_token_is_refused(store: RedisBackend) -> No
 def test_no_such_job(store: RedisBackend) -> None:
     change = Change("404", InState(frozenset({D})), W, run_at=0.0)
     assert store.apply([change]) == ([Conflict(None)], [])
+    # Foreign data under a job key is no job either: nothing is written, nothing raised.
+    (job,) = store.insert([new()])
+    store.client.hdel(f"{store.calls.prefix}j:{job.id}", "n")
+    cancel = Change(job.id, InState(frozenset({W})), X)
+    assert store.apply([cancel, cancel]) == ([Conflict(None), Conflict(None)], [])
+    store.client.set(f"{store.calls.prefix}j:{job.id}", "x")
+    assert store.apply([cancel]) == ([Conflict(None)], [])
 
 
 # -- apply: the control plane's changes --------------------------------------------------------

@@ -18,14 +18,16 @@ local function unique_holder(id, unique)
   return nil
 end
 
--- Check a change's guard against the job's fields `f` (LOOK; nil or no state: no such job).
+-- Check a change's guard against the job's fields `f` (LOOK; nil, or no state or name: no
+-- such job).
 -- `kind` 'h' Held / 'e' Expired (`arg` the lease token) or 's' InState (`arg` the state
 -- letters); `cancel` '' (any), '1' or '0': the cancel flag the change was decided for; `to`
 -- the state letter it moves to. Returns nil when the guard holds, else the conflict:
 -- {state letter ('' = no job), held 0/1, the call that ended the token's lease ('' = none),
 -- cancel flag 0/1, the live holder of the unique key ('' = none)}.
 local function check_guard(id, f, kind, arg, cancel, to)
-  local state = f and f[1] or nil
+  -- A hash without a name is no job of ours (foreign data): its lists cannot be found.
+  local state = f and f[2] and f[1] or nil
   local token = kind ~= 's' and arg or nil
   -- (A lease with no token, foreign data, is matched by the token '' that expired.lua gave.)
   local mine = state and token and (f[3] or '') == token
