@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from jobqueue.job import JSON, Job, JobError, JobState
+from jobqueue.storage import Storage
 
 # The value types live in ``jobqueue.values``; re-exported here, their documented home
 # (``__all__`` also makes the API docs render them under ``jobqueue.backend``).
@@ -423,5 +424,5 @@ class HandoffBackend(Backend, Protocol):
         ...
 
 
-BackendFactory = Callable[[str, BackendOptions], Backend]
+BackendFactory = Callable[[str, BackendOptions], "Backend | Storage"]
 """What a ``jobqueue_register_backends`` hook maps a URL scheme to."""

@@ -132,10 +132,13 @@ class Conflict:
 
 @dataclass(frozen=True, slots=True)
 class ClaimAsk:
-    """Claim up to ``limit`` jobs for ``spec`` in the same step as the changes before it."""
+    """Claim up to ``limit`` jobs for ``spec`` in the same step as the changes before it;
+    with ``unless_conflict``, claim nothing when a change was not written (a completion that
+    turned out a repeat or a lost lease hands out no next job)."""
 
     spec: WorkSpec
     limit: int = 1
+    unless_conflict: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,14 @@ from jobqueue import backends, lifecycle
 from jobqueue.arguments import check_count, check_id, check_name, check_seconds, check_state
 from jobqueue.backend import (
     Backend,
+    BackendFactory,
     BackendOptions,
     Clock,
     DispatcherInfo,
     Retention,
     ThroughputBucket,
 )
+from jobqueue.engine import verbs_of
 from jobqueue.errors import (
     InvalidArgumentError,
     InvalidSettingError,
@@ -122,7 +124,9 @@ class QueueClient:
             replicas=replicas,
             replica_timeout=float(replica_timeout),
         )
-        self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
+        self.backend: Backend = (
+            verbs_of(backend) if backend else self._open_backend(self.url, self._backend_options)
+        )
 
     def connect(self, url: str) -> Self:
         """Point this queue at the backend of ``url`` instead, keeping every setting, worker
@@ -137,7 +141,7 @@ class QueueClient:
             scheme = urlsplit(url).scheme
         except ValueError as exc:
             raise InvalidURLError(f"bad backend URL ({exc}); check its host part") from None
-        factories: dict[str, Callable[[str, BackendOptions], Backend]] = {}
+        factories: dict[str, BackendFactory] = {}
         for mapping in self.plugins.hook.jobqueue_register_backends():
             factories.update(mapping or {})
         factory = factories.get(scheme)
@@ -147,7 +151,7 @@ class QueueClient:
                 f"no backend for URL scheme {scheme!r} in {url!r}; known: {known}. "
                 "Install the plugin that provides it or fix the URL"
             )
-        return factory(url, options)
+        return verbs_of(factory(url, options))
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from jobqueue.backend import Backend, BackendFactory, BackendOptions
 from jobqueue.hooks import hookimpl
+from jobqueue.storage import Storage
 
 if TYPE_CHECKING:
     from jobqueue.aio_backend import AsyncBackend
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jobqueue.backends")
 
 
-def _memory(url: str, options: BackendOptions) -> Backend:
+def _memory(url: str, options: BackendOptions) -> Storage:
     from jobqueue.backends.memory import MemoryBackend
 
     return MemoryBackend.from_url(url, options)

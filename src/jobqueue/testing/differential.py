@@ -37,6 +37,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.backends.memory import MemoryBackend
+from jobqueue.engine import Engine, verbs_of
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -65,8 +66,8 @@ class _Differential(RuleBasedStateMachine):
                 completed_seconds=50, completed_count=3, failed_count=2, cancelled_count=2
             ),
         )
-        self.ref = MemoryBackend(options)
-        self.other: Any = type(self).make_backend(options)
+        self.ref = Engine(MemoryBackend(options))
+        self.other: Any = verbs_of(type(self).make_backend(options))
         self.ids: list[tuple[str, str]] = []  # (reference id, other id) by submission
         self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, other token)
         self.ticks: dict[str, int] = {}  # schedule -> the newest tick number claimed
@@ -86,7 +87,7 @@ class _Differential(RuleBasedStateMachine):
             self._index(ref.id, other.id)
             one, two = ref.to_dict(), other.to_dict()
             one.pop("id"), two.pop("id")
-            assert one == two
+            assert one == two, {k: (v, two.get(k)) for k, v in one.items() if v != two.get(k)}
 
     def _same_claim(self, ref: Claim | None, other: Claim | None) -> None:
         self._same_job(ref.job if ref else None, other.job if other else None)

@@ -32,6 +32,7 @@ from jobqueue.backend import (
     TickOutcome,
     WorkSpec,
 )
+from jobqueue.engine import verbs_of
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -59,7 +60,8 @@ def make_state_machine(
         def __init__(self) -> None:
             super().__init__()
             self.clock = ManualClock()
-            self.backend = make_backend(BackendOptions(clock=self.clock, max_stalls=MAX_STALLS))
+            options = BackendOptions(clock=self.clock, max_stalls=MAX_STALLS)
+            self.backend = verbs_of(make_backend(options))
             self.jobs: dict[str, ModelJob] = {}
             self.removed: list[str] = []  # ids of jobs the backend no longer has
             self.stale_tokens: list[tuple[str, str]] = []  # (job id, token) no longer valid

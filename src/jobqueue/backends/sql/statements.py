@@ -104,7 +104,10 @@ class Statements:
         "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
     )
-    SET_COUNTERS = "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?"
+    SET_COUNTERS = (  # a NULL keeps the stored count
+        "UPDATE jobqueue_jobs SET attempts_made = COALESCE(?, attempts_made), "
+        "stalls = COALESCE(?, stalls) WHERE id = ?"
+    )
     SET_CANCEL_REQUESTED = "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?"
     REQUEUE = (
         "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "

@@ -256,7 +256,7 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
             txn.sql.SET_COUNTERS,
             (
                 attempts_made,
-                fields.get("stalls", held.stalls),
+                fields.get("stalls"),
                 held.key,
             ),
         )

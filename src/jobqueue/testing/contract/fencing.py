@@ -150,6 +150,7 @@ class FencingContract(ContractBase):
         job = backend.submit(new_job())
         old = self._claim(backend, "a", lease=10)
         clock.advance(10.5)
+        backend.maintain()  # maintenance recovers it
         new = self._claim(backend, "a", lease=10)
         assert new.job.id == job.id and new.token != old.token
         assert new.job.stalls == 1 and new.job.attempts_made == 2

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import strategies as st
 
 from jobqueue.backend import Backend, BackendOptions, BatchBackend, Claim, DispatcherInfo, WorkSpec
+from jobqueue.engine import verbs_of
 from jobqueue.job import JSON, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 
@@ -99,7 +100,7 @@ class ContractBase:
         made: list[Backend] = []
 
         def open_backend(**options: Any) -> Backend:
-            backend = self.make_backend(BackendOptions(clock=clock, **options))
+            backend = verbs_of(self.make_backend(BackendOptions(clock=clock, **options)))
             made.append(backend)
             return backend
 
