@@ -55,12 +55,15 @@ def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
     """Redis speaks asyncio natively when opened by URL (not a client handed in, nor a
     cluster); the other built-in backends run in threads."""
     from jobqueue.backends.redis import RedisBackend
+    from jobqueue.engine import Engine
 
-    if not isinstance(backend, RedisBackend):
+    # The core over a store (``verbs_of``): the store has the twin.
+    store: object = backend.store if isinstance(backend, Engine) else backend
+    if not isinstance(store, RedisBackend):
         return None
     from jobqueue.backends.redis.aio import AsyncRedisBackend
 
-    native = AsyncRedisBackend.for_backend(backend)
+    native = AsyncRedisBackend.for_backend(store)
     if native is None:
         logger.debug("Redis backend without a URL (or a cluster): using worker threads")
     return native

@@ -344,11 +344,6 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
 
     # -- batches (the optional BatchBackend protocol, used by the dispatcher's prefetch) -------
 
-    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        # The old protocol's, recovering expired leases first; the seam's (seam.py) does not.
-        # Deleted once Redis runs under the core's Engine.
-        return self.finish_many([], spec, limit)[1]
-
     def finish_many(
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
     ) -> tuple[list[JobState | None], list[Claim]]:

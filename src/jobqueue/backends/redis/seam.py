@@ -101,7 +101,7 @@ class StorageCalls:
         lease = 0.0 if spec is None else spec.lease_seconds
         deadline = self.options.clock() + lease
         # Claim nothing when a change was not written (a repeat, a lost lease), if asked.
-        unless = "1" if then is not None and bool(getattr(then, "unless_conflict", False)) else ""
+        unless = "1" if then is not None and then.unless_conflict else ""
         args: list[Arg] = [count, unless, *tokens, "+" + exact_number(lease)]
         args += ["", 0] if spec is None else spec_args(spec)
 
