@@ -374,10 +374,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
         return states, claims
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None:
+        # The claim's token is not needed: lifecycle.on_corrupt fails the live record.
         log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
-        error = JobError("CorruptJobError", f"job {job_id} cannot be decoded: {exc}")
-        with contextlib.suppress(LeaseLostError):
-            self.fail(job_id, token, error, None)
+        self.apply([rules.on_corrupt(job_id, str(exc))])
 
     def _claimed(self, reply: Reply, token: str, deadline: float, spec: WorkSpec) -> Claim | None:
         # A malformed record is failed with a clear error, then the next job is claimed:

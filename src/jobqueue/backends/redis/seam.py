@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, cast
 
-from jobqueue import lifecycle
 from jobqueue.backends.redis.changeset import apply_args, conflicts
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
@@ -78,6 +77,8 @@ class _Backend(Protocol):
 
     def count_by_name(self) -> dict[str, dict[JobState, int]]: ...
 
+    def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None: ...
+
     def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied: ...
 
 
@@ -116,9 +117,7 @@ class StorageCalls:
             try:
                 claims.append(Claim(decode_claim(reply), lease_token, deadline))
             except CorruptJobError as exc:  # failed; the caller simply gets one fewer
-                job_id = as_text(reply[0])
-                log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
-                self.apply([lifecycle.on_corrupt(job_id, str(exc))])
+                self._fail_corrupt(as_text(reply[0]), lease_token, exc)
         return conflicts(changes, results, as_text(resent) == "1"), claims
 
     def annotate(

@@ -1,10 +1,10 @@
 -- The old verbs' own rules (complete.lua, fail.lua, release.lua, finish_cancelled.lua,
 -- finish_many.lua, cancel*.lua, retry*.lua, promote.lua, recover.lua, maintain.lua...): what
--- becomes of a job, decided in Lua. The storage seam's scripts (apply.lua and the rest) use
--- none of it, save `maintain` through `claim` (the inline stall recovery claims keep until
--- the switch). At the switch to the seam this file goes with those scripts: delete it and
--- its LIB_FILES entry, and make `claim` (lib/claim.lua) and idle.lua call `tidy` instead of
--- `maintain`.
+-- becomes of a job, decided in Lua. The storage seam's scripts (apply.lua, idle.lua and the
+-- rest) use none of it: they reach `maintain` through `claim` only after marking it done
+-- (`maintained`), as the old verbs' claims' inline stall recovery is not theirs. At the
+-- switch to the seam this file goes with those scripts: delete it and its LIB_FILES entry,
+-- and drop the `maintain()` call from `claim` (lib/claim.lua).
 
 -- Append the record of the attempt that just ended to the job's history (field H, see
 -- with_attempt) and forget its dispatcher.
