@@ -2,8 +2,9 @@
 -- and the token a finished lease leaves to answer a repeated call.
 
 -- Make `id`, just taken from the waiting list of `name`, active under `token` until
--- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (a job removed
--- since) or not waiting any more are dropped (nil). A record that is not a whole job of ours
+-- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (deleted under
+-- the list: the name's waiting count is recounted) or not waiting any more are dropped
+-- (nil). A record that is not a whole job of ours
 -- -- foreign data under its key (not a hash: replaced by a hash of `name`), or a hash
 -- lacking its state, name or creation time -- is claimed all the same and returned as
 -- {id, 'corrupt', reason}, so the Python side logs it and fails it with a CorruptJobError
@@ -17,7 +18,12 @@ local function claim_job(id, name, token, deadline, dispatcher)
     redis.call('DEL', job_key(id))
     f = {false, false, false, false}
   elseif not (f[1] and f[2] and f[4]) then
-    if redis.call('EXISTS', job_key(id)) == 0 then return nil end
+    if redis.call('EXISTS', job_key(id)) == 0 then
+      -- Gone under its list entry (deleted by someone else, or an id pushed by someone
+      -- else): nobody took it off the counts, so they are recounted from the lists.
+      recount_waiting(name)
+      return nil
+    end
     local missing = {}
     for i, letter in ipairs({'s', 'n', false, 'c'}) do
       if letter and not f[i] then missing[#missing + 1] = letter end
