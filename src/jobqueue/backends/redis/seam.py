@@ -113,11 +113,15 @@ class StorageCalls:
         args += apply_args(changes, delay_arg)
         results, claimed, resent = rows(self._run("apply", args))
         claims: list[Claim] = []
+        corrupt = 0
         for lease_token, reply in zip(tokens, cast("list[list[Reply]]", claimed), strict=False):
             try:
                 claims.append(Claim(decode_claim(reply), lease_token, deadline))
-            except CorruptJobError as exc:  # failed; the caller simply gets one fewer
+            except CorruptJobError as exc:
                 self._fail_corrupt(as_text(reply[0]), lease_token, exc)
+                corrupt += 1
+        if corrupt and spec is not None:  # one bad record never stops the queue: claim on
+            claims += self.apply([], ClaimAsk(spec, corrupt))[1]
         return conflicts(changes, results, as_text(resent) == "1"), claims
 
     def annotate(
