@@ -497,16 +497,16 @@ def test_capped_dispatcher_backs_off_instead_of_spinning() -> None:
     assert started.wait(10)
 
     claims = 0
-    real_claim = queue.backend.claim
+    real_claim = queue.backend.claim_many
 
     class Counting:
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def claim(self, spec: Any) -> Any:
+        def claim_many(self, spec: Any, limit: int) -> Any:
             nonlocal claims
             claims += 1
-            return real_claim(spec)
+            return real_claim(spec, limit)
 
     second = Dispatcher(Counting(), queue.registry, queue.plugins.hook)  # type: ignore[arg-type]
     second_thread = run_in_thread(second.run)
@@ -666,7 +666,7 @@ def test_outage_back_off_ends_at_stop(monkeypatch: pytest.MonkeyPatch) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def claim(self, spec: Any) -> Any:
+        def claim_many(self, spec: Any, limit: int) -> Any:
             failing.set()
             raise BackendUnavailableError("down on purpose")
 

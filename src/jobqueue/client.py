@@ -27,7 +27,7 @@ from jobqueue.backend import (
     Retention,
     ThroughputBucket,
 )
-from jobqueue.engine import verbs_of
+from jobqueue.engine import Engine
 from jobqueue.errors import (
     InvalidArgumentError,
     InvalidSettingError,
@@ -85,7 +85,7 @@ class QueueClient:
         clock: Clock = time.time,
         plugins: Iterable[object] = (),
         load_entrypoints: bool = True,
-        backend: Backend | None = None,
+        backend: Backend | Engine | None = None,
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> None:
@@ -124,8 +124,13 @@ class QueueClient:
             replicas=replicas,
             replica_timeout=float(replica_timeout),
         )
-        self.backend: Backend = (
-            verbs_of(backend) if backend else self._open_backend(self.url, self._backend_options)
+        # The verbs of the queue's jobs over its store (``self.backend.store``).
+        self.backend: Engine = (
+            self._open_backend(self.url, self._backend_options)
+            if backend is None
+            else backend
+            if isinstance(backend, Engine)
+            else Engine(backend)
         )
 
     def connect(self, url: str) -> Self:
@@ -136,7 +141,7 @@ class QueueClient:
         self.url, self.backend = url, backend
         return self
 
-    def _open_backend(self, url: str, options: BackendOptions) -> Backend:
+    def _open_backend(self, url: str, options: BackendOptions) -> Engine:
         try:
             scheme = urlsplit(url).scheme
         except ValueError as exc:
@@ -151,7 +156,7 @@ class QueueClient:
                 f"no backend for URL scheme {scheme!r} in {url!r}; known: {known}. "
                 "Install the plugin that provides it or fix the URL"
             )
-        return verbs_of(factory(url, options))
+        return Engine(factory(url, options))
 
     # -- workers ------------------------------------------------------------------------------
 

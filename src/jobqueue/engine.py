@@ -3,7 +3,7 @@
 ``Engine`` is what the queue, the dispatcher and the dashboard call (``complete``, ``fail``,
 ``cancel``, ``retry``, ``maintain``…). Each verb reads what its rule needs, lets
 ``jobqueue.lifecycle`` decide the ``Change`` and hands it to the store's one guarded write
-(``Storage.apply``); a store decides nothing. The hot path keeps its shape: a completion and
+(``Backend.apply``); a store decides nothing. The hot path keeps its shape: a completion and
 the next claim are one ``apply`` (one round trip), and a failure is decided for "no cancel
 requested", so only a cancel racing it costs a second call.
 """
@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 from jobqueue import lifecycle
-from jobqueue.backend import Backend
+from jobqueue.backend import Backend, HandoffBackend
 from jobqueue.changes import Change, ClaimAsk, Conflict, Selector
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import FINISHED_STATES, JSON, Job, JobError, JobState
-from jobqueue.storage import Storage
 from jobqueue.values import (
     Claim,
     DispatcherInfo,
@@ -44,13 +43,6 @@ write (a race with a dispatcher): each round is a fresh decision."""
 Call = Literal["complete", "fail", "release", "finish_cancelled"]
 
 
-@runtime_checkable
-class HandoffStore(Protocol):
-    """Optional: a store that hands a newly ready job straight to an idle dispatcher."""
-
-    def wait_for_claim(self, spec: WorkSpec, timeout: float) -> Claim | bool: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Held:
     """What the rules read of a job its caller holds: only the cancel flag is not known for
@@ -65,10 +57,10 @@ class _Held:
 class Engine:
     """The verbs of a job's life over ``store``."""
 
-    def __init__(self, store: Storage) -> None:
+    def __init__(self, store: Backend) -> None:
         self.store = store
         self.options = store.options
-        self.handoff = store if isinstance(store, HandoffStore) else None
+        self.handoff = store if isinstance(store, HandoffBackend) else None
 
     def _now(self) -> float:
         return self.options.clock()
@@ -413,11 +405,3 @@ def _log_stall(change: Change) -> None:
         logger.warning("job %s stalled %s times: failing it", change.job_id, stalls)
     else:
         logger.info("job %s: lease expired after a cancel request: cancelled", change.job_id)
-
-
-def verbs_of(backend: Backend | Storage) -> Backend:
-    """What the queue and the dispatcher call: an ``Engine`` over a store on the storage seam;
-    a backend still on the old protocol (until every built-in one is on the seam) as it is."""
-    if isinstance(backend, Engine) or not isinstance(backend, Storage):
-        return backend
-    return Engine(backend)

@@ -21,7 +21,6 @@ from jobqueue.errors import BackendUnavailableError, CorruptJobError, InvalidOpt
 from jobqueue.job import Job, JobState
 from jobqueue.testing import BackendContract, ManualClock
 from jobqueue.testing.contract import HandoffContract, spec
-from jobqueue.testing.contract.apply import ApplyContract
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
 
 __all__ = ["redis_url"]  # the fixture, re-exported for pytest
@@ -106,41 +105,6 @@ class TestRedisBackendOnFakeRedis6(RedisContract):
             server=store.client.connection_pool.connection_kwargs["server"]
         )
         return RedisBackend(client, options, namespace=store.namespace)
-
-
-class RedisStoreContract(ApplyContract):
-    """The storage seam on the raw Redis store (no Engine); disposal as RedisContract's."""
-
-    def dispose_backend(self, backend: Backend) -> None:
-        dispose(backend)
-
-
-@pytest.mark.redis
-class TestRedisStoreOnRealRedis(RedisStoreContract):
-    url: str
-
-    @pytest.fixture(autouse=True)
-    def _server(self, redis_url: str) -> None:
-        self.url = redis_url
-
-    def make_backend(self, options: BackendOptions) -> Backend:
-        return RedisBackend.from_url(
-            self.url, dataclasses.replace(options, namespace=new_namespace())
-        )
-
-
-@pytest.mark.redis
-class TestRedisStoreOnRealRedisWithScripts(TestRedisStoreOnRealRedis):
-    def make_backend(self, options: BackendOptions) -> Backend:
-        return scripts_only(super().make_backend(options))
-
-
-class TestRedisStoreOnFakeRedis6(RedisStoreContract):
-    """fakeredis: as a Redis 6, without Functions or shebangs (the plain scripts)."""
-
-    def make_backend(self, options: BackendOptions) -> Backend:
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(6, 2)))
-        return RedisBackend(client, options, namespace=new_namespace())
 
 
 def scripts_only(backend: Backend) -> Backend:

@@ -1,4 +1,4 @@
-"""The storage seam (``jobqueue.storage.Storage``) on the Redis backend, each method called
+"""The storage seam (``jobqueue.backend.Backend``) on the Redis backend, each method called
 directly: guards and their conflicts, what a written change stores, the reads, housekeeping,
 lost replies, a namespace written by 0.1.0 -- on real Redis (functions and scripts) and on
 fakeredis. Time is a ManualClock the scripts receive as "now" (``server_clock`` off)."""
@@ -36,7 +36,7 @@ from jobqueue.changes import (
 )
 from jobqueue.errors import ReplicationTimeoutError
 from jobqueue.job import JSON, AttemptOutcome, Job, JobError, JobState
-from jobqueue.storage import Storage
+from jobqueue.backend import Backend as Storage
 from jobqueue.testing import ManualClock
 from jobqueue.values import Claim, TickClaim
 from tests.backends.redis_fixtures import (

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 from jobqueue.backend import Backend, BackendFactory, BackendOptions
 from jobqueue.hooks import hookimpl
-from jobqueue.storage import Storage
 
 if TYPE_CHECKING:
     from jobqueue.aio_backend import AsyncBackend
+    from jobqueue.engine import Engine
 
 logger = logging.getLogger("jobqueue.backends")
 
 
-def _memory(url: str, options: BackendOptions) -> Storage:
+def _memory(url: str, options: BackendOptions) -> Backend:
     from jobqueue.backends.memory import MemoryBackend
 
     return MemoryBackend.from_url(url, options)
@@ -51,14 +51,12 @@ def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
 
 
 @hookimpl
-def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
+def jobqueue_async_backend(backend: Engine) -> AsyncBackend | None:
     """Redis speaks asyncio natively when opened by URL (not a client handed in, nor a
     cluster); the other built-in backends run in threads."""
     from jobqueue.backends.redis import RedisBackend
-    from jobqueue.engine import Engine
 
-    # The core over a store (``verbs_of``): the store has the twin.
-    store: object = backend.store if isinstance(backend, Engine) else backend
+    store = backend.store
     if not isinstance(store, RedisBackend):
         return None
     from jobqueue.backends.redis.aio import AsyncRedisBackend

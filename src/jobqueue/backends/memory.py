@@ -1,4 +1,4 @@
-"""In-process backend: the storage seam (``jobqueue.storage.Storage``) on Python dicts.
+"""In-process backend: the storage seam (``jobqueue.backend.Backend``) on Python dicts.
 
 Everything lives in dicts guarded by one lock, so it serves tests, scripts and single-process
 apps. Time comes from ``options.clock`` so tests move it without sleeping. It decides nothing:
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Literal
 
 from jobqueue.backend import (
+    Applied,
     BackendOptions,
     Claim,
     DispatcherInfo,
@@ -30,7 +31,6 @@ from jobqueue.backends.memory_store import MemoryStore, check_storable
 from jobqueue.changes import Change, ClaimAsk, Conflict, InState, Selector
 from jobqueue.errors import InvalidURLError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobLog, JobState
-from jobqueue.storage import Applied
 
 
 class MemoryBackend(MemoryStore):

@@ -11,7 +11,7 @@ again or out of order) with their records. Return values must be
 equal, and so must every job field (state, attempts, stalls, ``cancel_requested``, result,
 error, history, timestamps, lease deadlines) and the outcome counts per minute: both backends
 read the same injected clock. Ids may differ between backends, so jobs are matched by
-submission order. The batch rules run only for backends that offer ``BatchBackend``.
+submission order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
-    BatchBackend,
     Claim,
     DispatcherInfo,
     Outcome,
@@ -37,7 +36,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.backends.memory import MemoryBackend
-from jobqueue.engine import Engine, verbs_of
+from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -67,7 +66,7 @@ class _Differential(RuleBasedStateMachine):
             ),
         )
         self.ref = Engine(MemoryBackend(options))
-        self.other: Any = verbs_of(type(self).make_backend(options))
+        self.other = Engine(type(self).make_backend(options))
         self.ids: list[tuple[str, str]] = []  # (reference id, other id) by submission
         self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, other token)
         self.ticks: dict[str, int] = {}  # schedule -> the newest tick number claimed
@@ -173,12 +172,8 @@ class _Differential(RuleBasedStateMachine):
         self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
     def teardown(self) -> None:
-        type(self).dispose_backend(self.other)
+        type(self).dispose_backend(self.other.store)
 
-    def batching(self) -> bool:
-        return isinstance(self.other, BatchBackend)
-
-    @precondition(lambda self: self.batching())
     @rule(names=NAMES, limit=st.integers(0, 3))
     def claim_many(self, names: tuple[str, ...], limit: int) -> None:
         ref = self.ref.claim_many(WorkSpec(names, 4.0), limit)
@@ -187,7 +182,7 @@ class _Differential(RuleBasedStateMachine):
         for one, two in zip(ref, other, strict=True):
             self._same_claim(one, two)
 
-    @precondition(lambda self: bool(self.leases) and self.batching())
+    @precondition(lambda self: bool(self.leases))
     @rule(data=st.data(), limit=st.integers(0, 3), claim_more=st.booleans())
     def finish_many(self, data: st.DataObject, limit: int, claim_more: bool) -> None:
         picked = data.draw(st.lists(st.sampled_from(self.leases), max_size=3))

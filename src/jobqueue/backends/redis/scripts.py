@@ -34,7 +34,7 @@ SCRIPT_NAMES += ("cancel", "finish_cancelled", "retry", "retry_many", "purge", "
 SCRIPT_NAMES += ("paused", "heartbeat", "remove_dispatcher", "dispatchers", "maintain")
 SCRIPT_NAMES += ("promote", "cancel_many", "outcomes")
 SCRIPT_NAMES += ("claim_tick", "schedule_pause", "schedule_remove", "schedules")
-# The storage seam's (jobqueue.storage.Storage): the guarded write and what it needs beside.
+# The storage seam's (jobqueue.backend.Backend): the guarded write and what it needs beside.
 SCRIPT_NAMES += ("apply", "scan", "expired", "delete", "housekeep", "annotate")
 
 

@@ -1,4 +1,4 @@
-"""The storage seam (``jobqueue.storage.Storage``) on Redis: the guarded write ``apply`` and
+"""The storage seam (``jobqueue.backend.Backend``) on Redis: the guarded write ``apply`` and
 the storage calls beside it, each one script call (``apply.lua``, ``scan.lua``,
 ``expired.lua``, ``delete.lua``, ``housekeep.lua``, ``annotate.lua``; pausing, forgetting
 and counting reuse the scripts the old protocol has).
@@ -36,7 +36,7 @@ from jobqueue.backends.redis.wire import (
 from jobqueue.changes import Change, ClaimAsk, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobState, dumps_json
-from jobqueue.storage import Applied
+from jobqueue.backend import Applied
 from jobqueue.values import BackendOptions, Claim, WorkSpec, check_schedule_name
 
 log = logging.getLogger("jobqueue.backends.redis")

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobqueue.backend import BackendOptions, Claim, Retention
+from jobqueue.backend import Backend, BackendOptions, Claim, Retention
 from jobqueue.changes import Change, ClaimAsk, Conflict, Ended, Expired, Held, InState, Selector
 from jobqueue.job import AttemptOutcome, JobState
-from jobqueue.storage import Storage
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import ERROR, ContractBase, MakeJob, spec
 
@@ -36,13 +35,13 @@ class ApplyContract(ContractBase):
     """Contract tests of the storage seam on the store itself (see the module docstring)."""
 
     @pytest.fixture
-    def store(self, clock: ManualClock) -> Iterator[Storage]:
+    def store(self, clock: ManualClock) -> Iterator[Backend]:
         made = self.make_backend(BackendOptions(clock=clock))
-        assert isinstance(made, Storage), "make_backend must return a store on the seam"
+        assert isinstance(made, Backend), "make_backend must return a store on the seam"
         yield made
         self.dispose_backend(made)
 
-    def _take(self, store: Storage, name: str = "a", lease: float = 30.0) -> Claim:
+    def _take_from(self, store: Backend, name: str = "a", lease: float = 30.0) -> Claim:
         claims = store.claim_many(spec(name, lease=lease, dispatcher="d1"), 1)
         assert len(claims) == 1, f"expected a job of {name!r} to claim"
         return claims[0]
@@ -50,10 +49,10 @@ class ApplyContract(ContractBase):
     # -- guards ---------------------------------------------------------------------------
 
     def test_a_held_change_is_written_once(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store)
+        claim = self._take_from(store)
         clock.advance(2)
         assert store.apply([_done(job.id, claim.token)]) == ([None], [])
         done = store.get(job.id)
@@ -73,10 +72,10 @@ class ApplyContract(ContractBase):
         assert conflict == Conflict(JobState.COMPLETED, ended_by="complete")
 
     def test_a_guard_that_fails_changes_nothing(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store, lease=5)
+        claim = self._take_from(store, lease=5)
         before = store.get(job.id)
         (wrong,), _ = store.apply([_done(job.id, "not-the-token")])
         assert wrong == Conflict(JobState.ACTIVE)
@@ -88,10 +87,10 @@ class ApplyContract(ContractBase):
         assert store.get(job.id) == before
 
     def test_the_cancel_flag_the_change_was_decided_for(
-        self, store: Storage, new_job: MakeJob
+        self, store: Backend, new_job: MakeJob
     ) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store)
+        claim = self._take_from(store)
         flag = Change(job.id, InState(frozenset({JobState.ACTIVE})), JobState.ACTIVE)
         flagged = Change(flag.job_id, flag.guard, flag.to, set={"cancel_requested": True})
         assert store.apply([flagged]) == ([None], [])
@@ -100,10 +99,10 @@ class ApplyContract(ContractBase):
         assert store.apply([_done(job.id, claim.token, cancel_requested=True)])[0] == [None]
 
     def test_an_expired_guard_waits_for_the_deadline(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store, lease=5)
+        claim = self._take_from(store, lease=5)
         stall = Change(
             job.id,
             Expired(claim.token, cancel_requested=False),
@@ -124,7 +123,7 @@ class ApplyContract(ContractBase):
         assert again is not None and again.state is JobState.WAITING and again.stalls == 1
         assert store.expired(10) == []
 
-    def test_a_live_unique_key_refuses_a_new_life(self, store: Storage, new_job: MakeJob) -> None:
+    def test_a_live_unique_key_refuses_a_new_life(self, store: Backend, new_job: MakeJob) -> None:
         first = store.insert([new_job(unique_key="k")])[0]
         cancel = Change(first.id, InState(frozenset({JobState.WAITING})), JobState.CANCELLED)
         assert store.apply([cancel]) == ([None], [])
@@ -138,10 +137,10 @@ class ApplyContract(ContractBase):
     # -- what a written change moves ------------------------------------------------------
 
     def test_a_delay_and_a_new_place_in_line(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first, second = store.insert([new_job(), new_job()])
-        claim = self._take(store)
+        claim = self._take_from(store)
         assert claim.job.id == first.id
         fail = Change(
             first.id,
@@ -163,9 +162,9 @@ class ApplyContract(ContractBase):
         waiting = store.scan(Selector(JobState.WAITING), 0, 10)
         assert [j.id for j in waiting] == [second.id, first.id]  # behind the one queued before
 
-    def test_an_attempt_given_back_is_not_counted(self, store: Storage, new_job: MakeJob) -> None:
+    def test_an_attempt_given_back_is_not_counted(self, store: Backend, new_job: MakeJob) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store)
+        claim = self._take_from(store)
         release = Change(
             job.id,
             Held(claim.token, cancel_requested=False),
@@ -179,9 +178,9 @@ class ApplyContract(ContractBase):
         assert back is not None and back.attempts_made == 0
         assert [a.number for a in back.history] == [1]  # recorded as the attempt it ran as
 
-    def test_the_next_claims_come_in_the_same_step(self, store: Storage, new_job: MakeJob) -> None:
+    def test_the_next_claims_come_in_the_same_step(self, store: Backend, new_job: MakeJob) -> None:
         first, *rest = store.insert([new_job() for _ in range(3)])
-        claim = self._take(store)
+        claim = self._take_from(store)
         ask = ClaimAsk(spec("a"), 2)
         conflicts, claims = store.apply([_done(first.id, claim.token)], ask)
         assert conflicts == [None] and [c.job.id for c in claims] == [j.id for j in rest]
@@ -197,7 +196,7 @@ class ApplyContract(ContractBase):
     # -- the other primitives -------------------------------------------------------------
 
     def test_scan_selects_by_name_and_finish_time(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         jobs = store.insert([new_job("a"), new_job("b"), new_job("a")])
         cancel = [Change(j.id, InState(_WAITING), JobState.CANCELLED) for j in jobs]
@@ -216,11 +215,11 @@ class ApplyContract(ContractBase):
         store = self.make_backend(
             BackendOptions(clock=clock, retention=Retention(completed_count=1))
         )
-        assert isinstance(store, Storage)
+        assert isinstance(store, Backend)
         try:
             jobs = store.insert([new_job() for _ in range(3)])
             for job in jobs[:2]:
-                claim = self._take(store)
+                claim = self._take_from(store)
                 assert store.annotate(job.id, claim.token, progress=(50.0, "half"), log="hi")
                 assert not store.annotate(job.id, "stale", log="no")
                 assert store.apply([_done(job.id, claim.token)]) == ([None], [])
@@ -235,10 +234,10 @@ class ApplyContract(ContractBase):
             self.dispose_backend(store)
 
     def test_a_heartbeat_without_a_dispatcher_only_renews(
-        self, store: Storage, new_job: MakeJob, clock: ManualClock
+        self, store: Backend, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = store.insert([new_job()])[0]
-        claim = self._take(store, lease=5)
+        claim = self._take_from(store, lease=5)
         clock.advance(4)
         assert [s.value for s in store.heartbeat(None, [(job.id, claim.token)], 5)] == ["held"]
         clock.advance(4)

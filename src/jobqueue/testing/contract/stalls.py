@@ -6,13 +6,14 @@ cancelled when a cancel was asked), each recovery reported once by ``maintain`` 
 
 from __future__ import annotations
 
-from jobqueue.backend import Backend, Claim, Retention, WorkSpec
+from jobqueue.backend import Claim, Retention, WorkSpec
+from jobqueue.engine import Engine
 from jobqueue.job import MAX_HISTORY, AttemptOutcome, Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import ERROR, ContractBase, MakeJob, OpenBackend, spec
 
 
-def _take(backend: Backend, name: str = "a", lease: float = 5.0) -> Claim:
+def _take(backend: Engine, name: str = "a", lease: float = 5.0) -> Claim:
     claim = backend.claim(WorkSpec(names=(name,), lease_seconds=lease))
     assert claim is not None, f"expected a job of {name!r} to claim"
     return claim
@@ -28,7 +29,7 @@ class StallContract(ContractBase):
     # -- expired leases recovered by maintenance ---------------------------------------------------
 
     def test_recover_expired_returns_jobs_to_waiting(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         self._claim(backend, "a", lease=5)
@@ -56,7 +57,7 @@ class StallContract(ContractBase):
         assert "stalled" in stored.error.message
 
     def test_cancelled_job_whose_holder_died_ends_cancelled(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=3))
         assert backend.claim(spec("a", lease=5)) is not None
@@ -68,7 +69,7 @@ class StallContract(ContractBase):
         assert backend.claim(spec("a")) is None
 
     def test_history_records_stalls_and_is_bounded(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=MAX_HISTORY + 5))
         claim = backend.claim(spec("a", lease=5, dispatcher="gone"))
@@ -91,7 +92,7 @@ class StallContract(ContractBase):
     # -- each recovery reported once ---------------------------------------------------------------
 
     def test_maintain_returns_the_jobs_it_recovered(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = backend.submit(new_job())
         second = backend.submit(new_job())
@@ -110,7 +111,7 @@ class StallContract(ContractBase):
         assert backend.maintain() == []  # each recovery is reported once
 
     def test_recover_expired_returns_the_jobs_it_recovered(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         _take(backend)
@@ -140,7 +141,7 @@ class StallContract(ContractBase):
 
     # -- retention ---------------------------------------------------------------------------------
 
-    def _finish(self, backend: Backend, new_job: MakeJob, *, fail: bool = False) -> str:
+    def _finish(self, backend: Engine, new_job: MakeJob, *, fail: bool = False) -> str:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
         if fail:

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- For the holder of an unexpired lease: its progress and/or a log line (Storage.annotate).
+-- For the holder of an unexpired lease: its progress and/or a log line (Backend.annotate).
 -- ARGV[9] id, [10] token, [11] progress ('' = none), [12] its message ('' = none, else '='
 -- .. message), [13] log entry JSON ('' = none), [14] log lines kept. Returns 1, or 0 if the
 -- lease was lost. A resend after a lost reply (ARGV[8]) adds no second line: it finds its

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- Write changes the core decided, each under its guard, in order, then claim (Storage.apply):
+-- Write changes the core decided, each under its guard, in order, then claim (Backend.apply):
 -- one step. The claim first, as finish_many's: ARGV[9] claim limit, [10] '1' to claim
 -- nothing when a change was not written, that many tokens, lease ('+seconds'), dispatcher
 -- id, name count, name/cap pairs. Then the change count and per

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- Active jobs whose lease expired on NOW, soonest expired first (Storage.expired); a read.
+-- Active jobs whose lease expired on NOW, soonest expired first (Backend.expired); a read.
 -- ARGV[9] limit. Returns per job {lease token ('' = none), {id, fields, logs, deadline}}; an
 -- entry with no job hash under it is left out (housekeep.lua drops it).
 local out = {}

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- Move time forward (Storage.housekeep), each at most one batch: promote due jobs, apply
+-- Move time forward (Backend.housekeep), each at most one batch: promote due jobs, apply
 -- retention, forget dispatchers whose record expired, and drop expired lease entries with
 -- no job hash under them (expired.lua leaves them out). No stall recovery: the core's.
 -- Returns {jobs moved or removed, 1 if a batch was full (call again) else 0}.

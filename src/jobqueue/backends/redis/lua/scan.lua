@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- Jobs of one selector in their state's listing order (Storage.scan); a read. ARGV[9] state
+-- Jobs of one selector in their state's listing order (Backend.scan); a read. ARGV[9] state
 -- letter, [10] name ('' = any, else '=' .. name), [11] finished before, a time argument
 -- ('' = any; finished states only), [12] offset, [13] limit. Returns a list of {id,
 -- fields, logs[, deadline]}. Orders: waiting by (priority desc, enqueue order) across
