@@ -17,6 +17,7 @@ from redis.cluster import RedisCluster
 
 from jobqueue import lifecycle
 from jobqueue.backend import (
+    Backend,
     BackendOptions,
     DispatcherInfo,
     LeaseStatus,
@@ -36,7 +37,6 @@ from jobqueue.changes import (
 )
 from jobqueue.errors import ReplicationTimeoutError
 from jobqueue.job import JSON, AttemptOutcome, Job, JobError, JobState
-from jobqueue.backend import Backend as Storage
 from jobqueue.testing import ManualClock
 from jobqueue.values import Claim, TickClaim
 from tests.backends.redis_fixtures import (
@@ -105,8 +105,8 @@ def completion(claim: Claim, result: JSON = "r") -> Change:
     return lifecycle.on_complete(claim.job, claim.token, result, 0.0)
 
 
-def test_the_backend_is_a_storage(store: RedisBackend) -> None:
-    assert isinstance(store, Storage)
+def test_the_backend_is_on_the_seam(store: RedisBackend) -> None:
+    assert isinstance(store, Backend)
 
 
 # -- insert -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, cast
 
+from jobqueue.backend import Applied
 from jobqueue.backends.redis.changeset import apply_args, conflicts
 from jobqueue.backends.redis.codec import (
     STATE_CODES,
@@ -36,7 +37,6 @@ from jobqueue.backends.redis.wire import (
 from jobqueue.changes import Change, ClaimAsk, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobState, dumps_json
-from jobqueue.backend import Applied
 from jobqueue.values import BackendOptions, Claim, WorkSpec, check_schedule_name
 
 log = logging.getLogger("jobqueue.backends.redis")
