@@ -118,8 +118,9 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     finally:
         gate.release.set()
         if namespace is not None:
-            assert isinstance(queue.backend, RedisBackend)
-            delete_namespace(queue.backend.client, namespace)
+            store = getattr(queue.backend, "store", queue.backend)  # under the core's Engine
+            assert isinstance(store, RedisBackend)
+            delete_namespace(store.client, namespace)
         queue.close()
 
 
@@ -374,10 +375,10 @@ def test_cancelling_a_wait_unregisters_it(setup: Setup) -> None:
             await waiting
         ticker.stop()
         await ticking
-        if isinstance(setup.queue.backend, RedisBackend):
+        backend = getattr(setup.queue.backend, "store", setup.queue.backend)  # under Engine
+        if isinstance(backend, RedisBackend):
             # The waiter count on the job hash went back down (watch.lua's 'w' field), so
             # finishing the job pushes no wake-up nobody will pop.
-            backend = setup.queue.backend
             key = f"jq:{{{backend.namespace}}}:j:{job.id}"
             assert backend.client.hget(key, "w") is None
         # The job itself is untouched and still runs.

@@ -289,6 +289,7 @@ def test_late_completion_after_lost_lease_is_discarded() -> None:
 
     def slow(job: Any) -> str:
         clock.advance(11)  # the lease expires while we run (heartbeat never got a turn)
+        other.maintain()  # another process's maintenance recovers it
         stolen = other.claim(queue.dispatcher().spec)
         assert stolen is not None and stolen.job.id == job.id
         other.complete(stolen.job.id, stolen.token, "from the new holder", None)
@@ -496,16 +497,16 @@ def test_capped_dispatcher_backs_off_instead_of_spinning() -> None:
     assert started.wait(10)
 
     claims = 0
-    real_claim = queue.backend.claim
+    real_claim = queue.backend.claim_many
 
     class Counting:
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def claim(self, spec: Any) -> Any:
+        def claim_many(self, spec: Any, limit: int) -> Any:
             nonlocal claims
             claims += 1
-            return real_claim(spec)
+            return real_claim(spec, limit)
 
     second = Dispatcher(Counting(), queue.registry, queue.plugins.hook)  # type: ignore[arg-type]
     second_thread = run_in_thread(second.run)
@@ -665,7 +666,7 @@ def test_outage_back_off_ends_at_stop(monkeypatch: pytest.MonkeyPatch) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(queue.backend, name)
 
-        def claim(self, spec: Any) -> Any:
+        def claim_many(self, spec: Any, limit: int) -> Any:
             failing.set()
             raise BackendUnavailableError("down on purpose")
 

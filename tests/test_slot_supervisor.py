@@ -49,8 +49,8 @@ def test_a_crashed_slot_is_logged_and_restarted(caplog: pytest.LogCaptureFixture
     queue = make_queue()
     queue.worker("w")(lambda job: "ok")
     job = queue.submit_job("w", {})
-    flaky = Flaky(queue.backend.claim, RuntimeError("a bug in a backend"), times=2)
-    queue.backend.claim = flaky  # type: ignore[method-assign]
+    flaky = Flaky(queue.backend.claim_many, RuntimeError("a bug in a backend"), times=2)
+    queue.backend.claim_many = flaky  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="jobqueue.runtime"):
         assert queue.work() == 1
     assert queue.get_job_by_id(job.id).state is JobState.COMPLETED  # type: ignore[union-attr]
@@ -64,8 +64,8 @@ def test_a_slot_that_keeps_crashing_makes_run_raise() -> None:
     queue = make_queue()
     queue.worker("w")(lambda job: "ok")
     queue.submit_job("w", {})
-    queue.backend.claim = Flaky(  # type: ignore[method-assign]
-        queue.backend.claim, RuntimeError("always"), times=10**9
+    queue.backend.claim_many = Flaky(  # type: ignore[method-assign]
+        queue.backend.claim_many, RuntimeError("always"), times=10**9
     )
     with pytest.raises(DispatcherCrashedError, match=r"crashed 5 times.*RuntimeError: always"):
         queue.work(burst=False, concurrency=2)
@@ -219,7 +219,7 @@ def test_log_lines_into_a_full_sqlite_database_are_dropped_not_the_job(
 
     @queue.worker("w")
     def handle(job: Any) -> str:
-        conn = queue.backend._pool.get()  # type: ignore[attr-defined]  # this thread's
+        conn = queue.backend.store._pool.get()  # type: ignore[attr-defined]  # under the Engine
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         try:

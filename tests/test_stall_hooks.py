@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from jobqueue import Dispatcher, JobQueue, hookimpl
 from jobqueue.backend import LeaseStatus, WorkSpec
 from jobqueue.errors import BackendUnavailableError
-from jobqueue.job import Job
+from jobqueue.job import Job, JobState
 from jobqueue.metrics import instrument
 
 LEASE = 0.3
@@ -172,9 +172,10 @@ def test_the_recovering_process_fires_stalled_and_counts_it_once(
         assert queue.backend.maintain() == []  # reported once
 
 
-def test_a_burst_run_reports_the_stalls_its_claims_recovered_before_it_exits() -> None:
-    """A claim recovers the expired lease it finds; the run may end before its next
-    maintenance: the dispatcher's last call on leaving reports it, once."""
+def test_a_burst_run_reports_the_stalls_it_recovers_before_it_exits() -> None:
+    """Claims recover nothing (maintenance does, about every second); a burst run may end
+    before its next maintenance: the dispatcher's last maintenance on leaving recovers the
+    expired lease and reports it, once, and the job runs on the next run."""
     heard = Heard()
     with JobQueue("memory://", load_entrypoints=False, plugins=[heard]) as queue:
         queue.add_worker("w", lambda job: "ran")
@@ -183,5 +184,9 @@ def test_a_burst_run_reports_the_stalls_its_claims_recovered_before_it_exits() -
         dead = queue.backend.claim(WorkSpec(names=("w",), lease_seconds=LEASE))
         assert dead is not None and dead.job.id == orphan.id  # a holder that dies silently
         queue.submit_job("first", None)  # runs until that lease has expired
-        assert queue.work(burst=True) == 2  # the next claim recovers the orphan and runs it
+        assert queue.work(burst=True) == 1
         assert heard.calls == [("stalled", orphan.id, 1)]
+        back = queue.get_job_by_id(orphan.id)
+        assert back is not None and back.state is JobState.WAITING and back.stalls == 1
+        assert queue.work(burst=True) == 1
+        assert heard.calls == [("stalled", orphan.id, 1)]  # reported once

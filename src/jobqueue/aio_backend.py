@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import pluggy
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobState
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class AsyncBackend(Protocol):
     async def close(self) -> None: ...
 
 
-def async_backend_for(backend: Backend, hooks: pluggy.HookRelay) -> AsyncBackend:
+def async_backend_for(backend: Engine, hooks: pluggy.HookRelay) -> AsyncBackend:
     """The asyncio twin a plugin offers for ``backend`` (``jobqueue_async_backend``: Redis
     opened by URL); worker threads for anything else."""
     native: AsyncBackend | None = hooks.jobqueue_async_backend(backend=backend)
@@ -70,7 +70,7 @@ class ThreadedAsyncBackend:
     from several threads, as every dispatcher with ``concurrency > 1`` already requires.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self.backend = backend
         self._waits: concurrent.futures.ThreadPoolExecutor | None = None
 

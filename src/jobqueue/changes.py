@@ -132,18 +132,21 @@ class Conflict:
 
 @dataclass(frozen=True, slots=True)
 class ClaimAsk:
-    """Claim up to ``limit`` jobs for ``spec`` in the same step as the changes before it."""
+    """Claim up to ``limit`` jobs for ``spec`` in the same step as the changes before it;
+    with ``unless_conflict``, claim nothing when a change was not written (a completion that
+    turned out a repeat or a lost lease hands out no next job)."""
 
     spec: WorkSpec
     limit: int = 1
+    unless_conflict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
     """Jobs in ``state`` (of worker ``name``, when given; finished strictly before
     ``finished_before``, for finished states, when given), in that state's listing order:
-    waiting in run order (name, priority high first, sequence), delayed by ``run_at``, active
-    by lease deadline, finished newest first."""
+    waiting in run order across names (priority high first, then sequence), delayed by
+    ``run_at``, active by lease deadline, finished newest first."""
 
     state: JobState
     name: str | None = None

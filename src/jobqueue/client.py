@@ -20,12 +20,14 @@ from jobqueue import backends, lifecycle
 from jobqueue.arguments import check_count, check_id, check_name, check_seconds, check_state
 from jobqueue.backend import (
     Backend,
+    BackendFactory,
     BackendOptions,
     Clock,
     DispatcherInfo,
     Retention,
     ThroughputBucket,
 )
+from jobqueue.engine import Engine
 from jobqueue.errors import (
     InvalidArgumentError,
     InvalidSettingError,
@@ -83,7 +85,7 @@ class QueueClient:
         clock: Clock = time.time,
         plugins: Iterable[object] = (),
         load_entrypoints: bool = True,
-        backend: Backend | None = None,
+        backend: Backend | Engine | None = None,
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> None:
@@ -122,7 +124,14 @@ class QueueClient:
             replicas=replicas,
             replica_timeout=float(replica_timeout),
         )
-        self.backend: Backend = backend or self._open_backend(self.url, self._backend_options)
+        # The verbs of the queue's jobs over its store (``self.backend.store``).
+        self.backend: Engine = (
+            self._open_backend(self.url, self._backend_options)
+            if backend is None
+            else backend
+            if isinstance(backend, Engine)
+            else Engine(backend)
+        )
 
     def connect(self, url: str) -> Self:
         """Point this queue at the backend of ``url`` instead, keeping every setting, worker
@@ -132,12 +141,12 @@ class QueueClient:
         self.url, self.backend = url, backend
         return self
 
-    def _open_backend(self, url: str, options: BackendOptions) -> Backend:
+    def _open_backend(self, url: str, options: BackendOptions) -> Engine:
         try:
             scheme = urlsplit(url).scheme
         except ValueError as exc:
             raise InvalidURLError(f"bad backend URL ({exc}); check its host part") from None
-        factories: dict[str, Callable[[str, BackendOptions], Backend]] = {}
+        factories: dict[str, BackendFactory] = {}
         for mapping in self.plugins.hook.jobqueue_register_backends():
             factories.update(mapping or {})
         factory = factories.get(scheme)
@@ -147,7 +156,7 @@ class QueueClient:
                 f"no backend for URL scheme {scheme!r} in {url!r}; known: {known}. "
                 "Install the plugin that provides it or fix the URL"
             )
-        return factory(url, options)
+        return Engine(factory(url, options))
 
     # -- workers ------------------------------------------------------------------------------
 

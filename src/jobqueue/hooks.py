@@ -19,7 +19,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from jobqueue.aio_backend import AsyncBackend
-    from jobqueue.backend import Backend, BackendFactory
+    from jobqueue.backend import BackendFactory
+    from jobqueue.engine import Engine
     from jobqueue.job import JSON, Job, JobError
     from jobqueue.schedules import Schedule
     from jobqueue.worker import Worker
@@ -51,9 +52,10 @@ def jobqueue_register_backends() -> Mapping[str, BackendFactory]:  # type: ignor
 
 
 @hookspec(firstresult=True)
-def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
-    """Return the native asyncio twin of ``backend`` (an object with the
-    ``jobqueue.aio_backend.AsyncBackend`` methods, speaking to the same store), or ``None``
+def jobqueue_async_backend(backend: Engine) -> AsyncBackend | None:
+    """Return the native asyncio twin of the queue's ``backend`` (its store is
+    ``backend.store``): an object with the ``jobqueue.aio_backend.AsyncBackend`` methods,
+    speaking to the same store, or ``None``
     when this plugin has none for it: ``AsyncJobQueue`` then runs the sync backend in worker
     threads. The first answer that is not ``None`` is used."""
 

@@ -21,7 +21,8 @@ from typing import Protocol, TypeVar
 
 import pluggy
 
-from jobqueue.backend import Backend, ScheduleRecord, TickClaim, TickOutcome, TickResult
+from jobqueue.backend import ScheduleRecord, TickClaim, TickOutcome, TickResult
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, InvalidScheduleError, JobQueueError
 from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobState
@@ -44,7 +45,7 @@ class Submitter(Protocol):
     """What a scheduler needs of its queue (a ``JobQueue`` is one): where to claim ticks,
     how to build a tick's job as a submit would, whom to tell, and the time."""
 
-    backend: Backend
+    backend: Engine
     plugins: pluggy.PluginManager
 
     def clock(self) -> float: ...
@@ -124,7 +125,7 @@ class ScheduleInfo:
         }
 
 
-def describe(backend: Backend, book: DeclaredSchedules, now: float) -> list[ScheduleInfo]:
+def describe(backend: Engine, book: DeclaredSchedules, now: float) -> list[ScheduleInfo]:
     """Every declared schedule, and every one the backend has records of, by name."""
     records = {record.name: record for record in backend.schedule_records()}
     infos = []

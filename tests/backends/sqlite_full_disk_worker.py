@@ -22,6 +22,7 @@ from typing import Any
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobState
 
 SPEC = WorkSpec(names=("a",))
@@ -47,7 +48,7 @@ def fill(path: str) -> None:
         os.close(fd)
 
 
-def reads(backend: SQLiteBackend, job_id: str) -> dict[str, Any]:
+def reads(backend: Engine, job_id: str) -> dict[str, Any]:
     job = attempt(lambda: backend.get(job_id))
     return {
         "get": job.state.value if hasattr(job, "state") else job,
@@ -78,18 +79,18 @@ def main() -> None:
     url = f"sqlite:///{path}"
     report: dict[str, Any] = {}
 
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     ids = [backend.submit(Job(id="", name="a", data=n)).id for n in range(5)]
     backend.close()  # cleanly: the WAL is copied into the file and removed
     report["wal_after_close"] = os.path.exists(path + "-wal")
     filler = os.path.join(directory, "filler")
     fill(filler)
 
-    opened = attempt(lambda: SQLiteBackend.from_url(url, BackendOptions()))
+    opened = attempt(lambda: Engine(SQLiteBackend.from_url(url, BackendOptions())))
     restart: dict[str, Any] = {
-        "open": type(opened).__name__ if not isinstance(opened, str) else opened
+        "open": type(opened.store).__name__ if isinstance(opened, Engine) else opened
     }
-    if isinstance(opened, SQLiteBackend):
+    if isinstance(opened, Engine):
         restart.update(reads(opened, ids[0]))
         restart["submit"] = attempt(lambda: opened.submit(Job(id="", name="a", data=None)))
         restart["claim"] = attempt(lambda: opened.claim(SPEC))
@@ -97,7 +98,7 @@ def main() -> None:
     report["restart"] = restart
     os.remove(filler)
 
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     claim = backend.claim(SPEC)
     assert claim is not None
     reserve = os.path.join(directory, "reserve")

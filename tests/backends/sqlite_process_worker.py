@@ -22,6 +22,7 @@ from typing import Any
 from jobqueue import JobQueue
 from jobqueue.backend import BackendOptions, TickClaim
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job
 
 
@@ -60,7 +61,7 @@ def main() -> None:
 
 
 def scheduler(url: str, count: int) -> None:
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     try:
         print("ready", flush=True)
         for n in range(1, count + 1):

@@ -49,7 +49,7 @@ def queue(request: pytest.FixtureRequest) -> Iterator[JobQueue]:
 
 
 def _backend(queue: JobQueue) -> RedisBackend:
-    backend = queue.backend
+    backend = getattr(queue.backend, "store", queue.backend)  # under the core's Engine
     assert isinstance(backend, RedisBackend)
     return backend
 

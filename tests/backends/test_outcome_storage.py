@@ -17,6 +17,7 @@ from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobError
 from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
@@ -42,7 +43,7 @@ def finish_one(backend: Backend, clock: ManualClock, *, fail: bool = False) -> N
 def test_sqlite_rows_are_checked_and_trimmed_by_maintain(tmp_path: Path) -> None:
     clock = ManualClock()
     path = tmp_path / "jobs.db"
-    backend = SQLiteBackend(str(path), BackendOptions(clock=clock))
+    backend = Engine(SQLiteBackend(str(path), BackendOptions(clock=clock)))
     minute = lifecycle.outcome_minute(clock())
     raw = sqlite3.connect(path, isolation_level=None)
     try:

@@ -20,13 +20,13 @@ def queue(redis_url: str) -> Iterator[JobQueue]:
     try:
         yield queue
     finally:
-        delete_namespace(queue.backend.client, namespace)  # type: ignore[attr-defined]
+        delete_namespace(queue.backend.store.client, namespace)  # type: ignore[attr-defined]
         queue.close()
 
 
 def test_many_dispatcher_runs_do_not_exhaust_the_pool(queue: JobQueue) -> None:
     queue.add_worker("echo", lambda job: job.data)
-    pool = queue.backend.client.connection_pool  # type: ignore[attr-defined]
+    pool = queue.backend.store.client.connection_pool  # type: ignore[attr-defined]
     runs = pool.max_connections + 20  # more runs than the pool has connections
     for n in range(runs):
         job = queue.submit_job("echo", n)

@@ -26,13 +26,26 @@ from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis
 __all__ = ["redis_url"]  # the fixture, re-exported for pytest
 
 
+def redis_of(backend: object) -> RedisBackend:
+    """The RedisBackend a contract test holds: itself, or the store under the core's
+    ``Engine`` (``jobqueue.engine.verbs_of`` wraps a backend on the storage seam)."""
+    store = getattr(backend, "store", backend)
+    assert isinstance(store, RedisBackend)
+    return store
+
+
+def dispose(backend: object) -> None:
+    """Delete the backend's own namespace (nothing else) and close it."""
+    store = redis_of(backend)
+    delete_namespace(store.client, store.namespace)
+    store.close()
+
+
 class RedisContract(BackendContract, HandoffContract):
     """Disposal deletes the backend's own namespace, and checks that is all it wrote."""
 
     def dispose_backend(self, backend: Backend) -> None:
-        assert isinstance(backend, RedisBackend)
-        delete_namespace(backend.client, backend.namespace)
-        backend.close()
+        dispose(backend)
 
 
 @pytest.mark.redis
@@ -49,9 +62,9 @@ class TestRedisBackendOnRealRedis(RedisContract):
         )
 
     def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
-        assert isinstance(backend, RedisBackend)  # a client of its own, the same namespace
+        store = redis_of(backend)  # a client of its own, the same namespace
         return RedisBackend.from_url(
-            self.url, dataclasses.replace(options, namespace=backend.namespace)
+            self.url, dataclasses.replace(options, namespace=store.namespace)
         )
 
 
@@ -61,11 +74,11 @@ class TestRedisBackendOnFakeRedis(RedisContract):
         return RedisBackend(client, options, namespace=new_namespace())
 
     def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
-        assert isinstance(backend, RedisBackend)  # a client of its own on the same server
+        store = redis_of(backend)  # a client of its own on the same server
         client = fakeredis.FakeRedis(
-            server=backend.client.connection_pool.connection_kwargs["server"]
+            server=store.client.connection_pool.connection_kwargs["server"]
         )
-        return RedisBackend(client, options, namespace=backend.namespace)
+        return RedisBackend(client, options, namespace=store.namespace)
 
 
 @pytest.mark.redis
@@ -87,16 +100,15 @@ class TestRedisBackendOnFakeRedis6(RedisContract):
         return RedisBackend(client, options, namespace=new_namespace())
 
     def open_same_store(self, backend: Backend, options: BackendOptions) -> Backend:
-        assert isinstance(backend, RedisBackend)
+        store = redis_of(backend)
         client = fakeredis.FakeRedis(
-            server=backend.client.connection_pool.connection_kwargs["server"]
+            server=store.client.connection_pool.connection_kwargs["server"]
         )
-        return RedisBackend(client, options, namespace=backend.namespace)
+        return RedisBackend(client, options, namespace=store.namespace)
 
 
 def scripts_only(backend: Backend) -> Backend:
-    assert isinstance(backend, RedisBackend)
-    backend.calls.functions = False
+    redis_of(backend).calls.functions = False
     return backend
 
 

@@ -84,7 +84,7 @@ def _use_async(url: str) -> None:
     async def main() -> None:
         with JobQueue(url, load_entrypoints=False) as queue:
             queue.add_worker("mail", lambda job: None)
-            backend = queue.backend
+            backend = getattr(queue.backend, "store", queue.backend)  # under the Engine
             assert isinstance(backend, RedisBackend) and not backend.policy_checked
             async with AsyncJobQueue(queue=queue) as aio:
                 job = await aio.submit_job("mail", {"n": 1})

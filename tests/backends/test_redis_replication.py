@@ -44,7 +44,7 @@ def _queue(url: str) -> JobQueue:
 def test_a_submit_with_replicas_waits_for_them_and_says_when_they_do_not_answer(
     replicated: ReplicatedRedis,
 ) -> None:
-    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2")
+    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=2")
     try:
         stored = queue.submit_job("a", 1)
         with contextlib.closing(replicated.client(replicated.replica_port)) as replica:
@@ -66,7 +66,7 @@ def test_a_submit_with_replicas_waits_for_them_and_says_when_they_do_not_answer(
 def test_an_outcome_with_replicas_waits_and_is_safe_to_send_again(
     replicated: ReplicatedRedis,
 ) -> None:
-    url = f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2"
+    url = f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=2"
     backend = RedisBackend.from_url(url, JobQueue(url, load_entrypoints=False)._backend_options)
     try:
         queue_job = _queue(url).submit_job("a", 1)
@@ -93,7 +93,7 @@ def test_only_the_replica_sentinel_would_promote_answers_the_primarys_wait(
     chained behind the replica, lags with it instead of acknowledging what the replica
     lacks (when it replicated from the primary, an acknowledged submit was lost in the
     failover test now and then). After the pause the spare holds what the replica does."""
-    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=0.2")
+    queue = _queue(f"redis://127.0.0.1:{replicated.primary_port}/0?replicas=1&replica_timeout=2")
     replica = replicated.client(replicated.replica_port)
     spare = replicated.client(replicated.spare_port)
     try:
@@ -119,7 +119,7 @@ def test_jobqueue_replicas_argument_and_the_asyncio_facade(replicated: Replicate
         JobQueue(url, replicas=-1, load_entrypoints=False)
     with pytest.raises(InvalidSettingError):
         JobQueue(url, replica_timeout=0, load_entrypoints=False)
-    queue = JobQueue(url, replicas=1, replica_timeout=0.2, load_entrypoints=False)
+    queue = JobQueue(url, replicas=1, replica_timeout=2.0, load_entrypoints=False)
     queue.add_worker("a", lambda job: job.data)
 
     async def submit_twice() -> tuple[str, BaseException | None]:

@@ -12,29 +12,30 @@ import pytest
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job
 
 NAMES = tuple(f"n{i:04d}" for i in range(2000))
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> Iterator[SQLiteBackend]:
-    store = SQLiteBackend.from_url(f"sqlite:///{tmp_path / 'q.db'}", BackendOptions())
+def backend(tmp_path: Path) -> Iterator[Engine]:
+    store = Engine(SQLiteBackend.from_url(f"sqlite:///{tmp_path / 'q.db'}", BackendOptions()))
     yield store
     store.close()
 
 
-def _connection(backend: SQLiteBackend) -> sqlite3.Connection:
-    return backend._pool.get()  # this thread's connection: the one its calls run on
+def _connection(backend: Engine) -> sqlite3.Connection:
+    return backend.store._pool.get()  # this thread's connection: the one its calls run on
 
 
-def _submit(backend: SQLiteBackend, jobs: list[tuple[str, int]]) -> list[str]:
+def _submit(backend: Engine, jobs: list[tuple[str, int]]) -> list[str]:
     stored = backend.submit_many([Job(id="", name=n, data=None, priority=p) for n, p in jobs])
     return [job.id for job in stored]
 
 
 def test_a_claim_over_2000_names_runs_a_constant_number_of_statements(
-    backend: SQLiteBackend,
+    backend: Engine,
 ) -> None:
     _submit(backend, [(name, 0) for name in NAMES])
     _submit(backend, [("n1999", 5)])  # the best job belongs to the last name served
@@ -49,7 +50,7 @@ def test_a_claim_over_2000_names_runs_a_constant_number_of_statements(
     assert len(statements) < 30, len(statements)
 
 
-def test_many_names_are_claimed_in_priority_then_submit_order(backend: SQLiteBackend) -> None:
+def test_many_names_are_claimed_in_priority_then_submit_order(backend: Engine) -> None:
     names = NAMES[:50]
     jobs = [(names[i % 50], (i * 7) % 3) for i in range(300)]
     ids = _submit(backend, jobs)
@@ -62,7 +63,7 @@ def test_many_names_are_claimed_in_priority_then_submit_order(backend: SQLiteBac
     assert got == expected
 
 
-def test_pause_and_caps_hold_across_many_names(backend: SQLiteBackend) -> None:
+def test_pause_and_caps_hold_across_many_names(backend: Engine) -> None:
     names = NAMES[:10]
     _submit(backend, [(name, 1) for name in names for _ in range(4)])
     _submit(backend, [("n0009", 0)] * 3)
@@ -76,7 +77,7 @@ def test_pause_and_caps_hold_across_many_names(backend: SQLiteBackend) -> None:
     assert backend.claim(WorkSpec(names[:9], 60.0, caps)) is None  # capped or paused
 
 
-def test_a_served_job_behind_many_unserved_ones_is_found(backend: SQLiteBackend) -> None:
+def test_a_served_job_behind_many_unserved_ones_is_found(backend: Engine) -> None:
     from jobqueue.backends.sql.claims import SCAN_ROWS  # more than the order's bounded read
 
     _submit(backend, [(f"other{i}", 5) for i in range(SCAN_ROWS * 2)])
@@ -86,12 +87,12 @@ def test_a_served_job_behind_many_unserved_ones_is_found(backend: SQLiteBackend)
 
 
 def test_the_cross_name_read_walks_the_run_order_index_without_sorting(
-    backend: SQLiteBackend,
+    backend: Engine,
 ) -> None:
     _submit(backend, [(name, i % 3) for i, name in enumerate(NAMES)])
     conn = _connection(backend)
     conn.execute("ANALYZE")  # the plan holds with statistics too
-    sql = backend._sql.WAITING_ORDER
+    sql = backend.store._sql.WAITING_ORDER
     plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (16, 0)))
     assert "USING INDEX jobqueue_waiting_order" in plan, plan
     assert "TEMP B-TREE" not in plan, plan

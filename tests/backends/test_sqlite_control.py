@@ -11,12 +11,13 @@ from pathlib import Path
 
 from jobqueue.backend import BackendOptions, DispatcherInfo, WorkSpec
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobState
 
 
-def _open(path: Path) -> SQLiteBackend:
+def _open(path: Path) -> Engine:
     # A short busy timeout: a read that wrongly waited for the write lock fails fast.
-    return SQLiteBackend.from_url(f"sqlite:///{path}?busy_timeout=0.2", BackendOptions())
+    return Engine(SQLiteBackend.from_url(f"sqlite:///{path}?busy_timeout=0.2", BackendOptions()))
 
 
 def test_reads_work_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_a_resume_in_another_process_wakes_an_idle_waiter(tmp_path: Path) -> Non
                 sys.executable,
                 "-c",
                 "import sys; from jobqueue.backends.sqlite import SQLiteBackend; "
-                "b = SQLiteBackend(sys.argv[1]); b.resume('a'); b.close()",
+                "b = SQLiteBackend(sys.argv[1]); b.set_paused('worker', 'a', False); b.close()",
                 str(path),
             ],
             check=True,

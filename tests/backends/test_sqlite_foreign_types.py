@@ -17,6 +17,7 @@ from jobqueue import ids
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, dialect
 from jobqueue.backends.sqlite.dialect import SQLITE
+from jobqueue.engine import Engine
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 from jobqueue.queue import JobQueue
@@ -24,8 +25,8 @@ from jobqueue.queue import JobQueue
 FIXTURE = Path(__file__).parent / "fixtures" / "sqlite-v1.db"
 
 
-def _open(path: Path) -> SQLiteBackend:
-    return SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions())
+def _open(path: Path) -> Engine:
+    return Engine(SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions()))
 
 
 def _query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -61,7 +62,7 @@ def _error(path: Path, job_id: str) -> dict[str, Any]:
     return loaded
 
 
-def _counts_agree(path: Path, backend: SQLiteBackend) -> None:
+def _counts_agree(path: Path, backend: Engine) -> None:
     """The trigger-kept counts say what the rows say."""
     by_state = dict(_query(path, "SELECT state, COUNT(*) FROM jobqueue_jobs GROUP BY state"))
     assert {s.value: n for s, n in backend.count_by_state().items() if n} == by_state

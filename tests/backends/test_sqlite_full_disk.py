@@ -19,6 +19,7 @@ import pytest
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendFullError
 from jobqueue.job import Job, JobState
 
@@ -73,20 +74,20 @@ def test_a_real_full_disk(tmp_path: Path) -> None:
     assert int(freed["submitted_id"]) > freed["last_id_before"]
 
 
-def _limit(backend: SQLiteBackend, pages: int) -> None:
+def _limit(backend: Engine, pages: int) -> None:
     """Cap the file as a full disk would (per connection: the backend's own, this thread's)."""
-    backend._pool.get().execute(f"PRAGMA max_page_count = {pages}")
+    backend.store._pool.get().execute(f"PRAGMA max_page_count = {pages}")
 
 
 @pytest.mark.parametrize("where", ["file", "memory"])
 def test_a_full_database_refuses_writes_whole_and_still_reads(tmp_path: Path, where: str) -> None:
     url = f"sqlite:///{tmp_path / 'jobs.db'}" if where == "file" else "sqlite:///:memory:"
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     try:
         first = backend.submit(Job(id="", name="a", data=0))
         claim = backend.claim(WorkSpec(names=("a",)))
         assert claim is not None
-        (pages,) = backend._pool.get().execute("PRAGMA page_count").fetchone()
+        (pages,) = backend.store._pool.get().execute("PRAGMA page_count").fetchone()
         _limit(backend, pages + 2)
         with pytest.raises(BackendFullError, match="database or disk is full"):
             for n in range(1000):

@@ -19,6 +19,7 @@ from jobqueue.backends.sql import migrate
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
 from jobqueue.backends.sqlite.dialect import SQLITE
+from jobqueue.engine import Engine
 from jobqueue.errors import SchemaVersionError
 from jobqueue.job import Job, JobState
 
@@ -40,8 +41,8 @@ def old_file(tmp_path: Path) -> Path:
     return path
 
 
-def _open(path: Path) -> SQLiteBackend:
-    return SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions())
+def _open(path: Path) -> Engine:
+    return Engine(SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions()))
 
 
 def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -328,5 +329,6 @@ def test_sqlite_runs_the_family_statements_but_four_in_its_own_words() -> None:
 def test_a_dialect_placeholder_replaces_every_question_mark() -> None:
     pg = Statements(placeholder="%s")
     assert pg.HOLDER.count("%s") == 3 and "?" not in pg.HOLDER
-    assert "?" not in pg.list_jobs(JobState.WAITING) and "?" not in pg.jobs_in(3)
-    assert pg.jobs_in(3).endswith("IN (%s,%s,%s)")
+    assert "?" not in pg.scan(JobState.WAITING, True, False) and "?" not in pg.logs_in(3)
+    assert "?" not in pg.scan(JobState.FAILED, True, True) and "?" not in pg.MOVE
+    assert pg.delete_jobs(3).endswith("IN (%s,%s,%s)")

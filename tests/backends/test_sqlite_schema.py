@@ -9,13 +9,14 @@ import pytest
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.errors import ConfigurationError, CorruptJobError, SchemaVersionError
 from jobqueue.job import Job, JobState
 from jobqueue.queue import JobQueue
 
 
-def _open(path: Path) -> SQLiteBackend:
-    return SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions())
+def _open(path: Path) -> Engine:
+    return Engine(SQLiteBackend.from_url(f"sqlite:///{path}", BackendOptions()))
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ def queue() -> JobQueue:
         def broken_claim(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("a bug in the backend's claim, on purpose")
 
-        jobs.backend.claim = broken_claim  # type: ignore[method-assign]
+        jobs.backend.claim_many = broken_claim  # type: ignore[method-assign]
     return jobs
 
 

@@ -52,6 +52,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.02)
 
 
+def redis_client(queue: Any) -> Any:
+    """The Redis client under a queue: its store's (under the core's ``Engine``)."""
+    return getattr(queue.backend, "store", queue.backend).client
+
+
 def key(namespace: str, suffix: str) -> str:
     """A key of the test's own namespace (``delete_namespace`` removes it with the rest)."""
     return f"jq:{{{namespace}}}:{suffix}"

@@ -38,7 +38,7 @@ from jobqueue.errors import (
 from jobqueue.job import JobState
 from jobqueue.submission import DEFAULT_MAX_DATA_BYTES
 from jobqueue.worker import MAX_PRIORITY
-from tests.reliability.support import key
+from tests.reliability.support import key, redis_client
 
 LIMIT = 4096  # max_data_bytes of the property-test queues (the default is checked apart)
 PROPERTY = settings(
@@ -312,7 +312,7 @@ def test_corrupt_records_fail_or_are_skipped_and_the_rest_is_served(
 ) -> None:
     queue = JobQueue(redis_url, namespace=namespace, load_entrypoints=False)
     queue.add_worker("ok", lambda job: {"ok": job.id})
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     plans = {**CORRUPTIONS, **REPAIRED, **SKIPPED}
     jobs = queue.submit_jobs("ok", [{"n": n} for n in range(len(plans) * 3)])
     # Every third job is damaged; the others are healthy neighbours.

@@ -11,7 +11,14 @@ import pytest
 
 from jobqueue.job import AttemptOutcome, JobState
 from tests.reliability.apps import build
-from tests.reliability.support import Processes, app_env, key, wait_until, worker_command
+from tests.reliability.support import (
+    Processes,
+    app_env,
+    key,
+    redis_client,
+    wait_until,
+    worker_command,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -24,7 +31,7 @@ def test_cancel_reaches_the_process_running_the_job(
     redis_url: str, namespace: str, processes: Processes
 ) -> None:
     queue = build(redis_url, namespace, lease_seconds=30)
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     worker = processes.start(worker_command(), app_env(redis_url, namespace, lease=30), "worker")
     job = queue.submit_job("steps", {"seconds": 60})
     wait_until(lambda: _started(client, namespace, job.id), 30, "the job to start")
@@ -49,7 +56,7 @@ def test_pause_holds_every_process_and_resume_lets_them_go(
     redis_url: str, namespace: str, processes: Processes
 ) -> None:
     queue = build(redis_url, namespace, lease_seconds=10)
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     env = app_env(redis_url, namespace, lease=10)
     workers = [processes.start(worker_command(), env, f"worker{n}") for n in range(2)]
     warmup = queue.submit_job("sleepy", {"seconds": 0})

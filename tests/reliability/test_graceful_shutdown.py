@@ -23,6 +23,7 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
+    redis_client,
     wait_until,
     worker_command,
 )
@@ -38,7 +39,7 @@ def start_and_wait_for(
     dispatcher = processes.start(worker_command(), app_env(url, ns, grace=grace), "dispatcher")
     long_job = queue.submit_job("sleepy", {"seconds": seconds})
     next_job = queue.submit_job("effect", {"n": 2})
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     wait_until(
         lambda: client.hexists(key(ns, "test:started"), long_job.id), 30, "the long job to start"
     )
@@ -120,7 +121,7 @@ def test_second_sigint_exits_within_two_seconds_and_gives_the_job_back(
     )
     # One long job per slot, so that with two slots one runs outside the main thread.
     jobs = [queue.submit_job("sleepy", {"seconds": 60}) for _ in range(concurrency)]
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     started = key(namespace, "test:started")
     wait_until(lambda: client.hlen(started) == concurrency, 30, "the jobs to start")
     dispatcher.send_signal(signal.SIGINT)
@@ -171,7 +172,7 @@ def test_exclusive_job_blocked_past_grace_never_runs_twice_at_once(
     second.send_signal(signal.SIGSTOP)
     try:
         job = queue.submit_job("blocked", {"seconds": seconds})
-        client = queue.backend.client  # type: ignore[attr-defined]
+        client = redis_client(queue)
         runs_key = key(namespace, "test:runs")
         wait_until(lambda: client.llen(runs_key) >= 1, 30, "the job to start")
         first.send_signal(signal.SIGTERM)

@@ -30,6 +30,7 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
+    redis_client,
     wait_until,
     worker_command,
 )
@@ -79,7 +80,7 @@ def test_each_faulty_handler_fails_its_job_and_the_next_job_runs(
     for job_id in healthy:
         job = queue.get_job_by_id(job_id)
         assert job is not None and job.state is JobState.COMPLETED, job
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     runs = {k.decode(): int(v) for k, v in client.hgetall(key(namespace, "test:effects")).items()}
     assert runs[faulty["boom"]] == 2 and runs[faulty["exit"]] == 2
     assert runs[faulty["hang"]] == 1 and runs[faulty["not_json"]] == 1

@@ -14,6 +14,7 @@ import redis
 
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.sqlite import SQLiteBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job
 from tests.reliability.support import key, open_backend
 
@@ -72,14 +73,14 @@ def test_an_old_redis_namespace_with_small_ids_keeps_them_and_goes_on_above(
 def test_an_sqlite_file_restored_from_a_backup_never_reissues_an_id(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     url = f"sqlite:///{path}"
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     backend.submit_many([_job(n) for n in range(3)])
     backend.close()
     backup = tmp_path / "backup.db"
     with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
         source.backup(target)
 
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     acknowledged = [backend.submit(_job(n)).id for n in range(3)]
     acknowledged += [job.id for job in backend.submit_many([_job(n) for n in range(3)])]
     backend.close()
@@ -87,7 +88,7 @@ def test_an_sqlite_file_restored_from_a_backup_never_reissues_an_id(tmp_path: Pa
         leftover.unlink()
     backup.replace(path)
 
-    backend = SQLiteBackend.from_url(url, BackendOptions())
+    backend = Engine(SQLiteBackend.from_url(url, BackendOptions()))
     try:
         after = [backend.submit(_job(n)).id for n in range(3)]
         after += [job.id for job in backend.submit_many([_job(n) for n in range(3)])]

@@ -22,7 +22,7 @@ import pytest
 from jobqueue import JobQueue
 from jobqueue.backend import Retention
 from jobqueue.job import JobState
-from tests.reliability.support import OwnRedis
+from tests.reliability.support import OwnRedis, redis_client
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -86,7 +86,7 @@ def test_default_retention_keeps_memory_flat(server: OwnRedis) -> None:
     began = time.monotonic()
     queue = JobQueue(server.url, namespace="flat", load_entrypoints=False)
     queue.add_worker("noop", lambda job: None)
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     run_rounds(queue, 1)  # warm-up: scripts loaded, key structures created
     before = used_memory(client)
     run_rounds(queue, 9)  # 50,000 jobs in all
@@ -121,7 +121,7 @@ def test_short_retention_returns_memory_to_the_start(server: OwnRedis) -> None:
     retention = Retention(completed_count=100)
     queue = JobQueue(server.url, namespace="short", retention=retention, load_entrypoints=False)
     queue.add_worker("noop", lambda job: None)
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     run_rounds(queue, 1)
     before = used_memory(client)
     run_rounds(queue, 6)  # 30,000 jobs more

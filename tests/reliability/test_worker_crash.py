@@ -24,6 +24,7 @@ from tests.reliability.support import (
     Processes,
     app_env,
     key,
+    redis_client,
     wait_until,
     worker_command,
 )
@@ -42,7 +43,7 @@ def test_random_sigkills_lose_no_job(
     rng = random.Random(seed)
     began = time.monotonic()
     queue = apps.build(redis_url, namespace)
-    client = queue.backend.client  # type: ignore[attr-defined]
+    client = redis_client(queue)
     # A few milliseconds per job keeps the run long enough for kills to land mid-job.
     datas = [{"n": n, "sleep": rng.uniform(0.0, 0.004)} for n in range(JOBS)]
     ids = [job.id for job in queue.submit_jobs("effect", datas)]

@@ -15,6 +15,7 @@ from jobqueue.hooks import hookimpl
 
 if TYPE_CHECKING:
     from jobqueue.aio_backend import AsyncBackend
+    from jobqueue.engine import Engine
 
 logger = logging.getLogger("jobqueue.backends")
 
@@ -50,16 +51,17 @@ def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
 
 
 @hookimpl
-def jobqueue_async_backend(backend: Backend) -> AsyncBackend | None:
+def jobqueue_async_backend(backend: Engine) -> AsyncBackend | None:
     """Redis speaks asyncio natively when opened by URL (not a client handed in, nor a
     cluster); the other built-in backends run in threads."""
     from jobqueue.backends.redis import RedisBackend
 
-    if not isinstance(backend, RedisBackend):
+    store = backend.store
+    if not isinstance(store, RedisBackend):
         return None
     from jobqueue.backends.redis.aio import AsyncRedisBackend
 
-    native = AsyncRedisBackend.for_backend(backend)
+    native = AsyncRedisBackend.for_backend(store)
     if native is None:
         logger.debug("Redis backend without a URL (or a cluster): using worker threads")
     return native

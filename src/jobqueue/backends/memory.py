@@ -1,10 +1,9 @@
-"""In-process backend: storage mechanics for the Backend contract, nothing more.
+"""In-process backend: the storage seam (``jobqueue.backend.Backend``) on Python dicts.
 
-Everything lives in Python dicts guarded by one lock, so it serves tests, scripts and
-single-process apps. Time comes from ``options.clock`` so tests move it without sleeping.
-What a job becomes is decided by ``jobqueue.lifecycle``; ``_write`` checks each decided
-``Change``'s guard and applies it. The state and that write live in ``memory_store``
-(``MemoryStore``, the base class); the Backend calls are here.
+Everything lives in dicts guarded by one lock, so it serves tests, scripts and single-process
+apps. Time comes from ``options.clock`` so tests move it without sleeping. It decides nothing:
+``jobqueue.engine`` asks ``jobqueue.lifecycle`` and hands the decided changes to ``apply``,
+whose guarded write is ``MemoryStore._write`` (the state lives in ``memory_store``).
 """
 
 from __future__ import annotations
@@ -13,14 +12,14 @@ import heapq
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Literal
 
-from jobqueue import lifecycle
 from jobqueue.backend import (
+    Applied,
     BackendOptions,
     Claim,
     DispatcherInfo,
     LeaseStatus,
-    Outcome,
     ScheduleRecord,
     TickClaim,
     TickOutcome,
@@ -29,20 +28,13 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.memory_store import MemoryStore, check_storable
-from jobqueue.errors import InvalidURLError, LeaseLostError
-from jobqueue.job import (
-    JSON,
-    MAX_LOG_MESSAGE,
-    MAX_LOGS,
-    Job,
-    JobError,
-    JobLog,
-    JobState,
-)
+from jobqueue.changes import Change, ClaimAsk, Conflict, InState, Selector
+from jobqueue.errors import InvalidURLError
+from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobLog, JobState
 
 
 class MemoryBackend(MemoryStore):
-    """Thread-safe in-memory backend (``memory://``). Not shared between processes."""
+    """Thread-safe in-memory store (``memory://``). Not shared between processes."""
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> MemoryBackend:
@@ -53,16 +45,9 @@ class MemoryBackend(MemoryStore):
             )
         return cls(options)
 
-    # -- submitting ---------------------------------------------------------------------------
+    # -- writes ---------------------------------------------------------------------------
 
-    def submit(self, job: Job) -> Job:
-        check_storable(job)
-        with self._lock:
-            stored = self._store(job)
-            self._notify()
-            return stored.copy()
-
-    def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+    def insert(self, jobs: Sequence[Job]) -> list[Job]:
         for job in jobs:  # every job first: a refused one stores nothing
             check_storable(job)
         with self._lock:
@@ -70,52 +55,126 @@ class MemoryBackend(MemoryStore):
             self._notify()
             return stored
 
-    # -- periodic schedules -------------------------------------------------------------------
-
-    def claim_tick(self, claim: TickClaim) -> TickResult:
-        if claim.job is not None:
-            check_storable(claim.job)  # as submit: a refused job changes nothing
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
         with self._lock:
-            result = self._schedules.claim(claim, self._clock(), self._job_state, self._store)
+            return self._claim_up_to(spec, limit, self._clock())
+
+    def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied:
+        with self._lock:
+            now = self._clock()
+            answers = [None if self._write(c, now) else self._conflict(c, now) for c in changes]
+            if then is None or (then.unless_conflict and any(answers)):
+                return answers, []
+            return answers, self._claim_up_to(then.spec, then.limit, now)
+
+    def heartbeat(
+        self,
+        dispatcher: DispatcherInfo | None,
+        leases: Sequence[tuple[str, str]],
+        lease_seconds: float,
+    ) -> list[LeaseStatus]:
+        with self._lock:
+            now = self._clock()
+            statuses = []
+            for job_id, token in leases:
+                if not self._holds(job_id, token):
+                    statuses.append(LeaseStatus.LOST)
+                    continue
+                self._leases[job_id] = (token, now + lease_seconds)
+                cancel = self._jobs[job_id].cancel_requested
+                statuses.append(LeaseStatus.CANCEL if cancel else LeaseStatus.HELD)
+            if dispatcher is not None:
+                held = tuple(job_id for job_id, _ in leases)
+                info = replace(dispatcher, last_seen=now, jobs=held)
+                self._dispatchers[dispatcher.id] = (info, now + lease_seconds)
+            return statuses
+
+    def annotate(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        progress: tuple[float, str | None] | None = None,
+        log: str | None = None,
+    ) -> bool:
+        with self._lock:
+            if not self._holds(job_id, token):
+                return False
+            job = self._jobs[job_id]
+            if progress is not None:
+                job.progress, message = progress
+                job.progress_message = None if message is None else message[:MAX_LOG_MESSAGE]
+            if log is not None:
+                job.logs.append(JobLog(self._clock(), log[:MAX_LOG_MESSAGE]))
+                del job.logs[:-MAX_LOGS]
+            return True
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        with self._lock:
+            doomed = [job_id for job_id in dict.fromkeys(job_ids) if job_id in self._jobs]
+            for job_id in doomed:
+                self._drop(job_id)
+            if doomed:
+                self._changed.notify_all()
+            return len(doomed)
+
+    def set_paused(self, kind: Literal["worker", "schedule"], name: str, paused: bool) -> None:
+        if kind == "schedule":
+            check_schedule_name(name)
+        with self._lock:
+            if kind == "schedule":
+                self._schedules.set_paused(name, paused, self._clock())
+            elif paused:
+                self._paused.add(name)
+            else:
+                self._paused.discard(name)
+                self._notify()
+
+    def claim_tick(self, tick: TickClaim) -> TickResult:
+        if tick.job is not None:
+            check_storable(tick.job)  # as insert: a refused job changes nothing
+        with self._lock:
+            result = self._schedules.claim(tick, self._clock(), self._job_state, self._store)
             if result.outcome is not TickOutcome.SUBMITTED or result.job is None:
                 return result
             self._notify()
             return TickResult(result.outcome, result.job.copy())
 
-    def pause_schedule(self, name: str) -> None:
-        check_schedule_name(name)
+    def forget(self, kind: Literal["dispatcher", "schedule"], name: str) -> bool:
+        if kind == "schedule":
+            check_schedule_name(name)
         with self._lock:
-            self._schedules.set_paused(name, True, self._clock())
+            if kind == "schedule":
+                return self._schedules.remove(name)
+            return self._dispatchers.pop(name, None) is not None
 
-    def resume_schedule(self, name: str) -> None:
-        check_schedule_name(name)
+    def housekeep(self) -> int:
         with self._lock:
-            self._schedules.set_paused(name, False, self._clock())
+            now = self._clock()
+            moved = self._promote(now) + self._apply_retention(now)
+            for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
+                if expires <= now:
+                    del self._dispatchers[dispatcher_id]
+            self._outcomes.trim(now)
+            return moved
 
-    def remove_schedule(self, name: str) -> bool:
-        check_schedule_name(name)
-        with self._lock:
-            return self._schedules.remove(name)
-
-    def schedule_records(self) -> list[ScheduleRecord]:
-        with self._lock:
-            return self._schedules.all()
-
-    def schedule_record(self, name: str) -> ScheduleRecord | None:
-        check_schedule_name(name)
-        with self._lock:
-            return self._schedules.get(name)
-
-    # -- reading ------------------------------------------------------------------------------
+    # -- reads ----------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             job = self._jobs.get(job_id)
             return self._view(job) if job else None
 
-    def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+    def scan(self, selector: Selector, offset: int, limit: int) -> list[Job]:
+        state, name, before = selector.state, selector.name, selector.finished_before
         with self._lock:
-            jobs = [job for job in self._jobs.values() if job.state is state]
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.state is state
+                and name in (None, job.name)
+                and (before is None or (job.finished_at or 0.0) < before)
+            ]
             if state is JobState.WAITING:
                 jobs.sort(key=lambda j: (-j.priority, self._seq[j.id]))
             elif state is JobState.DELAYED:
@@ -126,14 +185,20 @@ class MemoryBackend(MemoryStore):
                 jobs.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
             return [self._view(job) for job in jobs[offset : offset + limit]]
 
-    def count_by_state(self) -> dict[JobState, int]:
+    def expired(self, limit: int) -> list[Claim]:
         with self._lock:
-            counts = dict.fromkeys(JobState, 0)
-            for job in self._jobs.values():
-                counts[job.state] += 1
-            return counts
+            now = self._clock()
+            due = sorted(
+                (deadline, job_id, token)
+                for job_id, (token, deadline) in self._leases.items()
+                if deadline <= now
+            )
+            return [
+                Claim(self._view(self._jobs[job_id]), token, deadline)
+                for deadline, job_id, token in due[:limit]
+            ]
 
-    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+    def counts(self) -> dict[str, dict[JobState, int]]:
         with self._lock:
             counts: dict[str, dict[JobState, int]] = {}
             for job in self._jobs.values():
@@ -144,15 +209,85 @@ class MemoryBackend(MemoryStore):
         with self._lock:
             return self._outcomes.read(since_minute, self._clock())
 
-    # -- claiming -----------------------------------------------------------------------------
-
-    def claim(self, spec: WorkSpec) -> Claim | None:
+    def dispatchers(self) -> list[DispatcherInfo]:
         with self._lock:
-            return self._claim(spec)
+            now = self._clock()
+            live = [info for info, expires in self._dispatchers.values() if expires > now]
+            return sorted(live, key=lambda info: (info.started_at, info.id))
 
-    def _claim(self, spec: WorkSpec) -> Claim | None:
-        now = self._clock()
-        self._maintain(now)
+    def paused(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
+    def schedule_records(self, name: str | None = None) -> list[ScheduleRecord]:
+        if name is not None:
+            check_schedule_name(name)
+        with self._lock:
+            if name is None:
+                return self._schedules.all()
+            record = self._schedules.get(name)
+            return [] if record is None else [record]
+
+    # -- waits ----------------------------------------------------------------------------
+
+    def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
+        wanted = set(names)
+        with self._lock:
+            now = self._clock()
+            self._promote(now)
+            if any(self._peek(name) for name in wanted - self._paused):
+                return True
+            # A delayed job coming due is work; an expired lease is not until maintenance
+            # recovers it (that write wakes the waiters), so it sets no deadline here.
+            if self._delayed:
+                timeout = min(timeout, max(self._delayed[0][0] - now, 0.0))
+            seen = self._wakeups
+            self._changed.wait_for(lambda: self._wakeups != seen, timeout=max(timeout, 0.0))
+            return self._wakeups != seen
+
+    def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        with self._lock:
+
+            def finished() -> bool:
+                job = self._jobs.get(job_id)
+                return job is None or job.state.is_finished
+
+            if not self._changed.wait_for(finished, timeout=max(timeout, 0.0)):
+                return None
+            job = self._jobs.get(job_id)
+            return job.copy() if job else None
+
+    def close(self) -> None:
+        """Nothing to release; the jobs live as long as this object."""
+
+    # -- mechanics ------------------------------------------------------------------------
+
+    def _conflict(self, change: Change, now: float) -> Conflict:
+        """The job as a failed guard found it (see ``Conflict``)."""
+        job = self._jobs.get(change.job_id)
+        if job is None:
+            return Conflict(None)
+        guard = change.guard
+        token = None if isinstance(guard, InState) else guard.token
+        lease, ended = self._leases.get(job.id), self._ended.get(job.id)
+        # The unique key was the reason only when the state itself was right.
+        keyed = isinstance(guard, InState) and job.state in guard.states and job.unique_key
+        return Conflict(
+            job.state,
+            held=lease is not None and lease[0] == token and lease[1] > now,
+            ended_by=ended[1] if ended is not None and ended[0] == token else None,
+            cancel_requested=job.cancel_requested,
+            unique_holder=self._unique_holder(job) if keyed else None,
+        )
+
+    def _claim_up_to(self, spec: WorkSpec, limit: int, now: float) -> list[Claim]:
+        self._promote(now)
+        claims: list[Claim] = []
+        while len(claims) < limit and (claim := self._claim(spec, now)) is not None:
+            claims.append(claim)
+        return claims
+
+    def _claim(self, spec: WorkSpec, now: float) -> Claim | None:
         best: tuple[int, int, str] | None = None
         for name in spec.names:
             if name in self._paused:
@@ -190,8 +325,8 @@ class MemoryBackend(MemoryStore):
     def _active_count(self, name: str) -> int:
         return sum(1 for job_id in self._leases if self._jobs[job_id].name == name)
 
-    def _maintain(self, now: float) -> int:
-        """Promote due delayed jobs, recover expired leases and apply retention."""
+    def _promote(self, now: float) -> int:
+        """Due delayed jobs into their ready lines (a new sequence number each)."""
         moved = 0
         while self._delayed and self._delayed[0][0] <= now:
             _, seq, job_id = heapq.heappop(self._delayed)
@@ -200,269 +335,9 @@ class MemoryBackend(MemoryStore):
                 job.state = JobState.WAITING
                 self._enqueue(job)
                 moved += 1
-        return moved + self._recover(now) + self._apply_retention(now)
-
-    # -- lease holders ------------------------------------------------------------------------
-
-    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
-        with self._lock:
-            if not self._holds(job_id, token):
-                return False
-            self._leases[job_id] = (token, self._clock() + lease_seconds)
-            return True
-
-    def complete(
-        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
-    ) -> Claim | None:
-        with self._lock:
-            done, _ = self._end(job_id, token, "complete", result=result)
-            if not done:  # a repeat: the first call's claim went to its caller
-                return None
-            return self._claim(next_spec) if next_spec is not None else None
-
-    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        with self._lock:
-            return self._claim_up_to(spec, limit)
-
-    def finish_many(
-        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
-    ) -> tuple[list[JobState | None], list[Claim]]:
-        with self._lock:
-            states = [
-                self._end(o.job_id, o.token, "complete", result=o.result, lost_ok=True)[1]
-                if o.error is None
-                else self._end(o.job_id, o.token, "fail", o.error, o.retry_at, lost_ok=True)[1]
-                for o in outcomes
-            ]
-            claims = self._claim_up_to(next_spec, limit) if next_spec is not None else []
-            return states, claims
-
-    def _claim_up_to(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        claims: list[Claim] = []
-        while len(claims) < limit:
-            claim = self._claim(spec)
-            if claim is None:
-                break
-            claims.append(claim)
-        return claims
-
-    def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        with self._lock:
-            state = self._end(job_id, token, "fail", error, retry_at)[1]
-            assert state is not None  # a lost lease raised
-            return state
-
-    def release(self, job_id: str, token: str) -> bool:
-        with self._lock:
-            return self._end(job_id, token, "release", lost_ok=True)[1] is not None
-
-    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
-        with self._lock:
-            return self._end(job_id, token, "finish_cancelled", error, lost_ok=True)[1] is not None
-
-    def _end(
-        self,
-        job_id: str,
-        token: str,
-        call: str,
-        error: JobError | None = None,
-        retry_at: float | None = None,
-        *,
-        result: JSON = None,
-        lost_ok: bool = False,
-    ) -> tuple[bool, JobState | None]:
-        """End the lease ``token`` holds with ``call``'s decided change: ``(True, state)``.
-        When the guard fails (the token no longer holds the job): ``(False, state)``, the
-        state a repeat of ``call`` reports; a lost lease gets ``(False, None)`` or, unless
-        ``lost_ok``, ``LeaseLostError``."""
-        job = self._jobs.get(job_id)
-        if job is not None:
-            now = self._clock()
-            if call == "complete":
-                change = lifecycle.on_complete(job, token, result, now)
-            elif call == "fail":
-                assert error is not None
-                change = lifecycle.on_fail(job, token, error, retry_at, now)
-            elif call == "release":
-                change = lifecycle.on_release(job, token, now)
-            else:
-                change = lifecycle.on_cancelled(job, token, error, now)
-            if self._write(change, now):
-                return True, job.state
-        ended = self._ended.get(job_id) == (token, call)
-        state = lifecycle.repeat_or_lost(call, ended, None if job is None else job.state)
-        if state is None and not lost_ok:
-            raise LeaseLostError(lifecycle.lease_lost_message(job_id))
-        return False, state
-
-    # -- the control plane --------------------------------------------------------------------
-
-    def cancel(self, job_id: str) -> JobState | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            change = lifecycle.on_cancel(job)
-            if change is not None:
-                self._write(change, self._clock())
-            return job.state
-
-    def retry(self, job_id: str) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            self._retry(job)
-            return job.copy()
-
-    def retry_many(self, state: JobState, name: str | None = None) -> int:
-        if state not in lifecycle.RETRIABLE:
-            return 0
-        with self._lock:
-            jobs, now = [self._jobs[job_id] for job_id in self._finished[state]], self._clock()
-            return sum(
-                self._write(lifecycle.on_retry(job, now), now)
-                for job in jobs
-                if name in (None, job.name)
-            )
-
-    def _retry(self, job: Job) -> None:
-        now = self._clock()
-        if not self._write(lifecycle.on_retry(job, now), now):
-            holder = self._unique_holder(job)
-            assert holder is not None and job.unique_key is not None
-            raise lifecycle.unique_key_taken(job.id, holder, job.unique_key)
-
-    def promote(self, job_id: str) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            self._write(lifecycle.on_promote(job), self._clock())
-            return self._view(job)
-
-    def cancel_many(self, state: JobState, name: str | None = None) -> int:
-        with self._lock:
-            jobs = [j for j in self._jobs.values() if j.state is state and name in (None, j.name)]
-            if state is JobState.WAITING:
-                jobs.sort(key=lambda j: (j.name, -j.priority, self._seq[j.id]))
-            elif state is JobState.DELAYED:
-                jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
-            # Finishing order is what retention goes by: the order they would have run.
-            changes = [change for job in jobs if (change := lifecycle.on_cancel(job))]
-            now = self._clock()
-            return sum(self._write(change, now) for change in changes)
-
-    def purge(
-        self, state: JobState, name: str | None = None, finished_before: float | None = None
-    ) -> int:
-        with self._lock:
-            doomed = [
-                job_id
-                for job_id in self._finished.get(state, {})
-                if (name is None or self._jobs[job_id].name == name)
-                and (
-                    finished_before is None
-                    or (self._jobs[job_id].finished_at or 0.0) < finished_before
-                )
-            ]
-            for job_id in doomed:
-                self._drop(job_id)
-            if doomed:
-                self._changed.notify_all()
-            return len(doomed)
-
-    def pause(self, name: str) -> None:
-        with self._lock:
-            self._paused.add(name)
-
-    def resume(self, name: str) -> None:
-        with self._lock:
-            self._paused.discard(name)
+        if moved:
             self._notify()
-
-    def paused(self) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._paused)
-
-    def heartbeat(
-        self,
-        dispatcher: DispatcherInfo,
-        leases: Sequence[tuple[str, str]],
-        lease_seconds: float,
-    ) -> list[LeaseStatus]:
-        with self._lock:
-            now = self._clock()
-            statuses = []
-            for job_id, token in leases:
-                if not self._holds(job_id, token):
-                    statuses.append(LeaseStatus.LOST)
-                    continue
-                self._leases[job_id] = (token, now + lease_seconds)
-                cancel = self._jobs[job_id].cancel_requested
-                statuses.append(LeaseStatus.CANCEL if cancel else LeaseStatus.HELD)
-            info = replace(dispatcher, last_seen=now, jobs=tuple(job_id for job_id, _ in leases))
-            self._dispatchers[dispatcher.id] = (info, now + lease_seconds)
-            return statuses
-
-    def remove_dispatcher(self, dispatcher_id: str) -> None:
-        with self._lock:
-            self._dispatchers.pop(dispatcher_id, None)
-
-    def dispatchers(self) -> list[DispatcherInfo]:
-        with self._lock:
-            now = self._clock()
-            live = [info for info, expires in self._dispatchers.values() if expires > now]
-            return sorted(live, key=lambda info: (info.started_at, info.id))
-
-    def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
-        with self._lock:
-            if not self._holds(job_id, token):
-                return False
-            job = self._jobs[job_id]
-            job.progress = progress
-            job.progress_message = None if message is None else message[:MAX_LOG_MESSAGE]
-            return True
-
-    def add_log(self, job_id: str, token: str, message: str) -> bool:
-        with self._lock:
-            if not self._holds(job_id, token):
-                return False
-            job = self._jobs[job_id]
-            job.logs.append(JobLog(self._clock(), message[:MAX_LOG_MESSAGE]))
-            del job.logs[:-MAX_LOGS]
-            return True
-
-    # -- maintenance --------------------------------------------------------------------------
-
-    def maintain(self) -> list[Job]:
-        with self._lock:
-            self._maintain(self._clock())
-            now = self._clock()
-            for dispatcher_id, (_, expires) in list(self._dispatchers.items()):
-                if expires <= now:
-                    del self._dispatchers[dispatcher_id]
-            self._outcomes.trim(now)
-            return self._take_recovered()
-
-    def recover_expired(self) -> list[Job]:
-        with self._lock:
-            self._recover(self._clock())
-            return self._take_recovered()
-
-    def _take_recovered(self) -> list[Job]:
-        """The jobs recovered since the last report, as they are now (a removed one is
-        left out)."""
-        taken = self._recovered.take()
-        return [self._view(self._jobs[job_id]) for job_id in taken if job_id in self._jobs]
-
-    def _recover(self, now: float) -> int:
-        expired = [job_id for job_id, (_, deadline) in self._leases.items() if deadline <= now]
-        for job_id in expired:
-            self._write(lifecycle.on_stall(self._jobs[job_id], self.options.max_stalls, now), now)
-        if expired:
-            self._recovered.note(expired)
-        return len(expired)
+        return moved
 
     def _apply_retention(self, now: float) -> int:
         removed = 0
@@ -475,44 +350,3 @@ class MemoryBackend(MemoryStore):
                 self._drop(oldest)
                 removed += 1
         return removed
-
-    def remove(self, job_id: str) -> bool:
-        with self._lock:
-            if job_id not in self._jobs:
-                return False
-            self._drop(job_id)
-            self._changed.notify_all()
-            return True
-
-    # -- waiting ------------------------------------------------------------------------------
-
-    def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
-        wanted = set(names)
-        with self._lock:
-            now = self._clock()
-            self._maintain(now)
-            if any(self._peek(name) for name in wanted - self._paused):
-                return True
-            due = [deadline for _, deadline in self._leases.values()]
-            if self._delayed:
-                due.append(self._delayed[0][0])
-            if due:
-                timeout = min(timeout, max(min(due) - now, 0.0))
-            seen = self._wakeups
-            self._changed.wait_for(lambda: self._wakeups != seen, timeout=max(timeout, 0.0))
-            return self._wakeups != seen
-
-    def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
-        with self._lock:
-
-            def finished() -> bool:
-                job = self._jobs.get(job_id)
-                return job is None or job.state.is_finished
-
-            if not self._changed.wait_for(finished, timeout=max(timeout, 0.0)):
-                return None
-            job = self._jobs.get(job_id)
-            return job.copy() if job else None
-
-    def close(self) -> None:
-        """Nothing to release; the jobs live as long as this object."""

@@ -17,10 +17,9 @@ from dataclasses import replace
 from jobqueue import lifecycle
 from jobqueue.backend import BackendOptions, DispatcherInfo
 from jobqueue.backends.outcome_counts import OutcomeCounts
-from jobqueue.backends.recovered import RecoveredLeases
 from jobqueue.backends.schedule_book import ScheduleBook
+from jobqueue.changes import Change, Held, InState
 from jobqueue.job import FINISHED_STATES, LIVE_STATES, Job, JobState, dumps_json
-from jobqueue.lifecycle import Change, Expired, Held, InState
 
 _ACTIVE = JobState.ACTIVE
 
@@ -56,7 +55,6 @@ class MemoryStore:
         self._dispatchers: dict[str, tuple[DispatcherInfo, float]] = {}  # id -> (info, expiry)
         self._outcomes = OutcomeCounts()  # finished attempts per minute, by outcome
         self._schedules = ScheduleBook()  # periodic schedules' records and recent ticks
-        self._recovered = RecoveredLeases()  # until maintain/recover_expired report them
         self._wakeups = 0
 
     def _store(self, job: Job) -> Job:
@@ -138,18 +136,18 @@ class MemoryStore:
 
     def _guard_holds(self, job: Job, change: Change, now: float) -> bool:
         guard = change.guard
-        if type(guard) is Held:
-            lease = self._leases.get(job.id)
-            return lease is not None and lease[0] == guard.token and lease[1] > now
-        if type(guard) is Expired:
-            lease = self._leases.get(job.id)
-            return lease is not None and lease[1] <= now
-        assert isinstance(guard, InState)
-        if job.state not in guard.states:
+        if isinstance(guard, InState):
+            if job.state not in guard.states:
+                return False
+            if change.to in LIVE_STATES and job.state not in LIVE_STATES and job.unique_key:
+                return self._unique_holder(job) is None
+            return True
+        lease = self._leases.get(job.id)
+        if lease is None or lease[0] != guard.token:
             return False
-        if change.to in LIVE_STATES and job.state not in LIVE_STATES and job.unique_key:
-            return self._unique_holder(job) is None
-        return True
+        if guard.cancel_requested is not None and job.cancel_requested != guard.cancel_requested:
+            return False
+        return lease[1] > now if isinstance(guard, Held) else lease[1] <= now
 
     def _unique_holder(self, job: Job) -> str | None:
         """Another live job holding ``job``'s unique key, if any."""

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import pluggy
 
-from jobqueue.backend import Backend, Clock, DispatcherInfo, WorkSpec
+from jobqueue.backend import Clock, DispatcherInfo, WorkSpec
+from jobqueue.engine import Engine
 from jobqueue.errors import DispatcherCrashedError, InvalidSettingError
 from jobqueue.limits import MAX_LEASE_SECONDS, validate_seconds
 from jobqueue.registry import Registry
@@ -62,7 +63,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Engine,
         registry: Registry,
         hooks: pluggy.HookRelay,
         *,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from jobqueue.backend import Backend, Clock, Outcome
+from jobqueue.backend import Clock, Outcome
+from jobqueue.engine import Engine
 from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobError, check_json
 from jobqueue.registry import Registry
@@ -69,7 +70,7 @@ class Executor:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Engine,
         registry: Registry,
         hooks: pluggy.HookRelay,
         runs: Runs,

@@ -17,7 +17,8 @@ import concurrent.futures
 import logging
 from collections.abc import Sequence
 
-from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus
+from jobqueue.backend import DispatcherInfo, LeaseStatus
+from jobqueue.engine import Engine
 from jobqueue.errors import JobQueueError
 from jobqueue.runtime.maintenance import Maintenance
 
@@ -36,7 +37,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Engine,
         info: DispatcherInfo,
         lease_seconds: float,
         maintenance: Maintenance,

@@ -14,7 +14,7 @@ import time
 
 import pluggy
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.errors import JobQueueError
 from jobqueue.hooks import emit
 from jobqueue.job import Job
@@ -28,7 +28,7 @@ MAINTAIN_EVERY = 1.0
 class Maintenance:
     """The maintenance of one dispatcher (called from its heartbeat's worker threads)."""
 
-    def __init__(self, backend: Backend, hooks: pluggy.HookRelay) -> None:
+    def __init__(self, backend: Engine, hooks: pluggy.HookRelay) -> None:
         self._backend = backend
         self._hooks = hooks
         self._last = 0.0

@@ -19,7 +19,8 @@ from typing import Protocol
 
 import pluggy
 
-from jobqueue.backend import Backend, BatchBackend, Claim, Clock, WorkSpec
+from jobqueue.backend import Claim, Clock, WorkSpec
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, JobQueueError, LeaseLostError
 from jobqueue.hooks import emit
 from jobqueue.job import JobError, JobState
@@ -56,7 +57,7 @@ class Completer(Protocol):
 class Inline:
     """One call per outcome."""
 
-    def __init__(self, backend: Backend, leases: LeaseBook, outages: Outages) -> None:
+    def __init__(self, backend: Engine, leases: LeaseBook, outages: Outages) -> None:
         self._backend = backend
         self._leases = leases
         self._outages = outages
@@ -95,7 +96,7 @@ class Batch(Inline):
     """Several outcomes, and the next claims, in one ``finish_many`` call (one outcome as
     ``Inline`` does: ``complete`` claims the next job too)."""
 
-    def __init__(self, backend: BatchBackend, leases: LeaseBook, outages: Outages) -> None:
+    def __init__(self, backend: Engine, leases: LeaseBook, outages: Outages) -> None:
         super().__init__(backend, leases, outages)
         self._batch = backend
 
@@ -119,7 +120,7 @@ class Recorder:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Engine,
         spec: WorkSpec,
         leases: LeaseBook,
         tally: Tally,
@@ -133,11 +134,7 @@ class Recorder:
         self._tally = tally
         self._hooks = hooks
         self._clock = clock
-        self._completer: Completer = (
-            Batch(backend, leases, outages)
-            if isinstance(backend, BatchBackend)
-            else Inline(backend, leases, outages)
-        )
+        self._completer: Completer = Batch(backend, leases, outages)
 
     def record(self, finished: Sequence[Finished], want: int) -> tuple[list[Lease], bool]:
         """Record outcomes and claim up to ``want`` more jobs in the same call where the

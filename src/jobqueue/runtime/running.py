@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, InvalidOptionError
 from jobqueue.job import JSON, Job
 
@@ -33,7 +33,7 @@ class RunningJob:
 
     __slots__ = ("_backend", "_token", "job")
 
-    def __init__(self, job: Job, backend: Backend, token: str) -> None:
+    def __init__(self, job: Job, backend: Engine, token: str) -> None:
         self.job = job
         self._backend = backend
         self._token = token

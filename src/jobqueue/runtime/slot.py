@@ -28,7 +28,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from jobqueue.backend import Backend, BatchBackend, Claim, HandoffBackend, WorkSpec
+from jobqueue.backend import Claim, WorkSpec
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, DispatcherCrashedError
 from jobqueue.job import JobError
 from jobqueue.runtime.ending import Ending
@@ -60,7 +61,7 @@ class Slot:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Engine,
         spec: WorkSpec,
         idle_timeout: float,
         new_policy: Callable[[], PrefetchPolicy],
@@ -83,9 +84,8 @@ class Slot:
         self._outages = outages
         self._ending = ending
         self._stopping = ending.stopping
-        # Optional protocols, probed once: claim several at once; be handed work when idle.
-        self._batch = backend if isinstance(backend, BatchBackend) else None
-        self._handoff = backend if isinstance(backend, HandoffBackend) else None
+        # The optional hand-off of the backend (``HandoffBackend``): be handed work when idle.
+        self._handoff = backend.handoff
 
     def run(self, burst: bool, max_jobs: int | None) -> None:
         """Run the slot's loop in this thread, restarting it after a crash (see the module
@@ -209,13 +209,8 @@ class Slot:
         return max(want, 0)
 
     def _claim(self, want: int) -> list[Lease]:
-        batch, spec = self._batch, self._spec
-        if want > 1 and batch is not None:
-            claims = self._outages.call(lambda: batch.claim_many(spec, want))
-        else:
-            claim = self._outages.call(lambda: self._backend.claim(spec))
-            claims = [claim] if claim is not None else []
-        return self._leases.hold(claims)
+        backend, spec = self._backend, self._spec
+        return self._leases.hold(self._outages.call(lambda: backend.claim_many(spec, want)))
 
     def _record(self, finished: Sequence[Finished], want: int) -> list[Lease]:
         """Record outcomes and claim up to ``want`` more jobs, in one call where possible."""

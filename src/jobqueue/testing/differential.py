@@ -11,7 +11,7 @@ again or out of order) with their records. Return values must be
 equal, and so must every job field (state, attempts, stalls, ``cancel_requested``, result,
 error, history, timestamps, lease deadlines) and the outcome counts per minute: both backends
 read the same injected clock. Ids may differ between backends, so jobs are matched by
-submission order. The batch rules run only for backends that offer ``BatchBackend``.
+submission order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from jobqueue import lifecycle
 from jobqueue.backend import (
     Backend,
     BackendOptions,
-    BatchBackend,
     Claim,
     DispatcherInfo,
     Outcome,
@@ -37,6 +36,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.backends.memory import MemoryBackend
+from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -65,8 +65,8 @@ class _Differential(RuleBasedStateMachine):
                 completed_seconds=50, completed_count=3, failed_count=2, cancelled_count=2
             ),
         )
-        self.ref = MemoryBackend(options)
-        self.other: Any = type(self).make_backend(options)
+        self.ref = Engine(MemoryBackend(options))
+        self.other = Engine(type(self).make_backend(options))
         self.ids: list[tuple[str, str]] = []  # (reference id, other id) by submission
         self.leases: list[tuple[int, str, str]] = []  # (job index, ref token, other token)
         self.ticks: dict[str, int] = {}  # schedule -> the newest tick number claimed
@@ -86,7 +86,7 @@ class _Differential(RuleBasedStateMachine):
             self._index(ref.id, other.id)
             one, two = ref.to_dict(), other.to_dict()
             one.pop("id"), two.pop("id")
-            assert one == two
+            assert one == two, {k: (v, two.get(k)) for k, v in one.items() if v != two.get(k)}
 
     def _same_claim(self, ref: Claim | None, other: Claim | None) -> None:
         self._same_job(ref.job if ref else None, other.job if other else None)
@@ -172,12 +172,8 @@ class _Differential(RuleBasedStateMachine):
         self._same_job(self.ref.get(ref_id), self.other.get(other_id))
 
     def teardown(self) -> None:
-        type(self).dispose_backend(self.other)
+        type(self).dispose_backend(self.other.store)
 
-    def batching(self) -> bool:
-        return isinstance(self.other, BatchBackend)
-
-    @precondition(lambda self: self.batching())
     @rule(names=NAMES, limit=st.integers(0, 3))
     def claim_many(self, names: tuple[str, ...], limit: int) -> None:
         ref = self.ref.claim_many(WorkSpec(names, 4.0), limit)
@@ -186,7 +182,7 @@ class _Differential(RuleBasedStateMachine):
         for one, two in zip(ref, other, strict=True):
             self._same_claim(one, two)
 
-    @precondition(lambda self: bool(self.leases) and self.batching())
+    @precondition(lambda self: bool(self.leases))
     @rule(data=st.data(), limit=st.integers(0, 3), claim_more=st.booleans())
     def finish_many(self, data: st.DataObject, limit: int, claim_more: bool) -> None:
         picked = data.draw(st.lists(st.sampled_from(self.leases), max_size=3))

@@ -110,15 +110,19 @@ class ModelBook:
                     self._count("retried")
         return recovered
 
-    def _maintain(self) -> int:
-        """What claims and ``maintain`` do first: promote due jobs, recover leases."""
+    def _promote(self) -> int:
+        """What claims do first: due delayed jobs become waiting (claims recover nothing)."""
         now = self.clock()
         promoted = 0
         for job in self.jobs.values():
             if job.state is JobState.DELAYED and job.run_at <= now:
                 job.state = JobState.WAITING
                 promoted += 1
-        return promoted + self._recover_expired()
+        return promoted
+
+    def _maintain(self) -> int:
+        """What ``maintain`` does: promote due jobs, recover expired leases."""
+        return self._promote() + self._recover_expired()
 
     def _ready(self, names: tuple[str, ...]) -> list[ModelJob]:
         return [

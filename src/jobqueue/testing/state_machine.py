@@ -5,8 +5,8 @@ releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk
 run now, retries, purges, removals, pauses, maintenance, clock jumps, and periodic schedules'
 tick claims (their jobs joining the model's) with pauses and removals of schedules; after
 every step: no job in two states, none lost, every state, count, lease deadline, outcome
-count, pause and schedule record exactly as the model has them (maintenance runs only where
-the protocol says: claims, ``maintain`` and ``recover_expired``), and every read — counts,
+count, pause and schedule record exactly as the model has them (claims promote due jobs;
+only ``maintain`` and ``recover_expired`` recover expired leases), and every read — counts,
 listings, ``get``, ``paused``, ``dispatchers``, outcome counts, schedule records — called
 twice gives the same answer and changes nothing. During steps: no claim of a job whose lease
 is live, the highest ready priority claimed first, nothing claimed before it is due or while
@@ -32,6 +32,7 @@ from jobqueue.backend import (
     TickOutcome,
     WorkSpec,
 )
+from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -59,7 +60,8 @@ def make_state_machine(
         def __init__(self) -> None:
             super().__init__()
             self.clock = ManualClock()
-            self.backend = make_backend(BackendOptions(clock=self.clock, max_stalls=MAX_STALLS))
+            options = BackendOptions(clock=self.clock, max_stalls=MAX_STALLS)
+            self.backend = Engine(make_backend(options))
             self.jobs: dict[str, ModelJob] = {}
             self.removed: list[str] = []  # ids of jobs the backend no longer has
             self.stale_tokens: list[tuple[str, str]] = []  # (job id, token) no longer valid
@@ -74,7 +76,7 @@ def make_state_machine(
             self.recovered: list[str] = []  # ids recovered from expired leases, not reported
 
         def teardown(self) -> None:
-            dispose_backend(self.backend)
+            dispose_backend(self.backend.store)
 
         def _any_id(self, data: st.DataObject) -> str:
             """A job id: mostly of a job the backend has, now and then of a removed one."""
@@ -113,7 +115,7 @@ def make_state_machine(
             dispatcher=st.sampled_from([None, *DISPATCHERS]),
         )
         def claim(self, names: tuple[str, ...], lease: float, dispatcher: str | None) -> None:
-            self._maintain()
+            self._promote()
             ready = self._ready(names)
             claim = self.backend.claim(
                 WorkSpec(names=names, lease_seconds=lease, dispatcher=dispatcher)
@@ -482,8 +484,8 @@ def make_state_machine(
                     del self.dispatchers[dispatcher_id]
 
         def _check_reported(self, reported: list[Job]) -> None:
-            """Every recovery since the last report (claims recover too), once each, of the
-            jobs still stored; the order is the backend's (claim order), so compared sorted."""
+            """Every recovery of this call, once each; the order is the backend's (lease
+            deadline order), so compared sorted."""
             expected = sorted(job_id for job_id in self.recovered if job_id in self.jobs)
             self.recovered.clear()
             assert sorted(job.id for job in reported) == expected, (reported, expected)

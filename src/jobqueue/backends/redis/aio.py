@@ -31,17 +31,18 @@ from jobqueue.backends.redis.calls import CALL_ATTEMPTS
 from jobqueue.backends.redis.codec import Arg, Command, Reply, decode_job
 from jobqueue.backends.redis.connection import block_slice, block_slices, translate_errors
 from jobqueue.backends.redis.eviction import cannot_check, warn_if_evicting
+from jobqueue.backends.redis.seam import scan_args
 from jobqueue.backends.redis.url import parse_url
 from jobqueue.backends.redis.wire import (
     counted_by_name,
     counted_jobs,
-    list_args,
     listed_jobs,
     rows,
     submit_batches,
     submitted_jobs,
     watched,
 )
+from jobqueue.changes import Selector
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
 
@@ -107,9 +108,8 @@ class AsyncRedisBackend:
         return None if reply is None else decode_job(rows(reply))
 
     async def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        args = list_args(state, offset, limit)
-        rows = await self._run("list", args)
-        return listed_jobs(rows, self.backend.namespace)
+        args = scan_args(Selector(state), offset, limit, self.backend.calls.cutoff_arg)
+        return listed_jobs(await self._run("scan", args), self.backend.namespace)
 
     async def count_by_state(self) -> dict[JobState, int]:
         return counted_jobs(await self._run("count", []))
@@ -118,7 +118,7 @@ class AsyncRedisBackend:
         return counted_by_name(await self._run("count_by_name", []))
 
     async def remove(self, job_id: str) -> bool:
-        return bool(await self._run("remove", [job_id]))
+        return bool(await self._run("delete", [1, job_id]))
 
     async def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
         # As RedisBackend.wait_for_finish: register as a waiter (so finishing the job pushes

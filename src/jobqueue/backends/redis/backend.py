@@ -61,6 +61,7 @@ from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, w
 from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
+from jobqueue.backends.redis.seam import StorageCalls
 from jobqueue.backends.redis.url import parse_url, safe_url
 from jobqueue.backends.redis.waits import WaitCalls
 from jobqueue.backends.redis.wire import (
@@ -110,11 +111,12 @@ DEFAULT_NAMESPACE = "jobqueue"
 _NOT_REPEATABLE = frozenset({"log", "watch"})
 
 
-class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
+class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
     """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
     (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``, the
     periodic schedules' (``claim_tick`` and the schedule reads) from ``.schedules``, the
-    waits (``wait_for_work``, ``wait_for_claim``, ``wait_for_finish``) from ``.waits``."""
+    waits (``wait_for_work``, ``wait_for_claim``, ``wait_for_finish``) from ``.waits``, the
+    storage seam's own (``apply``, ``scan``, ``expired``...) from ``.seam``."""
 
     def __init__(
         self,
@@ -342,9 +344,6 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
 
     # -- batches (the optional BatchBackend protocol, used by the dispatcher's prefetch) -------
 
-    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        return self.finish_many([], spec, limit)[1]
-
     def finish_many(
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
     ) -> tuple[list[JobState | None], list[Claim]]:
@@ -375,10 +374,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
         return states, claims
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None:
+        # The claim's token is not needed: lifecycle.on_corrupt fails the live record.
         log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
-        error = JobError("CorruptJobError", f"job {job_id} cannot be decoded: {exc}")
-        with contextlib.suppress(LeaseLostError):
-            self.fail(job_id, token, error, None)
+        self.apply([rules.on_corrupt(job_id, str(exc))])
 
     def _claimed(self, reply: Reply, token: str, deadline: float, spec: WorkSpec) -> Claim | None:
         # A malformed record is failed with a clear error, then the next job is claimed:
@@ -397,12 +395,14 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls):
 
     def heartbeat(
         self,
-        dispatcher: DispatcherInfo,
+        dispatcher: DispatcherInfo | None,
         leases: Sequence[tuple[str, str]],
         lease_seconds: float,
     ) -> list[LeaseStatus]:
         # The lease length, not a deadline: the script adds it to its own now (see Clock).
-        args: list[Arg] = [dispatcher.id, _dispatcher_record(dispatcher, leases)]
+        args: list[Arg] = ["", ""]  # no dispatcher: the leases only
+        if dispatcher is not None:
+            args = [dispatcher.id, _dispatcher_record(dispatcher, leases)]
         args += ["+" + exact_number(lease_seconds), len(leases)]
         for job_id, token in leases:
             args += [job_id, token]

@@ -19,7 +19,7 @@ from jobqueue.backends.redis.codec import Arg, Command, Reply, as_text
 from jobqueue.backends.redis.connection import Connection
 from jobqueue.errors import ReplicationTimeoutError
 
-ACKED = frozenset(("submit", "complete", "fail", "finish_many", "finish_cancelled"))
+ACKED = frozenset(("submit", "complete", "fail", "finish_many", "finish_cancelled", "apply"))
 """The calls that wait for replicas: new jobs and outcomes (what a failover must not lose)."""
 
 

@@ -88,8 +88,9 @@ class ScheduleCalls:
     def remove_schedule(self: _Scripts, name: str) -> bool:
         return bool(self._run("schedule_remove", [check_schedule_name(name)]))
 
-    def schedule_records(self: _Scripts) -> list[ScheduleRecord]:
-        return sorted(schedule_records(self._run("schedules", [""])), key=lambda r: r.name)
+    def schedule_records(self: _Scripts, name: str | None = None) -> list[ScheduleRecord]:
+        which = "" if name is None else "=" + check_schedule_name(name)
+        return sorted(schedule_records(self._run("schedules", [which])), key=lambda r: r.name)
 
     def schedule_record(self: _Scripts, name: str) -> ScheduleRecord | None:
         found = schedule_records(self._run("schedules", ["=" + check_schedule_name(name)]))

@@ -49,7 +49,8 @@ def corrupt_error(key: int, reason: str) -> JobError:
 def fail_corrupt(txn: Txn, key: int, reason: str) -> None:
     """Fail a job the claim cannot hand out, as ``lifecycle.on_corrupt`` decides."""
     txn.log.error("failing job %s: its stored record cannot be decoded: %s", key, reason)
-    write(txn, Held.at_rest(key, JobState.ACTIVE), lifecycle.on_corrupt(str(key), reason))
+    job = Held.at_rest(key, JobState.ACTIVE)
+    write(txn, job, lifecycle.on_corrupt(str(key), reason))
 
 
 def waiting_head(txn: Txn, name: str) -> tuple[int, int, int] | None:

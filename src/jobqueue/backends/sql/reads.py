@@ -14,8 +14,7 @@ from jobqueue import lifecycle
 from jobqueue.backend import DispatcherInfo
 from jobqueue.backends.sql.dialect import Reader
 from jobqueue.backends.sql.rows import row_to_job
-from jobqueue.errors import CorruptJobError
-from jobqueue.job import Job, JobState, unreadable_job
+from jobqueue.job import Job, JobState
 
 CHUNK = 500
 """Ids per ``IN`` list: under SQLite's bound-parameter limit."""
@@ -32,44 +31,6 @@ def job_logs(db: Reader, ids: list[int]) -> dict[int, list[tuple[float, str]]]:
         for job_id, at, message in db.conn.execute(db.sql.logs_in(len(chunk)), chunk):
             found.setdefault(job_id, []).append((at, message))
     return found
-
-
-def jobs_by_key(db: Reader, keys: list[int]) -> list[Job]:
-    """The jobs of ``keys``, in that order (a key may repeat); missing or corrupt ones are
-    left out."""
-    rows: dict[int, Sequence[Any]] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
-        for row in db.conn.execute(db.sql.jobs_in(len(chunk)), chunk):
-            rows[row[0]] = row
-    logs = job_logs(db, list(rows))
-    jobs = []
-    for key in keys:
-        if key in rows:
-            try:
-                jobs.append(row_to_job(rows[key], logs.get(key, ())))
-            except CorruptJobError as exc:
-                db.log.error("skipping a corrupt recovered job: %s", exc)
-    return jobs
-
-
-def list_jobs(db: Reader, state: JobState, offset: int, limit: int) -> list[Job]:
-    rows = db.conn.execute(db.sql.list_jobs(state), (max(limit, 0), max(offset, 0))).fetchall()
-    logs = job_logs(db, [row[0] for row in rows])
-    jobs = []
-    for row in rows:
-        try:
-            jobs.append(row_to_job(row, logs.get(row[0], ())))
-        except CorruptJobError as exc:  # a listing shows it, marked; get() raises
-            db.log.error("listing a corrupt job: %s", exc)
-            jobs.append(unreadable_job(row[0], row[1], row[2], str(exc)))
-    return jobs
-
-
-def count_by_state(db: Reader) -> dict[JobState, int]:
-    counts = dict(db.conn.execute(db.sql.STATE_COUNTS).fetchall())
-    return {state: int(counts.get(state.value, 0)) for state in JobState}
 
 
 def count_by_name(db: Reader) -> dict[str, dict[JobState, int]]:
@@ -109,11 +70,10 @@ def has_waiting(db: Reader, names: list[str]) -> bool:
 
 
 def until_due(db: Reader, now: float) -> float:
-    """Seconds until the next delayed job is due or lease expires (inf when none)."""
+    """Seconds until the next delayed job is due (inf when none). Expired leases wake no
+    waiter: their recovery is the core's (``Engine.maintain``), whose requeue wakes them."""
     delayed = db.conn.execute(db.sql.NEXT_DELAYED).fetchone()
-    lease = db.conn.execute(db.sql.NEXT_EXPIRY).fetchone()
-    due = [row[0] for row in (delayed, lease) if row is not None]
-    return max(min(due) - now, 0.0) if due else float("inf")
+    return float("inf") if delayed is None else max(delayed[0] - now, 0.0)
 
 
 def paused_names(db: Reader) -> frozenset[str]:

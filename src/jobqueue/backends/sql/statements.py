@@ -8,8 +8,8 @@ depends on an argument (a state's listing order, an ``IN`` list of n ids) are me
 
 Every hot query is a seek in a partial index of the schema: the claim reads the first entries
 of (priority, seq) among waiting jobs (for one or two names, of (name, priority, seq); see
-``claims``); promotion due delayed jobs; recovery expired leases;
-retention the oldest finished jobs.
+``claims``); promotion due delayed jobs; ``expired`` expired leases; retention the oldest
+finished jobs.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ _LIST_ORDER = {
     JobState.DELAYED: "run_at, seq",
     JobState.ACTIVE: "lease_expires_at, id",
 }
-# The orders in which cancel_many cancels (those of jobqueue_waiting and jobqueue_delayed).
-_CANCEL_ORDER = {JobState.WAITING: "name, priority DESC, seq", JobState.DELAYED: "run_at, seq"}
 
 
 class Statements:
@@ -82,7 +80,7 @@ class Statements:
     )
     ACTIVE_COUNT = "SELECT count(*) FROM jobqueue_jobs WHERE state = 'active' AND name = ?"
     ACTIVE_COUNTS = "SELECT name, count(*) FROM jobqueue_jobs WHERE state = 'active' GROUP BY name"
-    CLAIM = (  # the claim takes a fresh seq too: expired leases are recovered in claim order
+    CLAIM = (  # the claim takes a fresh seq too
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
         "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
@@ -94,28 +92,27 @@ class Statements:
         f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
         "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
     )
-    ENDED_BY = "SELECT state FROM jobqueue_jobs WHERE id = ? AND ended_lease = ?"
-    RENEW = (
-        "UPDATE jobqueue_jobs SET lease_expires_at = ? "
-        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
-    )
     EXTEND = "UPDATE jobqueue_jobs SET lease_expires_at = ? WHERE id = ?"
-    SET_PROGRESS = (
-        "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? "
-        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ?"
+    SET_PROGRESS_OF = "UPDATE jobqueue_jobs SET progress = ?, progress_message = ? WHERE id = ?"
+    # The guarded write (``transitions.write``): one statement for every decided move. Each
+    # column keeps its value unless told: COALESCE for a value given or NULL, a flag for a
+    # column that may be set to NULL (so the row's large columns are never read back).
+    GUARD_ROW = (
+        f"SELECT {HELD_COLUMNS}, stalls, state, lease_token, lease_expires_at, ended_lease, "
+        "unique_key FROM jobqueue_jobs WHERE id = ?"
     )
-    SET_COUNTERS = "UPDATE jobqueue_jobs SET attempts_made = ?, stalls = ? WHERE id = ?"
-    SET_CANCEL_REQUESTED = "UPDATE jobqueue_jobs SET cancel_requested = ? WHERE id = ?"
-    REQUEUE = (
-        "UPDATE jobqueue_jobs SET state = ?, run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
-    )
-    FINISH = (
-        "UPDATE jobqueue_jobs SET state = ?, finished_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, "
-        "result = CASE WHEN ? THEN ? ELSE result END, error = COALESCE(?, error), "
-        "history = COALESCE(?, history), ended_lease = COALESCE(?, ended_lease) WHERE id = ?"
+    MOVE = (
+        "UPDATE jobqueue_jobs SET state = ?, run_at = COALESCE(?, run_at), "
+        "seq = COALESCE(?, seq), "
+        "lease_token = CASE WHEN ? THEN NULL ELSE lease_token END, "
+        "lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END, "
+        "dispatcher = CASE WHEN ? THEN NULL ELSE dispatcher END, "
+        "attempts_made = COALESCE(?, attempts_made), stalls = COALESCE(?, stalls), "
+        "cancel_requested = COALESCE(?, cancel_requested), "
+        "finished_at = CASE WHEN ? THEN ? ELSE finished_at END, "
+        "result = CASE WHEN ? THEN ? ELSE result END, "
+        "error = CASE WHEN ? THEN ? ELSE error END, history = COALESCE(?, history), "
+        "ended_lease = CASE WHEN ? THEN ? ELSE ended_lease END WHERE id = ?"
     )
 
     # -- maintenance --------------------------------------------------------------------------
@@ -124,10 +121,6 @@ class Statements:
         "ORDER BY run_at, seq LIMIT ?"
     )
     PROMOTE_DUE = "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?"
-    EXPIRED = (
-        f"SELECT {HELD_COLUMNS}, stalls FROM jobqueue_jobs WHERE state = 'active' "
-        "AND lease_expires_at <= ? ORDER BY seq LIMIT ?"
-    )
     STATE_COUNT = "SELECT n FROM jobqueue_counts WHERE state = ?"
     FIRST_FINISHED = (
         "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
@@ -135,27 +128,8 @@ class Statements:
     )
 
     # -- the control plane --------------------------------------------------------------------
-    CANCEL_STATE = "SELECT state, cancel_requested FROM jobqueue_jobs WHERE id = ?"
-    RETRY_STATE = "SELECT state, unique_key FROM jobqueue_jobs WHERE id = ?"
     KEY_HOLDER = (
         f"SELECT id FROM jobqueue_jobs WHERE unique_key = ? AND id != ? AND state IN ({LIVE_SQL})"
-    )
-    FINISHED_OF = (
-        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
-        "AND (? IS NULL OR name = ?) ORDER BY seq"
-    )
-    RETRY_FINISHED = (
-        "UPDATE jobqueue_jobs SET state = 'waiting', run_at = ?, seq = ?, lease_token = NULL, "
-        "lease_expires_at = NULL, dispatcher = NULL, attempts_made = 0, stalls = 0, "
-        "cancel_requested = 0, result = NULL, finished_at = NULL, ended_lease = NULL "
-        "WHERE id = ?"  # a new life: the last attempt's token is fenced
-    )
-    CANCEL_NOW = (
-        "UPDATE jobqueue_jobs SET state = 'cancelled', finished_at = ?, seq = ? WHERE id = ?"
-    )
-    PURGEABLE = (
-        "SELECT id FROM jobqueue_jobs WHERE state = ? AND finished_at IS NOT NULL "
-        "AND (? IS NULL OR name = ?) AND (? IS NULL OR finished_at < ?)"
     )
     PAUSE = "INSERT INTO jobqueue_paused (name) VALUES (?) ON CONFLICT (name) DO NOTHING"
     RESUME = "DELETE FROM jobqueue_paused WHERE name = ?"
@@ -170,7 +144,6 @@ class Statements:
     FORGET_DISPATCHERS = "DELETE FROM jobqueue_dispatchers WHERE expires_at <= ?"
 
     # -- reads --------------------------------------------------------------------------------
-    STATE_COUNTS = "SELECT state, n FROM jobqueue_counts"
     NAME_COUNTS = "SELECT name, state, n FROM jobqueue_name_counts WHERE n > 0"
     OUTCOMES = (
         "SELECT minute, outcome, count FROM jobqueue_outcomes WHERE minute BETWEEN ? AND ? "
@@ -180,9 +153,9 @@ class Statements:
     NEXT_DELAYED = (
         "SELECT run_at FROM jobqueue_jobs WHERE state = 'delayed' ORDER BY run_at LIMIT 1"
     )
-    NEXT_EXPIRY = (
-        "SELECT lease_expires_at FROM jobqueue_jobs WHERE state = 'active' "
-        "ORDER BY lease_expires_at LIMIT 1"
+    EXPIRED_LEASES = (  # the seam's ``expired``: soonest expired first, with the token
+        f"SELECT {JOB_COLUMNS}, lease_token FROM jobqueue_jobs WHERE state = 'active' "
+        "AND lease_expires_at <= ? ORDER BY lease_expires_at, id LIMIT ?"
     )
     LIVE_DISPATCHERS = (
         "SELECT id, host, pid, names, concurrency, started_at, last_seen, jobs "
@@ -234,17 +207,7 @@ class Statements:
         self.mark = placeholder
         for name, text in texts.items():  # instance attributes: one lookup per use
             setattr(self, name, text if placeholder == "?" else text.replace("?", placeholder))
-        # The state is spelled out (an enum value, never user text) so that the planner uses
-        # the partial index of that state instead of scanning the table.
-        self._listings = {
-            state: self._marks(
-                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE state = '{state.value}'"
-                + (" AND finished_at IS NOT NULL" if state.is_finished else "")
-                + f" ORDER BY {_LIST_ORDER.get(state, 'finished_at DESC, id DESC')}"
-                + " LIMIT ? OFFSET ?"
-            )
-            for state in JobState
-        }
+        self._scans: dict[tuple[JobState, bool, bool], str] = {}
 
     def _marks(self, text: str) -> str:
         return text if self.mark == "?" else text.replace("?", self.mark)
@@ -252,12 +215,23 @@ class Statements:
     def _in(self, count: int) -> str:
         return ",".join([self.mark] * count)
 
-    def list_jobs(self, state: JobState) -> str:
-        """A page of ``state``'s jobs in its listing order (parameters: limit, offset)."""
-        return self._listings[state]
-
-    def jobs_in(self, count: int) -> str:
-        return f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE id IN ({self._in(count)})"
+    def scan(self, state: JobState, named: bool, before: bool) -> str:
+        """A page of ``state``'s jobs (of one name; finished before a time) in its listing
+        order (``Selector``; parameters: [name], [finished_before], limit, offset). The state
+        is spelled out (an enum value, never user text) so that the planner uses the partial
+        index of that state instead of scanning the table."""
+        key = (state, named, before and state.is_finished)
+        text = self._scans.get(key)
+        if text is None:
+            text = self._scans[key] = self._marks(
+                f"SELECT {JOB_COLUMNS} FROM jobqueue_jobs WHERE state = '{state.value}'"
+                + (" AND finished_at IS NOT NULL" if state.is_finished else "")
+                + (" AND name = ?" if named else "")
+                + (" AND finished_at < ?" if key[2] else "")
+                + f" ORDER BY {_LIST_ORDER.get(state, 'finished_at DESC, id DESC')}"
+                + " LIMIT ? OFFSET ?"
+            )
+        return text
 
     def logs_in(self, count: int) -> str:
         return (
@@ -270,18 +244,3 @@ class Statements:
 
     def delete_logs(self, count: int) -> str:
         return f"DELETE FROM jobqueue_logs WHERE job_id IN ({self._in(count)})"
-
-    def request_cancel(self, named: bool) -> str:
-        """Flag every active job (of one name) not flagged yet."""
-        return self._marks(
-            "UPDATE jobqueue_jobs SET cancel_requested = 1 "
-            "WHERE state = 'active' AND cancel_requested = 0" + (" AND name = ?" if named else "")
-        )
-
-    def cancellable(self, state: JobState, named: bool) -> str:
-        """The ids of ``state``'s jobs (of one name) in the order they would have run."""
-        return self._marks(
-            f"SELECT id FROM jobqueue_jobs WHERE state = '{state.value}'"
-            + (" AND name = ?" if named else "")
-            + f" ORDER BY {_CANCEL_ORDER[state]}"
-        )

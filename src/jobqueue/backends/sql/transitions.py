@@ -4,8 +4,7 @@ The store opens the transaction (``Link.begin``: the write lock up front) and co
 steps; nothing here commits. Semantics follow ``jobqueue.backends.memory``: job ids come from
 their own counter (``jobqueue_meta.job_id``, never below the clock floor of ``jobqueue.ids``),
 ordering numbers from another (``jobqueue_meta.seq``), renewed when a job is submitted,
-requeued, claimed (so expired leases are recovered in claim order) or finished (so retention
-removes the first finished first).
+requeued, claimed or finished (so retention removes the first finished first).
 """
 
 from __future__ import annotations
@@ -21,19 +20,19 @@ from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
 from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
 from jobqueue.backends.sql.statements import Statements
-from jobqueue.errors import CorruptJobError, LeaseLostError
+from jobqueue.changes import Change
+from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
-    FINISHED_STATES,
+    MAX_HISTORY,
     Attempt,
     AttemptOutcome,
     Job,
     JobError,
     JobState,
 )
-from jobqueue.lifecycle import Change
 
 MAINTENANCE_BATCH = 5000
-"""At most this many jobs are promoted, recovered or removed by retention per transaction,
+"""At most this many jobs are promoted or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
 
 
@@ -50,7 +49,6 @@ class Txn(Reader):
         "changed",
         "integrity_error",
         "now",
-        "recovered",
         "work_added",
     )
 
@@ -74,7 +72,6 @@ class Txn(Reader):
         self._job_id: int | None = None
         self._job_id_read = 0
         self._outcomes: dict[str, int] = {}
-        self.recovered: list[int] = []  # keys of jobs whose expired lease this one ended
 
     def count_outcome(self, outcome: AttemptOutcome) -> None:
         """Count one finished attempt in this minute's outcome counts; written with the
@@ -172,9 +169,13 @@ class Held:
     history: str | None
     cancel_requested: bool
     token: str = ""
-    """The lease token that holds it (empty for an expired lease being recovered)."""
+    """The lease token that holds it (empty for a row no lease is checked for)."""
     stalls: int = 0
     state: JobState = JobState.ACTIVE
+    # What a guard reads besides (``guarded.read``); the old verbs' reads leave them out.
+    lease_expires_at: float | None = None
+    ended_lease: str | None = None
+    unique_key: str | None = None
 
     @property
     def id(self) -> str:
@@ -193,7 +194,7 @@ class Held:
             # Losing old records beats refusing the outcome: the job itself is still fine.
             log.warning("job %s: dropping its unreadable attempt history: %s", self.key, exc)
             history = []
-        encoded = history_json(lifecycle.bounded_history(history, attempt))
+        encoded = history_json([*history, attempt][-MAX_HISTORY:])
         assert encoded is not None  # never empty: it holds this attempt
         return encoded
 
@@ -209,123 +210,80 @@ def holder(txn: Txn, job_id: str, token: str) -> Held | None:
     return None if row is None else _held(row, token)
 
 
-def repeated(txn: Txn, job_id: str, token: str, call: str) -> JobState | None:
-    """For a token that no longer holds the job: the state a repeat of ``call`` reports
-    (``lifecycle.repeat_or_lost``), else ``None``."""
-    row = txn.conn.execute(txn.sql.ENDED_BY, (job_key(job_id), f"{call} {token}")).fetchone()
-    return lifecycle.repeat_or_lost(
-        call, row is not None, None if row is None else JobState(row[0])
-    )
-
-
-def take(txn: Txn, job_id: str, token: str) -> Held:
-    held = holder(txn, job_id, token)
-    if held is None:
-        raise LeaseLostError(lifecycle.lease_lost_message(job_id))
-    return held
-
-
-def record(
-    txn: Txn, held: Held, result: str | None, error: JobError | None, retry_at: float | None
-) -> JobState:
-    """Store a held job's outcome as ``lifecycle`` decides it: completed with ``result`` (its
-    JSON text) when ``error`` is None, else ``lifecycle.on_fail``'s move."""
-    if error is None:
-        change = lifecycle.on_complete(held, held.token, None, txn.now)
-    else:
-        change = lifecycle.on_fail(held, held.token, error, retry_at, txn.now)
-    return write(txn, held, change, result)
+def key_holder(txn: Txn, key: int, unique_key: str | None) -> str | None:
+    """The id of another live job holding ``unique_key``, if any: what refuses bringing job
+    ``key`` back to life (checked before the write, so no statement is refused midway)."""
+    if unique_key is None:
+        return None
+    row = txn.conn.execute(txn.sql.KEY_HOLDER, (unique_key, key)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
-    """Write one decided ``Change`` to ``held``'s row, whose guard the caller's read checked
-    (``holder`` for a lease, the expired-lease scan for a stall). ``result`` is the JSON text
-    of a completion's result, encoded before the transaction."""
+    """Write one decided ``Change`` to ``held``'s row, whose guard the caller checked
+    (``guarded.apply_one`` for the seam; ``holder``, the expired-lease scan or a state read for
+    the old verbs): one statement (``MOVE``), whatever the move. ``result`` is the JSON text
+    of ``change.set["result"]``, encoded before the transaction."""
     fields = change.set
-    error = fields.get("error")
-    text = error_json(error) if isinstance(error, JobError) else None
-    history, attempts_made = None, fields.get("attempts_made", held.attempts_made)
-    if change.ended is not None:
-        attempt = change.ended.record(held.attempts_made, held.dispatcher, held.started_at, txn.now)
+    leaving = held.state is JobState.ACTIVE and change.to is not JobState.ACTIVE
+    ended = change.ended
+    attempts = fields.get("attempts_made")
+    history = None
+    if ended is not None:
+        attempt = ended.record(held.attempts_made, held.dispatcher, held.started_at, txn.now)
         history = held.with_attempt(attempt, txn.log)
-        if not change.ended.counted:
-            attempts_made = max(held.attempts_made - 1, 0)
-    ended = None if change.ends_lease is None else f"{change.ends_lease} {held.token}"
-    if attempts_made != held.attempts_made or "stalls" in fields:  # release, stall: one statement
-        txn.conn.execute(
-            txn.sql.SET_COUNTERS,
-            (
-                attempts_made,
-                fields.get("stalls", held.stalls),
-                held.key,
-            ),
-        )
-    if change.to in FINISHED_STATES:
-        finish(txn, held.key, change.to, result=result, error=text, history=history, ended=ended)
-    elif change.to is JobState.ACTIVE:  # a cancel request for its holder
-        txn.conn.execute(
-            txn.sql.SET_CANCEL_REQUESTED, (bool(fields.get("cancel_requested")), held.key)
-        )
+        if not ended.counted and attempts is None:  # given back: the record kept its number
+            attempts = max(held.attempts_made - 1, 0)
+    if change.fence:
+        ended_lease: tuple[bool, str | None] = (True, None)
+    elif change.ends_lease is not None and leaving:
+        ended_lease = (True, f"{change.ends_lease} {held.token}")
     else:
-        run_at = txn.now + (change.run_at or 0.0)
-        requeue(txn, held.key, change.to, run_at, error=text, history=history, ended=ended)
+        ended_lease = (False, None)
+    error = fields.get("error")
+    finished = change.to.is_finished
+    requeued = change.to in _REQUEUED
+    run_at = None
+    if requeued and change.run_at is not None:
+        run_at = txn.now + change.run_at
+    cancel = fields.get("cancel_requested")
+    txn.conn.execute(
+        txn.sql.MOVE,
+        (
+            change.to.value,
+            run_at,
+            txn.next_seq() if finished or requeued else None,
+            leaving,
+            leaving,
+            leaving or ended is not None,
+            attempts,
+            fields.get("stalls"),
+            None if cancel is None else int(bool(cancel)),
+            finished or "finished_at" in fields,
+            txn.now if finished else fields.get("finished_at"),
+            "result" in fields,
+            result,
+            "error" in fields,
+            error_json(error) if isinstance(error, JobError) else None,
+            history,
+            *ended_lease,
+            held.key,
+        ),
+    )
+    if requeued:
+        txn.work_added = True  # idle dispatchers wake (delayed: for its due time)
+    elif finished:
+        txn.changed = True  # finish-waiters wake
     if change.counts_as is not None:
         txn.count_outcome(change.counts_as)
     return change.to
 
 
-def requeue(
-    txn: Txn,
-    key: int,
-    state: JobState,
-    run_at: float,
-    *,
-    error: str | None = None,
-    history: str | None = None,
-    ended: str | None = None,
-) -> None:
-    """Back to ``state`` (waiting, or delayed until ``run_at``), lease and holder dropped;
-    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given."""
-    txn.conn.execute(
-        txn.sql.REQUEUE,
-        (state.value, run_at, txn.next_seq(), error, history, ended, key),
-    )
-    txn.work_added = True
+_REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
 
 
-def finish(
-    txn: Txn,
-    key: int,
-    state: JobState,
-    *,
-    result: str | None = None,
-    error: str | None = None,
-    history: str | None = None,
-    ended: str | None = None,
-) -> None:
-    """A finished state, lease and holder dropped. ``result`` is stored when COMPLETED;
-    ``error``, ``history`` and ``ended`` (``ended_lease``) replace the stored ones when given
-    (a cancel keeps the lease's ``ended_lease``, as the other backends keep theirs)."""
-    txn.conn.execute(
-        txn.sql.FINISH,
-        (
-            state.value,
-            txn.now,
-            txn.next_seq(),
-            state is JobState.COMPLETED,
-            result,
-            error,
-            history,
-            ended,
-            key,
-        ),
-    )
-    txn.changed = True
-
-
-def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
-    """Promote due delayed jobs, recover expired leases and apply retention; returns how
-    many jobs moved or were removed."""
+def promote_due(txn: Txn) -> int:
+    """Due delayed jobs to waiting, at the end of the line in their due order."""
     due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     if due:
         first = txn.next_seq(len(due))
@@ -334,25 +292,7 @@ def maintain(txn: Txn, max_stalls: int, retention: Retention) -> int:
             [(first + n, row[0]) for n, row in enumerate(due)],
         )
         txn.work_added = True
-    return len(due) + recover(txn, max_stalls) + apply_retention(txn, retention)
-
-
-def recover(txn: Txn, max_stalls: int) -> int:
-    """Expired leases (the guard ``lifecycle.Expired``), each ended as ``lifecycle.on_stall``
-    decides."""
-    expired = txn.conn.execute(txn.sql.EXPIRED, (txn.now, MAINTENANCE_BATCH)).fetchall()
-    for row in expired:
-        held = _held(row, stalls=row[6])
-        txn.recovered.append(held.key)
-        change = lifecycle.on_stall(held, max_stalls, txn.now)
-        if change.to is JobState.WAITING:
-            txn.log.info("job %s: lease expired, back to waiting (stall %d)", held.key, row[6] + 1)
-        elif change.to is JobState.FAILED:
-            txn.log.warning("job %s stalled %d times: failing it", held.key, row[6] + 1)
-        else:
-            txn.log.info("job %s: lease expired after a cancel request: cancelled", held.key)
-        write(txn, held, change)
-    return len(expired)
+    return len(due)
 
 
 def apply_retention(txn: Txn, retention: Retention) -> int:

@@ -2,6 +2,8 @@
 part per part of the seam. See ``jobqueue.testing``.
 
 * ``support`` -- ``ContractBase``: the hooks to override and the fixtures every part uses
+* ``apply`` -- ``ApplyContract``: the seam itself on the raw store: the guarded ``apply``
+  (guards, conflicts, moves, the claim in the same step), scan, expired, delete, housekeep
 * ``storage`` -- ``StorageContract``: submit and get; each move one atomic step
 * ``fencing`` -- ``FencingContract``: guards, lease tokens, idempotent repeats
 * ``ordering`` -- ``OrderingContract``: claim order, priority, delays, caps, pauses, listings
@@ -23,6 +25,7 @@ TestMySchedules(ScheduleContract)`` with ``make_backend``).
 
 from __future__ import annotations
 
+from jobqueue.testing.contract.apply import ApplyContract
 from jobqueue.testing.contract.control import ControlContract
 from jobqueue.testing.contract.dedup import DedupContract
 from jobqueue.testing.contract.fencing import FencingContract
@@ -40,6 +43,7 @@ from jobqueue.testing.contract.waits import WaitsContract
 
 
 class BackendContract(
+    ApplyContract,
     StorageContract,
     FencingContract,
     OrderingContract,
@@ -61,6 +65,7 @@ class BackendContract(
 
 
 __all__ = [
+    "ApplyContract",
     "BackendContract",
     "ContractBase",
     "ControlContract",

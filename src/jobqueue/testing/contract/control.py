@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.backend import Backend, DispatcherInfo, LeaseStatus, Retention
+from jobqueue.backend import DispatcherInfo, LeaseStatus, Retention
+from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import AttemptOutcome, JobState
 from jobqueue.testing.clock import ManualClock
@@ -27,7 +28,7 @@ class ControlContract(ContractBase):
     # -- cancel ------------------------------------------------------------------------------------
 
     def test_cancel_waiting_and_delayed_jobs_at_once(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         waiting = backend.submit(new_job(unique_key="k1"))
         delayed = backend.submit(new_job(run_at=clock() + 60))
@@ -43,7 +44,7 @@ class ControlContract(ContractBase):
         assert backend.submit(new_job(unique_key="k1")).id != waiting.id  # key freed
         assert backend.cancel("999999") is None
 
-    def test_cancel_finished_job_changes_nothing(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_cancel_finished_job_changes_nothing(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(spec("a"))
         assert claim is not None
@@ -53,7 +54,7 @@ class ControlContract(ContractBase):
         assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "r"
 
     def test_cancel_active_job_reaches_its_holder(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(spec("a", dispatcher="d1"))
@@ -77,7 +78,7 @@ class ControlContract(ContractBase):
         assert stored is not None and stored.state is JobState.CANCELLED and stored.result is None
 
     def test_completion_before_the_cancel_is_delivered_keeps_the_result(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(spec("a"))
@@ -88,7 +89,7 @@ class ControlContract(ContractBase):
         assert stored is not None and stored.state is JobState.COMPLETED and stored.result == "done"
 
     def test_failure_of_a_cancelled_job_is_not_retried(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=3))
         claim = backend.claim(spec("a"))
@@ -100,7 +101,7 @@ class ControlContract(ContractBase):
     # -- retry and purge ---------------------------------------------------------------------------
 
     def test_retry_failed_job_keeps_its_history(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=1))
         claim = backend.claim(spec("a", dispatcher="d1"))
@@ -121,13 +122,13 @@ class ControlContract(ContractBase):
         ]
         assert stored.history[0].error == ERROR and stored.history[1].error is None
 
-    def test_retry_refuses_unfinished_jobs(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_retry_refuses_unfinished_jobs(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         with pytest.raises(JobStateError):
             backend.retry(job.id)
         assert backend.retry("999999") is None
 
-    def test_retry_of_a_cancelled_job(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_retry_of_a_cancelled_job(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         backend.cancel(job.id)
         retried = backend.retry(job.id)
@@ -135,7 +136,7 @@ class ControlContract(ContractBase):
         claim = backend.claim(spec("a"))
         assert claim is not None and claim.job.id == job.id
 
-    def test_retry_many_by_state_and_name(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_retry_many_by_state_and_name(self, backend: Engine, new_job: MakeJob) -> None:
         for name in ("a", "a", "b"):
             job = backend.submit(new_job(name))
             claim = backend.claim(spec(name))
@@ -147,7 +148,7 @@ class ControlContract(ContractBase):
         assert backend.count_by_state()[JobState.WAITING] == 3
 
     def test_purge_by_state_name_and_age(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         old = backend.submit(new_job("a"))
         backend.cancel(old.id)
@@ -168,7 +169,7 @@ class ControlContract(ContractBase):
     # -- running a delayed job now -----------------------------------------------------------------
 
     def test_promote_runs_a_delayed_job_now(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         ahead = backend.submit(new_job(data="ahead"))
         later = backend.submit(new_job(data="later", run_at=clock() + 3600))
@@ -195,7 +196,7 @@ class ControlContract(ContractBase):
         assert backend.claim(spec("a")) is None
 
     def test_promote_refuses_jobs_that_are_not_delayed(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         waiting = backend.submit(new_job())
         with pytest.raises(JobStateError, match="delayed"):
@@ -213,7 +214,7 @@ class ControlContract(ContractBase):
     # -- cancelling in bulk ------------------------------------------------------------------------
 
     def test_cancel_many_waiting_and_delayed_jobs(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         a1 = backend.submit(new_job("a", unique_key="k"))
         a2 = backend.submit(new_job("a", priority=5))
@@ -239,7 +240,7 @@ class ControlContract(ContractBase):
         assert backend.count_by_state()[JobState.CANCELLED] == 6
 
     def test_cancel_many_active_jobs_asks_their_holders(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         jobs = [backend.submit(new_job(name)) for name in ("a", "a", "b")]
         claims = [backend.claim(spec(job.name)) for job in jobs]
@@ -280,7 +281,7 @@ class ControlContract(ContractBase):
         kept = {job.id for job in backend.list_jobs(JobState.CANCELLED)}
         assert kept == {tied[-1].id, late.id}
 
-    def test_cancel_many_more_than_a_batch(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_cancel_many_more_than_a_batch(self, backend: Engine, new_job: MakeJob) -> None:
         backend.submit_many([new_job("a", data=i, priority=i % 3) for i in range(2100)])
         backend.submit_many([new_job("b", data=i) for i in range(5)])
         assert backend.cancel_many(JobState.WAITING, "a") == 2100

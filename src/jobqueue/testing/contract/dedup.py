@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError
 from jobqueue.job import JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -18,7 +18,7 @@ from jobqueue.testing.contract.support import ContractBase, MakeJob
 class DedupContract(ContractBase):
     """Contract tests of unique keys (see the module docstring)."""
 
-    def test_unique_key_returns_the_live_job(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_unique_key_returns_the_live_job(self, backend: Engine, new_job: MakeJob) -> None:
         first = backend.submit(new_job(data=1, unique_key="reindex:u1"))
         again = backend.submit(new_job(data=2, unique_key="reindex:u1"))
         assert again.id == first.id and again.data == 1
@@ -34,7 +34,7 @@ class DedupContract(ContractBase):
         assert backend.count_by_state()[JobState.WAITING] == 2
 
     def test_retry_refused_while_another_job_holds_the_unique_key(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         first = backend.submit(new_job(unique_key="k"))
         backend.cancel(first.id)
@@ -47,7 +47,7 @@ class DedupContract(ContractBase):
         assert backend.submit(new_job(unique_key="k")).id == first.id
 
     def test_a_delayed_or_retrying_job_holds_its_key(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         later = backend.submit(new_job(data=1, unique_key="later", run_at=clock() + 60))
         again = backend.submit(new_job(data=2, unique_key="later"))
@@ -61,7 +61,7 @@ class DedupContract(ContractBase):
         assert held.id == retrying.id and held.deduplicated and held.data == 3
         assert backend.count_by_state()[JobState.DELAYED] == 2
 
-    def test_a_job_failed_for_good_frees_its_key(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_a_job_failed_for_good_frees_its_key(self, backend: Engine, new_job: MakeJob) -> None:
         first = backend.submit(new_job(data=1, unique_key="k"))
         claim = self._claim(backend, "a")
         assert backend.fail(first.id, claim.token, JobError("E", "x"), None) is JobState.FAILED
@@ -72,7 +72,7 @@ class DedupContract(ContractBase):
         assert stored is not None and stored.state is JobState.FAILED
 
     def test_submit_many_deduplicates_as_submit_would(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         holder = backend.submit(new_job(data=0, unique_key="held"))
         stored = backend.submit_many(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -20,7 +20,7 @@ class FencingContract(ContractBase):
 
     # -- wrong tokens ------------------------------------------------------------------------------
 
-    def test_complete_with_wrong_token_is_refused(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_complete_with_wrong_token_is_refused(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         self._claim(backend, "a")
         with pytest.raises(LeaseLostError):
@@ -28,7 +28,7 @@ class FencingContract(ContractBase):
         stored = backend.get(job.id)
         assert stored is not None and stored.state is JobState.ACTIVE and stored.result is None
 
-    def test_fail_with_wrong_token_is_refused(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_fail_with_wrong_token_is_refused(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         self._claim(backend, "a")
         with pytest.raises(LeaseLostError):
@@ -37,7 +37,7 @@ class FencingContract(ContractBase):
     # -- repeats: idempotent per lease token -------------------------------------------------------
 
     def test_repeated_outcomes_report_the_stored_one(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         # Outcomes are idempotent per lease token: a repeat reports what the first call did
         # and changes nothing (a repeated complete makes no second claim).
@@ -69,7 +69,7 @@ class FencingContract(ContractBase):
         assert counts[JobState.ACTIVE] == 0 and counts[JobState.WAITING] == 1
 
     def test_repeated_finish_cancelled_reports_true(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -81,7 +81,7 @@ class FencingContract(ContractBase):
         assert stored.error == JobError("E", "stop") and len(stored.history) == 1
 
     def test_a_different_outcome_on_repeat_is_refused(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         failed, completed, retried = (backend.submit(new_job(data=n)) for n in range(3))
         claim = self._claim(backend, "a")
@@ -109,7 +109,7 @@ class FencingContract(ContractBase):
     # -- leases ------------------------------------------------------------------------------------
 
     def test_recovered_lease_token_stays_fenced(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         old = self._claim(backend, "a", lease=5)
@@ -125,7 +125,7 @@ class FencingContract(ContractBase):
         assert stored is not None and stored.state is JobState.WAITING and stored.stalls == 1
 
     def test_old_token_is_fenced_once_the_job_moves_on(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         first = self._claim(backend, "a")
@@ -145,11 +145,12 @@ class FencingContract(ContractBase):
             backend.complete(job.id, third.token, "done", None)
 
     def test_expired_lease_is_recovered_and_fenced(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         old = self._claim(backend, "a", lease=10)
         clock.advance(10.5)
+        backend.maintain()  # maintenance recovers it
         new = self._claim(backend, "a", lease=10)
         assert new.job.id == job.id and new.token != old.token
         assert new.job.stalls == 1 and new.job.attempts_made == 2
@@ -163,7 +164,7 @@ class FencingContract(ContractBase):
         assert stored is not None and stored.result == "fresh"
 
     def test_expired_lease_cannot_complete_even_before_recovery(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a", lease=5)
@@ -172,7 +173,7 @@ class FencingContract(ContractBase):
             backend.complete(job.id, claim.token, "late", None)
 
     def test_renew_extends_the_lease(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a", lease=10)

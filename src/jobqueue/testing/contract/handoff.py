@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from jobqueue.backend import Backend, Claim, HandoffBackend
+from jobqueue.backend import Claim
+from jobqueue.engine import Engine
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
@@ -20,14 +21,14 @@ from jobqueue.testing.contract.support import ContractBase, MakeJob, read, spec
 class HandoffContract(ContractBase):
     """Contract tests of the optional hand-off (see the module docstring)."""
 
-    def _handing(self, backend: Backend) -> HandoffBackend:
-        assert isinstance(backend, HandoffBackend), (
+    def _handing(self, backend: Engine) -> Engine:
+        assert backend.handoff is not None, (
             "HandoffContract is for a backend that offers HandoffBackend.wait_for_claim"
         )
         return backend
 
     def test_a_waiter_claims_a_ready_job_at_once_under_its_lease(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         handing = self._handing(backend)
         job = handing.submit(new_job())
@@ -40,7 +41,7 @@ class HandoffContract(ContractBase):
         handing.complete(job.id, claim.token, "done", None)
         assert read(handing, job.id).state is JobState.COMPLETED
 
-    def test_a_waiter_takes_the_job_a_claim_would(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_a_waiter_takes_the_job_a_claim_would(self, backend: Engine, new_job: MakeJob) -> None:
         handing = self._handing(backend)
         handing.submit(new_job(data="low"))
         high = handing.submit(new_job(data="high", priority=5))
@@ -49,7 +50,7 @@ class HandoffContract(ContractBase):
         assert isinstance(claim, Claim) and claim.job.id == high.id
 
     def test_a_wait_with_nothing_ready_ends_empty_and_leaves_nothing_behind(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         handing = self._handing(backend)
         assert handing.wait_for_claim(spec("a", "b"), 0.05) is False
@@ -58,7 +59,7 @@ class HandoffContract(ContractBase):
         assert handing.count_by_state()[JobState.ACTIVE] == 0
 
     def test_a_blocked_waiter_gets_the_submitted_job_once(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         handing = self._handing(backend)
         result: list[Claim | bool] = []
@@ -88,7 +89,7 @@ class HandoffContract(ContractBase):
         assert read(handing, job.id).state is JobState.COMPLETED
 
     def test_a_capped_or_paused_name_is_never_handed_over(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         handing = self._handing(backend)
         handing.submit_many([new_job(), new_job()])
@@ -109,7 +110,7 @@ class HandoffContract(ContractBase):
         assert handing.count_by_state()[JobState.ACTIVE] == 1
 
     def test_a_handed_lease_expires_and_is_recovered_like_any(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         handing = self._handing(backend)
         job = handing.submit(new_job())

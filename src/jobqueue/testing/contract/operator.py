@@ -4,7 +4,8 @@ dispatchers' records -- and that reads never write.
 
 from __future__ import annotations
 
-from jobqueue.backend import Backend, LeaseStatus
+from jobqueue.backend import LeaseStatus
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import (
@@ -23,7 +24,7 @@ class OperatorContract(ContractBase):
     # -- lease deadlines on reads ------------------------------------------------------------------
 
     def test_reads_show_the_lease_deadline_of_active_jobs(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = backend.submit(new_job(unique_key="k"))
         waiting = backend.submit(new_job())
@@ -56,7 +57,7 @@ class OperatorContract(ContractBase):
     # -- heartbeats and dispatchers ----------------------------------------------------------------
 
     def test_heartbeat_renews_every_lease_in_one_step(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         jobs = [backend.submit(new_job()) for _ in range(3)]
         claims = [backend.claim(spec("a", lease=10, dispatcher="d1")) for _ in jobs]
@@ -72,7 +73,7 @@ class OperatorContract(ContractBase):
         assert statuses == [LeaseStatus.LOST, LeaseStatus.HELD, LeaseStatus.HELD]
 
     def test_dispatchers_are_recorded_refreshed_and_forgotten(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(spec("a", dispatcher="d1"))
@@ -98,9 +99,7 @@ class OperatorContract(ContractBase):
 
     # -- reads never write -------------------------------------------------------------------------
 
-    def test_reads_never_write(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
-    ) -> None:
+    def test_reads_never_write(self, backend: Engine, new_job: MakeJob, clock: ManualClock) -> None:
         """A due delayed job and an expired lease stay as they are until maintenance or a
         claim: counting, listing and reading are free of transitions."""
         due = backend.submit(new_job(run_at=clock() + 5))

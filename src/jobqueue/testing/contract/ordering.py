@@ -4,7 +4,7 @@ only the named workers; ``max_active`` caps; paused names) and the order of list
 
 from __future__ import annotations
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import ContractBase, MakeJob, spec
@@ -16,14 +16,14 @@ class OrderingContract(ContractBase):
     # -- claim order -------------------------------------------------------------------------------
 
     def test_higher_priority_first_then_submission_order(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         for label, priority in [("l1", 0), ("h1", 5), ("l2", 0), ("h2", 5), ("n1", -3), ("l3", 0)]:
             backend.submit(new_job(data=label, priority=priority))
         order = [self._claim(backend, "a").job.data for _ in range(6)]
         assert order == ["h1", "h2", "l1", "l2", "l3", "n1"]
 
-    def test_claim_only_named_workers(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_claim_only_named_workers(self, backend: Engine, new_job: MakeJob) -> None:
         backend.submit(new_job("other"))
         assert backend.claim(spec("a")) is None
         b = backend.submit(new_job("b", priority=1))
@@ -32,7 +32,7 @@ class OrderingContract(ContractBase):
         assert self._claim(backend, "a", "b").job.id == a.id
         assert self._claim(backend, "other").job.name == "other"
 
-    def test_submit_many_keeps_order(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_submit_many_keeps_order(self, backend: Engine, new_job: MakeJob) -> None:
         stored = backend.submit_many([new_job(data={"i": i}) for i in range(20)])
         assert [job.data["i"] for job in stored] == list(range(20))
         assert len({job.id for job in stored}) == 20
@@ -40,7 +40,7 @@ class OrderingContract(ContractBase):
         assert claimed == list(range(20))
 
     def test_delayed_job_waits_until_due(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(run_at=clock() + 60))
         assert job.state is JobState.DELAYED
@@ -51,14 +51,14 @@ class OrderingContract(ContractBase):
         assert self._claim(backend, "a").job.id == job.id
 
     def test_due_delayed_job_respects_priority(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         backend.submit(new_job(data="now-low", priority=0))
         backend.submit(new_job(data="later-high", priority=9, run_at=clock() + 5))
         clock.advance(5)
         assert self._claim(backend, "a").job.data == "later-high"
 
-    def test_claim_many_in_claim_order(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_claim_many_in_claim_order(self, backend: Engine, new_job: MakeJob) -> None:
         batch = self._batching(backend)
         for i in range(5):
             batch.submit(new_job(data=i, priority=1 if i == 3 else 0))
@@ -71,9 +71,7 @@ class OrderingContract(ContractBase):
 
     # -- caps and pauses ---------------------------------------------------------------------------
 
-    def test_max_active_caps_running_jobs_per_name(
-        self, backend: Backend, new_job: MakeJob
-    ) -> None:
+    def test_max_active_caps_running_jobs_per_name(self, backend: Engine, new_job: MakeJob) -> None:
         for _ in range(3):
             backend.submit(new_job("solo"))
         backend.submit(new_job("free"))
@@ -87,7 +85,7 @@ class OrderingContract(ContractBase):
         third = backend.claim(capped)
         assert third is not None and third.job.name == "solo"
 
-    def test_pause_stops_claims_of_that_name_only(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_pause_stops_claims_of_that_name_only(self, backend: Engine, new_job: MakeJob) -> None:
         a = backend.submit(new_job("a"))
         backend.pause("a")
         assert backend.paused() == frozenset({"a"})
@@ -105,7 +103,7 @@ class OrderingContract(ContractBase):
     # -- listing order -----------------------------------------------------------------------------
 
     def test_count_and_list_by_state(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         waiting = [backend.submit(new_job(data=i)) for i in range(3)]
         delayed = backend.submit(new_job(run_at=clock() + 100))
@@ -128,7 +126,7 @@ class OrderingContract(ContractBase):
         assert [j.id for j in backend.list_jobs(JobState.COMPLETED)] == [waiting[0].id]
         assert backend.list_jobs(JobState.FAILED) == []
 
-    def test_list_pages_in_run_order(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_list_pages_in_run_order(self, backend: Engine, new_job: MakeJob) -> None:
         jobs = [backend.submit(new_job(data=i, priority=i % 2)) for i in range(10)]
         expected = [j.id for j in jobs if j.priority == 1] + [j.id for j in jobs if j.priority == 0]
         listed = backend.list_jobs(JobState.WAITING, 0, 4) + backend.list_jobs(
@@ -137,7 +135,7 @@ class OrderingContract(ContractBase):
         assert [j.id for j in listed] == expected
 
     def test_finished_jobs_list_newest_first(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         ids = []
         for _ in range(3):

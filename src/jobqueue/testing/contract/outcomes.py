@@ -4,10 +4,9 @@ themselves, a day and an hour kept) and the counts by name and state.
 
 from __future__ import annotations
 
-import pytest
-
 from jobqueue import lifecycle
-from jobqueue.backend import Backend, BatchBackend, Claim, Outcome, Retention
+from jobqueue.backend import Claim, Outcome, Retention
+from jobqueue.engine import Engine
 from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.support import (
@@ -26,7 +25,7 @@ class OutcomeContract(ContractBase):
 
     # -- outcome counts per minute -----------------------------------------------------------------
 
-    def _take(self, backend: Backend, name: str, lease: float = 30.0) -> Claim:
+    def _take(self, backend: Engine, name: str, lease: float = 30.0) -> Claim:
         claim = backend.claim(spec(name, lease=lease))
         assert claim is not None, f"expected a job of {name!r} to claim"
         return claim
@@ -92,10 +91,8 @@ class OutcomeContract(ContractBase):
         assert backend.outcome_counts(0) == backend.outcome_counts(0)  # a read writes nothing
 
     def test_outcome_counts_of_a_batch(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
-        if not isinstance(backend, BatchBackend):
-            pytest.skip("this backend does not offer the optional BatchBackend methods")
         minute = lifecycle.outcome_minute(clock())
         backend.submit_many([new_job("a", attempts=2) for _ in range(5)])
         claims = backend.claim_many(spec("a"), 4)
@@ -114,7 +111,7 @@ class OutcomeContract(ContractBase):
         }
 
     def test_outcome_counts_keep_a_day_and_an_hour(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         first = lifecycle.outcome_minute(clock())
         for _ in range(2):
@@ -135,7 +132,7 @@ class OutcomeContract(ContractBase):
     # -- counts by name ----------------------------------------------------------------------------
 
     def test_count_by_name_follows_every_transition(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         assert backend.count_by_name() == {}
         a1 = backend.submit(new_job("a", attempts=3))

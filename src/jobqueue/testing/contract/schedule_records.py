@@ -14,7 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from jobqueue import lifecycle
-from jobqueue.backend import Backend, ScheduleRecord, TickResult
+from jobqueue.backend import ScheduleRecord, TickResult
+from jobqueue.engine import Engine
 from jobqueue.errors import InvalidArgumentError
 from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
@@ -37,7 +38,7 @@ class ScheduleRecordContract(ContractBase):
 
     # -- pausing -----------------------------------------------------------------------------------
 
-    def test_pause_and_resume(self, backend: Backend, new_job: MakeJob, clock: ManualClock) -> None:
+    def test_pause_and_resume(self, backend: Engine, new_job: MakeJob, clock: ManualClock) -> None:
         backend.pause_schedule("p")  # before its first tick: the record is made
         paused = schedule_of(backend, "p")
         assert paused == ScheduleRecord("p", "", None, None, True, 0, 0, clock(), ())
@@ -68,7 +69,7 @@ class ScheduleRecordContract(ContractBase):
         )
         assert backend.paused() == frozenset()  # worker names are not schedules
 
-    def test_schedule_names_are_checked(self, backend: Backend) -> None:
+    def test_schedule_names_are_checked(self, backend: Engine) -> None:
         for name in ("", "x" * 201, 7):
             with pytest.raises(InvalidArgumentError):
                 backend.pause_schedule(name)  # type: ignore[arg-type]
@@ -80,7 +81,7 @@ class ScheduleRecordContract(ContractBase):
 
     # -- records -----------------------------------------------------------------------------------
 
-    def test_recent_ticks_are_bounded_newest_first(self, backend: Backend) -> None:
+    def test_recent_ticks_are_bounded_newest_first(self, backend: Engine) -> None:
         kept = lifecycle.SCHEDULE_TICKS_KEPT
         for n in range(kept + 7):
             claim_tick(backend, "s", n, None)
@@ -89,7 +90,7 @@ class ScheduleRecordContract(ContractBase):
         assert [e.tick for e in recent] == [tick(n) for n in range(kept + 6, 6, -1)]
 
     def test_records_list_by_name_and_reads_change_nothing(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         odd = "nightly: report {x} ✓"
         for name in ("b", odd, "a"):
@@ -103,7 +104,7 @@ class ScheduleRecordContract(ContractBase):
         assert backend.schedule_record("missing") is None
         assert claim_tick(backend, odd, 1, new_job()).outcome is ALREADY
 
-    def test_remove_schedule_forgets_it(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_remove_schedule_forgets_it(self, backend: Engine, new_job: MakeJob) -> None:
         result = claim_tick(backend, "old", 5, new_job())
         assert result.job is not None
         claim_tick(backend, "kept", 1, None)
@@ -118,7 +119,7 @@ class ScheduleRecordContract(ContractBase):
     # -- racing schedulers -------------------------------------------------------------------------
 
     def test_racing_schedulers_submit_once_per_tick(
-        self, backend: Backend, new_job: MakeJob, same_store: Callable[[], Backend]
+        self, backend: Engine, new_job: MakeJob, same_store: Callable[[], Engine]
     ) -> None:
         schedulers, ticks = 6, 12
         backends = [same_store() for _ in range(schedulers)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from jobqueue.backend import (
-    Backend,
     Retention,
     ScheduleRecord,
     TickClaim,
@@ -18,6 +17,7 @@ from jobqueue.backend import (
     TickResult,
     WorkSpec,
 )
+from jobqueue.engine import Engine
 from jobqueue.errors import InvalidArgumentError, NotSerializableError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -39,7 +39,7 @@ def tick(n: int) -> float:
 
 
 def claim_tick(
-    backend: Backend,
+    backend: Engine,
     schedule: str,
     n: int,
     job: Job | None,
@@ -51,13 +51,13 @@ def claim_tick(
     return backend.claim_tick(TickClaim(schedule, definition, tick(n), job, missed, overlap))
 
 
-def schedule_of(backend: Backend, name: str) -> ScheduleRecord:
+def schedule_of(backend: Engine, name: str) -> ScheduleRecord:
     record = backend.schedule_record(name)
     assert record is not None, f"schedule {name!r} has no record"
     return record
 
 
-def total(backend: Backend) -> int:
+def total(backend: Engine) -> int:
     return sum(backend.count_by_state().values())
 
 
@@ -67,7 +67,7 @@ class ScheduleContract(ContractBase):
     # -- the high-water mark -----------------------------------------------------------------------
 
     def test_a_first_claim_without_a_job_records_the_baseline(
-        self, backend: Backend, clock: ManualClock
+        self, backend: Engine, clock: ManualClock
     ) -> None:
         assert backend.schedule_record("nightly") is None
         assert backend.schedule_records() == []
@@ -88,7 +88,7 @@ class ScheduleContract(ContractBase):
         assert claim_tick(backend, "nightly", 0, None).outcome is ALREADY
 
     def test_a_tick_submits_once_and_older_ticks_are_already_claimed(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         claim_tick(backend, "s", 0, None)
         clock.advance(60)
@@ -108,7 +108,7 @@ class ScheduleContract(ContractBase):
         assert schedule_of(backend, "s") == after
         assert total(backend) == 1
 
-    def test_ascending_ticks_each_submit_once(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_ascending_ticks_each_submit_once(self, backend: Engine, new_job: MakeJob) -> None:
         ids = []
         for n in range(1, 8):
             result = claim_tick(backend, "s", n, new_job(data=n), overlap="allow")
@@ -125,7 +125,7 @@ class ScheduleContract(ContractBase):
         assert (record.missed, record.skipped) == (0, 0)
 
     def test_the_definition_follows_the_winning_claims(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         claim_tick(backend, "s", 1, None, definition='{"every":60}')
         claim_tick(backend, "s", 1, None, definition='{"every":5}')  # lost: not stored
@@ -134,7 +134,7 @@ class ScheduleContract(ContractBase):
         assert schedule_of(backend, "s").definition == '{"every":30}'
 
     def test_missed_and_skipped_are_counted_by_winning_claims(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         claim_tick(backend, "s", 0, None)
         assert claim_tick(backend, "s", 4, new_job(), missed=3).outcome is SUBMITTED
@@ -149,7 +149,7 @@ class ScheduleContract(ContractBase):
 
     # -- overlap -----------------------------------------------------------------------------------
 
-    def _previous_job_in(self, backend: Backend, name: str, state: str) -> None:
+    def _previous_job_in(self, backend: Engine, name: str, state: str) -> None:
         """Move the only job of worker ``name`` (just submitted, waiting or delayed) on."""
         job = backend.list_jobs(JobState.WAITING) + backend.list_jobs(JobState.DELAYED)
         (mine,) = [j for j in job if j.name == name]
@@ -172,7 +172,7 @@ class ScheduleContract(ContractBase):
 
     @pytest.mark.parametrize("overlap", ["skip", "allow", "queue"])
     def test_overlap_against_the_previous_tick_job(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock, overlap: str
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock, overlap: str
     ) -> None:
         states = ["waiting", "delayed", "active", "completed", "failed", "cancelled", "removed"]
         blocked = {"skip": {"waiting", "delayed", "active"}, "queue": {"waiting", "delayed"}}
@@ -218,7 +218,7 @@ class ScheduleContract(ContractBase):
         assert claim_tick(backend, "s", 3, new_job()).outcome is SUBMITTED
 
     def test_a_unique_key_held_by_a_live_job_skips_the_tick(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         holder = backend.submit(new_job(unique_key="report"))
         result = claim_tick(backend, "s", 1, new_job(unique_key="report"), overlap="allow")
@@ -238,7 +238,7 @@ class ScheduleContract(ContractBase):
     # -- the job, as submit stores it --------------------------------------------------------------
 
     def test_the_job_is_stored_as_submit_stores_it(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = new_job("report", data={"day": "mon"}, title="Monday", priority=3)
         later = claim_tick(backend, "s", 1, new_job("report", run_at=clock() + 30), overlap="allow")
@@ -255,7 +255,7 @@ class ScheduleContract(ContractBase):
         assert claim is not None and claim.job.id == now.job.id
 
     def test_a_refused_job_changes_nothing(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         bad = new_job(data={"not json": {1, 2}})
         with pytest.raises(NotSerializableError):
@@ -287,6 +287,6 @@ class ScheduleContract(ContractBase):
         assert TickClaim("s", DEFINITION, int(T0), None).tick == T0
 
 
-def _read_state(backend: Backend, job_id: str) -> JobState | None:
+def _read_state(backend: Engine, job_id: str) -> JobState | None:
     job = backend.get(job_id)
     return None if job is None else job.state

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from jobqueue.backend import Backend, Outcome
+from jobqueue.backend import Outcome
+from jobqueue.engine import Engine
 from jobqueue.errors import LeaseLostError, NotSerializableError
 from jobqueue.job import JSON, MAX_LOGS, AttemptOutcome, Backoff, JobError, JobState
 from jobqueue.testing.clock import ManualClock
@@ -21,7 +22,7 @@ class StorageContract(ContractBase):
     # -- submitting and reading --------------------------------------------------------------------
 
     def test_submit_assigns_id_and_stores_every_field(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         job = new_job(
             data={"user": "u1", "list": [1, 2.5, None, True], "text": "héllo ✓"},
@@ -42,11 +43,11 @@ class StorageContract(ContractBase):
         assert fetched.backoff == job.backoff and fetched.timeout == 12.5
         assert fetched.created_at == job.created_at
 
-    def test_ids_are_unique(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_ids_are_unique(self, backend: Engine, new_job: MakeJob) -> None:
         ids = {backend.submit(new_job()).id for _ in range(50)}
         assert len(ids) == 50
 
-    def test_ids_increase_whatever_runs_between(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_ids_increase_whatever_runs_between(self, backend: Engine, new_job: MakeJob) -> None:
         """Every submit gets a fresh id, larger than any before it (decimal ids compared as
         numbers): an id once acknowledged is never handed to another job."""
         first = backend.submit(new_job())
@@ -59,21 +60,19 @@ class StorageContract(ContractBase):
         if all(i.isdigit() for i in ids):  # backends with decimal ids order them
             assert [int(i) for i in ids] == sorted(int(i) for i in ids)
 
-    def test_get_unknown_id_returns_none(self, backend: Backend) -> None:
+    def test_get_unknown_id_returns_none(self, backend: Engine) -> None:
         assert backend.get("no-such-id") is None
         assert backend.get("999999999") is None
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=json_values)
-    def test_any_json_data_round_trips(
-        self, backend: Backend, new_job: MakeJob, data: JSON
-    ) -> None:
+    def test_any_json_data_round_trips(self, backend: Engine, new_job: MakeJob, data: JSON) -> None:
         stored = backend.submit(new_job(data=data))
         fetched = backend.get(stored.id)
         assert fetched is not None and fetched.data == data
 
     def test_data_that_is_not_json_is_refused_and_stores_nothing(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         with pytest.raises(NotSerializableError):
             backend.submit(new_job(data={"when": {1, 2}}))
@@ -81,7 +80,7 @@ class StorageContract(ContractBase):
             backend.submit_many([new_job(), new_job(data=[float("nan")]), new_job()])
         assert sum(backend.count_by_state().values()) == 0
 
-    def test_remove_in_any_state(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_remove_in_any_state(self, backend: Engine, new_job: MakeJob) -> None:
         first = backend.submit(new_job())
         second = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -97,11 +96,11 @@ class StorageContract(ContractBase):
 
     # -- claiming, completing, failing, releasing: each one atomic move ----------------------------
 
-    def test_claim_empty_returns_none(self, backend: Backend) -> None:
+    def test_claim_empty_returns_none(self, backend: Engine) -> None:
         assert backend.claim(spec("a")) is None
 
     def test_claim_marks_active_and_counts_attempt(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a", lease=10)
@@ -116,7 +115,7 @@ class StorageContract(ContractBase):
         assert backend.claim(spec("a")) is None
 
     def test_complete_stores_result(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -128,9 +127,7 @@ class StorageContract(ContractBase):
         assert done.result == {"ok": [1, "two"]}
         assert done.finished_at == clock()
 
-    def test_complete_claims_next_in_the_same_call(
-        self, backend: Backend, new_job: MakeJob
-    ) -> None:
+    def test_complete_claims_next_in_the_same_call(self, backend: Engine, new_job: MakeJob) -> None:
         first = backend.submit(new_job(data=1))
         second = backend.submit(new_job(data=2))
         claim = self._claim(backend, "a")
@@ -140,7 +137,7 @@ class StorageContract(ContractBase):
         assert backend.complete(second.id, next_claim.token, "r", spec("a")) is None
 
     def test_fail_without_retry_is_final(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -152,7 +149,7 @@ class StorageContract(ContractBase):
         assert backend.claim(spec("a")) is None
 
     def test_fail_with_retry_schedules_another_attempt(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(attempts=3))
         claim = self._claim(backend, "a")
@@ -167,7 +164,7 @@ class StorageContract(ContractBase):
         assert self._claim(backend, "a").job.attempts_made == 3
 
     def test_release_returns_job_without_counting_the_attempt(
-        self, backend: Backend, new_job: MakeJob
+        self, backend: Engine, new_job: MakeJob
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -178,7 +175,7 @@ class StorageContract(ContractBase):
         assert stored.attempts_made == 0
         assert self._claim(backend, "a").job.attempts_made == 1
 
-    def test_release_is_recorded_and_not_counted(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_release_is_recorded_and_not_counted(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         claim = backend.claim(spec("a"))
         assert claim is not None
@@ -188,7 +185,7 @@ class StorageContract(ContractBase):
         assert [a.outcome for a in stored.history] == [AttemptOutcome.RELEASED]
 
     def test_finish_many_records_each_and_claims_more(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         batch = self._batching(backend)
         jobs = [batch.submit(new_job(data=i)) for i in range(6)]
@@ -213,7 +210,7 @@ class StorageContract(ContractBase):
     # -- progress and logs -------------------------------------------------------------------------
 
     def test_progress_and_logs_are_fenced_and_visible(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
@@ -227,7 +224,7 @@ class StorageContract(ContractBase):
         assert [entry.message for entry in stored.logs] == ["imported 10 contacts"]
         assert stored.logs[0].at == clock()
 
-    def test_logs_are_bounded(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_logs_are_bounded(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         claim = self._claim(backend, "a")
         for i in range(MAX_LOGS + 15):

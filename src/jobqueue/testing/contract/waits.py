@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from jobqueue.backend import Backend
+from jobqueue.engine import Engine
 from jobqueue.job import JobState
 from jobqueue.testing.clock import ManualClock
 from jobqueue.testing.contract.schedules import SUBMITTED, claim_tick
@@ -19,7 +19,7 @@ class WaitsContract(ContractBase):
     # -- wait_for_work -----------------------------------------------------------------------------
 
     def test_wait_for_work_is_woken_by_submit(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         result: list[bool] = []
         about_to_block = clock.read_elsewhere()  # the waiter reads "now" to size its wait
@@ -32,10 +32,10 @@ class WaitsContract(ContractBase):
         assert result == [True]
         assert backend.claim(spec("a")) is not None
 
-    def test_wait_for_work_times_out_when_idle(self, backend: Backend) -> None:
+    def test_wait_for_work_times_out_when_idle(self, backend: Engine) -> None:
         assert backend.wait_for_work(["a"], 0.2) is False
 
-    def test_resume_wakes_an_idle_waiter(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_resume_wakes_an_idle_waiter(self, backend: Engine, new_job: MakeJob) -> None:
         backend.pause("a")
         backend.submit(new_job("a"))
         woke: list[bool] = []
@@ -47,7 +47,7 @@ class WaitsContract(ContractBase):
         assert backend.claim(spec("a")) is not None
 
     def test_promote_wakes_an_idle_waiter(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         job = backend.submit(new_job(run_at=clock() + 3600))
         woke: list[bool] = []
@@ -60,7 +60,7 @@ class WaitsContract(ContractBase):
         assert not waiter.is_alive() and woke == [True], "promote did not wake the waiter"
 
     def test_a_submitted_tick_wakes_idle_dispatchers(
-        self, backend: Backend, new_job: MakeJob, clock: ManualClock
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
         result: list[bool] = []
         about_to_block = clock.read_elsewhere()
@@ -74,7 +74,7 @@ class WaitsContract(ContractBase):
 
     # -- wait_for_finish ---------------------------------------------------------------------------
 
-    def test_wait_for_finish(self, backend: Backend, new_job: MakeJob) -> None:
+    def test_wait_for_finish(self, backend: Engine, new_job: MakeJob) -> None:
         job = backend.submit(new_job())
         assert backend.wait_for_finish(job.id, 0.1) is None
         claim = self._claim(backend, "a")

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- Before a dispatcher (or a plain wait_for_work) blocks: housekeeping, then one of
+-- Before a dispatcher (or a plain wait_for_work) blocks: due jobs promoted, then one of
 --   {'c', job}  a job claimed for it at once (only when it passed a lease),
 --   {'r'}       a job is ready that it may not claim (capped by max_active; for a plain
 --               wait, any ready job): it should look again rather than block,
@@ -12,11 +12,13 @@
 -- count, [14..] name/cap pairs (cap -1 = none). A capped name only wakes it: a job handed
 -- over could exceed the cap.
 local token, lease = ARGV[9], ARGV[10]
+-- Due jobs promoted first, and only that (as apply.lua's claims): stall recovery is the
+-- core's, which reports each stall (a claim of the old verbs recovered them unreported).
+promote()
+maintained = true
 if lease ~= '' then
   local job = claim(token, lease, 12)
   if job then return {'c', job} end
-else
-  maintain()
 end
 local count = tonumber(ARGV[13])
 local entries = {}

@@ -17,30 +17,25 @@ local function cut_history(history, keep)
   return '[' .. string.sub(history, starts[#starts - keep + 1])
 end
 
--- Append the record of the attempt that just ended to the job's history (field H, cut to
--- MAX_HISTORY) and forget its dispatcher. `outcome` is an AttemptOutcome value, `err` error
--- JSON or nil. The record is JSON text spliced by hand: cjson would print the timestamps
--- with 14 digits (losing sub-second precision), so the exact stored texts are copied in and
--- cjson only quotes the dispatcher id.
-local function record_attempt(id, outcome, err)
-  local f = fields(id, 'm', 'D', 'b', 'H')
-  if not f then return end
+-- `history` (field H's text, or false) with the record of the attempt that ended now
+-- appended, cut to MAX_HISTORY: `made` its number (attempts made, as stored), `dispatcher`
+-- and `started` the stored D and b, `outcome` an AttemptOutcome value, `err` error JSON or
+-- nil. The record is JSON text spliced by hand: cjson would print the timestamps with 14
+-- digits (losing sub-second precision), so the exact stored texts are copied in and cjson
+-- only quotes the dispatcher id.
+local function with_attempt(history, made, dispatcher, started, outcome, err)
   -- Stored texts go in only when they are JSON numbers (a corrupt field must not make the
   -- whole history unreadable); Python's repr of a float always is one.
-  local number = tostring(math.floor(tonumber(f[1]) or 0))
-  local started = f[3] and string.find(f[3], '^%-?%d+%.?%d*[eE]?[-+]?%d*$') and f[3] or 'null'
+  local number = tostring(math.floor(tonumber(made) or 0))
+  started = started and string.find(started, '^%-?%d+%.?%d*[eE]?[-+]?%d*$') and started or 'null'
   local entry = '{"number":' .. number .. ',"dispatcher":'
-    .. (f[2] and cjson.encode(f[2]) or 'null') .. ',"started_at":' .. started
+    .. (dispatcher and cjson.encode(dispatcher) or 'null') .. ',"started_at":' .. started
     .. ',"finished_at":' .. NOWS .. ',"outcome":"' .. outcome .. '","error":'
     .. (err or 'null') .. '}'
-  local history = f[4]
   if not history or string.sub(history, 1, 11) ~= '[{"number":' then
-    history = '[' .. entry .. ']'
-  else
-    history = cut_history(string.sub(history, 1, -2) .. ',' .. entry .. ']', MAX_HISTORY)
+    return '[' .. entry .. ']'
   end
-  redis.call('HSET', job_key(id), 'H', history)
-  redis.call('HDEL', job_key(id), 'D')
+  return cut_history(string.sub(history, 1, -2) .. ',' .. entry .. ']', MAX_HISTORY)
 end
 
 -- A completion's record is implicit: attempts made (m), dispatcher (D, kept for it), started
@@ -48,14 +43,10 @@ end
 -- it to H when decoding. So a job completed on its first attempt stores no history at all:
 -- a spliced record is over 64 bytes, which would turn the whole hash from Redis's compact
 -- listpack into a hashtable (hash-max-listpack-value) -- three times the memory of every
--- retained job. H keeps room for the implicit record.
-local function record_completion(id, history)
-  if not history then return end
-  -- An unreadable H goes, as record_attempt would replace it: the history starts over.
-  local kept = string.sub(history, 1, 11) == '[{"number":' and cut_history(history, MAX_HISTORY - 1)
-  if not kept then
-    redis.call('HDEL', job_key(id), 'H')
-  elseif kept ~= history then
-    redis.call('HSET', job_key(id), 'H', kept)
-  end
+-- retained job. H keeps room for the implicit record: `history` (field H's text) with room
+-- made for it is the same text, cut, or nil when it is unreadable (then it goes, as a
+-- spliced record would replace it).
+local function room_for_completion(history)
+  if string.sub(history, 1, 11) ~= '[{"number":' then return nil end
+  return cut_history(history, MAX_HISTORY - 1)
 end

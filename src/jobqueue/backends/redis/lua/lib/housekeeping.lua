@@ -1,66 +1,6 @@
--- Housekeeping every claim and idle poll does first: due delayed jobs promoted, expired
--- leases recovered, finished jobs past retention dropped -- at most BATCH each per call.
-
--- lifecycle.stalled_error's JSON with the stall count put in (the text is written once,
--- there).
-local function stalled_error(stalls) return ARGV[TAIL + 4] .. stalls .. ARGV[TAIL + 5] end
-
--- The list `P stalled`: ids of the jobs recover() ended a lease of, oldest first, until
--- take_recovered reports them (maintain.lua, recover.lua) -- whichever call recovered them,
--- a claim included, so each recovery reaches one dispatcher's jobqueue_job_stalled. At most
--- this many are kept when nobody maintains.
-local RECOVERED_KEPT = 10000
-
--- Expired leases go back to waiting (a stall counted) or fail past max_stalls -- or end
--- CANCELLED when a cancel was requested; in claim order, like the reference backend.
-local function recover()
-  local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', NOWS, 'LIMIT', 0, BATCH)
-  if #ids == 0 then return 0 end
-  local order = {}
-  for i, id in ipairs(ids) do order[i] = {id, tonumber(field(id, 'q')) or 0} end
-  table.sort(order, function(a, b) return a[2] < b[2] end)
-  local recovered = {}
-  for _, entry in ipairs(order) do
-    local id = entry[1]
-    drop_lease(id, field(id, 'n'))
-    if is_job(id) then
-      recovered[#recovered + 1] = id
-      redis.call('HDEL', job_key(id), 'k') -- the expired holder is fenced, repeat or not
-      local stalls = incr_field(id, 'x', 1)
-      record_attempt(id, 'stalled', nil)
-      if field(id, 'C') == '1' then
-        finish(id, 'x', fields(id, 'k', 'n', 'u', 'w'))
-        count_outcome('x')
-      elseif stalls > MAX_STALLS then
-        finish(id, 'f', fields(id, 'k', 'n', 'u', 'w'), 'E', stalled_error(stalls))
-        count_outcome('f')
-      else
-        requeue(id, NOWS)
-        count_outcome('r')
-      end
-    end
-  end
-  if #recovered > 0 then
-    local kept = redis.call('RPUSH', P .. 'stalled', unpack(recovered))
-    if kept > RECOVERED_KEPT then redis.call('LTRIM', P .. 'stalled', -RECOVERED_KEPT, -1) end
-  end
-  return #ids
-end
-
--- Take up to BATCH ids from the list `P stalled` (see RECOVERED_KEPT): the jobs as they are
--- now (a removed one left out), and whether more are listed. A reply lost on the way loses
--- these reports (not the recoveries): a repeat cannot tell what the first run took.
-local function take_recovered()
-  local k = P .. 'stalled'
-  local ids = redis.call('LRANGE', k, 0, BATCH - 1)
-  if #ids == 0 then return {}, false end
-  redis.call('LTRIM', k, #ids, -1)
-  local jobs = {}
-  for _, id in ipairs(ids) do
-    if is_job(id) then jobs[#jobs + 1] = snapshot(id) end
-  end
-  return jobs, #ids >= BATCH
-end
+-- Housekeeping: due delayed jobs promoted, finished jobs past retention dropped -- at most
+-- BATCH each per call. (The old verbs' stall recovery, which claims still run first, is
+-- `recover` and `maintain` in verbs.lua.)
 
 -- Due delayed jobs become waiting, in (run_at, enqueue order).
 local function promote()
@@ -123,13 +63,15 @@ local function retain(state, cutoff, count)
   return dropped
 end
 
--- What every claim and idle poll does first (reads never do). Returns how many jobs it
--- moved or removed.
-local function maintain()
-  if maintained then return 0 end -- once a call: a batch of claims shares one look
-  maintained = true
-  return promote() + recover()
-    + retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
+-- Finished jobs past the retention policy dropped (at most BATCH per set).
+local function retention()
+  return retain('c', cutoff(ARGV[4]), tonumber(ARGV[5]))
     + retain('f', cutoff(ARGV[6]), tonumber(ARGV[7]))
     + retain('x', cutoff(ARGV[TAIL + 2]), tonumber(ARGV[TAIL + 3]))
+end
+
+-- Time moved forward, without stall recovery (housekeep.lua: the core recovers stalls
+-- through expired.lua and apply.lua). Returns how many jobs it moved or removed.
+local function tidy()
+  return promote() + retention()
 end

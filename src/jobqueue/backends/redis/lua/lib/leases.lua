@@ -2,8 +2,9 @@
 -- and the token a finished lease leaves to answer a repeated call.
 
 -- Make `id`, just taken from the waiting list of `name`, active under `token` until
--- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (a job removed
--- since) or not waiting any more are dropped (nil). A record that is not a whole job of ours
+-- `deadline` for `dispatcher` ('' = none). Entries whose hash is missing (deleted under
+-- the list: the name's waiting count is recounted) or not waiting any more are dropped
+-- (nil). A record that is not a whole job of ours
 -- -- foreign data under its key (not a hash: replaced by a hash of `name`), or a hash
 -- lacking its state, name or creation time -- is claimed all the same and returned as
 -- {id, 'corrupt', reason}, so the Python side logs it and fails it with a CorruptJobError
@@ -17,7 +18,12 @@ local function claim_job(id, name, token, deadline, dispatcher)
     redis.call('DEL', job_key(id))
     f = {false, false, false, false}
   elseif not (f[1] and f[2] and f[4]) then
-    if redis.call('EXISTS', job_key(id)) == 0 then return nil end
+    if redis.call('EXISTS', job_key(id)) == 0 then
+      -- Gone under its list entry (deleted by someone else, or an id pushed by someone
+      -- else): nobody took it off the counts, so they are recounted from the lists.
+      recount_waiting(name)
+      return nil
+    end
     local missing = {}
     for i, letter in ipairs({'s', 'n', false, 'c'}) do
       if letter and not f[i] then missing[#missing + 1] = letter end
@@ -59,26 +65,6 @@ local function held(id, token)
   local f = fields(id, 'k', 'n', 'u', 'w', 'C', 's', 'H')
   if not f or f[1] ~= token then return nil end
   return f
-end
-
--- For a call whose lease is gone: the state the token's own earlier call of the same `kind`
--- left (one of the letters in `states`) -- the job still carries its token in k and the
--- call's kind in K -- else nil. Marked (lost reply) and unmarked repeats alike: outcomes are
--- idempotent per lease token. A kind that differs (complete after fail) is refused; a job
--- finished before K existed has none and is judged by its state alone.
-local function repeated(id, token, states, kind)
-  local f = fields(id, 's', 'k', 'K')
-  if not f or f[2] ~= token or type(f[1]) ~= 'string' then return nil end
-  if f[3] and f[3] ~= kind then return nil end
-  if not string.find(states, f[1], 1, true) then return nil end
-  return f[1]
-end
-
--- Which call ended the token's lease ('c' complete, 'f' fail, 'r' release, 'x'
--- finish_cancelled), so a repeat of a different call is refused. Only meaningful while k
--- still holds that token: a claim replaces k and a recovery or retry deletes it.
-local function mark_outcome(id, kind)
-  redis.call('HSET', job_key(id), 'K', kind)
 end
 
 -- Take the job out of the active set and its name's active count (the caller clears 'k').
