@@ -40,7 +40,7 @@ def running(**fields: object) -> Job:
 
 
 def test_complete_keeps_the_result_even_after_a_cancel() -> None:
-    change = lifecycle.on_complete(running(cancel_requested=True), "t", {"ok": 1}, NOW)
+    change = lifecycle.on_complete("7", "t", {"ok": 1})
     assert (change.job_id, change.guard, change.to) == ("7", Held("t"), JobState.COMPLETED)
     assert change.set == {"result": {"ok": 1}}
     assert change.ended == Ended(AttemptOutcome.COMPLETED)

@@ -9,8 +9,9 @@ a delay) so a store with a server of its own measures them on the server's clock
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from jobqueue.job import Attempt, AttemptOutcome, JobError, JobState
 from jobqueue.values import WorkSpec
@@ -84,9 +85,10 @@ class Ended:
         return Attempt(attempts_made, dispatcher, started_at, now, self.outcome, self.error)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One decided move of one job, written only if ``guard`` still holds.
+class Change(NamedTuple):
+    """One decided move of one job, written only if ``guard`` still holds. (A named tuple,
+    immutable: every job's outcome makes one, and it is five times cheaper to build than a
+    frozen dataclass.)
 
     What a store does with it: move the job from its old state's structure to ``to``'s (the
     ready line by priority and sequence, the delayed set by ``run_at``, the active set by lease,
@@ -106,7 +108,7 @@ class Change:
     guard: Guard
     to: JobState
     run_at: float | None = None
-    set: Mapping[str, object] = field(default_factory=lambda: _NOTHING)
+    set: Mapping[str, object] = _NOTHING
     ended: Ended | None = None
     ends_lease: str | None = None
     fence: bool = False

@@ -61,9 +61,20 @@ class Engine:
         self.store = store
         self.options = store.options
         self.handoff = store if isinstance(store, HandoffBackend) else None
+        self._last_ask: ClaimAsk | None = None
 
     def _now(self) -> float:
         return self.options.clock()
+
+    def _next_one(self, spec: WorkSpec | None) -> ClaimAsk | None:
+        """The claim a completion makes in its step (the last one made is kept: a slot asks
+        with the same spec every time, and this is every job's path)."""
+        if spec is None:
+            return None
+        ask = self._last_ask
+        if ask is None or ask.spec is not spec:
+            ask = self._last_ask = ClaimAsk(spec, 1, unless_conflict=True)
+        return ask
 
     # -- submitting and claiming ----------------------------------------------------------
 
@@ -110,9 +121,8 @@ class Engine:
     ) -> Claim | None:
         """COMPLETED with ``result``, and the next claim for ``next_spec`` in the same step.
         A repeat of the completion returns ``None``; a lost lease raises ``LeaseLostError``."""
-        change = lifecycle.on_complete(_Held(job_id), token, result, self._now())
-        then = None if next_spec is None else ClaimAsk(next_spec, 1, unless_conflict=True)
-        conflicts, claims = self.store.apply([change], then)
+        change = lifecycle.on_complete(job_id, token, result)
+        conflicts, claims = self.store.apply([change], self._next_one(next_spec))
         if conflicts[0] is not None:
             self._repeated("complete", job_id, conflicts[0], lost_ok=False)
             return None
@@ -161,7 +171,7 @@ class Engine:
     def _outcome_change(self, outcome: Outcome, cancel_requested: bool, now: float) -> Change:
         held = _Held(outcome.job_id, cancel_requested)
         if outcome.error is None:
-            return lifecycle.on_complete(held, outcome.token, outcome.result, now)
+            return lifecycle.on_complete(outcome.job_id, outcome.token, outcome.result)
         return lifecycle.on_fail(held, outcome.token, outcome.error, outcome.retry_at, now)
 
     def _apply_again(self, change: Change) -> JobState | None:

@@ -101,7 +101,7 @@ def got(store: RedisBackend, job_id: str) -> Job:
 
 
 def completion(claim: Claim, result: JSON = "r") -> Change:
-    return lifecycle.on_complete(claim.job, claim.token, result, 0.0)
+    return lifecycle.on_complete(claim.job.id, claim.token, result)
 
 
 def test_the_backend_is_on_the_seam(store: RedisBackend) -> None:

@@ -79,6 +79,8 @@ class _Backend(Protocol):
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None: ...
 
+    def _delay_arg(self, delay: float) -> str: ...
+
     def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied: ...
 
 
@@ -105,12 +107,7 @@ class StorageCalls:
         unless = "1" if then is not None and then.unless_conflict else ""
         args: list[Arg] = [count, unless, *tokens, "+" + exact_number(lease)]
         args += ["", 0] if spec is None else spec_args(spec)
-
-        def delay_arg(delay: float) -> str:
-            # On the server's clock a delay already past is "now", as time_arg makes it.
-            return exact_number(max(delay, 0.0) if self.server_clock else delay)
-
-        args += apply_args(changes, delay_arg)
+        args += apply_args(changes, self._delay_arg)
         results, claimed, resent = rows(self._run("apply", args))
         claims: list[Claim] = []
         corrupt = 0
@@ -123,6 +120,10 @@ class StorageCalls:
         if corrupt and spec is not None:  # one bad record never stops the queue: claim on
             claims += self.apply([], ClaimAsk(spec, corrupt))[1]
         return conflicts(changes, results, as_text(resent) == "1"), claims
+
+    def _delay_arg(self: _Backend, delay: float) -> str:
+        # On the server's clock a delay already past is "now", as time_arg makes it.
+        return exact_number(max(delay, 0.0) if self.server_clock else delay)
 
     def annotate(
         self: _Backend,
