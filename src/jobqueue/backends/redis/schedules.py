@@ -25,7 +25,15 @@ from jobqueue.backend import (
     TickResult,
     check_schedule_name,
 )
-from jobqueue.backends.redis.codec import STATES, Arg, Reply, as_text, encode_new_job, exact_number
+from jobqueue.backends.redis.codec import (
+    STATE_CODES,
+    STATES,
+    Arg,
+    Reply,
+    as_text,
+    encode_new_job,
+    exact_number,
+)
 from jobqueue.backends.redis.wire import rows
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import JobState
@@ -61,7 +69,8 @@ class ScheduleCalls:
             exact_number(claim.tick),
             claim.definition,
             claim.missed,
-            claim.overlap,
+            # The states of the previous tick's job that skip this one, as the core decides.
+            "".join(sorted(STATE_CODES[s] for s in policy.blocking_states(claim.overlap))),
             policy.SCHEDULE_TICKS_KEPT,
         ]
         if claim.job is None:

@@ -2,7 +2,9 @@
 -- Claim one tick of a periodic schedule and store its job, in one step (see
 -- Transitions.claim_tick). No allow-oom flag, as submit: a full server refuses it whole.
 -- ARGV[9] schedule name, [10] the call's id, [11] tick (exact text), [12] definition JSON,
--- [13] ticks missed, [14] overlap ('skip', 'allow' or 'queue'), [15] recent ticks kept,
+-- [13] ticks missed, [14] the state letters of a previous job that skip this tick
+-- (lifecycle.blocking_states of the schedule's overlap, decided by the core), [15] recent
+-- ticks kept,
 -- [16] '1' when a job is to be stored, its arguments from [17] as store_job reads them.
 -- Returns {'s', id, state letter} (submitted) or {letter}: 'r' recorded, 'c' already
 -- claimed, 'o' overlap skipped, 'p' paused.
@@ -32,12 +34,9 @@ if ARGV[16] ~= '1' then
 elseif f[3] == '1' then
   letter = 'p'
 else
-  -- lifecycle.overlap_blocks: a job that is gone (removed, purged, retained away) never
-  -- blocks.
-  local overlap = ARGV[14]
+  -- A job that is gone (removed, purged, retained away) has no state: it never blocks.
   local s = last_job and field(last_job, 's')
-  local live = s == 'w' or s == 'd'
-  if (overlap == 'skip' and (live or s == 'a')) or (overlap == 'queue' and live) then
+  if s and #s == 1 and string.find(ARGV[14], s, 1, true) then
     letter, entry_job = 'o', last_job
   else
     local stored = {}
