@@ -19,7 +19,7 @@ from jobqueue.backends.redis.codec import Arg, Command, Reply, as_text
 from jobqueue.backends.redis.connection import Connection
 from jobqueue.errors import ReplicationTimeoutError
 
-ACKED = frozenset(("submit", "complete", "fail", "finish_many", "finish_cancelled", "apply"))
+ACKED = frozenset(("submit", "apply"))
 """The calls that wait for replicas: new jobs and outcomes (what a failover must not lose)."""
 
 
@@ -45,8 +45,8 @@ def check(
             as_text(item[1]) for item in reply if isinstance(item, list) and as_text(item[0]) == "n"
         )
     what = f"{len(ids)} new job(s) {', '.join(ids)}" if ids else f"the {script}"
-    if script in ("complete", "fail", "finish_cancelled"):
-        what = f"the {script} of job {as_text(args[0])}"
+    if script == "apply":
+        what = "the outcome written"
     raise ReplicationTimeoutError(
         f"{what} is stored on the Redis primary, but only {count} of {replicas} replica(s) "
         f"acknowledged it within {timeout:g} s: a failover now could lose it",
