@@ -78,8 +78,8 @@ from jobqueue.job import (
 log = logging.getLogger("jobqueue.backends.redis")
 
 DEFAULT_NAMESPACE = "jobqueue"
-# Scripts never sent twice: a repeat of these would apply twice (a log line, a waiter count).
-_NOT_REPEATABLE = frozenset({"annotate", "watch"})
+# Scripts never sent twice: a repeat of these would apply twice (a waiter count).
+_NOT_REPEATABLE = frozenset({"watch"})
 
 
 class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):

@@ -45,8 +45,6 @@ def check(
             as_text(item[1]) for item in reply if isinstance(item, list) and as_text(item[0]) == "n"
         )
     what = f"{len(ids)} new job(s) {', '.join(ids)}" if ids else f"the {script}"
-    if script == "apply":
-        what = "the outcome written"
     raise ReplicationTimeoutError(
         f"{what} is stored on the Redis primary, but only {count} of {replicas} replica(s) "
         f"acknowledged it within {timeout:g} s: a failover now could lose it",
