@@ -22,7 +22,7 @@ from jobqueue.backend import BackendOptions, TickClaim, TickOutcome, TickResult,
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.scripts import SCRIPT_NAMES
 from jobqueue.engine import Engine
-from jobqueue.errors import BackendUnavailableError, LeaseLostError
+from jobqueue.errors import LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import redis.exceptions
 
+from jobqueue.backends.redis.changeset import changed_ids
 from jobqueue.backends.redis.codec import Arg, Command, Reply, as_text
 from jobqueue.backends.redis.connection import Connection
 from jobqueue.errors import ReplicationTimeoutError
@@ -45,6 +46,8 @@ def check(
             as_text(item[1]) for item in reply if isinstance(item, list) and as_text(item[0]) == "n"
         )
     what = f"{len(ids)} new job(s) {', '.join(ids)}" if ids else f"the {script}"
+    if script == "apply":
+        what = f"the apply of job {', '.join(changed_ids(args))}"
     raise ReplicationTimeoutError(
         f"{what} is stored on the Redis primary, but only {count} of {replicas} replica(s) "
         f"acknowledged it within {timeout:g} s: a failover now could lose it",
