@@ -591,7 +591,9 @@ def test_an_apply_with_replicas_waits_for_them(replicated: ReplicatedRedis) -> N
         store.insert([new()])
         (claim,) = claimed(store)
         replicated.lag_replica()
-        with pytest.raises(ReplicationTimeoutError, match="the apply is stored"):
+        with pytest.raises(
+            ReplicationTimeoutError, match=f"the apply of job {claim.job.id} is stored"
+        ):
             store.apply([completion(claim)], ClaimAsk(SPEC, 1))
         replicated.unpause_replica()
         # Stored on the primary: sent again, the change is found written by this token.
