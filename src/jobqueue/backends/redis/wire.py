@@ -178,37 +178,6 @@ def lease_statuses(reply: Reply) -> list[LeaseStatus]:
     return [LeaseStatus(as_text(s)) for s in rows(reply)]
 
 
-class Batch(NamedTuple):
-    """One call of a script that works through a set a batch at a time (retry_many,
-    cancel_many, purge): how many it did, how many it left in place, how many it looked at."""
-
-    done: int
-    left: int
-    scanned: int
-
-
-class Recovered(NamedTuple):
-    """maintain.lua's or recover.lua's reply: whether a batch was full (call again), and the
-    recovered jobs not reported yet."""
-
-    more: bool
-    jobs: list[Job]
-
-
-def recovered(reply: Reply, namespace: str) -> Recovered:
-    _, more, jobs = rows(reply)
-    return Recovered(bool(int(as_text(more))), listed_jobs(jobs, namespace))
-
-
-class LookedUp(NamedTuple):
-    """retry.lua's or promote.lua's reply: ``outcome`` ``gone``, ``state`` (``detail`` the
-    job's state letter), ``unique`` (``detail`` the id holding the key) or ``ok`` (``detail``
-    the job)."""
-
-    outcome: str
-    detail: Reply
-
-
 class Idle(NamedTuple):
     """idle.lua's reply: ``c`` claimed at once (``detail`` the job), ``r`` ready work it may
     not claim, else registered as a waiter (``detail`` seconds until the next job comes due
