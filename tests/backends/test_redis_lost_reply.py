@@ -46,18 +46,18 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Engine]:
     made.close()
 
 
-def lose_next_reply(backend: Engine, script: str | None = None) -> list[int]:
+def lose_next_reply(backend: Engine | RedisBackend, script: str | None = None) -> list[int]:
     """Make the next reply on this thread's connection (to a call of ``script``, when
     given: a verb may read before it writes) arrive and then be lost; returns a list that
     counts the commands (of ``script``) sent from then on."""
-    store = cast("RedisBackend", backend.store)
+    store = cast("RedisBackend", backend.store if isinstance(backend, Engine) else backend)
     marks = (
         ()
         if script is None
         else (store.calls.library.functions[script].encode(), store.calls.sha[script].encode())
     )
     last: list[bool] = []
-    backend.count_by_state()  # the thread's connection is open (and fakeredis's scripts chosen)
+    store.counts()  # the thread's connection is open (and fakeredis's scripts chosen)
     for name in SCRIPT_NAMES:  # so that the reply lost is not a NOSCRIPT (on scripts)
         store.client.script_load(store.calls.scripts[name].source)
     connection = store._connections.held()  # type: ignore[union-attr]
