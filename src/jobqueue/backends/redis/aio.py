@@ -200,7 +200,7 @@ class AsyncRedisBackend:
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
                     command = calls.command(script, args)
-                    if backend.wait_command is None or script not in replication.ACKED:
+                    if backend.wait_command is None or not replication.acked(script, args):
                         reply: Reply = await client.execute_command(*command)
                         return reply
                     return await self._replicated(client, command, script, args)

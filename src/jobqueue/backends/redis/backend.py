@@ -339,7 +339,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
         if self._connections is None:
             reply = self._client.execute_command(*command)
             return reply
-        wait = self.wait_command if script in replication.ACKED else None
+        wait = self.wait_command
+        if wait is not None and not replication.acked(script, args):
+            wait = None
         for attempt in (1, 2):
             sent = False
             connection = self._connections.held()

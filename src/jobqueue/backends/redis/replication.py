@@ -24,6 +24,13 @@ ACKED = frozenset(("submit", "apply"))
 """The calls that wait for replicas: new jobs and outcomes (what a failover must not lose)."""
 
 
+def acked(script: str, args: Sequence[Arg]) -> bool:
+    """Whether this call waits for replicas: a submit, or an apply that writes changes. An
+    apply that only claims does not (as claims never did): a claim lost in a failover only
+    runs its job again, and a short ``replica_timeout`` must not refuse claims."""
+    return script in ACKED and (script != "apply" or bool(changed_ids(args)))
+
+
 def wait_command(replicas: int, timeout: float) -> Command | None:
     """The ``WAIT`` sent after an acknowledged call, or ``None`` when none is asked for."""
     if replicas <= 0:
