@@ -23,6 +23,9 @@ from typing import Any, NoReturn
 import pytest
 import redis
 
+from jobqueue.backend import Backend
+from jobqueue.engine import Engine
+
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
 
@@ -109,3 +112,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/15"
     finally:
         stop_process(process)
+
+
+def verbs(backend: Backend | Engine) -> Engine:
+    """The verbs of a job's life over a Redis store: the core's (``Engine``) since the
+    storage seam; an Engine (a queue's backend) is returned as it is."""
+    return backend if isinstance(backend, Engine) else Engine(backend)

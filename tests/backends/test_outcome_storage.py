@@ -27,14 +27,15 @@ __all__ = ["redis_url"]
 SPEC = WorkSpec(("a",), lease_seconds=30)
 
 
-def finish_one(backend: Backend, clock: ManualClock, *, fail: bool = False) -> None:
-    job = backend.submit(Job(id="", name="a", data=None, created_at=clock(), run_at=clock()))
-    claim = backend.claim(SPEC)
+def finish_one(backend: Backend | Engine, clock: ManualClock, *, fail: bool = False) -> None:
+    engine = backend if isinstance(backend, Engine) else Engine(backend)
+    job = engine.submit(Job(id="", name="a", data=None, created_at=clock(), run_at=clock()))
+    claim = engine.claim(SPEC)
     assert claim is not None and claim.job.id == job.id
     if fail:
-        backend.fail(job.id, claim.token, JobError("E", "x"), None)
+        engine.fail(job.id, claim.token, JobError("E", "x"), None)
     else:
-        backend.complete(job.id, claim.token, None, None)
+        engine.complete(job.id, claim.token, None, None)
 
 
 # -- SQLite --------------------------------------------------------------------------------------

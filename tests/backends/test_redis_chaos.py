@@ -19,6 +19,7 @@ import pytest
 from jobqueue import JobQueue
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.engine import Engine
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JobState
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
@@ -78,8 +79,8 @@ def test_sigkilled_dispatcher_job_is_finished_by_the_other(
         assert done.result == {"pid": survivor.pid, "attempt": 2}
         assert done.stalls == 1 and done.attempts_made == 2
         with pytest.raises(LeaseLostError):
-            backend.complete(job.id, dead_token, {"pid": victim_pid}, None)
-        assert backend.renew(job.id, dead_token, 30) is False
+            Engine(backend).complete(job.id, dead_token, {"pid": victim_pid}, None)
+        assert Engine(backend).renew(job.id, dead_token, 30) is False
         stored = queue.get_job_by_id(job.id)
         assert stored is not None and stored.result == {"pid": survivor.pid, "attempt": 2}
         queue.close()

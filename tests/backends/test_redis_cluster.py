@@ -37,6 +37,7 @@ from tests.backends.redis_fixtures import (
     start_redis_server,
     stop_process,
     unavailable,
+    verbs,
 )
 
 pytestmark = pytest.mark.cluster
@@ -102,16 +103,18 @@ def namespaces_on_two_shards(client: RedisCluster) -> tuple[str, str]:
 def flow(backend: RedisBackend, clock: ManualClock) -> None:
     """Submit, claim, complete-and-claim-next, retry, wait: the hot paths, on one shard."""
     now = clock()
-    jobs = backend.submit_many(
+    jobs = verbs(backend).submit_many(
         [Job(id="", name="a", data={"i": i}, created_at=now, run_at=now) for i in range(5)]
     )
-    delayed = backend.submit(Job(id="", name="a", data="later", created_at=now, run_at=now + 30))
+    delayed = verbs(backend).submit(
+        Job(id="", name="a", data="later", created_at=now, run_at=now + 30)
+    )
     assert delayed.state is JobState.DELAYED
-    claim = backend.claim(spec("a"))
+    claim = verbs(backend).claim(spec("a"))
     done = 0
     while claim is not None:
         assert claim.job.id == jobs[done].id
-        claim = backend.complete(claim.job.id, claim.token, {"i": done}, spec("a"))
+        claim = verbs(backend).complete(claim.job.id, claim.token, {"i": done}, spec("a"))
         done += 1
     assert done == 5
     woke: list[bool] = []
@@ -119,22 +122,24 @@ def flow(backend: RedisBackend, clock: ManualClock) -> None:
     waiter = threading.Thread(target=lambda: woke.append(backend.wait_for_work(["b"], 10)))
     waiter.start()
     assert about_to_block.wait(10)
-    extra = backend.submit(Job(id="", name="b", data=None, created_at=now, run_at=now))
+    extra = verbs(backend).submit(Job(id="", name="b", data=None, created_at=now, run_at=now))
     waiter.join(10)
     assert woke == [True]
-    claim = backend.claim(spec("b"))
+    claim = verbs(backend).claim(spec("b"))
     assert claim is not None and claim.job.id == extra.id
-    finisher = threading.Timer(0.2, backend.complete, args=(extra.id, claim.token, "r", None))
+    finisher = threading.Timer(
+        0.2, verbs(backend).complete, args=(extra.id, claim.token, "r", None)
+    )
     finisher.start()
     finished = backend.wait_for_finish(extra.id, 10)
     finisher.join()
     assert finished is not None and finished.result == "r"
     clock.advance(30)
-    later = backend.claim(spec("a"))
+    later = verbs(backend).claim(spec("a"))
     assert later is not None and later.job.id == delayed.id
     error = JobError("E", "boom")
-    assert backend.fail(later.job.id, later.token, error, None) is JobState.FAILED
-    counts = backend.count_by_state()
+    assert verbs(backend).fail(later.job.id, later.token, error, None) is JobState.FAILED
+    counts = verbs(backend).count_by_state()
     assert counts[JobState.COMPLETED] == 6 and counts[JobState.FAILED] == 1
 
 
@@ -143,38 +148,38 @@ def control_flow(backend: RedisBackend, clock: ManualClock) -> None:
     maintenance, counts by name; running a delayed job now, bulk cancel, lease deadlines and
     outcome counts."""
     now = clock()
-    waiting = backend.submit(Job(id="", name="c", data=1, created_at=now, run_at=now))
-    assert backend.cancel(waiting.id) is JobState.CANCELLED
-    retried = backend.retry(waiting.id)
+    waiting = verbs(backend).submit(Job(id="", name="c", data=1, created_at=now, run_at=now))
+    assert verbs(backend).cancel(waiting.id) is JobState.CANCELLED
+    retried = verbs(backend).retry(waiting.id)
     assert retried is not None and retried.state is JobState.WAITING
-    backend.pause("c")
-    assert backend.paused() == frozenset({"c"}) and backend.claim(spec("c")) is None
-    backend.resume("c")
-    claim = backend.claim(WorkSpec(names=("c",), lease_seconds=30, dispatcher="d1"))
+    verbs(backend).pause("c")
+    assert backend.paused() == frozenset({"c"}) and verbs(backend).claim(spec("c")) is None
+    verbs(backend).resume("c")
+    claim = verbs(backend).claim(WorkSpec(names=("c",), lease_seconds=30, dispatcher="d1"))
     assert claim is not None and claim.job.dispatcher == "d1"
     info = DispatcherInfo("d1", "host", 1, ("c",), 1, now)
     assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.HELD]
     stored = backend.get(claim.job.id)
     assert stored is not None and stored.lease_expires_at == clock() + 30
     assert [d.id for d in backend.dispatchers()] == ["d1"]
-    assert backend.cancel(claim.job.id) is JobState.ACTIVE
+    assert verbs(backend).cancel(claim.job.id) is JobState.ACTIVE
     assert backend.heartbeat(info, [(claim.job.id, claim.token)], 30) == [LeaseStatus.CANCEL]
-    assert backend.finish_cancelled(claim.job.id, claim.token, None)
-    assert backend.count_by_name()["c"][JobState.CANCELLED] == 1
-    backend.remove_dispatcher("d1")
+    assert verbs(backend).finish_cancelled(claim.job.id, claim.token, None)
+    assert verbs(backend).count_by_name()["c"][JobState.CANCELLED] == 1
+    verbs(backend).remove_dispatcher("d1")
     assert backend.dispatchers() == []
-    backend.maintain()
-    later = backend.submit(Job(id="", name="c", data=2, created_at=now, run_at=clock() + 60))
-    promoted = backend.promote(later.id)
+    verbs(backend).maintain()
+    later = verbs(backend).submit(Job(id="", name="c", data=2, created_at=now, run_at=clock() + 60))
+    promoted = verbs(backend).promote(later.id)
     assert promoted is not None and promoted.state is JobState.WAITING
-    assert backend.cancel_many(JobState.WAITING, "c") == 1
+    assert verbs(backend).cancel_many(JobState.WAITING, "c") == 1
     totals: dict[str, int] = {}
     for counts in backend.outcome_counts(lifecycle.outcome_minute(now) - 60).values():
         for outcome, n in counts.items():
             totals[outcome] = totals.get(outcome, 0) + n
     assert totals == {"completed": 6, "failed": 1, "cancelled": 1}  # flow()'s and the cancel
-    assert backend.purge(JobState.CANCELLED, "c") == 2
-    assert "c" not in backend.count_by_name()
+    assert verbs(backend).purge(JobState.CANCELLED, "c") == 2
+    assert "c" not in verbs(backend).count_by_name()
 
 
 def schedule_flow(backend: RedisBackend, clock: ManualClock) -> None:
@@ -192,12 +197,12 @@ def schedule_flow(backend: RedisBackend, clock: ManualClock) -> None:
     assert again.outcome is TickOutcome.ALREADY_CLAIMED
     skipped = backend.claim_tick(TickClaim("nightly", "{}", tick + 120, job))
     assert skipped.outcome is TickOutcome.OVERLAP_SKIPPED
-    backend.pause_schedule("nightly")
-    record = backend.schedule_record("nightly")
+    verbs(backend).pause_schedule("nightly")
+    record = verbs(backend).schedule_record("nightly")
     assert record is not None and record.paused and record.last_job_id == result.job.id
     assert [r.name for r in backend.schedule_records()] == ["nightly"]
-    assert backend.remove_schedule("nightly") is True
-    assert backend.remove(result.job.id) is True
+    assert verbs(backend).remove_schedule("nightly") is True
+    assert verbs(backend).remove(result.job.id) is True
 
 
 def test_two_namespaces_on_two_shards(cluster_ports: list[int]) -> None:
@@ -286,8 +291,8 @@ def test_resharding_the_namespace_refuses_calls_retryably_and_drops_nothing(
         return Job(id="", name="m", data={"i": i}, created_at=now, run_at=now, unique_key=f"u{i}")
 
     try:
-        stored = backend.submit_many([job(i) for i in range(6)])
-        first = backend.claim(spec("m"))
+        stored = verbs(backend).submit_many([job(i) for i in range(6)])
+        first = verbs(backend).claim(spec("m"))
         assert first is not None and first.job.id == stored[0].id
         move.start()
         refused: list[int] = []
@@ -298,11 +303,11 @@ def test_resharding_the_namespace_refuses_calls_retryably_and_drops_nothing(
         for i, moving in enumerate(steps):
             move.migrate([k for k in moving if k in move.keys_left()])
             for call in (
-                lambda n=10 + i: backend.submit(job(n)),
-                lambda: backend.claim(spec("m")),
+                lambda n=10 + i: verbs(backend).submit(job(n)),
+                lambda: verbs(backend).claim(spec("m")),
                 lambda: backend.get(stored[1].id),
-                lambda: backend.count_by_state(),
-                lambda: plain.claim(spec("m")),
+                lambda: verbs(backend).count_by_state(),
+                lambda: verbs(plain).claim(spec("m")),
                 lambda: plain.get(stored[1].id),
             ):
                 with pytest.raises(BackendUnavailableError, match="slot moves"):
@@ -312,15 +317,15 @@ def test_resharding_the_namespace_refuses_calls_retryably_and_drops_nothing(
         move.finish()
         client.nodes_manager.initialize()  # as it would after the MOVED it gets next
         assert client.nodes_manager.get_node_from_slot(move.slot).name == move.target.name
-        again = [backend.submit(job(i)) for i in refused]  # the retries of the refused
+        again = [verbs(backend).submit(job(i)) for i in refused]  # the retries of the refused
         assert [j.state for j in again] == [JobState.WAITING] * 3
         claimed = []
-        while (claim := backend.claim(spec("m"))) is not None:
+        while (claim := verbs(backend).claim(spec("m"))) is not None:
             claimed.append(claim.job.id)
         assert claimed == [j.id for j in stored[1:]] + [j.id for j in again]
-        counts = backend.count_by_state()
+        counts = verbs(backend).count_by_state()
         assert counts[JobState.ACTIVE] == 9 and counts[JobState.WAITING] == 0
-        assert backend.count_by_name()["m"][JobState.ACTIVE] == 9
+        assert verbs(backend).count_by_name()["m"][JobState.ACTIVE] == 9
         assert client.exists(prefix + GUARD) == 0
     finally:
         for key in client.keys(f"{prefix}*", target_nodes="all"):
@@ -346,18 +351,18 @@ def test_a_refused_read_inside_a_script_is_no_missing_job(cluster_ports: list[in
     backend.calls.route = (prefix + "id",)  # no guard: the script runs, its read is refused
     now = clock()
     try:
-        stored = backend.submit(Job(id="", name="m", data=1, created_at=now, run_at=now))
-        assert backend.count_by_name()["m"][JobState.WAITING] == 1
+        stored = verbs(backend).submit(Job(id="", name="m", data=1, created_at=now, run_at=now))
+        assert verbs(backend).count_by_name()["m"][JobState.WAITING] == 1
         move.start()
         move.migrate([f"{prefix}n:m".encode()])  # the name's counts, read through pcall
         with pytest.raises(BackendUnavailableError, match="non local key"):
-            backend.count_by_name()
+            verbs(backend).count_by_name()
         move.finish()
         client.nodes_manager.initialize()
         moved = RedisBackend(client, BackendOptions(clock=clock), namespace=ns)
         found = moved.get(stored.id)
         assert found is not None and found.data == 1
-        assert moved.count_by_name()["m"][JobState.WAITING] == 1
+        assert verbs(moved).count_by_name()["m"][JobState.WAITING] == 1
         moved.close()
     finally:
         for key in client.keys(f"{prefix}*", target_nodes="all"):

@@ -17,6 +17,7 @@ import redis
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
 from jobqueue.testing.contract import spec
@@ -45,7 +46,7 @@ def setup(request: pytest.FixtureRequest) -> Iterator[tuple[RedisBackend, Any, s
 
 def submit(backend: RedisBackend, n: int) -> list[Job]:
     now = backend.options.clock()
-    return backend.submit_many(
+    return Engine(backend).submit_many(
         [Job(id="", name="a", data={"i": i}, created_at=now, run_at=now) for i in range(n)]
     )
 
@@ -54,7 +55,7 @@ def claim_all(backend: RedisBackend, many: bool) -> list[str]:
     if many:
         return [c.job.id for c in backend.claim_many(spec("a"), 10)]
     out = []
-    while (claim := backend.claim(spec("a"))) is not None:
+    while (claim := Engine(backend).claim(spec("a"))) is not None:
         out.append(claim.job.id)
     return out
 
@@ -91,10 +92,10 @@ def test_a_waiting_id_over_foreign_data_is_logged_failed_and_counted(
     assert failed is not None and failed.state is JobState.FAILED and failed.name == "a"
     assert failed.error is not None and failed.error.type == "CorruptJobError"
     assert reason in failed.error.message
-    counts = backend.count_by_name()["a"]
+    counts = Engine(backend).count_by_name()["a"]
     assert counts[JobState.WAITING] == 0
     assert counts[JobState.ACTIVE] == 2 and counts[JobState.FAILED] == 1
-    assert backend.count_by_state()[JobState.WAITING] == 0
+    assert Engine(backend).count_by_state()[JobState.WAITING] == 0
 
 
 def test_a_foreign_id_never_counted_leaves_the_counts_right(
@@ -106,11 +107,11 @@ def test_a_foreign_id_never_counted_leaves_the_counts_right(
     (good,) = submit(backend, 1)
     client.rpush(f"{prefix}r:a:0", "9001")
     client.set(f"{prefix}j:9001", "x")
-    assert backend.count_by_name()["a"][JobState.WAITING] == 1  # the list holds 2 ids
-    claim = backend.claim(spec("a"))
+    assert Engine(backend).count_by_name()["a"][JobState.WAITING] == 1  # the list holds 2 ids
+    claim = Engine(backend).claim(spec("a"))
     assert claim is not None and claim.job.id == good.id
-    assert backend.claim(spec("a")) is None
-    counts = backend.count_by_name()["a"]
+    assert Engine(backend).claim(spec("a")) is None
+    counts = Engine(backend).count_by_name()["a"]
     assert counts[JobState.WAITING] == 0 and counts[JobState.ACTIVE] == 1
     assert counts[JobState.FAILED] == 1  # the foreign id, failed as corrupt under "a"
 
@@ -136,8 +137,8 @@ def test_a_foreign_id_handed_to_an_idle_waiter_is_failed_and_the_waiter_woken(
     assert any("9001" in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     failed = backend.get("9001")
     assert failed is not None and failed.state is JobState.FAILED
-    claim = backend.claim(SPEC)
+    claim = Engine(backend).claim(SPEC)
     assert claim is not None and claim.job.id == good.id
-    counts = backend.count_by_name()["a"]
+    counts = Engine(backend).count_by_name()["a"]
     assert counts[JobState.WAITING] == 0 and counts[JobState.ACTIVE] == 1
     assert counts[JobState.FAILED] == 1

@@ -21,6 +21,7 @@ import redis
 from jobqueue.backend import BackendOptions, Claim, HandoffBackend, WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.wire import lease_arg, spec_args
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
@@ -103,7 +104,7 @@ def test_a_blocked_waiter_is_handed_the_submitted_job_under_its_own_lease(
     backend: RedisBackend,
 ) -> None:
     waiter, result = start_waiter(backend, SPEC)
-    job = backend.submit(new_job(data={"n": 1}))
+    job = Engine(backend).submit(new_job(data={"n": 1}))
     waiter.join(timeout=15)  # well under its 20 s: only the hand-off ends it in time
     assert not waiter.is_alive(), "the waiter was not handed the job"
     (claim,) = result
@@ -113,15 +114,15 @@ def test_a_blocked_waiter_is_handed_the_submitted_job_under_its_own_lease(
     stored = backend.get(job.id)
     assert stored is not None and stored.state is JobState.ACTIVE
     assert stored.dispatcher == "d1"
-    assert backend.claim(SPEC) is None  # nobody else can take it
+    assert Engine(backend).claim(SPEC) is None  # nobody else can take it
     assert waiter_keys(backend) == []  # the registration went with the hand-off
-    backend.complete(job.id, claim.token, "done", None)  # the lease is the waiter's token
+    Engine(backend).complete(job.id, claim.token, "done", None)  # the lease is the waiter's token
     finished = backend.get(job.id)
     assert finished is not None and finished.state is JobState.COMPLETED
 
 
 def test_a_waiter_claims_at_once_when_a_job_is_ready(backend: RedisBackend) -> None:
-    job = backend.submit(new_job())
+    job = Engine(backend).submit(new_job())
     claim = backend.wait_for_claim(SPEC, 20)
     assert isinstance(claim, Claim) and claim.job.id == job.id
     assert waiter_keys(backend) == []
@@ -131,7 +132,7 @@ def test_a_wait_that_times_out_leaves_no_registration(backend: RedisBackend) -> 
     assert backend.wait_for_claim(WorkSpec(("a", "b"), lease_seconds=10), 0.05) is False
     assert backend.wait_for_work(["a", "b"], 0.05) is False
     assert waiter_keys(backend) == []
-    job = backend.submit(new_job())  # nobody registered: it simply waits
+    job = Engine(backend).submit(new_job())  # nobody registered: it simply waits
     stored = backend.get(job.id)
     assert stored is not None and stored.state is JobState.WAITING
 
@@ -142,7 +143,7 @@ def test_a_job_handed_over_as_the_wait_ends_is_taken_not_lost(
     submitted: list[Job] = []
 
     def block_then_time_out(keys: list[str], timeout: float) -> None:
-        submitted.append(backend.submit(new_job()))  # handed to us while we "block"
+        submitted.append(Engine(backend).submit(new_job()))  # handed to us while we "block"
         return None  # ... and the block ends empty: unidle must find it in the inbox
 
     monkeypatch.setattr(backend, "_block", block_then_time_out)
@@ -158,7 +159,7 @@ def test_a_handed_job_whose_delivery_was_lost_is_found_by_its_token(
     submitted: list[Job] = []
 
     def block_and_lose_the_reply(keys: list[str], timeout: float) -> Any:
-        submitted.append(backend.submit(new_job()))
+        submitted.append(Engine(backend).submit(new_job()))
         assert real_block(keys, timeout) is not None  # the server popped the message...
         raise BackendUnavailableError("connection dropped")  # ... and the reply was lost
 
@@ -171,11 +172,11 @@ def test_a_waiter_on_several_names_is_withdrawn_from_all_when_handed_one(
     backend: RedisBackend,
 ) -> None:
     waiter, result = start_waiter(backend, WorkSpec(("a", "b", "c"), lease_seconds=10))
-    job = backend.submit(new_job(name="b"))
+    job = Engine(backend).submit(new_job(name="b"))
     waiter.join(timeout=15)
     assert isinstance(result[0], Claim) and result[0].job.id == job.id
     assert waiter_keys(backend) == []
-    other = backend.submit(new_job(name="a"))  # nobody is waiting any more
+    other = Engine(backend).submit(new_job(name="a"))  # nobody is waiting any more
     stored = backend.get(other.id)
     assert stored is not None and stored.state is JobState.WAITING
 
@@ -183,7 +184,7 @@ def test_a_waiter_on_several_names_is_withdrawn_from_all_when_handed_one(
 def test_waiters_are_handed_jobs_longest_idle_first_one_job_each(backend: RedisBackend) -> None:
     register(backend, SPEC, "first")
     register(backend, SPEC, "second")
-    jobs = backend.submit_many([new_job(data=1), new_job(data=2), new_job(data=3)])
+    jobs = Engine(backend).submit_many([new_job(data=1), new_job(data=2), new_job(data=3)])
     assert [len(inbox(backend, t)) for t in ("first", "second")] == [1, 1]
     states = [j.state for j in (backend.get(job.id) for job in jobs) if j is not None]
     assert states == [JobState.ACTIVE, JobState.ACTIVE, JobState.WAITING]
@@ -193,12 +194,12 @@ def test_waiters_are_handed_jobs_longest_idle_first_one_job_each(backend: RedisB
 def test_a_paused_name_hands_nothing_until_resumed_then_the_best_job_goes(
     backend: RedisBackend,
 ) -> None:
-    backend.pause("a")
+    Engine(backend).pause("a")
     register(backend, SPEC, "t1")
-    low = backend.submit(new_job(priority=0))
-    high = backend.submit(new_job(priority=5))
+    low = Engine(backend).submit(new_job(priority=0))
+    high = Engine(backend).submit(new_job(priority=5))
     assert inbox(backend, "t1") == [] and registered(backend) == 1
-    backend.resume("a")
+    Engine(backend).resume("a")
     (message,) = inbox(backend, "t1")
     assert b'"' + high.id.encode() + b'"' in message
     stored_high, stored_low = backend.get(high.id), backend.get(low.id)
@@ -209,7 +210,7 @@ def test_a_paused_name_hands_nothing_until_resumed_then_the_best_job_goes(
 def test_a_capped_name_only_wakes_its_waiter(backend: RedisBackend) -> None:
     capped = WorkSpec(("a",), lease_seconds=10, max_active={"a": 1})
     waiter, result = start_waiter(backend, capped)
-    job = backend.submit(new_job())
+    job = Engine(backend).submit(new_job())
     waiter.join(timeout=15)
     assert result == [True]  # woken: it claims for itself, under the cap
     stored = backend.get(job.id)
@@ -222,7 +223,7 @@ def test_a_plain_wait_for_work_is_woken_not_handed_a_job(backend: RedisBackend) 
     waiter = threading.Thread(target=lambda: result.append(backend.wait_for_work(["a"], 20)))
     waiter.start()
     wait_until(lambda: registered(backend) == 1, "the waiter registered")
-    job = backend.submit(new_job())
+    job = Engine(backend).submit(new_job())
     waiter.join(timeout=15)
     assert result == [True]
     stored = backend.get(job.id)
@@ -232,7 +233,7 @@ def test_a_plain_wait_for_work_is_woken_not_handed_a_job(backend: RedisBackend) 
 def test_a_registration_past_its_wait_is_dropped_not_handed_a_job(backend: RedisBackend) -> None:
     register(backend, SPEC, "gone", wait=1.0)  # a waiter that died while blocked
     clock_of(backend).advance(60)  # long past its wait and grace
-    job = backend.submit(new_job())
+    job = Engine(backend).submit(new_job())
     stored = backend.get(job.id)
     assert stored is not None and stored.state is JobState.WAITING
     assert waiter_keys(backend) == []
@@ -242,13 +243,13 @@ def test_a_job_handed_to_a_waiter_that_died_is_recovered_when_its_lease_ends(
     backend: RedisBackend,
 ) -> None:
     register(backend, SPEC, "dead")
-    job = backend.submit(new_job())
+    job = Engine(backend).submit(new_job())
     stored = backend.get(job.id)
     assert stored is not None and stored.state is JobState.ACTIVE  # handed, never started
-    assert backend.claim(SPEC) is None
+    assert Engine(backend).claim(SPEC) is None
     clock_of(backend).advance(SPEC.lease_seconds + 1)
-    assert [j.id for j in backend.recover_expired()] == [job.id]
-    claim = backend.claim(SPEC)
+    assert [j.id for j in Engine(backend).recover_expired()] == [job.id]
+    claim = Engine(backend).claim(SPEC)
     assert claim is not None and claim.job.id == job.id
     assert backend.client.exists(backend._prefix + "h:dead") == 1  # an inbox nobody read...
     assert backend.client.ttl(backend._prefix + "h:dead") > 0  # ... goes by itself

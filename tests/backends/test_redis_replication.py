@@ -19,6 +19,7 @@ from jobqueue.aio import AsyncJobQueue
 from jobqueue.backend import WorkSpec
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.url import SentinelSpec, parse_redis_url, safe_url
+from jobqueue.engine import Engine
 from jobqueue.errors import (
     BackendUnavailableError,
     InvalidSettingError,
@@ -70,14 +71,14 @@ def test_an_outcome_with_replicas_waits_and_is_safe_to_send_again(
     backend = RedisBackend.from_url(url, JobQueue(url, load_entrypoints=False)._backend_options)
     try:
         queue_job = _queue(url).submit_job("a", 1)
-        claim = backend.claim(WorkSpec(("a",)))
+        claim = Engine(backend).claim(WorkSpec(("a",)))
         assert claim is not None and claim.job.id == queue_job.id
         replicated.lag_replica()
-        with pytest.raises(ReplicationTimeoutError, match=f"complete of job {claim.job.id}"):
-            backend.complete(claim.job.id, claim.token, {"ok": 1}, None)
+        with pytest.raises(ReplicationTimeoutError, match=f"apply of job {claim.job.id}"):
+            Engine(backend).complete(claim.job.id, claim.token, {"ok": 1}, None)
         replicated.unpause_replica()
         # The retry a caller makes is answered with the stored outcome, and now replicated.
-        backend.complete(claim.job.id, claim.token, {"ok": 1}, None)
+        Engine(backend).complete(claim.job.id, claim.token, {"ok": 1}, None)
         done = backend.get(claim.job.id)
         assert done is not None and done.state is JobState.COMPLETED
     finally:

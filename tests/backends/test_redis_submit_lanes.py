@@ -25,6 +25,7 @@ from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.aio import AsyncRedisBackend
 from jobqueue.backends.redis.connection import Lane, Lanes
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
@@ -71,12 +72,12 @@ def new_job(data: Any = 1) -> Job:
 
 def test_one_by_one_submits_keep_one_key_per_lane(pair: Pair) -> None:
     for n in range(200):
-        pair.backend.submit(new_job(n))
+        Engine(pair.backend).submit(new_job(n))
     assert len(pair.lane_keys()) == 1  # one thread: one lane, reused by every call
 
     def submit_some() -> None:
         for n in range(50):
-            pair.backend.submit(new_job(n))
+            Engine(pair.backend).submit(new_job(n))
 
     threads = [threading.Thread(target=submit_some) for _ in range(3)]
     for thread in threads:
@@ -85,7 +86,7 @@ def test_one_by_one_submits_keep_one_key_per_lane(pair: Pair) -> None:
         thread.join()
     # At most one lane per call in flight at once (4 threads ever submitted), not per call.
     assert 1 <= len(pair.lane_keys()) <= 4
-    assert pair.backend.count_by_state()[JobState.WAITING] == 350
+    assert Engine(pair.backend).count_by_state()[JobState.WAITING] == 350
 
 
 def test_a_copy_of_an_older_call_of_a_lane_stores_nothing(pair: Pair) -> None:
@@ -101,7 +102,7 @@ def test_a_copy_of_an_older_call_of_a_lane_stores_nothing(pair: Pair) -> None:
     lane.calls = 1  # so that the next call is numbered 2 again
     again = backend._run("submit", submit_args(backend, lane, "second again"))
     assert len(again) == 1 and again[0][1] != first[0][1]
-    assert backend.count_by_state()[JobState.WAITING] == 2
+    assert Engine(backend).count_by_state()[JobState.WAITING] == 2
 
 
 def submit_args(backend: RedisBackend, lane: Lane, data: Any) -> list[Any]:
@@ -138,7 +139,7 @@ class ResendingClient:
 
 def test_concurrent_asyncio_submits_with_resends_store_once(pair: Pair) -> None:
     backend = pair.backend
-    backend.count_by_state()  # the library (or scripts) is loaded before the resends start
+    Engine(backend).count_by_state()  # the library (or scripts) is loaded before resends start
     backend.client.script_load(backend.calls.scripts["submit"].source)
 
     async def main() -> list[list[Job]]:
@@ -156,8 +157,8 @@ def test_concurrent_asyncio_submits_with_resends_store_once(pair: Pair) -> None:
     assert [job.data for job in first] == ["a1", "a2"] and second[0].data == "b1"
     ids = {job.id for job in first + second}
     assert len(ids) == 3
-    assert backend.count_by_state()[JobState.WAITING] == 3
-    assert {j.data for j in backend.list_jobs(JobState.WAITING)} == {"a1", "a2", "b1"}
+    assert Engine(backend).count_by_state()[JobState.WAITING] == 3
+    assert {j.data for j in Engine(backend).list_jobs(JobState.WAITING)} == {"a1", "a2", "b1"}
 
 
 def test_a_forked_child_never_takes_its_parents_lanes() -> None:
@@ -178,9 +179,9 @@ def test_a_forked_child_never_takes_its_parents_lanes() -> None:
 
 def test_a_callers_job_is_left_as_it_was(pair: Pair) -> None:
     job = new_job({"n": 1})
-    stored = pair.backend.submit(job)
+    stored = Engine(pair.backend).submit(job)
     assert stored is not job and job.id == "" and stored.id
-    (again,) = pair.backend.submit_many([job])
+    (again,) = Engine(pair.backend).submit_many([job])
     assert again is not job and job.id == "" and again.id != stored.id
 
 
@@ -193,4 +194,4 @@ def test_the_queues_job_is_stored_from_its_checked_text_and_returned(pair: Pair)
     # Data replaced after the job was built is what is stored: the text is for that data only.
     (job,) = queue.new_jobs("a", [{"n": 1}], {})
     job.data = {"n": 2}
-    assert pair.backend.get(pair.backend.submit(job).id).data == {"n": 2}  # type: ignore[union-attr]
+    assert pair.backend.get(Engine(pair.backend).submit(job).id).data == {"n": 2}  # type: ignore[union-attr]

@@ -104,8 +104,20 @@ def completion(claim: Claim, result: JSON = "r") -> Change:
     return lifecycle.on_complete(claim.job.id, claim.token, result)
 
 
+# The old protocol's verbs: the core's (Engine) now, neither a method nor a script here.
+OLD_VERBS = ("submit", "submit_many", "claim", "complete", "fail", "release", "renew")
+OLD_VERBS += ("set_progress", "add_log", "finish_many", "cancel", "finish_cancelled", "retry")
+OLD_VERBS += ("retry_many", "purge", "maintain", "recover_expired", "remove", "promote")
+OLD_VERBS += ("cancel_many", "list_jobs", "count_by_state", "count_by_name", "pause", "resume")
+OLD_SCRIPTS = ("claim", "complete", "fail", "release", "renew", "progress", "log", "recover")
+OLD_SCRIPTS += ("remove", "count", "list", "finish_many", "cancel", "finish_cancelled", "retry")
+OLD_SCRIPTS += ("retry_many", "purge", "maintain", "promote", "cancel_many")
+
+
 def test_the_backend_is_on_the_seam(store: RedisBackend) -> None:
     assert isinstance(store, Backend)
+    assert [verb for verb in OLD_VERBS if hasattr(store, verb)] == []
+    assert set(OLD_SCRIPTS).isdisjoint(SCRIPT_NAMES)
 
 
 # -- insert -----------------------------------------------------------------------------------
@@ -591,7 +603,9 @@ def test_an_apply_with_replicas_waits_for_them(replicated: ReplicatedRedis) -> N
         store.insert([new()])
         (claim,) = claimed(store)
         replicated.lag_replica()
-        with pytest.raises(ReplicationTimeoutError, match="the apply is stored"):
+        with pytest.raises(
+            ReplicationTimeoutError, match=f"the apply of job {claim.job.id} is stored"
+        ):
             store.apply([completion(claim)], ClaimAsk(SPEC, 1))
         replicated.unpause_replica()
         # Stored on the primary: sent again, the change is found written by this token.

@@ -26,7 +26,7 @@ def _job(n: int) -> Job:
 def test_a_redis_counter_that_lost_its_last_increments_never_reissues_an_id(
     redis_url: str, namespace: str
 ) -> None:
-    backend = open_backend(redis_url, namespace)
+    backend = Engine(open_backend(redis_url, namespace))
     client = redis.Redis.from_url(redis_url)
     try:
         backend.submit_many([_job(n) for n in range(3)])
@@ -55,7 +55,7 @@ def test_an_old_redis_namespace_with_small_ids_keeps_them_and_goes_on_above(
 ) -> None:
     """A namespace from before the clock floor (counter at 41, ids 1..41): its jobs stay
     readable under their ids, and new ones get larger ids."""
-    backend = open_backend(redis_url, namespace)
+    backend = Engine(open_backend(redis_url, namespace))
     client = redis.Redis.from_url(redis_url)
     try:
         old = backend.submit(_job(0))

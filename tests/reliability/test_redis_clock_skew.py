@@ -18,6 +18,7 @@ import redis
 
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.engine import Engine
 from jobqueue.job import Job, JobError, JobState
 
 pytestmark = [pytest.mark.redis]
@@ -64,20 +65,20 @@ def test_a_clock_ahead_cannot_take_a_live_lease(
     backends: tuple[RedisBackend, RedisBackend], redis_url: str, namespace: str
 ) -> None:
     true, skewed = backends
-    job = true.submit(new_job(time.time()))
-    claim = true.claim(SPEC)
+    job = Engine(true).submit(new_job(time.time()))
+    claim = Engine(true).claim(SPEC)
     assert claim is not None and claim.job.id == job.id
 
     # 60 s ahead, A's 30 s lease looks expired -- but "now" is the server's.
-    assert skewed.recover_expired() == []
-    assert skewed.claim(SPEC) is None
-    assert skewed.renew(job.id, "not-the-token", 30) is False
+    assert Engine(skewed).recover_expired() == []
+    assert Engine(skewed).claim(SPEC) is None
+    assert Engine(skewed).renew(job.id, "not-the-token", 30) is False
     stored = skewed.get(job.id)
     assert stored is not None and stored.state is JobState.ACTIVE and stored.stalls == 0
 
     # The lease is still A's: it renews and completes.
-    assert true.renew(job.id, claim.token, 30) is True
-    assert true.complete(job.id, claim.token, "done", None) is None
+    assert Engine(true).renew(job.id, claim.token, 30) is True
+    assert Engine(true).complete(job.id, claim.token, "done", None) is None
     done = true.get(job.id)
     assert done is not None and done.state is JobState.COMPLETED and done.attempts_made == 1
 
@@ -90,9 +91,12 @@ def test_the_client_clock_hook_would_take_it(redis_url: str, namespace: str) -> 
         namespace=namespace,
         server_clock=False,
     )
-    job = true.submit(new_job(time.time()))
-    assert true.claim(SPEC) is not None
-    taken = hooked.claim(SPEC)  # its "now" is 60 s on: the 30 s lease looks expired
+    job = Engine(true).submit(new_job(time.time()))
+    assert Engine(true).claim(SPEC) is not None
+    # Its "now" is 60 s on: the 30 s lease looks expired, is recovered (stalls are the
+    # core's, Engine's maintenance), and taken.
+    assert [found.id for found in Engine(hooked).recover_expired()] == [job.id]
+    taken = Engine(hooked).claim(SPEC)
     assert taken is not None and taken.job.id == job.id and taken.job.stalls == 1
     true.close()
     hooked.close()
@@ -103,23 +107,23 @@ def test_a_clock_ahead_gets_the_delays_it_asks_for(
 ) -> None:
     true, skewed = backends
     # A plain submit from the skewed host is due now, not in 60 s.
-    now_job = skewed.submit(new_job(ahead()))
+    now_job = Engine(skewed).submit(new_job(ahead()))
     assert now_job.state is JobState.WAITING
-    claim = true.claim(SPEC)
+    claim = Engine(true).claim(SPEC)
     assert claim is not None and claim.job.id == now_job.id
-    assert true.complete(claim.job.id, claim.token, None, None) is None
+    assert Engine(true).complete(claim.job.id, claim.token, None, None) is None
 
     # A 300 s delay is 300 s on the server's clock, not 240 s.
-    later = skewed.submit(new_job(ahead(), delay=300))
+    later = Engine(skewed).submit(new_job(ahead(), delay=300))
     stored = true.get(later.id)
     assert stored is not None and stored.state is JobState.DELAYED
     assert 250 < stored.run_at - server_now(true) <= 300
 
     # A retry with no backoff, failed from the skewed host, is due at once.
-    retried = skewed.submit(new_job(ahead()))
-    claim = skewed.claim(SPEC)
+    retried = Engine(skewed).submit(new_job(ahead()))
+    claim = Engine(skewed).claim(SPEC)
     assert claim is not None and claim.job.id == retried.id
-    state = skewed.fail(retried.id, claim.token, JobError("E", "again"), ahead())
+    state = Engine(skewed).fail(retried.id, claim.token, JobError("E", "again"), ahead())
     assert state is JobState.WAITING
-    again = true.claim(SPEC)
+    again = Engine(true).claim(SPEC)
     assert again is not None and again.job.id == retried.id and again.job.attempts_made == 2

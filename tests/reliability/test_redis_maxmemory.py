@@ -19,6 +19,7 @@ import redis
 
 from jobqueue.backend import BackendOptions, TickClaim, WorkSpec
 from jobqueue.backends.redis import RedisBackend
+from jobqueue.engine import Engine
 from jobqueue.errors import BackendFullError
 from jobqueue.job import Job, JobError, JobState
 from tests.reliability.support import OwnRedis, Processes, app_env, wait_until
@@ -48,12 +49,12 @@ def fill(backend: RedisBackend) -> int:
     checks that each refused submit stored nothing and returns how many jobs are stored."""
     for ballast in (BALLAST, ""):
         for _ in range(10_000):
-            before = sum(backend.count_by_state().values())
+            before = sum(Engine(backend).count_by_state().values())
             try:
-                backend.submit_many([new_job("ballast", ballast) for _ in range(10)])
+                Engine(backend).submit_many([new_job("ballast", ballast) for _ in range(10)])
             except BackendFullError as exc:
                 assert "maxmemory" in str(exc) and "nothing was stored" in str(exc)
-                assert sum(backend.count_by_state().values()) == before
+                assert sum(Engine(backend).count_by_state().values()) == before
                 break
         else:
             raise AssertionError("Redis never filled up")
@@ -68,30 +69,30 @@ def fill(backend: RedisBackend) -> int:
 
 def test_a_full_redis_refuses_submits_and_lets_stored_jobs_finish(full_redis: OwnRedis) -> None:
     backend = RedisBackend(full_redis.client(), BackendOptions(), namespace=NAMESPACE)
-    jobs = backend.submit_many([new_job("work") for _ in range(4)])
+    jobs = Engine(backend).submit_many([new_job("work") for _ in range(4)])
     stored = fill(backend)
     with pytest.raises(BackendFullError):
-        backend.submit(new_job("work"))
-    assert sum(backend.count_by_state().values()) == stored
+        Engine(backend).submit(new_job("work"))
+    assert sum(Engine(backend).count_by_state().values()) == stored
     # A tick's claim stores a job too: refused whole, the schedule's record as it was.
     with pytest.raises(BackendFullError):
         backend.claim_tick(TickClaim("nightly", "{}", 60, new_job("work")))
-    assert backend.schedule_record("nightly") is None
-    assert sum(backend.count_by_state().values()) == stored
+    assert Engine(backend).schedule_record("nightly") is None
+    assert sum(Engine(backend).count_by_state().values()) == stored
 
     spec = WorkSpec(("work",), lease_seconds=30)
-    claim = backend.claim(spec)
+    claim = Engine(backend).claim(spec)
     assert claim is not None and claim.job.id == jobs[0].id
-    assert backend.renew(claim.job.id, claim.token, 60) is True
-    assert backend.set_progress(claim.job.id, claim.token, 0.5, "halfway") is True
-    assert backend.add_log(claim.job.id, claim.token, "still going") is True
-    following = backend.complete(claim.job.id, claim.token, {"ok": True}, spec)
+    assert Engine(backend).renew(claim.job.id, claim.token, 60) is True
+    assert Engine(backend).set_progress(claim.job.id, claim.token, 0.5, "halfway") is True
+    assert Engine(backend).add_log(claim.job.id, claim.token, "still going") is True
+    following = Engine(backend).complete(claim.job.id, claim.token, {"ok": True}, spec)
     assert following is not None and following.job.id == jobs[1].id
-    assert backend.fail(following.job.id, following.token, JobError("E", "no"), None) is (
+    assert Engine(backend).fail(following.job.id, following.token, JobError("E", "no"), None) is (
         JobState.FAILED
     )
-    third = backend.claim(spec)
-    assert third is not None and backend.release(third.job.id, third.token) is True
+    third = Engine(backend).claim(spec)
+    assert third is not None and Engine(backend).release(third.job.id, third.token) is True
 
     done = backend.get(jobs[0].id)
     assert done is not None and done.state is JobState.COMPLETED
@@ -105,7 +106,7 @@ def test_a_job_longer_than_its_lease_runs_once_at_maxmemory(
 ) -> None:
     backend = RedisBackend(full_redis.client(), BackendOptions(), namespace=NAMESPACE)
     # Lease 1 s, job 4 x 0.75 s: it lives only through renewals made while Redis is full.
-    job = backend.submit(new_job("outlive", {"steps": 4, "step_seconds": 0.75}))
+    job = Engine(backend).submit(new_job("outlive", {"steps": 4, "step_seconds": 0.75}))
     fill(backend)
     runs = tmp_path / "runs.txt"
     env = app_env(full_redis.url, NAMESPACE, lease=1.0)
@@ -123,7 +124,7 @@ def test_a_job_longer_than_its_lease_runs_once_at_maxmemory(
     assert done.attempts_made == 1 and done.stalls == 0
     assert done.progress == 1.0 and len(done.logs) == 4
     with pytest.raises(BackendFullError):
-        backend.submit(new_job("outlive", {"steps": 1, "step_seconds": 0}))
+        Engine(backend).submit(new_job("outlive", {"steps": 1, "step_seconds": 0}))
     assert dispatcher.poll() is None, processes.log_of(dispatcher)
     backend.close()
 
@@ -158,9 +159,9 @@ def test_an_evicting_policy_is_warned_about_once(
     admin.config_set("maxmemory-policy", policy)  # our own server: ours to reconfigure
     caplog.set_level(logging.DEBUG, logger="jobqueue.backends.redis")
     backend = RedisBackend(evicting_redis.client(), BackendOptions(), namespace="warn")
-    backend.submit(new_job("a"))
-    backend.submit(new_job("a"))
-    assert backend.claim(WorkSpec(("a",))) is not None
+    Engine(backend).submit(new_job("a"))
+    Engine(backend).submit(new_job("a"))
+    assert Engine(backend).claim(WorkSpec(("a",))) is not None
     (warning,) = warnings_of(caplog)
     assert policy in warning and "noeviction" in warning
     backend.close()
@@ -172,7 +173,7 @@ def test_noeviction_is_not_warned_about(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="jobqueue.backends.redis")
     backend = RedisBackend(full_redis.client(), BackendOptions(), namespace="quiet")
-    backend.submit(new_job("a"))
+    Engine(backend).submit(new_job("a"))
     assert warnings_of(caplog) == []
     backend.close()
 
@@ -187,7 +188,7 @@ def test_a_user_without_config_rights_is_not_warned(
     caplog.set_level(logging.DEBUG, logger="jobqueue.backends.redis")
     client = redis.Redis(port=evicting_redis.port, username="app", password="app-secret")
     backend = RedisBackend(client, BackendOptions(), namespace="acl")
-    stored = backend.submit(new_job("a"))
+    stored = Engine(backend).submit(new_job("a"))
     assert backend.get(stored.id) is not None
     assert warnings_of(caplog) == []
     assert any("maxmemory-policy" in r.getMessage() for r in caplog.records)  # at debug level

@@ -35,7 +35,6 @@ from jobqueue.backends.redis.seam import scan_args
 from jobqueue.backends.redis.url import parse_url
 from jobqueue.backends.redis.wire import (
     counted_by_name,
-    counted_jobs,
     listed_jobs,
     rows,
     submit_batches,
@@ -112,7 +111,12 @@ class AsyncRedisBackend:
         return listed_jobs(await self._run("scan", args), self.backend.namespace)
 
     async def count_by_state(self) -> dict[JobState, int]:
-        return counted_jobs(await self._run("count", []))
+        # Summed over the per-name counts, as Engine.count_by_state sums the store's.
+        totals = dict.fromkeys(JobState, 0)
+        for by_state in (await self.count_by_name()).values():
+            for state, n in by_state.items():
+                totals[state] += n
+        return totals
 
     async def count_by_name(self) -> dict[str, dict[JobState, int]]:
         return counted_by_name(await self._run("count_by_name", []))
@@ -196,7 +200,7 @@ class AsyncRedisBackend:
             for attempt in range(1, CALL_ATTEMPTS + 1):
                 try:
                     command = calls.command(script, args)
-                    if backend.wait_command is None or script not in replication.ACKED:
+                    if backend.wait_command is None or not replication.acked(script, args):
                         reply: Reply = await client.execute_command(*command)
                         return reply
                     return await self._replicated(client, command, script, args)

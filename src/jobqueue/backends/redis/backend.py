@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from typing import cast
 
 import redis
 import redis.cluster
@@ -27,25 +26,19 @@ import redis.exceptions
 from jobqueue import lifecycle as rules
 from jobqueue.backend import (
     BackendOptions,
-    Claim,
     DispatcherInfo,
     LeaseStatus,
-    Outcome,
-    WorkSpec,
 )
 from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.calls import CALL_ATTEMPTS, Calls
 from jobqueue.backends.redis.cluster import GUARD
 from jobqueue.backends.redis.codec import (
-    STATE_CODES,
-    STATES,
     Arg,
     Command,
     Reply,
     as_text,
     decode_job,
     exact_number,
-    state_refusal,
 )
 from jobqueue.backends.redis.connection import (
     Connection,
@@ -58,65 +51,44 @@ from jobqueue.backends.redis.connection import (
 from jobqueue.backends.redis.connection import packed as _packed
 from jobqueue.backends.redis.connection import send_packed as _send_packed
 from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
-from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.seam import StorageCalls
 from jobqueue.backends.redis.url import parse_url, safe_url
 from jobqueue.backends.redis.waits import WaitCalls
 from jobqueue.backends.redis.wire import (
-    MAX_BATCH,
     SUBMIT_BATCH,
-    batch_reply,
-    counted_by_name,
-    counted_jobs,
-    finished_states,
     lease_statuses,
-    list_args,
-    listed_jobs,
     live_dispatchers,
-    looked_up,
-    recovered,
     rows,
     submit_batches,
     submitted_jobs,
 )
 from jobqueue.backends.redis.wire import dispatcher_record as _dispatcher_record
-from jobqueue.backends.redis.wire import lease_arg as _lease_arg
-from jobqueue.backends.redis.wire import optional as _optional
-from jobqueue.backends.redis.wire import spec_args as _spec_args
-from jobqueue.backends.redis.wire import token as _token
 from jobqueue.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
     InvalidURLError,
-    JobStateError,
-    LeaseLostError,
 )
 from jobqueue.job import (
-    JSON,
-    MAX_LOG_MESSAGE,
-    MAX_LOGS,
     Job,
-    JobError,
-    JobState,
-    dumps_json,
 )
 
 log = logging.getLogger("jobqueue.backends.redis")
 
 DEFAULT_NAMESPACE = "jobqueue"
-# Scripts never sent twice: a repeat of these would apply twice (a log line, a waiter count).
-_NOT_REPEATABLE = frozenset({"log", "watch"})
+# Scripts never sent twice: a repeat of these would apply twice (a waiter count).
+_NOT_REPEATABLE = frozenset({"watch"})
 
 
 class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
-    """The Backend protocol on Redis (``redis://``, ``rediss://``); the operator's calls
-    (``promote``, ``cancel_many``, ``outcome_counts``) come from ``.operations``, the
-    periodic schedules' (``claim_tick`` and the schedule reads) from ``.schedules``, the
+    """The storage seam (``jobqueue.backend.Backend``) on Redis (``redis://``, ``rediss://``),
+    and ``HandoffBackend.wait_for_claim``: ``outcome_counts`` comes from ``.operations``,
+    the periodic schedules' (``claim_tick``, ``schedule_records``) from ``.schedules``, the
     waits (``wait_for_work``, ``wait_for_claim``, ``wait_for_finish``) from ``.waits``, the
-    storage seam's own (``apply``, ``scan``, ``expired``...) from ``.seam``."""
+    rest of the seam (``apply``, ``scan``, ``expired``...) from ``.seam``. The verbs (complete,
+    cancel, retry...) are the core's (``jobqueue.engine.Engine``), written once over these."""
 
     def __init__(
         self,
@@ -214,12 +186,10 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
         self.replicas, self.replica_timeout = replicas, timeout
         self.wait_command = replication.wait_command(replicas, timeout)
 
-    # -- submitting ---------------------------------------------------------------------------
+    # -- inserting and reading ------------------------------------------------------------------
 
-    def submit(self, job: Job) -> Job:
-        return self.submit_many([job])[0]
-
-    def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+    def insert(self, jobs: Sequence[Job]) -> list[Job]:
+        # submit.lua stores exactly what insert means (its lanes answer a lost reply).
         out: list[Job] = []
         lane = self.lanes.take()
         try:
@@ -278,118 +248,14 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
             raise
         return self._run("submit", sent[1])
 
-    # -- reading ------------------------------------------------------------------------------
-
     def get(self, job_id: str) -> Job | None:
         reply = self._run("get", [job_id])
         return None if reply is None else decode_job(rows(reply))
-
-    def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
-        rows = self._run("list", list_args(state, offset, limit))
-        return listed_jobs(rows, self.namespace)
-
-    def count_by_state(self) -> dict[JobState, int]:
-        return counted_jobs(self._run("count", []))
-
-    def count_by_name(self) -> dict[str, dict[JobState, int]]:
-        return counted_by_name(self._run("count_by_name", []))
-
-    # -- claiming and lease holders -----------------------------------------------------------
-
-    def claim(self, spec: WorkSpec) -> Claim | None:
-        token, deadline = _token(), self.options.clock() + spec.lease_seconds
-        reply = self._run("claim", [token, _lease_arg(spec), *_spec_args(spec)])
-        return self._claimed(reply, token, deadline, spec)
-
-    def complete(
-        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
-    ) -> Claim | None:
-        result_text = dumps_json(result)
-        args: list[Arg] = [job_id, token, result_text]
-        next_token, deadline = _token(), 0.0
-        if next_spec is None:
-            args.append("0")
-        else:
-            deadline = self.options.clock() + next_spec.lease_seconds
-            args += ["1", next_token, _lease_arg(next_spec), *_spec_args(next_spec)]
-        reply = rows(self._run("complete", args))
-        if as_text(reply[0]) == "lost":
-            raise _lease_lost(job_id)
-        if next_spec is None or len(reply) < 2:
-            return None
-        return self._claimed(reply[1], next_token, deadline, next_spec)
-
-    def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        retry = "" if retry_at is None else self.calls.time_arg(retry_at)
-        args: list[Arg] = [job_id, token, dumps_json(error.to_dict()), retry]
-        state = as_text(self._run("fail", args))
-        if state == "lost":
-            raise _lease_lost(job_id)
-        return STATES[state]
-
-    def release(self, job_id: str, token: str) -> bool:
-        return bool(self._run("release", [job_id, token]))
-
-    def renew(self, job_id: str, token: str, lease_seconds: float) -> bool:
-        return bool(self._run("renew", [job_id, token, "+" + exact_number(lease_seconds)]))
-
-    def set_progress(self, job_id: str, token: str, progress: float, message: str | None) -> bool:
-        text = "" if message is None else "=" + message[:MAX_LOG_MESSAGE]
-        return bool(self._run("progress", [job_id, token, exact_number(progress), text]))
-
-    def add_log(self, job_id: str, token: str, message: str) -> bool:
-        # The line's time is a record of when the client logged it: the client's clock.
-        entry = dumps_json([self.options.clock(), message[:MAX_LOG_MESSAGE]])
-        return bool(self._run("log", [job_id, token, entry, MAX_LOGS]))
-
-    # -- batches (the optional BatchBackend protocol, used by the dispatcher's prefetch) -------
-
-    def finish_many(
-        self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
-    ) -> tuple[list[JobState | None], list[Claim]]:
-        args: list[Arg] = [len(outcomes)]
-        for outcome in outcomes:
-            if outcome.error is None:
-                kind, payload, retry = "c", dumps_json(outcome.result), ""
-            else:
-                kind, payload = "f", dumps_json(outcome.error.to_dict())
-                retry = "" if outcome.retry_at is None else self.calls.time_arg(outcome.retry_at)
-            args += [outcome.job_id, outcome.token, kind, payload, retry]
-        count = 0 if next_spec is None else max(min(limit, MAX_BATCH), 0)
-        tokens = [_token() for _ in range(count)]
-        lease = next_spec.lease_seconds if next_spec is not None else 0.0
-        deadline = self.options.clock() + lease
-        args += [count, *tokens, "+" + exact_number(lease)]
-        args += _spec_args(next_spec) if next_spec is not None else ["", 0]
-        if not outcomes and not count:
-            return [], []
-        reply_states, reply_claims = rows(self._run("finish_many", args))
-        states = finished_states(reply_states)
-        claims: list[Claim] = []
-        for token, reply in zip(tokens, cast("list[list[Reply]]", reply_claims), strict=False):
-            try:
-                claims.append(Claim(decode_claim(reply), token, deadline))
-            except CorruptJobError as exc:  # fail it; the dispatcher simply gets one fewer
-                self._fail_corrupt(as_text(reply[0]), token, exc)
-        return states, claims
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None:
         # The claim's token is not needed: lifecycle.on_corrupt fails the live record.
         log.error("failing corrupt job %s in namespace %s: %s", job_id, self.namespace, exc)
         self.apply([rules.on_corrupt(job_id, str(exc))])
-
-    def _claimed(self, reply: Reply, token: str, deadline: float, spec: WorkSpec) -> Claim | None:
-        # A malformed record is failed with a clear error, then the next job is claimed:
-        # one bad hash never stops the queue.
-        while reply is not None:
-            job = rows(reply)
-            try:
-                return Claim(decode_claim(job), token, deadline)
-            except CorruptJobError as exc:
-                self._fail_corrupt(as_text(job[0]), token, exc)
-            token, deadline = _token(), self.options.clock() + spec.lease_seconds
-            reply = self._run("claim", [token, _lease_arg(spec), *_spec_args(spec)])
-        return None
 
     # -- the control plane --------------------------------------------------------------------
 
@@ -408,88 +274,11 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
             args += [job_id, token]
         return lease_statuses(self._run("heartbeat", args))
 
-    def remove_dispatcher(self, dispatcher_id: str) -> None:
-        self._run("remove_dispatcher", [dispatcher_id])
-
     def dispatchers(self) -> list[DispatcherInfo]:
         return live_dispatchers(self._run("dispatchers", []))
 
-    def cancel(self, job_id: str) -> JobState | None:
-        state = as_text(self._run("cancel", [job_id]))
-        if not state:
-            return None
-        if state not in STATES:
-            raise CorruptJobError(f"stored job {job_id} is malformed: unknown state {state!r}")
-        return STATES[state]
-
-    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
-        text = "" if error is None else dumps_json(error.to_dict())
-        return bool(self._run("finish_cancelled", [job_id, token, text]))
-
-    def retry(self, job_id: str) -> Job | None:
-        outcome, detail = looked_up(self._run("retry", [job_id]))
-        if outcome == "gone":
-            return None
-        if outcome == "state":
-            raise state_refusal(job_id, detail, "only failed or cancelled jobs are retried")
-        if outcome == "unique":
-            raise JobStateError(
-                f"job {job_id} cannot be retried: job {as_text(detail)} holds its unique key"
-            )
-        return decode_job(rows(detail))
-
-    def retry_many(self, state: JobState, name: str | None = None) -> int:
-        if state not in (JobState.FAILED, JobState.CANCELLED):
-            return 0
-        return self._batched("retry_many", [STATE_CODES[state], _optional(name)])
-
-    def purge(
-        self, state: JobState, name: str | None = None, finished_before: float | None = None
-    ) -> int:
-        if not state.is_finished:
-            return 0
-        before = "" if finished_before is None else self.calls.cutoff_arg(finished_before)
-        return self._batched("purge", [STATE_CODES[state], _optional(name), before])
-
-    def _batched(self, script: str, args: list[Arg]) -> int:
-        """Run a script that works through a finished set one batch per call, each call
-        starting past the entries the earlier ones left in place. Returns how many it did."""
-        done = offset = 0
-        while True:
-            count, left, scanned = batch_reply(self._run(script, [*args, offset]))
-            done, offset = done + count, offset + left
-            if scanned < MAX_BATCH:  # the scripts' batch size: a short one is the last
-                return done
-
-    def pause(self, name: str) -> None:
-        self._run("pause", [name])
-
-    def resume(self, name: str) -> None:
-        self._run("resume", [name])
-
     def paused(self) -> frozenset[str]:
         return frozenset(as_text(n) for n in rows(self._run("paused", [])))
-
-    # -- maintenance --------------------------------------------------------------------------
-
-    def maintain(self) -> list[Job]:
-        return self._recovering("maintain")
-
-    def recover_expired(self) -> list[Job]:
-        return self._recovering("recover")
-
-    def _recovering(self, script: str) -> list[Job]:
-        """Run ``script`` until no batch is full; the recovered jobs it reports (the
-        namespace's list of recoveries not reported yet, see ``take_recovered``)."""
-        found_jobs: list[Job] = []
-        while True:
-            more, jobs = recovered(self._run(script, []), self.namespace)
-            found_jobs += jobs
-            if not more:
-                return found_jobs
-
-    def remove(self, job_id: str) -> bool:
-        return bool(self._run("remove", [job_id]))
 
     def close(self) -> None:
         with contextlib.suppress(redis.exceptions.RedisError):
@@ -550,7 +339,9 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
         if self._connections is None:
             reply = self._client.execute_command(*command)
             return reply
-        wait = self.wait_command if script in replication.ACKED else None
+        wait = self.wait_command
+        if wait is not None and not replication.acked(script, args):
+            wait = None
         for attempt in (1, 2):
             sent = False
             connection = self._connections.held()
@@ -587,7 +378,3 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
                 replication.check(acked, self.replicas, self.replica_timeout, script, args, reply)
                 return reply
         raise AssertionError("unreachable")
-
-
-def _lease_lost(job_id: str) -> LeaseLostError:
-    return LeaseLostError(rules.lease_lost_message(job_id))

@@ -20,7 +20,7 @@ from jobqueue import lifecycle as rules
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis.codec import Arg, Command, exact_number
 from jobqueue.backends.redis.scripts import load_library, load_scripts
-from jobqueue.job import MAX_HISTORY, dumps_json
+from jobqueue.job import MAX_HISTORY
 
 log = logging.getLogger("jobqueue.backends.redis")
 
@@ -79,11 +79,10 @@ class Calls:
         # The scripts that read the policy tail (see lua/lib/call.lua) get it; others are
         # spared it.
         self._tail_scripts = frozenset(name for name, script in self.scripts.items() if script.tail)
-        self._stall_text = _stall_error_template()
         # The header after "now", and the policy tail: fixed for the backend's life (the
         # options are frozen), so built once rather than per call.
         self._header_policy: tuple[Arg, ...] = (
-            options.max_stalls,
+            "",  # ARGV[3], once the stall limit: stalls are the core's now
             "" if policy.completed_seconds is None else exact_number(policy.completed_seconds),
             counts[0],
             "" if policy.failed_seconds is None else exact_number(policy.failed_seconds),
@@ -114,15 +113,13 @@ class Calls:
     def _policy_tail(self) -> tuple[Arg, ...]:
         """What ``lua/lib/call.lua`` calls the policy tail: the history bound, the cancelled
         retention age and count (an age, like the header's, so the script measures it on
-        its own now), the stall error text around its count, and the minutes of outcome
-        counts kept."""
+        its own now), and the minutes of outcome counts kept."""
         retention = self.options.retention
         seconds, count = retention.cancelled_seconds, retention.cancelled_count
         return (
             MAX_HISTORY,
             "" if seconds is None else exact_number(seconds),
             -1 if count is None else count,
-            *self._stall_text,
             rules.OUTCOME_MINUTES_KEPT,
         )
 
@@ -211,15 +208,3 @@ class Calls:
         self.scripts = load_scripts(shebang=False)
         self.sha = {name: script.sha for name, script in self.scripts.items()}
         return True
-
-
-_STALL_MARK = 987_654_321  # a count no real message holds, to split the text around
-
-
-def _stall_error_template() -> tuple[str, str]:
-    """``lifecycle.stalled_error`` as JSON, split where its stall count goes: recover() in
-    ``lua/lib/housekeeping.lua`` joins the halves around the count, so the text is written
-    only in lifecycle."""
-    text = dumps_json(rules.stalled_error(_STALL_MARK).to_dict())
-    before, _, after = text.partition(str(_STALL_MARK))
-    return before, after

@@ -121,6 +121,18 @@ def apply_args(changes: Sequence[Change], delay_arg: Callable[[float], str]) -> 
     return args
 
 
+def changed_ids(args: Sequence[Arg]) -> list[str]:
+    """The job ids of the changes in an apply call's arguments (as ``seam.apply`` builds
+    them: the claim part, then ``apply_args``), for messages about the call."""
+    limit = int(cast("int", args[0]))
+    i = limit + 5 + 2 * int(cast("int", args[limit + 4]))  # past the claim part
+    ids: list[str] = []
+    for _ in range(int(cast("int", args[i]))):
+        ids.append(as_text(cast("bytes", args[i + 1])))
+        i += 13 + 2 * int(cast("int", args[i + 13]))
+    return ids
+
+
 def conflicts(
     changes: Sequence[Change], reply: Reply, resent: bool = False
 ) -> list[Conflict | None]:

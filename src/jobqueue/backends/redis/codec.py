@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TypeAlias, cast
 
-from jobqueue.errors import CorruptJobError, InvalidOptionError, JobStateError
+from jobqueue.errors import CorruptJobError, InvalidOptionError
 from jobqueue.job import (
     JSON,
     MAX_HISTORY,
@@ -261,11 +261,3 @@ def as_text(value: object) -> str:
     if isinstance(value, (str, int)):
         return str(value)
     raise CorruptJobError(f"expected text, got {type(value).__name__}")
-
-
-def state_refusal(job_id: str, state_code: object, rule: str) -> JobStateError:
-    """The error for a script that refused a job in the wrong state (its reply's state code
-    is shown as the state's name), followed by the ``rule`` it broke."""
-    state = STATES.get(as_text(state_code))
-    shown = state.value if state else "unreadable"
-    return JobStateError(f"job {job_id} is {shown}: {rule}")

@@ -15,12 +15,20 @@ from collections.abc import Sequence
 
 import redis.exceptions
 
+from jobqueue.backends.redis.changeset import changed_ids
 from jobqueue.backends.redis.codec import Arg, Command, Reply, as_text
 from jobqueue.backends.redis.connection import Connection
 from jobqueue.errors import ReplicationTimeoutError
 
-ACKED = frozenset(("submit", "complete", "fail", "finish_many", "finish_cancelled", "apply"))
+ACKED = frozenset(("submit", "apply"))
 """The calls that wait for replicas: new jobs and outcomes (what a failover must not lose)."""
+
+
+def acked(script: str, args: Sequence[Arg]) -> bool:
+    """Whether this call waits for replicas: a submit, or an apply that writes changes. An
+    apply that only claims does not (as claims never did): a claim lost in a failover only
+    runs its job again, and a short ``replica_timeout`` must not refuse claims."""
+    return script in ACKED and (script != "apply" or bool(changed_ids(args)))
 
 
 def wait_command(replicas: int, timeout: float) -> Command | None:
@@ -45,8 +53,8 @@ def check(
             as_text(item[1]) for item in reply if isinstance(item, list) and as_text(item[0]) == "n"
         )
     what = f"{len(ids)} new job(s) {', '.join(ids)}" if ids else f"the {script}"
-    if script in ("complete", "fail", "finish_cancelled"):
-        what = f"the {script} of job {as_text(args[0])}"
+    if script == "apply":
+        what = f"the apply of job {', '.join(changed_ids(args))}"
     raise ReplicationTimeoutError(
         f"{what} is stored on the Redis primary, but only {count} of {replicas} replica(s) "
         f"acknowledged it within {timeout:g} s: a failover now could lose it",

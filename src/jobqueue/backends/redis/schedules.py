@@ -88,22 +88,9 @@ class ScheduleCalls:
         job = replace(claim.job, id=as_text(reply[1]), state=state, logs=list(claim.job.logs))
         return TickResult(outcome, job)
 
-    def pause_schedule(self: _Scripts, name: str) -> None:
-        self._run("schedule_pause", [check_schedule_name(name), "1"])
-
-    def resume_schedule(self: _Scripts, name: str) -> None:
-        self._run("schedule_pause", [check_schedule_name(name), ""])
-
-    def remove_schedule(self: _Scripts, name: str) -> bool:
-        return bool(self._run("schedule_remove", [check_schedule_name(name)]))
-
     def schedule_records(self: _Scripts, name: str | None = None) -> list[ScheduleRecord]:
         which = "" if name is None else "=" + check_schedule_name(name)
         return sorted(schedule_records(self._run("schedules", [which])), key=lambda r: r.name)
-
-    def schedule_record(self: _Scripts, name: str) -> ScheduleRecord | None:
-        found = schedule_records(self._run("schedules", ["=" + check_schedule_name(name)]))
-        return found[0] if found else None
 
 
 def schedule_records(reply: Reply) -> list[ScheduleRecord]:

@@ -26,14 +26,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-SCRIPT_NAMES: tuple[str, ...] = ("submit", "claim", "complete", "fail", "release", "renew")
-SCRIPT_NAMES += ("progress", "log", "recover", "remove", "get", "count", "idle", "unidle", "watch")
-SCRIPT_NAMES += ("list",)
-SCRIPT_NAMES += ("finish_many", "count_by_name")
-SCRIPT_NAMES += ("cancel", "finish_cancelled", "retry", "retry_many", "purge", "pause", "resume")
-SCRIPT_NAMES += ("paused", "heartbeat", "remove_dispatcher", "dispatchers", "maintain")
-SCRIPT_NAMES += ("promote", "cancel_many", "outcomes")
-SCRIPT_NAMES += ("claim_tick", "schedule_pause", "schedule_remove", "schedules")
+SCRIPT_NAMES: tuple[str, ...] = ("submit", "get", "idle", "unidle", "watch", "count_by_name")
+SCRIPT_NAMES += ("pause", "resume", "paused", "heartbeat", "remove_dispatcher", "dispatchers")
+SCRIPT_NAMES += ("outcomes", "claim_tick", "schedule_pause", "schedule_remove", "schedules")
 # The storage seam's (jobqueue.backend.Backend): the guarded write and what it needs beside.
 SCRIPT_NAMES += ("apply", "scan", "expired", "delete", "housekeep", "annotate")
 
@@ -41,13 +36,12 @@ SCRIPT_NAMES += ("apply", "scan", "expired", "delete", "housekeep", "annotate")
 # The scripts that only read: as functions they carry ``no-writes`` (Redis refuses any write
 # they would try, and they may run on a replica).
 READ_ONLY: frozenset[str] = frozenset(
-    ("get", "count", "count_by_name", "list", "dispatchers", "outcomes", "paused", "schedules")
-) | {"scan", "expired"}
+    ("get", "count_by_name", "dispatchers", "outcomes", "paused", "schedules", "scan", "expired")
+)
 # The lib's files, in the order their definitions are made: each uses only those above it.
 LIB_FILES: tuple[str, ...] = ("call", "keys", "jobs", "counts", "numbers", "ready", "leases")
 LIB_FILES += ("handoff", "store", "history", "finish", "guards", "moves", "housekeeping")
-# The old verbs' rules (deleted with them at the switch to the storage seam), then claiming.
-LIB_FILES += ("verbs", "claim")
+LIB_FILES += ("claim",)
 # The names a script must be sent the policy tail for (see lua/lib/call.lua).
 _TAIL_NAMES = frozenset(("TAIL", "MAX_HISTORY", "OUTCOME_MINUTES"))
 

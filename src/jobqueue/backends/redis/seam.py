@@ -1,7 +1,7 @@
 """The storage seam (``jobqueue.backend.Backend``) on Redis: the guarded write ``apply`` and
 the storage calls beside it, each one script call (``apply.lua``, ``scan.lua``,
 ``expired.lua``, ``delete.lua``, ``housekeep.lua``, ``annotate.lua``; pausing, forgetting
-and counting reuse the scripts the old protocol has).
+and counting have scripts of their own).
 
 :class:`~jobqueue.backends.redis.RedisBackend` mixes them in. Nothing here decides a rule of
 a job's life: the core hands ``apply`` its decided changes, this module encodes them
@@ -28,6 +28,7 @@ from jobqueue.backends.redis.codec import (
 from jobqueue.backends.redis.foreign import decode_claim
 from jobqueue.backends.redis.wire import (
     MAX_BATCH,
+    counted_by_name,
     listed_jobs,
     optional,
     rows,
@@ -73,10 +74,6 @@ class _Backend(Protocol):
 
     def _run(self, script: str, args: Sequence[Arg]) -> Reply: ...
 
-    def submit_many(self, jobs: Sequence[Job]) -> list[Job]: ...
-
-    def count_by_name(self) -> dict[str, dict[JobState, int]]: ...
-
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None: ...
 
     def _delay_arg(self, delay: float) -> str: ...
@@ -85,11 +82,8 @@ class _Backend(Protocol):
 
 
 class StorageCalls:
-    """The storage seam's methods of ``RedisBackend`` that the old protocol lacks."""
-
-    def insert(self: _Backend, jobs: Sequence[Job]) -> list[Job]:
-        # submit.lua stores exactly what insert means (its lanes answer a lost reply).
-        return self.submit_many(jobs)
+    """The storage seam's methods of ``RedisBackend`` (``insert`` and ``get`` are in
+    backend.py, beside the plumbing they share)."""
 
     def claim_many(self: _Backend, spec: WorkSpec, limit: int) -> list[Claim]:
         # apply.lua with no change: due jobs promoted first, no stall recovery, no retention.
@@ -189,4 +183,4 @@ class StorageCalls:
         return found
 
     def counts(self: _Backend) -> dict[str, dict[JobState, int]]:
-        return self.count_by_name()
+        return counted_by_name(self._run("count_by_name", []))

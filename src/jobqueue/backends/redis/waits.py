@@ -49,9 +49,7 @@ class _Backend(Protocol):
 
     def _run(self, script: str, args: Sequence[Arg]) -> Reply: ...
 
-    def _claimed(
-        self, reply: Reply, token: str, deadline: float, spec: WorkSpec
-    ) -> Claim | None: ...
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]: ...
 
     def _fail_corrupt(self, job_id: str, token: str, exc: CorruptJobError) -> None: ...
 
@@ -91,7 +89,13 @@ class WaitCalls:
         deadline = self.options.clock() + spec.lease_seconds
         kind, payload = self._idle_wait(token, lease, spec_args(spec), timeout)
         if kind == "claimed":
-            return self._claimed(payload, token, deadline, spec) or True
+            job = rows(payload)
+            try:
+                return Claim(decode_claim(job), token, deadline)
+            except CorruptJobError as exc:  # fail it, then claim on: one bad hash never stops
+                self._fail_corrupt(as_text(job[0]), token, exc)
+            claims = self.claim_many(spec, 1)
+            return claims[0] if claims else True
         if kind != "handed":
             return kind != "timeout"
         # Its lease began at the hand-off, within this wait: now plus the lease is the

@@ -14,7 +14,6 @@ from typing import NamedTuple, cast
 
 from jobqueue.backend import DispatcherInfo, LeaseStatus, WorkSpec
 from jobqueue.backends.redis.codec import (
-    STATE_CODES,
     STATES,
     Arg,
     Reply,
@@ -31,7 +30,7 @@ from jobqueue.job import Job, JobState, dumps_json
 log = logging.getLogger("jobqueue.backends.redis")
 
 SUBMIT_BATCH = 500  # jobs per submit script call: keeps each call short for the server
-MAX_BATCH = 1000  # claims per finish_many call; also the bulk scripts' batch size
+MAX_BATCH = 1000  # claims per apply call; also the ids per delete call
 
 
 # -- arguments --------------------------------------------------------------------------------
@@ -55,10 +54,6 @@ def submit_batches(
             fields[3] = time_arg(job.run_at)
             args.extend(fields)
         yield jobs[start : start + SUBMIT_BATCH], args
-
-
-def list_args(state: JobState, offset: int, limit: int) -> list[Arg]:
-    return [STATE_CODES[state], max(offset, 0), max(limit, 0)]
 
 
 def lease_arg(spec: WorkSpec) -> str:
@@ -137,10 +132,6 @@ def listed_jobs(reply: Reply, namespace: str) -> list[Job]:
     return jobs
 
 
-def counted_jobs(counts: Reply) -> dict[JobState, int]:
-    return {state: int(as_text(n)) for state, n in zip(STATE_CODES, rows(counts), strict=True)}
-
-
 def counted_by_name(reply: Reply) -> dict[str, dict[JobState, int]]:
     """count_by_name.lua's flat reply (name, then its state letter/count pairs) as a mapping
     with every state present; a letter that is no state (foreign data) is left out."""
@@ -187,47 +178,6 @@ def lease_statuses(reply: Reply) -> list[LeaseStatus]:
     return [LeaseStatus(as_text(s)) for s in rows(reply)]
 
 
-class Batch(NamedTuple):
-    """One call of a script that works through a set a batch at a time (retry_many,
-    cancel_many, purge): how many it did, how many it left in place, how many it looked at."""
-
-    done: int
-    left: int
-    scanned: int
-
-
-def batch_reply(reply: Reply) -> Batch:
-    count, left, scanned = rows(reply)
-    return Batch(int(as_text(count)), int(as_text(left)), int(as_text(scanned)))
-
-
-class Recovered(NamedTuple):
-    """maintain.lua's or recover.lua's reply: whether a batch was full (call again), and the
-    recovered jobs not reported yet."""
-
-    more: bool
-    jobs: list[Job]
-
-
-def recovered(reply: Reply, namespace: str) -> Recovered:
-    _, more, jobs = rows(reply)
-    return Recovered(bool(int(as_text(more))), listed_jobs(jobs, namespace))
-
-
-class LookedUp(NamedTuple):
-    """retry.lua's or promote.lua's reply: ``outcome`` ``gone``, ``state`` (``detail`` the
-    job's state letter), ``unique`` (``detail`` the id holding the key) or ``ok`` (``detail``
-    the job)."""
-
-    outcome: str
-    detail: Reply
-
-
-def looked_up(reply: Reply) -> LookedUp:
-    items = rows(reply)
-    return LookedUp(as_text(items[0]), items[1] if len(items) > 1 else None)
-
-
 class Idle(NamedTuple):
     """idle.lua's reply: ``c`` claimed at once (``detail`` the job), ``r`` ready work it may
     not claim, else registered as a waiter (``detail`` seconds until the next job comes due
@@ -252,8 +202,3 @@ def watched(reply: Reply) -> tuple[str, Job | None]:
     items = rows(reply)
     state = as_text(items[0])
     return state, decode_job(rows(items[1])) if state == "done" else None
-
-
-def finished_states(reply: Reply) -> list[JobState | None]:
-    """finish_many.lua's states, one per outcome (``None``: the lease was lost)."""
-    return [None if as_text(s) == "lost" else STATES[as_text(s)] for s in rows(reply)]

@@ -1,6 +1,6 @@
 #!lua flags=allow-oom
 -- Write changes the core decided, each under its guard, in order, then claim (Backend.apply):
--- one step. The claim first, as finish_many's: ARGV[9] claim limit, [10] '1' to claim
+-- one step. The claim first: ARGV[9] claim limit, [10] '1' to claim
 -- nothing when a change was not written, that many tokens, lease ('+seconds'), dispatcher
 -- id, name count, name/cap pairs. Then the change count and per
 -- change: id, guard kind ('h' held, 'e' expired, 's' in state), token or state letters,
@@ -40,11 +40,8 @@ end
 local claims = {}
 if unless_conflict and conflicted and not REPEAT then limit = 0 end
 -- The seam's claims promote due jobs first, and only that: retention is housekeep's, stall
--- recovery the core's (maintain, which `claim` runs first, is then done).
-if limit > 0 then
-  promote()
-  maintained = true
-end
+-- recovery the core's.
+if limit > 0 then promote() end
 for n = 1, limit do
   local token, claimed = ARGV[10 + n], nil
   if REPEAT and unless_conflict then

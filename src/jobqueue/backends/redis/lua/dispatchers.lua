@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- The live dispatchers (a read: an expired record is left out here and deleted by maintain).
+-- The live dispatchers (a read: an expired record is left out here and deleted by housekeep).
 -- Returns a flat list: id, record JSON, last seen, for each.
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_DISPATCHERS, '(' .. NOWS, '+inf')) do

@@ -13,9 +13,8 @@
 -- over could exceed the cap.
 local token, lease = ARGV[9], ARGV[10]
 -- Due jobs promoted first, and only that (as apply.lua's claims): stall recovery is the
--- core's, which reports each stall (a claim of the old verbs recovered them unreported).
+-- core's, which reports each stall.
 promote()
-maintained = true
 if lease ~= '' then
   local job = claim(token, lease, 12)
   if job then return {'c', job} end

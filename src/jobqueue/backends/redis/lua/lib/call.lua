@@ -7,7 +7,7 @@
 -- before the script runs, as it cannot find every declared key on one node) and this ARGV
 -- header:
 --   1 key prefix "jq:{ns}:"   2 now (a Python float repr: exact, never re-formatted by Lua;
---     '' = the server's TIME)   3 max_stalls   4 completed max age in seconds ('' = forever)
+--     '' = the server's TIME)   3 unused ('')   4 completed max age in seconds ('' = forever)
 --   5 completed max count (-1)   6 failed max age ('')   7 failed max count (-1)
 --   8 '1' when this call repeats one whose reply was lost (the first may have been applied)
 -- Script-specific arguments start at ARGV[9]. Scripts that use the policy tail (TAIL below)
@@ -24,7 +24,7 @@
 -- by `begin`, which every call runs first: as a Redis Function library this file is run
 -- once, at FUNCTION LOAD, and its definitions serve every call, so nothing a call computes
 -- may linger into the next (the per-call caches further down are reset by `begin` too).
-local P, NOWS, NOW, REPEAT, MAX_STALLS
+local P, NOWS, NOW, REPEAT
 local K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE, K_NAMES, K_ACTIVE_COUNT, K_PAUSED
 -- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
 local K_DISPATCHERS
@@ -41,11 +41,11 @@ local K_SCHEDULES
 -- The policy tail: values from jobqueue.lifecycle that Calls.command appends after the
 -- script's own arguments, only for the scripts that use these names (so renew, log and
 -- progress never pay for them): history bound, cancelled max age in seconds ('' = forever,
--- an age like ARGV[4] and [6]) and max count (-1), the stall error JSON split around its
--- stall count, and how many minutes of outcome counts are kept.
+-- an age like ARGV[4] and [6]) and max count (-1), and how many minutes of outcome counts
+-- are kept.
 local TAIL, MAX_HISTORY, OUTCOME_MINUTES
--- Per-call caches, described where they are used; `maintained` once maintain() ran.
-local paused_names, reserved_seq, claimed_by, maintained
+-- Per-call caches, described where they are used.
+local paused_names, reserved_seq, claimed_by
 -- Ids and sequence numbers taken ahead for the jobs a submit call stores (reserve_numbers).
 local id_block, seq_block
 -- Counter changes a call makes, written once, at its end (settle): per name and state, the
@@ -71,15 +71,14 @@ local function begin(clock)
   NOWS = clock and (ARGV[2] ~= '' and ARGV[2] or server_now()) or nil
   NOW = clock and tonumber(NOWS) or nil
   REPEAT = ARGV[8] == '1'
-  MAX_STALLS = tonumber(ARGV[3])
   K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE = P .. 'q', P .. 'd', P .. 'a', P .. 'u'
   K_NAMES, K_ACTIVE_COUNT, K_PAUSED = P .. 'N', P .. 'ac', P .. 'paused'
   K_DISPATCHERS, K_COUNTED, K_SCHEDULES = P .. 'dispatchers', P .. 'nc', P .. 'schedules'
   K_WAITERS = P .. 'W'
-  TAIL = #ARGV - 6
+  TAIL = #ARGV - 4
   MAX_HISTORY = tonumber(ARGV[TAIL + 1])
-  OUTCOME_MINUTES = tonumber(ARGV[TAIL + 6])
-  paused_names, reserved_seq, claimed_by, maintained = nil, nil, nil, false
+  OUTCOME_MINUTES = tonumber(ARGV[TAIL + 4])
+  paused_names, reserved_seq, claimed_by = nil, nil, nil
   id_block, seq_block = nil, nil
   count_changes, active_changes, outcome_changes = {}, {}, {}
 end

@@ -19,7 +19,6 @@ end
 -- none), the names follow. `lease` is a time argument (see `at`). Returns {id, fields, logs,
 -- deadline} or nil.
 local function claim(token, lease, base)
-  maintain()
   local before = claimed_before(token)
   if before then return snapshot(before) end
   local deadline = at(lease)

@@ -1,6 +1,5 @@
 -- Housekeeping: due delayed jobs promoted, finished jobs past retention dropped -- at most
--- BATCH each per call. (The old verbs' stall recovery, which claims still run first, is
--- `recover` and `maintain` in verbs.lua.)
+-- BATCH each per call. (Stall recovery is the core's: expired.lua, then apply.lua.)
 
 -- Due delayed jobs become waiting, in (run_at, enqueue order).
 local function promote()
