@@ -26,6 +26,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+from jobqueue.backends.redis.codec import STATE_CODES
+from jobqueue.job import LIVE_STATES
+
 SCRIPT_NAMES: tuple[str, ...] = ("submit", "get", "idle", "unidle", "watch", "count_by_name")
 SCRIPT_NAMES += ("pause", "resume", "paused", "heartbeat", "remove_dispatcher", "dispatchers")
 SCRIPT_NAMES += ("outcomes", "claim_tick", "schedule_pause", "schedule_remove", "schedules")
@@ -211,4 +214,7 @@ def read_script(name: str) -> str:
 def read_lib() -> str:
     """The lib: ``lua/lib/*.lua`` in the order of ``LIB_FILES``, a blank line between files."""
     folder = resources.files(__package__) / "lua" / "lib"
-    return "\n".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in LIB_FILES)
+    lib = "\n".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in LIB_FILES)
+    # Which states hold a unique key is the core's (JobState.is_live), not restated in Lua.
+    live = "".join(sorted(STATE_CODES[state] for state in LIVE_STATES))
+    return lib.replace("@LIVE_STATES@", live)

@@ -6,11 +6,6 @@
 -- history (f[1] .. f[12] below).
 local LOOK = {'s', 'n', 'k', 'K', 'C', 'u', 'w', 'p', 'm', 'D', 'b', 'H'}
 
--- Whether a job in `state` holds its unique key (JobState.is_live).
-local function is_live(state)
-  return state == 'w' or state == 'd' or state == 'a'
-end
-
 -- The live job other than `id` that holds unique key `unique`, or nil.
 local function unique_holder(id, unique)
   local holder = redis.call('HGET', K_UNIQUE, unique)

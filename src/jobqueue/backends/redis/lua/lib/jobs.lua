@@ -73,3 +73,12 @@ local function snapshot(id, deadline)
   end
   return {id, hash, logs or {}}
 end
+
+-- The state letters of the live states, which hold a job's unique key: JobState.is_live,
+-- written into the lib by scripts.read_lib from jobqueue.job.LIVE_STATES (not restated here).
+local LIVE_LETTERS = '@LIVE_STATES@'
+
+-- Whether a job in `state` (a state letter; nil or false: no job) holds its unique key.
+local function is_live(state)
+  return type(state) == 'string' and #state == 1 and string.find(LIVE_LETTERS, state, 1, true) ~= nil
+end

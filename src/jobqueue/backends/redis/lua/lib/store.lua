@@ -29,7 +29,7 @@ local function store_job(i, stored)
     unique = string.sub(unique, 2)
     local existing = redis.call('HGET', K_UNIQUE, unique)
     local state = existing and field(existing, 's')
-    if state == 'w' or state == 'd' or state == 'a' then return after, 'u', existing end
+    if is_live(state) then return after, 'u', existing end
   end
   local id = next_id()
   local state = delayed and 'd' or 'w'
