@@ -326,14 +326,10 @@ def test_a_retry_fences_the_last_lease(store: SQLiteBackend, clock: ManualClock)
     store.insert([job(clock)])
     c = claim(store)
     failed = Change(c.job.id, Held(c.token), FAILED, ended=Ended(AttemptOutcome.FAILED))
-    assert store.apply([Change(**{**_fields(failed), "ends_lease": "fail"})])[0] == [None]
+    assert store.apply([failed._replace(ends_lease="fail")])[0] == [None]
     retry = Change(c.job.id, InState(frozenset({FAILED})), W, run_at=0.0, fence=True)
     assert store.apply([retry])[0] == [None]
     assert store.apply([failed])[0] == [Conflict(W)]  # no longer "ended by fail"
-
-
-def _fields(change: Change) -> dict[str, Any]:
-    return {name: getattr(change, name) for name in Change.__dataclass_fields__}
 
 
 # -- waits woken by apply ----------------------------------------------------------------------
