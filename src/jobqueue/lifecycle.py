@@ -3,10 +3,10 @@
 Each ``on_*`` function is pure: from a job, an event and the time it decides what the job
 becomes, as a ``Change``. A store only checks the change's ``Guard`` and writes it (moves the
 job, frees its unique key once it is no longer live, wakes waiters, counts the outcome): it
-decides nothing. Memory and SQLite apply these changes; Redis's Lua still holds its own copies
-of rules 1-14 (redesign notes §4) and is held to them by the differential machine. The texts,
-predicates and constants storage needs (stall error, retention cut-offs, schedule overlap,
-outcome minutes) are here too.
+decides nothing. ``jobqueue.engine.Engine`` calls these rules and hands their changes to
+``Backend.apply`` on every backend (memory, SQLite, Redis). The texts, predicates and
+constants storage is given (stall error, retention cut-offs, a schedule's blocking states,
+the live states that hold a unique key, history bound, outcome minutes) are here too.
 """
 
 from __future__ import annotations
