@@ -28,7 +28,7 @@ __all__ = ["redis_url"]  # the fixture, re-exported for pytest
 
 def redis_of(backend: object) -> RedisBackend:
     """The RedisBackend a contract test holds: itself, or the store under the core's
-    ``Engine`` (``jobqueue.engine.verbs_of`` wraps a backend on the storage seam)."""
+    ``Engine`` (``engine.store``)."""
     store = getattr(backend, "store", backend)
     assert isinstance(store, RedisBackend)
     return store

@@ -1,0 +1,127 @@
+"""The core: every verb of a job's life, written once over any store.
+
+``Engine`` is what the queue, the dispatcher and the dashboard call (``complete``, ``fail``,
+``cancel``, ``retry``, ``maintain``…). Each verb reads what its rule needs, lets
+``jobqueue.lifecycle`` decide the ``Change`` and hands it to the store's one guarded write
+(``Backend.apply``); a store decides nothing. The hot path keeps its shape: a completion and
+the next claim are one ``apply`` (one round trip), and a failure is decided for "no cancel
+requested", so only a cancel racing it costs a second call.
+
+The verbs are in parts, one idea each: ``holding`` (the holder of a lease: renewals, the
+calls that end an attempt), ``steering`` (the control plane), ``recovery`` (maintenance);
+submitting, claiming, schedules, reads and waits pass through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from jobqueue.backend import Backend, HandoffBackend
+from jobqueue.changes import ClaimAsk, Selector
+from jobqueue.engine.holding import Holding
+from jobqueue.engine.recovery import Recovery
+from jobqueue.engine.steering import PAGE, Steering
+from jobqueue.job import Job, JobState
+from jobqueue.values import (
+    Claim,
+    DispatcherInfo,
+    ScheduleRecord,
+    TickClaim,
+    TickResult,
+    WorkSpec,
+)
+
+__all__ = ["PAGE", "Engine"]
+
+
+class Engine(Holding, Steering, Recovery):
+    """The verbs of a job's life over ``store``."""
+
+    def __init__(self, store: Backend) -> None:
+        self.store = store
+        self.options = store.options
+        self.handoff = store if isinstance(store, HandoffBackend) else None
+        self._last_ask: ClaimAsk | None = None
+        self._last_batch_ask: ClaimAsk | None = None
+
+    # -- submitting and claiming ----------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        return self.store.insert([job])[0]
+
+    def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
+        return self.store.insert(jobs) if jobs else []
+
+    def claim(self, spec: WorkSpec) -> Claim | None:
+        claims = self.store.claim_many(spec, 1)
+        return claims[0] if claims else None
+
+    def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        return self.store.claim_many(spec, limit) if limit > 0 else []
+
+    def wait_for_claim(self, spec: WorkSpec, timeout: float) -> Claim | bool:
+        """The store's hand-off when it has one, else a wait followed by a claim."""
+        if self.handoff is not None:
+            return self.handoff.wait_for_claim(spec, timeout)
+        if not self.store.wait_for_work(spec.names, timeout):
+            return False
+        return self.claim(spec) or True
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def claim_tick(self, claim: TickClaim) -> TickResult:
+        return self.store.claim_tick(claim)
+
+    def pause_schedule(self, name: str) -> None:
+        self.store.set_paused("schedule", name, True)
+
+    def resume_schedule(self, name: str) -> None:
+        self.store.set_paused("schedule", name, False)
+
+    def remove_schedule(self, name: str) -> bool:
+        return self.store.forget("schedule", name)
+
+    def schedule_records(self) -> list[ScheduleRecord]:
+        return self.store.schedule_records()
+
+    def schedule_record(self, name: str) -> ScheduleRecord | None:
+        records = self.store.schedule_records(name)
+        return records[0] if records else None
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        return self.store.get(job_id)
+
+    def list_jobs(self, state: JobState, offset: int = 0, limit: int = 100) -> list[Job]:
+        return self.store.scan(Selector(state), offset, limit)
+
+    def count_by_name(self) -> dict[str, dict[JobState, int]]:
+        return self.store.counts()
+
+    def count_by_state(self) -> dict[JobState, int]:
+        totals = dict.fromkeys(JobState, 0)
+        for by_state in self.store.counts().values():
+            for state, n in by_state.items():
+                totals[state] += n
+        return totals
+
+    def paused(self) -> frozenset[str]:
+        return self.store.paused()
+
+    def dispatchers(self) -> list[DispatcherInfo]:
+        return self.store.dispatchers()
+
+    def outcome_counts(self, since_minute: int) -> dict[int, dict[str, int]]:
+        return self.store.outcome_counts(since_minute)
+
+    # -- waits ----------------------------------------------------------------------------
+
+    def wait_for_work(self, names: Iterable[str], timeout: float) -> bool:
+        return self.store.wait_for_work(names, timeout)
+
+    def wait_for_finish(self, job_id: str, timeout: float) -> Job | None:
+        return self.store.wait_for_finish(job_id, timeout)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,131 @@
+"""The Engine's control plane: cancel, retry and run now (one job, decided from a fresh read
+and written guarded, read again if the job moved in between), their bulk forms page by page,
+purge, remove and pauses."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from jobqueue import lifecycle
+from jobqueue.backend import Backend, BackendOptions
+from jobqueue.changes import Change, Selector
+from jobqueue.job import FINISHED_STATES, Job, JobState
+
+PAGE = 500
+"""Jobs read and written per step by the bulk verbs (and stall recovery)."""
+
+_CONFLICT_RETRIES = 5
+"""How often a control-plane verb reads again when the job moved between its read and its
+write (a race with a dispatcher): each round is a fresh decision."""
+
+
+class _Rule(Protocol):
+    def __call__(self, job: Job, /) -> Change | None: ...
+
+
+class Steering:
+    """The operator's verbs (a part of ``Engine``)."""
+
+    store: Backend
+    options: BackendOptions
+
+    def cancel(self, job_id: str) -> JobState | None:
+        """``lifecycle.on_cancel``: the job's state after the call, ``None`` if none."""
+        state: JobState | None = None
+        for _ in range(_CONFLICT_RETRIES):
+            job = self.store.get(job_id)
+            if job is None:
+                return None
+            change = lifecycle.on_cancel(job)
+            if change is None:
+                return job.state
+            (conflict,), _ = self.store.apply([change])
+            if conflict is None:
+                return change.to
+            state = conflict.state
+        return state
+
+    def retry(self, job_id: str) -> Job | None:
+        """``lifecycle.on_retry``; raises ``JobStateError`` for a job that is not failed or
+        cancelled, or whose unique key another live job holds."""
+        for _ in range(_CONFLICT_RETRIES):
+            job = self.store.get(job_id)
+            if job is None:
+                return None
+            (conflict,), _ = self.store.apply([lifecycle.on_retry(job, self.options.clock())])
+            if conflict is None:
+                break
+            if conflict.unique_holder is not None:
+                assert job.unique_key is not None
+                raise lifecycle.unique_key_taken(job_id, conflict.unique_holder, job.unique_key)
+        return self.store.get(job_id)
+
+    def promote(self, job_id: str) -> Job | None:
+        """``lifecycle.on_promote``: a delayed job waiting now; ``JobStateError`` otherwise."""
+        for _ in range(_CONFLICT_RETRIES):
+            job = self.store.get(job_id)
+            if job is None:
+                return None
+            (conflict,), _ = self.store.apply([lifecycle.on_promote(job)])
+            if conflict is None:
+                break
+        return self.store.get(job_id)
+
+    def retry_many(self, state: JobState, name: str | None = None) -> int:
+        """``retry`` every job in ``state`` (of ``name``), skipping those whose unique key
+        another live job holds; returns how many were retried."""
+        if state not in lifecycle.RETRIABLE:
+            return 0
+        now = self.options.clock()
+        return self._each(Selector(state, name), lambda job: lifecycle.on_retry(job, now))
+
+    def cancel_many(self, state: JobState, name: str | None = None) -> int:
+        """``cancel`` every job in ``state`` (of ``name``), in the order they would have run;
+        returns how many were cancelled or asked to stop."""
+        if state not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+            return 0
+        return self._each(Selector(state, name), lifecycle.on_cancel)
+
+    def _each(self, selector: Selector, decide: _Rule) -> int:
+        """Apply ``decide``'s change to every job ``selector`` finds, a page per step;
+        returns how many were written. Jobs that stay in the state are paged past."""
+        written, offset = 0, 0
+        while page := self.store.scan(selector, offset, PAGE):
+            decided = [(job, decide(job)) for job in page]
+            changes = [change for _, change in decided if change is not None]
+            conflicts, _ = self.store.apply(changes) if changes else ([], [])
+            outcome = iter(conflicts)
+            for _, change in decided:
+                if change is None or next(outcome) is not None:
+                    offset += 1
+                else:
+                    written += 1
+                    offset += change.to is selector.state
+        return written
+
+    def purge(
+        self, state: JobState, name: str | None = None, finished_before: float | None = None
+    ) -> int:
+        """Delete finished jobs in ``state`` (of ``name``, finished before
+        ``finished_before``); returns how many."""
+        if state not in FINISHED_STATES:
+            return 0
+        selector, deleted = Selector(state, name, finished_before), 0
+        while page := self.store.scan(selector, 0, PAGE):
+            removed = self.store.delete([job.id for job in page])
+            deleted += removed
+            if removed == 0:
+                break
+        return deleted
+
+    def remove(self, job_id: str) -> bool:
+        return self.store.delete([job_id]) == 1
+
+    def pause(self, name: str) -> None:
+        self.store.set_paused("worker", name, True)
+
+    def resume(self, name: str) -> None:
+        self.store.set_paused("worker", name, False)
+
+    def remove_dispatcher(self, dispatcher_id: str) -> None:
+        self.store.forget("dispatcher", dispatcher_id)
