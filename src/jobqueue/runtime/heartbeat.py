@@ -87,9 +87,9 @@ class Heartbeat:
         return statuses
 
     def leave(self) -> None:
-        """Report the stalls this process's claims recovered since the last maintenance (a
-        burst run may end before the next one), then remove the dispatcher's record (a
-        clean exit); both within the bound."""
+        """Maintain once more, recovering and reporting expired leases (a burst run may end
+        before the next maintenance), then remove the dispatcher's record (a clean exit);
+        both within the bound."""
 
         def last_call() -> None:
             self.maintenance.run()

@@ -3,8 +3,8 @@
 the stalls it reports.
 
 A job recovered from an expired lease fires ``jobqueue_job_stalled``, in the process whose
-maintenance reports it (``maintain`` returns the jobs recovered by it and by the backend's
-claims since). A failing call is logged and never stops the heartbeat.
+maintenance recovered it (``maintain`` returns exactly those; claims recover nothing). A
+failing call is logged and never stops the heartbeat.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Recording outcomes: the completer, and the plugins told what became of each job.
 
 * **One round trip per job.** Recording a job's outcome and claiming the next are one
-  backend call (``complete`` with the next ``WorkSpec``). A slot holding several finished
-  jobs records them in one call where the backend can (``BatchBackend.finish_many``: the
-  ``Batch`` completer), else one call each (``Inline``).
+  backend call (``complete`` with the next ``WorkSpec``, one ``apply``). A slot holding
+  several finished jobs records them in one call too (``finish_many``: the ``Batch``
+  completer, which records a single outcome as ``Inline`` does).
 * **Fenced.** Every write carries the lease's token. A write the backend refuses, or one
   given up once the lease ran out, means the lease was lost: the outcome is discarded and
   ``jobqueue_lease_lost`` fires (``leases``).

@@ -59,15 +59,14 @@ class OrderingContract(ContractBase):
         assert self._claim(backend, "a").job.data == "later-high"
 
     def test_claim_many_in_claim_order(self, backend: Engine, new_job: MakeJob) -> None:
-        batch = self._batching(backend)
         for i in range(5):
-            batch.submit(new_job(data=i, priority=1 if i == 3 else 0))
-        claims = batch.claim_many(spec("a"), 3)
+            backend.submit(new_job(data=i, priority=1 if i == 3 else 0))
+        claims = backend.claim_many(spec("a"), 3)
         assert [c.job.data for c in claims] == [3, 0, 1]
         assert len({c.token for c in claims}) == 3
         assert all(c.job.state is JobState.ACTIVE for c in claims)
-        assert [c.job.data for c in batch.claim_many(spec("a"), 10)] == [2, 4]
-        assert batch.claim_many(spec("a"), 10) == []
+        assert [c.job.data for c in backend.claim_many(spec("a"), 10)] == [2, 4]
+        assert backend.claim_many(spec("a"), 10) == []
 
     # -- caps and pauses ---------------------------------------------------------------------------
 

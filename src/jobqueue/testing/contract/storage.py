@@ -1,5 +1,5 @@
 """Storage: submitting and reading jobs, and each move of a job -- claim, complete, fail,
-release, progress, logs, remove, the optional batch -- as one atomic step that stores exactly
+release, progress, logs, remove, a batch of outcomes -- as one atomic step that stores exactly
 what it was given.
 """
 
@@ -187,25 +187,24 @@ class StorageContract(ContractBase):
     def test_finish_many_records_each_and_claims_more(
         self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
-        batch = self._batching(backend)
-        jobs = [batch.submit(new_job(data=i)) for i in range(6)]
-        c0, c1, c2, c3 = batch.claim_many(spec("a"), 4)
+        jobs = [backend.submit(new_job(data=i)) for i in range(6)]
+        c0, c1, c2, c3 = backend.claim_many(spec("a"), 4)
         outcomes = [
             Outcome(c0.job.id, c0.token, result="r0"),
             Outcome(c1.job.id, "stale-token", result="nope"),
             Outcome(c2.job.id, c2.token, error=JobError("E", "x")),
             Outcome(c3.job.id, c3.token, error=JobError("E", "y"), retry_at=clock() + 5),
         ]
-        states, claims = batch.finish_many(outcomes, spec("a"), 5)
+        states, claims = backend.finish_many(outcomes, spec("a"), 5)
         assert states == [JobState.COMPLETED, None, JobState.FAILED, JobState.DELAYED]
         assert [c.job.id for c in claims] == [jobs[4].id, jobs[5].id]
-        done = batch.get(c0.job.id)
+        done = backend.get(c0.job.id)
         assert done is not None and done.result == "r0" and done.state is JobState.COMPLETED
-        still = batch.get(c1.job.id)
+        still = backend.get(c1.job.id)
         assert still is not None and still.state is JobState.ACTIVE
-        failed = batch.get(c2.job.id)
+        failed = backend.get(c2.job.id)
         assert failed is not None and failed.error == JobError("E", "x")
-        assert batch.finish_many([], None, 0) == ([], [])
+        assert backend.finish_many([], None, 0) == ([], [])
 
     # -- progress and logs -------------------------------------------------------------------------
 

@@ -145,6 +145,3 @@ class ContractBase:
         claim = backend.claim(spec(*names, lease=lease))
         assert claim is not None, f"expected a job to claim among {names}"
         return claim
-
-    def _batching(self, backend: Engine) -> Engine:
-        return backend  # every backend claims several and records several in one step
