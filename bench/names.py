@@ -4,6 +4,7 @@ costs the same for 1 worker name or 2,000").
     python3 bench/names.py                          # 1, 20, 200, 2,000 names x 10 jobs; 20,000 on 1
     python3 bench/names.py --jobqueue-src /tmp/x/src   # another checkout
     python3 bench/names.py --names 1,2000 --backends redis --max-seconds 10
+    python3 bench/names.py --prefetch 1            # one job per claim, every case alike
 
 For each case, one dispatcher in this process (``queue.dispatcher().run(burst=True)``, default
 prefetch, concurrency 1) serves every name; the handlers do nothing. The rate is taken from the
@@ -80,7 +81,11 @@ def fill(queue: Any, names: list[str], per_name: int) -> None:
 
 
 def run_case(
-    url: str, names: list[str], per_name: int, max_seconds: float, before_run: Any = None
+    url: str,
+    names: list[str],
+    per_name: int,
+    options: argparse.Namespace,
+    before_run: Any = None,
 ) -> dict[str, Any]:
     """Fill, call ``before_run``, then time one dispatcher serving ``names`` until drained (or
     the time cap)."""
@@ -89,9 +94,9 @@ def run_case(
     fill(queue, names, per_name)
     if before_run is not None:
         before_run()
-    dispatcher = queue.dispatcher()
+    dispatcher = queue.dispatcher(prefetch=options.prefetch)
     # the cap stops the dispatcher from outside, as a signal handler would
-    timer = threading.Timer(max_seconds, dispatcher.stop)
+    timer = threading.Timer(options.max_seconds, dispatcher.stop)
     timer.start()
     started = time.perf_counter()
     try:
@@ -129,7 +134,7 @@ def measure_redis(
             server.url,
             names,
             per_name,
-            options.max_seconds,
+            options,
             lambda into=marks_before: into.update(redis_counters(server.client)),
         )
         after = redis_counters(server.client)
@@ -152,7 +157,7 @@ def measure_sqlite(cases: list[tuple[int, int]], options: argparse.Namespace) ->
     with tempfile.TemporaryDirectory(prefix="jobqueue-bench-names-") as folder:
         for index, (count, per_name) in enumerate(cases):
             url = f"sqlite:///{folder}/names-{index}.db"
-            row = run_case(url, names_for(count), per_name, options.max_seconds)
+            row = run_case(url, names_for(count), per_name, options)
             row.update(backend="sqlite", names=count, per_name=per_name)
             rows.append(row)
             print(_line(row), flush=True)
@@ -256,6 +261,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backends", default="redis,sqlite")
     parser.add_argument("--max-seconds", type=float, default=20.0, help="cap per case")
     parser.add_argument("--idle-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="claim this many ahead (default: adaptive, which claims a name's first jobs one "
+        "at a time until they have shown they are short: 10 jobs a name never get there)",
+    )
     parser.add_argument("--jobqueue-src", help="measure the jobqueue package in this folder")
     parser.add_argument(
         "--jobqueue-rev", help="measure jobqueue as of this git revision (e.g. HEAD)"
@@ -278,7 +289,8 @@ def main() -> None:
     if largest > 1:
         cases.append((1, largest * PER_NAME))  # equal job counts on one name
     backends = options.backends.split(",")
-    print(f"jobqueue {jobqueue_source()}; load {os.getloadavg()}", flush=True)
+    prefetch = "adaptive" if options.prefetch is None else options.prefetch
+    print(f"jobqueue {jobqueue_source()}; prefetch {prefetch}; load {os.getloadavg()}", flush=True)
     rows: list[dict[str, Any]] = []
     idle: dict[int, float] = {}
     if "redis" in backends:

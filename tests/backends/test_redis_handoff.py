@@ -20,7 +20,7 @@ import redis
 
 from jobqueue.backend import BackendOptions, Claim, HandoffBackend, WorkSpec
 from jobqueue.backends.redis import RedisBackend
-from jobqueue.backends.redis.wire import lease_arg, spec_args
+from jobqueue.backends.redis.wire import lease_arg
 from jobqueue.engine import Engine
 from jobqueue.errors import BackendUnavailableError
 from jobqueue.job import Job, JobState
@@ -79,7 +79,7 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def register(backend: RedisBackend, spec: WorkSpec, token: str, wait: float = 30.0) -> Any:
     """A waiter's first look only (idle.lua): it registers and never blocks or withdraws --
     as a waiter that died right after registering."""
-    return backend._run("idle", [token, lease_arg(spec), repr(wait), *spec_args(spec)])
+    return backend._run("idle", [token, lease_arg(spec), repr(wait), *backend._spec_args(spec)])
 
 
 def inbox(backend: RedisBackend, token: str) -> list[bytes]:

@@ -51,6 +51,7 @@ from jobqueue.backends.redis.connection import (
 from jobqueue.backends.redis.connection import packed as _packed
 from jobqueue.backends.redis.connection import send_packed as _send_packed
 from jobqueue.backends.redis.eviction import cannot_check, pop_check_eviction, warn_if_evicting
+from jobqueue.backends.redis.groups import GroupCalls
 from jobqueue.backends.redis.operations import OperatorCalls
 from jobqueue.backends.redis.schedules import ScheduleCalls
 from jobqueue.backends.redis.seam import StorageCalls
@@ -82,7 +83,7 @@ DEFAULT_NAMESPACE = "jobqueue"
 _NOT_REPEATABLE = frozenset({"watch"})
 
 
-class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
+class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls, GroupCalls):
     """The storage seam (``jobqueue.backend.Backend``) on Redis (``redis://``, ``rediss://``),
     and ``HandoffBackend.wait_for_claim``: ``outcome_counts`` comes from ``.operations``,
     the periodic schedules' (``claim_tick``, ``schedule_records``) from ``.schedules``, the
@@ -134,6 +135,10 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls):
             server_clock=self.server_clock,
         )
         """The scripts' commands and time arguments, and the load-and-retry plan."""
+        self._groups_stored: set[str] = set()
+        self._group_cache: tuple[tuple[str, ...], str] | None = None
+        self._layout_checked = False
+        """Name groups stored, and whether the layout was brought up to date (groups.py)."""
         self.policy_checked = False
         """Whether the server's eviction policy was looked at (once, at first use)."""
         self.check_eviction = True

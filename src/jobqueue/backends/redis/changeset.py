@@ -125,7 +125,7 @@ def changed_ids(args: Sequence[Arg]) -> list[str]:
     """The job ids of the changes in an apply call's arguments (as ``seam.apply`` builds
     them: the claim part, then ``apply_args``), for messages about the call."""
     limit = int(cast("int", args[0]))
-    i = limit + 5 + 2 * int(cast("int", args[limit + 4]))  # past the claim part
+    i = limit + 6 + 2 * int(cast("int", args[limit + 5]))  # past the claim part
     ids: list[str] = []
     for _ in range(int(cast("int", args[i]))):
         ids.append(as_text(cast("bytes", args[i + 1])))

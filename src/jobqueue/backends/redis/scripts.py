@@ -34,6 +34,8 @@ SCRIPT_NAMES += ("pause", "resume", "paused", "heartbeat", "remove_dispatcher", 
 SCRIPT_NAMES += ("outcomes", "claim_tick", "schedule_pause", "schedule_remove", "schedules")
 # The storage seam's (jobqueue.backend.Backend): the guarded write and what it needs beside.
 SCRIPT_NAMES += ("apply", "scan", "expired", "delete", "housekeep", "annotate")
+# Name groups (groups.py) and the layout upgrade.
+SCRIPT_NAMES += ("group", "layout")
 
 
 # The scripts that only read: as functions they carry ``no-writes`` (Redis refuses any write

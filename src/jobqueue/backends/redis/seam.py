@@ -32,7 +32,6 @@ from jobqueue.backends.redis.wire import (
     listed_jobs,
     optional,
     rows,
-    spec_args,
     token,
 )
 from jobqueue.changes import Change, ClaimAsk, Selector
@@ -80,6 +79,10 @@ class _Backend(Protocol):
 
     def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied: ...
 
+    def _spec_args(self, spec: WorkSpec | None) -> list[Arg]: ...
+
+    def _group_missing(self, spec_args: Sequence[Arg]) -> None: ...
+
 
 class StorageCalls:
     """The storage seam's methods of ``RedisBackend`` (``insert`` and ``get`` are in
@@ -100,9 +103,12 @@ class StorageCalls:
         # Claim nothing when a change was not written (a repeat, a lost lease), if asked.
         unless = "1" if then is not None and then.unless_conflict else ""
         args: list[Arg] = [count, unless, *tokens, "+" + exact_number(lease)]
-        args += ["", 0] if spec is None else spec_args(spec)
+        spec_at = len(args)
+        args += self._spec_args(spec)
         args += apply_args(changes, self._delay_arg)
-        results, claimed, resent = rows(self._run("apply", args))
+        results, claimed, resent, missing = rows(self._run("apply", args))
+        if as_text(missing) == "1":  # its name group was gone: stored again on the next claim
+            self._group_missing(args[spec_at : spec_at + 3])
         claims: list[Claim] = []
         corrupt = 0
         for lease_token, reply in zip(tokens, cast("list[list[Reply]]", claimed), strict=False):
@@ -113,6 +119,8 @@ class StorageCalls:
                 corrupt += 1
         if corrupt and spec is not None:  # one bad record never stops the queue: claim on
             claims += self.apply([], ClaimAsk(spec, corrupt))[1]
+        elif as_text(missing) == "1" and spec is not None:
+            claims += self.apply([], ClaimAsk(spec, count - len(claims)))[1]
         return conflicts(changes, results, as_text(resent) == "1"), claims
 
     def _delay_arg(self: _Backend, delay: float) -> str:

@@ -30,7 +30,6 @@ from jobqueue.backends.redis.wire import (
     inbox_message,
     lease_arg,
     rows,
-    spec_args,
     watched,
 )
 from jobqueue.backends.redis.wire import token as new_token
@@ -58,8 +57,12 @@ class _Backend(Protocol):
     def done_key(self, job_id: str) -> str: ...
 
     def _idle_wait(
-        self, token: str, lease: str, wanted: list[Arg], timeout: float
+        self, token: str, lease: str, spec: WorkSpec, timeout: float
     ) -> tuple[str, Reply]: ...
+
+    def _spec_args(self, spec: WorkSpec | None) -> list[Arg]: ...
+
+    def _group_missing(self, spec_args: Sequence[Arg]) -> None: ...
 
     def _watch(self, job_id: str, change: int) -> tuple[str, Job | None]: ...
 
@@ -70,9 +73,8 @@ class WaitCalls:
     """The waits of ``RedisBackend``."""
 
     def wait_for_work(self: _Backend, names: Iterable[str], timeout: float) -> bool:
-        wanted = list(dict.fromkeys(names))
-        args: list[Arg] = ["", len(wanted), *(item for name in wanted for item in (name, -1))]
-        kind, _ = self._idle_wait(new_token(), "", args, timeout)
+        spec = WorkSpec(tuple(dict.fromkeys(names)))
+        kind, _ = self._idle_wait(new_token(), "", spec, timeout)
         return kind != "timeout"
 
     def wait_for_claim(self: _Backend, spec: WorkSpec, timeout: float) -> Claim | bool:
@@ -87,7 +89,7 @@ class WaitCalls:
         token = new_token()
         lease = lease_arg(spec)
         deadline = self.options.clock() + spec.lease_seconds
-        kind, payload = self._idle_wait(token, lease, spec_args(spec), timeout)
+        kind, payload = self._idle_wait(token, lease, spec, timeout)
         if kind == "claimed":
             job = rows(payload)
             try:
@@ -115,13 +117,20 @@ class WaitCalls:
             return True
 
     def _idle_wait(
-        self: _Backend, token: str, lease: str, wanted: list[Arg], timeout: float
+        self: _Backend, token: str, lease: str, spec: WorkSpec, timeout: float
     ) -> tuple[str, Reply]:
         """idle.lua, then a block on the waiter's inbox, then unidle.lua if nothing came.
         Returns ``("claimed", job reply)`` (claimed at once, with a lease), ``("ready",
         None)``, ``("woken", None)``, ``("handed", JSON)`` or ``("timeout", None)``."""
         wait = max(float(timeout), 0.0)
-        kind, detail = idle(self._run("idle", [token, lease, exact_number(wait), *wanted]))
+        for _ in range(2):
+            wanted = self._spec_args(spec)
+            kind, detail = idle(self._run("idle", [token, lease, exact_number(wait), *wanted]))
+            if kind != "g":
+                break
+            self._group_missing(wanted)  # its name group was gone: stored again, called again
+        if kind == "g":
+            return "ready", None
         if kind == "c":
             return "claimed", detail
         if kind == "r":

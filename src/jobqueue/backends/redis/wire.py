@@ -61,15 +61,6 @@ def lease_arg(spec: WorkSpec) -> str:
     return "+" + exact_number(spec.lease_seconds)
 
 
-def spec_args(spec: WorkSpec) -> list[Arg]:
-    names = list(dict.fromkeys(spec.names))
-    args: list[Arg] = [spec.dispatcher or "", len(names)]
-    for name in names:
-        cap = spec.max_active.get(name)
-        args += [name, -1 if cap is None else max(int(cap), 0)]
-    return args
-
-
 def dispatcher_record(info: DispatcherInfo, leases: Sequence[tuple[str, str]]) -> str:
     """What the dispatcher hash keeps (last_seen apart: the script writes its "now")."""
     return dumps_json(

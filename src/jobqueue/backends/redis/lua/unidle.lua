@@ -6,11 +6,8 @@
 -- this call repeats one whose reply was lost. Returns the
 -- inbox's message (a handed job as JSON, or 'w'), or nil.
 local token = ARGV[9]
-local text = redis.call('HGET', K_WAITERS, token)
-local ok, record = pcall(cjson.decode, text or '')
-if ok and type(record) == 'table' and type(record.n) == 'table' then
-  withdraw_waiter(token, record.n)
-end
+local record = waiter_record(token)
+if record then withdraw_waiter(token, record, false) end
 local k = inbox_key(token)
 local message = redis.call('RPOP', k)
 redis.call('DEL', k)

@@ -30,6 +30,9 @@ local K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE, K_NAMES, K_ACTIVE_COUNT, K_PAUSED
 local K_DISPATCHERS
 -- Idle waiters' records by token (see register_waiter).
 local K_WAITERS
+-- The priority levels that have heads (heads_key), and the name groups by last use (a group
+-- nobody waited on for GROUP_IDLE seconds is dropped by housekeep).
+local K_LEVELS, K_GROUPS
 -- Present when every job of the namespace has been counted in the per-name counts (see
 -- name_counts_key): submit sets it when it stores the namespace's first job ever. A
 -- namespace that held jobs before the counts existed never gets it, and count_by_name
@@ -45,7 +48,7 @@ local K_SCHEDULES
 -- are kept.
 local TAIL, MAX_HISTORY, OUTCOME_MINUTES
 -- Per-call caches, described where they are used.
-local paused_names, reserved_seq, claimed_by
+local paused_names, reserved_seq, claimed_by, levels_listed, spec, run
 -- Ids and sequence numbers taken ahead for the jobs a submit call stores (reserve_numbers).
 local id_block, seq_block
 -- Counter changes a call makes, written once, at its end (settle): per name and state, the
@@ -75,10 +78,12 @@ local function begin(clock)
   K_NAMES, K_ACTIVE_COUNT, K_PAUSED = P .. 'N', P .. 'ac', P .. 'paused'
   K_DISPATCHERS, K_COUNTED, K_SCHEDULES = P .. 'dispatchers', P .. 'nc', P .. 'schedules'
   K_WAITERS = P .. 'W'
+  K_LEVELS, K_GROUPS = P .. 'HL', P .. 'Gt'
   TAIL = #ARGV - 4
   MAX_HISTORY = tonumber(ARGV[TAIL + 1])
   OUTCOME_MINUTES = tonumber(ARGV[TAIL + 4])
   paused_names, reserved_seq, claimed_by = nil, nil, nil
+  levels_listed, spec, run = nil, nil, nil
   id_block, seq_block = nil, nil
   count_changes, active_changes, outcome_changes = {}, {}, {}
 end

@@ -15,19 +15,20 @@ local function claimed_before(token)
   return claimed_by[token]
 end
 
--- Claim the next job (see take_next). ARGV[base] is the claiming dispatcher's id ('' =
--- none), the names follow. `lease` is a time argument (see `at`). Returns {id, fields, logs,
--- deadline} or nil.
-local function claim(token, lease, base)
+-- Claim the next job (see take_next), one of `want` the call may claim (1 when nil).
+-- ARGV[base] is the claiming dispatcher's id ('' = none), the spec follows (claim_spec).
+-- `lease` is a time argument (see `at`). Returns {id, fields, logs, deadline} or nil.
+local function claim(token, lease, base, want)
   local before = claimed_before(token)
   if before then return snapshot(before) end
   local deadline = at(lease)
   local dispatcher = ARGV[base]
   for _ = 1, 100 do
-    local name, id = take_next(base + 1)
+    local name, id = take_next(base + 1, want)
     if not id then return nil end
     local job = claim_job(id, name, token, deadline, dispatcher)
     if job then return job end
   end
+  put_back_run()
   return nil
 end

@@ -19,9 +19,10 @@ local function promote()
     local f = fields(id, 'n', 's', 'p') or {}
     local name = f[1]
     if name and f[2] == 'd' then
-      redis.call('HSET', job_key(id), 's', 'w', 'q', next_seq())
+      local seq = next_seq()
+      redis.call('HSET', job_key(id), 's', 'w', 'q', seq)
       move_count(name, 'd', 'w')
-      make_ready(id, name, tonumber(f[3]) or 0)
+      make_ready(id, name, tonumber(f[3]) or 0, seq)
       signal(name)
     end
   end

@@ -23,10 +23,20 @@ local function log_key(id) return P .. 'l:' .. id end
 -- that have waiting jobs.
 local function ready_key(name, priority) return P .. 'r:' .. name .. ':' .. priority end
 local function levels_key(name) return P .. 'R:' .. name end
--- Idle waiters (see signal): per name, a list of the tokens registered as waiting for its
--- jobs (a '~' before the token: wake it, do not hand it a job); per token, its record in the
--- hash K_WAITERS and its inbox, the list it blocks on.
-local function waiters_key(name) return P .. 'w:' .. name end
+-- The heads across names, so a claim costs the same whatever the number of names: per
+-- priority level, a zset of the names whose waiting list at that level has a first job
+-- (paused names left out), scored by that job's sequence number -- the first entry is the
+-- next job of the level in enqueue order -- plus K_LEVELS, a zset of the levels listed.
+local function heads_key(priority) return P .. 'H:' .. priority end
+-- Name groups: a set of worker names stored once (group.lua) under a digest of it, so a
+-- dispatcher serving thousands of names sends the digest, not the names, and waits on one
+-- list whatever it serves. Per name, the set of digests of the groups holding it; per
+-- group, the list of its idle waiters' tokens (see signal).
+local function group_key(digest) return P .. 'G:' .. digest end
+local function name_groups_key(name) return P .. 'g:' .. name end
+local function group_waiters_key(digest) return P .. 'gw:' .. digest end
+-- Idle waiters (see signal): per token, its record in the hash K_WAITERS, its entry in its
+-- group's list (group_waiters_key) and its inbox, the list it blocks on.
 local function inbox_key(token) return P .. 'h:' .. token end
 local function done_key(id) return P .. 'x:' .. id end
 local function finished_key(state) return P .. state end

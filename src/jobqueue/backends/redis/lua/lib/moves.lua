@@ -103,7 +103,7 @@ local function write_change(id, f, i)
     redis.call('ZADD', K_DELAYED, score, id)
     signal(name)
   elseif to == 'w' then
-    make_ready(id, name, tonumber(f[8]) or 0)
+    make_ready(id, name, tonumber(f[8]) or 0, put.q)
     signal(name)
   end
   if counts_as ~= '' then count_outcome(counts_as) end

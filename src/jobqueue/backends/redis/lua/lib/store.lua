@@ -33,7 +33,8 @@ local function store_job(i, stored)
   end
   local id = next_id()
   local state = delayed and 'd' or 'w'
-  local hash = {'n', name, 's', state, 'q', draw(seq_block, K_SEQ)}
+  local seq = draw(seq_block, K_SEQ)
+  local hash = {'n', name, 's', state, 'q', seq}
   for k = pairs_at, after - 1 do hash[#hash + 1] = ARGV[k] end
   if relative and delayed then
     -- The due time on the server's clock replaces the client's (a later field wins).
@@ -51,7 +52,7 @@ local function store_job(i, stored)
   if delayed then
     redis.call('ZADD', K_DELAYED, run_at, id)
   else
-    make_ready(id, name, priority)
+    make_ready(id, name, priority, seq)
   end
   stored[name] = (stored[name] or 0) + 1
   return after, 'n', id, state
