@@ -162,6 +162,7 @@ def apply(
             found = state(schema, conn, path)
             if found == "empty":
                 _create(schema, conn)
+                log.info("%s: created the jobqueue schema at version %d", path, latest(schema))
             elif found == "old":
                 _migrate_one(schema, conn, path, log)
                 applied += 1
