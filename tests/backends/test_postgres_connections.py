@@ -216,3 +216,21 @@ def test_listen_false_opens_no_listen_connection_and_polls(url: str) -> None:
         assert backend.wait_for_work(["a"], 120)
     finally:
         backend.close()
+
+
+def test_reads_and_writes_ride_over_killed_connections(url: str, postgres_url: str) -> None:
+    """As after a server restart: every connection the backend holds is dead."""
+    backend = PostgresBackend(url)
+    try:
+        (job,) = backend.insert([a_job()])
+        assert backend.get(job.id) is not None
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert backend.get(job.id) is not None
+        backend.insert([a_job()])
+        assert backend.counts()["a"]["waiting"] == 2  # type: ignore[index]
+    finally:
+        backend.close()

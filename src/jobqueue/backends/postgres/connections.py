@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jobqueue.backends.postgres import wakeups
 from jobqueue.backends.postgres.dialect import PostgresDialect, translate
@@ -108,6 +108,7 @@ class PostgresLink:
             max_size=url.pool_size,
             kwargs={"autocommit": True},
             timeout=POOL_TIMEOUT,
+            num_workers=1,  # opens connections in the background: one thread is plenty
             name=f"jobqueue-{url.schema}",
             open=False,
         )
@@ -126,8 +127,9 @@ class PostgresLink:
 
     def begin(self) -> Conn:
         """The write connection in a transaction holding the schema's lock (the caller holds
-        ``write_lock``). A connection found dead is replaced once: nothing was done on it."""
-        for attempt in (1, 2):
+        ``write_lock``). Connections found dead (a restarted server) are replaced: nothing
+        was done on them yet."""
+        for attempt in range(self.url.pool_size + 1):
             conn = self._writer
             try:
                 if conn is None or conn.raw.closed or conn.raw.broken:
@@ -139,14 +141,23 @@ class PostgresLink:
                 (server_now,) = cursor.fetchone() or (time.time(),)
             except psycopg.Error as exc:
                 self._drop_writer()
-                if attempt == 1 and isinstance(exc, psycopg.OperationalError):
-                    logger.debug("%s: replacing a dead connection: %s", self.where, exc)
+                if self._dead(exc, attempt):
                     continue
                 raise translate(exc, self.where) from exc
             if self._clock is not None:
                 self._clock.observe(float(server_now))
             return conn
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _dead(self, exc: psycopg.Error, attempt: int) -> bool:
+        """Whether ``exc``, raised by a transaction's first statement, says its pooled
+        connection had died, and another one may be tried."""
+        if attempt >= self.url.pool_size or not isinstance(exc, psycopg.OperationalError):
+            return False
+        if isinstance(exc, PoolTimeout):
+            return False
+        logger.debug("%s: replacing a dead connection: %s", self.where, exc)
+        return True
 
     def rollback(self, conn: Connection) -> None:
         with contextlib.suppress(psycopg.Error):
@@ -161,16 +172,33 @@ class PostgresLink:
     @contextlib.contextmanager
     def reading(self, wrap: Callable[[Conn], T]) -> Iterator[T]:
         """A read-only snapshot on a pooled connection, given as ``wrap`` makes it."""
+        conn = self._snapshot()
         try:
-            with self.pool.connection() as conn:
-                conn.execute(self._dialect.begin_read)
-                try:
-                    yield wrap(Conn(conn))
-                finally:
-                    if not conn.closed and not conn.broken:
-                        conn.execute("ROLLBACK")  # read only: nothing to commit
+            yield wrap(Conn(conn))
         except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
+        finally:
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")  # read only: nothing to commit
+            self.pool.putconn(conn)
+
+    def _snapshot(self) -> PgConnection:
+        """A pooled connection in a read-only snapshot; dead ones are replaced."""
+        for attempt in range(self.url.pool_size + 1):
+            try:
+                conn = self.pool.getconn()
+            except psycopg.Error as exc:
+                raise translate(exc, self.where) from exc
+            try:
+                conn.execute(self._dialect.begin_read)
+                return conn
+            except psycopg.Error as exc:
+                self.pool.putconn(conn)  # a broken one is discarded by the pool
+                if self._dead(exc, attempt):
+                    continue
+                raise translate(exc, self.where) from exc
+        raise AssertionError("unreachable: the last attempt raises")
 
     def data_version(self) -> int:
         """Changes whenever any transaction of the server starts writing or ends (its
