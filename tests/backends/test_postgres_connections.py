@@ -18,7 +18,7 @@ from jobqueue.backends import _postgres
 from jobqueue.backends.postgres import PostgresBackend, connections
 from jobqueue.backends.postgres.url import parse
 from jobqueue.errors import BackendUnavailableError, ConfigurationError, InvalidURLError
-from jobqueue.job import Job
+from jobqueue.job import Job, JobState
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
 
 __all__ = ["postgres_url"]
@@ -106,7 +106,7 @@ def test_a_dead_pooled_connection_is_replaced_once(url: str, postgres_url: str) 
             admin.execute("SELECT pg_terminate_backend(%s)", (writer.raw.info.backend_pid,))
         (job,) = backend.insert([a_job()])  # on a new connection, nothing written twice
         assert backend.get(job.id) is not None
-        assert backend.counts()["a"]["waiting"] == 2  # type: ignore[index]
+        assert backend.counts()["a"][JobState.WAITING] == 2
     finally:
         backend.close()
 
@@ -231,6 +231,6 @@ def test_reads_and_writes_ride_over_killed_connections(url: str, postgres_url: s
             )
         assert backend.get(job.id) is not None
         backend.insert([a_job()])
-        assert backend.counts()["a"]["waiting"] == 2  # type: ignore[index]
+        assert backend.counts()["a"][JobState.WAITING] == 2
     finally:
         backend.close()
