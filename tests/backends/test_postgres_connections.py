@@ -17,7 +17,12 @@ from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends import _postgres
 from jobqueue.backends.postgres import PostgresBackend, connections
 from jobqueue.backends.postgres.url import parse
-from jobqueue.errors import BackendUnavailableError, ConfigurationError, InvalidURLError
+from jobqueue.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidURLError,
+)
 from jobqueue.job import Job, JobState
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
 
@@ -231,6 +236,29 @@ def test_reads_and_writes_ride_over_killed_connections(url: str, postgres_url: s
             )
         assert backend.get(job.id) is not None
         backend.insert([a_job()])
+        assert backend.counts()["a"][JobState.WAITING] == 2
+    finally:
+        backend.close()
+
+
+def test_a_backend_opened_before_a_fork_refuses_to_work_in_the_child(url: str) -> None:
+    import os
+
+    backend = PostgresBackend(url)
+    try:
+        backend.insert([a_job()])
+        pid = os.fork()
+        if pid == 0:  # the child: a clear error, and the parent's sessions untouched
+            code = 1
+            try:
+                backend.insert([a_job()])
+            except BackendError as exc:
+                code = 0 if "before a fork" in str(exc) else 2
+            backend.close()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        backend.insert([a_job()])  # the parent's connections still work
         assert backend.counts()["a"][JobState.WAITING] == 2
     finally:
         backend.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import zlib
@@ -117,6 +118,7 @@ class PostgresLink:
         self.signal = wakeups.attach(url.conninfo, url.database, dialect.channel, listen=url.listen)
         self.write_lock = self.signal.write_lock
         self._closed = False
+        self._pid = os.getpid()
 
     @property
     def polls(self) -> bool:
@@ -129,6 +131,7 @@ class PostgresLink:
         """The write connection in a transaction holding the schema's lock (the caller holds
         ``write_lock``). Connections found dead (a restarted server) are replaced: nothing
         was done on them yet."""
+        self._same_process()
         for attempt in range(self.url.pool_size + 1):
             conn = self._writer
             try:
@@ -148,6 +151,14 @@ class PostgresLink:
                 self._clock.observe(float(server_now))
             return conn
         raise AssertionError("unreachable: the last attempt raises")
+
+    def _same_process(self) -> None:
+        if os.getpid() != self._pid:
+            raise BackendError(
+                f"this PostgreSQL backend ({self.where}) was opened in process {self._pid}, "
+                "before a fork: open the JobQueue in each process (a connection cannot be "
+                "shared across a fork)"
+            )
 
     def _dead(self, exc: psycopg.Error, attempt: int) -> bool:
         """Whether ``exc``, raised by a transaction's first statement, says its pooled
@@ -185,6 +196,7 @@ class PostgresLink:
 
     def _snapshot(self) -> PgConnection:
         """A pooled connection in a read-only snapshot; dead ones are replaced."""
+        self._same_process()
         for attempt in range(self.url.pool_size + 1):
             try:
                 conn = self.pool.getconn()
@@ -214,6 +226,8 @@ class PostgresLink:
         if self._closed:
             return
         self._closed = True
+        if os.getpid() != self._pid:
+            return  # the parent's: closing them here would end the parent's sessions
         wakeups.detach(self.url.conninfo, self._dialect.channel, listen=self._listen)
         self._drop_writer()
         self.pool.close()

@@ -169,8 +169,5 @@ def translate(exc: Exception, where: str) -> BackendError:
         )
     retry = state[:2] in _RETRY_CLASSES or state in _RETRY_STATES
     if retry or isinstance(exc, psycopg.OperationalError):
-        return BackendUnavailableError(
-            f"PostgreSQL {where} is unavailable ({text}); retry. A write may or may not have "
-            "been applied when the connection was lost during its commit"
-        )
+        return BackendUnavailableError(f"PostgreSQL {where} is unavailable ({text}); retry")
     return BackendError(f"PostgreSQL operation on {where} failed: {text}")

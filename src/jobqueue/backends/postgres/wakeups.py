@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,6 +258,19 @@ def _closed(conn: psycopg.Connection[tuple[object, ...]] | None) -> None:
 _registry: dict[str, Wakeups] = {}
 _registry_lock = threading.Lock()
 _signals: dict[tuple[str, str], WakeSignal] = {}
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of its parent's threads: it starts afresh (and leaves the
+    parent's connections alone)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _registry.clear()
+    _signals.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def attach(conninfo: str, where: str, channel: str, *, listen: bool) -> WakeSignal:
