@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
 
-__all__ = ["redis_url"]  # the session fixture, for backend_url's Redis case
+__all__ = ["postgres_url", "redis_url"]  # the session fixtures, for backend_url's cases
 
 
 @pytest.fixture(autouse=True)
@@ -32,14 +33,19 @@ def no_thread_left_running() -> Iterator[None]:
     assert not still, f"the test left non-daemon threads running: {still}"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh store on each backend: memory, a temp SQLite file, a new Redis namespace (its
-    keys, and only those, deleted after)."""
+    keys, and only those, deleted after), a new PostgreSQL schema (dropped after)."""
     if request.param == "memory":
         yield "memory://"
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobs.db'}"
+    elif request.param == "postgres":
+        base = request.getfixturevalue("postgres_url")
+        schema = new_schema()
+        yield f"{base}?schema={schema}"
+        drop_schema(base, schema)
     else:
         base = request.getfixturevalue("redis_url")
         namespace = new_namespace()

@@ -1,7 +1,7 @@
 """The built-in backends, registered through the same hook third-party backends use.
 
 Each factory imports its module only when its scheme is used, so ``memory://`` needs no
-Redis client and ``sqlite://`` no server.
+Redis client, ``sqlite://`` no server, and only ``postgresql://`` needs psycopg.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from jobqueue.backend import Backend, BackendFactory, BackendOptions
+from jobqueue.errors import ConfigurationError
 from jobqueue.hooks import hookimpl
 
 if TYPE_CHECKING:
@@ -38,6 +39,20 @@ def _sqlite(url: str, options: BackendOptions) -> Backend:
     return SQLiteBackend.from_url(url, options)
 
 
+POSTGRES_HINT = "the PostgreSQL backend needs psycopg 3: pip install 'jobqueue[postgres]'"
+
+
+def _postgres(url: str, options: BackendOptions) -> Backend:
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(f"{POSTGRES_HINT} ({exc})") from None
+    from jobqueue.backends.postgres import PostgresBackend
+
+    return PostgresBackend.from_url(url, options)
+
+
 @hookimpl
 def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
     sentinel = ("redis+sentinel", "rediss+sentinel", "redis-sentinel", "sentinel")
@@ -47,6 +62,8 @@ def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
         "rediss": _redis,
         **dict.fromkeys(sentinel, _redis),  # Redis through Sentinel (backends/redis/url.py)
         "sqlite": _sqlite,
+        "postgresql": _postgres,
+        "postgres": _postgres,
     }
 
 

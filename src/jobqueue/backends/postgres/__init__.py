@@ -1,0 +1,45 @@
+"""PostgreSQL backend (``postgresql://user@host/db``, ``pip install 'jobqueue[postgres]'``).
+
+The SQL family's store (``jobqueue.backends.sql``) over PostgreSQL's dialect (``.dialect``),
+connections (``.connections``: psycopg 3 and psycopg_pool) and wake-ups (``.wakeups``:
+LISTEN/NOTIFY); the schema is ``migrations/NNNN_name.sql``, in a PostgreSQL schema of its
+own. URL options: ``.url``. Leases are measured on the server's clock unless a clock is
+given (``connections.ServerClock``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from jobqueue.backend import BackendOptions
+from jobqueue.backends.postgres.connections import PostgresLink, ServerClock
+from jobqueue.backends.postgres.dialect import SCHEMA_VERSION, PostgresDialect
+from jobqueue.backends.postgres.url import PostgresURL, parse
+from jobqueue.backends.sql.store import SQLStore
+
+__all__ = ["SCHEMA_VERSION", "PostgresBackend"]
+
+
+class PostgresBackend(SQLStore):
+    """A queue in one schema of a PostgreSQL database.
+
+    ``options.namespace``, when given, names the schema if the URL does not (``?schema=``);
+    the default is ``jobqueue``. With the default clock (``time.time``), "now" is the
+    server's (``server_clock``)."""
+
+    def __init__(self, url: str | PostgresURL, options: BackendOptions | None = None) -> None:
+        options = options or BackendOptions()
+        self.url = url if isinstance(url, PostgresURL) else parse(url, schema=options.namespace)
+        clock = ServerClock() if options.clock is time.time else None
+        if clock is not None:
+            options = replace(options, clock=clock)
+        self.server_clock = clock is not None
+        """Whether "now" is the PostgreSQL server's clock."""
+        self.schema = self.url.schema
+        dialect = PostgresDialect(self.schema)
+        super().__init__(options, dialect, PostgresLink(self.url, dialect, clock))
+
+    @classmethod
+    def from_url(cls, url: str, options: BackendOptions) -> PostgresBackend:
+        return cls(url, options)

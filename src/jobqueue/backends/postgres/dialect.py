@@ -1,0 +1,173 @@
+"""What PostgreSQL does differently from the SQL family's shared store (``jobqueue.backends.sql``).
+
+- Statements: the family's texts with ``%s`` placeholders; the claim's head is read
+  ``FOR UPDATE SKIP LOCKED`` (a seek in the partial index ``jobqueue_waiting``, in run order).
+  Upserts, ``RETURNING``-free writes and everything else are the family's own SQL, which
+  PostgreSQL runs as written.
+- The schema: ``migrations/NNNN_name.sql`` in a PostgreSQL schema of the queue's own
+  (``jobqueue`` by default, ``?schema=`` to choose); ``sql.migrate`` applies them, each step in
+  one transaction under ``pg_advisory_xact_lock`` (the same lock every write transaction of
+  the schema takes), so many processes starting at once migrate it once.
+- Errors: what a psycopg error means for the caller (``translate``).
+
+Concurrency: every write transaction of one schema takes the schema's transaction-level
+advisory lock first, as SQLite's ``BEGIN IMMEDIATE`` takes its file's write lock: the store
+reads, decides and writes within one transaction and relies on nothing changing in between
+(``sql.store``). The lock is held for one short transaction (a few statements, no client
+think time); reads never take it (``REPEATABLE READ`` snapshots).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import psycopg
+
+from jobqueue.backends.sql import migrate
+from jobqueue.backends.sql.dialect import Connection
+from jobqueue.backends.sql.migrate import Layout, Step
+from jobqueue.backends.sql.statements import Statements
+from jobqueue.errors import (
+    BackendError,
+    BackendFullError,
+    BackendUnavailableError,
+    SchemaVersionError,
+)
+
+LOCK_CLASS = 0x4A6F6251  # "JobQ": the first key of every advisory lock jobqueue takes
+LOCK_WAIT = 30
+
+OVERRIDES = {
+    # The claim's head, locked as it is read: a claim in another transaction skips it
+    # instead of queueing behind it.
+    "WAITING_HEAD": (
+        "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ),
+}
+
+STATEMENTS = Statements(OVERRIDES, placeholder="%s")
+LAYOUT = migrate.load("jobqueue.backends.postgres", "migrations")
+SCHEMA_VERSION = LAYOUT.migrations[-1].version if LAYOUT.migrations else migrate.BASE_VERSION
+"""The version this jobqueue writes: the last of ``migrations/``."""
+
+
+WRITE_LIMITS = (
+    f"SET LOCAL lock_timeout = '{LOCK_WAIT}s'; "
+    f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_WAIT}s'"
+)
+"""A writer waits at most ``LOCK_WAIT`` for the schema's lock (then the call fails as
+unavailable, to be retried), and a writer that stalls inside its transaction (a stopped
+process) loses its connection, and the lock, after as long: no stuck client holds every
+other writer up for good."""
+
+
+def lock_key(schema: str) -> tuple[int, int]:
+    """The advisory lock of ``schema``'s writers: (``LOCK_CLASS``, a hash of the name)."""
+    crc = zlib.crc32(schema.encode())
+    return LOCK_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+class PostgresDialect:
+    """PostgreSQL as the store sees it (``sql.dialect.Dialect``) and as ``migrate`` does
+    (``migrate.Schema``), for one schema."""
+
+    name = "postgres"
+    integrity_error = psycopg.IntegrityError
+    error = psycopg.Error
+    sql = STATEMENTS
+    layout: Layout = LAYOUT
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.quoted = f'"{schema}"'  # checked: [a-z0-9_] only (``url.check_schema``)
+        self.channel = f"jobqueue.{schema}"
+        classid, objid = lock_key(schema)
+        self.lock = f"pg_advisory_xact_lock({classid}, {objid})"
+        self.use_schema = f"SET LOCAL search_path TO {self.quoted}"
+        # One round trip each: a simple query of several statements.
+        self.begin_exclusive = f"BEGIN; SELECT {self.lock}; {self.use_schema}"
+        self.begin_write = (
+            f"BEGIN; {self.use_schema}; {WRITE_LIMITS}; "
+            f"SELECT extract(epoch FROM clock_timestamp())::float8 FROM {self.lock}"
+        )
+        self.begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.use_schema}"
+
+    # -- migrate.Schema ------------------------------------------------------------------------
+
+    def run(self, conn: Connection, step: Step) -> None:
+        """Apply ``step`` inside the caller's transaction (``search_path`` is the schema)."""
+        if callable(step):
+            step(conn)
+        else:
+            conn.execute(step)  # no parameters: one simple query, however many statements
+
+    def inspect(self, conn: Connection, path: str) -> str:
+        """``"empty"`` (no ``jobqueue_*`` table in the schema: other tables may live beside
+        ours) or ``"ours"``; raises for ``jobqueue_*`` tables without our meta table."""
+        tables = sorted(
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') "
+                "AND left(c.relname, 9) = 'jobqueue_'",
+                (self.schema,),
+            )
+        )
+        if not tables:
+            return "empty"
+        if "jobqueue_meta" not in tables:
+            raise SchemaVersionError(
+                f"{path}: holds tables named like jobqueue's ({', '.join(tables[:8])}) but no "
+                "jobqueue_meta; refusing to touch them. Choose another ?schema="
+            )
+        return "ours"
+
+    def version(self, conn: Connection) -> object:
+        row = conn.execute(
+            f"SELECT value FROM {self.quoted}.jobqueue_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_version(self, conn: Connection, version: int) -> None:
+        conn.execute(
+            f"UPDATE {self.quoted}.jobqueue_meta SET value = %s WHERE key = 'schema_version'",
+            (version,),
+        )
+
+    def before_create(self, conn: Connection, in_memory: bool) -> None:
+        """The schema itself, under the lock in a transaction of its own (``CREATE SCHEMA``
+        only when missing: a user without the right to create one may be handed one)."""
+        conn.execute(
+            f"BEGIN; SELECT {self.lock}; DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_namespace "
+            f"WHERE nspname = '{self.schema}') THEN CREATE SCHEMA {self.quoted}; END IF; END $$; "
+            "COMMIT"
+        )
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+_FULL = ("53100", "53200")  # disk_full, out_of_memory
+_RETRY_CLASSES = ("08", "53", "57", "40", "55")  # connection, resources, shutdown, serialization
+_RETRY_STATES = ("25006",)  # read_only_sql_transaction: a standby (a failover under way)
+
+
+def translate(exc: Exception, where: str) -> BackendError:
+    """A psycopg error as the project's ``BackendError`` family: full, unavailable (retry),
+    or a failure of the operation itself."""
+    state = getattr(exc, "sqlstate", None) or ""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if state in _FULL:
+        return BackendFullError(
+            f"PostgreSQL {where} is out of room ({text}); nothing of this call was stored. "
+            "Jobs already stored can still be read"
+        )
+    if "NUL (0x00)" in text:
+        return BackendError(
+            f"PostgreSQL text cannot hold NUL characters (\\x00): nothing was stored in "
+            f"{where}; remove them from the names, titles, unique keys or log messages"
+        )
+    retry = state[:2] in _RETRY_CLASSES or state in _RETRY_STATES
+    if retry or isinstance(exc, psycopg.OperationalError):
+        return BackendUnavailableError(f"PostgreSQL {where} is unavailable ({text}); retry")
+    return BackendError(f"PostgreSQL operation on {where} failed: {text}")
