@@ -46,7 +46,9 @@ def ensure_venv() -> None:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "-r", str(REQUIREMENTS), "-e", f"{ROOT}[hiredis]"], check=True)
+        subprocess.run(
+            [*pip, "-r", str(REQUIREMENTS), "-e", f"{ROOT}[hiredis,postgres]"], check=True
+        )
         stamp.write_text(wanted)
     os.execv(str(python), [str(python), *sys.argv])
 
@@ -55,7 +57,22 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("jobqueue", "rq", "huey", "dramatiq", "celery", "arq", "saq", "redis", "hiredis"):
+    for name in (
+        "jobqueue",
+        "rq",
+        "huey",
+        "dramatiq",
+        "celery",
+        "arq",
+        "saq",
+        "redis",
+        "hiredis",
+        "procrastinate",
+        "pgqueuer",
+        "chancy",
+        "psycopg",
+        "psycopg-pool",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     from peers.node_peer import package_versions  # BullMQ, Kue, their clients, Node
