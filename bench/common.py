@@ -31,7 +31,7 @@ REQUIREMENTS = BENCH / "requirements.txt"
 def ensure_venv() -> None:
     """Re-run this command inside ``bench/.venv``, creating or refreshing it first.
 
-    The venv holds jobqueue (editable, with hiredis) and the peers pinned in
+    The venv holds jobqueue (editable, with hiredis and psycopg) and the peers pinned in
     ``requirements.txt``; it is rebuilt when that file or pyproject.toml changes."""
     python = VENV / "bin" / "python"
     if Path(sys.prefix).resolve() == VENV.resolve():

@@ -49,6 +49,7 @@ POSTGRES_PEERS = (
 )
 GROUPS = {"redis": DEFAULT_PEERS, "postgres": POSTGRES_PEERS}  # names usable in --peers
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
+CHART_POSTGRES = CHART.with_name("benchmarks-postgres.png")  # a run of PostgreSQL peers only
 HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushdb", "ping"}
 
 
@@ -243,7 +244,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flat-small", type=int, default=1_000, help="(1000)")
     parser.add_argument("--flat-window", type=int, default=5_000, help="jobs timed (5000)")
     parser.add_argument("--flat-repeats", type=int, default=5, help="(5)")
-    parser.add_argument("--chart", default=str(CHART), help=f"PNG to draw ({CHART})")
+    parser.add_argument(
+        "--chart",
+        help=f"PNG to draw ({CHART}; {CHART_POSTGRES.name} beside it for a run of "
+        "PostgreSQL peers only)",
+    )
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument(
         "--jobqueue-src",
@@ -471,5 +476,8 @@ def report(results: dict[str, Any], options: argparse.Namespace) -> None:
     if not options.no_chart and results.get("summary"):
         from chart import draw
 
-        draw(results, Path(options.chart))
-        print(f"chart: {options.chart}")
+        stores = results.get("stores", {})
+        only_postgres = bool(stores) and all(s == "postgres" for s in stores.values())
+        path = Path(options.chart or (CHART_POSTGRES if only_postgres else CHART))
+        draw(results, path)
+        print(f"chart: {path}")

@@ -1,6 +1,8 @@
 """One adapter per library: how to submit (one by one, in bulk) and how to start its worker.
 
-The producer side runs in the harness process (for the Node peers, BullMQ and Kue, in one
+The PostgreSQL peers (``on_postgres``) share ``peers/postgres_base.py``: a schema each in the
+bench's database, re-created by ``reset`` before each phase. The producer side runs in the
+harness process (for the Node peers, BullMQ and Kue, in one
 ``node`` process driven over a pipe: ``peers/node_peer.py``); each worker runs as its own
 process with the library's usual command (its CLI where it has one) at concurrency 1. Every
 worker runs the same body, :func:`body.run` (``bench/node/common.js`` on Node), on the payload
