@@ -34,11 +34,18 @@ from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.aio import AsyncRedisBackend
 from jobqueue.errors import JobNotFoundError
 from jobqueue.job import Job
+from tests.backends.postgres_fixtures import drop_schema, new_schema
 from tests.backends.redis_fixtures import delete_namespace, new_namespace, redis_url
 
 __all__ = ["redis_url"]  # the fixture, re-exported for pytest
 
-KINDS = ["memory", "sqlite", "fakeredis", pytest.param("redis", marks=pytest.mark.redis)]
+KINDS = [
+    "memory",
+    "sqlite",
+    "fakeredis",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
 
 
 class Recorder:
@@ -91,6 +98,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     hooks = Recorder()
     common: dict[str, Any] = {"plugins": [hooks], "load_entrypoints": False}
     namespace: str | None = None  # a real-Redis namespace to delete afterwards
+    schema: str | None = None  # a PostgreSQL schema to drop afterwards
     if kind == "memory":
         queue = JobQueue("memory://", **common)
         aq = queue.aio
@@ -106,6 +114,10 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
         queue = JobQueue(backend=sync, **common)
         native = AsyncRedisBackend(sync, lambda: fakeredis.aioredis.FakeRedis(server=server))
         aq = AsyncJobQueue(queue=queue, backend=native)
+    elif kind == "postgres":
+        schema = new_schema()
+        queue = JobQueue(f"{request.getfixturevalue('postgres_url')}?schema={schema}", **common)
+        aq = queue.aio
     else:
         namespace = new_namespace()
         queue = JobQueue(request.getfixturevalue("redis_url"), namespace=namespace, **common)
@@ -122,6 +134,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
             assert isinstance(store, RedisBackend)
             delete_namespace(store.client, namespace)
         queue.close()
+        if schema is not None:
+            drop_schema(request.getfixturevalue("postgres_url"), schema)
 
 
 def test_redis_speaks_asyncio_and_the_others_run_in_threads(setup: Setup) -> None:

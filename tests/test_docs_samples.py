@@ -13,6 +13,8 @@ The rule for samples (see tests/docs_blocks.py for how blocks are found):
 * Samples that need Redis get ``JOBQUEUE_URL=redis://127.0.0.1:6379/15`` and a namespace of
   their own in ``JOBQUEUE_NAMESPACE`` (``docs-<uuid>``); its keys are deleted afterwards, by
   SCAN of that namespace only.
+* Samples that mention ``JOBQUEUE_POSTGRES_URL`` get it: the test session's own PostgreSQL
+  database (tests/backends/postgres_fixtures.py) with a schema of their own, dropped after.
 * Other languages (bash, toml, text, console) are not run here.
 """
 
@@ -59,8 +61,25 @@ def test_there_are_samples() -> None:
     assert expected <= pages
 
 
+@pytest.fixture
+def postgres_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """``JOBQUEUE_POSTGRES_URL`` for a sample that uses it (only those need a server)."""
+    block: Block = request.getfixturevalue("block")
+    if "JOBQUEUE_POSTGRES_URL" not in block.code:
+        yield {}
+        return
+    from tests.backends.postgres_fixtures import drop_schema, new_schema
+
+    base = request.getfixturevalue("postgres_url")
+    schema = new_schema()
+    yield {"JOBQUEUE_POSTGRES_URL": f"{base}?schema={schema}"}
+    drop_schema(base, schema)
+
+
 @pytest.mark.parametrize("block", SAMPLES, ids=lambda b: b.id)
-def test_sample_runs(block: Block, tmp_path: Path, redis_namespace: str) -> None:
+def test_sample_runs(
+    block: Block, tmp_path: Path, redis_namespace: str, postgres_env: dict[str, str]
+) -> None:
     write_files(block.page, tmp_path)
     program = tmp_path / "sample.py"
     program.write_text(block.code, encoding="utf-8")
@@ -69,6 +88,7 @@ def test_sample_runs(block: Block, tmp_path: Path, redis_namespace: str) -> None
         "JOBQUEUE_URL": REDIS_URL,
         "JOBQUEUE_NAMESPACE": redis_namespace,
         "PYTHONPATH": str(tmp_path),
+        **postgres_env,
     }
     result = subprocess.run(
         [sys.executable, str(program)],

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.postgres
 
 
 class TestPostgresBackend(BackendContract):
-    state_machine_examples = 15
-    differential_examples = 30
+    """The machines run at the suite's default sizes (a schema per example)."""
+
     url: str
 
     @pytest.fixture(autouse=True)

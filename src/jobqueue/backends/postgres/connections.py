@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import zlib
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jobqueue.backends.postgres import wakeups
 from jobqueue.backends.postgres.dialect import PostgresDialect, translate
@@ -108,6 +109,7 @@ class PostgresLink:
             max_size=url.pool_size,
             kwargs={"autocommit": True},
             timeout=POOL_TIMEOUT,
+            num_workers=1,  # opens connections in the background: one thread is plenty
             name=f"jobqueue-{url.schema}",
             open=False,
         )
@@ -116,6 +118,7 @@ class PostgresLink:
         self.signal = wakeups.attach(url.conninfo, url.database, dialect.channel, listen=url.listen)
         self.write_lock = self.signal.write_lock
         self._closed = False
+        self._pid = os.getpid()
 
     @property
     def polls(self) -> bool:
@@ -126,8 +129,10 @@ class PostgresLink:
 
     def begin(self) -> Conn:
         """The write connection in a transaction holding the schema's lock (the caller holds
-        ``write_lock``). A connection found dead is replaced once: nothing was done on it."""
-        for attempt in (1, 2):
+        ``write_lock``). Connections found dead (a restarted server) are replaced: nothing
+        was done on them yet."""
+        self._same_process()
+        for attempt in range(self.url.pool_size + 1):
             conn = self._writer
             try:
                 if conn is None or conn.raw.closed or conn.raw.broken:
@@ -139,14 +144,31 @@ class PostgresLink:
                 (server_now,) = cursor.fetchone() or (time.time(),)
             except psycopg.Error as exc:
                 self._drop_writer()
-                if attempt == 1 and isinstance(exc, psycopg.OperationalError):
-                    logger.debug("%s: replacing a dead connection: %s", self.where, exc)
+                if self._dead(exc, attempt):
                     continue
                 raise translate(exc, self.where) from exc
             if self._clock is not None:
                 self._clock.observe(float(server_now))
             return conn
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _same_process(self) -> None:
+        if os.getpid() != self._pid:
+            raise BackendError(
+                f"this PostgreSQL backend ({self.where}) was opened in process {self._pid}, "
+                "before a fork: open the JobQueue in each process (a connection cannot be "
+                "shared across a fork)"
+            )
+
+    def _dead(self, exc: psycopg.Error, attempt: int) -> bool:
+        """Whether ``exc``, raised by a transaction's first statement, says its pooled
+        connection had died, and another one may be tried."""
+        if attempt >= self.url.pool_size or not isinstance(exc, psycopg.OperationalError):
+            return False
+        if isinstance(exc, PoolTimeout):
+            return False
+        logger.debug("%s: replacing a dead connection: %s", self.where, exc)
+        return True
 
     def rollback(self, conn: Connection) -> None:
         with contextlib.suppress(psycopg.Error):
@@ -161,16 +183,34 @@ class PostgresLink:
     @contextlib.contextmanager
     def reading(self, wrap: Callable[[Conn], T]) -> Iterator[T]:
         """A read-only snapshot on a pooled connection, given as ``wrap`` makes it."""
+        conn = self._snapshot()
         try:
-            with self.pool.connection() as conn:
-                conn.execute(self._dialect.begin_read)
-                try:
-                    yield wrap(Conn(conn))
-                finally:
-                    if not conn.closed and not conn.broken:
-                        conn.execute("ROLLBACK")  # read only: nothing to commit
+            yield wrap(Conn(conn))
         except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
+        finally:
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")  # read only: nothing to commit
+            self.pool.putconn(conn)
+
+    def _snapshot(self) -> PgConnection:
+        """A pooled connection in a read-only snapshot; dead ones are replaced."""
+        self._same_process()
+        for attempt in range(self.url.pool_size + 1):
+            try:
+                conn = self.pool.getconn()
+            except psycopg.Error as exc:
+                raise translate(exc, self.where) from exc
+            try:
+                conn.execute(self._dialect.begin_read)
+                return conn
+            except psycopg.Error as exc:
+                self.pool.putconn(conn)  # a broken one is discarded by the pool
+                if self._dead(exc, attempt):
+                    continue
+                raise translate(exc, self.where) from exc
+        raise AssertionError("unreachable: the last attempt raises")
 
     def data_version(self) -> int:
         """Changes whenever any transaction of the server starts writing or ends (its
@@ -186,6 +226,8 @@ class PostgresLink:
         if self._closed:
             return
         self._closed = True
+        if os.getpid() != self._pid:
+            return  # the parent's: closing them here would end the parent's sessions
         wakeups.detach(self.url.conninfo, self._dialect.channel, listen=self._listen)
         self._drop_writer()
         self.pool.close()

@@ -35,6 +35,7 @@ from jobqueue.errors import (
 )
 
 LOCK_CLASS = 0x4A6F6251  # "JobQ": the first key of every advisory lock jobqueue takes
+LOCK_WAIT = 30
 
 OVERRIDES = {
     # The claim's head, locked as it is read: a claim in another transaction skips it
@@ -49,6 +50,16 @@ STATEMENTS = Statements(OVERRIDES, placeholder="%s")
 LAYOUT = migrate.load("jobqueue.backends.postgres", "migrations")
 SCHEMA_VERSION = LAYOUT.migrations[-1].version if LAYOUT.migrations else migrate.BASE_VERSION
 """The version this jobqueue writes: the last of ``migrations/``."""
+
+
+WRITE_LIMITS = (
+    f"SET LOCAL lock_timeout = '{LOCK_WAIT}s'; "
+    f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_WAIT}s'"
+)
+"""A writer waits at most ``LOCK_WAIT`` for the schema's lock (then the call fails as
+unavailable, to be retried), and a writer that stalls inside its transaction (a stopped
+process) loses its connection, and the lock, after as long: no stuck client holds every
+other writer up for good."""
 
 
 def lock_key(schema: str) -> tuple[int, int]:
@@ -77,7 +88,7 @@ class PostgresDialect:
         # One round trip each: a simple query of several statements.
         self.begin_exclusive = f"BEGIN; SELECT {self.lock}; {self.use_schema}"
         self.begin_write = (
-            f"BEGIN; {self.use_schema}; "
+            f"BEGIN; {self.use_schema}; {WRITE_LIMITS}; "
             f"SELECT extract(epoch FROM clock_timestamp())::float8 FROM {self.lock}"
         )
         self.begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.use_schema}"
@@ -151,10 +162,12 @@ def translate(exc: Exception, where: str) -> BackendError:
             f"PostgreSQL {where} is out of room ({text}); nothing of this call was stored. "
             "Jobs already stored can still be read"
         )
+    if "NUL (0x00)" in text:
+        return BackendError(
+            f"PostgreSQL text cannot hold NUL characters (\\x00): nothing was stored in "
+            f"{where}; remove them from the names, titles, unique keys or log messages"
+        )
     retry = state[:2] in _RETRY_CLASSES or state in _RETRY_STATES
     if retry or isinstance(exc, psycopg.OperationalError):
-        return BackendUnavailableError(
-            f"PostgreSQL {where} is unavailable ({text}); retry. A write may or may not have "
-            "been applied when the connection was lost during its commit"
-        )
+        return BackendUnavailableError(f"PostgreSQL {where} is unavailable ({text}); retry")
     return BackendError(f"PostgreSQL operation on {where} failed: {text}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ LISTEN_SLICE = 0.1
 """Seconds the listener waits for notifications before it looks at its channels again."""
 BACKOFF_START, BACKOFF_MAX = 0.05, 2.0
 """Reconnection back-off of the listener and the sender (seconds)."""
+FLUSH_TIMEOUT = 5.0
+"""Seconds the last backend's ``close`` waits for the wake-ups it asked for to be sent."""
 
 
 @dataclass(eq=False)
@@ -64,6 +67,9 @@ class Wakeups:
         self._users: dict[str, int] = {}  # channel → backends using it
         self._listeners: dict[str, int] = {}  # channel → backends that want it LISTENed
         self._listening: frozenset[str] = frozenset()
+        self.generation = 0
+        """How many times the LISTEN connection has (re)connected and followed its channels."""
+        self.listener_pid = 0
         self._pending: dict[str, bool] = {}  # channel → work (else: a change)
         self._sender_pid = 0
         self._stop = threading.Event()
@@ -104,6 +110,20 @@ class Wakeups:
     def listening(self, channel: str) -> bool:
         return channel in self._listening
 
+    def wait_listening(self, channel: str, timeout: float, *, after: int = 0) -> bool:
+        """Wait until ``channel`` is LISTENed on a connection made after generation
+        ``after`` (for tests and tools: the backend itself never waits for it)."""
+        with self._lock:
+            return self._lock.wait_for(
+                lambda: self.generation > after and channel in self._listening, timeout
+            )
+
+    def finish(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """After the last ``detach``: let the sender send what was asked for (a process
+        that submits and exits still wakes the others); the listener ends on its own."""
+        for thread in self._threads[:1]:
+            thread.join(timeout)
+
     def uses(self, channel: str) -> bool:
         with self._lock:
             return channel in self._users
@@ -131,7 +151,7 @@ class Wakeups:
             with self._lock:
                 while not self._pending and not self._stop.is_set():
                     self._lock.wait()
-                if self._stop.is_set():
+                if not self._pending:  # stopped, with every wake-up asked for sent
                     break
                 pending, self._pending = self._pending, {}
             try:
@@ -146,7 +166,8 @@ class Wakeups:
                 logger.debug("%s: could not send a wake-up: %s", self._where, exc)
                 _closed(conn)
                 conn = None
-                self._stop.wait(backoff)
+                if self._stop.wait(backoff):
+                    break
                 backoff = min(backoff * 2, BACKOFF_MAX)
         _closed(conn)
 
@@ -159,11 +180,14 @@ class Wakeups:
             conn: psycopg.Connection[tuple[object, ...]] | None = None
             try:
                 conn = psycopg.Connection.connect(self._conninfo, autocommit=True)
+                self.listener_pid = conn.info.backend_pid
+                fresh = True
                 if failing:
                     logger.warning("%s: LISTEN connection is back", self._where)
                 failing = False
                 while not self._stop.is_set():
-                    self._follow_channels(conn)
+                    self._follow_channels(conn, fresh)
+                    fresh = False
                     for note in conn.notifies(timeout=LISTEN_SLICE):
                         self._deliver(note)
                     backoff = BACKOFF_START
@@ -181,22 +205,27 @@ class Wakeups:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             finally:
-                self._listening = frozenset()
+                with self._lock:
+                    self._listening = frozenset()
                 _closed(conn)
 
-    def _follow_channels(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def _follow_channels(self, conn: psycopg.Connection[tuple[object, ...]], fresh: bool) -> None:
         """LISTEN to the channels wanted now, UNLISTEN the others. A waiter that polled
         until now re-reads once as it stops polling (``sql.store``), so what was sent
         before a LISTEN took effect is not missed."""
         with self._lock:
             wanted = frozenset(self._listeners)
-        if wanted == self._listening:
+        if wanted == self._listening and not fresh:
             return
         for channel in wanted - self._listening:
             conn.execute(f'LISTEN "{channel}"')  # channel names are checked: no quotes
         for channel in self._listening - wanted:
             conn.execute(f'UNLISTEN "{channel}"')
-        self._listening = wanted
+        with self._lock:
+            self._listening = wanted
+            if fresh:
+                self.generation += 1
+            self._lock.notify_all()
 
     def _lost(self) -> None:
         """The LISTEN connection is gone: waiters that rely on it wake (spuriously, once)
@@ -231,6 +260,19 @@ _registry_lock = threading.Lock()
 _signals: dict[tuple[str, str], WakeSignal] = {}
 
 
+def _forget_after_fork() -> None:
+    """A forked child has none of its parent's threads: it starts afresh (and leaves the
+    parent's connections alone)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _registry.clear()
+    _signals.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def attach(conninfo: str, where: str, channel: str, *, listen: bool) -> WakeSignal:
     """The ``Signal`` of ``channel`` (a schema) on this database in this process, with the
     database's wake-up threads running."""
@@ -251,7 +293,10 @@ def detach(conninfo: str, channel: str, *, listen: bool) -> None:
         wakeups = _registry.get(conninfo)
         if wakeups is None:
             return
-        if wakeups.detach(channel, listen=listen):
+        last = wakeups.detach(channel, listen=listen)
+        if last:
             del _registry[conninfo]
         if not wakeups.uses(channel):
             _signals.pop((conninfo, channel), None)
+    if last:
+        wakeups.finish()

@@ -169,6 +169,8 @@ def apply(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if found == "empty":
+            log.info("%s: created the jobqueue schema at version %d", path, latest(schema))
         if found != "old":
             if found == "ours" and not applied:
                 log.debug("%s: another process brought the schema up to date first", path)

@@ -1,0 +1,77 @@
+"""Run by test_postgres_migrations and test_postgres_wakeups in real child processes.
+
+    python postgres_process_worker.py open URL HOLD_SECONDS
+    python postgres_process_worker.py submit URL NAME
+
+``open``: prints ``ready``, waits for a line on stdin (the parent releases every child at once:
+a barrier, not a sleep), opens the backend on URL (an empty schema: this creates it, or finds
+another process did) and prints one JSON line: whether this process created the schema, and
+the version it then sees. Creating holds its transaction HOLD_SECONDS longer, so the others
+are certainly queued on the schema's lock meanwhile rather than arriving after the commit.
+``submit``: submits one job of NAME and prints its id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from jobqueue.backends.postgres import PostgresBackend
+from jobqueue.backends.postgres.dialect import PostgresDialect
+from jobqueue.backends.sql.dialect import Connection
+from jobqueue.backends.sql.migrate import Step
+from jobqueue.job import Job
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def open_once(url: str, hold: float) -> None:
+    plain_run = PostgresDialect.run
+
+    def held_run(self: PostgresDialect, conn: Connection, step: Step) -> None:
+        plain_run(self, conn, step)
+        time.sleep(hold)  # widen the race window (see the module docstring)
+
+    PostgresDialect.run = held_run  # type: ignore[method-assign]
+    collect = Collect()
+    logger = logging.getLogger("jobqueue.backends.postgres")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(collect)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    backend = PostgresBackend(url)
+    try:
+        with backend._reading() as db:
+            (version,) = db.conn.execute(
+                "SELECT value FROM jobqueue_meta WHERE key = 'schema_version'"
+            ).fetchone()
+    finally:
+        backend.close()
+    created = any("created the jobqueue schema" in m for m in collect.messages)
+    print(json.dumps({"created": created, "version": version}), flush=True)
+
+
+def submit(url: str, name: str) -> None:
+    backend = PostgresBackend(url)
+    try:
+        now = time.time()
+        (job,) = backend.insert([Job(id="", name=name, data={}, created_at=now, run_at=now)])
+    finally:
+        backend.close()
+    print(job.id, flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "open":
+        open_once(sys.argv[2], float(sys.argv[3]))
+    else:
+        submit(sys.argv[2], sys.argv[3])
