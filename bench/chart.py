@@ -11,8 +11,10 @@ PANELS = (  # metric, title, log scale, whether worker-only variants (prefetch) 
     ("processed_per_s", "jobs/s processed, 1 worker process, concurrency 1 (log)", True, True),
     ("latency_p50_ms", "submit→start ms, p50 bar, p99 dot (log; lower is better)", True, True),
     ("bytes_per_job", "Redis bytes per queued job (lower is better)", False, False),
+    ("xacts_per_job", "PostgreSQL transactions per processed job (lower is better)", False, True),
 )
-WORKER_VARIANTS = ("jobqueue-prefetch",)  # same submits and storage as the jobqueue row
+# same submits and storage as the jobqueue rows
+WORKER_VARIANTS = ("jobqueue-prefetch", "jobqueue-pg-prefetch1")
 OURS_COLOR = "#1f6feb"
 PEER_COLOR = "#9aa4b2"
 
@@ -25,8 +27,9 @@ def draw(results: dict[str, Any], path: Path) -> None:
 
     summary = results["summary"]
     labels = results["labels"]
-    fig, axes = plt.subplots(len(PANELS), 1, figsize=(9, 2.3 + 1.9 * len(PANELS)))
-    for ax, (metric, title, log, variants) in zip(axes, PANELS, strict=True):
+    panels = [p for p in PANELS if any(summary[name].get(p[0]) for name in summary)]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 + 1.9 * len(panels)), squeeze=False)
+    for ax, (metric, title, log, variants) in zip(axes[:, 0], panels, strict=True):
         names = [
             name
             for name in summary
@@ -71,8 +74,13 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ax.grid(axis="x", alpha=0.3)
     machine = results["machine"]
     options = results["options"]
+    store = f"one Redis {results['redis_version']}"
+    if results.get("postgres"):
+        on_redis = any(s != "postgres" for s in results.get("stores", {}).values())
+        postgres = f"PostgreSQL {results['postgres']['version'].split()[0]}"
+        store = f"{store} and {postgres}" if on_redis else postgres
     fig.suptitle(
-        f"jobqueue vs its peers — one Redis {results['redis_version']}, "
+        f"jobqueue vs its peers — {store}, "
         f"{machine['cpus']} CPUs, {options['jobs']:,} jobs, median of {options['rounds']} "
         "interleaved rounds",
         fontsize=10,

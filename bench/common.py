@@ -31,7 +31,7 @@ REQUIREMENTS = BENCH / "requirements.txt"
 def ensure_venv() -> None:
     """Re-run this command inside ``bench/.venv``, creating or refreshing it first.
 
-    The venv holds jobqueue (editable, with hiredis) and the peers pinned in
+    The venv holds jobqueue (editable, with hiredis and psycopg) and the peers pinned in
     ``requirements.txt``; it is rebuilt when that file or pyproject.toml changes."""
     python = VENV / "bin" / "python"
     if Path(sys.prefix).resolve() == VENV.resolve():
@@ -46,7 +46,9 @@ def ensure_venv() -> None:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "-r", str(REQUIREMENTS), "-e", f"{ROOT}[hiredis]"], check=True)
+        subprocess.run(
+            [*pip, "-r", str(REQUIREMENTS), "-e", f"{ROOT}[hiredis,postgres]"], check=True
+        )
         stamp.write_text(wanted)
     os.execv(str(python), [str(python), *sys.argv])
 
@@ -55,7 +57,22 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("jobqueue", "rq", "huey", "dramatiq", "celery", "arq", "saq", "redis", "hiredis"):
+    for name in (
+        "jobqueue",
+        "rq",
+        "huey",
+        "dramatiq",
+        "celery",
+        "arq",
+        "saq",
+        "redis",
+        "hiredis",
+        "procrastinate",
+        "pgqueuer",
+        "chancy",
+        "psycopg",
+        "psycopg-pool",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     from peers.node_peer import package_versions  # BullMQ, Kue, their clients, Node

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from common import (
     use_jobqueue_source,
     versions,
 )
+from postgres import DEFAULT_URL as DEFAULT_POSTGRES_URL
 
 METRICS = (
     "submit_per_s",
@@ -35,12 +37,19 @@ METRICS = (
     "scripts_per_job",
     "worker_cpu_us_per_job",
     "redis_cpu_us_per_job",
+    "xacts_per_job",
 )
 DEFAULT_PEERS = (
     "jobqueue,jobqueue-prefetch,jobqueue-sqlite,huey,huey-quiet,celery,saq,dramatiq,rq,arq,"
     "bullmq,kue"
 )
+POSTGRES_PEERS = (
+    "jobqueue-pg,jobqueue-pg-prefetch1,procrastinate,pgqueuer,pgqueuer-batch1,pgqueuer-batch10,"
+    "chancy"
+)
+GROUPS = {"redis": DEFAULT_PEERS, "postgres": POSTGRES_PEERS}  # names usable in --peers
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
+CHART_POSTGRES = CHART.with_name("benchmarks-postgres.png")  # a run of PostgreSQL peers only
 HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushdb", "ping"}
 
 
@@ -52,7 +61,7 @@ def main() -> None:
     use_jobqueue_source(options.jobqueue_src, options.jobqueue_rev)
     if options.pin == "one-core":  # Redis, workers and producer all inherit this
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    with RedisServer() as server:
+    with RedisServer() as server, contextlib.ExitStack() as stack:
         os.environ["BENCH_REDIS_URL"] = server.url
         if options.pin == "split":  # Redis on one core, producer and workers on another
             cpus = sorted(os.sched_getaffinity(0))
@@ -63,11 +72,9 @@ def main() -> None:
 
         JobqueuePrefetchAdapter.configure(options.prefetch)
         available = peers.adapters()
-        names = [name.strip() for name in options.peers.split(",") if name.strip()]
-        unknown = [name for name in names if name not in available]
-        if unknown:
-            raise SystemExit(f"unknown --peers {unknown}; known: {', '.join(available)}")
+        names = peer_names(options.peers, available)
         names = skip_node_peers(names, available)
+        names, database = open_postgres(names, available, options, stack)
         adapters = [available[name](server.url) for name in names]
         results: dict[str, Any] = {
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -78,12 +85,22 @@ def main() -> None:
             "options": vars(options),
             "labels": {a.name: f"{a.label} {found.get(a.package, '')}" for a in adapters},
             "bulk_api": {a.name: a.bulk_api for a in adapters},
+            "stores": {a.name: store(a) for a in adapters},
+            "one_at_a_time": {a.name: a.one_at_a_time for a in adapters},
             "rounds": {a.name: [] for a in adapters},
         }
+        if database is not None:
+            results["postgres"] = {
+                "version": database.version(),
+                "settings": database.settings(),
+                "database": database.name,
+            }
         print(
             f"Redis {results['redis_version']} on {server.url}; load {os.getloadavg()}; "
             f"jobqueue from {results['jobqueue_source']}"
         )
+        if database is not None:
+            print(f"PostgreSQL {results['postgres']['version']}, database {database.name}")
         try:
             if not options.flat_only:
                 for round_no in range(options.rounds):
@@ -92,7 +109,8 @@ def main() -> None:
                         print(
                             f"round {round_no + 1}/{options.rounds}: {adapter.name} ...", flush=True
                         )
-                        figures = measure(adapter, server, options, round_no)
+                        figures = measure(adapter, server, options, round_no, database)
+                        adapter.release()  # no connection of its own while others are measured
                         results["rounds"][adapter.name].append(figures)
                         print("   ", _brief(figures), flush=True)
             if options.flat or options.flat_only:
@@ -114,6 +132,51 @@ def main() -> None:
     path.write_text(json.dumps(results, indent=1))
     print(f"raw results: {path}")
     report(results, options)
+
+
+def peer_names(wanted: str, available: dict[str, Any]) -> list[str]:
+    """The adapters named in ``--peers``, a group name (``redis``, ``postgres``) standing for
+    its members; each name once, in the order given."""
+    names: list[str] = []
+    for name in (part.strip() for part in wanted.split(",")):
+        for member in GROUPS[name].split(",") if name in GROUPS else [name]:
+            if member and member not in names:
+                names.append(member)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise SystemExit(
+            f"unknown --peers {unknown}; known: {', '.join(available)} "
+            f"and the groups {', '.join(GROUPS)}"
+        )
+    return names
+
+
+def store(adapter: Any) -> str:
+    """Where the adapter's library keeps its jobs."""
+    if adapter.on_postgres:
+        return "postgres"
+    return "redis" if adapter.on_redis else "other"
+
+
+def open_postgres(
+    names: list[str],
+    available: dict[str, Any],
+    options: argparse.Namespace,
+    stack: contextlib.ExitStack,
+) -> tuple[list[str], Any]:
+    """Create the bench's own database when a PostgreSQL peer is wanted (dropped when
+    ``stack`` closes); where the server does not answer, leave those peers out with one
+    message."""
+    wanted = [name for name in names if available[name].on_postgres]
+    if not wanted:
+        return names, None
+    from postgres import BenchDatabase, unavailable
+
+    reason = unavailable(options.postgres_url)
+    if reason is not None:
+        print(f"skipping {', '.join(wanted)}: {reason}; the other libraries are measured")
+        return [name for name in names if name not in wanted], None
+    return names, stack.enter_context(BenchDatabase(options.postgres_url))
 
 
 def skip_node_peers(names: list[str], available: dict[str, Any]) -> list[str]:
@@ -138,7 +201,25 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per phase (20000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
-    parser.add_argument("--peers", default=DEFAULT_PEERS, help=f"comma list ({DEFAULT_PEERS})")
+    parser.add_argument(
+        "--peers",
+        default=DEFAULT_PEERS,
+        help=f"comma list of libraries and groups ({', '.join(GROUPS)}) ({DEFAULT_PEERS})",
+    )
+    parser.add_argument(
+        "--postgres",
+        dest="peers",
+        action="store_const",
+        const="postgres",
+        help=f"the PostgreSQL peers only: --peers postgres ({POSTGRES_PEERS})",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_URL),
+        help="the PostgreSQL server of the PostgreSQL peers, as a URL to a database to connect "
+        "to while the bench creates and drops one of its own there; no other database is "
+        f"touched ({DEFAULT_POSTGRES_URL})",
+    )
     parser.add_argument("--prefetch", type=int, default=50, help="the prefetch row's N (50)")
     parser.add_argument(
         "--max-seconds",
@@ -163,7 +244,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flat-small", type=int, default=1_000, help="(1000)")
     parser.add_argument("--flat-window", type=int, default=5_000, help="jobs timed (5000)")
     parser.add_argument("--flat-repeats", type=int, default=5, help="(5)")
-    parser.add_argument("--chart", default=str(CHART), help=f"PNG to draw ({CHART})")
+    parser.add_argument(
+        "--chart",
+        help=f"PNG to draw ({CHART}; {CHART_POSTGRES.name} beside it for a run of "
+        "PostgreSQL peers only)",
+    )
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument(
         "--jobqueue-src",
@@ -180,7 +265,9 @@ def parse_args() -> argparse.Namespace:
 # -- one library, one round ------------------------------------------------------------------
 
 
-def measure(adapter: Any, server: RedisServer, options: argparse.Namespace, round_no: int) -> dict:
+def measure(
+    adapter: Any, server: RedisServer, options: argparse.Namespace, round_no: int, database: Any
+) -> dict:
     n = options.jobs
     payloads = [{"user": "u1", "n": i} for i in range(n)]
     figures: dict[str, Any] = {}
@@ -199,7 +286,11 @@ def measure(adapter: Any, server: RedisServer, options: argparse.Namespace, roun
         figures["bytes_per_job"] = (server.used_memory() - before) / n
 
     # (b) one worker process at concurrency 1 works through them
-    figures.update(process(adapter, server, options, n, f"{adapter.name}-r{round_no}-rate"))
+    log_name = f"{adapter.name}-r{round_no}-rate"
+    if adapter.on_postgres:
+        figures.update(counting_transactions(adapter, server, options, n, log_name, database))
+    else:
+        figures.update(process(adapter, server, options, n, log_name))
 
     # (a') bulk
     if adapter.bulk_api:
@@ -284,6 +375,31 @@ def process(
     return figures
 
 
+def counting_transactions(
+    adapter: Any,
+    server: RedisServer,
+    options: argparse.Namespace,
+    n: int,
+    log_name: str,
+    database: Any,
+) -> dict[str, Any]:
+    """:func:`process` for a PostgreSQL peer, counting the transactions its worker made in the
+    bench database over its whole life (start-up and shutdown included) per job it ran. The
+    producer lets go of its connections first, and the counts are read only when no backend
+    is left connected, when every one has reported its transactions."""
+    adapter.release()
+    if not database.settled():
+        return {"error": "connections to the bench database stayed open before the worker"}
+    before = database.transactions()
+    figures = process(adapter, server, options, n, log_name)
+    ran = int(server.client.get(body.COUNTER) or 0)
+    if not database.settled():
+        figures["error"] = "the worker's connections stayed open after it stopped"
+    elif ran:
+        figures["xacts_per_job"] = (database.transactions() - before) / ran
+    return figures
+
+
 def latency(
     adapter: Any, server: RedisServer, options: argparse.Namespace, log_name: str
 ) -> dict[str, Any]:
@@ -342,6 +458,7 @@ def _brief(figures: dict[str, Any]) -> str:
         "latency_p99_ms",
         "bytes_per_job",
         "commands_per_job",
+        "xacts_per_job",
         "error",
     ):
         if key in figures:
@@ -359,5 +476,8 @@ def report(results: dict[str, Any], options: argparse.Namespace) -> None:
     if not options.no_chart and results.get("summary"):
         from chart import draw
 
-        draw(results, Path(options.chart))
-        print(f"chart: {options.chart}")
+        stores = results.get("stores", {})
+        only_postgres = bool(stores) and all(s == "postgres" for s in stores.values())
+        path = Path(options.chart or (CHART_POSTGRES if only_postgres else CHART))
+        draw(results, path)
+        print(f"chart: {path}")

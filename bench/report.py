@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import report_postgres
+
 JOBQUEUE = "jobqueue"
 PREFETCH = "jobqueue-prefetch"
 SQLITE = "jobqueue-sqlite"
-OURS = (JOBQUEUE, PREFETCH, SQLITE)
+OURS = (JOBQUEUE, PREFETCH, SQLITE, *report_postgres.OURS)
 
 COLUMNS = (
     ("submit_per_s", "submit/s", "{:,.0f}"),
@@ -20,6 +22,7 @@ COLUMNS = (
     ("scripts_per_job", "Lua calls/job", "{:.2f}"),
     ("worker_cpu_us_per_job", "worker CPU µs/job", "{:,.0f}"),
     ("redis_cpu_us_per_job", "Redis CPU µs/job", "{:,.0f}"),
+    ("xacts_per_job", "PG xacts/job", "{:.2f}"),
 )
 HIGHER_IS_BETTER = {"submit_per_s", "bulk_per_s", "processed_per_s"}
 
@@ -40,9 +43,15 @@ def cell(results: dict[str, Any], name: str, metric: str, fmt: str, ranges: bool
 
 
 def table(results: dict[str, Any], ranges: bool = True) -> str:
-    """A Markdown table of every library's medians (with [min-max] over the rounds)."""
+    """A Markdown table of every library's medians (with [min-max] over the rounds); the
+    columns no library has a figure in are left out."""
     labels = results["labels"]
-    header = ["library, mode", *[title for _, title, _ in COLUMNS]]
+    columns = [
+        (metric, title, fmt)
+        for metric, title, fmt in COLUMNS
+        if any(median(results, name, metric) is not None for name in results["summary"])
+    ]
+    header = ["library, mode", *[title for _, title, _ in columns]]
     rows = []
     for name in results["summary"]:
         label = labels.get(name, name)
@@ -52,13 +61,23 @@ def table(results: dict[str, Any], ranges: bool = True) -> str:
         capped = [r for r in results["rounds"][name] if r.get("capped")]
         if capped:
             label += f" ¹ (capped at ~{capped[0]['processed']:,} jobs)"
-        rows.append([label, *[cell(results, name, m, f, ranges) for m, _, f in COLUMNS]])
+        rows.append([label, *[cell(results, name, m, f, ranges) for m, _, f in columns]])
     return _markdown(header, rows)
 
 
+def redis_peers(results: dict[str, Any]) -> list[str]:
+    """The peers on Redis (every peer, in results written before PostgreSQL peers existed)."""
+    stores = results.get("stores", {})
+    return [
+        name
+        for name in results["summary"]
+        if name not in OURS and stores.get(name, "redis") == "redis"
+    ]
+
+
 def ratios(results: dict[str, Any]) -> str:
-    """How many times better jobqueue is than each peer (>1 is better, either direction)."""
-    peers = [name for name in results["summary"] if name not in OURS]
+    """How many times better jobqueue is than each Redis peer (>1 is better, either way)."""
+    peers = redis_peers(results)
     header = [
         "jobqueue vs",
         "submit",
@@ -129,7 +148,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     check(
         "bulk/s ≥ 1.5x BullMQ addBulk", bulk, bullmq_bulk and 1.5 * bullmq_bulk, True, "{:,.0f}/s"
     )
-    peers = [name for name in results["summary"] if name not in OURS]
+    peers = redis_peers(results)
     p50s = [v for v in (m(name, "latency_p50_ms") for name in peers) if v]
     p99s = [v for v in (m(name, "latency_p99_ms") for name in peers) if v]
     check(
@@ -178,6 +197,9 @@ def print_report(results: dict[str, Any]) -> None:
         f"Redis {results['redis_version']}; load before {_load(machine['load_before'])}, "
         f"after {_load(results.get('load_after'))}"
     )
+    if results.get("postgres"):
+        settings = ", ".join(f"{k}={v}" for k, v in results["postgres"]["settings"].items())
+        print(f"PostgreSQL {results['postgres']['version']} ({settings})")
     options = results["options"]
     if options.get("pin", "none") != "none":
         print(f"CPU placement: --pin {options['pin']}")
@@ -192,14 +214,27 @@ def print_report(results: dict[str, Any]) -> None:
             f"\n¹ processing stopped after {options['max_seconds']:.0f} s; the rate is over "
             "the jobs processed by then"
         )
-    print()
-    print(ratios(results))
+    on_redis = any(name in results["summary"] for name in (JOBQUEUE, PREFETCH, SQLITE))
+    if on_redis and redis_peers(results):
+        print()
+        print(ratios(results))
+    postgres = report_postgres.has_postgres(results)
+    if postgres:
+        print()
+        print(
+            _markdown(
+                ["jobqueue on PostgreSQL vs the best peer", "jobqueue", "best peer", "ratio"],
+                report_postgres.versus_fastest(results),
+            )
+        )
     flat = results.get("flat")
     if flat:
         print()
         print(flat_table(flat))
     print()
-    for target, measured, met in targets(results):
+    found = targets(results) if on_redis or not postgres else []
+    found += report_postgres.targets(results) if postgres else []
+    for target, measured, met in found:
         mark = {True: "met   ", False: "MISSED", None: "  ?   "}[met]
         print(f"  [{mark}] {target}: {measured}")
 

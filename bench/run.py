@@ -1,9 +1,11 @@
 """jobqueue against its peers (Python; BullMQ and Kue on Node), on one private Redis,
-interleaved in one run.
+interleaved in one run; with ``--postgres``, jobqueue's PostgreSQL backend against the
+PostgreSQL peers (procrastinate, pgqueuer, Chancy) in a database of the bench's own.
 
     python3 bench/run.py                        # full run: 20,000 jobs, 3 rounds
     python3 bench/run.py --jobs 2000 --rounds 1 # quick run
     python3 bench/run.py --flat                 # also: claim cost with 1,000,000 jobs waiting
+    python3 bench/run.py --postgres             # the PostgreSQL peers (+ transactions per job)
 
 It creates ``bench/.venv`` (jobqueue editable with hiredis, and the peers pinned in
 ``bench/requirements.txt``) on first use and re-runs itself inside it; the Node peers' packages

@@ -1,6 +1,8 @@
 """One adapter per library: how to submit (one by one, in bulk) and how to start its worker.
 
-The producer side runs in the harness process (for the Node peers, BullMQ and Kue, in one
+The PostgreSQL peers (``on_postgres``) share ``peers/postgres_base.py``: a schema each in the
+bench's database, re-created by ``reset`` before each phase. The producer side runs in the
+harness process (for the Node peers, BullMQ and Kue, in one
 ``node`` process driven over a pipe: ``peers/node_peer.py``); each worker runs as its own
 process with the library's usual command (its CLI where it has one) at concurrency 1. Every
 worker runs the same body, :func:`body.run` (``bench/node/common.js`` on Node), on the payload
@@ -31,6 +33,8 @@ class Adapter:
         True  # stores its jobs in the Redis measured: (d) and Redis counts apply
     )
     requires_node: ClassVar[bool] = False  # a Node peer: skipped where `node` is missing
+    on_postgres: ClassVar[bool] = False  # stores its jobs in the bench's PostgreSQL database
+    one_at_a_time: ClassVar[bool] = True  # its worker runs one job at a time (concurrency 1)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -57,6 +61,10 @@ class Adapter:
 
     def reset(self) -> None:
         """Forget stored jobs between phases (Redis is flushed by the harness anyway)."""
+
+    def release(self) -> None:
+        """Let go of the producer's database connections until the next ``reset`` (before a
+        worker's PostgreSQL transactions are counted)."""
 
     def close(self) -> None:
         """Release the producer's connections."""
@@ -122,10 +130,13 @@ def adapters() -> dict[str, type[Adapter]]:
         arq_adapter,
         bullmq_adapter,
         celery_adapter,
+        chancy_adapter,
         dramatiq_adapter,
         huey_adapter,
         jobqueue_adapter,
         kue_adapter,
+        pgqueuer_adapter,
+        procrastinate_adapter,
         rq_adapter,
         saq_adapter,
     )
@@ -142,5 +153,8 @@ def adapters() -> dict[str, type[Adapter]]:
         arq_adapter.ArqAdapter,
         bullmq_adapter.BullmqAdapter,
         kue_adapter.KueAdapter,
+        procrastinate_adapter.ProcrastinateAdapter,
+        *pgqueuer_adapter.ADAPTERS,
+        *chancy_adapter.ADAPTERS,
     ]
     return {adapter.name: adapter for adapter in found}

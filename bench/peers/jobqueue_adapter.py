@@ -1,4 +1,5 @@
-"""jobqueue itself: Redis backend (default settings, and with ``prefetch``), SQLite backend.
+"""jobqueue itself: Redis backend (default settings, and with ``prefetch``), SQLite backend,
+PostgreSQL backend (default settings, and ``prefetch=1``) in the bench's PostgreSQL database.
 
 Worker process: ``python -m peers.jobqueue_adapter URL [--prefetch N]``, which calls
 ``JobQueue(url).run_worker()`` (adaptive prefetch, the default) or ``run_worker(prefetch=N)``
@@ -99,10 +100,63 @@ class JobqueueSqliteAdapter(JobqueueAdapter):
         os.rmdir(self.directory)
 
 
+class JobqueuePostgresAdapter(JobqueueAdapter):
+    """The PostgreSQL backend in the schema ``jobqueue_pg`` of the bench database (``?schema=``),
+    dropped before each phase and re-created by the queue itself as it opens."""
+
+    name = "jobqueue-pg"
+    label = "jobqueue (PostgreSQL)"
+    on_redis = False
+    on_postgres = True
+    schema = "jobqueue_pg"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: JobQueue | None = None  # opened by reset(), once the database exists
+
+    def backend_url(self) -> str:
+        from postgres import with_query
+
+        from peers.postgres_base import database_url
+
+        return with_query(database_url(), schema=self.schema)
+
+    def submit(self, data: dict[str, Any]) -> None:
+        assert self.queue is not None
+        self.queue.submit_job(WORKER, data)
+
+    def submit_bulk(self, payloads: Sequence[dict[str, Any]]) -> None:
+        assert self.queue is not None
+        self.queue.submit_jobs(WORKER, payloads)
+
+    def reset(self) -> None:
+        from peers.postgres_base import recreate_schema
+
+        self.release()
+        recreate_schema(self.schema)
+        self.queue = make_queue(self.backend_url())  # creates its tables
+
+    def release(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None
+
+    def close(self) -> None:
+        self.release()
+
+
+class JobqueuePostgresPrefetch1Adapter(JobqueuePostgresAdapter):
+    name = "jobqueue-pg-prefetch1"
+    label = "jobqueue (PostgreSQL), prefetch=1"
+    prefetch = 1
+
+
 ADAPTERS: list[type[JobqueueAdapter]] = [
     JobqueueAdapter,
     JobqueuePrefetchAdapter,
     JobqueueSqliteAdapter,
+    JobqueuePostgresAdapter,
+    JobqueuePostgresPrefetch1Adapter,
 ]
 
 
