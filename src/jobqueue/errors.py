@@ -25,6 +25,12 @@ class ConfigurationError(JobQueueError):
     """The queue, a worker or a backend was set up with values that cannot work."""
 
 
+class TransactionsUnsupportedError(ConfigurationError):
+    """``submit_job(..., connection=...)`` or ``job.transaction()`` on a backend that cannot
+    share a transaction with the application's database (Redis, memory): submit after your
+    transaction commits instead. PostgreSQL and SQLite support both."""
+
+
 class InvalidSettingError(ConfigurationError):
     """A queue or dispatcher setting (``lease_seconds``, ``concurrency``, …) is out of range."""
 

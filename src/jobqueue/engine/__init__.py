@@ -22,6 +22,7 @@ from jobqueue.engine.holding import Holding
 from jobqueue.engine.recovery import Recovery
 from jobqueue.engine.steering import PAGE, Steering
 from jobqueue.job import Job, JobState
+from jobqueue.transactions import TransactionalStore, transactional
 from jobqueue.values import (
     Claim,
     DispatcherInfo,
@@ -51,6 +52,19 @@ class Engine(Holding, Steering, Recovery):
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         return self.store.insert(jobs) if jobs else []
+
+    def submit_in(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` inside the caller's open transaction on ``connection``
+        (``jobqueue.transactions``); ``TransactionsUnsupportedError`` where there is none."""
+        return self.transactional().insert_in(connection, jobs) if jobs else []
+
+    async def submit_in_async(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        store = self.transactional()
+        return await store.insert_in_async(connection, jobs) if jobs else []
+
+    def transactional(self) -> TransactionalStore:
+        name = type(self.store).__name__.removesuffix("Backend").lower() or "this"
+        return transactional(self.store, name)
 
     def claim(self, spec: WorkSpec) -> Claim | None:
         claims = self.store.claim_many(spec, 1)

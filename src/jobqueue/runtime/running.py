@@ -1,15 +1,18 @@
-"""The job a handler receives: the stored values plus ``progress()`` and ``log()``."""
+"""The job a handler receives: the stored values plus ``progress()``, ``log()`` and
+``transaction()``."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from jobqueue.engine import Engine
-from jobqueue.errors import BackendError, InvalidOptionError
-from jobqueue.job import JSON, Job
+from jobqueue.errors import BackendError, InvalidOptionError, JobStateError
+from jobqueue.job import JSON, Job, check_json
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +34,21 @@ class RunningJob:
     ``WRITE_RETRY_FOR`` seconds, then dropped with a warning: it never fails the job.
     """
 
-    __slots__ = ("_backend", "_token", "job")
+    __slots__ = ("_backend", "_recording", "_token", "committed", "job")
 
-    def __init__(self, job: Job, backend: Engine, token: str) -> None:
+    def __init__(
+        self,
+        job: Job,
+        backend: Engine,
+        token: str,
+        recording: Callable[[bool], None] | None = None,
+    ) -> None:
         self.job = job
         self._backend = backend
         self._token = token
+        self._recording = recording
+        self.committed: tuple[JSON] | None = None
+        """``(result,)`` once ``transaction()`` committed the job's completion."""
 
     @property
     def id(self) -> str:
@@ -101,6 +113,33 @@ class RunningJob:
         )
         if stored is False:
             logger.warning("job %s: log line dropped, lease lost", self.id)
+
+    @contextmanager
+    def transaction(self, result: JSON = None) -> Iterator[Any]:
+        """``with job.transaction() as conn:`` -- a connection in a transaction on the
+        queue's database (psycopg on PostgreSQL, sqlite3 on SQLite) for the handler's own
+        rows; at the block's end the job's completion (with ``result``) is written in the
+        same transaction, fenced by the lease, and it all commits: the effect and the
+        completion together or neither. A lost lease rolls it back and raises
+        ``LeaseLostError``; an exception from the block rolls it back and propagates (the
+        attempt fails as usual). Once committed the job is completed: what the handler
+        returns or raises afterwards changes nothing. Redis and memory raise
+        ``TransactionsUnsupportedError``."""
+        if self.committed is not None:
+            raise JobStateError(f"job {self.id} was completed by an earlier transaction()")
+        check_json(result)
+        manager = self._backend.complete_in_transaction(self.id, self._token, result)
+        mark = self._recording
+        try:
+            with manager as conn:
+                yield conn
+                if mark is not None:  # the commit ends the lease: a beat may find it gone
+                    mark(True)
+        except BaseException:
+            if mark is not None:
+                mark(False)
+            raise
+        self.committed = (result,)
 
     def _write(self, what: str, write: Callable[[], bool]) -> bool | None:
         """``write()``, retried through backend errors for ``WRITE_RETRY_FOR`` seconds;
