@@ -92,7 +92,8 @@ class InvalidArgumentError(JobQueueError):
     """A call other than a submit got an argument it cannot take: a job id that is not a
     non-empty str, an unknown job state or one the operation does not apply to (``cancel_jobs``
     of completed jobs), a negative ``offset`` or ``limit``, a ``throughput`` period or span, a
-    schedule name. The backend was not asked."""
+    schedule name; or a submit's ``connection=`` that cannot share its transaction with the
+    queue (another database, autocommit, a failed transaction). Nothing was stored."""
 
 
 # -- at run time ------------------------------------------------------------------------------

@@ -5,16 +5,14 @@ outcomes), each the rule's change written by one ``apply``, the next claims in t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, ClaimAsk, Conflict
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JSON, JobError, JobState
-from jobqueue.transactions import TransactionalStore
 from jobqueue.values import Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
 
 Call = Literal["complete", "fail", "release", "finish_cancelled"]
@@ -72,23 +70,6 @@ class Holding:
             self._repeated("complete", job_id, conflicts[0], lost_ok=False)
             return None
         return claims[0] if claims else None
-
-    def complete_in_transaction(
-        self, job_id: str, token: str, result: JSON
-    ) -> AbstractContextManager[Any]:
-        """A transaction on the store's database for the handler's own writes; at its end
-        the job is COMPLETED with ``result`` in the same transaction, fenced like
-        ``complete``: a lost lease rolls everything back and raises ``LeaseLostError``."""
-        change = lifecycle.on_complete(job_id, token, result)
-
-        def check(answers: Sequence[Conflict | None]) -> None:
-            if answers[0] is not None:  # not even a repeat: this token completes once
-                raise LeaseLostError(lifecycle.lease_lost_message(job_id))
-
-        return self.transactional().completing([change], check)
-
-    def transactional(self) -> TransactionalStore:
-        raise NotImplementedError  # Engine's
 
     def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
         """The failed attempt as ``lifecycle.on_fail`` decides; returns the new state."""
