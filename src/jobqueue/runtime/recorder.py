@@ -9,6 +9,8 @@
   ``jobqueue_lease_lost`` fires (``leases``).
 * **Hooks** ``jobqueue_job_completed`` / ``jobqueue_job_failed`` / ``jobqueue_job_cancelled``
   fire once the outcome is stored.
+* **Recorded once.** A job whose handler completed it in its own transaction
+  (``job.transaction()``: ``Finished.recorded``) is only announced, never written again.
 """
 
 from __future__ import annotations
