@@ -23,6 +23,7 @@ from jobqueue import JobQueue, JobState, hookimpl
 from jobqueue.backends.sql.store import SQLStore
 from jobqueue.errors import (
     InvalidArgumentError,
+    JobStateError,
     LeaseLostError,
     NotSerializableError,
     TransactionsUnsupportedError,
@@ -387,6 +388,35 @@ def test_a_handler_raising_inside_the_block_leaves_neither(db: Database) -> None
     assert done is not None and done.state is JobState.FAILED
     assert done.error is not None and "card declined" in done.error.message
     assert db.effects() == []
+    queue.close()
+
+
+def test_after_the_commit_the_job_stays_completed_whatever_the_handler_does(
+    db: Database,
+) -> None:
+    queue = db.queue()
+    completed: list[str] = []
+    second: list[BaseException] = []
+
+    @queue.worker("charge", attempts=3)
+    def charge(job: Any) -> None:
+        with job.transaction(result="paid") as conn:
+            insert_effect(db, conn, job.id, 1)
+        try:
+            with job.transaction():
+                pass
+        except JobStateError as exc:  # the outcome is recorded once
+            second.append(exc)
+        raise RuntimeError("after the commit: changes nothing")
+
+    queue.plugins.register(CompletedHook(completed))
+    job = queue.submit_job("charge", None)
+    assert queue.work(max_jobs=1) == 1
+    done = queue.get_job_by_id(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.result == "paid"
+    assert done.attempts_made == 1 and len(second) == 1
+    assert completed == [job.id]
+    assert db.effects() == [(job.id, 1)]
     queue.close()
 
 
