@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import pluggy
@@ -91,7 +91,7 @@ class Executor:
         job = lease.job
         run = self._runs.start(lease)
         lease.started = True
-        running = RunningJob(job, self._backend, lease.claim.token, _recording(lease))
+        running = RunningJob(job, self._backend, lease.claim.token, lease)
         try:
             emit(self._hooks, "jobqueue_job_started", job=job)
             result = self._run_hooked(self._registry.get(job.name), run, running, loop)
@@ -201,13 +201,6 @@ class Executor:
             if timer is not None:
                 timer.cancel()
             self._runs.attach(run, None, loop)
-
-
-def _recording(lease: Lease) -> Callable[[bool], None]:
-    def mark(on: bool) -> None:
-        lease.recording = on
-
-    return mark
 
 
 async def _await(awaitable: Awaitable[JSON]) -> JSON:

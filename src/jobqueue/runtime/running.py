@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, InvalidOptionError, JobStateError
@@ -24,6 +24,12 @@ WRITE_RETRY_MIN = 0.05
 """First pause (seconds) between those retries; it doubles."""
 
 
+class Recording(Protocol):
+    """The lease of a running job, as ``transaction()`` marks it (``leases.Lease``)."""
+
+    recording: bool
+
+
 class RunningJob:
     """A claimed job as its handler sees it.
 
@@ -34,19 +40,15 @@ class RunningJob:
     ``WRITE_RETRY_FOR`` seconds, then dropped with a warning: it never fails the job.
     """
 
-    __slots__ = ("_backend", "_recording", "_token", "committed", "job")
+    __slots__ = ("_backend", "_lease", "_token", "committed", "job")
 
     def __init__(
-        self,
-        job: Job,
-        backend: Engine,
-        token: str,
-        recording: Callable[[bool], None] | None = None,
+        self, job: Job, backend: Engine, token: str, lease: Recording | None = None
     ) -> None:
         self.job = job
         self._backend = backend
         self._token = token
-        self._recording = recording
+        self._lease = lease
         self.committed: tuple[JSON] | None = None
         """``(result,)`` once ``transaction()`` committed the job's completion."""
 
@@ -129,15 +131,15 @@ class RunningJob:
             raise JobStateError(f"job {self.id} was completed by an earlier transaction()")
         check_json(result)
         manager = self._backend.complete_in_transaction(self.id, self._token, result)
-        mark = self._recording
+        lease = self._lease
         try:
             with manager as conn:
                 yield conn
-                if mark is not None:  # the commit ends the lease: a beat may find it gone
-                    mark(True)
+                if lease is not None:  # the commit ends the lease: a beat may find it gone
+                    lease.recording = True
         except BaseException:
-            if mark is not None:
-                mark(False)
+            if lease is not None:
+                lease.recording = False
             raise
         self.committed = (result,)
 
