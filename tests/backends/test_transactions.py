@@ -242,6 +242,35 @@ def test_a_connection_elsewhere_is_refused(db: Database, tmp_path: Path) -> None
         queue.close()
 
 
+@pytest.mark.postgres
+def test_a_connection_to_another_database_is_refused(postgres_url: str) -> None:
+    """Another database of this test's own, holding a queue in a schema of the same name."""
+    from tests.backends.postgres_fixtures import with_database
+
+    schema, other = new_schema(), f"jobqueue_test_other_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{other}"')
+    other_url = with_database(postgres_url, other)
+    queue = JobQueue(f"{postgres_url}?schema={schema}", load_entrypoints=False)
+    try:
+        queue.add_worker("send", lambda job: None)
+        JobQueue(f"{other_url}?schema={schema}", load_entrypoints=False).close()
+        with psycopg.connect(other_url) as conn:
+            with pytest.raises(InvalidArgumentError, match="not the queue's"):
+                queue.submit_job("send", None, connection=conn)
+            conn.rollback()
+        with psycopg.connect(other_url) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            conn.commit()
+            with pytest.raises(InvalidArgumentError, match="without jobqueue's schema"):
+                queue.submit_job("send", None, connection=conn)
+    finally:
+        queue.close()
+        drop_schema(postgres_url, schema)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+
+
 # -- SQLAlchemy and asyncio --------------------------------------------------------------------
 
 

@@ -41,6 +41,10 @@ from jobqueue.transactions import Check
 
 AsyncPgConnection = psycopg.AsyncConnection[tuple[Any, ...]]
 
+_IDENTITY = (  # one round trip: the caller's search_path, and which database and queue
+    "SELECT current_setting('search_path'), current_database(), to_regclass(%s)::oid::bigint"
+)
+
 
 class Rows:
     """A finished statement's rows, as the store's ``Cursor`` (for the asyncio bridge)."""
@@ -100,7 +104,7 @@ class PostgresTransactions:
     signal: Signal
     clock: Callable[[], float]
     server_clock: bool
-    _database: str | None = None
+    _identity: tuple[str, int] | None = None
 
     # -- submit ----------------------------------------------------------------------------
 
@@ -144,18 +148,13 @@ class PostgresTransactions:
     def _join(self, conn: Connection) -> tuple[str, float]:
         """Check ``conn`` and take the schema's lock in its transaction; returns the
         caller's ``search_path`` (to put back) and "now"."""
-        table = f"{self.dialect.quoted}.jobqueue_meta"
-        path, database, ours = conn.execute(
-            "SELECT current_setting('search_path'), current_database(), "
-            "to_regclass(%s) IS NOT NULL",
-            (table,),
-        ).fetchone()
-        if database != self.database() or not ours:
+        path, database, table = conn.execute(_IDENTITY, (self._meta,)).fetchone()
+        if (database, table) != self.identity():
+            schema = self.dialect.schema
+            where = "" if table is not None else f" without jobqueue's schema {schema!r}"
             raise InvalidArgumentError(
-                f"the connection is to database {database!r}"
-                + ("" if ours else f" without jobqueue's schema {self.dialect.schema!r}")
-                + f"; the queue is in {self.url.where}: pass a connection to the queue's "
-                "database"
+                f"the connection is to database {database!r}{where}, not the queue's "
+                f"({self.url.where}): pass a connection to the queue's database"
             )
         return path, self._lock(conn)
 
@@ -167,16 +166,23 @@ class PostgresTransactions:
         ).fetchone()
         return float(server_now) if self.server_clock else self.clock()
 
-    def database(self) -> str:
-        """The queue's database name, as its server says (asked once)."""
-        if self._database is None:
+    @property
+    def _meta(self) -> str:
+        return f"{self.dialect.quoted}.jobqueue_meta"
+
+    def identity(self) -> tuple[str, int]:
+        """The queue's database name and its meta table's oid, as its server says (asked
+        once): a connection to a same-named database on another server, even one holding a
+        queue in a same-named schema, shows another oid."""
+        if self._identity is None:
             try:
                 with self.pool.connection() as conn:
-                    row = conn.execute("SELECT current_database()").fetchone()
+                    row = conn.execute(_IDENTITY, (self._meta,)).fetchone()
             except psycopg.Error as exc:
                 raise translate(exc, self.url.where) from exc
-            self._database = str(row[0]) if row else ""
-        return self._database
+            assert row is not None
+            self._identity = (str(row[1]), int(row[2]))
+        return self._identity
 
     # -- completion ------------------------------------------------------------------------
 
