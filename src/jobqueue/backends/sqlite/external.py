@@ -102,7 +102,8 @@ class SQLiteTransactions:
                 "the sqlite3 connection is in autocommit mode and not in a transaction: the "
                 "job would commit on its own. Run conn.execute('BEGIN') first"
             )
-        raw.execute("BEGIN")  # the module's own implicit BEGIN; conn.commit() ends it
+        # The BEGIN the module would issue before the caller's next write; commit() ends it.
+        raw.execute(f"BEGIN {raw.isolation_level or ''}".strip())
 
     # -- completion ------------------------------------------------------------------------
 
