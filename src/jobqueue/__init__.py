@@ -38,6 +38,7 @@ from jobqueue.errors import (
     SchemaVersionError,
     StalledJobError,
     TLSVerificationError,
+    TransactionsUnsupportedError,
     UnknownBackendError,
     UnknownWorkerError,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "StalledJobError",
     "TLSVerificationError",
     "ThroughputBucket",
+    "TransactionsUnsupportedError",
     "UnknownBackendError",
     "UnknownWorkerError",
     "WorkSpec",

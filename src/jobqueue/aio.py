@@ -76,10 +76,13 @@ class AsyncJobQueue:
         backoff: object = None,
         timeout: float | None = None,
         unique_key: str | None = None,
+        connection: object = None,
         **unknown: object,
     ) -> Job:
         """As ``JobQueue.submit_job``: store a job for worker ``name`` and return it. Bad input
-        raises an ``InvalidJobError`` subclass and stores nothing."""
+        raises an ``InvalidJobError`` subclass and stores nothing. ``connection``: inside that
+        connection's open transaction (psycopg ``AsyncConnection``, SQLAlchemy
+        ``AsyncConnection``/``AsyncSession``, or their sync forms), as ``JobQueue.submit_job``."""
         options = dict(
             priority=priority,
             delay=delay,
@@ -91,15 +94,23 @@ class AsyncJobQueue:
             **unknown,
         )
         (job,) = self.queue.new_jobs(name, [data], options)
-        stored = await self.backend.submit(job)
+        if connection is not None:
+            (stored,) = await self.queue.backend.submit_in_async(connection, [job])
+        else:
+            stored = await self.backend.submit(job)
         emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=stored)
         return stored
 
-    async def submit_jobs(self, name: str, datas: Iterable[JSON], **options: object) -> list[Job]:
+    async def submit_jobs(
+        self, name: str, datas: Iterable[JSON], *, connection: object = None, **options: object
+    ) -> list[Job]:
         """As ``JobQueue.submit_jobs``: every item is validated first; if any is refused, none
-        is stored."""
+        is stored. ``connection``: as ``submit_job``."""
         jobs = self.queue.new_jobs(name, datas, options)
-        stored = await self.backend.submit_many(jobs) if jobs else []
+        if connection is not None:
+            stored = await self.queue.backend.submit_in_async(connection, jobs)
+        else:
+            stored = await self.backend.submit_many(jobs) if jobs else []
         for job in stored:
             emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored

@@ -204,13 +204,20 @@ class QueueClient:
         backoff: object = None,
         timeout: float | None = None,
         unique_key: str | None = None,
+        connection: object = None,
         **unknown: object,
     ) -> Job:
         """Store a job for worker ``name`` and return it (its ``id`` assigned). Bad input
         raises an ``InvalidJobError`` subclass and stores nothing.
 
         With ``unique_key``, while a waiting, delayed or active job holds that key nothing new
-        is stored: that job is returned, with ``job.deduplicated`` set."""
+        is stored: that job is returned, with ``job.deduplicated`` set.
+
+        With ``connection`` (PostgreSQL: a psycopg 3 connection or a SQLAlchemy
+        Connection/Session; SQLite: an ``sqlite3.Connection`` on the queue's file), the job is
+        stored inside that connection's open transaction: it exists if and only if the
+        transaction commits, and no dispatcher sees it before. Other backends raise
+        ``TransactionsUnsupportedError``: submit after your commit there."""
         options = dict(
             priority=priority,
             delay=delay,
@@ -222,15 +229,24 @@ class QueueClient:
             **unknown,
         )
         (job,) = self.new_jobs(name, [data], options)
-        stored = self.backend.submit(job)
+        if connection is not None:
+            (stored,) = self.backend.submit_in(connection, [job])
+        else:
+            stored = self.backend.submit(job)
         emit(self.plugins.hook, "jobqueue_job_submitted", job=stored)
         return stored
 
-    def submit_jobs(self, name: str, datas: Iterable[JSON], **options: object) -> list[Job]:
+    def submit_jobs(
+        self, name: str, datas: Iterable[JSON], *, connection: object = None, **options: object
+    ) -> list[Job]:
         """Submit many jobs for one worker in as few backend round trips as possible.
-        Every item is validated first; if any is refused, none is stored."""
+        Every item is validated first; if any is refused, none is stored. ``connection``:
+        inside that connection's open transaction, as ``submit_job``."""
         jobs = self.new_jobs(name, datas, options)
-        stored = self.backend.submit_many(jobs) if jobs else []
+        if connection is not None:
+            stored = self.backend.submit_in(connection, jobs)
+        else:
+            stored = self.backend.submit_many(jobs) if jobs else []
         for job in stored:
             emit(self.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored

@@ -25,6 +25,12 @@ class ConfigurationError(JobQueueError):
     """The queue, a worker or a backend was set up with values that cannot work."""
 
 
+class TransactionsUnsupportedError(ConfigurationError):
+    """``submit_job(..., connection=...)`` or ``job.transaction()`` on a backend that cannot
+    share a transaction with the application's database (Redis, memory): submit after your
+    transaction commits instead. PostgreSQL and SQLite support both."""
+
+
 class InvalidSettingError(ConfigurationError):
     """A queue or dispatcher setting (``lease_seconds``, ``concurrency``, …) is out of range."""
 
@@ -86,7 +92,8 @@ class InvalidArgumentError(JobQueueError):
     """A call other than a submit got an argument it cannot take: a job id that is not a
     non-empty str, an unknown job state or one the operation does not apply to (``cancel_jobs``
     of completed jobs), a negative ``offset`` or ``limit``, a ``throughput`` period or span, a
-    schedule name. The backend was not asked."""
+    schedule name; or a submit's ``connection=`` that cannot share its transaction with the
+    queue (another database, autocommit, a failed transaction). Nothing was stored."""
 
 
 # -- at run time ------------------------------------------------------------------------------

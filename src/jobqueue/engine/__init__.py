@@ -9,19 +9,25 @@ requested", so only a cancel racing it costs a second call.
 
 The verbs are in parts, one idea each: ``holding`` (the holder of a lease: renewals, the
 calls that end an attempt), ``steering`` (the control plane), ``recovery`` (maintenance);
-submitting, claiming, schedules, reads and waits pass through here.
+submitting, claiming, schedules, reads and waits pass through here, and so do the
+transactions shared with the application (``jobqueue.transactions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
+from jobqueue import lifecycle
 from jobqueue.backend import Backend, HandoffBackend
-from jobqueue.changes import ClaimAsk, Selector
+from jobqueue.changes import ClaimAsk, Conflict, Selector
 from jobqueue.engine.holding import Holding
 from jobqueue.engine.recovery import Recovery
 from jobqueue.engine.steering import PAGE, Steering
-from jobqueue.job import Job, JobState
+from jobqueue.errors import LeaseLostError
+from jobqueue.job import JSON, Job, JobState
+from jobqueue.transactions import TransactionalStore, transactional
 from jobqueue.values import (
     Claim,
     DispatcherInfo,
@@ -51,6 +57,33 @@ class Engine(Holding, Steering, Recovery):
 
     def submit_many(self, jobs: Sequence[Job]) -> list[Job]:
         return self.store.insert(jobs) if jobs else []
+
+    def submit_in(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` inside the caller's open transaction on ``connection``
+        (``jobqueue.transactions``); ``TransactionsUnsupportedError`` where there is none."""
+        return self.transactional().insert_in(connection, jobs) if jobs else []
+
+    async def submit_in_async(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        store = self.transactional()
+        return await store.insert_in_async(connection, jobs) if jobs else []
+
+    def complete_in_transaction(
+        self, job_id: str, token: str, result: JSON
+    ) -> AbstractContextManager[Any]:
+        """A transaction on the store's database for the handler's own writes; at its end
+        the job is COMPLETED with ``result`` in the same transaction, fenced like
+        ``complete``: a lost lease rolls everything back and raises ``LeaseLostError``."""
+        change = lifecycle.on_complete(job_id, token, result)
+
+        def check(answers: Sequence[Conflict | None]) -> None:
+            if answers[0] is not None:  # not even a repeat: this token completes once
+                raise LeaseLostError(lifecycle.lease_lost_message(job_id))
+
+        return self.transactional().completing([change], check)
+
+    def transactional(self) -> TransactionalStore:
+        name = type(self.store).__name__.removesuffix("Backend").lower() or "this"
+        return transactional(self.store, name)
 
     def claim(self, spec: WorkSpec) -> Claim | None:
         claims = self.store.claim_many(spec, 1)

@@ -26,7 +26,7 @@ import pluggy
 from jobqueue.backend import Clock, Outcome
 from jobqueue.engine import Engine
 from jobqueue.hooks import emit
-from jobqueue.job import JSON, Job, JobError, check_json
+from jobqueue.job import JSON, Job, JobError, JobState, check_json
 from jobqueue.registry import Registry
 from jobqueue.runtime.ending import Ending
 from jobqueue.runtime.interrupt import HandlerTimeout, JobCancelled, ShutdownInterrupt
@@ -46,6 +46,8 @@ class Finished:
     lease: Lease
     outcome: Outcome
     since: float = field(default_factory=time.monotonic)
+    recorded: JobState | None = None
+    """Already stored, by the handler's ``job.transaction()``: only announced, not written."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,15 +91,27 @@ class Executor:
         job = lease.job
         run = self._runs.start(lease)
         lease.started = True
+        running = RunningJob(job, self._backend, lease.claim.token, lease)
         try:
             emit(self._hooks, "jobqueue_job_started", job=job)
-            result = self._run_hooked(self._registry.get(job.name), run, loop)
-            check_json(result)
-            return Finished(lease, Outcome(job.id, lease.claim.token, result=result))
+            result = self._run_hooked(self._registry.get(job.name), run, running, loop)
+            if running.committed is None:
+                check_json(result)
+                return Finished(lease, Outcome(job.id, lease.claim.token, result=result))
         except BaseException as exc:  # the handler's fault is the job's, never ours
-            return self._failed(run, exc)
+            if running.committed is None:
+                return self._failed(run, exc)
+            logger.warning(
+                "job %s: handler raised after job.transaction() committed its completion; "
+                "the job stays completed: %r",
+                job.id,
+                exc,
+            )
         finally:
             self._runs.end(run)
+        (committed,) = running.committed
+        outcome = Outcome(job.id, lease.claim.token, result=committed)
+        return Finished(lease, outcome, recorded=JobState.COMPLETED)
 
     def _failed(self, run: Run, exc: BaseException) -> Ended:
         lease, job = run.lease, run.lease.job
@@ -129,20 +143,23 @@ class Executor:
         )
         return Finished(lease, Outcome(job.id, lease.claim.token, error=error, retry_at=when))
 
-    def _run_hooked(self, worker: Worker, run: Run, loop: asyncio.AbstractEventLoop) -> JSON:
+    def _run_hooked(
+        self, worker: Worker, run: Run, running: RunningJob, loop: asyncio.AbstractEventLoop
+    ) -> JSON:
         """The handler call, inside the plugins' ``jobqueue_run_job`` wrappers if any."""
         hook = self._hooks.jobqueue_run_job
         if not hook.get_hookimpls():  # nobody listens: skip pluggy's call machinery per job
-            return self._run_handler(worker, run, loop)
+            return self._run_handler(worker, run, running, loop)
 
         def handler_call(job: Job) -> JSON:
-            return self._run_handler(worker, run, loop)
+            return self._run_handler(worker, run, running, loop)
 
         result: JSON = hook.call_extra([handler_call], {"job": run.lease.job})
         return result
 
-    def _run_handler(self, worker: Worker, run: Run, loop: asyncio.AbstractEventLoop) -> JSON:
-        running = RunningJob(run.lease.job, self._backend, run.lease.claim.token)
+    def _run_handler(
+        self, worker: Worker, run: Run, running: RunningJob, loop: asyncio.AbstractEventLoop
+    ) -> JSON:
         timeout = run.lease.job.timeout
         if worker.is_async:
             return self._run_coroutine(worker.handle(running), timeout, run, loop)

@@ -9,6 +9,8 @@
   ``jobqueue_lease_lost`` fires (``leases``).
 * **Hooks** ``jobqueue_job_completed`` / ``jobqueue_job_failed`` / ``jobqueue_job_cancelled``
   fire once the outcome is stored.
+* **Recorded once.** A job whose handler completed it in its own transaction
+  (``job.transaction()``: ``Finished.recorded``) is only announced, never written again.
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ class Recorder:
         """Record outcomes and claim up to ``want`` more jobs in the same call where the
         backend can. Returns the newly held jobs, and whether the call looked for them (if
         not, the caller claims)."""
+        if any(done.recorded is not None for done in finished):
+            finished = self._recorded_already(finished)
+            if not finished:
+                return [], False
         next_spec = self._spec if want > 0 else None
         for done in finished:  # from now on a heartbeat's "lost" may just mean "written"
             done.lease.recording = True
@@ -155,6 +161,18 @@ class Recorder:
             self._leases.forget(done.lease)
             self._announce(done, state)
         return self._leases.hold(claims), looked
+
+    def _recorded_already(self, finished: Sequence[Finished]) -> list[Finished]:
+        """Announce the outcomes a handler's ``job.transaction()`` stored (never written
+        again: the outcome is recorded once); the others, still to write."""
+        rest = []
+        for done in finished:
+            if done.recorded is None:
+                rest.append(done)
+                continue
+            self._leases.forget(done.lease)
+            self._announce(done, done.recorded)
+        return rest
 
     def _announce(self, done: Finished, state: JobState | None) -> None:
         """Tell the plugins what happened to a recorded job (nothing if the write was refused)."""

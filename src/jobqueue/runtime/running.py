@@ -1,15 +1,18 @@
-"""The job a handler receives: the stored values plus ``progress()`` and ``log()``."""
+"""The job a handler receives: the stored values plus ``progress()``, ``log()`` and
+``transaction()``."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from jobqueue.engine import Engine
-from jobqueue.errors import BackendError, InvalidOptionError
-from jobqueue.job import JSON, Job
+from jobqueue.errors import BackendError, InvalidOptionError, JobStateError
+from jobqueue.job import JSON, Job, check_json
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +22,12 @@ dropped: a log line is never worth failing the job whose work is done."""
 
 WRITE_RETRY_MIN = 0.05
 """First pause (seconds) between those retries; it doubles."""
+
+
+class Recording(Protocol):
+    """The lease of a running job, as ``transaction()`` marks it (``leases.Lease``)."""
+
+    recording: bool
 
 
 class RunningJob:
@@ -31,12 +40,17 @@ class RunningJob:
     ``WRITE_RETRY_FOR`` seconds, then dropped with a warning: it never fails the job.
     """
 
-    __slots__ = ("_backend", "_token", "job")
+    __slots__ = ("_backend", "_lease", "_token", "committed", "job")
 
-    def __init__(self, job: Job, backend: Engine, token: str) -> None:
+    def __init__(
+        self, job: Job, backend: Engine, token: str, lease: Recording | None = None
+    ) -> None:
         self.job = job
         self._backend = backend
         self._token = token
+        self._lease = lease
+        self.committed: tuple[JSON] | None = None
+        """``(result,)`` once ``transaction()`` committed the job's completion."""
 
     @property
     def id(self) -> str:
@@ -101,6 +115,33 @@ class RunningJob:
         )
         if stored is False:
             logger.warning("job %s: log line dropped, lease lost", self.id)
+
+    @contextmanager
+    def transaction(self, result: JSON = None) -> Iterator[Any]:
+        """``with job.transaction() as conn:`` -- a connection in a transaction on the
+        queue's database (psycopg on PostgreSQL, sqlite3 on SQLite) for the handler's own
+        rows; at the block's end the job's completion (with ``result``) is written in the
+        same transaction, fenced by the lease, and it all commits: the effect and the
+        completion together or neither. A lost lease rolls it back and raises
+        ``LeaseLostError``; an exception from the block rolls it back and propagates (the
+        attempt fails as usual). Once committed the job is completed: what the handler
+        returns or raises afterwards changes nothing. Redis and memory raise
+        ``TransactionsUnsupportedError``."""
+        if self.committed is not None:
+            raise JobStateError(f"job {self.id} was completed by an earlier transaction()")
+        check_json(result)
+        manager = self._backend.complete_in_transaction(self.id, self._token, result)
+        lease = self._lease
+        try:
+            with manager as conn:
+                yield conn
+                if lease is not None:  # the commit ends the lease: a beat may find it gone
+                    lease.recording = True
+        except BaseException:
+            if lease is not None:
+                lease.recording = False
+            raise
+        self.committed = (result,)
 
     def _write(self, what: str, write: Callable[[], bool]) -> bool | None:
         """``write()``, retried through backend errors for ``WRITE_RETRY_FOR`` seconds;

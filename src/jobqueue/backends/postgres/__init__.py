@@ -10,13 +10,20 @@ given (``connections.ServerClock``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from jobqueue.backend import BackendOptions
-from jobqueue.backends.postgres.connections import PostgresLink, ServerClock
+from jobqueue.backends.postgres.connections import PgConnection, PostgresLink, ServerClock
 from jobqueue.backends.postgres.dialect import SCHEMA_VERSION, PostgresDialect
+from jobqueue.backends.postgres.external import PostgresTransactions
 from jobqueue.backends.postgres.url import PostgresURL, parse
+from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
+from jobqueue.changes import Change
+from jobqueue.job import Job
+from jobqueue.transactions import Check
 
 __all__ = ["SCHEMA_VERSION", "PostgresBackend"]
 
@@ -38,7 +45,32 @@ class PostgresBackend(SQLStore):
         """Whether "now" is the PostgreSQL server's clock."""
         self.schema = self.url.schema
         dialect = PostgresDialect(self.schema)
-        super().__init__(options, dialect, PostgresLink(self.url, dialect, clock))
+        link = PostgresLink(self.url, dialect, clock)
+        super().__init__(options, dialect, link)
+        self._transactions = PostgresTransactions(
+            self.url,
+            dialect,
+            link.pool,
+            Steps(self._sql, self._log, self._integrity_error),
+            link.signal,
+            self.options.clock,
+            self.server_clock,
+        )
+
+    # -- jobqueue.transactions.TransactionalStore ---------------------------------------------
+
+    def insert_in(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` in the caller's open transaction (``connection``: psycopg 3, or a
+        SQLAlchemy Connection/Session on it); see ``.external``."""
+        return self._transactions.insert_in(connection, jobs)
+
+    async def insert_in_async(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        return await self._transactions.insert_in_async(connection, jobs)
+
+    def completing(
+        self, changes: Sequence[Change], check: Check
+    ) -> AbstractContextManager[PgConnection]:
+        return self._transactions.completing(changes, check)
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> PostgresBackend:

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from urllib.parse import parse_qs, urlsplit
 
 from jobqueue.backend import BackendOptions
+from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
 from jobqueue.backends.sqlite.connections import SQLiteLink, check_header, prepare, resolve_path
 from jobqueue.backends.sqlite.dialect import SCHEMA_VERSION, SQLITE, means_full_disk
+from jobqueue.backends.sqlite.external import SQLiteTransactions
+from jobqueue.changes import Change
 from jobqueue.errors import BackendError, BackendFullError, ConfigurationError, InvalidURLError
+from jobqueue.job import Job
+from jobqueue.transactions import Check
 
 __all__ = ["SCHEMA_VERSION", "SQLiteBackend"]
 
@@ -49,6 +56,14 @@ class SQLiteBackend(SQLStore):
         link = SQLiteLink(path, busy_timeout=busy_timeout, synchronous=synchronous.upper())
         self._pool = link.pool
         super().__init__(options, SQLITE, link)
+        self._transactions = SQLiteTransactions(
+            path,
+            Steps(self._sql, self._log, self._integrity_error),
+            link.signal,
+            options.clock,
+            busy_timeout,
+            synchronous.upper(),
+        )
         if not self._pool.shared:
             check_header(path)  # before SQLite opens (and could change) the file
         try:
@@ -69,6 +84,21 @@ class SQLiteBackend(SQLStore):
         except BaseException:
             self._pool.close()
             raise
+
+    # -- jobqueue.transactions.TransactionalStore ---------------------------------------------
+
+    def insert_in(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        """Store ``jobs`` in the caller's open transaction (``connection``: an
+        ``sqlite3.Connection`` on this file, or SQLAlchemy's); see ``.external``."""
+        return self._transactions.insert_in(connection, jobs)
+
+    async def insert_in_async(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
+        return await self._transactions.insert_in_async(connection, jobs)
+
+    def completing(
+        self, changes: Sequence[Change], check: Check
+    ) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transactions.completing(changes, check)
 
     @classmethod
     def from_url(cls, url: str, options: BackendOptions) -> SQLiteBackend:
