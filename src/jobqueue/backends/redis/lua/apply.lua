@@ -55,5 +55,6 @@ for n = 1, limit do
   if not claimed then break end
   claims[n] = claimed
 end
+put_back_run() -- ids popped ahead are all claimed by now; never lose one that was not
 local missing = limit > 0 and #claims < limit and claim_spec(claim_base + 1).missing
 return {results, claims, REPEAT and 1 or 0, missing and 1 or 0}
