@@ -66,6 +66,10 @@ local function signal_group(name, group, left)
     if left <= 0 then return 0 end
     local token = redis.call('RPOP', k)
     if not token then return left end
+    if is_paused(name) then -- read only once a waiter is there: a busy queue never pays
+      redis.call('RPUSH', k, token)
+      return 0
+    end
     local record = waiter_record(token)
     if record then
       clock_now()
@@ -101,12 +105,12 @@ end
 -- a group serving the name gets the next one handed to it -- claimed under the waiter's
 -- token and lease and pushed to its inbox, so it starts the job without a claim of its
 -- own -- or, where it asked only to be woken (a plain wait, or a name capped by
--- max_active), a wake-up. Nobody waiting costs one SMEMBERS. A paused name hands nothing
--- and wakes nobody (resume signals it). A registration whose waiter must have died (past
--- its wait and grace) is dropped on the way. It reads the clock only through clock_now,
--- before anything that uses NOW (scripts.py counts it as reading the clock lazily).
+-- max_active), a wake-up. Nobody waiting costs one SMEMBERS and an RPOP per group of the
+-- name. A paused name hands nothing and wakes nobody (resume signals it). A registration
+-- whose waiter must have died (past its wait and grace) is dropped on the way. It reads
+-- the clock only through clock_now, before anything that uses NOW (scripts.py counts it as
+-- reading the clock lazily).
 local function signal(name, n)
-  if is_paused(name) then return end
   local left = math.min(n or 1, 64)
   for _, group in ipairs(redis.call('SMEMBERS', name_groups_key(name))) do
     left = signal_group(name, group, left)
