@@ -69,8 +69,8 @@ class OwnPostgres:
             except KeyError:
                 unavailable(f"running as root and there is no {SERVER_USER!r} user to run it")
             self.as_user = ["runuser", "-u", SERVER_USER, "--"]
-        # Not under pytest's tmp_path: its parents are private to root.
-        self.dir = Path(tempfile.mkdtemp(prefix="jq-own-pg-"))
+        # Not under pytest's tmp_path (nor $TMPDIR) when root: their parents may be private.
+        self.dir = Path(tempfile.mkdtemp(prefix="jq-own-pg-", dir="/tmp" if owner else None))
         if owner is not None:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         self.data = self.dir / "data"
