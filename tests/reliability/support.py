@@ -76,9 +76,10 @@ def app_env(url: str, namespace: str, **settings: float | int) -> dict[str, str]
     return env
 
 
-def worker_command(*extra: str) -> list[str]:
-    """``python -m jobqueue --app tests.reliability.apps:queue worker`` (the real CLI)."""
-    command = [sys.executable, "-m", "jobqueue", "--app", APP, "worker"]
+def worker_command(*extra: str, app: str = APP) -> list[str]:
+    """``python -m jobqueue --app tests.reliability.apps:queue worker`` (the real CLI), or
+    another ``app``."""
+    command = [sys.executable, "-m", "jobqueue", "--app", app, "worker"]
     return [*command, "--log-level", "WARNING", *extra]
 
 
