@@ -90,6 +90,17 @@ class Conn:
         cursor.executemany(sql, parameters)
         return cursor
 
+    def fetch_each(self, sql: str, parameters: Sequence[Sequence[object]]) -> list[Any]:
+        """The first row of ``sql`` for each of ``parameters``, in order: one pipelined
+        ``executemany`` (``Txn.fetch_each``)."""
+        cursor = self.raw.cursor()
+        cursor.executemany(sql, parameters, returning=True)
+        rows = []
+        while True:
+            rows.append(cursor.fetchone())
+            if not cursor.nextset():
+                return rows
+
 
 class PostgresLink:
     """One backend instance's connections (``sql.dialect.Link``)."""

@@ -44,6 +44,10 @@ OVERRIDES = {
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
     ),
+    "WAITING_HEADS": (
+        "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED"
+    ),
 }
 
 STATEMENTS = Statements(OVERRIDES, placeholder="%s")

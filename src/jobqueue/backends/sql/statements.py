@@ -74,6 +74,10 @@ class Statements:
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT 1"
     )
+    WAITING_HEADS = (  # the first ``count`` of one name: a batch claim's heads in one read
+        "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT ?"
+    )
     WAITING_ORDER = (  # a page of jobqueue_waiting_order: every name's waiting jobs in run order
         "SELECT name, priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "ORDER BY priority DESC, seq LIMIT ? OFFSET ?"
@@ -84,6 +88,11 @@ class Statements:
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
         "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
+    )
+    CLAIM_RETURNING = (  # the claim and the claimed job's read in one statement
+        "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
+        "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
+        f"ended_lease = NULL WHERE id = ? RETURNING {JOB_COLUMNS}"
     )
     PAUSED_NAMES = "SELECT name FROM jobqueue_paused"
 
@@ -238,6 +247,10 @@ class Statements:
             f"SELECT job_id, at, message FROM jobqueue_logs WHERE job_id IN ({self._in(count)}) "
             "ORDER BY job_id, id"
         )
+
+    def guard_rows(self, count: int) -> str:
+        """``GUARD_ROW`` of ``count`` jobs at once (a batch of changes)."""
+        return f"{self.GUARD_ROW.removesuffix(f'id = {self.mark}')}id IN ({self._in(count)})"
 
     def delete_jobs(self, count: int) -> str:
         return f"DELETE FROM jobqueue_jobs WHERE id IN ({self._in(count)})"

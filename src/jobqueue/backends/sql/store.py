@@ -42,7 +42,7 @@ from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
-from jobqueue.backends.sql.rows import job_to_row
+from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
     Txn,
     apply_retention,
@@ -113,26 +113,46 @@ class SQLStore:
             found = next_waiting(txn, names, blocked, limit - len(claims))
             if not found:
                 break
+            batch: list[tuple[str, int]] = []
             for name, key in found:  # in run order; a name reaching its cap is passed over
-                if len(claims) == limit or name in blocked:
+                if len(claims) + len(batch) == limit or name in blocked:
                     continue
-                token = secrets.token_hex(8)
-                deadline = txn.now + spec.lease_seconds
-                txn.conn.execute(
-                    txn.sql.CLAIM,
-                    (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
-                )
-                row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
-                try:
-                    claims.append(Claim(reads.load_job(txn, row), token, deadline))
-                except CorruptJobError as exc:
-                    fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
-                    continue
+                batch.append((name, key))
                 if name in caps:
                     active[name] = active.get(name, 0) + 1
                     if active[name] >= caps[name]:
                         blocked.add(name)
+            for (name, _), claim in zip(batch, self._take(txn, spec, batch), strict=True):
+                if claim is not None:
+                    claims.append(claim)
+                elif name in caps:  # failed as corrupt: its place under the cap is free
+                    active[name] -= 1
+                    if active[name] < caps[name]:
+                        blocked.discard(name)
         return claims
+
+    def _take(self, txn: Txn, spec: WorkSpec, batch: list[tuple[str, int]]) -> list[Claim | None]:
+        """Claim ``batch``'s jobs: one statement each, sent together, and their logs read in
+        one; a job that does not decode is failed as corrupt (``None`` in its place)."""
+        deadline = txn.now + spec.lease_seconds
+        first = txn.next_seq(len(batch)) if batch else 0
+        tokens = [secrets.token_hex(8) for _ in batch]
+        rows = txn.fetch_each(
+            txn.sql.CLAIM_RETURNING,
+            [
+                (txn.now, token, deadline, first + n, spec.dispatcher, key)
+                for n, ((_, key), token) in enumerate(zip(batch, tokens, strict=True))
+            ],
+        )
+        logs = reads.job_logs(txn, [key for _, key in batch])
+        taken: list[Claim | None] = []
+        for (_, key), token, row in zip(batch, tokens, rows, strict=True):
+            try:
+                taken.append(Claim(row_to_job(row, logs.get(key, ())), token, deadline))
+            except CorruptJobError as exc:
+                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+                taken.append(None)
+        return taken
 
     def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied:
         results = [  # encode first: a bad value stores nothing
@@ -140,10 +160,7 @@ class SQLStore:
             for change in changes
         ]
         with self._transaction() as txn:
-            answers = [
-                guarded.apply_one(txn, change, result)
-                for change, result in zip(changes, results, strict=True)
-            ]
+            answers = guarded.apply_all(txn, changes, results)
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
             return answers, self._claim(txn, then.spec, then.limit)

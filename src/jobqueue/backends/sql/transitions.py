@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
@@ -43,6 +43,7 @@ class Txn(Reader):
     __slots__ = (
         "_job_id",
         "_job_id_read",
+        "_moves",
         "_outcomes",
         "_seq",
         "_seq_read",
@@ -72,6 +73,28 @@ class Txn(Reader):
         self._job_id: int | None = None
         self._job_id_read = 0
         self._outcomes: dict[str, int] = {}
+        self._moves: list[tuple[object, ...]] = []
+
+    def defer_move(self, params: tuple[object, ...]) -> None:
+        """A ``MOVE`` sent with the others of its batch (``flush_moves``: one pipelined
+        ``executemany`` instead of a round trip each)."""
+        self._moves.append(params)
+
+    def flush_moves(self) -> None:
+        """Send the deferred moves: before anything reads the rows they change."""
+        if self._moves:
+            self.conn.executemany(self.sql.MOVE, self._moves)
+            self._moves.clear()
+
+    def fetch_each(self, sql: str, params: Sequence[Sequence[object]]) -> list[Any]:
+        """The first row ``sql`` returns for each of ``params``, in order: one pipelined
+        batch where the driver has one (``Connection.fetch_each``), else one by one."""
+        if not params:
+            return []
+        many = getattr(self.conn, "fetch_each", None)
+        if many is not None:
+            return cast(list[Any], many(sql, params))
+        return [self.conn.execute(sql, each).fetchone() for each in params]
 
     def count_outcome(self, outcome: AttemptOutcome) -> None:
         """Count one finished attempt in this minute's outcome counts; written with the
@@ -102,6 +125,7 @@ class Txn(Reader):
 
     def flush(self) -> None:
         """Write the counters back once, however many numbers were taken."""
+        self.flush_moves()
         if self._seq is not None and self._seq != self._seq_read:
             self.conn.execute(self.sql.WRITE_SEQ, (self._seq,))
         if self._job_id is not None and self._job_id != self._job_id_read:
@@ -219,11 +243,14 @@ def key_holder(txn: Txn, key: int, unique_key: str | None) -> str | None:
     return None if row is None else str(row[0])
 
 
-def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
+def write(
+    txn: Txn, held: Held, change: Change, result: str | None = None, *, defer: bool = False
+) -> JobState:
     """Write one decided ``Change`` to ``held``'s row, whose guard the caller checked
     (``guarded.apply_one`` for the seam; ``holder``, the expired-lease scan or a state read for
     the old verbs): one statement (``MOVE``), whatever the move. ``result`` is the JSON text
-    of ``change.set["result"]``, encoded before the transaction."""
+    of ``change.set["result"]``, encoded before the transaction. ``defer``: sent with its
+    batch's other moves (``Txn.flush_moves``); otherwise the deferred ones go first."""
     fields = change.set
     leaving = held.state is JobState.ACTIVE and change.to is not JobState.ACTIVE
     ended = change.ended
@@ -247,29 +274,31 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
     if requeued and change.run_at is not None:
         run_at = txn.now + change.run_at
     cancel = fields.get("cancel_requested")
-    txn.conn.execute(
-        txn.sql.MOVE,
-        (
-            change.to.value,
-            run_at,
-            txn.next_seq() if finished or requeued else None,
-            leaving,
-            leaving,
-            leaving or ended is not None,
-            attempts,
-            fields.get("stalls"),
-            None if cancel is None else int(bool(cancel)),
-            finished or "finished_at" in fields,
-            txn.now if finished else fields.get("finished_at"),
-            "result" in fields,
-            result,
-            "error" in fields,
-            error_json(error) if isinstance(error, JobError) else None,
-            history,
-            *ended_lease,
-            held.key,
-        ),
+    params: tuple[object, ...] = (
+        change.to.value,
+        run_at,
+        txn.next_seq() if finished or requeued else None,
+        leaving,
+        leaving,
+        leaving or ended is not None,
+        attempts,
+        fields.get("stalls"),
+        None if cancel is None else int(bool(cancel)),
+        finished or "finished_at" in fields,
+        txn.now if finished else fields.get("finished_at"),
+        "result" in fields,
+        result,
+        "error" in fields,
+        error_json(error) if isinstance(error, JobError) else None,
+        history,
+        *ended_lease,
+        held.key,
     )
+    if defer:
+        txn.defer_move(params)
+    else:
+        txn.flush_moves()
+        txn.conn.execute(txn.sql.MOVE, params)
     if requeued:
         txn.work_added = True  # idle dispatchers wake (delayed: for its due time)
     elif finished:
