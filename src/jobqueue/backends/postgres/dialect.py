@@ -48,6 +48,17 @@ OVERRIDES = {
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED"
     ),
+    # Counts are sums of per-statement deltas (migration 2), folded by maintenance.
+    "NAME_COUNTS": (
+        "SELECT name, state, sum(n) FROM jobqueue_count_deltas GROUP BY name, state "
+        "HAVING sum(n) > 0"
+    ),
+    "STATE_COUNT": "SELECT coalesce(sum(n), 0) FROM jobqueue_count_deltas WHERE state = ?",
+    "FOLD_COUNTS": (
+        "WITH folded AS (DELETE FROM jobqueue_count_deltas RETURNING name, state, n) "
+        "INSERT INTO jobqueue_count_deltas (name, state, n) SELECT name, state, sum(n) "
+        "FROM folded GROUP BY name, state HAVING sum(n) <> 0"
+    ),
 }
 
 STATEMENTS = Statements(OVERRIDES, placeholder="%s")

@@ -31,6 +31,8 @@ _INSERT_JOB_COLUMNS = (
     "backoff, data, result, error, cancel_requested, dispatcher, history"
 )
 
+INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
+
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {
     JobState.WAITING: "priority DESC, seq",
@@ -131,6 +133,7 @@ class Statements:
     )
     PROMOTE_DUE = "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?"
     STATE_COUNT = "SELECT n FROM jobqueue_counts WHERE state = ?"
+    FOLD_COUNTS = ""  # where counts are deltas (PostgreSQL): fold them, in maintenance
     FIRST_FINISHED = (
         "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
         "AND finished_at IS NOT NULL ORDER BY seq LIMIT ?"
@@ -217,6 +220,7 @@ class Statements:
         for name, text in texts.items():  # instance attributes: one lookup per use
             setattr(self, name, text if placeholder == "?" else text.replace("?", placeholder))
         self._scans: dict[tuple[JobState, bool, bool], str] = {}
+        self._inserts: dict[int, str] = {}
 
     def _marks(self, text: str) -> str:
         return text if self.mark == "?" else text.replace("?", self.mark)
@@ -247,6 +251,18 @@ class Statements:
             f"SELECT job_id, at, message FROM jobqueue_logs WHERE job_id IN ({self._in(count)}) "
             "ORDER BY job_id, id"
         )
+
+    def insert_jobs(self, count: int) -> str:
+        """``INSERT_JOB`` of ``count`` rows in one statement (parameters: the rows' in turn)."""
+        text = self._inserts.get(count)
+        if text is None:
+            row = f"({self._in(INSERT_JOB_WIDTH)})"
+            text = f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) VALUES " + ", ".join(
+                [row] * count
+            )
+            if count <= 16 or count % 100 == 0:  # the common sizes only: the cache stays small
+                self._inserts[count] = text
+        return text
 
     def guard_rows(self, count: int) -> str:
         """``GUARD_ROW`` of ``count`` jobs at once (a batch of changes)."""

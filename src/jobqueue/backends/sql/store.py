@@ -226,6 +226,8 @@ class SQLStore:
 
     def housekeep(self) -> int:
         with self._transaction() as txn:
+            if txn.sql.FOLD_COUNTS:
+                txn.conn.execute(txn.sql.FOLD_COUNTS)
             moved = promote_due(txn) + apply_retention(txn, self.options.retention)
             control.forget_dead_dispatchers(txn)
             forget_old_outcomes(txn)

@@ -31,6 +31,9 @@ from jobqueue.job import (
     JobState,
 )
 
+INSERT_ROWS = 500
+"""Jobs per ``INSERT`` statement of a bulk submit (500 x 24 parameters)."""
+
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
@@ -166,9 +169,15 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...
 def _insert(
     txn: Txn, pending: list[tuple[SQLValue, ...]], logs: list[tuple[int, float, str]]
 ) -> None:
-    if pending:
-        txn.conn.executemany(txn.sql.INSERT_JOB, pending)
-        pending.clear()
+    # Many rows per statement (bounded, under every driver's parameter limit): a statement's
+    # overhead, triggers included, is paid once per chunk, not per job.
+    for start in range(0, len(pending), INSERT_ROWS):
+        chunk = pending[start : start + INSERT_ROWS]
+        if len(chunk) == 1:
+            txn.conn.execute(txn.sql.INSERT_JOB, chunk[0])
+        else:
+            txn.conn.execute(txn.sql.insert_jobs(len(chunk)), [v for row in chunk for v in row])
+    pending.clear()
     if logs:
         txn.conn.executemany(txn.sql.INSERT_LOG, logs)
         logs.clear()
