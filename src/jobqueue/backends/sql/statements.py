@@ -60,6 +60,7 @@ class Statements:
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    INSERT_JOBS_COLUMNAR = ""  # a dialect's insert of many rows given as one array per column
     INSERT_LOG = "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)"
     TRIM_LOGS = (
         "DELETE FROM jobqueue_logs WHERE job_id = ? AND id <= (SELECT id FROM "

@@ -34,6 +34,9 @@ from jobqueue.job import (
 INSERT_ROWS = 500
 """Jobs per ``INSERT`` statement of a bulk submit (500 x 24 parameters)."""
 
+COLUMNAR_ROWS = 10_000
+"""Jobs per ``INSERT_JOBS_COLUMNAR`` statement."""
+
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
@@ -159,7 +162,8 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...
         job_id = txn.next_job_id()
         state = lifecycle.due_state(job.run_at, txn.now)
         pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
-        pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
+        if job.logs:
+            pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
         stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
     _insert(txn, pending, pending_logs)
     txn.work_added = True
@@ -171,6 +175,12 @@ def _insert(
 ) -> None:
     # Many rows per statement (bounded, under every driver's parameter limit): a statement's
     # overhead, triggers included, is paid once per chunk, not per job.
+    if len(pending) > 1 and txn.sql.INSERT_JOBS_COLUMNAR:
+        for start in range(0, len(pending), COLUMNAR_ROWS):
+            txn.conn.execute(
+                txn.sql.INSERT_JOBS_COLUMNAR, _columns(pending[start : start + COLUMNAR_ROWS])
+            )
+        pending.clear()
     for start in range(0, len(pending), INSERT_ROWS):
         chunk = pending[start : start + INSERT_ROWS]
         if len(chunk) == 1:
@@ -181,6 +191,18 @@ def _insert(
     if logs:
         txn.conn.executemany(txn.sql.INSERT_LOG, logs)
         logs.clear()
+
+
+_FLOAT_COLUMNS = (5, 10, 11, 12, 13, 16)  # run_at, created/started/finished_at, progress, timeout
+
+
+def _columns(rows: Sequence[tuple[SQLValue, ...]]) -> list[list[SQLValue]]:
+    """``rows`` as one list per column (``INSERT_JOBS_COLUMNAR``); a float column's numbers
+    all floats (an array holds one type)."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    for index in _FLOAT_COLUMNS:
+        columns[index] = [None if v is None else float(cast(float, v)) for v in columns[index]]
+    return columns
 
 
 def job_key(job_id: str) -> int | None:
