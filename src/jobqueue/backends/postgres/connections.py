@@ -73,10 +73,12 @@ class Conn:
     """A psycopg connection as the store's ``Connection``: ``execute`` as psycopg's (a new
     cursor each time), and ``executemany`` (psycopg has it on cursors: pipelined)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("counters", "raw")
 
     def __init__(self, raw: PgConnection) -> None:
         self.raw = raw
+        self.counters: tuple[int, int] | None = None
+        """``(seq, job_id)`` as read with the lock at ``begin`` (``Txn`` takes them)."""
 
     def execute(
         self, sql: str, parameters: Sequence[object] | None = None, /
@@ -89,6 +91,10 @@ class Conn:
         cursor = self.raw.cursor()
         cursor.executemany(sql, parameters)
         return cursor
+
+    def pipeline(self) -> contextlib.AbstractContextManager[object]:
+        """psycopg's pipeline mode (``sql.dialect.pipeline``)."""
+        return self.raw.pipeline()
 
     def fetch_each(self, sql: str, parameters: Sequence[Sequence[object]]) -> list[Any]:
         """The first row of ``sql`` for each of ``parameters``, in order: one pipelined
@@ -152,7 +158,8 @@ class PostgresLink:
                 cursor = conn.execute(self._dialect.begin_write)
                 while cursor.description is None and cursor.nextset():
                     pass
-                (server_now,) = cursor.fetchone() or (time.time(),)
+                server_now, seq, job_id = cursor.fetchone() or (time.time(), None, None)
+                conn.counters = None if seq is None else (int(seq), int(job_id))
             except psycopg.Error as exc:
                 self._drop_writer()
                 if self._dead(exc, attempt):

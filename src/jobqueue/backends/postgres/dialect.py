@@ -117,7 +117,9 @@ class PostgresDialect:
         self.begin_exclusive = f"BEGIN; SELECT {self.lock}; {self.use_schema}"
         self.begin_write = (
             f"BEGIN; {self.use_schema}; {WRITE_LIMITS}; "
-            f"SELECT extract(epoch FROM clock_timestamp())::float8 FROM {self.lock}"
+            "SELECT extract(epoch FROM clock_timestamp())::float8, "
+            "(SELECT value FROM jobqueue_meta WHERE key = 'seq'), "
+            f"(SELECT value FROM jobqueue_meta WHERE key = 'job_id') FROM {self.lock}"
         )
         self.begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.use_schema}"
 

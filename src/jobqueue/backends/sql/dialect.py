@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +38,14 @@ class Connection(Protocol):
     def execute(self, sql: str, parameters: Sequence[object] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[object]], /) -> Cursor: ...
+
+
+def pipeline(conn: Connection) -> AbstractContextManager[object]:
+    """Statements sent without waiting for each one's answer, where the driver can (psycopg's
+    ``pipeline``: a statement whose result is read is flushed then, the rest at the end);
+    elsewhere, as they come."""
+    start: Callable[[], AbstractContextManager[object]] | None = getattr(conn, "pipeline", None)
+    return nullcontext() if start is None else start()
 
 
 class Reader:

@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
 
 from jobqueue.backend import (
@@ -41,7 +41,7 @@ from jobqueue.backend import (
 from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
-from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
+from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader, pipeline
 from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
     Txn,
@@ -86,11 +86,11 @@ class SQLStore:
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
         rows = [job_to_row(job, 0, 0) for job in jobs]  # encode first: bad JSON stores nothing
-        with self._transaction() as txn:
+        with self._transaction(pipelined=True) as txn:
             return store_jobs(txn, jobs, rows)
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        with self._transaction() as txn:
+        with self._transaction(pipelined=True) as txn:
             return self._claim(txn, spec, limit)
 
     def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
@@ -159,7 +159,7 @@ class SQLStore:
             dumps_json(change.set["result"]) if change.set.get("result") is not None else None
             for change in changes
         ]
-        with self._transaction() as txn:
+        with self._transaction(pipelined=True) as txn:
             answers = guarded.apply_all(txn, changes, results)
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
@@ -342,17 +342,25 @@ class SQLStore:
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[Txn]:
+    def _transaction(self, *, pipelined: bool = False) -> Iterator[Txn]:
         """One write transaction, the database's write lock taken up front: what the body
-        reads cannot change before it writes (no read-modify-write race)."""
+        reads cannot change before it writes (no read-modify-write race). Its last writes
+        and the commit go together (``dialect.pipeline``); ``pipelined``: the whole body's
+        too, for bodies that never read a ``rowcount`` (which a pipeline knows only later)."""
         link = self._link
         with link.write_lock:
             conn = link.begin()
             txn = Txn(conn, self._sql, self._log, self._clock(), self._integrity_error)
             try:
-                yield txn
-                txn.flush()
-                conn.execute("COMMIT")
+                with pipeline(conn) if pipelined else nullcontext():
+                    yield txn
+                    if pipelined:
+                        txn.flush()
+                        conn.execute("COMMIT")
+                if not pipelined:
+                    with pipeline(conn):
+                        txn.flush()
+                        conn.execute("COMMIT")
             except BaseException as exc:
                 link.rollback(conn)  # a failed statement may have rolled it back already
                 if isinstance(exc, self._error):

@@ -47,6 +47,7 @@ class Txn(Reader):
     tell waiters once it commits."""
 
     __slots__ = (
+        "_counters_read",
         "_job_id",
         "_job_id_read",
         "_moves",
@@ -78,6 +79,10 @@ class Txn(Reader):
         self._seq_read = 0
         self._job_id: int | None = None
         self._job_id_read = 0
+        counters: tuple[int, int] | None = getattr(conn, "counters", None)
+        if counters is not None:  # read with the lock by the link's ``begin``: a round trip less
+            self._seq_read, self._job_id_read = counters
+        self._counters_read = counters is not None
         self._outcomes: dict[str, int] = {}
         self._moves: list[tuple[object, ...]] = []
 
@@ -110,7 +115,9 @@ class Txn(Reader):
     def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
         if self._seq is None:
-            self._seq = self._seq_read = self._read_counter("seq")
+            if not self._counters_read:
+                self._seq_read = self._read_counter("seq")
+            self._seq = self._seq_read
         first = self._seq + 1
         self._seq += count
         return first
@@ -120,8 +127,9 @@ class Txn(Reader):
         of a transaction is at least the clock floor (``jobqueue.ids``), so a file restored
         from a backup never hands out an id given before; the rest follow it."""
         if self._job_id is None:
-            self._job_id = self._job_id_read = self._read_counter("job_id")
-            self._job_id = ids.next_id(self._job_id) - 1
+            if not self._counters_read:
+                self._job_id_read = self._read_counter("job_id")
+            self._job_id = ids.next_id(self._job_id_read) - 1
         self._job_id += 1
         return self._job_id
 
