@@ -35,6 +35,9 @@ LISTEN_SLICE = 0.1
 """Seconds the listener waits for notifications before it looks at its channels again."""
 BACKOFF_START, BACKOFF_MAX = 0.05, 2.0
 """Reconnection back-off of the listener and the sender (seconds)."""
+NOTIFY_INTERVAL = 0.002
+"""Seconds between two NOTIFYs of this process, at least: a wake-up asked for while idle goes
+at once, ones asked for within this interval after it go together at its end."""
 FLUSH_TIMEOUT = 5.0
 """Seconds the last backend's ``close`` waits for the wake-ups it asked for to be sent."""
 
@@ -161,6 +164,9 @@ class Wakeups:
                 for channel, work in pending.items():
                     conn.execute("SELECT pg_notify(%s, %s)", (channel, "w" if work else "c"))
                 backoff = BACKOFF_START
+                # Debounced: what is asked meanwhile goes in the next one. Every NOTIFY costs
+                # a transaction here and one in every listening session of the database.
+                self._stop.wait(NOTIFY_INTERVAL)
             except psycopg.Error as exc:
                 # Lost wake-ups cost the others a poll interval, never a job.
                 logger.debug("%s: could not send a wake-up: %s", self._where, exc)
