@@ -26,6 +26,7 @@ import psycopg
 from jobqueue.backends.sql import migrate
 from jobqueue.backends.sql.dialect import Connection
 from jobqueue.backends.sql.migrate import Layout, Step
+from jobqueue.backends.sql.rows import JOB_COLUMNS
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.errors import (
     BackendError,
@@ -37,7 +38,25 @@ from jobqueue.errors import (
 LOCK_CLASS = 0x4A6F6251  # "JobQ": the first key of every advisory lock jobqueue takes
 LOCK_WAIT = 30
 
+_CLAIMED = ", ".join(f"j.{column}" for column in JOB_COLUMNS.split(", "))
+
 OVERRIDES = {
+    # A claim of one name's first ``count`` waiting jobs in one statement (``store._claim``):
+    # the heads locked as they are read (skipping other transactions' locked rows), claimed,
+    # and returned in run order (``n``) with their logs. Parameters: name, count, started_at,
+    # the tokens (an array, the n-th for the n-th job), lease deadline, the first seq,
+    # dispatcher.
+    "CLAIM_HEADS": (
+        "WITH picked AS (SELECT id, priority, seq FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED), "
+        "head AS (SELECT id, row_number() OVER (ORDER BY priority DESC, seq) AS n FROM picked) "
+        "UPDATE jobqueue_jobs AS j SET state = 'active', attempts_made = j.attempts_made + 1, "
+        "started_at = ?, lease_token = (?::text[])[head.n], lease_expires_at = ?, "
+        "seq = ? + head.n - 1, dispatcher = ?, ended_lease = NULL FROM head "
+        f"WHERE j.id = head.id RETURNING head.n, {_CLAIMED}, "
+        "(SELECT array_agg(l.at ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id), "
+        "(SELECT array_agg(l.message ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id)"
+    ),
     # The claim's head, locked as it is read: a claim in another transaction skips it
     # instead of queueing behind it.
     "WAITING_HEAD": (
