@@ -44,6 +44,7 @@ from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader, pipeline
 from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
+    MAINTENANCE_BATCH,
     Txn,
     apply_retention,
     delete,
@@ -96,10 +97,17 @@ class SQLStore:
     def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
         if limit <= 0:
             return []  # as the reference: no claim, so no promotion either
-        promote_due(txn)  # due delayed jobs count as ready; stalls are the core's
         # Paused names are read inside the claim's own transaction: a pause committed by any
-        # process stops every claim that starts after it.
-        paused = reads.paused_names(txn)
+        # process stops every claim that starts after it. Where statements are pipelined, the
+        # due delayed jobs and the paused names are asked for together (one round trip).
+        if txn.pipelines:
+            due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH))
+            paused_rows = txn.conn.execute(txn.sql.PAUSED_NAMES)
+            promote_due(txn, due.fetchall())  # due delayed jobs count as ready
+            paused = frozenset(name for (name,) in paused_rows.fetchall())
+        else:
+            promote_due(txn)  # due delayed jobs count as ready; stalls are the core's
+            paused = reads.paused_names(txn)
         self._served = last = served(spec, self._served)
         names = last[1]
         caps = names.caps

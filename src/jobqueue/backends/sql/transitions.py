@@ -57,6 +57,7 @@ class Txn(Reader):
         "changed",
         "integrity_error",
         "now",
+        "pipelines",
         "work_added",
     )
 
@@ -85,6 +86,8 @@ class Txn(Reader):
         self._counters_read = counters is not None
         self._outcomes: dict[str, int] = {}
         self._moves: list[tuple[object, ...]] = []
+        self.pipelines = hasattr(conn, "pipeline")
+        """Whether statements sent before a result is read go together (``dialect.pipeline``)."""
 
     def defer_move(self, params: tuple[object, ...]) -> None:
         """A ``MOVE`` sent with the others of its batch (``flush_moves``: one pipelined
@@ -350,9 +353,11 @@ def write(
 _REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
 
 
-def promote_due(txn: Txn) -> int:
-    """Due delayed jobs to waiting, at the end of the line in their due order."""
-    due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
+def promote_due(txn: Txn, due: list[Any] | None = None) -> int:
+    """Due delayed jobs to waiting, at the end of the line in their due order (``due``: the
+    rows of ``DUE_DELAYED``, when the caller read them already)."""
+    if due is None:
+        due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     if due:
         first = txn.next_seq(len(due))
         txn.conn.executemany(
