@@ -73,12 +73,14 @@ class Conn:
     """A psycopg connection as the store's ``Connection``: ``execute`` as psycopg's (a new
     cursor each time), and ``executemany`` (psycopg has it on cursors: pipelined)."""
 
-    __slots__ = ("counters", "raw")
+    __slots__ = ("raw", "reserved_ids", "seq_block")
 
     def __init__(self, raw: PgConnection) -> None:
         self.raw = raw
-        self.counters: tuple[int, int] | None = None
-        """``(seq, job_id)`` as read with the lock at ``begin`` (``Txn`` takes them)."""
+        self.seq_block: int | None = None
+        """The first of this transaction's block of the order counter, taken at ``begin``."""
+        self.reserved_ids: tuple[int, int] | None = None
+        """``(last, count)``: the job ids ``begin`` reserved for this transaction."""
 
     def execute(
         self, sql: str, parameters: Sequence[object] | None = None, /
@@ -144,10 +146,11 @@ class PostgresLink:
         hub = self.signal.wakeups
         return not (self._listen and hub is not None and hub.listening(self._dialect.channel))
 
-    def begin(self) -> Conn:
-        """The write connection in a transaction holding the schema's lock (the caller holds
-        ``write_lock``). Connections found dead (a restarted server) are replaced: nothing
-        was done on them yet."""
+    def begin(self, *, exclusive: bool = True, ids: int = 0) -> Conn:
+        """The write connection in a transaction (the caller holds ``write_lock``), holding
+        the schema's lock when ``exclusive``, its block of the order counter taken and
+        ``ids`` job ids reserved (``PostgresDialect.begin_write``). Connections found dead
+        (a restarted server) are replaced: nothing was done on them yet."""
         self._same_process()
         for attempt in range(self.url.pool_size + 1):
             conn = self._writer
@@ -155,11 +158,12 @@ class PostgresLink:
                 if conn is None or conn.raw.closed or conn.raw.broken:
                     self._drop_writer()
                     conn = self._writer = Conn(self.pool.getconn())
-                cursor = conn.execute(self._dialect.begin_write)
-                while cursor.description is None and cursor.nextset():
+                cursor = conn.execute(self._dialect.begin_write(exclusive=exclusive, ids=ids))
+                while cursor.nextset():  # the last result: the begin's own
                     pass
-                server_now, seq, job_id = cursor.fetchone() or (time.time(), None, None)
-                conn.counters = None if seq is None else (int(seq), int(job_id))
+                server_now, block, last_id = cursor.fetchone() or (time.time(), None, None)
+                conn.seq_block = block
+                conn.reserved_ids = None if last_id is None else (int(last_id), ids)
             except psycopg.Error as exc:
                 self._drop_writer()
                 if self._dead(exc, attempt):

@@ -27,13 +27,14 @@ from jobqueue.backends.sql import migrate
 from jobqueue.backends.sql.dialect import Connection
 from jobqueue.backends.sql.migrate import Layout, Step
 from jobqueue.backends.sql.rows import JOB_COLUMNS
-from jobqueue.backends.sql.statements import Statements
+from jobqueue.backends.sql.statements import HELD_COLUMNS, Statements
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
     BackendUnavailableError,
     SchemaVersionError,
 )
+from jobqueue.ids import clock_floor
 
 LOCK_CLASS = 0x4A6F6251  # "JobQ": the first key of every advisory lock jobqueue takes
 LOCK_WAIT = 30
@@ -70,6 +71,26 @@ OVERRIDES = {
     # A bulk submit's rows as one array per column: one statement, parsed once (a VALUES list
     # of 500 rows is 12,000 placeholders for the driver to parse on every call), sent in
     # binary (``%b``: no quoting of every text in the arrays).
+    # Writers side by side (migration 2): the order counter in blocks from a sequence, job ids
+    # reserved by one UPDATE (parameters: how many, the clock floor of the last), rows read
+    # for a guard locked as they are read.
+    "SEQ_BLOCK": "SELECT nextval('jobqueue_seq_blocks')",
+    "RESERVE_IDS": (
+        "UPDATE jobqueue_meta SET value = greatest(value + ?, ?) WHERE key = 'job_id' "
+        "RETURNING value"
+    ),
+    "GUARD_ROW": (
+        f"SELECT {HELD_COLUMNS}, stalls, state, lease_token, lease_expires_at, ended_lease, "
+        "unique_key FROM jobqueue_jobs WHERE id = ? FOR UPDATE"
+    ),
+    "HOLDER": (
+        f"SELECT {HELD_COLUMNS} FROM jobqueue_jobs "
+        "WHERE id = ? AND lease_token = ? AND lease_expires_at > ? FOR UPDATE"
+    ),
+    "DUE_DELAYED": (
+        "SELECT id FROM jobqueue_jobs WHERE state = 'delayed' AND run_at <= ? "
+        "ORDER BY run_at, seq LIMIT ? FOR UPDATE SKIP LOCKED"
+    ),
     "INSERT_JOBS_COLUMNAR": (
         "INSERT INTO jobqueue_jobs (id, name, state, priority, seq, run_at, unique_key, "
         "attempts, attempts_made, stalls, created_at, started_at, finished_at, progress, "
@@ -134,13 +155,31 @@ class PostgresDialect:
         self.use_schema = f"SET LOCAL search_path TO {self.quoted}"
         # One round trip each: a simple query of several statements.
         self.begin_exclusive = f"BEGIN; SELECT {self.lock}; {self.use_schema}"
-        self.begin_write = (
-            f"BEGIN; {self.use_schema}; {WRITE_LIMITS}; "
-            "SELECT extract(epoch FROM clock_timestamp())::float8, "
-            "(SELECT value FROM jobqueue_meta WHERE key = 'seq'), "
-            f"(SELECT value FROM jobqueue_meta WHERE key = 'job_id') FROM {self.lock}"
-        )
+        self._begin = f"BEGIN; {self.use_schema}; {WRITE_LIMITS}; "
+        self._take_lock = f"SELECT {self.lock}; "
         self.begin_read = f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {self.use_schema}"
+
+    def begin_write(self, *, exclusive: bool, ids: int) -> str:
+        """One simple query: a write transaction in the schema, holding the schema's lock
+        when ``exclusive``; its last result is the server's clock, this transaction's block
+        of the order counter (``SEQ_BLOCK``), and the last of ``ids`` job ids reserved for it
+        (``RESERVE_IDS``; ``NULL`` when none). The lock is taken first, in a statement of its
+        own: whoever holds it never waits for a submitter that waits for it."""
+        reserve = "NULL::bigint"
+        cte = ""
+        if ids > 0:
+            floor = clock_floor() + ids - 1
+            cte = (
+                f"WITH ids AS (UPDATE jobqueue_meta SET value = greatest(value + {int(ids)}, "
+                f"{int(floor)}) WHERE key = 'job_id' RETURNING value) "
+            )
+            reserve = "(SELECT value FROM ids)"
+        return (
+            self._begin
+            + (self._take_lock if exclusive else "")
+            + f"{cte}SELECT extract(epoch FROM clock_timestamp())::float8, "
+            + f"nextval('jobqueue_seq_blocks'), {reserve}"
+        )
 
     # -- migrate.Schema ------------------------------------------------------------------------
 

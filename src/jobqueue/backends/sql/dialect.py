@@ -107,7 +107,8 @@ class Link(Protocol):
 
     Writes: ``write_lock`` (held around a write transaction; serializes this process's
     writers), then ``begin`` (a connection in a transaction that holds the database's write
-    lock up front), the store's statements, ``COMMIT`` or ``rollback``. Reads: ``reading``, a
+    lock up front, unless told it need not), the store's statements, ``COMMIT`` or
+    ``rollback``. Reads: ``reading``, a
     snapshot that never writes. Waits: ``signal`` for this process's commits and
     ``data_version`` for anyone's (``polls``: whether other processes' commits must be
     polled for at all)."""
@@ -121,7 +122,10 @@ class Link(Protocol):
     @property
     def polls(self) -> bool: ...
 
-    def begin(self) -> Connection: ...
+    def begin(self, *, exclusive: bool = True, ids: int = 0) -> Connection:
+        """A connection in a write transaction. ``exclusive``: holding the database's write
+        lock up front (a dialect whose writers run side by side may leave it out when the
+        store says the body needs it not); ``ids``: job ids the body will take (a hint)."""
 
     def rollback(self, conn: Connection) -> None: ...
 

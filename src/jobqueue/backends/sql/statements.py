@@ -31,6 +31,9 @@ _INSERT_JOB_COLUMNS = (
     "backoff, data, result, error, cancel_requested, dispatcher, history"
 )
 
+SEQ_BLOCK_SIZE = 1 << 20
+"""Order numbers in one ``SEQ_BLOCK`` (PostgreSQL's sequence increments by it: migration 2)."""
+
 INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
 
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
@@ -46,6 +49,11 @@ class Statements:
 
     # -- counters (jobqueue_meta) and outcome counts --------------------------------------------
     READ_COUNTER = "SELECT value FROM jobqueue_meta WHERE key = ?"
+    # A dialect whose writers run side by side sets these two (``transitions.Txn``): a block
+    # of ``SEQ_BLOCK_SIZE`` order numbers, its first returned; job ids reserved (parameters:
+    # how many, the clock floor of the last; returns the last). Empty: the counters above.
+    SEQ_BLOCK = ""
+    RESERVE_IDS = ""
     WRITE_SEQ = "UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'"
     WRITE_JOB_ID = "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'"
     COUNT_OUTCOMES = (  # qualified: PostgreSQL finds a bare ``count`` ambiguous
@@ -268,7 +276,8 @@ class Statements:
 
     def guard_rows(self, count: int) -> str:
         """``GUARD_ROW`` of ``count`` jobs at once (a batch of changes)."""
-        return f"{self.GUARD_ROW.removesuffix(f'id = {self.mark}')}id IN ({self._in(count)})"
+        head, _, tail = self.GUARD_ROW.partition(f"id = {self.mark}")
+        return f"{head}id IN ({self._in(count)}){tail}"
 
     def delete_jobs(self, count: int) -> str:
         return f"DELETE FROM jobqueue_jobs WHERE id IN ({self._in(count)})"

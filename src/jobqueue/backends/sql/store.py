@@ -54,7 +54,7 @@ from jobqueue.backends.sql.transitions import (
     promote_due,
     store_jobs,
 )
-from jobqueue.changes import Change, ClaimAsk, Selector
+from jobqueue.changes import Change, ClaimAsk, InState, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
     MAX_LOG_MESSAGE,
@@ -87,11 +87,14 @@ class SQLStore:
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
         rows = [job_to_row(job, 0, 0) for job in jobs]  # encode first: bad JSON stores nothing
-        with self._transaction(pipelined=True) as txn:
+        # Only a unique key needs the writers' lock: its holder is read, then the job stored.
+        exclusive = any(job.unique_key is not None for job in jobs)
+        with self._transaction(pipelined=True, exclusive=exclusive, ids=len(jobs)) as txn:
             return store_jobs(txn, jobs, rows)
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        with self._transaction(pipelined=True) as txn:
+        # Caps need the writers' lock (active jobs are counted, then more claimed).
+        with self._transaction(pipelined=True, exclusive=bool(spec.max_active)) as txn:
             return self._claim(txn, spec, limit)
 
     def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
@@ -198,7 +201,12 @@ class SQLStore:
             dumps_json(change.set["result"]) if change.set.get("result") is not None else None
             for change in changes
         ]
-        with self._transaction(pipelined=True) as txn:
+        # A lease holder's outcomes lock only their rows; a move guarded by state (which may
+        # read a unique key's holder) or a claim under caps takes the writers' lock.
+        exclusive = any(isinstance(change.guard, InState) for change in changes) or (
+            then is not None and bool(then.spec.max_active)
+        )
+        with self._transaction(pipelined=True, exclusive=exclusive) as txn:
             answers = guarded.apply_all(txn, changes, results)
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
@@ -381,14 +389,19 @@ class SQLStore:
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, *, pipelined: bool = False) -> Iterator[Txn]:
+    def _transaction(
+        self, *, pipelined: bool = False, exclusive: bool = True, ids: int = 0
+    ) -> Iterator[Txn]:
         """One write transaction, the database's write lock taken up front: what the body
-        reads cannot change before it writes (no read-modify-write race). Its last writes
+        reads cannot change before it writes (no read-modify-write race). A dialect whose
+        writers run side by side leaves the lock out unless ``exclusive``: the body then
+        locks the rows it reads for a decision (``FOR UPDATE``, ``SKIP LOCKED``) and
+        writes no row every writer updates; ``ids``: job ids to reserve. Its last writes
         and the commit go together (``dialect.pipeline``); ``pipelined``: the whole body's
         too, for bodies that never read a ``rowcount`` (which a pipeline knows only later)."""
         link = self._link
         with link.write_lock:
-            conn = link.begin()
+            conn = link.begin(exclusive=exclusive, ids=ids)
             txn = Txn(conn, self._sql, self._log, self._clock(), self._integrity_error)
             try:
                 with pipeline(conn) if pipelined else nullcontext():

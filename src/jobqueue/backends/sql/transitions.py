@@ -19,7 +19,7 @@ from jobqueue.backend import Retention
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
 from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
-from jobqueue.backends.sql.statements import Statements
+from jobqueue.backends.sql.statements import SEQ_BLOCK_SIZE, Statements
 from jobqueue.changes import Change
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
@@ -47,12 +47,14 @@ class Txn(Reader):
     tell waiters once it commits."""
 
     __slots__ = (
-        "_counters_read",
+        "_ids_left",
         "_job_id",
         "_job_id_read",
         "_moves",
         "_outcomes",
         "_seq",
+        "_seq_block",
+        "_seq_end",
         "_seq_read",
         "changed",
         "integrity_error",
@@ -80,10 +82,13 @@ class Txn(Reader):
         self._seq_read = 0
         self._job_id: int | None = None
         self._job_id_read = 0
-        counters: tuple[int, int] | None = getattr(conn, "counters", None)
-        if counters is not None:  # read with the lock by the link's ``begin``: a round trip less
-            self._seq_read, self._job_id_read = counters
-        self._counters_read = counters is not None
+        # What the link's ``begin`` took for this transaction, in the same round trip.
+        self._seq_block: int | None = getattr(conn, "seq_block", None)
+        self._seq_end = 0
+        self._ids_left = 0
+        reserved: tuple[int, int] | None = getattr(conn, "reserved_ids", None)
+        if reserved is not None:
+            self._job_id, self._ids_left = reserved[0] - reserved[1], reserved[1]
         self._outcomes: dict[str, int] = {}
         self._moves: list[tuple[object, ...]] = []
         self.pipelines = hasattr(conn, "pipeline")
@@ -116,11 +121,18 @@ class Txn(Reader):
         self._outcomes[outcome.value] = self._outcomes.get(outcome.value, 0) + 1
 
     def next_seq(self, count: int = 1) -> int:
-        """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
-        if self._seq is None:
-            if not self._counters_read:
-                self._seq_read = self._read_counter("seq")
-            self._seq = self._seq_read
+        """Reserve ``count`` consecutive numbers of the order counter; returns the first.
+        Where the dialect hands out blocks (``SEQ_BLOCK``), from this transaction's block
+        (the one ``begin`` took, then fresh ones): no row every writer updates."""
+        if self.sql.SEQ_BLOCK:
+            if self._seq is None or self._seq + count > self._seq_end:
+                block = self._seq_block
+                self._seq_block = None
+                if block is None:
+                    block = int(self.conn.execute(self.sql.SEQ_BLOCK).fetchone()[0])
+                self._seq, self._seq_end = block - 1, block + SEQ_BLOCK_SIZE - 1
+        elif self._seq is None:
+            self._seq = self._seq_read = self._read_counter("seq")
         first = self._seq + 1
         self._seq += count
         return first
@@ -128,13 +140,28 @@ class Txn(Reader):
     def next_job_id(self) -> int:
         """The next job id (schema migration 2 gives every file the counter's row): the first
         of a transaction is at least the clock floor (``jobqueue.ids``), so a file restored
-        from a backup never hands out an id given before; the rest follow it."""
+        from a backup never hands out an id given before; the rest follow it. Where the
+        dialect reserves ids (``RESERVE_IDS``), from this transaction's reservation."""
+        if self.sql.RESERVE_IDS:
+            if self._ids_left == 0:
+                self.reserve_ids(1)
+            self._ids_left -= 1
+            assert self._job_id is not None
+            self._job_id += 1
+            return self._job_id
         if self._job_id is None:
-            if not self._counters_read:
-                self._job_id_read = self._read_counter("job_id")
-            self._job_id = ids.next_id(self._job_id_read) - 1
+            self._job_id = self._job_id_read = self._read_counter("job_id")
+            self._job_id = ids.next_id(self._job_id) - 1
         self._job_id += 1
         return self._job_id
+
+    def reserve_ids(self, count: int) -> None:
+        """Reserve ``count`` job ids at once (``RESERVE_IDS``), unless as many are left."""
+        if not self.sql.RESERVE_IDS or self._ids_left >= count:
+            return
+        floor = ids.clock_floor() + count - 1
+        (last,) = self.conn.execute(self.sql.RESERVE_IDS, (count, floor)).fetchone()
+        self._job_id, self._ids_left = int(last) - count, count
 
     def _read_counter(self, key: str) -> int:
         (value,) = self.conn.execute(self.sql.READ_COUNTER, (key,)).fetchone()
@@ -143,9 +170,11 @@ class Txn(Reader):
     def flush(self) -> None:
         """Write the counters back once, however many numbers were taken."""
         self.flush_moves()
-        if self._seq is not None and self._seq != self._seq_read:
+        # (A block or a reservation is counted where it was taken: nothing to write back.)
+        if not self.sql.SEQ_BLOCK and self._seq is not None and self._seq != self._seq_read:
             self.conn.execute(self.sql.WRITE_SEQ, (self._seq,))
-        if self._job_id is not None and self._job_id != self._job_id_read:
+        reserved = bool(self.sql.RESERVE_IDS)
+        if not reserved and self._job_id is not None and self._job_id != self._job_id_read:
             self.conn.execute(self.sql.WRITE_JOB_ID, (self._job_id,))
         if self._outcomes:
             minute = lifecycle.outcome_minute(self.now)

@@ -1,4 +1,21 @@
--- counts without hot rows: per-statement deltas, summed on read, folded by maintenance
+-- writers that need not take turns: counts without hot rows, the order counter a sequence
+--
+-- Version 1 had every write transaction take the schema's advisory lock first, because the
+-- store read counters and guards, then wrote. From version 2 the hot paths (submits without
+-- unique keys, claims, a lease holder's outcomes) run side by side: claims lock their rows
+-- as they read them (SKIP LOCKED), guards read their rows FOR UPDATE, and nothing they write
+-- is a row every writer updates. The lock stays for the rare rest (``dialect``).
+--
+-- The order counter (``seq``) is handed out in blocks of 2^20 by a sequence: each write
+-- transaction takes one block at its start (its numbers increase within it; a later block
+-- sorts after). Job ids stay in jobqueue_meta (the clock floor of ``jobqueue.ids`` needs a
+-- compare), reserved for a whole submit by one UPDATE ... RETURNING: only submitters wait on
+-- that row, for the rest of their short transaction.
+CREATE SEQUENCE jobqueue_seq_blocks AS bigint INCREMENT BY 1048576 MINVALUE 0;
+SELECT setval('jobqueue_seq_blocks', (SELECT value FROM jobqueue_meta WHERE key = 'seq'));
+DELETE FROM jobqueue_meta WHERE key = 'seq';
+
+-- Counts without hot rows: per-statement deltas, summed on read, folded by maintenance.
 --
 -- Version 1 kept the counts in a few rows that a row-level trigger updated for every job
 -- moved: every writer updated the same rows (a hot row, and in one transaction of many rows
