@@ -3,7 +3,8 @@
 
 Writes: this process's writers of one schema queue on the schema's ``Signal.write_lock``, so
 one pooled connection, held, is all they need. ``begin`` opens its transaction, sets the
-schema, takes the schema's advisory lock and reads the server's clock in one round trip.
+schema, takes the schema's advisory lock when the store asks for it, reads the server's clock,
+takes a block of the order counter and reserves job ids, in one round trip.
 Reads: a pooled connection in a ``REPEATABLE READ READ ONLY`` snapshot, never the lock.
 Every connection is in autocommit mode, so a transaction is exactly what the store opens and
 commits; ``SET LOCAL`` keeps the schema choice inside it, which PgBouncer's transaction mode
@@ -11,7 +12,7 @@ keeps too.
 
 Time (``ServerClock``): the store reads "now" from ``options.clock``. When the user gave no
 clock (``time.time``), this backend's is the server's: every write transaction's "now" is
-``clock_timestamp()`` read under the schema's lock at its start, so every lease is set and
+``clock_timestamp()`` read at its start, so every lease is set and
 checked against one clock, PostgreSQL's, whichever host holds it -- hosts with skewed clocks
 still fence each other. Reads outside a transaction (``expired``, live dispatchers) use the
 host's clock corrected by the offset measured at the last transaction: they only select

@@ -10,11 +10,14 @@
   the schema takes), so many processes starting at once migrate it once.
 - Errors: what a psycopg error means for the caller (``translate``).
 
-Concurrency: every write transaction of one schema takes the schema's transaction-level
-advisory lock first, as SQLite's ``BEGIN IMMEDIATE`` takes its file's write lock: the store
-reads, decides and writes within one transaction and relies on nothing changing in between
-(``sql.store``). The lock is held for one short transaction (a few statements, no client
-think time); reads never take it (``REPEATABLE READ`` snapshots).
+Concurrency (schema version 2): the hot paths -- a submit without a unique key, a claim, a
+lease holder's outcomes -- run side by side, locking only the rows they decide on (claims
+``FOR UPDATE SKIP LOCKED``, guards and holders ``FOR UPDATE``) and writing no row every writer
+updates (``SEQ_BLOCK``: the order counter in blocks from a sequence; ``RESERVE_IDS``: job ids
+reserved by submitters alone; counts appended per statement). The rest takes the schema's
+transaction-level advisory lock first (``begin_write(exclusive=True)``), as SQLite's
+``BEGIN IMMEDIATE`` takes its file's write lock: what it reads cannot change before it writes.
+Reads never lock (``REPEATABLE READ`` snapshots).
 """
 
 from __future__ import annotations
