@@ -41,7 +41,7 @@ from jobqueue.backend import (
 from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
-from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader, pipeline
+from jobqueue.backends.sql.dialect import Connection, Cursor, Dialect, Link, Reader, pipeline
 from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
     MAINTENANCE_BATCH,
@@ -97,15 +97,23 @@ class SQLStore:
         with self._transaction(pipelined=True, exclusive=bool(spec.max_active)) as txn:
             return self._claim(txn, spec, limit)
 
-    def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
+    def _ask(self, txn: Txn) -> tuple[Cursor, Cursor]:
+        """A claim's first reads, sent (where statements are pipelined, answered with the
+        next read made): the due delayed jobs and the paused names."""
+        due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH))
+        return due, txn.conn.execute(txn.sql.PAUSED_NAMES)
+
+    def _claim(
+        self, txn: Txn, spec: WorkSpec, limit: int, asked: tuple[Cursor, Cursor] | None = None
+    ) -> list[Claim]:
         if limit <= 0:
             return []  # as the reference: no claim, so no promotion either
         # Paused names are read inside the claim's own transaction: a pause committed by any
         # process stops every claim that starts after it. Where statements are pipelined, the
-        # due delayed jobs and the paused names are asked for together (one round trip).
+        # due delayed jobs and the paused names are asked for together (one round trip; with
+        # an outcome's guard read when the claim follows one: ``asked``).
         if txn.pipelines:
-            due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH))
-            paused_rows = txn.conn.execute(txn.sql.PAUSED_NAMES)
+            due, paused_rows = asked or self._ask(txn)
             promote_due(txn, due.fetchall())  # due delayed jobs count as ready
             paused = frozenset(name for (name,) in paused_rows.fetchall())
         else:
@@ -207,10 +215,13 @@ class SQLStore:
             then is not None and bool(then.spec.max_active)
         )
         with self._transaction(pipelined=True, exclusive=exclusive) as txn:
+            # Complete-and-claim-next: the claim's first reads go with the guard's.
+            claiming = then is not None and then.limit > 0 and txn.pipelines
+            asked = self._ask(txn) if claiming else None
             answers = guarded.apply_all(txn, changes, results)
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
-            return answers, self._claim(txn, then.spec, then.limit)
+            return answers, self._claim(txn, then.spec, then.limit, asked)
 
     def heartbeat(
         self,
