@@ -3,7 +3,7 @@
     python postgres_process_worker.py open URL HOLD_SECONDS
     python postgres_process_worker.py submit URL NAME
     python postgres_process_worker.py submit-many URL NAME COUNT
-    python postgres_process_worker.py claim URL NAME TOTAL BATCH
+    python postgres_process_worker.py claim URL NAME TOTAL BATCH [CAP]
 
 ``open``: prints ``ready``, waits for a line on stdin (the parent releases every child at once:
 a barrier, not a sleep), opens the backend on URL (an empty schema: this creates it, or finds
@@ -14,7 +14,8 @@ are certainly queued on the schema's lock meanwhile rather than arriving after t
 after the barrier, then prints their ids as one JSON list.
 ``claim``: after the barrier, claims jobs of NAME (BATCH a claim; with BATCH 1 each completion
 claims the next in the same step), prints each claimed id on a line and completes it, until
-TOTAL jobs are completed in the schema.
+TOTAL jobs are completed in the schema; CAP: at most that many of NAME active at once
+(``max_active``).
 """
 
 from __future__ import annotations
@@ -94,9 +95,14 @@ def submit_many(url: str, name: str, count: int) -> None:
     print(json.dumps(ids), flush=True)
 
 
-def claim(url: str, name: str, total: int, batch: int) -> None:
+def claim(url: str, name: str, total: int, batch: int, cap: int | None) -> None:
     engine = Engine(PostgresBackend(url))
-    spec = WorkSpec(names=(name,), lease_seconds=300, dispatcher=f"worker-{os.getpid()}")
+    spec = WorkSpec(
+        names=(name,),
+        lease_seconds=300,
+        dispatcher=f"worker-{os.getpid()}",
+        max_active={} if cap is None else {name: cap},
+    )
     print("ready", flush=True)
     sys.stdin.readline()
     try:
@@ -126,6 +132,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "submit-many":
         submit_many(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "claim":
-        claim(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        cap = int(sys.argv[6]) if len(sys.argv) > 6 else None
+        claim(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), cap)
     else:
         submit(sys.argv[2], sys.argv[3])

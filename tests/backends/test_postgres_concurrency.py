@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,53 @@ def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
         assert counts[JobState.WAITING] == counts[JobState.ACTIVE] == 0
         assert backend.housekeep() == 0  # folding the deltas keeps them right
         assert backend.counts()["c"][JobState.COMPLETED] == total
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        backend.close()
+        drop_schema(postgres_url, schema)
+
+
+def test_a_cap_holds_across_processes_claiming_side_by_side(postgres_url: str) -> None:
+    """``max_active`` 1 on every claimer: the jobs ran one after another (each attempt's
+    start after the previous one's end, on the server's clock), whichever process ran them."""
+    schema = new_schema()
+    url = f"{postgres_url}?schema={schema}"
+    total = 60
+    backend = PostgresBackend(url, BackendOptions())
+    children: list[subprocess.Popen[str]] = []
+    try:
+        backend.insert(
+            [Job(id="", name="c", data={}, created_at=1.0, run_at=1.0) for _ in range(total)]
+        )
+        children = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), "claim", url, "c", str(total), batch, "1"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for batch in ("1", "3", "1")
+        ]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        claimed = []
+        for child in children:
+            out, _ = child.communicate(timeout=300)
+            assert child.returncode == 0, out
+            claimed += out.split()
+        assert len(claimed) == len(set(claimed)) == total
+        jobs = [backend.get(job_id) for job_id in claimed]
+        spans = sorted((job.started_at, job.finished_at) for job in jobs if job is not None)
+        assert len(spans) == total
+        for (_, end), (start, _) in pairwise(spans):
+            assert end is not None and start is not None and end <= start
     finally:
         for child in children:
             if child.poll() is None:
