@@ -13,7 +13,9 @@ are certainly queued on the schema's lock meanwhile rather than arriving after t
 ``submit``: submits one job of NAME and prints its id; ``submit-many``: COUNT jobs one by one
 after the barrier, then prints their ids as one JSON list.
 ``claim``: after the barrier, claims jobs of NAME (BATCH a claim; with BATCH 1 each completion
-claims the next in the same step), prints each claimed id on a line and completes it, until
+claims the next in the same step), prints each claimed id on a line with when it "ran" (the
+system-wide monotonic clock, read after its claim returned and before its completion was
+asked for: inside the time it was held) and completes it, until
 TOTAL jobs are completed in the schema; CAP: at most that many of NAME active at once
 (``max_active``).
 """
@@ -116,7 +118,11 @@ def claim(url: str, name: str, total: int, batch: int, cap: int | None) -> None:
                 engine.wait_for_work([name], 0.5)
                 continue
             job = held.pop(0)
-            print(job.job.id, flush=True)
+            began = time.monotonic()  # after the claim committed (one clock for every process)
+            seen = engine.get(job.job.id)  # the "work": a read of its own job, held
+            assert seen is not None and seen.state is JobState.ACTIVE, seen
+            ended = time.monotonic()  # before the completion commits
+            print(job.job.id, began, ended, flush=True)
             if batch == 1:
                 after = engine.complete(job.job.id, job.token, None, spec)
                 held = [] if after is None else [after]
