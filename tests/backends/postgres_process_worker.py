@@ -3,6 +3,7 @@
     python postgres_process_worker.py open URL HOLD_SECONDS
     python postgres_process_worker.py submit URL NAME
     python postgres_process_worker.py submit-many URL NAME COUNT
+    python postgres_process_worker.py submit-unique URL NAME COUNT
     python postgres_process_worker.py claim URL NAME TOTAL BATCH [CAP]
 
 ``open``: prints ``ready``, waits for a line on stdin (the parent releases every child at once:
@@ -11,7 +12,8 @@ another process did) and prints one JSON line: whether this process created the 
 the version it then sees. Creating holds its transaction HOLD_SECONDS longer, so the others
 are certainly queued on the schema's lock meanwhile rather than arriving after the commit.
 ``submit``: submits one job of NAME and prints its id; ``submit-many``: COUNT jobs one by one
-after the barrier, then prints their ids as one JSON list.
+after the barrier, then prints their ids as one JSON list; ``submit-unique``: the same with
+unique keys ``key-0`` .. ``key-<COUNT-1>``.
 ``claim``: after the barrier, claims jobs of NAME (BATCH a claim; with BATCH 1 each completion
 claims the next in the same step), prints each claimed id on a line with when it "ran" (the
 system-wide monotonic clock, read after its claim returned and before its completion was
@@ -82,15 +84,17 @@ def submit(url: str, name: str) -> None:
     print(job.id, flush=True)
 
 
-def submit_many(url: str, name: str, count: int) -> None:
+def submit_many(url: str, name: str, count: int, unique: bool = False) -> None:
     backend = PostgresBackend(url)
     print("ready", flush=True)
     sys.stdin.readline()
     try:
         ids = []
-        for _ in range(count):
+        for n in range(count):
             now = time.time()
-            (job,) = backend.insert([Job(id="", name=name, data={}, created_at=now, run_at=now)])
+            key = f"key-{n}" if unique else None
+            new = Job(id="", name=name, data={}, created_at=now, run_at=now, unique_key=key)
+            (job,) = backend.insert([new])
             ids.append(job.id)
     finally:
         backend.close()
@@ -135,8 +139,8 @@ def claim(url: str, name: str, total: int, batch: int, cap: int | None) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "open":
         open_once(sys.argv[2], float(sys.argv[3]))
-    elif sys.argv[1] == "submit-many":
-        submit_many(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1] in ("submit-many", "submit-unique"):
+        submit_many(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[1] == "submit-unique")
     elif sys.argv[1] == "claim":
         cap = int(sys.argv[6]) if len(sys.argv) > 6 else None
         claim(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), cap)

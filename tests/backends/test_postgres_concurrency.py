@@ -131,3 +131,46 @@ def test_a_cap_holds_across_processes_claiming_side_by_side(postgres_url: str) -
                 child.wait()
         backend.close()
         drop_schema(postgres_url, schema)
+
+
+def test_processes_submitting_one_unique_key_at_once_store_one_job(postgres_url: str) -> None:
+    """Submitters of the same unique keys side by side: one job per key, and every submitter
+    is handed that job (deduplicated) -- the keys' holders are read under the schema's lock."""
+    schema = new_schema()
+    url = f"{postgres_url}?schema={schema}"
+    count = 40
+    backend = PostgresBackend(url, BackendOptions())
+    backend.close()  # the schema, created once before the race
+    children: list[subprocess.Popen[str]] = []
+    try:
+        children = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), "submit-unique", url, "u", str(count)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        seen = []
+        for child in children:
+            out, _ = child.communicate(timeout=300)
+            assert child.returncode == 0, out
+            seen.append(json.loads(out.splitlines()[-1]))
+        assert seen[0] == seen[1] == seen[2]
+        assert len(set(seen[0])) == count
+        backend = PostgresBackend(url, BackendOptions())
+        assert backend.counts()["u"][JobState.WAITING] == count
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        backend.close()
+        drop_schema(postgres_url, schema)
