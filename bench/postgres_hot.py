@@ -6,6 +6,7 @@ and submit→start latency with LISTEN.
     .venv/bin/python bench/postgres_hot.py                      # all of it
     .venv/bin/python bench/postgres_hot.py --jobs 5000 --no-latency
     .venv/bin/python bench/postgres_hot.py --flat 1000,100000   # claim cost vs waiting jobs
+    .venv/bin/python bench/postgres_hot.py --soak 180           # throughput, xmin pinned
 
 Runs on the PostgreSQL at ``--server`` (default 127.0.0.1:5432, user postgres) in a database of
 its own, created at the start and dropped at the end; it never touches another database.
@@ -195,6 +196,43 @@ def flat(url: str, sizes: list[int], rounds: int = 300) -> None:
             backend.close()
 
 
+def soak(url: str, seconds: float, batch: int) -> None:
+    """Rounds of ``batch`` jobs submitted in bulk then drained (processed/s at the defaults)
+    for ``seconds``, while another session holds a snapshot open the whole time (the xmin
+    horizon pinned: vacuum can remove no row version dead since): does throughput hold?"""
+    soak_url = f"{url}?schema=soak"
+    with JobQueue(soak_url, load_entrypoints=False):
+        pass
+    pin = psycopg.connect(url, autocommit=True)
+    try:
+        pin.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        pin.execute("SELECT txid_current()")  # an xid and a snapshot, held to the end
+        started = time.perf_counter()
+        round_no = 0
+        while time.perf_counter() - started < seconds:
+            round_no += 1
+            fill(soak_url, batch)
+            t0 = time.perf_counter()
+            done = processed(soak_url, None)
+            rate = done / (time.perf_counter() - t0)
+            with psycopg.connect(url, autocommit=True) as conn:
+                dead = dict(
+                    conn.execute(
+                        "SELECT relname, n_dead_tup FROM pg_stat_user_tables "
+                        "WHERE schemaname = 'soak'"
+                    ).fetchall()
+                )
+            print(
+                f"soak round {round_no:>2} ({time.perf_counter() - started:5.0f} s, xmin "
+                f"pinned): {rate:>7,.0f} processed/s; dead rows: jobs "
+                f"{dead.get('jobqueue_jobs', 0):,}, count deltas "
+                f"{dead.get('jobqueue_count_deltas', 0):,}",
+                flush=True,
+            )
+    finally:
+        pin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -206,6 +244,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100, help="latency samples")
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--flat", default="", help="comma-separated waiting-job counts")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of the xmin soak")
+    parser.add_argument("--soak-batch", type=int, default=20_000)
     args = parser.parse_args()
     server = Server(args.server, f"jobqueue_bench_{os.getpid()}")
     server.admin(f"CREATE DATABASE {server.database}")
@@ -256,6 +296,8 @@ def main() -> None:
             print(f"submit→start (LISTEN): p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
         if args.flat:
             flat(url, [int(size) for size in args.flat.split(",")])
+        if args.soak:
+            soak(url, args.soak, args.soak_batch)
     finally:
         server.admin(f"DROP DATABASE {server.database} WITH (FORCE)")
     print(f"cpus: {os.cpu_count()}, psycopg {psycopg.__version__}")
