@@ -56,8 +56,12 @@ def test_the_tables_carry_the_documented_settings(postgres_url: str, schema: str
         "autovacuum_analyze_scale_factor=0.02",
         "autovacuum_vacuum_cost_delay=0",
     }
-    assert {"fillfactor=50", "autovacuum_vacuum_threshold=200"} <= found["jobqueue_counts"]
-    assert {"fillfactor=50", "autovacuum_vacuum_threshold=200"} <= found["jobqueue_name_counts"]
+    assert found["jobqueue_count_deltas"] == {
+        "autovacuum_vacuum_threshold=1000",
+        "autovacuum_vacuum_scale_factor=0.05",
+        "autovacuum_vacuum_cost_delay=0",
+    }
+    assert "jobqueue_counts" not in found and "jobqueue_name_counts" not in found  # 0002
     assert found["jobqueue_dispatchers"] == {"fillfactor=70"}
     assert found["jobqueue_outcomes"] == {"fillfactor=50"}
 

@@ -150,3 +150,34 @@ def test_the_schema_defaults_to_jobqueue_or_the_namespace(postgres_url: str) -> 
     assert parse(postgres_url).schema == "jobqueue"
     assert parse(postgres_url, schema="app_one").schema == "app_one"
     assert parse(f"{postgres_url}?schema=mine", schema="app_one").schema == "mine"
+
+
+def test_version_1_counts_carry_over_to_the_count_deltas_of_version_2(
+    postgres_url: str, schema: str
+) -> None:
+    from jobqueue.backends.postgres.connections import open_schema
+    from jobqueue.backends.postgres.dialect import PostgresDialect
+    from jobqueue.backends.postgres.url import parse
+    from jobqueue.backends.sql.migrate import Layout
+    from jobqueue.backends.sql.rows import job_to_row
+    from jobqueue.backends.sql.statements import Statements
+
+    url = f"{postgres_url}?schema={schema}"
+    old = PostgresDialect(schema)
+    old.layout = Layout(old.layout.base, [])  # version 1 only: its row-level count triggers
+    open_schema(parse(url), old, None)
+    insert = Statements(placeholder="%s").INSERT_JOB
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        for n, (name, state) in enumerate([("a", "waiting"), ("a", "waiting"), ("b", "failed")]):
+            row = job_to_row(a_job(name), 0, 0)
+            conn.execute(insert, (n + 1, name, state, row[3], n + 1, *row[5:]))
+    backend = PostgresBackend(url)  # migrates to the current version
+    try:
+        counts = backend.counts()
+        assert counts["a"][JobState.WAITING] == 2 and counts["b"][JobState.FAILED] == 1
+        backend.insert([a_job("b")])
+        assert backend.counts()["b"][JobState.WAITING] == 1
+        assert tables_of(postgres_url, schema).count("jobqueue_name_counts") == 0
+    finally:
+        backend.close()

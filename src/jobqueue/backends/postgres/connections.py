@@ -3,7 +3,8 @@
 
 Writes: this process's writers of one schema queue on the schema's ``Signal.write_lock``, so
 one pooled connection, held, is all they need. ``begin`` opens its transaction, sets the
-schema, takes the schema's advisory lock and reads the server's clock in one round trip.
+schema, takes the schema's advisory lock when the store asks for it, reads the server's clock,
+takes a block of the order counter and reserves job ids, in one round trip.
 Reads: a pooled connection in a ``REPEATABLE READ READ ONLY`` snapshot, never the lock.
 Every connection is in autocommit mode, so a transaction is exactly what the store opens and
 commits; ``SET LOCAL`` keeps the schema choice inside it, which PgBouncer's transaction mode
@@ -11,7 +12,7 @@ keeps too.
 
 Time (``ServerClock``): the store reads "now" from ``options.clock``. When the user gave no
 clock (``time.time``), this backend's is the server's: every write transaction's "now" is
-``clock_timestamp()`` read under the schema's lock at its start, so every lease is set and
+``clock_timestamp()`` read at its start, so every lease is set and
 checked against one clock, PostgreSQL's, whichever host holds it -- hosts with skewed clocks
 still fence each other. Reads outside a transaction (``expired``, live dispatchers) use the
 host's clock corrected by the offset measured at the last transaction: they only select
@@ -73,10 +74,14 @@ class Conn:
     """A psycopg connection as the store's ``Connection``: ``execute`` as psycopg's (a new
     cursor each time), and ``executemany`` (psycopg has it on cursors: pipelined)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "reserved_ids", "seq_block")
 
     def __init__(self, raw: PgConnection) -> None:
         self.raw = raw
+        self.seq_block: int | None = None
+        """The first of this transaction's block of the order counter, taken at ``begin``."""
+        self.reserved_ids: tuple[int, int] | None = None
+        """``(last, count)``: the job ids ``begin`` reserved for this transaction."""
 
     def execute(
         self, sql: str, parameters: Sequence[object] | None = None, /
@@ -89,6 +94,21 @@ class Conn:
         cursor = self.raw.cursor()
         cursor.executemany(sql, parameters)
         return cursor
+
+    def pipeline(self) -> contextlib.AbstractContextManager[object]:
+        """psycopg's pipeline mode (``sql.dialect.pipeline``)."""
+        return self.raw.pipeline()
+
+    def fetch_each(self, sql: str, parameters: Sequence[Sequence[object]]) -> list[Any]:
+        """The first row of ``sql`` for each of ``parameters``, in order: one pipelined
+        ``executemany`` (``Txn.fetch_each``)."""
+        cursor = self.raw.cursor()
+        cursor.executemany(sql, parameters, returning=True)
+        rows = []
+        while True:
+            rows.append(cursor.fetchone())
+            if not cursor.nextset():
+                return rows
 
 
 class PostgresLink:
@@ -127,10 +147,11 @@ class PostgresLink:
         hub = self.signal.wakeups
         return not (self._listen and hub is not None and hub.listening(self._dialect.channel))
 
-    def begin(self) -> Conn:
-        """The write connection in a transaction holding the schema's lock (the caller holds
-        ``write_lock``). Connections found dead (a restarted server) are replaced: nothing
-        was done on them yet."""
+    def begin(self, *, exclusive: bool = True, ids: int = 0) -> Conn:
+        """The write connection in a transaction (the caller holds ``write_lock``), holding
+        the schema's lock when ``exclusive``, its block of the order counter taken and
+        ``ids`` job ids reserved (``PostgresDialect.begin_write``). Connections found dead
+        (a restarted server) are replaced: nothing was done on them yet."""
         self._same_process()
         for attempt in range(self.url.pool_size + 1):
             conn = self._writer
@@ -138,10 +159,12 @@ class PostgresLink:
                 if conn is None or conn.raw.closed or conn.raw.broken:
                     self._drop_writer()
                     conn = self._writer = Conn(self.pool.getconn())
-                cursor = conn.execute(self._dialect.begin_write)
-                while cursor.description is None and cursor.nextset():
+                cursor = conn.execute(self._dialect.begin_write(exclusive=exclusive, ids=ids))
+                while cursor.nextset():  # the last result: the begin's own
                     pass
-                (server_now,) = cursor.fetchone() or (time.time(),)
+                server_now, block, last_id = cursor.fetchone() or (time.time(), None, None)
+                conn.seq_block = block
+                conn.reserved_ids = None if last_id is None else (int(last_id), ids)
             except psycopg.Error as exc:
                 self._drop_writer()
                 if self._dead(exc, attempt):

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,12 @@ LISTEN_SLICE = 0.1
 """Seconds the listener waits for notifications before it looks at its channels again."""
 BACKOFF_START, BACKOFF_MAX = 0.05, 2.0
 """Reconnection back-off of the listener and the sender (seconds)."""
+NOTIFY_INTERVAL = 0.002
+"""Seconds between two NOTIFYs of this process, at least: a wake-up asked for while idle goes
+at once, ones asked for within this interval after it go together at its end."""
+CHANGE_INTERVAL = 0.02
+"""The same for a NOTIFY that only says jobs finished (no new work): what waits on it is
+another process's ``wait_for``, not a dispatcher."""
 FLUSH_TIMEOUT = 5.0
 """Seconds the last backend's ``close`` waits for the wake-ups it asked for to be sent."""
 
@@ -147,10 +154,18 @@ class Wakeups:
     def _send_loop(self) -> None:
         conn: psycopg.Connection[tuple[object, ...]] | None = None
         backoff = BACKOFF_START
+        next_work = next_change = 0.0  # when the next NOTIFY of each kind may go
         while True:
             with self._lock:
-                while not self._pending and not self._stop.is_set():
-                    self._lock.wait()
+                while not self._stop.is_set():
+                    if not self._pending:
+                        self._lock.wait()
+                        continue
+                    due = next_work if any(self._pending.values()) else next_change
+                    wait = due - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._lock.wait(wait)  # debounced: what is asked meanwhile goes along
                 if not self._pending:  # stopped, with every wake-up asked for sent
                     break
                 pending, self._pending = self._pending, {}
@@ -161,6 +176,11 @@ class Wakeups:
                 for channel, work in pending.items():
                     conn.execute("SELECT pg_notify(%s, %s)", (channel, "w" if work else "c"))
                 backoff = BACKOFF_START
+                # Every NOTIFY costs a transaction here and one in every listening session of
+                # the database: new work waits at most NOTIFY_INTERVAL for the next, finished
+                # jobs alone (for other processes' ``wait_for``) CHANGE_INTERVAL.
+                sent = time.monotonic()
+                next_work, next_change = sent + NOTIFY_INTERVAL, sent + CHANGE_INTERVAL
             except psycopg.Error as exc:
                 # Lost wake-ups cost the others a poll interval, never a job.
                 logger.debug("%s: could not send a wake-up: %s", self._where, exc)

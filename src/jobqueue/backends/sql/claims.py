@@ -19,7 +19,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from jobqueue.backend import WorkSpec
-from jobqueue.backends.sql.corrupt import fail_corrupt, sort_key_problem, waiting_head
+from jobqueue.backends.sql.corrupt import (
+    fail_corrupt,
+    sort_key_problem,
+    waiting_head,
+    waiting_heads,
+)
 from jobqueue.backends.sql.transitions import Txn
 
 SEEK_NAMES = 2
@@ -80,6 +85,9 @@ def next_waiting(
         found = _scan(txn, served.wanted, blocked, count)
         if found is not None:
             return found
+    if open_count == 1:  # one name: its first ``count`` in one read
+        (name,) = (name for name in served.names if name not in blocked)
+        return [(name, head[2]) for head in waiting_heads(txn, name, count)]
     best: tuple[int, int, int, str] | None = None
     for name in served.names:
         head = None if name in blocked else waiting_head(txn, name)

@@ -13,6 +13,7 @@ from jobqueue.backend import DispatcherInfo, LeaseStatus
 from jobqueue.backends.sql.transitions import (
     Txn,
     holder,
+    job_key,
 )
 from jobqueue.job import dumps_json
 
@@ -37,15 +38,16 @@ def heartbeat(
     lease_seconds: float,
 ) -> list[LeaseStatus]:
     """Extend the leases their tokens hold; record ``info`` as alive when given."""
-    statuses = []
+    statuses = [LeaseStatus.LOST] * len(leases)
     deadline = txn.now + lease_seconds
-    for job_id, token in leases:
-        held = holder(txn, job_id, token)
+    # In id order, as a batch of outcomes locks its rows: where writers run side by side,
+    # two transactions locking the same jobs lock them in the same order (no deadlock).
+    for index in sorted(range(len(leases)), key=lambda i: job_key(leases[i][0]) or 0):
+        held = holder(txn, *leases[index])
         if held is None:
-            statuses.append(LeaseStatus.LOST)
             continue
         txn.conn.execute(txn.sql.EXTEND, (deadline, held.key))
-        statuses.append(LeaseStatus.CANCEL if held.cancel_requested else LeaseStatus.HELD)
+        statuses[index] = LeaseStatus.CANCEL if held.cancel_requested else LeaseStatus.HELD
     if info is None:
         return statuses
     # The record is replaced whole, as the reference does: the latest heartbeat is the truth.

@@ -63,3 +63,17 @@ def waiting_head(txn: Txn, name: str) -> tuple[int, int, int] | None:
         if problem is None:
             return None if row is None else (row[0], row[1], row[2])
         fail_corrupt(txn, row[2], problem)
+
+
+def waiting_heads(txn: Txn, name: str, count: int) -> list[tuple[int, int, int]]:
+    """The first ``count`` waiting jobs of ``name`` as ``waiting_head`` reads one (in run
+    order, corrupt sort keys failed on the way): a batch claim's heads in one read."""
+    while True:
+        rows = txn.conn.execute(txn.sql.WAITING_HEADS, (name, count)).fetchall()
+        corrupt = [
+            (row[2], problem) for row in rows if (problem := sort_key_problem(row[0], row[1]))
+        ]
+        if not corrupt:
+            return [(row[0], row[1], row[2]) for row in rows]
+        for key, problem in corrupt:
+            fail_corrupt(txn, key, problem)

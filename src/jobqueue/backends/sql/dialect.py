@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +38,14 @@ class Connection(Protocol):
     def execute(self, sql: str, parameters: Sequence[object] = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[object]], /) -> Cursor: ...
+
+
+def pipeline(conn: Connection) -> AbstractContextManager[object]:
+    """Statements sent without waiting for each one's answer, where the driver can (psycopg's
+    ``pipeline``: a statement whose result is read is flushed then, the rest at the end);
+    elsewhere, as they come."""
+    start: Callable[[], AbstractContextManager[object]] | None = getattr(conn, "pipeline", None)
+    return nullcontext() if start is None else start()
 
 
 class Reader:
@@ -99,7 +107,8 @@ class Link(Protocol):
 
     Writes: ``write_lock`` (held around a write transaction; serializes this process's
     writers), then ``begin`` (a connection in a transaction that holds the database's write
-    lock up front), the store's statements, ``COMMIT`` or ``rollback``. Reads: ``reading``, a
+    lock up front, unless told it need not), the store's statements, ``COMMIT`` or
+    ``rollback``. Reads: ``reading``, a
     snapshot that never writes. Waits: ``signal`` for this process's commits and
     ``data_version`` for anyone's (``polls``: whether other processes' commits must be
     polled for at all)."""
@@ -113,7 +122,10 @@ class Link(Protocol):
     @property
     def polls(self) -> bool: ...
 
-    def begin(self) -> Connection: ...
+    def begin(self, *, exclusive: bool = True, ids: int = 0) -> Connection:
+        """A connection in a write transaction. ``exclusive``: holding the database's write
+        lock up front (a dialect whose writers run side by side may leave it out when the
+        store says the body needs it not); ``ids``: job ids the body will take (a hint)."""
 
     def rollback(self, conn: Connection) -> None: ...
 

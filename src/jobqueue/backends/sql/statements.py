@@ -31,6 +31,11 @@ _INSERT_JOB_COLUMNS = (
     "backoff, data, result, error, cancel_requested, dispatcher, history"
 )
 
+SEQ_BLOCK_SIZE = 1 << 20
+"""Order numbers in one ``SEQ_BLOCK`` (PostgreSQL's sequence increments by it: migration 2)."""
+
+INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
+
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {
     JobState.WAITING: "priority DESC, seq",
@@ -44,6 +49,11 @@ class Statements:
 
     # -- counters (jobqueue_meta) and outcome counts --------------------------------------------
     READ_COUNTER = "SELECT value FROM jobqueue_meta WHERE key = ?"
+    # A dialect whose writers run side by side sets these two (``transitions.Txn``): a block
+    # of ``SEQ_BLOCK_SIZE`` order numbers, its first returned; job ids reserved (parameters:
+    # how many, the clock floor of the last; returns the last). Empty: the counters above.
+    SEQ_BLOCK = ""
+    RESERVE_IDS = ""
     WRITE_SEQ = "UPDATE jobqueue_meta SET value = ? WHERE key = 'seq'"
     WRITE_JOB_ID = "UPDATE jobqueue_meta SET value = ? WHERE key = 'job_id'"
     COUNT_OUTCOMES = (  # qualified: PostgreSQL finds a bare ``count`` ambiguous
@@ -58,6 +68,7 @@ class Statements:
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    INSERT_JOBS_COLUMNAR = ""  # a dialect's insert of many rows given as one array per column
     INSERT_LOG = "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)"
     TRIM_LOGS = (
         "DELETE FROM jobqueue_logs WHERE job_id = ? AND id <= (SELECT id FROM "
@@ -74,6 +85,10 @@ class Statements:
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT 1"
     )
+    WAITING_HEADS = (  # the first ``count`` of one name: a batch claim's heads in one read
+        "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
+        "AND name = ? ORDER BY priority DESC, seq LIMIT ?"
+    )
     WAITING_ORDER = (  # a page of jobqueue_waiting_order: every name's waiting jobs in run order
         "SELECT name, priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "ORDER BY priority DESC, seq LIMIT ? OFFSET ?"
@@ -84,6 +99,12 @@ class Statements:
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
         "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
+    )
+    CLAIM_HEADS = ""  # a dialect's claim of one name's first jobs in one statement
+    CLAIM_RETURNING = (  # the claim and the claimed job's read in one statement
+        "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
+        "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
+        f"ended_lease = NULL WHERE id = ? RETURNING {JOB_COLUMNS}"
     )
     PAUSED_NAMES = "SELECT name FROM jobqueue_paused"
 
@@ -122,6 +143,7 @@ class Statements:
     )
     PROMOTE_DUE = "UPDATE jobqueue_jobs SET state = 'waiting', seq = ? WHERE id = ?"
     STATE_COUNT = "SELECT n FROM jobqueue_counts WHERE state = ?"
+    FOLD_COUNTS = ""  # where counts are deltas (PostgreSQL): fold them, in maintenance
     FIRST_FINISHED = (
         "SELECT id, finished_at FROM jobqueue_jobs WHERE state = ? "
         "AND finished_at IS NOT NULL ORDER BY seq LIMIT ?"
@@ -208,6 +230,7 @@ class Statements:
         for name, text in texts.items():  # instance attributes: one lookup per use
             setattr(self, name, text if placeholder == "?" else text.replace("?", placeholder))
         self._scans: dict[tuple[JobState, bool, bool], str] = {}
+        self._inserts: dict[int, str] = {}
 
     def _marks(self, text: str) -> str:
         return text if self.mark == "?" else text.replace("?", self.mark)
@@ -238,6 +261,23 @@ class Statements:
             f"SELECT job_id, at, message FROM jobqueue_logs WHERE job_id IN ({self._in(count)}) "
             "ORDER BY job_id, id"
         )
+
+    def insert_jobs(self, count: int) -> str:
+        """``INSERT_JOB`` of ``count`` rows in one statement (parameters: the rows' in turn)."""
+        text = self._inserts.get(count)
+        if text is None:
+            row = f"({self._in(INSERT_JOB_WIDTH)})"
+            text = f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) VALUES " + ", ".join(
+                [row] * count
+            )
+            if count <= 16 or count % 100 == 0:  # the common sizes only: the cache stays small
+                self._inserts[count] = text
+        return text
+
+    def guard_rows(self, count: int) -> str:
+        """``GUARD_ROW`` of ``count`` jobs at once (a batch of changes)."""
+        head, _, tail = self.GUARD_ROW.partition(f"id = {self.mark}")
+        return f"{head}id IN ({self._in(count)}){tail}"
 
     def delete_jobs(self, count: int) -> str:
         return f"DELETE FROM jobqueue_jobs WHERE id IN ({self._in(count)})"

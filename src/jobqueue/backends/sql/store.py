@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Literal
 
 from jobqueue.backend import (
@@ -41,9 +41,10 @@ from jobqueue.backend import (
 from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
-from jobqueue.backends.sql.dialect import Connection, Dialect, Link, Reader
-from jobqueue.backends.sql.rows import job_to_row
+from jobqueue.backends.sql.dialect import Connection, Cursor, Dialect, Link, Reader, pipeline
+from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
+    MAINTENANCE_BATCH,
     Txn,
     apply_retention,
     delete,
@@ -53,7 +54,7 @@ from jobqueue.backends.sql.transitions import (
     promote_due,
     store_jobs,
 )
-from jobqueue.changes import Change, ClaimAsk, Selector
+from jobqueue.changes import Change, ClaimAsk, InState, Selector
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
     MAX_LOG_MESSAGE,
@@ -86,20 +87,38 @@ class SQLStore:
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
         rows = [job_to_row(job, 0, 0) for job in jobs]  # encode first: bad JSON stores nothing
-        with self._transaction() as txn:
+        # Only a unique key needs the writers' lock: its holder is read, then the job stored.
+        exclusive = any(job.unique_key is not None for job in jobs)
+        with self._transaction(pipelined=True, exclusive=exclusive, ids=len(jobs)) as txn:
             return store_jobs(txn, jobs, rows)
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
-        with self._transaction() as txn:
+        # Caps need the writers' lock (active jobs are counted, then more claimed).
+        with self._transaction(pipelined=True, exclusive=bool(spec.max_active)) as txn:
             return self._claim(txn, spec, limit)
 
-    def _claim(self, txn: Txn, spec: WorkSpec, limit: int) -> list[Claim]:
+    def _ask(self, txn: Txn) -> tuple[Cursor, Cursor]:
+        """A claim's first reads, sent (where statements are pipelined, answered with the
+        next read made): the due delayed jobs and the paused names."""
+        due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH))
+        return due, txn.conn.execute(txn.sql.PAUSED_NAMES)
+
+    def _claim(
+        self, txn: Txn, spec: WorkSpec, limit: int, asked: tuple[Cursor, Cursor] | None = None
+    ) -> list[Claim]:
         if limit <= 0:
             return []  # as the reference: no claim, so no promotion either
-        promote_due(txn)  # due delayed jobs count as ready; stalls are the core's
         # Paused names are read inside the claim's own transaction: a pause committed by any
-        # process stops every claim that starts after it.
-        paused = reads.paused_names(txn)
+        # process stops every claim that starts after it. Where statements are pipelined, the
+        # due delayed jobs and the paused names are asked for together (one round trip; with
+        # an outcome's guard read when the claim follows one: ``asked``).
+        if txn.pipelines:
+            due, paused_rows = asked or self._ask(txn)
+            promote_due(txn, due.fetchall())  # due delayed jobs count as ready
+            paused = frozenset(name for (name,) in paused_rows.fetchall())
+        else:
+            promote_due(txn)  # due delayed jobs count as ready; stalls are the core's
+            paused = reads.paused_names(txn)
         self._served = last = served(spec, self._served)
         names = last[1]
         caps = names.caps
@@ -108,45 +127,101 @@ class SQLStore:
         blocked = {name for name in paused if name in names.wanted}
         blocked.update(name for name, n in active.items() if n >= caps[name])
         blocked.update(names.closed)
+        if txn.sql.CLAIM_HEADS and len(names.names) - len(blocked) == 1:
+            (name,) = (name for name in names.names if name not in blocked)
+            room = caps[name] - active.get(name, 0) if name in caps else limit
+            return self._claim_heads(txn, spec, name, min(limit, room))
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
             found = next_waiting(txn, names, blocked, limit - len(claims))
             if not found:
                 break
+            batch: list[tuple[str, int]] = []
             for name, key in found:  # in run order; a name reaching its cap is passed over
-                if len(claims) == limit or name in blocked:
+                if len(claims) + len(batch) == limit or name in blocked:
                     continue
-                token = secrets.token_hex(8)
-                deadline = txn.now + spec.lease_seconds
-                txn.conn.execute(
-                    txn.sql.CLAIM,
-                    (txn.now, token, deadline, txn.next_seq(), spec.dispatcher, key),
-                )
-                row = txn.conn.execute(txn.sql.JOB, (key,)).fetchone()
-                try:
-                    claims.append(Claim(reads.load_job(txn, row), token, deadline))
-                except CorruptJobError as exc:
-                    fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
-                    continue
+                batch.append((name, key))
                 if name in caps:
                     active[name] = active.get(name, 0) + 1
                     if active[name] >= caps[name]:
                         blocked.add(name)
+            for (name, _), claim in zip(batch, self._take(txn, spec, batch), strict=True):
+                if claim is not None:
+                    claims.append(claim)
+                elif name in caps:  # failed as corrupt: its place under the cap is free
+                    active[name] -= 1
+                    if active[name] < caps[name]:
+                        blocked.discard(name)
         return claims
+
+    def _claim_heads(self, txn: Txn, spec: WorkSpec, name: str, limit: int) -> list[Claim]:
+        """Up to ``limit`` jobs of ``name`` in run order, one statement (``CLAIM_HEADS``) a
+        round (another only when a job that does not decode was failed on the way)."""
+        claims: list[Claim] = []
+        deadline = txn.now + spec.lease_seconds
+        while len(claims) < limit:
+            count = limit - len(claims)
+            tokens = [secrets.token_hex(8) for _ in range(count)]
+            first = txn.next_seq(count)
+            rows = txn.conn.execute(
+                txn.sql.CLAIM_HEADS,
+                (name, count, txn.now, tokens, deadline, first, spec.dispatcher),
+            ).fetchall()
+            failed = False
+            for row in sorted(rows, key=lambda row: int(row[0])):
+                job_row = row[1:-2]
+                logs = list(zip(row[-2] or (), row[-1] or (), strict=True))
+                try:
+                    claims.append(Claim(row_to_job(job_row, logs), tokens[row[0] - 1], deadline))
+                except CorruptJobError as exc:
+                    key = job_row[0]
+                    fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+                    failed = True
+            if len(rows) < count or not failed:
+                break
+        return claims
+
+    def _take(self, txn: Txn, spec: WorkSpec, batch: list[tuple[str, int]]) -> list[Claim | None]:
+        """Claim ``batch``'s jobs: one statement each, sent together, and their logs read in
+        one; a job that does not decode is failed as corrupt (``None`` in its place)."""
+        deadline = txn.now + spec.lease_seconds
+        first = txn.next_seq(len(batch)) if batch else 0
+        tokens = [secrets.token_hex(8) for _ in batch]
+        rows = txn.fetch_each(
+            txn.sql.CLAIM_RETURNING,
+            [
+                (txn.now, token, deadline, first + n, spec.dispatcher, key)
+                for n, ((_, key), token) in enumerate(zip(batch, tokens, strict=True))
+            ],
+        )
+        logs = reads.job_logs(txn, [key for _, key in batch])
+        taken: list[Claim | None] = []
+        for (_, key), token, row in zip(batch, tokens, rows, strict=True):
+            try:
+                taken.append(Claim(row_to_job(row, logs.get(key, ())), token, deadline))
+            except CorruptJobError as exc:
+                fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
+                taken.append(None)
+        return taken
 
     def apply(self, changes: Sequence[Change], then: ClaimAsk | None = None) -> Applied:
         results = [  # encode first: a bad value stores nothing
             dumps_json(change.set["result"]) if change.set.get("result") is not None else None
             for change in changes
         ]
-        with self._transaction() as txn:
-            answers = [
-                guarded.apply_one(txn, change, result)
-                for change, result in zip(changes, results, strict=True)
-            ]
+        # A lease holder's outcomes lock only their rows; a move guarded by state (which may
+        # read a unique key's holder) or a claim under caps takes the writers' lock.
+        exclusive = any(isinstance(change.guard, InState) for change in changes) or (
+            then is not None and bool(then.spec.max_active)
+        )
+        with self._transaction(pipelined=True, exclusive=exclusive) as txn:
+            # Complete-and-claim-next: the claim's first reads go with the guard's.
+            claiming = then is not None and then.limit > 0 and txn.pipelines
+            asked = self._ask(txn) if claiming else None
+            answers = guarded.apply_all(txn, changes, results)
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
-            return answers, self._claim(txn, then.spec, then.limit)
+            return answers, self._claim(txn, then.spec, then.limit, asked)
 
     def heartbeat(
         self,
@@ -209,6 +284,8 @@ class SQLStore:
 
     def housekeep(self) -> int:
         with self._transaction() as txn:
+            if txn.sql.FOLD_COUNTS:
+                txn.conn.execute(txn.sql.FOLD_COUNTS)
             moved = promote_due(txn) + apply_retention(txn, self.options.retention)
             control.forget_dead_dispatchers(txn)
             forget_old_outcomes(txn)
@@ -323,17 +400,30 @@ class SQLStore:
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[Txn]:
+    def _transaction(
+        self, *, pipelined: bool = False, exclusive: bool = True, ids: int = 0
+    ) -> Iterator[Txn]:
         """One write transaction, the database's write lock taken up front: what the body
-        reads cannot change before it writes (no read-modify-write race)."""
+        reads cannot change before it writes (no read-modify-write race). A dialect whose
+        writers run side by side leaves the lock out unless ``exclusive``: the body then
+        locks the rows it reads for a decision (``FOR UPDATE``, ``SKIP LOCKED``) and
+        writes no row every writer updates; ``ids``: job ids to reserve. Its last writes
+        and the commit go together (``dialect.pipeline``); ``pipelined``: the whole body's
+        too, for bodies that never read a ``rowcount`` (which a pipeline knows only later)."""
         link = self._link
         with link.write_lock:
-            conn = link.begin()
+            conn = link.begin(exclusive=exclusive, ids=ids)
             txn = Txn(conn, self._sql, self._log, self._clock(), self._integrity_error)
             try:
-                yield txn
-                txn.flush()
-                conn.execute("COMMIT")
+                with pipeline(conn) if pipelined else nullcontext():
+                    yield txn
+                    if pipelined:
+                        txn.flush()
+                        conn.execute("COMMIT")
+                if not pipelined:
+                    with pipeline(conn):
+                        txn.flush()
+                        conn.execute("COMMIT")
             except BaseException as exc:
                 link.rollback(conn)  # a failed statement may have rolled it back already
                 if isinstance(exc, self._error):

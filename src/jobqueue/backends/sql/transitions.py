@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
 from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
-from jobqueue.backends.sql.statements import Statements
+from jobqueue.backends.sql.statements import SEQ_BLOCK_SIZE, Statements
 from jobqueue.changes import Change
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import (
@@ -31,6 +31,12 @@ from jobqueue.job import (
     JobState,
 )
 
+INSERT_ROWS = 500
+"""Jobs per ``INSERT`` statement of a bulk submit (500 x 24 parameters)."""
+
+COLUMNAR_ROWS = 10_000
+"""Jobs per ``INSERT_JOBS_COLUMNAR`` statement."""
+
 MAINTENANCE_BATCH = 5000
 """At most this many jobs are promoted or removed by retention per transaction,
 so one claim never holds the write lock for long; the rest follow on the next calls."""
@@ -41,14 +47,19 @@ class Txn(Reader):
     tell waiters once it commits."""
 
     __slots__ = (
+        "_ids_left",
         "_job_id",
         "_job_id_read",
+        "_moves",
         "_outcomes",
         "_seq",
+        "_seq_block",
+        "_seq_end",
         "_seq_read",
         "changed",
         "integrity_error",
         "now",
+        "pipelines",
         "work_added",
     )
 
@@ -71,7 +82,38 @@ class Txn(Reader):
         self._seq_read = 0
         self._job_id: int | None = None
         self._job_id_read = 0
+        # What the link's ``begin`` took for this transaction, in the same round trip.
+        self._seq_block: int | None = getattr(conn, "seq_block", None)
+        self._seq_end = 0
+        self._ids_left = 0
+        reserved: tuple[int, int] | None = getattr(conn, "reserved_ids", None)
+        if reserved is not None:
+            self._job_id, self._ids_left = reserved[0] - reserved[1], reserved[1]
         self._outcomes: dict[str, int] = {}
+        self._moves: list[tuple[object, ...]] = []
+        self.pipelines = hasattr(conn, "pipeline")
+        """Whether statements sent before a result is read go together (``dialect.pipeline``)."""
+
+    def defer_move(self, params: tuple[object, ...]) -> None:
+        """A ``MOVE`` sent with the others of its batch (``flush_moves``: one pipelined
+        ``executemany`` instead of a round trip each)."""
+        self._moves.append(params)
+
+    def flush_moves(self) -> None:
+        """Send the deferred moves: before anything reads the rows they change."""
+        if self._moves:
+            self.conn.executemany(self.sql.MOVE, self._moves)
+            self._moves.clear()
+
+    def fetch_each(self, sql: str, params: Sequence[Sequence[object]]) -> list[Any]:
+        """The first row ``sql`` returns for each of ``params``, in order: one pipelined
+        batch where the driver has one (``Connection.fetch_each``), else one by one."""
+        if not params:
+            return []
+        many = getattr(self.conn, "fetch_each", None)
+        if many is not None:
+            return cast(list[Any], many(sql, params))
+        return [self.conn.execute(sql, each).fetchone() for each in params]
 
     def count_outcome(self, outcome: AttemptOutcome) -> None:
         """Count one finished attempt in this minute's outcome counts; written with the
@@ -79,8 +121,17 @@ class Txn(Reader):
         self._outcomes[outcome.value] = self._outcomes.get(outcome.value, 0) + 1
 
     def next_seq(self, count: int = 1) -> int:
-        """Reserve ``count`` consecutive numbers of the order counter; returns the first."""
-        if self._seq is None:
+        """Reserve ``count`` consecutive numbers of the order counter; returns the first.
+        Where the dialect hands out blocks (``SEQ_BLOCK``), from this transaction's block
+        (the one ``begin`` took, then fresh ones): no row every writer updates."""
+        if self.sql.SEQ_BLOCK:
+            if self._seq is None or self._seq + count > self._seq_end:
+                block = self._seq_block
+                self._seq_block = None
+                if block is None:
+                    block = int(self.conn.execute(self.sql.SEQ_BLOCK).fetchone()[0])
+                self._seq, self._seq_end = block - 1, block + SEQ_BLOCK_SIZE - 1
+        elif self._seq is None:
             self._seq = self._seq_read = self._read_counter("seq")
         first = self._seq + 1
         self._seq += count
@@ -89,12 +140,28 @@ class Txn(Reader):
     def next_job_id(self) -> int:
         """The next job id (schema migration 2 gives every file the counter's row): the first
         of a transaction is at least the clock floor (``jobqueue.ids``), so a file restored
-        from a backup never hands out an id given before; the rest follow it."""
+        from a backup never hands out an id given before; the rest follow it. Where the
+        dialect reserves ids (``RESERVE_IDS``), from this transaction's reservation."""
+        if self.sql.RESERVE_IDS:
+            if self._ids_left == 0:
+                self.reserve_ids(1)
+            self._ids_left -= 1
+            assert self._job_id is not None
+            self._job_id += 1
+            return self._job_id
         if self._job_id is None:
             self._job_id = self._job_id_read = self._read_counter("job_id")
             self._job_id = ids.next_id(self._job_id) - 1
         self._job_id += 1
         return self._job_id
+
+    def reserve_ids(self, count: int) -> None:
+        """Reserve ``count`` job ids at once (``RESERVE_IDS``), unless as many are left."""
+        if not self.sql.RESERVE_IDS or self._ids_left >= count:
+            return
+        floor = ids.clock_floor() + count - 1
+        (last,) = self.conn.execute(self.sql.RESERVE_IDS, (count, floor)).fetchone()
+        self._job_id, self._ids_left = int(last) - count, count
 
     def _read_counter(self, key: str) -> int:
         (value,) = self.conn.execute(self.sql.READ_COUNTER, (key,)).fetchone()
@@ -102,9 +169,12 @@ class Txn(Reader):
 
     def flush(self) -> None:
         """Write the counters back once, however many numbers were taken."""
-        if self._seq is not None and self._seq != self._seq_read:
+        self.flush_moves()
+        # (A block or a reservation is counted where it was taken: nothing to write back.)
+        if not self.sql.SEQ_BLOCK and self._seq is not None and self._seq != self._seq_read:
             self.conn.execute(self.sql.WRITE_SEQ, (self._seq,))
-        if self._job_id is not None and self._job_id != self._job_id_read:
+        reserved = bool(self.sql.RESERVE_IDS)
+        if not reserved and self._job_id is not None and self._job_id != self._job_id_read:
             self.conn.execute(self.sql.WRITE_JOB_ID, (self._job_id,))
         if self._outcomes:
             minute = lifecycle.outcome_minute(self.now)
@@ -132,7 +202,8 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...
         job_id = txn.next_job_id()
         state = lifecycle.due_state(job.run_at, txn.now)
         pending.append((job_id, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
-        pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
+        if job.logs:
+            pending_logs.extend((job_id, log.at, log.message) for log in job.logs)
         stored.append(replace(job, id=str(job_id), state=state, logs=list(job.logs)))
     _insert(txn, pending, pending_logs)
     txn.work_added = True
@@ -142,12 +213,36 @@ def store_jobs(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...
 def _insert(
     txn: Txn, pending: list[tuple[SQLValue, ...]], logs: list[tuple[int, float, str]]
 ) -> None:
-    if pending:
-        txn.conn.executemany(txn.sql.INSERT_JOB, pending)
+    # Many rows per statement (bounded, under every driver's parameter limit): a statement's
+    # overhead, triggers included, is paid once per chunk, not per job.
+    if len(pending) > 1 and txn.sql.INSERT_JOBS_COLUMNAR:
+        for start in range(0, len(pending), COLUMNAR_ROWS):
+            txn.conn.execute(
+                txn.sql.INSERT_JOBS_COLUMNAR, _columns(pending[start : start + COLUMNAR_ROWS])
+            )
         pending.clear()
+    for start in range(0, len(pending), INSERT_ROWS):
+        chunk = pending[start : start + INSERT_ROWS]
+        if len(chunk) == 1:
+            txn.conn.execute(txn.sql.INSERT_JOB, chunk[0])
+        else:
+            txn.conn.execute(txn.sql.insert_jobs(len(chunk)), [v for row in chunk for v in row])
+    pending.clear()
     if logs:
         txn.conn.executemany(txn.sql.INSERT_LOG, logs)
         logs.clear()
+
+
+_FLOAT_COLUMNS = (5, 10, 11, 12, 13, 16)  # run_at, created/started/finished_at, progress, timeout
+
+
+def _columns(rows: Sequence[tuple[SQLValue, ...]]) -> list[list[SQLValue]]:
+    """``rows`` as one list per column (``INSERT_JOBS_COLUMNAR``); a float column's numbers
+    all floats (an array holds one type)."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    for index in _FLOAT_COLUMNS:
+        columns[index] = [None if v is None else float(cast(float, v)) for v in columns[index]]
+    return columns
 
 
 def job_key(job_id: str) -> int | None:
@@ -219,11 +314,14 @@ def key_holder(txn: Txn, key: int, unique_key: str | None) -> str | None:
     return None if row is None else str(row[0])
 
 
-def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> JobState:
+def write(
+    txn: Txn, held: Held, change: Change, result: str | None = None, *, defer: bool = False
+) -> JobState:
     """Write one decided ``Change`` to ``held``'s row, whose guard the caller checked
     (``guarded.apply_one`` for the seam; ``holder``, the expired-lease scan or a state read for
     the old verbs): one statement (``MOVE``), whatever the move. ``result`` is the JSON text
-    of ``change.set["result"]``, encoded before the transaction."""
+    of ``change.set["result"]``, encoded before the transaction. ``defer``: sent with its
+    batch's other moves (``Txn.flush_moves``); otherwise the deferred ones go first."""
     fields = change.set
     leaving = held.state is JobState.ACTIVE and change.to is not JobState.ACTIVE
     ended = change.ended
@@ -247,29 +345,31 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
     if requeued and change.run_at is not None:
         run_at = txn.now + change.run_at
     cancel = fields.get("cancel_requested")
-    txn.conn.execute(
-        txn.sql.MOVE,
-        (
-            change.to.value,
-            run_at,
-            txn.next_seq() if finished or requeued else None,
-            leaving,
-            leaving,
-            leaving or ended is not None,
-            attempts,
-            fields.get("stalls"),
-            None if cancel is None else int(bool(cancel)),
-            finished or "finished_at" in fields,
-            txn.now if finished else fields.get("finished_at"),
-            "result" in fields,
-            result,
-            "error" in fields,
-            error_json(error) if isinstance(error, JobError) else None,
-            history,
-            *ended_lease,
-            held.key,
-        ),
+    params: tuple[object, ...] = (
+        change.to.value,
+        run_at,
+        txn.next_seq() if finished or requeued else None,
+        leaving,
+        leaving,
+        leaving or ended is not None,
+        attempts,
+        fields.get("stalls"),
+        None if cancel is None else int(bool(cancel)),
+        finished or "finished_at" in fields,
+        txn.now if finished else fields.get("finished_at"),
+        "result" in fields,
+        result,
+        "error" in fields,
+        error_json(error) if isinstance(error, JobError) else None,
+        history,
+        *ended_lease,
+        held.key,
     )
+    if defer:
+        txn.defer_move(params)
+    else:
+        txn.flush_moves()
+        txn.conn.execute(txn.sql.MOVE, params)
     if requeued:
         txn.work_added = True  # idle dispatchers wake (delayed: for its due time)
     elif finished:
@@ -282,9 +382,11 @@ def write(txn: Txn, held: Held, change: Change, result: str | None = None) -> Jo
 _REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
 
 
-def promote_due(txn: Txn) -> int:
-    """Due delayed jobs to waiting, at the end of the line in their due order."""
-    due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
+def promote_due(txn: Txn, due: list[Any] | None = None) -> int:
+    """Due delayed jobs to waiting, at the end of the line in their due order (``due``: the
+    rows of ``DUE_DELAYED``, when the caller read them already)."""
+    if due is None:
+        due = txn.conn.execute(txn.sql.DUE_DELAYED, (txn.now, MAINTENANCE_BATCH)).fetchall()
     if due:
         first = txn.next_seq(len(due))
         txn.conn.executemany(

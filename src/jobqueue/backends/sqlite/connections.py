@@ -228,7 +228,8 @@ class SQLiteLink:
         self.write_lock = self.signal.write_lock
         self.polls = not self.pool.shared  # ``:memory:`` has no other process to poll for
 
-    def begin(self) -> sqlite3.Connection:
+    def begin(self, *, exclusive: bool = True, ids: int = 0) -> sqlite3.Connection:
+        """``BEGIN IMMEDIATE``: SQLite's writers always take turns (both hints unused)."""
         try:
             conn = self.pool.get()
             conn.execute("BEGIN IMMEDIATE")
