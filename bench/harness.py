@@ -44,8 +44,8 @@ DEFAULT_PEERS = (
     "bullmq,kue"
 )
 POSTGRES_PEERS = (
-    "jobqueue-pg,jobqueue-pg-prefetch1,procrastinate,pgqueuer,pgqueuer-batch1,pgqueuer-batch10,"
-    "chancy"
+    "jobqueue-pg,jobqueue-pg-prefetch1,jobqueue-pg-nolisten,procrastinate,pgqueuer,"
+    "pgqueuer-batch1,pgqueuer-batch10,chancy"
 )
 GROUPS = {"redis": DEFAULT_PEERS, "postgres": POSTGRES_PEERS}  # names usable in --peers
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"

@@ -7,7 +7,10 @@ from typing import Any
 
 PG = "jobqueue-pg"
 PG_PREFETCH1 = "jobqueue-pg-prefetch1"
-OURS = (PG, PG_PREFETCH1)
+PG_NOLISTEN = "jobqueue-pg-nolisten"
+OURS = (PG, PG_PREFETCH1, PG_NOLISTEN)
+POLL_MAX_MS = 50.0
+"""The SQL store's longest pause between two looks for work (``sql.store.POLL_MAX``)."""
 
 Target = tuple[str, str, bool | None]
 
@@ -160,5 +163,13 @@ def targets(results: dict[str, Any]) -> list[Target]:
         1,
         False,
         "{:.2f} ms",
+    )
+    nolisten = _median(results, PG_NOLISTEN, "latency_p50_ms")
+    out.append(
+        (
+            f"PostgreSQL: submit->start p50 with listen=false ≤ 2x the poll ({POLL_MAX_MS:g} ms)",
+            "not measured" if nolisten is None else f"{nolisten:.2f} ms",
+            None if nolisten is None else nolisten <= 2 * POLL_MAX_MS,
+        )
     )
     return out

@@ -109,6 +109,7 @@ def test_targets_compare_with_the_fastest_peer_of_each_kind(bench: SimpleNamespa
                 xacts_per_job=0.3,
             ),
             "jobqueue-pg-prefetch1": figures(processed_per_s=900),
+            "jobqueue-pg-nolisten": figures(latency_p50_ms=120.0),  # ours: never the best peer
             "slow": figures(submit_per_s=1000, bulk_per_s=50000, processed_per_s=200),
             "batched": figures(submit_per_s=2500, processed_per_s=6000, latency_p50_ms=1.5),
         },
@@ -122,6 +123,7 @@ def test_targets_compare_with_the_fastest_peer_of_each_kind(bench: SimpleNamespa
         False,  # 40,000/s < 50,000
         True,  # 0.3 xacts/job
         False,  # 2.0 ms > 1.5 ms
+        False,  # listen=false: 120 ms > 2 x the 50 ms poll
     ]
     rows = {row[0]: row[1:] for row in bench.report_postgres.versus_fastest(made_up)}
     assert rows["processed/s, prefetch=1 (vs concurrency 1)"] == ["900", "200 (slow)", "4.50x"]

@@ -151,12 +151,26 @@ class JobqueuePostgresPrefetch1Adapter(JobqueuePostgresAdapter):
     prefetch = 1
 
 
+class JobqueuePostgresNoListenAdapter(JobqueuePostgresAdapter):
+    """``?listen=false`` (PgBouncer in transaction mode): wake-ups by polling alone (5 ms
+    doubling to 50 ms), so its latency is the figure to hold against twice the poll."""
+
+    name = "jobqueue-pg-nolisten"
+    label = "jobqueue (PostgreSQL), listen=false"
+
+    def backend_url(self) -> str:
+        from postgres import with_query
+
+        return with_query(super().backend_url(), listen="false")
+
+
 ADAPTERS: list[type[JobqueueAdapter]] = [
     JobqueueAdapter,
     JobqueuePrefetchAdapter,
     JobqueueSqliteAdapter,
     JobqueuePostgresAdapter,
     JobqueuePostgresPrefetch1Adapter,
+    JobqueuePostgresNoListenAdapter,
 ]
 
 
