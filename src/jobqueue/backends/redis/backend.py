@@ -28,6 +28,7 @@ from jobqueue.backend import (
     BackendOptions,
     DispatcherInfo,
     LeaseStatus,
+    WorkSpec,
 )
 from jobqueue.backends.redis import replication, sentinel
 from jobqueue.backends.redis.calls import CALL_ATTEMPTS, Calls
@@ -137,6 +138,7 @@ class RedisBackend(OperatorCalls, ScheduleCalls, WaitCalls, StorageCalls, GroupC
         """The scripts' commands and time arguments, and the load-and-retry plan."""
         self._groups_stored: set[str] = set()
         self._group_cache: tuple[tuple[str, ...], str] | None = None
+        self._spec_cache: tuple[WorkSpec, list[Arg], str] | None = None
         self._layout_checked = False
         """Name groups stored, and whether the layout was brought up to date (groups.py)."""
         self.policy_checked = False

@@ -36,6 +36,7 @@ def group_digest(names: Sequence[str]) -> str:
 class _Backend(Protocol):
     _groups_stored: set[str]
     _group_cache: tuple[tuple[str, ...], str] | None
+    _spec_cache: tuple[WorkSpec, list[Arg], str] | None
     _layout_checked: bool
 
     def _run(self, script: str, args: Sequence[Arg]) -> Reply: ...
@@ -46,18 +47,25 @@ class GroupCalls:
 
     _groups_stored: set[str]
     _group_cache: tuple[tuple[str, ...], str] | None
+    _spec_cache: tuple[WorkSpec, list[Arg], str] | None
     _layout_checked: bool
 
     def _spec_args(self: _Backend, spec: WorkSpec | None) -> list[Arg]:
         """A claim's spec as the scripts read it (``claim_spec``): the claiming dispatcher,
         the digest of its names' group (stored first if this backend has not stored it), the
-        capped names and their caps."""
+        capped names and their caps. A dispatcher claims with one spec for its whole life:
+        its arguments are built once (callers only read the list)."""
         if spec is None:
             return ["", "", 0]
+        cached = self._spec_cache
+        if cached is not None and cached[0] is spec and cached[2] in self._groups_stored:
+            return cached[1]
         caps = [(name, cap) for name, cap in spec.max_active.items() if name in spec.names]
-        args: list[Arg] = [spec.dispatcher or "", GroupCalls._group(self, spec.names), len(caps)]
+        digest = GroupCalls._group(self, spec.names)
+        args: list[Arg] = [spec.dispatcher or "", digest, len(caps)]
         for name, cap in caps:
             args += [name, max(int(cap), 0)]
+        self._spec_cache = (spec, args, digest)
         return args
 
     def _group(self: _Backend, names: tuple[str, ...]) -> str:

@@ -106,8 +106,9 @@ class StorageCalls:
         spec_at = len(args)
         args += self._spec_args(spec)
         args += apply_args(changes, self._delay_arg)
-        results, claimed, resent, missing = rows(self._run("apply", args))
-        if as_text(missing) == "1":  # its name group was gone: stored again on the next claim
+        results, claimed, resent, missing_flag = rows(self._run("apply", args))
+        missing = missing_flag in (1, b"1", "1")
+        if missing:  # its name group was gone: stored again on the next claim
             self._group_missing(args[spec_at : spec_at + 3])
         claims: list[Claim] = []
         corrupt = 0
@@ -119,7 +120,7 @@ class StorageCalls:
                 corrupt += 1
         if corrupt and spec is not None:  # one bad record never stops the queue: claim on
             claims += self.apply([], ClaimAsk(spec, corrupt))[1]
-        elif as_text(missing) == "1" and spec is not None:
+        elif missing and spec is not None:
             claims += self.apply([], ClaimAsk(spec, count - len(claims)))[1]
         return conflicts(changes, results, as_text(resent) == "1"), claims
 
