@@ -28,6 +28,38 @@ SUBMITTERS, EACH = 2, 100
 CLAIMERS = (("1", 2), ("5", 2))  # (batch, processes)
 
 
+def run_released_together(commands: list[list[str]]) -> list[list[str]]:
+    """Start one worker process per command, release them all at once when every one is ready
+    (so they race), and return each one's output lines; any still running is killed."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs = []
+        for child in children:
+            out, _ = child.communicate(timeout=300)
+            assert child.returncode == 0, out
+            outputs.append(out.splitlines())
+        return outputs
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
 def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
     postgres_url: str,
 ) -> None:
@@ -35,7 +67,6 @@ def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
     url = f"{postgres_url}?schema={schema}"
     total = UPFRONT + SUBMITTERS * EACH
     backend = PostgresBackend(url, BackendOptions())
-    children: list[subprocess.Popen[str]] = []
     try:
         upfront = backend.insert(
             [
@@ -46,26 +77,7 @@ def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
         commands = [["submit-many", url, "c", str(EACH)] for _ in range(SUBMITTERS)]
         for batch, processes in CLAIMERS:
             commands += [["claim", url, "c", str(total), batch] for _ in range(processes)]
-        children = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), *command],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for command in commands
-        ]
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        for child in children:  # released together
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        outputs = []
-        for child in children:
-            out, _ = child.communicate(timeout=300)
-            assert child.returncode == 0, out
-            outputs.append(out.splitlines())
+        outputs = run_released_together(commands)
         submitted = [job.id for job in upfront]
         for out in outputs[:SUBMITTERS]:
             submitted += json.loads(out[-1])
@@ -78,10 +90,6 @@ def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
         assert backend.housekeep() == 0  # folding the deltas keeps them right
         assert backend.counts()["c"][JobState.COMPLETED] == total
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
         backend.close()
         drop_schema(postgres_url, schema)
 
@@ -93,42 +101,21 @@ def test_a_cap_holds_across_processes_claiming_side_by_side(postgres_url: str) -
     url = f"{postgres_url}?schema={schema}"
     total = 60
     backend = PostgresBackend(url, BackendOptions())
-    children: list[subprocess.Popen[str]] = []
     try:
         backend.insert(
             [Job(id="", name="c", data={}, created_at=1.0, run_at=1.0) for _ in range(total)]
         )
-        children = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), "claim", url, "c", str(total), batch, "1"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for batch in ("1", "3", "1")
-        ]
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
+        commands = [["claim", url, "c", str(total), batch, "1"] for batch in ("1", "3", "1")]
         ran = []  # (began, ended, id): inside each job's claim commit .. completion commit
-        for child in children:
-            out, _ = child.communicate(timeout=300)
-            assert child.returncode == 0, out
-            for line in out.splitlines():
-                job_id, began, ended = line.split()
-                ran.append((float(began), float(ended), job_id))
+        for out in run_released_together(commands):
+            for line in out:
+                job_id, start, end = line.split()
+                ran.append((float(start), float(end), job_id))
         assert len({job_id for _, _, job_id in ran}) == len(ran) == total
         ran.sort()
         for (_, ended, _), (began, _, _) in pairwise(ran):
             assert ended <= began  # one after another, whichever process
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
         backend.close()
         drop_schema(postgres_url, schema)
 
@@ -141,36 +128,13 @@ def test_processes_submitting_one_unique_key_at_once_store_one_job(postgres_url:
     count = 40
     backend = PostgresBackend(url, BackendOptions())
     backend.close()  # the schema, created once before the race
-    children: list[subprocess.Popen[str]] = []
     try:
-        children = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), "submit-unique", url, "u", str(count)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(3)
-        ]
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        seen = []
-        for child in children:
-            out, _ = child.communicate(timeout=300)
-            assert child.returncode == 0, out
-            seen.append(json.loads(out.splitlines()[-1]))
+        commands = [["submit-unique", url, "u", str(count)] for _ in range(3)]
+        seen = [json.loads(out[-1]) for out in run_released_together(commands)]
         assert seen[0] == seen[1] == seen[2]
         assert len(set(seen[0])) == count
         backend = PostgresBackend(url, BackendOptions())
         assert backend.counts()["u"][JobState.WAITING] == count
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
         backend.close()
         drop_schema(postgres_url, schema)
