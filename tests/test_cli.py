@@ -19,7 +19,7 @@ from jobqueue.cli import main
 REPO = Path(__file__).resolve().parent.parent
 APP = "tests.cli_app:queue"
 WORKED_ONE = {"jobs": 1, "attempts": 1, "completed": 1, "failed": 0, "retrying": 0}
-WORKED_ONE |= {"cancelled": 0, "lost": 0}
+WORKED_ONE |= {"snoozed": 0, "cancelled": 0, "lost": 0}
 
 
 @pytest.fixture

@@ -101,6 +101,44 @@ def test_release_does_not_count_the_attempt(cancel: bool) -> None:
         assert (change.to, change.counts_as, change.run_at) == (JobState.WAITING, None, 0.0)
 
 
+@pytest.mark.parametrize("delay", [0.0, 30.0])
+def test_snooze_puts_the_job_back_later_without_counting_the_attempt(delay: float) -> None:
+    change = lifecycle.on_snooze(running(), "t", delay)
+    assert change.guard == Held("t", False)
+    assert change.ended == Ended(AttemptOutcome.SNOOZED, counted=False)
+    assert (change.run_at, change.counts_as, change.ends_lease) == (delay, None, "snooze")
+    # Due now: waiting at once; later: delayed (run_at is a delay on the store's clock).
+    assert change.to is (JobState.DELAYED if delay else JobState.WAITING)
+    assert change.set == {}  # no error: a snooze is not a failure
+
+
+def test_a_snooze_after_a_cancel_request_ends_the_job_cancelled() -> None:
+    change = lifecycle.on_snooze(running(cancel_requested=True), "t", 30.0)
+    assert (change.to, change.run_at, change.counts_as) == (
+        JobState.CANCELLED,
+        None,
+        AttemptOutcome.CANCELLED,
+    )
+    assert change.guard == Held("t", True)
+
+
+@pytest.mark.parametrize(
+    ("state", "reported"),
+    [
+        (JobState.WAITING, JobState.WAITING),
+        (JobState.DELAYED, JobState.DELAYED),
+        (JobState.CANCELLED, JobState.CANCELLED),
+        (JobState.ACTIVE, None),  # claimed again since: the lease is lost
+        (JobState.COMPLETED, None),
+    ],
+)
+def test_a_repeated_snooze_reports_where_it_left_the_job(
+    state: JobState, reported: JobState | None
+) -> None:
+    assert lifecycle.repeat_or_lost("snooze", True, state) is reported
+    assert lifecycle.repeat_or_lost("snooze", False, state) is None
+
+
 def test_finish_cancelled_keeps_an_error_only_when_given() -> None:
     change = lifecycle.on_cancelled(running(), "t", None, NOW)
     assert (change.to, change.set, change.ends_lease) == (

@@ -46,6 +46,7 @@ from jobqueue.hooks import hookimpl
 from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
 from jobqueue.queue import JobQueue
 from jobqueue.runtime.dispatcher import Dispatcher
+from jobqueue.runtime.interrupt import Snooze
 from jobqueue.runtime.running import RunningJob
 from jobqueue.scheduler import ScheduleInfo
 from jobqueue.schedules import Schedule
@@ -98,6 +99,7 @@ __all__ = [
     "ScheduleInfo",
     "ScheduleNotFoundError",
     "SchemaVersionError",
+    "Snooze",
     "StalledJobError",
     "TLSVerificationError",
     "ThroughputBucket",

@@ -82,6 +82,9 @@ class AttemptOutcome(str, enum.Enum):
     """Its lease expired (the dispatcher died, hung or lost the backend): the lease was fenced."""
     RELEASED = "released"
     """Given back unfinished at shutdown; not counted as an attempt."""
+    SNOOZED = "snoozed"
+    """Put back by its handler to run again later (``job.retry_in``); not counted as an
+    attempt."""
 
     def __str__(self) -> str:
         return self.value

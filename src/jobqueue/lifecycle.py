@@ -133,6 +133,22 @@ def on_release(job: Running, token: str, now: float) -> Change:
     )
 
 
+def on_snooze(job: Running, token: str, delay: float) -> Change:
+    """Rule 3b: a handler put its job back to run again in ``delay`` seconds
+    (``job.retry_in``). Like a release, the attempt is not counted and the backoff is not
+    consulted; the job waits (``delay`` 0) or is delayed. Cancel requested: CANCELLED."""
+    cancelled = job.cancel_requested
+    return Change(
+        job.id,
+        Held(token, cancelled),
+        JobState.CANCELLED if cancelled else due_state(delay, 0.0),
+        run_at=None if cancelled else delay,
+        ended=Ended(AttemptOutcome.SNOOZED, counted=False),
+        ends_lease="snooze",
+        counts_as=AttemptOutcome.CANCELLED if cancelled else None,
+    )
+
+
 def on_cancelled(job: Running, token: str, error: JobError | None, now: float) -> Change:
     """A handler that stopped after its cancel: CANCELLED, with its error if it had one."""
     outcome = AttemptOutcome.CANCELLED
@@ -255,6 +271,7 @@ REPEAT_STATES: dict[str, frozenset[JobState]] = {
     "complete": frozenset({JobState.COMPLETED}),
     "fail": frozenset({JobState.FAILED, JobState.WAITING, JobState.DELAYED, JobState.CANCELLED}),
     "release": frozenset({JobState.WAITING, JobState.CANCELLED}),
+    "snooze": frozenset({JobState.WAITING, JobState.DELAYED, JobState.CANCELLED}),
     "finish_cancelled": frozenset({JobState.CANCELLED}),
 }
 """The states a job may be in while a repeat of the call that ended its lease still reports

@@ -261,13 +261,14 @@ def cmd_worker(args: argparse.Namespace, queue: JobQueue) -> int:
     finished = outcomes["completed"] + outcomes["failed"] + outcomes["cancelled"]
     logger.info(
         "processed %d job(s) in %d attempt(s): %d completed, %d failed, %d cancelled, "
-        "%d to retry, %d lost",
+        "%d to retry, %d snoozed, %d lost",
         finished,
         dispatcher.processed,
         outcomes["completed"],
         outcomes["failed"],
         outcomes["cancelled"],
         outcomes["retrying"],
+        outcomes["snoozed"],
         outcomes["lost"],
     )
     if args.json:

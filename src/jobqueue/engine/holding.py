@@ -15,7 +15,7 @@ from jobqueue.errors import LeaseLostError
 from jobqueue.job import JSON, JobError, JobState
 from jobqueue.values import Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
 
-Call = Literal["complete", "fail", "release", "finish_cancelled"]
+Call = Literal["complete", "fail", "release", "snooze", "finish_cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,12 @@ class Holding:
         """Give the job back unfinished (``lifecycle.on_release``); ``False``: lease lost."""
         decide = lambda held: lifecycle.on_release(held, token, self._now())  # noqa: E731
         return self._end("release", job_id, decide, lost_ok=True) is not None
+
+    def snooze(self, job_id: str, token: str, delay: float) -> JobState | None:
+        """Put the job back to run in ``delay`` seconds, this attempt not counted
+        (``lifecycle.on_snooze``); returns the new state, ``None``: lease lost."""
+        decide = lambda held: lifecycle.on_snooze(held, token, delay)  # noqa: E731
+        return self._end("snooze", job_id, decide, lost_ok=True)
 
     def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
         decide = lambda held: lifecycle.on_cancelled(held, token, error, self._now())  # noqa: E731

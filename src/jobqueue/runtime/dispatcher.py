@@ -142,8 +142,8 @@ class Dispatcher:
     @property
     def outcomes(self) -> dict[str, int]:
         """What the last ``run``'s recorded attempts ended as: ``completed``, ``failed``,
-        ``retrying`` (failed, to run again), ``cancelled`` and ``lost`` (lease lost,
-        outcome discarded)."""
+        ``retrying`` (failed, to run again), ``snoozed`` (put back by the handler's
+        ``job.retry_in``), ``cancelled`` and ``lost`` (lease lost, outcome discarded)."""
         return self._tally.outcomes
 
     @property

@@ -1,5 +1,6 @@
 """Running one handler, and how it ended: a result or an error to record, or a job to give
-back (interrupted by shutdown) or to end cancelled.
+back (interrupted by shutdown), to snooze (its handler's ``job.retry_in``) or to end
+cancelled.
 
 * **Hooks.** ``jobqueue_job_started``, then the handler call inside the plugins'
   ``jobqueue_run_job`` wrappers. A hook nobody implements costs nothing per job.
@@ -29,7 +30,7 @@ from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobError, JobState, check_json
 from jobqueue.registry import Registry
 from jobqueue.runtime.ending import Ending
-from jobqueue.runtime.interrupt import HandlerTimeout, JobCancelled, ShutdownInterrupt
+from jobqueue.runtime.interrupt import HandlerTimeout, JobCancelled, ShutdownInterrupt, Snooze
 from jobqueue.runtime.leases import Lease
 from jobqueue.runtime.retrying import describe_failure, retry_at
 from jobqueue.runtime.running import RunningJob
@@ -64,7 +65,15 @@ class Cancelled:
     lease: Lease
 
 
-Ended = Finished | GiveBack | Cancelled
+@dataclass(frozen=True, eq=False)
+class Snoozed:
+    """Its handler put it back (``job.retry_in``): the job runs again in ``delay`` seconds."""
+
+    lease: Lease
+    delay: float
+
+
+Ended = Finished | GiveBack | Cancelled | Snoozed
 
 
 class Executor:
@@ -120,6 +129,9 @@ class Executor:
             return Cancelled(lease)
         # A handler past its timeout fails that attempt even during a shutdown: given
         # back, it would hang again after every restart.
+        if isinstance(exc, Snooze):
+            logger.info("job %s: snoozed by its handler for %gs", job.id, exc.seconds)
+            return Snoozed(lease, exc.seconds)
         if run.interrupted and (isinstance(exc, HandlerTimeout) or run.past_timeout()):
             exc = HandlerTimeout()
         elif run.interrupted:

@@ -17,9 +17,13 @@ dispatcher that does this at each guarded call's deadline, and on request (shutd
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 import time
 from dataclasses import dataclass, field
+
+from jobqueue.errors import InvalidOptionError
+from jobqueue.job import MAX_DELAY_SECONDS
 
 
 class ShutdownInterrupt(BaseException):
@@ -32,6 +36,31 @@ class JobCancelled(BaseException):
     """Raised inside a handler whose job an operator cancelled while it ran.
 
     A ``BaseException`` so that a handler's ``except Exception`` does not swallow it."""
+
+
+class Snooze(BaseException):
+    """Raised by a handler (``job.retry_in(seconds)``, or ``raise Snooze(seconds)``) to put
+    its job back to run again in ``seconds``: not a failure, and not counted as an attempt.
+
+    A ``BaseException`` so that a handler's ``except Exception`` does not swallow it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = check_snooze(seconds)
+
+
+def check_snooze(seconds: object) -> float:
+    """``seconds`` as a snooze's delay, or ``InvalidOptionError``."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or not 0 <= seconds <= MAX_DELAY_SECONDS
+    ):
+        raise InvalidOptionError(
+            f"retry_in takes seconds from 0 to {MAX_DELAY_SECONDS:.0f}, got {seconds!r}"
+        )
+    return float(seconds)
 
 
 class HandlerTimeout(BaseException):

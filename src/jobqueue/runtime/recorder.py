@@ -215,6 +215,24 @@ class Recorder:
         if not released:
             self._leases.lost(lease, held=False)
 
+    def snooze(self, lease: Lease, delay: float) -> None:
+        """Put the job back to run in ``delay`` seconds (its handler's ``job.retry_in``)."""
+        self._leases.forget(lease)
+        try:
+            state = self._backend.snooze(lease.job.id, lease.claim.token, delay)
+        except JobQueueError as exc:  # the lease expires and the job is recovered
+            logger.warning("could not snooze job %s: %s", lease.job.id, exc)
+            return
+        if state is None:
+            self._tally.add("lost")
+            self._leases.lost(lease, held=False)
+            return
+        self._tally.add("snoozed")
+        if state is JobState.CANCELLED:  # a cancel came first
+            job = lease.job
+            job.state, job.finished_at = JobState.CANCELLED, self._clock()
+            emit(self._hooks, "jobqueue_job_cancelled", job=job)
+
     def finish_cancelled(self, lease: Lease, error: JobError | None = None) -> None:
         """End the job cancelled: its handler stopped after the cancel, or never started."""
         self._leases.forget(lease)

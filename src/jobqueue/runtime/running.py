@@ -1,5 +1,5 @@
-"""The job a handler receives: the stored values plus ``progress()``, ``log()`` and
-``transaction()``."""
+"""The job a handler receives: the stored values plus ``progress()``, ``log()``,
+``transaction()`` and ``retry_in()``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, InvalidOptionError, JobStateError
 from jobqueue.job import JSON, Job, check_json
+from jobqueue.runtime.interrupt import Snooze
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,14 @@ class RunningJob:
                 lease.recording = False
             raise
         self.committed = (result,)
+
+    def retry_in(self, seconds: float) -> NoReturn:
+        """Put the job back to run again in ``seconds`` (0: as soon as a dispatcher is free)
+        and stop the handler here: raises ``Snooze``, which the dispatcher records once the
+        handler has returned. Not a failure: the attempt is not counted, ``attempts`` and
+        the backoff are left alone, and the job's history shows it as ``snoozed``. A cancel
+        requested meanwhile ends the job cancelled instead."""
+        raise Snooze(seconds)
 
     def _write(self, what: str, write: Callable[[], bool]) -> bool | None:
         """``write()``, retried through backend errors for ``WRITE_RETRY_FOR`` seconds;

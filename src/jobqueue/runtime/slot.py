@@ -33,7 +33,7 @@ from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, DispatcherCrashedError
 from jobqueue.job import JobError
 from jobqueue.runtime.ending import Ending
-from jobqueue.runtime.executor import Executor, Finished, GiveBack
+from jobqueue.runtime.executor import Executor, Finished, GiveBack, Snoozed
 from jobqueue.runtime.leases import Lease, LeaseBook
 from jobqueue.runtime.outage import Outages
 from jobqueue.runtime.prefetch import PrefetchPolicy
@@ -253,6 +253,8 @@ class Slot:
             return ended
         if isinstance(ended, GiveBack):
             self._recorder.release(lease)
+        elif isinstance(ended, Snoozed):
+            self._recorder.snooze(lease, ended.delay)
         else:  # Cancelled
             self._recorder.finish_cancelled(lease)
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-OUTCOMES = ("completed", "failed", "retrying", "cancelled", "lost")
+OUTCOMES = ("completed", "failed", "retrying", "snoozed", "cancelled", "lost")
 
 
 class Tally:
@@ -16,7 +16,8 @@ class Tally:
         """Attempts started (a job retried twice counts three)."""
         self.outcomes: dict[str, int] = {}
         """How recorded attempts ended: ``completed``, ``failed``, ``retrying`` (failed, to
-        run again), ``cancelled`` and ``lost`` (lease lost, outcome discarded)."""
+        run again), ``snoozed`` (put back by the handler), ``cancelled`` and ``lost`` (lease
+        lost, outcome discarded)."""
 
     def reset(self) -> None:
         with self._lock:

@@ -18,7 +18,13 @@ from jobqueue.job import JSON, AttemptOutcome, JobError, JobState, dumps_json
 
 # The call that ended a lease, as field K stores it (one letter, as the old verbs wrote it,
 # so a namespace written by them answers the same); another name is stored as it is.
-ENDED_LETTERS = {"complete": "c", "fail": "f", "release": "r", "finish_cancelled": "x"}
+ENDED_LETTERS = {
+    "complete": "c",
+    "fail": "f",
+    "release": "r",
+    "snooze": "z",
+    "finish_cancelled": "x",
+}
 ENDED_CALLS = {letter: call for call, letter in ENDED_LETTERS.items()}
 # The outcome counts' field letters (``P o:MINUTE``, see operations.py).
 COUNTED_LETTERS = {

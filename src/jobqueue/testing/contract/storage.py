@@ -184,6 +184,27 @@ class StorageContract(ContractBase):
         assert stored is not None and stored.attempts_made == 0
         assert [a.outcome for a in stored.history] == [AttemptOutcome.RELEASED]
 
+    def test_snooze_delays_the_job_without_counting_the_attempt(
+        self, backend: Engine, new_job: MakeJob, clock: ManualClock
+    ) -> None:
+        job = backend.submit(new_job())
+        claim = backend.claim(spec("a"))
+        assert claim is not None
+        assert backend.snooze(job.id, "stale-token", 30.0) is None
+        assert backend.snooze(job.id, claim.token, 30.0) is JobState.DELAYED
+        assert backend.snooze(job.id, claim.token, 30.0) is JobState.DELAYED  # a repeat
+        stored = backend.get(job.id)
+        assert stored is not None and stored.state is JobState.DELAYED
+        assert stored.run_at == clock() + 30.0 and stored.attempts_made == 0
+        assert [a.outcome for a in stored.history] == [AttemptOutcome.SNOOZED]
+        assert stored.error is None  # not a failure
+        assert backend.claim(spec("a")) is None
+        clock.advance(30.0)
+        again = backend.claim(spec("a"))
+        assert again is not None and again.job.id == job.id and again.job.attempts_made == 1
+        # Due now: straight back to waiting.
+        assert backend.snooze(job.id, again.token, 0.0) is JobState.WAITING
+
     def test_finish_many_records_each_and_claims_more(
         self, backend: Engine, new_job: MakeJob, clock: ManualClock
     ) -> None:
