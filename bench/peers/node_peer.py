@@ -97,6 +97,10 @@ class NodeAdapter(Adapter):
     submit_script: ClassVar[str]
     worker_script: ClassVar[str]
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return unavailable()
+
     def __init__(self, url: str) -> None:
         super().__init__(url)
         logs = RESULTS / "logs"
