@@ -45,7 +45,7 @@ DEFAULT_PEERS = (
 )
 POSTGRES_PEERS = (
     "jobqueue-pg,jobqueue-pg-prefetch1,jobqueue-pg-nolisten,procrastinate,pgqueuer,"
-    "pgqueuer-batch1,pgqueuer-batch10,chancy,oban"
+    "pgqueuer-batch1,pgqueuer-batch10,chancy,oban,oban-limit10"
 )
 GROUPS = {"redis": DEFAULT_PEERS, "postgres": POSTGRES_PEERS}  # names usable in --peers
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
