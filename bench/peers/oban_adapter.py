@@ -49,7 +49,7 @@ def find_python() -> str | None:
     ]
     probe = "import sys; print(sys.executable); print(*sys.version_info[:2])"
     for candidate in filter(None, candidates):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
+        with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError, IndexError):
             done = subprocess.run(
                 [candidate, "-c", probe], capture_output=True, text=True, timeout=30
             )
