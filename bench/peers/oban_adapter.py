@@ -8,27 +8,26 @@ lives in ``bench/.venv-py312`` (created on first use from ``requirements-py312.t
 Python 3.12 found on the machine: ``$BENCH_PYTHON312``, ``python3.12`` on the PATH, or pyenv's
 ``~/.pyenv/versions/3.12.*``); where none is found the run prints ``skipping oban: ...`` and
 measures the rest. Both of its sides run under 3.12: the producer is one long-lived
-``python -m peers.oban_producer`` driven over a pipe (JSON lines, as the Node peers' producers
-are), the worker is ``bench/.venv-py312/bin/oban start``. Its tables are installed by oban's own
-``oban.schema.install`` with ``prefix`` = the schema of its own in the bench database.
+``python -m peers.oban_producer`` driven over a pipe (``peers/piped.py``, as the Node peers'
+producers are), the worker is ``bench/.venv-py312/bin/oban start``. Its tables are installed
+by oban's own ``oban.schema.install`` with ``prefix`` = the schema of its own in the bench
+database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
 from importlib.metadata import distributions
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import ClassVar
 
 from common import BENCH, RESULTS, python_path
 
-from peers import Adapter
+from peers.piped import PipedAdapter
 from peers.postgres_base import recreate_schema, schema_url
 
 SCHEMA = "oban"
@@ -114,7 +113,7 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-class ObanAdapter(Adapter):
+class ObanAdapter(PipedAdapter):
     """oban-py: a producer process under Python 3.12 driven over a pipe, and ``oban start``."""
 
     name = "oban"
@@ -130,77 +129,26 @@ class ObanAdapter(Adapter):
     def unavailable(cls) -> str | None:
         return unavailable()
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.process: subprocess.Popen[str] | None = None
-        self.log: IO[bytes] | None = None
-
     @property
     def dsn(self) -> str:
         return schema_url(self.schema)
 
-    def _start(self) -> None:
-        logs = RESULTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self.log = open(logs / f"{self.name}-producer.log", "wb")  # noqa: SIM115 - in close()
-        self.process = subprocess.Popen(
-            [str(VENV / "bin" / "python"), "-m", "peers.oban_producer", self.dsn, self.schema],
-            env={**os.environ, "PYTHONPATH": python_path()},
-            cwd=BENCH,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            bufsize=1,
-        )
-        self._read()  # {"ready": true, ...} once its imports are done
+    def producer_command(self) -> list[str]:
+        return [str(VENV / "bin" / "python"), "-m", "peers.oban_producer", self.dsn, self.schema]
 
-    def _read(self) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            where = self.log.name if self.log else "its log"
-            raise RuntimeError(f"{self.name} producer exited; see {where}")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"{self.name} producer: {answer['error']}")
-        return dict(answer)
+    def producer_cwd(self) -> Path:
+        return BENCH
 
-    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
-        if self.process is None:
-            self._start()
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request, separators=(",", ":")) + "\n")
-        self.process.stdin.flush()
-        return self._read()
+    def producer_env(self) -> dict[str, str]:
+        return {"PYTHONPATH": python_path()}
 
     def reset(self) -> None:
         self.release()
         recreate_schema(self.schema)
-        self._call({"op": "open"})
+        self._call({"op": "open"})  # oban.schema.install, then its pool
 
     def release(self) -> None:
-        if self.process is not None:
-            self._call({"op": "release"})
-
-    def submit_each(self, payloads: Sequence[dict[str, Any]], interval: float = 0.0) -> list[float]:
-        answer = self._call({"op": "each", "payloads": list(payloads), "interval": interval})
-        return [float(stamp) for stamp in answer["stamps"]]
-
-    def submit_bulk(self, payloads: Sequence[dict[str, Any]]) -> None:
-        self._call({"op": "bulk", "payloads": list(payloads)})
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                self._call({"op": "close"})
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self.log is not None:
-            self.log.close()
+        self._call({"op": "release"})
 
     def worker_command(self) -> list[str]:
         return [
