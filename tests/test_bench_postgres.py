@@ -210,3 +210,44 @@ def test_the_bench_database_counts_transactions_and_is_dropped(bench: SimpleName
             "SELECT count(*) FROM pg_database WHERE datname = %s", (database.name,)
         ).fetchone()
     assert row is not None and row[0] == 0
+
+
+@pytest.mark.postgres
+def test_obans_producer_under_python_3_12_installs_submits_and_lets_go(
+    bench: SimpleNamespace,
+) -> None:
+    """oban-py's producer (bench/.venv-py312, which the bench creates on first use; skipped
+    when it has not been) over its pipe: its tables installed in the schema of its own, jobs
+    stored one by one and in bulk, and no connection left once released."""
+    from peers import oban_adapter
+
+    from tests.backends.postgres_fixtures import DEFAULT_URL, unavailable
+
+    if not (oban_adapter.VENV / "bin" / "oban").exists():
+        pytest.skip(f"{oban_adapter.VENV} is not set up (python3 bench/run.py --peers oban)")
+    admin_url = os.environ.get("JOBQUEUE_TEST_POSTGRES_URL", DEFAULT_URL)
+    reason = bench.postgres.unavailable(admin_url)
+    if reason:
+        unavailable(reason)
+    import psycopg
+
+    with bench.postgres.BenchDatabase(admin_url) as database:
+        adapter = oban_adapter.ObanAdapter("redis://unused")
+        try:
+            assert adapter.ready["versions"]["oban"]
+            adapter.reset()
+            stamps = adapter.submit_each([{"user": "u1", "n": 1}, {"user": "u1", "n": 2}])
+            assert len(stamps) == 2 and stamps[0] <= stamps[1]
+            adapter.submit_bulk([{"user": "u1", "n": n} for n in range(3, 6)])
+            adapter.release()
+            assert database.settled(timeout=10)
+        finally:
+            adapter.close()
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT args->>'n', worker, queue, state::text FROM oban.oban_jobs ORDER BY id"
+            ).fetchall()
+        assert rows == [
+            (str(n), "peers.oban_worker.BenchWorker", "bench", "available") for n in range(1, 6)
+        ]
+        assert adapter.process.returncode == 0
