@@ -78,6 +78,9 @@ def versions() -> dict[str, str]:
     from peers.node_peer import package_versions  # BullMQ, Kue, their clients, Node
 
     found.update(package_versions())
+    from peers.oban_adapter import package_versions as oban_versions  # in bench/.venv-py312
+
+    found.update(oban_versions())
     return found
 
 

@@ -45,7 +45,7 @@ DEFAULT_PEERS = (
 )
 POSTGRES_PEERS = (
     "jobqueue-pg,jobqueue-pg-prefetch1,jobqueue-pg-nolisten,procrastinate,pgqueuer,"
-    "pgqueuer-batch1,pgqueuer-batch10,chancy"
+    "pgqueuer-batch1,pgqueuer-batch10,chancy,oban,oban-limit10"
 )
 GROUPS = {"redis": DEFAULT_PEERS, "postgres": POSTGRES_PEERS}  # names usable in --peers
 CHART = Path(__file__).resolve().parent.parent / "docs" / "images" / "benchmarks.png"
@@ -73,7 +73,7 @@ def main() -> None:
         JobqueuePrefetchAdapter.configure(options.prefetch)
         available = peers.adapters()
         names = peer_names(options.peers, available)
-        names = skip_node_peers(names, available)
+        names = skip_unavailable(names, available)
         names, database = open_postgres(names, available, options, stack)
         adapters = [available[name](server.url) for name in names]
         results: dict[str, Any] = {
@@ -179,19 +179,22 @@ def open_postgres(
     return names, stack.enter_context(BenchDatabase(options.postgres_url))
 
 
-def skip_node_peers(names: list[str], available: dict[str, Any]) -> list[str]:
-    """Leave out the Node peers, with one message, where they cannot run (no ``node``, or
-    their npm packages would not install); installs those packages on first use."""
-    wanted = [name for name in names if available[name].requires_node]
-    if not wanted:
-        return names
-    from peers.node_peer import unavailable
-
-    reason = unavailable()
-    if reason is None:
-        return names
-    print(f"skipping {', '.join(wanted)}: {reason}; the other libraries are measured", flush=True)
-    return [name for name in names if name not in wanted]
+def skip_unavailable(names: list[str], available: dict[str, Any]) -> list[str]:
+    """Leave out, with one message per reason, the libraries that cannot run here: the Node
+    peers without ``node`` (or when their npm packages would not install), oban-py without a
+    Python 3.12. Installs what they need on first use."""
+    reasons: dict[str, list[str]] = {}
+    for name in names:
+        reason = available[name].unavailable()
+        if reason is not None:
+            reasons.setdefault(reason, []).append(name)
+    for reason, skipped in reasons.items():
+        print(
+            f"skipping {', '.join(skipped)}: {reason}; the other libraries are measured",
+            flush=True,
+        )
+    left_out = {name for skipped in reasons.values() for name in skipped}
+    return [name for name in names if name not in left_out]
 
 
 def parse_args() -> argparse.Namespace:

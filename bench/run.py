@@ -1,6 +1,7 @@
 """jobqueue against its peers (Python; BullMQ and Kue on Node), on one private Redis,
 interleaved in one run; with ``--postgres``, jobqueue's PostgreSQL backend against the
-PostgreSQL peers (procrastinate, pgqueuer, Chancy) in a database of the bench's own.
+PostgreSQL peers (procrastinate, pgqueuer, Chancy, and oban-py under Python 3.12) in a
+database of the bench's own.
 
     python3 bench/run.py                        # full run: 20,000 jobs, 3 rounds
     python3 bench/run.py --jobs 2000 --rounds 1 # quick run

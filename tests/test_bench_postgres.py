@@ -79,8 +79,56 @@ def test_peers_expands_groups_once_each_and_refuses_unknown_names(bench: SimpleN
     )
     names = bench.harness.peer_names("postgres, huey,jobqueue-pg", available)
     assert names == [*bench.harness.POSTGRES_PEERS.split(","), "huey"]
-    with pytest.raises(SystemExit, match="oban"):
-        bench.harness.peer_names("postgres,oban", available)
+    with pytest.raises(SystemExit, match="river"):
+        bench.harness.peer_names("postgres,river", available)
+
+
+def test_libraries_that_cannot_run_here_are_left_out_with_one_line_per_reason(
+    bench: SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def adapter(reason: str | None) -> type:
+        return type("Made", (), {"unavailable": classmethod(lambda cls: reason)})
+
+    no_python = adapter("oban-py needs Python >= 3.12")
+    available = {
+        "oban": no_python,
+        "oban-limit10": no_python,
+        "bullmq": adapter("`node` is not on the PATH"),
+        "pgqueuer": adapter(None),
+    }
+    wanted = ["oban", "pgqueuer", "bullmq", "oban-limit10"]
+    names = bench.harness.skip_unavailable(wanted, available)
+    assert names == ["pgqueuer"]
+    assert capsys.readouterr().out.splitlines() == [
+        "skipping oban, oban-limit10: oban-py needs Python >= 3.12; "
+        "the other libraries are measured",
+        "skipping bullmq: `node` is not on the PATH; the other libraries are measured",
+    ]
+
+
+def test_oban_runs_only_on_a_python_that_says_it_is_3_12(
+    bench: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python for bench/.venv-py312 is the first candidate that runs and reports 3.12:
+    not a pyenv shim that refuses, not another version."""
+    from peers import oban_adapter
+
+    def fake_python(name: str, body: str) -> Path:
+        path = tmp_path / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+        return path
+
+    refusing = fake_python("python3.12", "echo 'pyenv: python3.12: not found' >&2; exit 127")
+    other = fake_python("python3.11", "echo /opt/py311/bin/python; echo 3 11")
+    real = fake_python("python-real", "echo /opt/py312/bin/python3.12; echo 3 12")
+    monkeypatch.setenv("PATH", str(tmp_path))  # finds the refusing shim as python3.12
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.setenv("BENCH_PYTHON312", str(other))
+    assert oban_adapter.find_python() is None
+    monkeypatch.setenv("BENCH_PYTHON312", str(real))
+    assert oban_adapter.find_python() == "/opt/py312/bin/python3.12"
+    assert refusing.exists()
 
 
 def figures(**metrics: float) -> dict[str, Any]:
@@ -162,3 +210,44 @@ def test_the_bench_database_counts_transactions_and_is_dropped(bench: SimpleName
             "SELECT count(*) FROM pg_database WHERE datname = %s", (database.name,)
         ).fetchone()
     assert row is not None and row[0] == 0
+
+
+@pytest.mark.postgres
+def test_obans_producer_under_python_3_12_installs_submits_and_lets_go(
+    bench: SimpleNamespace,
+) -> None:
+    """oban-py's producer (bench/.venv-py312, which the bench creates on first use; skipped
+    when it has not been) over its pipe: its tables installed in the schema of its own, jobs
+    stored one by one and in bulk, and no connection left once released."""
+    from peers import oban_adapter
+
+    from tests.backends.postgres_fixtures import DEFAULT_URL, unavailable
+
+    if not (oban_adapter.VENV / "bin" / "oban").exists():
+        pytest.skip(f"{oban_adapter.VENV} is not set up (python3 bench/run.py --peers oban)")
+    admin_url = os.environ.get("JOBQUEUE_TEST_POSTGRES_URL", DEFAULT_URL)
+    reason = bench.postgres.unavailable(admin_url)
+    if reason:
+        unavailable(reason)
+    import psycopg
+
+    with bench.postgres.BenchDatabase(admin_url) as database:
+        adapter = oban_adapter.ObanAdapter("redis://unused")
+        try:
+            assert adapter.ready["versions"]["oban"]
+            adapter.reset()
+            stamps = adapter.submit_each([{"user": "u1", "n": 1}, {"user": "u1", "n": 2}])
+            assert len(stamps) == 2 and stamps[0] <= stamps[1]
+            adapter.submit_bulk([{"user": "u1", "n": n} for n in range(3, 6)])
+            adapter.release()
+            assert database.settled(timeout=10)
+        finally:
+            adapter.close()
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT args->>'n', worker, queue, state::text FROM oban.oban_jobs ORDER BY id"
+            ).fetchall()
+        assert rows == [
+            (str(n), "peers.oban_worker.BenchWorker", "bench", "available") for n in range(1, 6)
+        ]
+        assert adapter.process.returncode == 0

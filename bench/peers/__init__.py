@@ -39,6 +39,12 @@ class Adapter:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this library cannot be measured on this machine (its runtime is missing), or
+        None if it can; may install what it needs first (once per run)."""
+        return None
+
     # -- producer side (in the harness process) ----------------------------------------------
 
     def submit(self, data: dict[str, Any]) -> None:
@@ -135,6 +141,7 @@ def adapters() -> dict[str, type[Adapter]]:
         huey_adapter,
         jobqueue_adapter,
         kue_adapter,
+        oban_adapter,
         pgqueuer_adapter,
         procrastinate_adapter,
         rq_adapter,
@@ -156,5 +163,6 @@ def adapters() -> dict[str, type[Adapter]]:
         procrastinate_adapter.ProcrastinateAdapter,
         *pgqueuer_adapter.ADAPTERS,
         *chancy_adapter.ADAPTERS,
+        *oban_adapter.ADAPTERS,
     ]
     return {adapter.name: adapter for adapter in found}

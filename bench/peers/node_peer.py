@@ -2,11 +2,12 @@
 ``bench/node/``, installed with npm into ``bench/node/node_modules`` on first use.
 
 The producer is one long-lived ``node`` process per adapter (as the Python adapters keep one
-client): the harness sends it the payloads over a pipe, one JSON request per line, and it
-submits them with the library's own calls, awaiting each, taking each submit's wall-clock
-time just before the call (``common.js``: the same clock as ``time.time()``, to a few µs). The
-worker is ``node bench/node/<peer>_worker.js`` at concurrency 1 and runs the body of
-``bench/body.py`` rewritten in JS (``common.run``): the same commands, the same records.
+client): the harness sends it the payloads over a pipe, one JSON request per line
+(``peers/piped.py``), and it submits them with the library's own calls, awaiting each, taking
+each submit's wall-clock time just before the call (``common.js``: the same clock as
+``time.time()``, to a few µs). The worker is ``node bench/node/<peer>_worker.js`` at
+concurrency 1 and runs the body of ``bench/body.py`` rewritten in JS (``common.run``): the same
+commands, the same records.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-from collections.abc import Sequence
-from typing import IO, Any, ClassVar
+from pathlib import Path
+from typing import ClassVar
 
 from common import BENCH, RESULTS
 
-from peers import Adapter
+from peers.piped import PipedAdapter
 
 NODE_DIR = BENCH / "node"
 MODULES = NODE_DIR / "node_modules"
@@ -89,7 +89,7 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-class NodeAdapter(Adapter):
+class NodeAdapter(PipedAdapter):
     """A peer whose producer is a ``node`` process (``submit_script``) driven over a pipe and
     whose worker is ``node worker_script``."""
 
@@ -97,56 +97,18 @@ class NodeAdapter(Adapter):
     submit_script: ClassVar[str]
     worker_script: ClassVar[str]
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        logs = RESULTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self.log = open(logs / f"{self.name}-submitter.log", "wb")  # noqa: SIM115 - in close()
-        self.process = subprocess.Popen(
-            [node(), str(NODE_DIR / self.submit_script)],
-            env={**os.environ, "BENCH_REDIS_URL": url},
-            cwd=NODE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            bufsize=1,
-        )
-        self._read()  # {"ready": true} once connected
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return unavailable()
 
-    def _read(self) -> dict[str, Any]:
-        stdout: IO[str] = self.process.stdout  # type: ignore[assignment]
-        line = stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.name} submitter exited; see {self.log.name}")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"{self.name} submitter: {answer['error']}")
-        return dict(answer)
+    def producer_command(self) -> list[str]:
+        return [node(), str(NODE_DIR / self.submit_script)]
 
-    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
-        stdin: IO[str] = self.process.stdin  # type: ignore[assignment]
-        stdin.write(json.dumps(request, separators=(",", ":")) + "\n")
-        stdin.flush()
-        return self._read()
+    def producer_cwd(self) -> Path:
+        return NODE_DIR
 
-    def submit_each(self, payloads: Sequence[dict[str, Any]], interval: float = 0.0) -> list[float]:
-        answer = self._call({"op": "each", "payloads": list(payloads), "interval": interval})
-        return [float(stamp) for stamp in answer["stamps"]]
-
-    def submit_bulk(self, payloads: Sequence[dict[str, Any]]) -> None:
-        self._call({"op": "bulk", "payloads": list(payloads)})
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                self._call({"op": "close"})
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.log.close()
+    def producer_env(self) -> dict[str, str]:
+        return {"BENCH_REDIS_URL": self.url}
 
     def worker_command(self) -> list[str]:
         return [node(), str(NODE_DIR / self.worker_script)]
