@@ -17,6 +17,7 @@ import pytest
 from jobqueue import lifecycle
 from jobqueue.backend import BackendOptions, WorkSpec
 from jobqueue.backends.postgres import PostgresBackend
+from jobqueue.backends.postgres.one_step import ONE_STEP_NAMES
 from jobqueue.changes import ClaimAsk, InState
 from jobqueue.job import MAX_HISTORY, AttemptOutcome, Job, JobError, JobState
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
@@ -175,3 +176,12 @@ def test_changes_guarded_by_state_still_go_the_long_way(backend: PostgresBackend
     with statements() as sent:
         assert backend.apply([change])[0] == [None]
     assert len(sent) > 1 and not any("jobqueue_apply_held" in s for s in sent)
+
+
+def test_a_claim_for_many_names_goes_the_long_way_in_run_order(backend: PostgresBackend) -> None:
+    names = tuple(f"n{i}" for i in range(ONE_STEP_NAMES + 1))
+    jobs = backend.insert([a_job(name) for name in reversed(names)])
+    with statements() as sent:
+        claims = backend.claim_many(WorkSpec(names), 2)
+    assert not any("jobqueue_apply_held" in s for s in sent)
+    assert [c.job.id for c in claims] == [jobs[0].id, jobs[1].id]

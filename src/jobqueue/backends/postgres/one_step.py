@@ -71,7 +71,7 @@ _SCALARS = (
     "integer",
     "integer",  # due delayed jobs promoted at most
 )
-SEEK_NAMES = 8
+ONE_STEP_NAMES = 8
 """A claim for more names goes the long way (``claims``: the cross-name order, not a seek
 per name)."""
 _FIELDS = 5  # n, now, promoted, lease token, ended lease; then JOB_COLUMNS, the logs
@@ -119,7 +119,7 @@ class OneStep:
         limit = 0
         if then is not None and claiming:
             names = tuple(dict.fromkeys(then.spec.names))
-            if len(names) > SEEK_NAMES or then.limit >= SEQ_BLOCK_SIZE // 4:
+            if len(names) > ONE_STEP_NAMES or then.limit >= SEQ_BLOCK_SIZE // 4:
                 return None
             limit = then.limit
         # The store's clock when it is not the server's (a test's): NULL asks for the server's.

@@ -10,7 +10,10 @@ so the contract suite's fake clock drives leases, delays and retention.
 It decides nothing: ``jobqueue.engine`` asks ``jobqueue.lifecycle`` for every move and hands
 it to ``apply``, which checks each change's guard against the row as stored (``guarded``)
 and writes it with one statement (``transitions.write``). Claims promote due delayed jobs
-but recover no lease: an expired lease is the core's (``expired`` + ``apply``).
+but recover no lease: an expired lease is the core's (``expired`` + ``apply``). A dialect
+that can do a lease holder's changes and the next claim as one call to its server
+(``OneStepWrite``: PostgreSQL's ``jobqueue_apply_held``) is asked first by ``apply`` and
+``claim_many``; what it does not cover goes the long way below.
 
 Waiting never sleeps blindly: same-process submits, retries and resumes wake waiters through
 the link's signal; other processes' commits are noticed through ``Link.data_version``,
