@@ -8,12 +8,13 @@ element per change, and the claim ask as scalars; the function checks each guard
 row (``guarded.check``'s rule for ``Held``/``Expired``: active, held by this token, the lease
 unexpired -- or expired --, the cancel flag as decided), writes the change as given (what
 ``transitions.write`` writes), counts outcomes, then promotes due delayed jobs and claims the
-next jobs of one name (pause, cap, ``SKIP LOCKED`` in run order). It decides nothing.
+next jobs of the served names (pause, caps, ``SKIP LOCKED`` in run order). It decides nothing.
 
 What it does not cover goes the long way (``apply`` returns ``None``): a change guarded by state
 (the control plane's, which may read a unique key's holder), a job twice in one batch, a claim
-for several names. A claimed record that does not decode is handed back in ``Stepped.corrupt``
-for the store to fail (``corrupt.fail_corrupt``) and replace: the claim has committed by then.
+for more than ``ONE_STEP_NAMES`` names. A claimed record that does not decode is handed back
+in ``Stepped.corrupt`` for the store to fail (``corrupt.fail_corrupt``) and replace: the claim
+has committed by then.
 """
 
 from __future__ import annotations
