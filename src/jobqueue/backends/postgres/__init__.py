@@ -18,6 +18,7 @@ from jobqueue.backend import BackendOptions
 from jobqueue.backends.postgres.connections import PgConnection, PostgresLink, ServerClock
 from jobqueue.backends.postgres.dialect import SCHEMA_VERSION, PostgresDialect
 from jobqueue.backends.postgres.external import PostgresTransactions
+from jobqueue.backends.postgres.one_step import OneStep
 from jobqueue.backends.postgres.url import PostgresURL, parse
 from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
@@ -47,6 +48,7 @@ class PostgresBackend(SQLStore):
         dialect = PostgresDialect(self.schema)
         link = PostgresLink(self.url, dialect, clock)
         super().__init__(options, dialect, link)
+        self._one_step = OneStep(link, dialect, self.options.clock, clock)
         self._transactions = PostgresTransactions(
             self.url,
             dialect,

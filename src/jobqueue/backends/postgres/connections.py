@@ -62,6 +62,11 @@ class ServerClock:
         self._offset = server_now - time.time()
         self._local.fresh = server_now
 
+    def follow(self, server_now: float) -> None:
+        """The server's time read by a call that is its own transaction: the offset only (the
+        next call here is not that transaction's)."""
+        self._offset = server_now - time.time()
+
     def __call__(self) -> float:
         fresh: float | None = getattr(self._local, "fresh", None)
         if fresh is not None:
@@ -173,6 +178,28 @@ class PostgresLink:
             if self._clock is not None:
                 self._clock.observe(float(server_now))
             return conn
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def run_alone(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        """``sql`` as a transaction of its own (the connection is in autocommit: one round
+        trip) on the write connection, its rows. A connection found dead is replaced and the
+        call sent again, as ``begin`` does: if the first had committed after all (the server
+        died between its commit and its answer), what it wrote was fenced by lease tokens, so
+        the repeat is answered as a repeat."""
+        with self.write_lock:
+            self._same_process()
+            for attempt in range(self.url.pool_size + 1):
+                conn = self._writer
+                try:
+                    if conn is None or conn.raw.closed or conn.raw.broken:
+                        self._drop_writer()
+                        conn = self._writer = Conn(self.pool.getconn())
+                    return conn.raw.execute(sql, parameters).fetchall()
+                except psycopg.Error as exc:
+                    self._drop_writer()
+                    if self._dead(exc, attempt):
+                        continue
+                    raise translate(exc, self.where) from exc
         raise AssertionError("unreachable: the last attempt raises")
 
     def _same_process(self) -> None:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from jobqueue.backends.sql.statements import Statements
+from jobqueue.changes import Change, ClaimAsk, Conflict
 from jobqueue.errors import BackendError
+from jobqueue.values import Claim
 
 T = TypeVar("T")
 
@@ -138,3 +140,27 @@ class Link(Protocol):
     def data_version(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Stepped:
+    """What one ``OneStepWrite`` call did: an answer per change (``None``: written), the jobs
+    claimed in run order, the claimed records that do not decode (id, why), and how many due
+    delayed jobs it promoted."""
+
+    conflicts: list[Conflict | None]
+    claims: list[Claim] = field(default_factory=list)
+    corrupt: list[tuple[int, str]] = field(default_factory=list)
+    promoted: int = 0
+
+
+class OneStepWrite(Protocol):
+    """A dialect's guarded batch write and claim as one call to the server (PostgreSQL:
+    ``jobqueue_apply_held``), where it has one: the store's ``apply`` and ``claim_many`` try
+    it first."""
+
+    def apply(
+        self, changes: Sequence[Change], results: Sequence[str | None], then: ClaimAsk | None
+    ) -> Stepped | None:
+        """Write ``changes`` (``results``: their results' JSON) and claim for ``then``, or
+        ``None``: a call it does not cover, nothing done (the store takes the long way)."""

@@ -10,7 +10,10 @@ so the contract suite's fake clock drives leases, delays and retention.
 It decides nothing: ``jobqueue.engine`` asks ``jobqueue.lifecycle`` for every move and hands
 it to ``apply``, which checks each change's guard against the row as stored (``guarded``)
 and writes it with one statement (``transitions.write``). Claims promote due delayed jobs
-but recover no lease: an expired lease is the core's (``expired`` + ``apply``).
+but recover no lease: an expired lease is the core's (``expired`` + ``apply``). A dialect
+that can do a lease holder's changes and the next claim as one call to its server
+(``OneStepWrite``: PostgreSQL's ``jobqueue_apply_held``) is asked first by ``apply`` and
+``claim_many``; what it does not cover goes the long way below.
 
 Waiting never sleeps blindly: same-process submits, retries and resumes wake waiters through
 the link's signal; other processes' commits are noticed through ``Link.data_version``,
@@ -41,7 +44,16 @@ from jobqueue.backend import (
 from jobqueue.backends.sql import control, guarded, reads, schedules
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
-from jobqueue.backends.sql.dialect import Connection, Cursor, Dialect, Link, Reader, pipeline
+from jobqueue.backends.sql.dialect import (
+    Connection,
+    Cursor,
+    Dialect,
+    Link,
+    OneStepWrite,
+    Reader,
+    Stepped,
+    pipeline,
+)
 from jobqueue.backends.sql.rows import job_to_row, row_to_job
 from jobqueue.backends.sql.transitions import (
     MAINTENANCE_BATCH,
@@ -64,6 +76,8 @@ from jobqueue.job import (
     dumps_json,
 )
 
+_REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
+
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
 
@@ -82,6 +96,8 @@ class SQLStore:
         self._link = link
         self._signal = link.signal
         self._served: tuple[WorkSpec, Served] | None = None  # the last claim's spec, prepared
+        self._one_step: OneStepWrite | None = None
+        """The dialect's write-and-claim in one call, where it has one (set by its backend)."""
 
     # -- writes: each call one transaction -----------------------------------------------------
 
@@ -93,6 +109,11 @@ class SQLStore:
             return store_jobs(txn, jobs, rows)
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:
+        one = self._one_step
+        if one is not None and limit > 0:
+            stepped = one.apply((), (), ClaimAsk(spec, limit))
+            if stepped is not None:
+                return self._stepped((), stepped, spec)[1]
         # Caps need the writers' lock (active jobs are counted, then more claimed).
         with self._transaction(pipelined=True, exclusive=bool(spec.max_active)) as txn:
             return self._claim(txn, spec, limit)
@@ -209,6 +230,11 @@ class SQLStore:
             dumps_json(change.set["result"]) if change.set.get("result") is not None else None
             for change in changes
         ]
+        one = self._one_step
+        if one is not None:  # complete-and-claim-next in one call, where the dialect can
+            stepped = one.apply(changes, results, then)
+            if stepped is not None:
+                return self._stepped(changes, stepped, None if then is None else then.spec)
         # A lease holder's outcomes lock only their rows; a move guarded by state (which may
         # read a unique key's holder) or a claim under caps takes the writers' lock.
         exclusive = any(isinstance(change.guard, InState) for change in changes) or (
@@ -222,6 +248,29 @@ class SQLStore:
             if then is None or (then.unless_conflict and any(answers)):
                 return answers, []  # a repeat or a lost lease hands out no next job
             return answers, self._claim(txn, then.spec, then.limit, asked)
+
+    def _stepped(
+        self, changes: Sequence[Change], stepped: Stepped, spec: WorkSpec | None
+    ) -> Applied:
+        """What a ``OneStepWrite`` call did, told as ``apply`` tells it: waiters woken as the
+        commit of a transaction with those moves wakes them, a claimed record that does not
+        decode failed as corrupt and replaced (the claim has committed: a transaction more)."""
+        work = stepped.promoted > 0
+        changed = False
+        for change, conflict in zip(changes, stepped.conflicts, strict=True):
+            if conflict is None:
+                work = work or change.to in _REQUEUED
+                changed = changed or change.to.is_finished
+        claims = stepped.claims
+        if stepped.corrupt:
+            with self._transaction() as txn:
+                for key, reason in stepped.corrupt:
+                    fail_corrupt(txn, key, reason)
+            if spec is not None:
+                claims = claims + self.claim_many(spec, len(stepped.corrupt))
+        if work or changed:
+            self._signal.notify(work=work)
+        return stepped.conflicts, claims
 
     def heartbeat(
         self,
