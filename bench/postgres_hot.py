@@ -215,13 +215,18 @@ def soak(url: str, seconds: float, batch: int) -> None:
         while time.perf_counter() - started < seconds:
             round_no += 1
             fill(soak_url, batch)
+            time.sleep(1.2)  # the submitter's statistics flushed
+            read_before = entries_read(url)
             t0 = time.perf_counter()
             done = processed(soak_url, None)
             rates.append(done / (time.perf_counter() - t0))
+            time.sleep(1.2)
+            read = entries_read(url) - read_before
             dead = dead_rows(url)
             print(
                 f"soak round {round_no:>2} ({time.perf_counter() - started:5.0f} s, xmin "
-                f"pinned): {rates[-1]:>7,.0f} processed/s; dead rows: jobs "
+                f"pinned): {rates[-1]:>7,.0f} processed/s, {read / max(done, 1):7,.1f} "
+                f"waiting-index entries read per job; dead rows: jobs "
                 f"{dead.get('jobqueue_jobs', 0):,}, count deltas "
                 f"{dead.get('jobqueue_count_deltas', 0):,}",
                 flush=True,
@@ -242,6 +247,18 @@ def soak(url: str, seconds: float, batch: int) -> None:
         )
     finally:
         pin.close()
+
+
+def entries_read(url: str) -> int:
+    """Entries the soak's claims have read from the waiting index so far (``idx_tup_read``:
+    dead ones included, which is what a claim that steps over them costs). Unlike a rate on
+    a shared machine, this does not depend on what else runs."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE schemaname = 'soak' "
+            "AND indexrelname = 'jobqueue_waiting'"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def dead_rows(url: str) -> dict[str, int]:

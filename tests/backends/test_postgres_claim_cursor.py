@@ -198,6 +198,33 @@ def test_names_keep_cursors_of_their_own(queue: Queue) -> None:
     assert [claim.job.id for claim in claims] == [other.id]
 
 
+def test_a_claim_for_two_names_seeks_per_name(
+    queue: Queue, pinned: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    now = time.time()
+    jobs = [
+        Job(id="", name=name, data={}, created_at=now, run_at=now)
+        for _ in range(6)
+        for name in (NAME, "other")
+    ]
+    ids = [job.id for job in queue.engine.submit_many(jobs)]  # the names take turns
+    both = WorkSpec(names=(NAME, "other"), lease_seconds=60)
+    assert [claim.job.id for claim in queue.engine.claim_many(both, 2)] == ids[:2]
+    # A claim for two names reads both heads per job it takes: in full for the first (both
+    # slow: cursor mode), seeking for the second.
+    assert queue.counters() == (2, 2, 2)
+    assert [claim.job.id for claim in queue.engine.claim_many(both, 8)] == ids[2:10]
+    assert queue.counters() == (2, 18, 2)  # every head since a seek
+    (urgent,) = queue.submit(1, priority=5)
+    assert [claim.job.id for claim in queue.engine.claim_many(both, 3)] == [urgent, *ids[10:]]
+    # The third job: nothing after the first name's cursor any more, so it is read in full
+    # after its seek.
+    assert queue.counters() == (3, 24, 2)
+    # Nothing after either cursor: each seek finds none, then each name is read in full.
+    assert queue.engine.claim_many(both, 1) == []
+    assert queue.counters() == (5, 26, 2)
+
+
 # -- the ranges a seek reads (no database) ----------------------------------------------------
 
 

@@ -90,6 +90,15 @@ OVERRIDES = {
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED"
     ),
+    # ... and seeking past the claim cursor, as ``CLAIM_SEEK`` (two names served: a head each).
+    # Parameters: the three arrays, name.
+    "WAITING_HEAD_SEEK": (
+        "SELECT c.priority, c.seq, c.id FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) "
+        "AS r(top, bottom, after) CROSS JOIN LATERAL (SELECT priority, seq, id "
+        "FROM jobqueue_jobs WHERE state = 'waiting' AND name = ? AND priority <= r.top "
+        "AND priority >= r.bottom AND seq > r.after ORDER BY priority DESC, seq LIMIT 1 "
+        "FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.seq LIMIT 1"
+    ),
     # A bulk submit's rows as one array per column: one statement, parsed once (a VALUES list
     # of 500 rows is 12,000 placeholders for the driver to parse on every call), sent in
     # binary (``%b``: no quoting of every text in the arrays).

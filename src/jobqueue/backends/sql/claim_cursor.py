@@ -36,6 +36,10 @@ higher priority is in the first range, never in a stretch of a lower level).
 
 The cursor decides nothing about which job is claimed and holds no lock: it is advice on
 where to look. It is not shared between processes; each process's claims keep their own.
+Users: a claim of one name (``store._heads``: ``CLAIM_SEEK``) and the heads of two names
+(``claims.next_waiting``: ``WAITING_HEAD_SEEK``); the cross-name order read for more names
+(``jobqueue_waiting_order``) has none yet. A claim written elsewhere (a server-side function)
+can take ``plan``'s three arrays as they are and report what it claimed the same way.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Every call is one transaction (``Link.begin``: it takes the database's write loc
 what a call reads cannot change before it writes) or one read snapshot (``Link.reading``,
 which never writes: reads neither take the write lock nor promote, recover or expire
 anything). Claim cost stays flat as the table grows because each hot query is a seek in a
-partial index (see ``statements``). Time always comes from ``options.clock``, never from SQL,
-so the contract suite's fake clock drives leases, delays and retention.
+partial index (see ``statements``), and, where the dialect has ``CLAIM_SEEK``, while dead
+index entries pile up behind a long transaction (``claim_cursor``). Time always comes from
+``options.clock``, never from SQL, so the contract suite's fake clock drives leases, delays
+and retention.
 
 It decides nothing: ``jobqueue.engine`` asks ``jobqueue.lifecycle`` for every move and hands
 it to ``apply``, which checks each change's guard against the row as stored (``guarded``)
@@ -139,7 +141,7 @@ class SQLStore:
             return self._claim_heads(txn, spec, name, min(limit, room))
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
-            found = next_waiting(txn, names, blocked, limit - len(claims))
+            found = next_waiting(txn, names, blocked, limit - len(claims), self.claim_cursor)
             if not found:
                 break
             batch: list[tuple[str, int]] = []
