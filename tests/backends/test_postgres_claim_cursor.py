@@ -8,6 +8,7 @@ counters (full scans, seeks, mode switches)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,8 +26,9 @@ from jobqueue.backends.sql.claim_cursor import (
     _Track,
 )
 from jobqueue.engine import Engine
-from jobqueue.job import Job
+from jobqueue.job import Job, JobState
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
+from tests.backends.test_postgres_concurrency import run_released_together
 
 __all__ = ["postgres_url"]
 
@@ -223,6 +225,37 @@ def test_a_claim_for_two_names_seeks_per_name(
     # Nothing after either cursor: each seek finds none, then each name is read in full.
     assert queue.engine.claim_many(both, 1) == []
     assert queue.counters() == (5, 26, 2)
+
+
+def test_processes_claiming_in_cursor_mode_run_each_job_once_and_lose_none(
+    postgres_url: str, pinned: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """Claimers seeking side by side skip each other's locked rows (and the rows a seek
+    locked but did not claim, until its commit) while submitters add jobs numbered from
+    their own blocks: every job still runs, once."""
+    schema = new_schema()
+    url = f"{postgres_url}?schema={schema}"
+    upfront, submitters, each = 200, 2, 100
+    total = upfront + submitters * each
+    backend = PostgresBackend(url)
+    try:
+        now = time.time()
+        first = backend.insert(
+            [Job(id="", name="c", data={}, created_at=now, run_at=now) for _ in range(upfront)]
+        )
+        commands = [["submit-many", url, "c", str(each)] for _ in range(submitters)]
+        commands += [["claim-seeking", url, "c", str(total), batch] for batch in ("1", "5", "5")]
+        outputs = run_released_together(commands)
+        submitted = [job.id for job in first]
+        for out in outputs[:submitters]:
+            submitted += json.loads(out[-1])
+        claimed = [line.split()[0] for out in outputs[submitters:] for line in out]
+        assert len(set(submitted)) == total
+        assert sorted(claimed) == sorted(submitted)  # each exactly once, none lost
+        assert backend.counts()["c"][JobState.COMPLETED] == total
+    finally:
+        backend.close()
+        drop_schema(postgres_url, schema)
 
 
 # -- the ranges a seek reads (no database) ----------------------------------------------------
