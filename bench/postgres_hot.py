@@ -199,11 +199,14 @@ def flat(url: str, sizes: list[int], rounds: int = 300) -> None:
 def soak(url: str, seconds: float, batch: int) -> None:
     """Rounds of ``batch`` jobs submitted in bulk then drained (processed/s at the defaults)
     for ``seconds``, while another session holds a snapshot open the whole time (the xmin
-    horizon pinned: vacuum can remove no row version dead since): does throughput hold?"""
+    horizon pinned: vacuum can remove no row version dead since): does throughput hold?
+    Each round prints its processed/s and the dead row versions so far (``n_dead_tup``);
+    the end, the rates first to last and the dead rows and waiting index left."""
     soak_url = f"{url}?schema=soak"
     with JobQueue(soak_url, load_entrypoints=False):
         pass
     pin = psycopg.connect(url, autocommit=True)
+    rates: list[float] = []
     try:
         pin.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         pin.execute("SELECT txid_current()")  # an xid and a snapshot, held to the end
@@ -212,25 +215,61 @@ def soak(url: str, seconds: float, batch: int) -> None:
         while time.perf_counter() - started < seconds:
             round_no += 1
             fill(soak_url, batch)
+            time.sleep(1.2)  # the submitter's statistics flushed
+            read_before = entries_read(url)
             t0 = time.perf_counter()
             done = processed(soak_url, None)
-            rate = done / (time.perf_counter() - t0)
-            with psycopg.connect(url, autocommit=True) as conn:
-                dead = dict(
-                    conn.execute(
-                        "SELECT relname, n_dead_tup FROM pg_stat_user_tables "
-                        "WHERE schemaname = 'soak'"
-                    ).fetchall()
-                )
+            rates.append(done / (time.perf_counter() - t0))
+            time.sleep(1.2)
+            read = entries_read(url) - read_before
+            dead = dead_rows(url)
             print(
                 f"soak round {round_no:>2} ({time.perf_counter() - started:5.0f} s, xmin "
-                f"pinned): {rate:>7,.0f} processed/s; dead rows: jobs "
+                f"pinned): {rates[-1]:>7,.0f} processed/s, {read / max(done, 1):7,.1f} "
+                f"waiting-index entries read per job; dead rows: jobs "
                 f"{dead.get('jobqueue_jobs', 0):,}, count deltas "
                 f"{dead.get('jobqueue_count_deltas', 0):,}",
                 flush=True,
             )
+        time.sleep(1.2)  # the workers' statistics flushed (at most once a second)
+        dead = dead_rows(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            index = conn.execute(
+                "SELECT pg_size_pretty(pg_relation_size('soak.jobqueue_waiting'))"
+            ).fetchone()
+        print(
+            f"soak end ({round_no} rounds of {batch:,}, xmin pinned throughout): processed/s "
+            f"{' -> '.join(f'{rate:,.0f}' for rate in rates)} (last/first "
+            f"{rates[-1] / rates[0]:.2f}); n_dead_tup jobs {dead.get('jobqueue_jobs', 0):,}, "
+            f"count deltas {dead.get('jobqueue_count_deltas', 0):,}; waiting index "
+            f"{index[0] if index else '?'}",
+            flush=True,
+        )
     finally:
         pin.close()
+
+
+def entries_read(url: str) -> int:
+    """Entries the soak's claims have read from the waiting index so far (``idx_tup_read``:
+    dead ones included, which is what a claim that steps over them costs). Unlike a rate on
+    a shared machine, this does not depend on what else runs."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE schemaname = 'soak' "
+            "AND indexrelname = 'jobqueue_waiting'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def dead_rows(url: str) -> dict[str, int]:
+    """``n_dead_tup`` of the soak schema's tables."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {
+            str(name): int(dead)
+            for name, dead in conn.execute(
+                "SELECT relname, n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'soak'"
+            ).fetchall()
+        }
 
 
 def main() -> None:

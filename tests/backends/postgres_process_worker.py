@@ -19,7 +19,8 @@ claims the next in the same step), prints each claimed id on a line with when it
 system-wide monotonic clock, read after its claim returned and before its completion was
 asked for: inside the time it was held) and completes it, until
 TOTAL jobs are completed in the schema; CAP: at most that many of NAME active at once
-(``max_active``).
+(``max_active``). ``claim-seeking``: the same with the claim cursor in cursor mode from the
+first claim (every full scan counts as slow): claims seek past the jobs claimed.
 """
 
 from __future__ import annotations
@@ -101,8 +102,14 @@ def submit_many(url: str, name: str, count: int, unique: bool = False) -> None:
     print(json.dumps(ids), flush=True)
 
 
-def claim(url: str, name: str, total: int, batch: int, cap: int | None) -> None:
-    engine = Engine(PostgresBackend(url))
+def claim(
+    url: str, name: str, total: int, batch: int, cap: int | None, seeking: bool = False
+) -> None:
+    backend = PostgresBackend(url)
+    if seeking:
+        assert backend.claim_cursor is not None
+        backend.claim_cursor.slow_scan = 0.0
+    engine = Engine(backend)
     spec = WorkSpec(
         names=(name,),
         lease_seconds=300,
@@ -141,8 +148,9 @@ if __name__ == "__main__":
         open_once(sys.argv[2], float(sys.argv[3]))
     elif sys.argv[1] in ("submit-many", "submit-unique"):
         submit_many(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[1] == "submit-unique")
-    elif sys.argv[1] == "claim":
+    elif sys.argv[1] in ("claim", "claim-seeking"):
         cap = int(sys.argv[6]) if len(sys.argv) > 6 else None
-        claim(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), cap)
+        seeking = sys.argv[1] == "claim-seeking"
+        claim(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), cap, seeking)
     else:
         submit(sys.argv[2], sys.argv[3])

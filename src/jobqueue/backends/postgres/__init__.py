@@ -48,7 +48,7 @@ class PostgresBackend(SQLStore):
         dialect = PostgresDialect(self.schema)
         link = PostgresLink(self.url, dialect, clock)
         super().__init__(options, dialect, link)
-        self._one_step = OneStep(link, dialect, self.options.clock, clock)
+        self._one_step = OneStep(link, dialect, self.options.clock, clock, self.claim_cursor)
         self._transactions = PostgresTransactions(
             self.url,
             dialect,

@@ -44,22 +44,41 @@ LOCK_WAIT = 30
 
 _CLAIMED = ", ".join(f"j.{column}" for column in JOB_COLUMNS.split(", "))
 
+# A claim's tail (``CLAIM_HEADS``, ``CLAIM_SEEK``): the rows ``picked`` claimed and returned
+# in run order (``n``), each with the priority and seq it had while waiting (the claim cursor's
+# position, ``sql.claim_cursor``) and its logs. Parameters: started_at, the tokens (an array,
+# the n-th for the n-th job), lease deadline, the first seq, dispatcher.
+_CLAIM_PICKED = (
+    "head AS (SELECT id, priority, seq, row_number() OVER (ORDER BY priority DESC, seq) AS n "
+    "FROM picked) "
+    "UPDATE jobqueue_jobs AS j SET state = 'active', attempts_made = j.attempts_made + 1, "
+    "started_at = ?, lease_token = (?::text[])[head.n], lease_expires_at = ?, "
+    "seq = ? + head.n - 1, dispatcher = ?, ended_lease = NULL FROM head "
+    f"WHERE j.id = head.id RETURNING head.n, head.priority, head.seq, {_CLAIMED}, "
+    "(SELECT array_agg(l.at ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id), "
+    "(SELECT array_agg(l.message ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id)"
+)
+
 OVERRIDES = {
     # A claim of one name's first ``count`` waiting jobs in one statement (``store._claim``):
-    # the heads locked as they are read (skipping other transactions' locked rows), claimed,
-    # and returned in run order (``n``) with their logs. Parameters: name, count, started_at,
-    # the tokens (an array, the n-th for the n-th job), lease deadline, the first seq,
-    # dispatcher.
+    # the heads locked as they are read (skipping other transactions' locked rows), then
+    # ``_CLAIM_PICKED``. Parameters: name, count, then the tail's.
     "CLAIM_HEADS": (
         "WITH picked AS (SELECT id, priority, seq FROM jobqueue_jobs WHERE state = 'waiting' "
-        "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED), "
-        "head AS (SELECT id, row_number() OVER (ORDER BY priority DESC, seq) AS n FROM picked) "
-        "UPDATE jobqueue_jobs AS j SET state = 'active', attempts_made = j.attempts_made + 1, "
-        "started_at = ?, lease_token = (?::text[])[head.n], lease_expires_at = ?, "
-        "seq = ? + head.n - 1, dispatcher = ?, ended_lease = NULL FROM head "
-        f"WHERE j.id = head.id RETURNING head.n, {_CLAIMED}, "
-        "(SELECT array_agg(l.at ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id), "
-        "(SELECT array_agg(l.message ORDER BY l.id) FROM jobqueue_logs l WHERE l.job_id = j.id)"
+        "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED), " + _CLAIM_PICKED
+    ),
+    # The same claim seeking past the claim cursor (``sql.claim_cursor``: claims that stay
+    # fast while a long transaction keeps dead entries at the index's head): up to ``count``
+    # jobs from each range (tops, bottoms, afters: three arrays), each range a seek in
+    # ``jobqueue_waiting`` locked as it is read, the first ``count`` of them all in run order
+    # claimed (the rest unlocked at commit). Parameters: the three arrays, name, count, count,
+    # then the tail's.
+    "CLAIM_SEEK": (
+        "WITH picked AS (SELECT c.id, c.priority, c.seq FROM unnest(?::bigint[], ?::bigint[], "
+        "?::bigint[]) AS r(top, bottom, after) CROSS JOIN LATERAL (SELECT id, priority, seq "
+        "FROM jobqueue_jobs WHERE state = 'waiting' AND name = ? AND priority <= r.top "
+        "AND priority >= r.bottom AND seq > r.after ORDER BY priority DESC, seq LIMIT ? "
+        "FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.seq LIMIT ?), " + _CLAIM_PICKED
     ),
     # The claim's head, locked as it is read: a claim in another transaction skips it
     # instead of queueing behind it.
@@ -70,6 +89,15 @@ OVERRIDES = {
     "WAITING_HEADS": (
         "SELECT priority, seq, id FROM jobqueue_jobs WHERE state = 'waiting' "
         "AND name = ? ORDER BY priority DESC, seq LIMIT ? FOR UPDATE SKIP LOCKED"
+    ),
+    # ... and seeking past the claim cursor, as ``CLAIM_SEEK`` (two names served: a head each).
+    # Parameters: the three arrays, name.
+    "WAITING_HEAD_SEEK": (
+        "SELECT c.priority, c.seq, c.id FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) "
+        "AS r(top, bottom, after) CROSS JOIN LATERAL (SELECT priority, seq, id "
+        "FROM jobqueue_jobs WHERE state = 'waiting' AND name = ? AND priority <= r.top "
+        "AND priority >= r.bottom AND seq > r.after ORDER BY priority DESC, seq LIMIT 1 "
+        "FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.seq LIMIT 1"
     ),
     # A bulk submit's rows as one array per column: one statement, parsed once (a VALUES list
     # of 500 rows is 12,000 placeholders for the driver to parse on every call), sent in

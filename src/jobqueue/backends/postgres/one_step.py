@@ -25,6 +25,7 @@ from typing import Any
 
 from jobqueue.backends.postgres.connections import PostgresLink, ServerClock
 from jobqueue.backends.postgres.dialect import PostgresDialect, lock_key
+from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.dialect import Stepped
 from jobqueue.backends.sql.guarded import ended_by
 from jobqueue.backends.sql.rows import error_json, row_to_job
@@ -88,8 +89,10 @@ class OneStep:
         dialect: PostgresDialect,
         clock: Callable[[], float],
         server_clock: ServerClock | None,
+        cursor: ClaimCursor | None = None,
     ) -> None:
         self._link = link
+        self._cursor = cursor
         self._clock = clock
         self._server_clock = server_clock
         marks = ", ".join(f"%s::{kind}" for kind in (*_ARRAYS, *_SCALARS))
@@ -122,11 +125,22 @@ class OneStep:
             names = tuple(dict.fromkeys(then.spec.names))
             if len(names) > ONE_STEP_NAMES or then.limit >= SEQ_BLOCK_SIZE // 4:
                 return None
+            cursor = self._cursor
+            if cursor is not None and any(cursor.seeking(name) for name in names):
+                # Dead index entries pile up (a long transaction): the store's claim seeks
+                # past its cursor, which this function's full scan from the start cannot.
+                return None
             limit = then.limit
         # The store's clock when it is not the server's (a test's): NULL asks for the server's.
         now = None if self._server_clock is not None else self._clock()
         params = self._params(changes, keys, results, then, names, limit, now)
-        return self._read(changes, self._link.run_alone(self._sql, params))
+        stepped = self._read(changes, self._link.run_alone(self._sql, params))
+        if names is not None and self._cursor is not None and stepped.claim_seconds is not None:
+            # The function's claim was a full scan: the cursor learns how long it took.
+            for name in names:
+                positions = stepped.positions.get(name, [])
+                self._cursor.scanned(name, positions, stepped.claim_seconds)
+        return stepped
 
     def _params(
         self,
@@ -218,6 +232,7 @@ class OneStep:
             n = row[0]
             if n == 0:
                 stepped.promoted = row[2]
+                stepped.claim_seconds = row[_JOB_END + 3]
                 if self._server_clock is not None:
                     self._server_clock.follow(float(row[1]))
             elif n < 0:
@@ -232,6 +247,7 @@ class OneStep:
                     stepped.corrupt.append((key, str(exc).removeprefix(f"job {key}: ")))
                     continue
                 claimed.append((n, Claim(job, row[3], job_row[-1])))
+                stepped.positions.setdefault(job.name, []).append((job.priority, row[_JOB_END + 2]))
         claimed.sort(key=lambda pair: pair[0])
         stepped.claims = [claim for _, claim in claimed]
         return stepped

@@ -11,14 +11,18 @@ ways give the same jobs in the same order: priority, then seq, across names.
 
 Nothing here walks the served names per claim on the common path: the spec's names are
 prepared once per spec (``Served``), and paused or capped names are a set of exclusions.
+Where the dialect has a claim cursor (PostgreSQL: ``claim_cursor``), the seek per name goes
+past the jobs this process claimed once reading from the index start turns slow.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from jobqueue.backend import WorkSpec
+from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.corrupt import (
     fail_corrupt,
     sort_key_problem,
@@ -73,11 +77,16 @@ def active_counts(txn: Txn, caps: Mapping[str, int]) -> dict[str, int]:
 
 
 def next_waiting(
-    txn: Txn, served: Served, blocked: Collection[str], count: int
+    txn: Txn,
+    served: Served,
+    blocked: Collection[str],
+    count: int,
+    cursor: ClaimCursor | None = None,
 ) -> list[tuple[str, int]]:
     """``(name, id)`` of up to ``count`` waiting jobs of the served names not ``blocked``
     (paused or at their cap; all of them served), in run order, at least one when any waits;
-    rows whose sort keys are not integers are failed as corrupt on the way."""
+    rows whose sort keys are not integers are failed as corrupt on the way. With a
+    ``cursor``, the seeks per name go past it where it says so (``claim_cursor``)."""
     open_count = len(served.names) - len(blocked)
     if open_count <= 0:
         return []
@@ -89,12 +98,42 @@ def next_waiting(
         (name,) = (name for name in served.names if name not in blocked)
         return [(name, head[2]) for head in waiting_heads(txn, name, count)]
     best: tuple[int, int, int, str] | None = None
+    read: list[tuple[str, float | None]] = []  # name, the full scan's seconds (None: a seek)
     for name in served.names:
-        head = None if name in blocked else waiting_head(txn, name)
+        if name in blocked:
+            continue
+        head, seconds = _head(txn, name, cursor)
+        read.append((name, seconds))
         if head is not None:
             entry = (-head[0], head[1], head[2], name)
             best = entry if best is None or entry < best else best
+    if cursor is not None:  # the position taken is the winner's; the others' heads stay
+        for name, seconds in read:
+            taken = [(-best[0], best[1])] if best is not None and best[3] == name else []
+            if seconds is None:
+                cursor.sought(name, taken)
+            else:
+                cursor.scanned(name, taken, seconds)
     return [] if best is None else [(best[3], best[2])]
+
+
+def _head(
+    txn: Txn, name: str, cursor: ClaimCursor | None
+) -> tuple[tuple[int, int, int] | None, float | None]:
+    """``name``'s head and, when it was read from the index start, how long that took: a
+    seek past the cursor where it says so (``WAITING_HEAD_SEEK``), the full read when it
+    says not or the seek found nothing."""
+    ranges = None if cursor is None else cursor.plan(name)
+    if cursor is not None and ranges is not None:
+        row = txn.conn.execute(
+            txn.sql.WAITING_HEAD_SEEK, (ranges.tops, ranges.bottoms, ranges.afters, name)
+        ).fetchone()
+        if row is not None:
+            return (row[0], row[1], row[2]), None
+        cursor.sought(name, [])  # came up short: the full read follows (``scanned``)
+    started = time.perf_counter()
+    head = waiting_head(txn, name)
+    return head, time.perf_counter() - started
 
 
 def _scan(

@@ -145,13 +145,18 @@ class Link(Protocol):
 @dataclass(slots=True)
 class Stepped:
     """What one ``OneStepWrite`` call did: an answer per change (``None``: written), the jobs
-    claimed in run order, the claimed records that do not decode (id, why), and how many due
-    delayed jobs it promoted."""
+    claimed in run order, the claimed records that do not decode (id, why), how many due
+    delayed jobs it promoted, and what its claim tells the claim cursor."""
 
     conflicts: list[Conflict | None]
     claims: list[Claim] = field(default_factory=list)
     corrupt: list[tuple[int, str]] = field(default_factory=list)
     promoted: int = 0
+    claim_seconds: float | None = None
+    """How long its claim (a full scan from each name's first waiting job) took, when it
+    claimed: what the store's claim cursor judges dead index entries by."""
+    positions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    """Per name, the ``(priority, seq)`` each job claimed had while it waited."""
 
 
 class OneStepWrite(Protocol):

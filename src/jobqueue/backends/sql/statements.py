@@ -101,6 +101,8 @@ class Statements:
         "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
     )
     CLAIM_HEADS = ""  # a dialect's claim of one name's first jobs in one statement
+    CLAIM_SEEK = ""  # the same seeking past the claim cursor (``claim_cursor``), where needed
+    WAITING_HEAD_SEEK = ""  # ``WAITING_HEAD`` seeking past the claim cursor, with CLAIM_SEEK
     CLAIM_RETURNING = (  # the claim and the claimed job's read in one statement
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "

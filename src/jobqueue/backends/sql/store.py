@@ -4,8 +4,10 @@ Every call is one transaction (``Link.begin``: it takes the database's write loc
 what a call reads cannot change before it writes) or one read snapshot (``Link.reading``,
 which never writes: reads neither take the write lock nor promote, recover or expire
 anything). Claim cost stays flat as the table grows because each hot query is a seek in a
-partial index (see ``statements``). Time always comes from ``options.clock``, never from SQL,
-so the contract suite's fake clock drives leases, delays and retention.
+partial index (see ``statements``), and, where the dialect has ``CLAIM_SEEK``, while dead
+index entries pile up behind a long transaction (``claim_cursor``). Time always comes from
+``options.clock``, never from SQL, so the contract suite's fake clock drives leases, delays
+and retention.
 
 It decides nothing: ``jobqueue.engine`` asks ``jobqueue.lifecycle`` for every move and hands
 it to ``apply``, which checks each change's guard against the row as stored (``guarded``)
@@ -27,7 +29,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Literal
+from typing import Any, Literal
 
 from jobqueue.backend import (
     Applied,
@@ -42,6 +44,7 @@ from jobqueue.backend import (
     check_schedule_name,
 )
 from jobqueue.backends.sql import control, guarded, reads, schedules
+from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
 from jobqueue.backends.sql.dialect import (
@@ -77,6 +80,7 @@ from jobqueue.job import (
 )
 
 _REQUEUED = frozenset({JobState.WAITING, JobState.DELAYED})
+Row = Any  # a claim statement's row: n, waiting priority and seq, the job's columns, logs
 
 POLL_START, POLL_MAX = 0.005, 0.05
 """Back-off between checks for other processes' commits while waiting (seconds)."""
@@ -98,6 +102,9 @@ class SQLStore:
         self._served: tuple[WorkSpec, Served] | None = None  # the last claim's spec, prepared
         self._one_step: OneStepWrite | None = None
         """The dialect's write-and-claim in one call, where it has one (set by its backend)."""
+        # Where the dialect can seek past it: claims that stay fast while dead index entries
+        # pile up (a long transaction pins the xmin horizon; see ``claim_cursor``).
+        self.claim_cursor = ClaimCursor() if dialect.sql.CLAIM_SEEK else None
 
     # -- writes: each call one transaction -----------------------------------------------------
 
@@ -154,7 +161,7 @@ class SQLStore:
             return self._claim_heads(txn, spec, name, min(limit, room))
         claims: list[Claim] = []
         while len(claims) < limit:  # also steps past corrupt jobs, each failed on the way
-            found = next_waiting(txn, names, blocked, limit - len(claims))
+            found = next_waiting(txn, names, blocked, limit - len(claims), self.claim_cursor)
             if not found:
                 break
             batch: list[tuple[str, int]] = []
@@ -176,31 +183,70 @@ class SQLStore:
         return claims
 
     def _claim_heads(self, txn: Txn, spec: WorkSpec, name: str, limit: int) -> list[Claim]:
-        """Up to ``limit`` jobs of ``name`` in run order, one statement (``CLAIM_HEADS``) a
-        round (another only when a job that does not decode was failed on the way)."""
+        """Up to ``limit`` jobs of ``name`` in run order, one statement (``CLAIM_HEADS``, or
+        ``CLAIM_SEEK`` past the claim cursor) a round (another only when a job that does not
+        decode was failed on the way, or a seek found fewer than asked)."""
         claims: list[Claim] = []
         deadline = txn.now + spec.lease_seconds
         while len(claims) < limit:
             count = limit - len(claims)
-            tokens = [secrets.token_hex(8) for _ in range(count)]
-            first = txn.next_seq(count)
-            rows = txn.conn.execute(
-                txn.sql.CLAIM_HEADS,
-                (name, count, txn.now, tokens, deadline, first, spec.dispatcher),
-            ).fetchall()
+            taken = self._heads(txn, spec, name, count, deadline)
             failed = False
-            for row in sorted(rows, key=lambda row: int(row[0])):
-                job_row = row[1:-2]
+            for token, row in taken:
+                job_row = row[3:-2]
                 logs = list(zip(row[-2] or (), row[-1] or (), strict=True))
                 try:
-                    claims.append(Claim(row_to_job(job_row, logs), tokens[row[0] - 1], deadline))
+                    claims.append(Claim(row_to_job(job_row, logs), token, deadline))
                 except CorruptJobError as exc:
                     key = job_row[0]
                     fail_corrupt(txn, key, str(exc).removeprefix(f"job {key}: "))
                     failed = True
-            if len(rows) < count or not failed:
+            if len(taken) < count or not failed:
                 break
         return claims
+
+    def _heads(
+        self, txn: Txn, spec: WorkSpec, name: str, count: int, deadline: float
+    ) -> list[tuple[str, Row]]:
+        """Up to ``count`` waiting jobs of ``name`` claimed, ``(token, row)`` each, in run
+        order: a seek past the claim cursor where it says so, else (and for what a seek did
+        not find) the full scan from the index start, timed for the cursor."""
+        cursor = self.claim_cursor
+        taken: list[tuple[str, Row]] = []
+        ranges = None if cursor is None else cursor.plan(name)
+        if cursor is not None and ranges is not None:
+            seek = (ranges.tops, ranges.bottoms, ranges.afters, name, count, count)
+            taken = self._claim_rows(txn, spec, txn.sql.CLAIM_SEEK, seek, count, deadline)
+            cursor.sought(name, [(row[1], row[2]) for _, row in taken])
+            if len(taken) == count:
+                return taken
+        need = count - len(taken)
+        started = time.perf_counter()
+        more = self._claim_rows(txn, spec, txn.sql.CLAIM_HEADS, (name, need), need, deadline)
+        if cursor is not None:
+            took = time.perf_counter() - started
+            cursor.scanned(name, [(row[1], row[2]) for _, row in more], took)
+        if not taken:
+            return more
+        return sorted(taken + more, key=lambda item: (-item[1][1], item[1][2]))
+
+    @staticmethod
+    def _claim_rows(
+        txn: Txn,
+        spec: WorkSpec,
+        sql: str,
+        head: tuple[object, ...],
+        count: int,
+        deadline: float,
+    ) -> list[tuple[str, Row]]:
+        """One claim statement (``head``: its leading parameters) for up to ``count`` jobs:
+        ``(token, row)`` each, in run order (``n``, the row's first column)."""
+        tokens = [secrets.token_hex(8) for _ in range(count)]
+        first = txn.next_seq(count)
+        rows = txn.conn.execute(
+            sql, (*head, txn.now, tokens, deadline, first, spec.dispatcher)
+        ).fetchall()
+        return [(tokens[row[0] - 1], row) for row in sorted(rows, key=lambda row: int(row[0]))]
 
     def _take(self, txn: Txn, spec: WorkSpec, batch: list[tuple[str, int]]) -> list[Claim | None]:
         """Claim ``batch``'s jobs: one statement each, sent together, and their logs read in

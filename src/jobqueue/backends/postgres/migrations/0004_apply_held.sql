@@ -66,7 +66,8 @@ CREATE FUNCTION jobqueue_apply_held(
     o_unique_key text, o_created_at float8, o_run_at float8, o_started_at float8,
     o_finished_at float8, o_progress float8, o_progress_message text, o_title text,
     o_data text, o_result text, o_error text, o_cancel_requested smallint, o_dispatcher text,
-    o_history text, o_lease_expires_at float8, o_log_at float8[], o_log_message text[]
+    o_history text, o_lease_expires_at float8, o_log_at float8[], o_log_message text[],
+    o_waiting_seq bigint, o_claim_seconds float8
 ) LANGUAGE plpgsql SET search_path FROM CURRENT SET lock_timeout = '30s' AS $$
 DECLARE
     v_now float8;
@@ -78,6 +79,8 @@ DECLARE
     v_promoted integer := 0;
     v_open text[];
     v_room integer[];
+    v_claim_started timestamptz;
+    v_claim_seconds float8;
 BEGIN
     IF p_limit > 0 AND EXISTS (SELECT FROM unnest(p_caps) AS cap WHERE cap IS NOT NULL) THEN
         -- a cap counts active jobs, then claims more: writers of caps take turns
@@ -153,7 +156,7 @@ BEGIN
                     j.backoff, j.timeout, j.unique_key, j.created_at, j.run_at, j.started_at,
                     j.finished_at, j.progress, j.progress_message, j.title, j.data, j.result,
                     j.error, j.cancel_requested, j.dispatcher, j.history, j.lease_expires_at,
-                    NULL::float8[], NULL::text[]
+                    NULL::float8[], NULL::text[], NULL::bigint, NULL::float8
                 FROM unnest(p_ids, p_tokens) WITH ORDINALITY AS c(id, token, i)
                 LEFT JOIN jobqueue_jobs AS j ON j.id = c.id
                 WHERE c.i <> ALL(v_written);
@@ -186,7 +189,10 @@ BEGIN
             ) AS o WHERE o.room > 0;
         IF v_open IS NOT NULL THEN
             -- each open name's first jobs (a seek in jobqueue_waiting, locked as read,
-            -- skipping other claims' rows), the first v_limit of them in run order
+            -- skipping other claims' rows), the first v_limit of them in run order; timed,
+            -- and each job's seq while it waited returned, for the store's claim cursor (a
+            -- slow claim means dead index entries: the store then claims by seeking)
+            v_claim_started := clock_timestamp();
             RETURN QUERY
                 WITH picked AS (
                     SELECT h.id, h.priority, h.seq
@@ -197,7 +203,8 @@ BEGIN
                     ) AS h
                     ORDER BY h.priority DESC, h.seq LIMIT v_limit
                 ), head AS (
-                    SELECT id, row_number() OVER (ORDER BY priority DESC, seq) AS k FROM picked
+                    SELECT id, seq AS waiting_seq,
+                        row_number() OVER (ORDER BY priority DESC, seq) AS k FROM picked
                 ), claimed AS (
                     UPDATE jobqueue_jobs AS j SET state = 'active',
                         attempts_made = j.attempts_made + 1, started_at = v_now,
@@ -209,7 +216,7 @@ BEGIN
                         j.created_at, j.run_at, j.started_at, j.finished_at, j.progress,
                         j.progress_message, j.title, j.data, j.result, j.error,
                         j.cancel_requested, j.dispatcher, j.history, j.lease_expires_at,
-                        j.lease_token
+                        j.lease_token, head.waiting_seq
                 )
                 SELECT claimed.k::integer, v_now, NULL::integer, claimed.lease_token,
                     NULL::text, claimed.id, claimed.name, claimed.state, claimed.priority,
@@ -222,14 +229,17 @@ BEGIN
                     (SELECT array_agg(l.at ORDER BY l.id) FROM jobqueue_logs AS l
                         WHERE l.job_id = claimed.id),
                     (SELECT array_agg(l.message ORDER BY l.id) FROM jobqueue_logs AS l
-                        WHERE l.job_id = claimed.id)
+                        WHERE l.job_id = claimed.id),
+                    claimed.waiting_seq, NULL::float8
                 FROM claimed;
+            v_claim_seconds := extract(epoch FROM clock_timestamp() - v_claim_started);
         END IF;
     END IF;
 
     o_n := 0;
     o_now := v_now;
     o_promoted := v_promoted;
+    o_claim_seconds := v_claim_seconds;
     RETURN NEXT;
 END
 $$;
