@@ -18,6 +18,7 @@ from jobqueue.backend import BackendOptions
 from jobqueue.backends.postgres.connections import PgConnection, PostgresLink, ServerClock
 from jobqueue.backends.postgres.dialect import SCHEMA_VERSION, PostgresDialect
 from jobqueue.backends.postgres.external import PostgresTransactions
+from jobqueue.backends.postgres.submit import SubmitCall
 from jobqueue.backends.postgres.url import PostgresURL, parse
 from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
@@ -47,6 +48,10 @@ class PostgresBackend(SQLStore):
         dialect = PostgresDialect(self.schema)
         link = PostgresLink(self.url, dialect, clock)
         super().__init__(options, dialect, link)
+        self._pg = link
+        self._clock_of_server = clock
+        self.submit_call = SubmitCall(self.schema, dialect.quoted)
+        """``jobqueue_submit`` of this schema (shared with the asyncio twin, ``.aio``)."""
         self._transactions = PostgresTransactions(
             self.url,
             dialect,
@@ -56,6 +61,19 @@ class PostgresBackend(SQLStore):
             self.options.clock,
             self.server_clock,
         )
+
+    def insert(self, jobs: Sequence[Job]) -> list[Job]:
+        """One statement in autocommit (``.submit``): no transaction of the store's, no
+        round trip but the call's own."""
+        call = self.submit_call
+        prepared = call.prepare(jobs, self._clock(), server_clock=self.server_clock)
+        with self._pg.write_lock:
+            answer = self._pg.call(call.sql, prepared.params)
+        stored, server_now = call.stored(jobs, prepared, answer)
+        if self._clock_of_server is not None:
+            self._clock_of_server.adjust(server_now)
+        self._signal.notify(work=True)
+        return stored
 
     # -- jobqueue.transactions.TransactionalStore ---------------------------------------------
 

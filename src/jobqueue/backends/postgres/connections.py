@@ -62,6 +62,11 @@ class ServerClock:
         self._offset = server_now - time.time()
         self._local.fresh = server_now
 
+    def adjust(self, server_now: float) -> None:
+        """The server's time read by a statement outside a transaction of the store's (a
+        submit): the offset only."""
+        self._offset = server_now - time.time()
+
     def __call__(self) -> float:
         fresh: float | None = getattr(self._local, "fresh", None)
         if fresh is not None:
@@ -173,6 +178,30 @@ class PostgresLink:
             if self._clock is not None:
                 self._clock.observe(float(server_now))
             return conn
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def call(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """The rows of one statement run in autocommit on the write connection (the caller
+        holds ``write_lock``): a statement that is a transaction of its own (``submit``).
+        A connection the server had ended (an error of class 57: shut down, terminated;
+        its transaction, if it had begun, rolled back) is replaced and the statement sent
+        again; any other lost connection may have committed: the error says so."""
+        self._same_process()
+        for attempt in range(self.url.pool_size + 1):
+            try:
+                conn = self._writer
+                if conn is None or conn.raw.closed or conn.raw.broken:
+                    self._drop_writer()
+                    conn = self._writer = Conn(self.pool.getconn())
+                return conn.execute(sql, params).fetchall()
+            except psycopg.Error as exc:
+                broken = self._writer is None or self._writer.raw.broken
+                if broken:
+                    self._drop_writer()
+                ended = (getattr(exc, "sqlstate", None) or "").startswith("57")
+                if broken and ended and self._dead(exc, attempt):
+                    continue
+                raise translate(exc, self.where) from exc
         raise AssertionError("unreachable: the last attempt raises")
 
     def _same_process(self) -> None:
