@@ -48,6 +48,7 @@ class PostgresBackend(SQLStore):
         dialect = PostgresDialect(self.schema)
         link = PostgresLink(self.url, dialect, clock)
         super().__init__(options, dialect, link)
+        self.dialect = dialect
         self._pg = link
         self._clock_of_server = clock
         self.submit_call = SubmitCall(self.schema, dialect.quoted)
@@ -70,10 +71,19 @@ class PostgresBackend(SQLStore):
         with self._pg.write_lock:
             answer = self._pg.call(call.sql, prepared.params)
         stored, server_now = call.stored(jobs, prepared, answer)
+        self.after_submit(server_now)
+        return stored
+
+    def after_submit(self, server_now: float) -> None:
+        """What follows a committed submit (here or in the asyncio twin): the server's clock
+        noted, waiters woken (other processes through the debounced NOTIFY sender)."""
         if self._clock_of_server is not None:
             self._clock_of_server.adjust(server_now)
         self._signal.notify(work=True)
-        return stored
+
+    def after_change(self) -> None:
+        """What follows a committed change that adds no work (a removal): waiters woken."""
+        self._signal.notify(work=False)
 
     # -- jobqueue.transactions.TransactionalStore ---------------------------------------------
 
