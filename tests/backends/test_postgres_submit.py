@@ -13,6 +13,7 @@ import pytest
 from jobqueue import ids
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.postgres import PostgresBackend
+from jobqueue.backends.postgres.submit import COPY_ROWS
 from jobqueue.changes import Selector
 from jobqueue.job import Job, JobLog, JobState
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
@@ -42,7 +43,7 @@ def a_job(name: str = "a", *, key: str | None = None, delay: float = 0.0) -> Job
 
 
 class Sent:
-    """The statements psycopg sends from this thread while ``watching``."""
+    """The statements and COPYs psycopg sends from this thread from now on."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements: list[str] = []
@@ -55,6 +56,14 @@ class Sent:
             return execute(cursor, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+        copy = psycopg.Cursor.copy
+
+        def copied(cursor: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == thread:
+                self.statements.append(str(statement))
+            return copy(cursor, statement, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "copy", copied)
 
 
 def test_a_submit_is_one_statement_and_no_transaction_of_its_own(
@@ -126,3 +135,36 @@ def test_a_given_clock_decides_the_state(postgres_url: str, schema: str) -> None
         assert [job.state for job in stored] == [JobState.WAITING, JobState.DELAYED]
     finally:
         backend.close()
+
+
+def test_a_large_batch_is_copied_with_its_logs_states_and_counts(
+    backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [a_job(delay=3600 if n % 10 == 0 else 0.0) for n in range(COPY_ROWS * 2)]
+    jobs[1].logs = [JobLog(1.0, "one"), JobLog(2.0, "two")]
+    sent = Sent(monkeypatch)
+    stored = backend.insert(jobs)
+    assert any(text.startswith("COPY jobqueue_jobs") for text in sent.statements)
+    assert not any("jobqueue_submit(" in text for text in sent.statements)
+    keys = [int(job.id) for job in stored]
+    assert keys == list(range(keys[0], keys[0] + len(jobs)))
+    assert [job.state for job in stored[:2]] == [JobState.DELAYED, JobState.WAITING]
+    read = backend.get(stored[1].id)
+    assert read is not None and [log.message for log in read.logs] == ["one", "two"]
+    assert read.data == {"n": 1} and read.state is JobState.WAITING
+    counts = backend.counts()["a"]
+    delayed = sum(1 for job in stored if job.state is JobState.DELAYED)
+    assert delayed == len(range(0, len(jobs), 10))
+    assert (counts[JobState.WAITING], counts[JobState.DELAYED]) == (len(jobs) - delayed, delayed)
+    waiting = backend.scan(Selector(JobState.WAITING, "a"), 0, 3)
+    assert [job.id for job in waiting] == [stored[1].id, stored[2].id, stored[3].id]
+
+
+def test_a_large_batch_with_a_unique_key_goes_through_the_function(
+    backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [a_job() for _ in range(COPY_ROWS)] + [a_job(key="k"), a_job(key="k")]
+    sent = Sent(monkeypatch)
+    stored = backend.insert(jobs)
+    assert len(sent.statements) == 1 and "jobqueue_submit(" in sent.statements[0]
+    assert stored[-1].deduplicated and stored[-1].id == stored[-2].id

@@ -100,6 +100,15 @@ class Conn:
         cursor.executemany(sql, parameters)
         return cursor
 
+    def copy_in(
+        self, statement: str, types: Sequence[str], rows: Iterable[Sequence[object]]
+    ) -> None:
+        """``COPY ... FROM STDIN (FORMAT BINARY)`` of ``rows`` (values of ``types``)."""
+        with self.raw.cursor().copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
     def pipeline(self) -> contextlib.AbstractContextManager[object]:
         """psycopg's pipeline mode (``sql.dialect.pipeline``)."""
         return self.raw.pipeline()

@@ -253,7 +253,7 @@ def translate(exc: Exception, where: str) -> BackendError:
             f"PostgreSQL {where} is out of room ({text}); nothing of this call was stored. "
             "Jobs already stored can still be read"
         )
-    if "NUL (0x00)" in text:
+    if "NUL (0x00)" in text or state == "22P05":  # 22P05: a \u0000 in JSON text sent
         return BackendError(
             f"PostgreSQL text cannot hold NUL characters (\\x00): nothing was stored in "
             f"{where}; remove them from the names, titles, unique keys or log messages"

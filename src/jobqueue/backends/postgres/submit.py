@@ -7,7 +7,9 @@ statement is sent differs.
 What stays in Python: encoding (as ``rows.job_to_row``: bad JSON stores nothing), the state of
 each job (``lifecycle.due_state`` against "now": the backend's clock, on the server's time
 when the clock is the server's -- see ``connections.ServerClock``), the clock floor of the
-ids (``jobqueue.ids``) and building the returned jobs. What the function does: the id
+ids (``jobqueue.ids``) and building the returned jobs. The batch goes as one JSON text
+(encoded by Python's C encoder, read by PostgreSQL's ``json_to_recordset``): no per-value
+work in the driver, whatever the batch's size. What the function does: the id
 reservation, a block of the order counter, the insert (one statement for the batch; one per
 job when a unique key is in it, after taking the writers' lock) and a live key holder's row
 instead of a duplicate. Its one statement is its own transaction: the rows and their count
@@ -18,46 +20,25 @@ deltas (the table's statement trigger) commit together, and nothing is notified 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from jobqueue import ids, lifecycle
 from jobqueue.backends.postgres.dialect import lock_key
-from jobqueue.backends.sql.rows import JOB_COLUMNS, SQLValue, history_json, row_to_job
+from jobqueue.backends.sql.rows import JOB_COLUMNS, history_json, row_to_job
+from jobqueue.backends.sql.statements import INSERT_COLUMNS
+from jobqueue.errors import InvalidJobError
 from jobqueue.job import Backoff, Job, JobState, dumps_json
 
-# The function's array parameters, in its order (a job's columns but the id and seq, then
-# the logs'): cast, so the function resolves whatever element types psycopg picked (an array
-# of NULLs included).
-_TYPES = [
-    "text[]",
-    "text[]",
-    "bigint[]",
-    "float8[]",
-    "text[]",
-    "bigint[]",
-    "bigint[]",
-    "bigint[]",
-    "float8[]",
-    "float8[]",
-    "float8[]",
-    "float8[]",
-    "text[]",
-    "text[]",
-    "float8[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "text[]",
-    "smallint[]",
-    "text[]",
-    "text[]",
-    "integer[]",
-    "float8[]",
-    "text[]",
-]
 _HOLDER = ", ".join(f"(r.holder).{column}" for column in JOB_COLUMNS.split(", "))
+
+# The batch as one JSON text (``json_to_recordset`` on the server): strict, compact, and
+# Unicode as it is (PostgreSQL's text is UTF-8).
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
 
 
 @functools.lru_cache(maxsize=64)
@@ -66,15 +47,15 @@ def _backoff_json(backoff: Backoff) -> str:
     return dumps_json(backoff.to_dict())
 
 
-def _float(value: float | None) -> float | None:
-    return None if value is None else float(value)
+_OPTIONAL = ("started_at", "finished_at", "progress_message", "title", "timeout", "dispatcher")
+"""Columns a new job rarely has (a job given whole, not built by ``build_job``, may)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """One call's parameters, and what the caller needs to read its answer."""
 
-    params: list[object]
+    params: tuple[object, ...]
     states: list[JobState]
 
 
@@ -83,12 +64,10 @@ class SubmitCall:
 
     def __init__(self, schema: str, quoted: str) -> None:
         self.lock = lock_key(schema)
-        # Arrays sent in binary (``%b``): no quoting of every text; cast, so the function
-        # resolves whatever element types psycopg picked (an array of NULLs included).
-        arrays = ", ".join(f"%b::{kind}" for kind in _TYPES)
         self.sql = (
             f"SELECT r.n, r.last_id, r.first_seq, r.server_now, {_HOLDER}, r.log_at, "
-            f"r.log_message FROM {quoted}.jobqueue_submit(%s, %s, %s, {arrays}) AS r"
+            f"r.log_message FROM {quoted}.jobqueue_submit(%s, %s, %s, %s, %s::json, %s::json) "
+            "AS r"
         )
 
     def prepare(self, jobs: Sequence[Job], now: float, *, server_clock: bool) -> Prepared:
@@ -96,49 +75,51 @@ class SubmitCall:
         decide each one's state at ``now``. On the server's clock (``server_clock``), "now"
         is never before a job was made: the clock's offset may have moved back a little since
         (``ServerClock``), which must not delay a job due at once."""
-        states = [
-            lifecycle.due_state(job.run_at, max(now, job.created_at) if server_clock else now)
-            for job in jobs
-        ]
-        columns: list[list[SQLValue]] = [[] for _ in range(22)]
-        (names, state_values, priorities, run_ats, keys, attempts, made, stalls, created, started,
-         finished, progress, messages, titles, timeouts, backoffs, datas, results, errors,
-         cancels, dispatchers, histories) = columns  # fmt: skip
-        for job, state in zip(jobs, states, strict=True):
-            # Encoded first (bad values raise before anything is sent); the text build_job
-            # checked, while the data is still the object it checked.
-            built = getattr(job, "_submit_json", None)
-            data = job.data
-            datas.append(built[1] if built is not None and built[0] is data else dumps_json(data))
-            names.append(job.name)
-            state_values.append(state.value)
-            priorities.append(job.priority)
-            run_ats.append(float(job.run_at))
-            keys.append(job.unique_key)
-            attempts.append(job.attempts)
-            made.append(job.attempts_made)
-            stalls.append(job.stalls)
-            created.append(float(job.created_at))
-            started.append(_float(job.started_at))
-            finished.append(_float(job.finished_at))
-            progress.append(float(job.progress))
-            messages.append(job.progress_message)
-            titles.append(job.title)
-            timeouts.append(_float(job.timeout))
-            backoffs.append(_backoff_json(job.backoff))
-            results.append(None if job.result is None else dumps_json(job.result))
-            errors.append(None if job.error is None else dumps_json(job.error.to_dict()))
-            cancels.append(int(job.cancel_requested))
-            dispatchers.append(job.dispatcher)
-            histories.append(history_json(job.history))
-        logs: list[list[SQLValue]] = [[], [], []]
+        states: list[JobState] = []
+        rows: list[dict[str, object]] = []
+        logs: list[dict[str, object]] = []
+        keyed = False
         for n, job in enumerate(jobs, 1):
-            for log in job.logs:
-                logs[0].append(n)
-                logs[1].append(float(log.at))
-                logs[2].append(log.message)
+            state = lifecycle.due_state(
+                job.run_at, max(now, job.created_at) if server_clock else now
+            )
+            states.append(state)
+            row: dict[str, object] = {
+                "name": job.name,
+                "state": state.value,
+                "priority": job.priority,
+                "run_at": job.run_at,
+                "attempts": job.attempts,
+                "attempts_made": job.attempts_made,
+                "stalls": job.stalls,
+                "created_at": job.created_at,
+                "progress": job.progress,
+                "backoff": _backoff_json(job.backoff),
+                "data": _data_json(job),
+                "cancel_requested": int(job.cancel_requested),
+            }
+            # Left out when None: json_to_recordset reads a missing key as NULL.
+            if job.unique_key is not None:
+                row["unique_key"] = job.unique_key
+                keyed = True
+            for column in _OPTIONAL:
+                value = getattr(job, column)
+                if value is not None:
+                    row[column] = value
+            if job.result is not None:
+                row["result"] = dumps_json(job.result)
+            if job.error is not None:
+                row["error"] = dumps_json(job.error.to_dict())
+            if job.history:
+                row["history"] = history_json(job.history)
+            rows.append(row)
+            logs.extend({"j": n, "at": log.at, "message": log.message} for log in job.logs)
         floor = ids.clock_floor() + len(jobs) - 1
-        return Prepared([*self.lock, floor, *columns, *logs], states)
+        try:
+            encoded = _encode(rows), _encode(logs) if logs else None
+        except ValueError as exc:  # a NaN or an infinity in a time: nothing is sent
+            raise InvalidJobError(f"a job's times must be finite numbers ({exc})") from exc
+        return Prepared((*self.lock, floor, keyed, *encoded), states)
 
     def stored(
         self, jobs: Sequence[Job], prepared: Prepared, answer: Sequence[Sequence[Any]]
@@ -157,12 +138,102 @@ class SubmitCall:
         stored: list[Job] = []
         for n, (job, state) in enumerate(zip(jobs, prepared.states, strict=True)):
             holder = held.get(n + 1)
-            if holder is not None:
-                stored.append(holder)
-            elif getattr(job, "_submit_json", None) is None:  # the caller's: left as it was
-                stored.append(replace(job, id=str(first + n), state=state, logs=list(job.logs)))
-            else:  # made by build_job for this submit, nobody else's: filled in itself
-                del job._submit_json  # stored: the job returned carries no submit state
-                job.id, job.state = str(first + n), state
-                stored.append(job)
+            stored.append(holder if holder is not None else _filled(job, first + n, state))
         return stored, server_now
+
+
+def _filled(job: Job, key: int, state: JobState) -> Job:
+    """``job`` as stored with id ``key``. One ``build_job`` made for this submit (it carries
+    ``_submit_json``) is nobody else's: it is filled in and returned itself; any other is
+    copied, the caller's left as it was."""
+    if getattr(job, "_submit_json", None) is None:
+        return replace(job, id=str(key), state=state, logs=list(job.logs))
+    del job._submit_json  # stored: the job returned carries no submit state
+    job.id, job.state = str(key), state
+    return job
+
+
+def _data_json(job: Job) -> str:
+    """The text build_job checked, while the data is still the object it checked."""
+    built = getattr(job, "_submit_json", None)
+    data = job.data
+    return built[1] if built is not None and built[0] is data else dumps_json(data)
+
+
+# -- a large batch: COPY -----------------------------------------------------------------------
+
+COPY_ROWS = 64
+"""From this many jobs without a unique key, a submit streams its rows with ``COPY`` (binary:
+each value encoded by the driver's C code) inside a transaction of the store's (``copy``),
+instead of one JSON text parsed by the function: fewer bytes, and no JSON work either side."""
+
+COPY_JOBS = f"COPY jobqueue_jobs ({INSERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_INT, _TEXT, _FLOAT = "int8", "text", "float8"
+COPY_TYPES = [
+    *(_INT, _TEXT, _TEXT, _INT, _INT, _FLOAT, _TEXT, _INT, _INT, _INT),
+    *(_FLOAT, _FLOAT, _FLOAT, _FLOAT, _TEXT, _TEXT, _FLOAT, _TEXT, _TEXT, _TEXT, _TEXT),
+    *("int2", _TEXT, _TEXT),
+]
+
+
+def copies(jobs: Sequence[Job]) -> bool:
+    """Whether ``jobs`` go by ``COPY``: many, none with a unique key (whose holder is looked
+    up, one job at a time, by the function)."""
+    return len(jobs) >= COPY_ROWS and all(job.unique_key is None for job in jobs)
+
+
+def copy_rows(jobs: Sequence[Job]) -> list[tuple[object, ...]]:
+    """The rows of ``COPY_JOBS`` (``rows.job_to_row``'s, with the cached encodings), made
+    before the transaction: a value that does not encode raises with nothing sent. The id,
+    state and order number are placeholders (``numbered``)."""
+    return [
+        (
+            0,
+            job.name,
+            "",
+            job.priority,
+            0,
+            float(job.run_at),
+            None,  # unique_key: batches with one go through the function
+            job.attempts,
+            job.attempts_made,
+            job.stalls,
+            float(job.created_at),
+            None if job.started_at is None else float(job.started_at),
+            None if job.finished_at is None else float(job.finished_at),
+            float(job.progress),
+            job.progress_message,
+            job.title,
+            None if job.timeout is None else float(job.timeout),
+            _backoff_json(job.backoff),
+            _data_json(job),
+            None if job.result is None else dumps_json(job.result),
+            None if job.error is None else dumps_json(job.error.to_dict()),
+            int(job.cancel_requested),
+            job.dispatcher,
+            history_json(job.history),
+        )
+        for job in jobs
+    ]
+
+
+def numbered(
+    rows: Sequence[tuple[object, ...]], first_id: int, first_seq: int, states: Sequence[JobState]
+) -> Iterator[tuple[object, ...]]:
+    """``copy_rows``' rows with their ids, states and order numbers: the n-th row's are
+    ``first_id + n`` and ``first_seq + n``."""
+    for n, (row, state) in enumerate(zip(rows, states, strict=True)):
+        yield (first_id + n, row[1], state.value, row[3], first_seq + n, *row[5:])
+
+
+def copied(jobs: Sequence[Job], first_id: int, states: Sequence[JobState]) -> list[Job]:
+    """The jobs ``copy_rows`` stored, as returned."""
+    return [
+        _filled(job, first_id + n, state)
+        for n, (job, state) in enumerate(zip(jobs, states, strict=True))
+    ]
+
+
+def log_rows(jobs: Sequence[Job], first_id: int) -> list[tuple[int, float, str]]:
+    """``INSERT_LOG``'s parameters for the logs of jobs stored from ``first_id`` on."""
+    return [(first_id + n, log.at, log.message) for n, job in enumerate(jobs) for log in job.logs]
