@@ -13,6 +13,7 @@ from typing import Any
 
 import fakeredis
 import fakeredis.aioredis
+import psycopg
 import pytest
 
 from jobqueue import (
@@ -152,8 +153,9 @@ def test_redis_and_postgres_speak_asyncio_and_the_others_run_in_threads(setup: S
 def test_postgres_facade_starts_no_thread_and_hands_nothing_to_one(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Submits, reads, counts, removal and a wait run on psycopg's async connections: no
-    thread is started and nothing is handed to one (``asyncio.to_thread``, an executor)."""
+    """Submits (a transactional one too), reads, counts, removal and a wait run on psycopg's
+    async connections: no thread is started and nothing is handed to one
+    (``asyncio.to_thread``, an executor)."""
     schema = new_schema()
     queue = JobQueue(f"{postgres_url}?schema={schema}", load_entrypoints=False)
     queue.add_worker("double", lambda job: None)
@@ -177,6 +179,10 @@ def test_postgres_facade_starts_no_thread_and_hands_nothing_to_one(
             assert (await aq.count_by_state())[JobState.WAITING] == 3
             assert await aq.wait_for(job.id, timeout=0.05) is None
             assert await aq.remove_job(other.id)
+            conn = await psycopg.AsyncConnection.connect(postgres_url)
+            async with conn, conn.transaction():  # a transactional submit, on the caller's
+                mine = await aq.submit_job("double", {"n": 3}, connection=conn)
+            assert (await aq.get_job_by_id(mine.id)) is not None
             assert threading.active_count() == threads
         await aq.backend.close()
 

@@ -55,7 +55,8 @@ class PostgresBackend(SQLStore):
         self._pg = link
         self._clock_of_server = clock
         self.submit_call = SubmitCall(self.schema, dialect.quoted)
-        """``jobqueue_submit`` of this schema (shared with the asyncio twin, ``.aio``)."""
+        """``jobqueue_submit`` of this schema (shared with the asyncio twin, ``.aio``, and
+        the transactional submit, ``.external``)."""
         self._transactions = PostgresTransactions(
             self.url,
             dialect,
@@ -64,6 +65,7 @@ class PostgresBackend(SQLStore):
             link.signal,
             self.options.clock,
             self.server_clock,
+            self.submit_call,
         )
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
