@@ -32,6 +32,7 @@ from jobqueue import (
 from jobqueue.aio import ThreadedAsyncBackend
 from jobqueue.backend import BackendOptions
 from jobqueue.backends.postgres.aio import AsyncPostgresBackend
+from jobqueue.backends.postgres.submit import COPY_ROWS
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.aio import AsyncRedisBackend
 from jobqueue.errors import JobNotFoundError
@@ -183,6 +184,12 @@ def test_postgres_facade_starts_no_thread_and_hands_nothing_to_one(
             async with conn, conn.transaction():  # a transactional submit, on the caller's
                 mine = await aq.submit_job("double", {"n": 3}, connection=conn)
             assert (await aq.get_job_by_id(mine.id)) is not None
+            many = await aq.submit_jobs("double", [{"n": n} for n in range(COPY_ROWS)])  # COPY
+            keys = [int(each.id) for each in many]
+            assert keys == list(range(keys[0], keys[0] + COPY_ROWS))
+            last = await aq.get_job_by_id(many[-1].id)
+            assert last is not None and last.data == {"n": COPY_ROWS - 1}
+            assert (await aq.count_by_state())[JobState.WAITING] == 3 + COPY_ROWS
             assert threading.active_count() == threads
         await aq.backend.close()
 

@@ -30,7 +30,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from jobqueue.backends.postgres import PostgresBackend
+from jobqueue import lifecycle
+from jobqueue.backends.postgres import PostgresBackend, submit
 from jobqueue.backends.postgres.connections import POOL_TIMEOUT
 from jobqueue.backends.postgres.dialect import LOCK_WAIT, translate
 from jobqueue.backends.sql import guarded, reads
@@ -76,6 +77,8 @@ class AsyncPostgresBackend:
         if not jobs:
             return []
         backend = self.backend
+        if submit.copies(jobs):
+            return await self._copy(jobs)
         call = backend.submit_call
         prepared = call.prepare(jobs, backend.options.clock(), server_clock=backend.server_clock)
         for attempt in range(2):
@@ -92,6 +95,40 @@ class AsyncPostgresBackend:
         stored, server_now = call.stored(jobs, prepared, answer)
         backend.after_submit(server_now)
         return stored
+
+    async def _copy(self, jobs: Sequence[Job]) -> list[Job]:
+        """A large batch by ``COPY``, as the sync backend sends it (``PostgresBackend._copy``):
+        a transaction whose ``BEGIN`` reserves the ids and a block of the order counter and
+        reads the server's clock, the rows, the logs, ``COMMIT``."""
+        backend = self.backend
+        rows = submit.copy_rows(jobs)  # encoded first: a bad value stores nothing
+        async with self._connection() as conn:
+            try:
+                begun = await conn.execute(
+                    backend.dialect.begin_write(exclusive=False, ids=len(jobs))
+                )
+                while begun.nextset():  # the last result: the begin's own
+                    pass
+                server_now, first_seq, last_id = await begun.fetchone() or (0.0, 0, 0)
+                now = server_now if backend.server_clock else backend.options.clock()
+                states = [lifecycle.due_state(job.run_at, now) for job in jobs]
+                first_id = int(last_id) - len(jobs) + 1
+                async with conn.cursor().copy(submit.COPY_JOBS) as copy:
+                    copy.set_types(submit.COPY_TYPES)
+                    for row in submit.numbered(rows, first_id, int(first_seq), states):
+                        await copy.write_row(row)
+                logs = submit.log_rows(jobs, first_id)
+                if logs:
+                    await conn.cursor().executemany(self._sql.INSERT_LOG, logs)
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("ROLLBACK")
+                if isinstance(exc, psycopg.Error):
+                    raise translate(exc, self._where) from exc
+                raise
+        backend.after_submit(float(server_now))
+        return submit.copied(jobs, first_id, states)
 
     async def get(self, job_id: str) -> Job | None:
         key = job_key(job_id)

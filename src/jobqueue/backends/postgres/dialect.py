@@ -18,6 +18,11 @@ reserved by submitters alone; counts appended per statement). The rest takes the
 transaction-level advisory lock first (``begin_write(exclusive=True)``), as SQLite's
 ``BEGIN IMMEDIATE`` takes its file's write lock: what it reads cannot change before it writes.
 Reads never lock (``REPEATABLE READ`` snapshots).
+
+Submits (schema version 3): one call of the server-side function ``jobqueue_submit`` in
+autocommit (``.submit``), which reserves the ids, takes a seq block and inserts; a large
+batch without unique keys is a transaction of the store's whose ``BEGIN`` reserves them
+(``begin_write``), then ``COPY``.
 """
 
 from __future__ import annotations
