@@ -13,6 +13,7 @@ from typing import Any
 
 import fakeredis
 import fakeredis.aioredis
+import psycopg
 import pytest
 
 from jobqueue import (
@@ -30,6 +31,8 @@ from jobqueue import (
 )
 from jobqueue.aio import ThreadedAsyncBackend
 from jobqueue.backend import BackendOptions
+from jobqueue.backends.postgres.aio import AsyncPostgresBackend
+from jobqueue.backends.postgres.submit import COPY_ROWS
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.aio import AsyncRedisBackend
 from jobqueue.errors import JobNotFoundError
@@ -138,9 +141,64 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
             drop_schema(request.getfixturevalue("postgres_url"), schema)
 
 
-def test_redis_speaks_asyncio_and_the_others_run_in_threads(setup: Setup) -> None:
-    expected = AsyncRedisBackend if "redis" in setup.kind else ThreadedAsyncBackend
+def test_redis_and_postgres_speak_asyncio_and_the_others_run_in_threads(setup: Setup) -> None:
+    expected: type[object] = ThreadedAsyncBackend
+    if "redis" in setup.kind:
+        expected = AsyncRedisBackend
+    elif setup.kind == "postgres":
+        expected = AsyncPostgresBackend
     assert isinstance(setup.aq.backend, expected)
+
+
+@pytest.mark.postgres
+def test_postgres_facade_starts_no_thread_and_hands_nothing_to_one(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submits (a transactional one too), reads, counts, removal and a wait run on psycopg's
+    async connections: no thread is started and nothing is handed to one
+    (``asyncio.to_thread``, an executor)."""
+    schema = new_schema()
+    queue = JobQueue(f"{postgres_url}?schema={schema}", load_entrypoints=False)
+    queue.add_worker("double", lambda job: None)
+    aq = queue.aio
+    handed: list[object] = []
+
+    def refused(*args: object, **kwargs: object) -> None:
+        handed.append(args)
+        raise AssertionError("handed to a thread")
+
+    async def main() -> None:
+        await aq.submit_job("double", {"n": 0})  # the loop's pool is open now
+        with monkeypatch.context() as patched:
+            patched.setattr(asyncio, "to_thread", refused)
+            patched.setattr(asyncio.get_running_loop(), "run_in_executor", refused)
+            threads = threading.active_count()
+            job = await aq.submit_job("double", {"n": 1})
+            (other,) = await aq.submit_jobs("double", [{"n": 2}])
+            assert (await aq.get_job_by_id(job.id)) is not None
+            assert len(await aq.list_jobs(JobState.WAITING)) == 3
+            assert (await aq.count_by_state())[JobState.WAITING] == 3
+            assert await aq.wait_for(job.id, timeout=0.05) is None
+            assert await aq.remove_job(other.id)
+            conn = await psycopg.AsyncConnection.connect(postgres_url)
+            async with conn, conn.transaction():  # a transactional submit, on the caller's
+                mine = await aq.submit_job("double", {"n": 3}, connection=conn)
+            assert (await aq.get_job_by_id(mine.id)) is not None
+            many = await aq.submit_jobs("double", [{"n": n} for n in range(COPY_ROWS)])  # COPY
+            keys = [int(each.id) for each in many]
+            assert keys == list(range(keys[0], keys[0] + COPY_ROWS))
+            last = await aq.get_job_by_id(many[-1].id)
+            assert last is not None and last.data == {"n": COPY_ROWS - 1}
+            assert (await aq.count_by_state())[JobState.WAITING] == 3 + COPY_ROWS
+            assert threading.active_count() == threads
+        await aq.backend.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        queue.close()
+        drop_schema(postgres_url, schema)
+    assert handed == []
 
 
 def test_submit_read_list_count_remove(setup: Setup) -> None:

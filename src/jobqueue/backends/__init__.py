@@ -7,6 +7,7 @@ Redis client, ``sqlite://`` no server, and only ``postgresql://`` needs psycopg.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -70,10 +71,16 @@ def jobqueue_register_backends() -> Mapping[str, BackendFactory]:
 @hookimpl
 def jobqueue_async_backend(backend: Engine) -> AsyncBackend | None:
     """Redis speaks asyncio natively when opened by URL (not a client handed in, nor a
-    cluster); the other built-in backends run in threads."""
+    cluster), PostgreSQL always (psycopg's async connections); the other built-in backends
+    run in threads."""
+    store = backend.store
+    postgres = sys.modules.get("jobqueue.backends.postgres")  # imported if the store is one
+    if postgres is not None and isinstance(store, postgres.PostgresBackend):
+        from jobqueue.backends.postgres.aio import AsyncPostgresBackend
+
+        return AsyncPostgresBackend(store)
     from jobqueue.backends.redis import RedisBackend
 
-    store = backend.store
     if not isinstance(store, RedisBackend):
         return None
     from jobqueue.backends.redis.aio import AsyncRedisBackend

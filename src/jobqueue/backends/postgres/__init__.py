@@ -13,12 +13,16 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from typing import cast
 
+from jobqueue import lifecycle
 from jobqueue.backend import BackendOptions
-from jobqueue.backends.postgres.connections import PgConnection, PostgresLink, ServerClock
+from jobqueue.backends.postgres import submit
+from jobqueue.backends.postgres.connections import Conn, PgConnection, PostgresLink, ServerClock
 from jobqueue.backends.postgres.dialect import SCHEMA_VERSION, PostgresDialect
 from jobqueue.backends.postgres.external import PostgresTransactions
 from jobqueue.backends.postgres.one_step import OneStep
+from jobqueue.backends.postgres.submit import SubmitCall
 from jobqueue.backends.postgres.url import PostgresURL, parse
 from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
@@ -49,6 +53,12 @@ class PostgresBackend(SQLStore):
         link = PostgresLink(self.url, dialect, clock)
         super().__init__(options, dialect, link)
         self._one_step = OneStep(link, dialect, self.options.clock, clock, self.claim_cursor)
+        self.dialect = dialect
+        self._pg = link
+        self._clock_of_server = clock
+        self.submit_call = SubmitCall(self.schema, dialect.quoted)
+        """``jobqueue_submit`` of this schema (shared with the asyncio twin, ``.aio``, and
+        the transactional submit, ``.external``)."""
         self._transactions = PostgresTransactions(
             self.url,
             dialect,
@@ -57,7 +67,53 @@ class PostgresBackend(SQLStore):
             link.signal,
             self.options.clock,
             self.server_clock,
+            self.submit_call,
         )
+
+    def insert(self, jobs: Sequence[Job]) -> list[Job]:
+        """One statement in autocommit (``.submit``): no transaction of the store's, no
+        round trip but the call's own. A large batch without unique keys: ``COPY``."""
+        if submit.copies(jobs):
+            return self._copy(jobs)
+        call = self.submit_call
+        prepared = call.prepare(jobs, self._clock(), server_clock=self.server_clock)
+        answer = self._pg.run_alone(call.sql, prepared.params, repeatable=False)
+        stored, server_now = call.stored(jobs, prepared, answer)
+        self.after_submit(server_now)
+        return stored
+
+    def _copy(self, jobs: Sequence[Job]) -> list[Job]:
+        """``jobs`` streamed by ``COPY`` in a transaction of the store's, which reserved
+        their ids and took a block of the order counter as it began (one round trip)."""
+        rows = submit.copy_rows(jobs)  # encoded first: a bad value stores nothing
+        with self._transaction(exclusive=False, ids=len(jobs)) as txn:
+            states = [lifecycle.due_state(job.run_at, txn.now) for job in jobs]
+            first_id = txn.next_job_id()
+            for _ in range(len(jobs) - 1):
+                txn.next_job_id()
+            first_seq = txn.next_seq(len(jobs))
+            conn = cast(Conn, txn.conn)
+            conn.copy_in(
+                submit.COPY_JOBS,
+                submit.COPY_TYPES,
+                submit.numbered(rows, first_id, first_seq, states),
+            )
+            logs = submit.log_rows(jobs, first_id)
+            if logs:
+                conn.executemany(txn.sql.INSERT_LOG, logs)
+            txn.work_added = True
+        return submit.copied(jobs, first_id, states)
+
+    def after_submit(self, server_now: float) -> None:
+        """What follows a committed submit (here or in the asyncio twin): the server's clock
+        noted, waiters woken (other processes through the debounced NOTIFY sender)."""
+        if self._clock_of_server is not None:
+            self._clock_of_server.follow(server_now)
+        self._signal.notify(work=True)
+
+    def after_change(self) -> None:
+        """What follows a committed change that adds no work (a removal): waiters woken."""
+        self._signal.notify(work=False)
 
     # -- jobqueue.transactions.TransactionalStore ---------------------------------------------
 

@@ -63,8 +63,8 @@ class ServerClock:
         self._local.fresh = server_now
 
     def follow(self, server_now: float) -> None:
-        """The server's time read by a call that is its own transaction: the offset only (the
-        next call here is not that transaction's)."""
+        """The server's time read by a call that is its own transaction (a one-step write, a
+        submit): the offset only (the next call here is not that transaction's)."""
         self._offset = server_now - time.time()
 
     def __call__(self) -> float:
@@ -99,6 +99,15 @@ class Conn:
         cursor = self.raw.cursor()
         cursor.executemany(sql, parameters)
         return cursor
+
+    def copy_in(
+        self, statement: str, types: Sequence[str], rows: Iterable[Sequence[object]]
+    ) -> None:
+        """``COPY ... FROM STDIN (FORMAT BINARY)`` of ``rows`` (values of ``types``)."""
+        with self.raw.cursor().copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
 
     def pipeline(self) -> contextlib.AbstractContextManager[object]:
         """psycopg's pipeline mode (``sql.dialect.pipeline``)."""
@@ -180,24 +189,32 @@ class PostgresLink:
             return conn
         raise AssertionError("unreachable: the last attempt raises")
 
-    def run_alone(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+    def run_alone(
+        self, sql: str, parameters: Sequence[object], *, repeatable: bool
+    ) -> list[tuple[Any, ...]]:
         """``sql`` as a transaction of its own (the connection is in autocommit: one round
-        trip) on the write connection, its rows. A connection found dead is replaced and the
-        call sent again, as ``begin`` does: if the first had committed after all (the server
-        died between its commit and its answer), what it wrote was fenced by lease tokens, so
-        the repeat is answered as a repeat."""
+        trip) on the write connection, under ``write_lock``; its rows. A connection the server
+        had ended (an error of class 57: shut down, terminated; its transaction, if it had
+        begun, rolled back) is replaced and the call sent again. Any other lost connection may
+        have committed: a ``repeatable`` call is sent again anyway (a one-step write: what it
+        wrote was fenced by lease tokens, so its repeat is answered as a repeat), another (a
+        submit) raises, saying so."""
         with self.write_lock:
             self._same_process()
             for attempt in range(self.url.pool_size + 1):
-                conn = self._writer
                 try:
+                    conn = self._writer
                     if conn is None or conn.raw.closed or conn.raw.broken:
                         self._drop_writer()
                         conn = self._writer = Conn(self.pool.getconn())
-                    return conn.raw.execute(sql, parameters).fetchall()
+                    return conn.execute(sql, parameters).fetchall()
                 except psycopg.Error as exc:
-                    self._drop_writer()
-                    if self._dead(exc, attempt):
+                    broken = self._writer is None or self._writer.raw.broken
+                    if broken or repeatable:
+                        self._drop_writer()
+                    ended = (getattr(exc, "sqlstate", None) or "").startswith("57")
+                    resend = repeatable or (broken and ended)
+                    if resend and self._dead(exc, attempt):
                         continue
                     raise translate(exc, self.where) from exc
         raise AssertionError("unreachable: the last attempt raises")

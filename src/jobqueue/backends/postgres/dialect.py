@@ -18,6 +18,11 @@ reserved by submitters alone; counts appended per statement). The rest takes the
 transaction-level advisory lock first (``begin_write(exclusive=True)``), as SQLite's
 ``BEGIN IMMEDIATE`` takes its file's write lock: what it reads cannot change before it writes.
 Reads never lock (``REPEATABLE READ`` snapshots).
+
+Submits (schema version 3): one call of the server-side function ``jobqueue_submit`` in
+autocommit (``.submit``), which reserves the ids, takes a seq block and inserts; a large
+batch without unique keys is a transaction of the store's whose ``BEGIN`` reserves them
+(``begin_write``), then ``COPY``.
 """
 
 from __future__ import annotations
@@ -281,7 +286,7 @@ def translate(exc: Exception, where: str) -> BackendError:
             f"PostgreSQL {where} is out of room ({text}); nothing of this call was stored. "
             "Jobs already stored can still be read"
         )
-    if "NUL (0x00)" in text:
+    if "NUL (0x00)" in text or state == "22P05":  # 22P05: a \u0000 in JSON text sent
         return BackendError(
             f"PostgreSQL text cannot hold NUL characters (\\x00): nothing was stored in "
             f"{where}; remove them from the names, titles, unique keys or log messages"

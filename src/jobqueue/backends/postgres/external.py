@@ -1,15 +1,18 @@
 """PostgreSQL's side of sharing a transaction (``jobqueue.transactions``).
 
-Joining a transaction (the caller's, or the handler's in ``completing``): one round trip
-checks the connection (the queue's database, the queue's schema in it), a second takes the
-schema's advisory transaction lock -- the lock every write transaction of the schema takes, so
-the job ids and order numbers stay consistent -- sets ``search_path`` to the schema for the
-store's statements (``set_config(..., true)``: local to the transaction) and reads the
-server's clock. The caller's ``search_path`` is put back after our statements.
+A transactional submit: one round trip checks the connection (the queue's database, the
+queue's schema in it), a second calls ``jobqueue_submit`` (``.submit``, the store's own
+submit, schema-qualified and bound to the queue's schema: the caller's ``search_path`` is
+never touched) inside the caller's transaction, a third adds the ``pg_notify``. The function
+holds the job-id row (and, with a unique key, the schema's advisory lock) until the caller's
+transaction ends: other submits wait for its commit, and with a unique key every writer that
+takes the schema's lock. Submit last, just before the commit, and keep such transactions
+short (docs/postgresql.md). The asyncio form sends the same statements on the caller's
+``AsyncConnection``: no thread.
 
-The lock is held until the transaction ends: from a transactional submit to its commit, the
-schema's other writers (claims, completions, other submits) wait. Submit last, just before
-the commit, and keep such transactions short (docs/postgresql.md).
+A transactional completion (``completing``) joins the handler's transaction: it takes the
+schema's advisory transaction lock, sets ``search_path`` (``set_config(..., true)``: local to
+the transaction) and reads the server's clock in one round trip, then runs the store's steps.
 
 Wake-ups: a transactional submit sends ``pg_notify`` inside the caller's transaction, which
 PostgreSQL delivers only if it commits (nothing on a rollback), once per submit call. A
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,7 @@ from psycopg_pool import ConnectionPool
 
 from jobqueue.backends.postgres.connections import Conn, PgConnection
 from jobqueue.backends.postgres.dialect import PostgresDialect, translate
+from jobqueue.backends.postgres.submit import SubmitCall
 from jobqueue.backends.postgres.url import PostgresURL
 from jobqueue.backends.sql import caller, external
 from jobqueue.backends.sql.dialect import Connection, Signal
@@ -41,56 +45,10 @@ from jobqueue.transactions import Check
 
 AsyncPgConnection = psycopg.AsyncConnection[tuple[Any, ...]]
 
+_NOTIFY = "SELECT pg_notify(%s, 'w')"
 _IDENTITY = (  # one round trip: the caller's search_path, and which database and queue
     "SELECT current_setting('search_path'), current_database(), to_regclass(%s)::oid::bigint"
 )
-
-
-class Rows:
-    """A finished statement's rows, as the store's ``Cursor`` (for the asyncio bridge)."""
-
-    __slots__ = ("_rows", "rowcount")
-
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
-
-    def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchall())
-
-
-class Bridge:
-    """An ``AsyncConnection`` as the store's sync ``Connection``, for the store's steps run in
-    a worker thread: each statement runs on the connection's own event loop (which only
-    awaits meanwhile), its rows fetched there."""
-
-    def __init__(self, conn: AsyncPgConnection, loop: asyncio.AbstractEventLoop) -> None:
-        self._conn = conn
-        self._loop = loop
-
-    def execute(self, sql: str, parameters: Sequence[object] | None = None, /) -> Rows:
-        return asyncio.run_coroutine_threadsafe(self._run(sql, parameters), self._loop).result()
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[object]], /) -> Rows:
-        params = list(parameters)
-        return asyncio.run_coroutine_threadsafe(self._many(sql, params), self._loop).result()
-
-    async def _run(self, sql: str, parameters: Sequence[object] | None) -> Rows:
-        cursor = await self._conn.execute(sql, parameters)
-        rows = await cursor.fetchall() if cursor.description is not None else []
-        return Rows(rows, cursor.rowcount)
-
-    async def _many(self, sql: str, parameters: list[Sequence[object]]) -> Rows:
-        cursor = self._conn.cursor()
-        await cursor.executemany(sql, parameters)
-        return Rows([], cursor.rowcount)
 
 
 @dataclass
@@ -104,6 +62,7 @@ class PostgresTransactions:
     signal: Signal
     clock: Callable[[], float]
     server_clock: bool
+    submit: SubmitCall
     _identity: tuple[str, int] | None = None
 
     # -- submit ----------------------------------------------------------------------------
@@ -118,37 +77,39 @@ class PostgresTransactions:
         if not isinstance(raw, psycopg.Connection):
             raise _not_psycopg(connection)
         _check_open(raw.autocommit, raw.info.transaction_status)
-        rows = external.encode_jobs(jobs)
-        return self._insert(Conn(raw), jobs, rows)
+        call = self.submit
+        prepared = call.prepare(jobs, self.clock(), server_clock=self.server_clock)
+        try:
+            self._check_identity(raw.execute(_IDENTITY, (self._meta,)).fetchone())
+            answer = raw.execute(call.sql, prepared.params).fetchall()
+            # Delivered by PostgreSQL if, and when, the caller's transaction commits.
+            raw.execute(_NOTIFY, (self.dialect.channel,))
+        except psycopg.Error as exc:
+            raise translate(exc, self.url.where) from exc
+        return call.stored(jobs, prepared, answer)[0]
 
     async def insert_in_async(self, connection: object, jobs: Sequence[Job]) -> list[Job]:
         raw = await caller.driver_connection_async(connection)
-        if isinstance(raw, psycopg.Connection):
+        if isinstance(raw, psycopg.Connection):  # a sync connection: its calls would block
             return await asyncio.to_thread(self.insert_in, raw, jobs)
         if not isinstance(raw, psycopg.AsyncConnection):
             raise _not_psycopg(connection)
         _check_open(raw.autocommit, raw.info.transaction_status)
-        rows = external.encode_jobs(jobs)
-        bridge = Bridge(raw, asyncio.get_running_loop())
-        return await asyncio.to_thread(self._insert, bridge, jobs, rows)
-
-    def _insert(self, conn: Connection, jobs: Sequence[Job], rows: list[Any]) -> list[Job]:
+        call = self.submit
+        prepared = call.prepare(jobs, self.clock(), server_clock=self.server_clock)
         try:
-            path, now = self._join(conn)
-            stored = external.insert(self.steps, conn, now, jobs, rows)
-            # Delivered by PostgreSQL if, and when, the caller's transaction commits.
-            conn.execute(
-                "SELECT set_config('search_path', %s, true), pg_notify(%s, 'w')",
-                (path, self.dialect.channel),
-            )
+            found = await raw.execute(_IDENTITY, (self._meta,))
+            self._check_identity(await found.fetchone())
+            answer = await (await raw.execute(call.sql, prepared.params)).fetchall()
+            await raw.execute(_NOTIFY, (self.dialect.channel,))
         except psycopg.Error as exc:
             raise translate(exc, self.url.where) from exc
-        return stored
+        return call.stored(jobs, prepared, answer)[0]
 
-    def _join(self, conn: Connection) -> tuple[str, float]:
-        """Check ``conn`` and take the schema's lock in its transaction; returns the
-        caller's ``search_path`` (to put back) and "now"."""
-        path, database, table = conn.execute(_IDENTITY, (self._meta,)).fetchone()
+    def _check_identity(self, row: Any) -> None:
+        """Refuses a connection (``_IDENTITY``'s row) to another database than the queue's,
+        or one without the queue's schema."""
+        _, database, table = row
         if (database, table) != self.identity():
             schema = self.dialect.schema
             where = "" if table is not None else f" without jobqueue's schema {schema!r}"
@@ -156,7 +117,6 @@ class PostgresTransactions:
                 f"the connection is to database {database!r}{where}, not the queue's "
                 f"({self.url.where}): pass a connection to the queue's database"
             )
-        return path, self._lock(conn)
 
     def _lock(self, conn: Connection) -> float:
         (_, server_now) = conn.execute(

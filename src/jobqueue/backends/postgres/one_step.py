@@ -134,7 +134,7 @@ class OneStep:
         # The store's clock when it is not the server's (a test's): NULL asks for the server's.
         now = None if self._server_clock is not None else self._clock()
         params = self._params(changes, keys, results, then, names, limit, now)
-        stepped = self._read(changes, self._link.run_alone(self._sql, params))
+        stepped = self._read(changes, self._link.run_alone(self._sql, params, repeatable=True))
         if names is not None and self._cursor is not None and stepped.claim_seconds is not None:
             # The function's claim was a full scan: the cursor learns how long it took.
             for name in names:

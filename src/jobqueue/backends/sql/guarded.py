@@ -9,12 +9,14 @@ too. Nothing here decides a rule: the change says where the job goes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Reader
 from jobqueue.backends.sql.rows import row_to_job
+from jobqueue.backends.sql.statements import Statements
 from jobqueue.backends.sql.transitions import Held, Txn, job_key, key_holder, write
 from jobqueue.changes import Change, Conflict, Expired, InState, Selector
 from jobqueue.errors import CorruptJobError
@@ -138,6 +140,14 @@ def ended_by(ended_lease: str | None, token: str) -> str | None:
 
 
 def scan(db: Reader, selector: Selector, offset: int, limit: int) -> list[Job]:
+    rows = db.conn.execute(*scan_query(db.sql, selector, offset, limit)).fetchall()
+    return _jobs(db, rows)
+
+
+def scan_query(
+    sql: Statements, selector: Selector, offset: int, limit: int
+) -> tuple[str, list[object]]:
+    """The statement of a page of ``selector``'s jobs, and its parameters."""
     state = JobState(selector.state)
     params: list[object] = []
     if selector.name is not None:
@@ -145,9 +155,8 @@ def scan(db: Reader, selector: Selector, offset: int, limit: int) -> list[Job]:
     before = selector.finished_before is not None and state.is_finished
     if before:
         params.append(selector.finished_before)
-    sql = db.sql.scan(state, selector.name is not None, before)
-    rows = db.conn.execute(sql, (*params, max(limit, 0), max(offset, 0))).fetchall()
-    return _jobs(db, rows)
+    params += [max(limit, 0), max(offset, 0)]
+    return sql.scan(state, selector.name is not None, before), params
 
 
 def expired(db: Reader, now: float, limit: int) -> list[Claim]:
@@ -159,12 +168,21 @@ def expired(db: Reader, now: float, limit: int) -> list[Claim]:
 def _jobs(db: Reader, rows: Sequence[Sequence[object]]) -> list[Job]:
     """Rows of ``JOB_COLUMNS`` as jobs with their logs; one that does not decode shows as
     ``unreadable_job`` (as a listing shows it), so a caller still sees and can move it."""
-    logs = reads.job_logs(db, [cast(int, row[0]) for row in rows])
+    return jobs_from(rows, reads.job_logs(db, [cast(int, row[0]) for row in rows]), db.log)
+
+
+def jobs_from(
+    rows: Sequence[Sequence[object]],
+    logs: dict[int, list[tuple[float, str]]],
+    log: logging.Logger,
+) -> list[Job]:
+    """Rows of ``JOB_COLUMNS`` and their logs (``reads.job_logs``) as jobs, as ``scan``
+    lists them."""
     jobs = []
     for row in rows:
         try:
             jobs.append(row_to_job(row, logs.get(cast(int, row[0]), ())))
         except CorruptJobError as exc:
-            db.log.error("reading a corrupt job: %s", exc)
+            log.error("reading a corrupt job: %s", exc)
             jobs.append(unreadable_job(row[0], row[1], row[2], str(exc)))
     return jobs

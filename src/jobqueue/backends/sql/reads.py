@@ -7,7 +7,7 @@ metrics scrape costs no transition and takes no write lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jobqueue import lifecycle
@@ -28,16 +28,28 @@ def job_logs(db: Reader, ids: list[int]) -> dict[int, list[tuple[float, str]]]:
     found: dict[int, list[tuple[float, str]]] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        for job_id, at, message in db.conn.execute(db.sql.logs_in(len(chunk)), chunk):
-            found.setdefault(job_id, []).append((at, message))
+        logs_by_job(db.conn.execute(db.sql.logs_in(len(chunk)), chunk), found)
+    return found
+
+
+def logs_by_job(
+    rows: Iterable[Sequence[Any]], found: dict[int, list[tuple[float, str]]]
+) -> dict[int, list[tuple[float, str]]]:
+    """Rows of ``logs_in`` added to ``found`` (by job id, in order)."""
+    for job_id, at, message in rows:
+        found.setdefault(job_id, []).append((at, message))
     return found
 
 
 def count_by_name(db: Reader) -> dict[str, dict[JobState, int]]:
-    counts: dict[str, dict[JobState, int]] = {}
     # Kept by triggers (migration 7); a name whose jobs are all gone keeps rows of zero.
-    rows = db.conn.execute(db.sql.NAME_COUNTS)
-    for name, state, n in rows.fetchall():
+    return counts_from(db.conn.execute(db.sql.NAME_COUNTS).fetchall())
+
+
+def counts_from(rows: Iterable[Sequence[Any]]) -> dict[str, dict[JobState, int]]:
+    """``NAME_COUNTS``'s rows as counts by name and state."""
+    counts: dict[str, dict[JobState, int]] = {}
+    for name, state, n in rows:
         try:
             known = JobState(state)
         except ValueError:  # a corrupt row's state: no state's count, as in a listing

@@ -35,6 +35,8 @@ SEQ_BLOCK_SIZE = 1 << 20
 """Order numbers in one ``SEQ_BLOCK`` (PostgreSQL's sequence increments by it: migration 2)."""
 
 INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
+INSERT_COLUMNS = _INSERT_JOB_COLUMNS
+"""The columns a new job's row is written with (``rows.job_to_row``'s order)."""
 
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {
