@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from jobqueue.errors import InvalidArgumentError
-from jobqueue.job import JSON, Job, JobError, is_unicode
+from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
 
 Clock = Callable[[], float]
 """Returns the current time as a UNIX timestamp in seconds."""
@@ -298,3 +298,13 @@ class Outcome:
     result: JSON = None
     error: JobError | None = None
     retry_at: float | None = None
+
+
+def totals_by_state(by_name: Mapping[str, Mapping[JobState, int]]) -> dict[JobState, int]:
+    """Jobs per state, every state present, summed over per-name counts (what
+    ``Backend.counts`` and the asyncio backends' ``count_by_name`` answer)."""
+    totals = dict.fromkeys(JobState, 0)
+    for by_state in by_name.values():
+        for state, n in by_state.items():
+            totals[state] += n
+    return totals

@@ -35,6 +35,7 @@ from jobqueue.values import (
     TickClaim,
     TickResult,
     WorkSpec,
+    totals_by_state,
 )
 
 __all__ = ["PAGE", "Engine"]
@@ -133,11 +134,7 @@ class Engine(Holding, Steering, Recovery):
         return self.store.counts()
 
     def count_by_state(self) -> dict[JobState, int]:
-        totals = dict.fromkeys(JobState, 0)
-        for by_state in self.store.counts().values():
-            for state, n in by_state.items():
-                totals[state] += n
-        return totals
+        return totals_by_state(self.store.counts())
 
     def paused(self) -> frozenset[str]:
         return self.store.paused()

@@ -39,6 +39,7 @@ from jobqueue.backends.sql.rows import row_to_job
 from jobqueue.backends.sql.transitions import job_key
 from jobqueue.changes import Selector
 from jobqueue.job import Job, JobState
+from jobqueue.values import totals_by_state
 
 log = logging.getLogger("jobqueue.backends.postgres.aio")
 
@@ -156,12 +157,7 @@ class AsyncPostgresBackend:
         return reads.counts_from(rows)
 
     async def count_by_state(self) -> dict[JobState, int]:
-        # Summed over the per-name counts, as Engine.count_by_state sums the store's.
-        totals = dict.fromkeys(JobState, 0)
-        for by_state in (await self.count_by_name()).values():
-            for state, n in by_state.items():
-                totals[state] += n
-        return totals
+        return totals_by_state(await self.count_by_name())
 
     async def remove(self, job_id: str) -> bool:
         key = job_key(job_id)

@@ -44,6 +44,7 @@ from jobqueue.backends.redis.wire import (
 from jobqueue.changes import Selector
 from jobqueue.errors import BackendError
 from jobqueue.job import Job, JobState
+from jobqueue.values import totals_by_state
 
 log = logging.getLogger("jobqueue.backends.redis.aio")
 
@@ -111,12 +112,7 @@ class AsyncRedisBackend:
         return listed_jobs(await self._run("scan", args), self.backend.namespace)
 
     async def count_by_state(self) -> dict[JobState, int]:
-        # Summed over the per-name counts, as Engine.count_by_state sums the store's.
-        totals = dict.fromkeys(JobState, 0)
-        for by_state in (await self.count_by_name()).values():
-            for state, n in by_state.items():
-                totals[state] += n
-        return totals
+        return totals_by_state(await self.count_by_name())
 
     async def count_by_name(self) -> dict[str, dict[JobState, int]]:
         return counted_by_name(await self._run("count_by_name", []))
