@@ -62,3 +62,11 @@ def drop_schema(url: str, schema: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def schema(postgres_url: str) -> Iterator[str]:
+    """A new schema of the test database, dropped after the test."""
+    name = new_schema()
+    yield name
+    drop_schema(postgres_url, name)

@@ -20,18 +20,11 @@ from jobqueue.backends.postgres import PostgresBackend
 from jobqueue.backends.postgres.one_step import ONE_STEP_NAMES
 from jobqueue.changes import ClaimAsk, InState
 from jobqueue.job import MAX_HISTORY, AttemptOutcome, Job, JobError, JobState
-from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
+from tests.backends.postgres_fixtures import postgres_url, schema
 
-__all__ = ["postgres_url"]
+__all__ = ["postgres_url", "schema"]
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[str]:
-    name = new_schema()
-    yield name
-    drop_schema(postgres_url, name)
 
 
 @pytest.fixture

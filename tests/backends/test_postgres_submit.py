@@ -16,18 +16,11 @@ from jobqueue.backends.postgres import PostgresBackend
 from jobqueue.backends.postgres.submit import COPY_ROWS
 from jobqueue.changes import Selector
 from jobqueue.job import Job, JobLog, JobState
-from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url
+from tests.backends.postgres_fixtures import postgres_url, schema
 
-__all__ = ["postgres_url"]
+__all__ = ["postgres_url", "schema"]
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def schema(postgres_url: str) -> Iterator[str]:
-    name = new_schema()
-    yield name
-    drop_schema(postgres_url, name)
 
 
 @pytest.fixture
