@@ -43,6 +43,7 @@ from jobqueue.values import (
     TickResult,
     WorkSpec,
     check_schedule_name,
+    totals_by_state,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "TickResult",
     "WorkSpec",
     "check_schedule_name",
+    "totals_by_state",
 ]
 
 Applied = tuple[list[Conflict | None], list[Claim]]

@@ -109,6 +109,7 @@ def claim(
     if seeking:
         assert backend.claim_cursor is not None
         backend.claim_cursor.slow_scan = 0.0
+        backend.claim_cursor.enter_after = 1
     engine = Engine(backend)
     spec = WorkSpec(
         names=(name,),

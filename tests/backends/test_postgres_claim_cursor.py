@@ -53,6 +53,7 @@ class Queue:
         self.now = 0.0
         cursor.clock = lambda: self.now
         cursor.slow_scan = 0.0  # every full scan is "slow": no timing decides the mode
+        cursor.enter_after = 1  # the first slow one enters cursor mode
         cursor.scan_every = 60.0
 
     def tick(self) -> None:
@@ -293,3 +294,18 @@ def test_only_the_levels_claimed_last_are_kept() -> None:
     assert sorted(track.levels) == list(range(2, MAX_LEVELS + 2))
     track.note([(2, 5), (MAX_LEVELS + 2, 1)])  # 2 claimed again: 3 is the oldest now
     assert sorted(track.levels) == [2, *range(4, MAX_LEVELS + 3)]
+
+
+def test_cursor_mode_needs_several_slow_full_scans_in_a_row() -> None:
+    # One slow claim is as likely a busy machine as dead index entries.
+    cursor = ClaimCursor(slow_scan=0.005, enter_after=3, clock=lambda: 0.0)
+    cursor.scanned("a", [(0, 10)], 0.010)
+    cursor.scanned("a", [(0, 20)], 0.010)
+    assert not cursor.seeking("a")
+    cursor.scanned("a", [(0, 30)], 0.001)  # a fast one: the count starts again
+    cursor.scanned("a", [(0, 40)], 0.010)
+    cursor.scanned("a", [(0, 50)], 0.010)
+    assert not cursor.seeking("a") and cursor.entered == 0
+    cursor.scanned("a", [(0, 60)], 0.010)
+    assert cursor.seeking("a") and cursor.entered == 1
+    assert cursor.plan("a") is not None  # and the next claim seeks

@@ -19,8 +19,9 @@ number from an older block (numbers come in per-transaction blocks, ``SEQ_BLOCK_
 promoted or requeued job numbered so. The full scan from the index start (the claim as it
 always was) finds those. The rule:
 
-- **Normal mode**: every claim is a full scan, as before. A full scan that takes longer than
-  ``slow_scan`` (5 ms: dead entries piling up) puts the name in **cursor mode**.
+- **Normal mode**: every claim is a full scan, as before. ``enter_after`` (3) full scans in a
+  row that take longer than ``slow_scan`` (5 ms: dead entries piling up, not one busy
+  moment) put the name in **cursor mode**.
 - **Cursor mode**: a claim seeks. A full scan runs instead when one is due: ``scan_every``
   (0.2 s) after the last one, stretched to ``SCAN_SHARE`` times that scan's duration so that
   full scans take at most about a tenth of the claim time however slow they get; and again
@@ -51,7 +52,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 SLOW_SCAN = 0.005
-"""A full-scan claim slower than this (seconds) enters cursor mode; a faster one leaves it."""
+"""A full-scan claim slower than this (seconds) counts towards cursor mode; a faster one
+leaves it."""
+ENTER_AFTER = 3
+"""Slow full scans in a row that put a name in cursor mode: one slow claim is as likely a
+busy machine as dead index entries, and cursor mode costs PostgreSQL the one-step call."""
 SCAN_EVERY = 0.2
 """In cursor mode, a full scan at least this often (seconds) ..."""
 SCAN_SHARE = 9.0
@@ -88,6 +93,8 @@ class _Track:
     """priority -> furthest seq claimed at it, least recently claimed first."""
     next_scan: float = 0.0
     rescan: bool = False
+    slow: int = 0
+    """Slow full scans in a row while not seeking."""
 
     def note(self, positions: Iterable[tuple[int, int]]) -> bool:
         """Remember claimed ``(priority, seq)`` positions; whether one was inside a stretch."""
@@ -136,10 +143,12 @@ class ClaimCursor:
         *,
         slow_scan: float = SLOW_SCAN,
         scan_every: float = SCAN_EVERY,
+        enter_after: int = ENTER_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slow_scan = slow_scan
         self.scan_every = scan_every
+        self.enter_after = enter_after
         self.clock = clock
         self.full_scans = 0
         self.seeks = 0
@@ -174,13 +183,17 @@ class ClaimCursor:
         self.full_scans += 1
         track = self._tracks.get(name)
         if seconds < self.slow_scan:
-            if track is not None and track.seeking:
-                _log.info("claims of %r read the index from its start again", name)
+            if track is not None:
+                if track.seeking:
+                    _log.info("claims of %r read the index from its start again", name)
                 del self._tracks[name]
             return
         if track is None:
             track = self._tracks[name] = _Track()
         if not track.seeking:
+            track.slow += 1
+            if track.slow < self.enter_after:
+                return
             track.seeking = True
             self.entered += 1
             _log.info(
