@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -98,19 +98,7 @@ class AsyncAdapter(Adapter):
         raise NotImplementedError
 
     def submit_each(self, payloads: Sequence[dict[str, Any]], interval: float = 0.0) -> list[float]:
-        async def run() -> list[float]:
-            stamps = []
-            start = time.perf_counter()
-            for index, data in enumerate(payloads):
-                if interval:
-                    delay = start + index * interval - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                stamps.append(time.time())
-                await self.asubmit(data)
-            return stamps
-
-        return self.loop.run_until_complete(run())
+        return self.loop.run_until_complete(paced(payloads, interval, self.asubmit))
 
     async def aclose(self) -> None:
         pass
@@ -166,3 +154,23 @@ def adapters() -> dict[str, type[Adapter]]:
         *oban_adapter.ADAPTERS,
     ]
     return {adapter.name: adapter for adapter in found}
+
+
+async def paced(
+    payloads: Sequence[dict[str, Any]],
+    interval: float,
+    submit: Callable[[dict[str, Any]], Awaitable[object]],
+) -> list[float]:
+    """``submit`` each payload in turn, ``interval`` seconds apart (0: back to back), and the
+    time just before each call (the latency phase's start stamps). Shared by the in-process
+    async adapters and oban-py's producer process."""
+    stamps = []
+    start = time.perf_counter()
+    for index, data in enumerate(payloads):
+        if interval:
+            delay = start + index * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        stamps.append(time.time())
+        await submit(data)
+    return stamps

@@ -21,7 +21,6 @@ import asyncio
 import json
 import platform
 import sys
-import time
 import traceback
 from importlib.metadata import version
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from oban import Oban
 from oban.schema import install
 
+from peers import paced
 from peers.oban_worker import BenchWorker
 
 
@@ -52,17 +52,9 @@ class Producer:
             await pool.close()
 
     async def each(self, payloads: list[dict[str, Any]], interval: float) -> list[float]:
-        assert self.oban is not None
-        stamps = []
-        start = time.perf_counter()
-        for index, data in enumerate(payloads):
-            if interval:
-                delay = start + index * interval - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            stamps.append(time.time())
-            await self.oban.enqueue(BenchWorker.new(data))
-        return stamps
+        oban = self.oban
+        assert oban is not None
+        return await paced(payloads, interval, lambda data: oban.enqueue(BenchWorker.new(data)))
 
     async def bulk(self, payloads: list[dict[str, Any]]) -> None:
         assert self.oban is not None
