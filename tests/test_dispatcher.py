@@ -823,3 +823,32 @@ def test_ctrl_c_without_our_signal_handlers_stops_gracefully() -> None:
     assert dispatcher.stop_signal == signal.SIGINT
     assert queue.get_job_by_id(first.id).result == "finished anyway"  # type: ignore[union-attr]
     assert queue.get_job_by_id(second.id).state is JobState.WAITING  # type: ignore[union-attr]
+
+
+def test_slots_start_only_once_the_supervisor_handles_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job pressing Ctrl-C at once must find ``run`` already supervising (a CI run once saw
+    the KeyboardInterrupt land in ``heartbeat.start()`` and escape ``run``): the heartbeat
+    registers the dispatcher but no job starts until the supervisor took over."""
+    from jobqueue.runtime.shutdown import Supervisor
+
+    queue = make_queue()
+    started = threading.Event()
+    queue.add_worker("w", lambda job: started.set())
+    queue.submit_job("w", None)
+    started_before_supervising: list[bool] = []
+    supervise = Supervisor.supervise_until_done
+
+    def late_supervisor(self: Supervisor) -> None:
+        deadline = time.monotonic() + 10
+        while not queue.dispatchers() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls for the registration the heartbeat makes
+        assert queue.dispatchers(), "the heartbeat never registered the dispatcher"
+        # A negative needs a bound: before the fix the job started within milliseconds.
+        started_before_supervising.append(started.wait(0.5))
+        supervise(self)
+
+    monkeypatch.setattr(Supervisor, "supervise_until_done", late_supervisor)
+    assert queue.dispatcher().run(burst=True) == 1
+    assert started_before_supervising == [False]

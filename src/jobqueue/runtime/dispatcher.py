@@ -190,9 +190,9 @@ class Dispatcher:
             for n in range(1, self.concurrency + 1)
         ]
         self._supervisor.slots_started(len(slots))
-        # The heartbeat starts the slots: Thread.start waits, and a KeyboardInterrupt landing
-        # in that wait (a job may press Ctrl-C at once) would leave us not knowing whether the
-        # slot started. This thread only ever waits in the supervisor, which handles it.
+        # The heartbeat starts the slots, once the supervisor handles Ctrl-C: Thread.start
+        # waits, and a KeyboardInterrupt landing in that wait (a job may press Ctrl-C at once)
+        # would leave us not knowing whether the slot started.
         heartbeat = threading.Thread(
             target=self._heartbeat, args=(slots,), name="jobqueue-heartbeat", daemon=True
         )
@@ -203,6 +203,7 @@ class Dispatcher:
                 thread.join()
         finally:
             self._finished.set()
+            self._supervisor.slots_may_start.set()  # Ctrl-C before supervising: none start
             with contextlib.suppress(RuntimeError):  # interrupted before it started
                 heartbeat.join()
             self._runs.watchdog.close()
@@ -261,6 +262,7 @@ class Dispatcher:
         beats = Heartbeat(self.backend, info, self.lease_seconds, self._maintenance)
         try:
             self._beat(beats)  # registered before the first claim
+            self._supervisor.slots_may_start.wait()
             for thread in slots:
                 if self._finished.is_set():
                     break

@@ -75,8 +75,12 @@ class Supervisor:
         self._lock = threading.Lock()
         self._slots_left = 0
         self._owns_process = False  # install_signal_handlers: may exit the process itself
+        # Set once this thread handles Ctrl-C (or the run ended): slots start only then, so a
+        # job that presses Ctrl-C at once cannot interrupt ``run`` before it is supervising.
+        self.slots_may_start = threading.Event()
 
     def slots_started(self, count: int) -> None:
+        self.slots_may_start.clear()
         with self._lock:
             self._slots_left = count
 
@@ -145,6 +149,7 @@ class Supervisor:
         presses = 0
         while True:
             try:
+                self.slots_may_start.set()
                 self._supervise()
                 return
             except KeyboardInterrupt:
