@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from jobqueue.errors import CorruptJobError, InvalidOptionError, NotSerializableError
 
@@ -48,6 +48,9 @@ class JobState(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+    """In a flow, waiting for its dependencies (``depends_on``): never claimed; it becomes
+    waiting in the same step as the last dependency's completion."""
 
     def __str__(self) -> str:
         return self.value
@@ -65,8 +68,30 @@ class JobState(str, enum.Enum):
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 """States a job does not leave by itself (``retry_job`` brings failed and cancelled back)."""
 
-LIVE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+LIVE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED})
 """States in which a job holds its unique key: every state but the finished ones."""
+
+ON_FAILURE = ("cancel", "ignore", "fail")
+"""What a dependent does when a dependency fails for good or is cancelled: is cancelled
+(the default), runs anyway with the failure readable, or fails."""
+
+
+class Dependency(NamedTuple):
+    """One edge of a flow: the job ``job_id`` and the rule ``on_failure`` (``ON_FAILURE``)
+    of the dependent for it. In ``Job.depends_on`` it names a dependency, in
+    ``Job.dependents`` a dependent (with that dependent's rule for this job). Before the
+    flow is stored, ``job_id`` is ``"@k"``: the ``k``-th job of the same ``insert``."""
+
+    job_id: str
+    on_failure: str = "cancel"
+
+    def to_list(self) -> list[JSON]:
+        return [self.job_id, self.on_failure]
+
+
+def batch_ref(position: int) -> str:
+    """How a job of a flow names the ``position``-th job of its own ``insert`` batch."""
+    return f"@{position}"
 
 
 class AttemptOutcome(str, enum.Enum):
@@ -287,6 +312,15 @@ class Job(_Submitting):
     dispatcher: str | None = None
     """The id of the dispatcher that holds the job while it is active."""
     history: list[Attempt] = field(default_factory=list)
+    flow_id: str | None = None
+    """The flow this job belongs to: the id of the flow's first job (``submit_flow``)."""
+    depends_on: tuple[Dependency, ...] = ()
+    """The jobs this one waits for (BLOCKED until each has an outcome), with its rule."""
+    dependents: tuple[Dependency, ...] = ()
+    """The jobs waiting for this one, each with its rule for this one."""
+    dependency_outcomes: dict[str, JSON] = field(default_factory=dict)
+    """What each dependency delivered, by id: ``{"state": "completed", "result": ...}`` or
+    ``{"state": "failed" | "cancelled", "error": {...} | None}``."""
     """Finished attempts, oldest first (at most ``MAX_HISTORY``), kept across retries."""
     lease_expires_at: float | None = field(default=None, compare=False)
     """Not part of a submitted job: when the lease of an ACTIVE job runs out, as the backend
@@ -328,6 +362,10 @@ class Job(_Submitting):
             "cancel_requested": self.cancel_requested,
             "dispatcher": self.dispatcher,
             "history": [attempt.to_dict() for attempt in self.history],
+            "flow_id": self.flow_id,
+            "depends_on": [d.to_list() for d in self.depends_on],
+            "dependents": [d.to_list() for d in self.dependents],
+            "dependency_outcomes": self.dependency_outcomes,
             "lease_expires_at": self.lease_expires_at,
         }
 
@@ -369,6 +407,10 @@ class Job(_Submitting):
                 cancel_requested=bool(raw.get("cancel_requested", False)),
                 dispatcher=raw.get("dispatcher"),
                 history=[Attempt.from_dict(a) for a in raw.get("history") or []],
+                flow_id=_optional_str(raw, "flow_id"),
+                depends_on=_dependencies(raw.get("depends_on")),
+                dependents=_dependencies(raw.get("dependents")),
+                dependency_outcomes=dict(raw.get("dependency_outcomes") or {}),
                 lease_expires_at=None if lease is None else float(lease),
             )
         except CorruptJobError:
@@ -384,9 +426,32 @@ class Job(_Submitting):
             raise CorruptJobError("stored job record is not a JSON object")
         return cls.from_dict(raw)
 
+    def dependency_results(self) -> dict[str, JSON]:
+        """The results of the dependencies that completed, by job id."""
+        return {
+            job_id: outcome.get("result")
+            for job_id, outcome in self.dependency_outcomes.items()
+            if isinstance(outcome, dict) and outcome.get("state") == "completed"
+        }
+
+    def dependency_errors(self) -> dict[str, JobError | None]:
+        """The dependencies that failed or were cancelled (the ``ignore`` rule let this job
+        run anyway), by job id, with their last error."""
+        errors: dict[str, JobError | None] = {}
+        for job_id, outcome in self.dependency_outcomes.items():
+            if isinstance(outcome, dict) and outcome.get("state") != "completed":
+                error = outcome.get("error")
+                errors[job_id] = JobError(**error) if isinstance(error, dict) else None
+        return errors
+
     def copy(self) -> Job:
         """A deep-enough copy: the log list is new, JSON values are shared read-only."""
-        return replace(self, logs=list(self.logs), history=list(self.history))
+        return replace(
+            self,
+            logs=list(self.logs),
+            history=list(self.history),
+            dependency_outcomes=dict(self.dependency_outcomes),
+        )
 
 
 UNREADABLE_TITLE = "(unreadable record)"
@@ -412,6 +477,25 @@ def unreadable_job(job_id: object, name: object, state: object, reason: str) -> 
 
 
 _T = TypeVar("_T")
+
+
+def _optional_str(raw: Mapping[str, JSON], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise CorruptJobError(f"stored job field {key!r} should be a string, got {value!r}")
+    return value
+
+
+def _dependencies(raw: JSON) -> tuple[Dependency, ...]:
+    if not raw:
+        return ()
+    edges = []
+    for edge in raw:
+        job_id, on_failure = edge
+        if not isinstance(job_id, str) or on_failure not in ON_FAILURE:
+            raise CorruptJobError(f"stored dependency {edge!r} is malformed")
+        edges.append(Dependency(job_id, on_failure))
+    return tuple(edges)
 
 
 def _expect(raw: Mapping[str, JSON], key: str, kind: type[_T]) -> _T:
