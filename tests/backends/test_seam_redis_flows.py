@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.cluster import RedisCluster
+
+from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.wire import SUBMIT_BATCH
 from jobqueue.changes import Change, ClaimAsk, Conflict, Delivery, InState, Selector
 from jobqueue.job import Dependency, Job, JobState
+from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import redis_url
+from tests.backends.test_redis_cluster import cluster_ports, namespaces_on_two_shards
 from tests.backends.test_seam_redis import SPEC, clock, completion, got, new, store
 
-__all__ = ["redis_url", "store"]
+__all__ = ["cluster_ports", "redis_url", "store"]
 
 W, D, A, B = JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED
 C, F, X = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
@@ -204,3 +209,27 @@ def test_a_reference_to_a_job_deduplicated_onto_a_live_one(store: RedisBackend) 
     assert child.depends_on == (Dependency(root.id), Dependency(live.id))
     assert got(store, child.id).depends_on == child.depends_on
     assert got(store, root.id).dependents == (Dependency(child.id, "ignore"),)
+
+
+def test_a_flow_on_a_cluster_shard(cluster_ports: list[int]) -> None:
+    """The flow paths keep to the namespace's hash tag: the blocked set, the ids a flow's
+    call works out ahead, the dependency read by a delivery."""
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    _, namespace = namespaces_on_two_shards(client)
+    store = RedisBackend(client, BackendOptions(clock=ManualClock()), namespace=namespace)
+    try:
+        root, left, right, join = diamond(store)
+        assert [j.id for j in store.scan(Selector(B), 0, 10)] == [left.id, right.id, join.id]
+        (claim,) = store.claim_many(SPEC, 1)
+        done = {"state": "completed", "result": 1}
+        results, claims = store.apply(
+            [completion(claim, 1), delivery(left, root, done), delivery(right, root, done)],
+            ClaimAsk(SPEC, 2),
+        )
+        assert results == [None, None, None] and len(claims) == 2
+        assert got(store, join.id).state is B and store.counts()["a"][B] == 1
+        assert store.delete([join.id]) == 1 and store.scan(Selector(B), 0, 10) == []
+    finally:
+        for key in client.keys(f"jq:{{{namespace}}}:*", target_nodes="all"):
+            client.delete(key)
+        store.close()
