@@ -19,9 +19,18 @@ from jobqueue.job import Dependency, Job, JobState
 from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import redis_url
 from tests.backends.test_redis_cluster import cluster_ports, namespaces_on_two_shards
-from tests.backends.test_seam_redis import SPEC, clock, completion, got, new, store
+from tests.backends.test_seam_redis import (
+    SPEC,
+    clock,
+    completion,
+    got,
+    lose_next_reply,
+    losing,
+    new,
+    store,
+)
 
-__all__ = ["cluster_ports", "redis_url", "store"]
+__all__ = ["cluster_ports", "losing", "redis_url", "store"]
 
 W, D, A, B = JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED
 C, F, X = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
@@ -233,3 +242,17 @@ def test_a_flow_on_a_cluster_shard(cluster_ports: list[int]) -> None:
         for key in client.keys(f"jq:{{{namespace}}}:*", target_nodes="all"):
             client.delete(key)
         store.close()
+
+
+def test_a_resent_delivery_is_answered_written(losing: RedisBackend) -> None:
+    store = losing
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    done = {"state": "completed", "result": "r"}
+    sent = lose_next_reply(store)
+    results, _ = store.apply([completion(claim), delivery(child, root, done)])
+    assert len(sent) == 2  # sent again, marked as a repeat
+    assert results == [None, None]  # the first run released the child: written
+    released = got(store, child.id)
+    assert released.state is W and released.dependency_outcomes == {root.id: done}
+    assert store.counts()["a"][W] == 1 and store.counts()["a"].get(B, 0) == 0
