@@ -19,7 +19,10 @@ MAX_CURSOR = 10**9 - 1
 CURSOR_PATTERN = "^[0-9]{0,9}$"
 BULK_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry": (("failed", "cancelled"), "Retry every failed (or cancelled) job"),
-    "cancel": (("waiting", "delayed", "active"), "Cancel every waiting, delayed or active job"),
+    "cancel": (
+        ("waiting", "delayed", "active", "blocked"),
+        "Cancel every waiting, delayed, active or blocked job",
+    ),
     "remove": (("completed", "failed", "cancelled"), "Remove every finished job"),
 }
 """Per bulk action: the states it applies to, and what it does."""

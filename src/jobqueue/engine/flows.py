@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from jobqueue import flow_rules
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
-from jobqueue.job import Dependency, Job, JobError, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobError, JobState
 
 logger = logging.getLogger("jobqueue.engine")
 
