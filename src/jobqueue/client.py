@@ -315,6 +315,11 @@ class QueueClient:
         everything.sort(key=_last_touched, reverse=True)
         return everything[offset : offset + limit]
 
+    def flow_jobs(self, flow_id: str) -> list[Job]:
+        """The jobs of a flow (``submit_flow``; ``flow_id`` is its first job's id), in the
+        order submitted; empty when there is no such flow."""
+        return self.backend.flow(check_id(flow_id))
+
     def _list_matching(
         self, state: JobState, name: str | None, offset: int, limit: int
     ) -> list[Job]:
