@@ -320,6 +320,15 @@ class QueueClient:
         order submitted; empty when there is no such flow."""
         return self.backend.flow(check_id(flow_id))
 
+    def cancel_flow(self, flow_id: str) -> int:
+        """Cancel every job of a flow not finished yet; returns how many."""
+        return self.backend.cancel_flow(check_id(flow_id))
+
+    def retry_flow(self, flow_id: str) -> int:
+        """Retry a flow's failed and cancelled jobs (their cancelled dependents come back
+        blocked); returns how many were retried."""
+        return self.backend.retry_flow(check_id(flow_id))
+
     def _list_matching(
         self, state: JobState, name: str | None, offset: int, limit: int
     ) -> list[Job]:
