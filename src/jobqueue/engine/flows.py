@@ -79,6 +79,10 @@ class Flows:
                 if conflict is None:
                     revived += 1
                     frontier.append(dependent)
+                    # The outcomes its other dependencies gave while it was ended: now.
+                    again = self.store.get(dependent.id)
+                    if again is not None:
+                        self._catch_up(again)
         return revived
 
     def sweep_blocked(self) -> int:
@@ -86,17 +90,21 @@ class Flows:
         or was removed) is delivered now, by the same rules. Returns how many changed."""
         page = self.store.scan(Selector(JobState.BLOCKED), self._sweep_offset, SWEEP_PAGE)
         self._sweep_offset = self._sweep_offset + len(page) if len(page) == SWEEP_PAGE else 0
-        changed = 0
-        for dependent in page:
-            for edge in dependent.depends_on:
-                if edge.job_id in dependent.dependency_outcomes:
-                    continue
-                changes = self._late(dependent, edge)
-                if changes:
-                    conflicts, _ = self.store.apply(changes)
-                    changed += conflicts[0] is None
-                    break  # the dependent moved or took an outcome: the next pass goes on
-        return changed
+        return sum(self._catch_up(dependent) for dependent in page)
+
+    def _catch_up(self, dependent: Job) -> bool:
+        """Deliver to a blocked ``dependent`` every outcome it lacks of a dependency that has
+        ended (or is gone), in one step, in its ``depends_on`` order. Whether it changed."""
+        changes = [
+            change
+            for edge in dependent.depends_on
+            if edge.job_id not in dependent.dependency_outcomes
+            for change in self._late(dependent, edge)
+        ]
+        if not changes:
+            return False
+        conflicts, _ = self.store.apply(changes)
+        return any(conflict is None for conflict in conflicts)
 
     def _late(self, dependent: Job, edge: Dependency) -> list[Change]:
         source = self.store.get(edge.job_id)
