@@ -1,7 +1,7 @@
 """A hypothesis state machine that drives a backend and checks it against a simple model.
 
-Random submits (of small flows too), claims (of paused names too), renewals, heartbeats, completions, failures,
-releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
+Random submits (small flows too), claims (of paused names too), renewals, heartbeats,
+completions, failures, releases, cancels (of every state, one or in bulk), delayed jobs
 run now, retries, purges, removals, pauses, maintenance, clock jumps, and periodic schedules'
 tick claims (their jobs joining the model's) with pauses and removals of schedules; after
 every step: no job in two states, none lost, every state, count, lease deadline, outcome
