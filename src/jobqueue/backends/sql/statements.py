@@ -38,11 +38,16 @@ INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
 INSERT_COLUMNS = _INSERT_JOB_COLUMNS
 """The columns a new job's row is written with (``rows.job_to_row``'s order)."""
 
+FLOW_COLUMNS = "flow_id, depends_on, dependents, dependency_outcomes"
+"""The columns a job of a flow has besides (``rows.flow_row``); a job of no flow leaves
+them out of its insert, and keeps them NULL."""
+
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {
     JobState.WAITING: "priority DESC, seq",
     JobState.DELAYED: "run_at, seq",
     JobState.ACTIVE: "lease_expires_at, id",
+    JobState.BLOCKED: "seq",
 }
 
 
@@ -69,6 +74,11 @@ class Statements:
     INSERT_JOB = (
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    INSERT_FLOW_JOB = (  # a job of a flow: its flow columns too (``transitions.store_flow``)
+        f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}, {FLOW_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?)"
     )
     INSERT_JOBS_COLUMNAR = ""  # a dialect's insert of many rows given as one array per column
     INSERT_LOG = "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)"
@@ -139,6 +149,11 @@ class Statements:
         "error = CASE WHEN ? THEN ? ELSE error END, history = COALESCE(?, history), "
         "ended_lease = CASE WHEN ? THEN ? ELSE ended_lease END WHERE id = ?"
     )
+
+    # A delivery (``Change.deliver``): what the receiving job's move depends on (the giving
+    # job's state is ``JOB_STATE``); then its outcomes written.
+    DELIVERY_ROW = "SELECT run_at, depends_on, dependency_outcomes FROM jobqueue_jobs WHERE id = ?"
+    SET_OUTCOMES = "UPDATE jobqueue_jobs SET dependency_outcomes = ? WHERE id = ?"
 
     # -- maintenance --------------------------------------------------------------------------
     DUE_DELAYED = (
