@@ -42,8 +42,18 @@ from jobqueue.errors import (
     UnknownBackendError,
     UnknownWorkerError,
 )
+from jobqueue.flows import Flow, FlowStep
 from jobqueue.hooks import hookimpl
-from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
+from jobqueue.job import (
+    Attempt,
+    AttemptOutcome,
+    Backoff,
+    Dependency,
+    Job,
+    JobError,
+    JobLog,
+    JobState,
+)
 from jobqueue.queue import JobQueue
 from jobqueue.runtime.dispatcher import Dispatcher
 from jobqueue.runtime.interrupt import Snooze
@@ -67,9 +77,12 @@ __all__ = [
     "Claim",
     "ConfigurationError",
     "CorruptJobError",
+    "Dependency",
     "Dispatcher",
     "DispatcherCrashedError",
     "DispatcherInfo",
+    "Flow",
+    "FlowStep",
     "Handler",
     "InvalidArgumentError",
     "InvalidJobDataError",

@@ -28,6 +28,7 @@ from jobqueue.arguments import check_id, check_state
 from jobqueue.backend import DispatcherInfo, ThroughputBucket
 from jobqueue.client import QueueClient
 from jobqueue.errors import ConfigurationError, JobNotFoundError
+from jobqueue.flows import Flow
 from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobState
 
@@ -111,6 +112,18 @@ class AsyncJobQueue:
             stored = await self.queue.backend.submit_in_async(connection, jobs)
         else:
             stored = await self.backend.submit_many(jobs) if jobs else []
+        for job in stored:
+            emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
+        return stored
+
+    async def submit_flow(self, flow: Flow, *, connection: object = None) -> list[Job]:
+        """As ``JobQueue.submit_flow``: every job of ``flow`` in one atomic step. (Without
+        ``connection`` the store's own call runs in a worker thread.)"""
+        jobs = flow.jobs(self.queue.new_jobs)
+        if connection is not None:
+            stored = await self.queue.backend.submit_in_async(connection, jobs)
+        else:
+            stored = await asyncio.to_thread(self.queue.backend.submit_flow, jobs)
         for job in stored:
             emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored

@@ -37,6 +37,7 @@ from jobqueue.errors import (
     ScheduleNotFoundError,
     UnknownBackendError,
 )
+from jobqueue.flows import Flow
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.limits import MAX_GRACE_SECONDS, MAX_LEASE_SECONDS, validate_seconds
@@ -247,6 +248,19 @@ class QueueClient:
             stored = self.backend.submit_in(connection, jobs)
         else:
             stored = self.backend.submit_many(jobs) if jobs else []
+        for job in stored:
+            emit(self.plugins.hook, "jobqueue_job_submitted", job=job)
+        return stored
+
+    def submit_flow(self, flow: Flow, *, connection: object = None) -> list[Job]:
+        """Store every job of ``flow`` in one atomic step and return them in the order they
+        were added (``jobqueue.flows``): a job with dependencies is BLOCKED until they
+        complete. Bad input stores nothing. ``connection``: as ``submit_job``."""
+        jobs = flow.jobs(self.new_jobs)
+        if connection is not None:
+            stored = self.backend.submit_in(connection, jobs)
+        else:
+            stored = self.backend.submit_flow(jobs)
         for job in stored:
             emit(self.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from jobqueue.errors import InvalidArgumentError
-from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
+from jobqueue.job import JSON, Dependency, Job, JobError, JobState, is_unicode
 
 Clock = Callable[[], float]
 """Returns the current time as a UNIX timestamp in seconds."""
@@ -298,6 +298,9 @@ class Outcome:
     result: JSON = None
     error: JobError | None = None
     retry_at: float | None = None
+    dependents: tuple[Dependency, ...] = ()
+    """The job's dependents (a flow's), as claimed: a completion delivers its result to them
+    in the same step."""
 
 
 def totals_by_state(by_name: Mapping[str, Mapping[JobState, int]]) -> dict[JobState, int]:

@@ -9,6 +9,7 @@ from typing import Protocol
 from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
+from jobqueue.engine.flows import Flows
 from jobqueue.job import FINISHED_STATES, Job, JobState
 
 PAGE = 500
@@ -23,7 +24,7 @@ class _Rule(Protocol):
     def __call__(self, job: Job, /) -> Change | None: ...
 
 
-class Steering:
+class Steering(Flows):
     """The operator's verbs (a part of ``Engine``)."""
 
     store: Backend
@@ -41,6 +42,8 @@ class Steering:
                 return job.state
             (conflict,), _ = self.store.apply([change])
             if conflict is None:
+                if job.dependents and change.to is JobState.CANCELLED:
+                    self.ended(job_id, job.dependents)
                 return change.to
             state = conflict.state
         return state
@@ -54,6 +57,8 @@ class Steering:
                 return None
             (conflict,), _ = self.store.apply([lifecycle.on_retry(job, self.options.clock())])
             if conflict is None:
+                if job.dependents:
+                    self.revive_dependents(job)
                 break
             if conflict.unique_holder is not None:
                 assert job.unique_key is not None
@@ -82,7 +87,7 @@ class Steering:
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
         """``cancel`` every job in ``state`` (of ``name``), in the order they would have run;
         returns how many were cancelled or asked to stop."""
-        if state not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+        if state not in lifecycle.NOT_STARTED and state is not JobState.ACTIVE:
             return 0
         return self._each(Selector(state, name), lifecycle.on_cancel)
 
@@ -95,13 +100,21 @@ class Steering:
             changes = [change for _, change in decided if change is not None]
             conflicts, _ = self.store.apply(changes) if changes else ([], [])
             outcome = iter(conflicts)
-            for _, change in decided:
+            for job, change in decided:
                 if change is None or next(outcome) is not None:
                     offset += 1
                 else:
                     written += 1
                     offset += change.to is selector.state
+                    if job.dependents:  # a flow's job: its dependents follow
+                        self._flow_follows(job, change.to)
         return written
+
+    def _flow_follows(self, job: Job, to: JobState) -> None:
+        if to is JobState.CANCELLED:
+            self.ended(job.id, job.dependents)
+        elif job.state in lifecycle.RETRIABLE:
+            self.revive_dependents(job)
 
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None
