@@ -133,8 +133,7 @@ def deliver(
             txn.conn.execute(txn.sql.SET_OUTCOMES, (encoded, row.key))
             return None  # still waiting for another dependency: it stays BLOCKED
         # Every dependency delivered: waiting, or delayed until its run_at, as insert decides.
-        due = run_at if change.run_at is None else txn.now + change.run_at
-        change = change._replace(to=lifecycle.due_state(due, txn.now))
+        change = change._replace(to=lifecycle.due_state(run_at, txn.now))
     write(txn, row, change, result)
     txn.conn.execute(txn.sql.SET_OUTCOMES, (encoded, row.key))
     return None
