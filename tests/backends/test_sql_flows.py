@@ -75,6 +75,20 @@ def test_a_blocked_job_holds_its_unique_key_for_a_later_submit(store: SQLStore) 
     assert again.state is JobState.BLOCKED and again.depends_on == (Dependency(root.id),)
 
 
+def test_a_flow_s_job_whose_key_an_earlier_one_of_it_took_is_that_job(store: SQLStore) -> None:
+    jobs = root_and_dependents(2)
+    jobs[0] = a_job(flow_id="@0", dependents=jobs[0].dependents, unique_key="k")
+    jobs[2] = a_job(flow_id="@0", depends_on=(Dependency("@0"),), unique_key="k")
+    root, dependent, again = store.insert(jobs)
+    assert again.deduplicated and again.id == root.id and again.flow_id == root.id
+    assert root.dependents == (Dependency(dependent.id), Dependency(root.id))
+    assert store.counts()["a"] == {
+        **dict.fromkeys(JobState, 0),
+        JobState.WAITING: 1,
+        JobState.BLOCKED: 1,
+    }
+
+
 def test_a_large_flow_is_stored_in_one_step_with_its_references(store: SQLStore) -> None:
     jobs = root_and_dependents(99)
     assert len(jobs) >= submit.COPY_ROWS  # no COPY on PostgreSQL: it translates nothing

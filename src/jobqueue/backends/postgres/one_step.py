@@ -29,7 +29,13 @@ from jobqueue.backends.postgres.dialect import PostgresDialect, lock_key
 from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.dialect import Stepped
 from jobqueue.backends.sql.guarded import ended_by
-from jobqueue.backends.sql.rows import JOB_WIDTH, LEASE_EXPIRES_AT, error_json, row_to_job
+from jobqueue.backends.sql.rows import (
+    FLOW_WIDTH,
+    JOB_WIDTH,
+    LEASE_EXPIRES_AT,
+    error_json,
+    row_to_job,
+)
 from jobqueue.backends.sql.statements import SEQ_BLOCK_SIZE
 from jobqueue.backends.sql.transitions import MAINTENANCE_BATCH, job_key
 from jobqueue.changes import Change, ClaimAsk, Conflict, Expired, InState
@@ -77,8 +83,12 @@ _SCALARS = (
 ONE_STEP_NAMES = 8
 """A claim for more names goes the long way (``claims``: the cross-name order, not a seek
 per name)."""
-_FIELDS = 5  # n, now, promoted, lease token, ended lease; then JOB_COLUMNS, the logs
-_JOB_END = _FIELDS + JOB_WIDTH
+_FIELDS = 5  # n, now, promoted, lease token, ended lease; then JOB_COLUMNS, the logs...
+_JOB_END = _FIELDS + JOB_WIDTH - FLOW_WIDTH
+"""Where ``JOB_COLUMNS`` but the flow columns end; then the logs, the waiting seq, the claim's
+time and, last (so that the version before reads its columns where they were), the flow
+columns."""
+_FLOW_COLUMNS = _JOB_END + 4
 
 
 class OneStep:
@@ -239,7 +249,7 @@ class OneStep:
             elif n < 0:
                 stepped.conflicts[-n - 1] = _conflict(changes[-n - 1], row)
             else:
-                job_row = row[_FIELDS:_JOB_END]
+                job_row = (*row[_FIELDS:_JOB_END], *row[_FLOW_COLUMNS:])
                 logs = list(zip(row[_JOB_END] or (), row[_JOB_END + 1] or (), strict=True))
                 try:
                     job = row_to_job(job_row, logs)

@@ -40,39 +40,42 @@ def store_flow(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...
     transaction: first every job's id (a job whose unique key a live job, or an earlier job
     of the batch, holds gets that job's), then each ``"@k"`` replaced by the k-th job's id,
     then the rows; a job with ``depends_on`` is stored BLOCKED."""
-    stored: list[Job | None] = []
+    # Per job: the live job already holding its key, the place in the batch of the earlier
+    # job that takes it, or None: stored here, with a new id.
+    held: list[Job | int | None] = []
     batch_ids: list[str] = []
-    keys: dict[str, Job] = {}  # unique keys taken by jobs of this batch: their holders
-    for job in jobs:
-        holder = None
+    keys: dict[str, int] = {}  # unique keys taken by jobs of this batch: their places
+    for place, job in enumerate(jobs):
+        holder: Job | int | None = None
         if job.unique_key is not None:
             holder = keys.get(job.unique_key)
             if holder is None:
                 existing = txn.conn.execute(txn.sql.LIVE_WITH_KEY, (job.unique_key,)).fetchone()
                 if existing is not None:
                     holder = reads.load_job(txn, existing)
-        if holder is not None:
-            stored.append(replace(holder, deduplicated=True))
-            batch_ids.append(holder.id)
-            continue
-        stored.append(None)
-        batch_ids.append(str(txn.next_job_id()))
-        if job.unique_key is not None:
-            keys[job.unique_key] = replace(job, id=batch_ids[-1])
+                else:
+                    keys[job.unique_key] = place
+        held.append(holder)
+        if holder is None:
+            batch_ids.append(str(txn.next_job_id()))
+        else:
+            batch_ids.append(batch_ids[holder] if isinstance(holder, int) else holder.id)
     pending: list[tuple[SQLValue, ...]] = []
     logs: list[tuple[int, float, str]] = []
     answer: list[Job] = []
-    for job, row, job_id, done in zip(jobs, rows, batch_ids, stored, strict=True):
-        if done is not None:
-            answer.append(done)
+    for job, row, job_id, holder in zip(jobs, rows, batch_ids, held, strict=True):
+        if holder is not None:
+            found = answer[holder] if isinstance(holder, int) else holder
+            answer.append(replace(found, deduplicated=True))
             continue
         resolved = resolve(job, batch_ids)
         state = (
             JobState.BLOCKED if resolved.depends_on else lifecycle.due_state(job.run_at, txn.now)
         )
         key = int(job_id)
-        pending.append((key, row[1], state.value, row[3], txn.next_seq(), *row[5:]))
-        pending[-1] += flow_columns(resolved)
+        pending.append(
+            (key, row[1], state.value, row[3], txn.next_seq(), *row[5:], *flow_columns(resolved))
+        )
         logs.extend((key, log.at, log.message) for log in job.logs)
         answer.append(replace(resolved, id=job_id, state=state, logs=list(job.logs)))
     if pending:
@@ -102,7 +105,7 @@ def resolve(job: Job, batch_ids: Sequence[str]) -> Job:
 
 
 def flow_columns(job: Job) -> tuple[SQLValue, ...]:
-    """``job``'s values of ``statements.FLOW_COLUMNS``, in order."""
+    """``job``'s values of ``rows.FLOW_COLUMNS``, in order."""
     return (
         job.flow_id,
         edges_json(job.depends_on),

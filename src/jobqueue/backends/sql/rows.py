@@ -20,13 +20,16 @@ from jobqueue.job import (
 SQLValue = str | int | float | bytes | None
 """A value stored in a column: what the DB-API drivers take as a parameter."""
 
-# Columns read for a Job, in order; ``row_to_job`` relies on it. The flow columns (schema
-# version 10 on SQLite, 5 on PostgreSQL) come last: NULL for a job of no flow.
+FLOW_COLUMNS = "flow_id, depends_on, dependents, dependency_outcomes"
+"""The columns a job of a flow has besides (``flows.flow_columns``), NULL for a job of no
+flow (schema version 10 on SQLite, 5 on PostgreSQL); its insert leaves them out."""
+FLOW_WIDTH = FLOW_COLUMNS.count(",") + 1
+
+# Columns read for a Job, in order; ``row_to_job`` relies on it. The flow columns come last.
 JOB_COLUMNS = (
     "id, name, state, priority, attempts, attempts_made, stalls, backoff, timeout, unique_key, "
     "created_at, run_at, started_at, finished_at, progress, progress_message, title, data, "
-    "result, error, cancel_requested, dispatcher, history, lease_expires_at, flow_id, "
-    "depends_on, dependents, dependency_outcomes"
+    f"result, error, cancel_requested, dispatcher, history, lease_expires_at, {FLOW_COLUMNS}"
 )
 JOB_WIDTH = JOB_COLUMNS.count(",") + 1
 """How many columns ``JOB_COLUMNS`` reads (a statement's own columns follow them)."""

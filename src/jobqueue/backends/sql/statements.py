@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jobqueue.backends.sql.rows import JOB_COLUMNS
+from jobqueue.backends.sql.rows import FLOW_COLUMNS, JOB_COLUMNS
 from jobqueue.job import LIVE_STATES, JobState
 
 LIVE_SQL = ", ".join(sorted(f"'{state.value}'" for state in LIVE_STATES))
@@ -38,9 +38,6 @@ INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
 INSERT_COLUMNS = _INSERT_JOB_COLUMNS
 """The columns a new job's row is written with (``rows.job_to_row``'s order)."""
 
-FLOW_COLUMNS = "flow_id, depends_on, dependents, dependency_outcomes"
-"""The columns a job of a flow has besides (``rows.flow_row``); a job of no flow leaves
-them out of its insert, and keeps them NULL."""
 
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {

@@ -14,8 +14,10 @@
 -- over the jobs with a key), both under this transaction's lock on the table.
 --
 -- ``jobqueue_apply_held`` (migration 4) returns the flow columns of the jobs it claims too (a
--- job of a flow reads its dependencies' outcomes), so it is made anew; a change of a flow's
--- job (a delivery, a move into or out of ``blocked``) never goes through it (``one_step``).
+-- job of a flow reads its dependencies' outcomes), so it is made anew, with them as its last
+-- columns: a process of the version before, still running while another upgrades, reads the
+-- columns it knows where they were. A change of a flow's job (a delivery, a move into or out
+-- of ``blocked``) never goes through it (``one_step``).
 ALTER TABLE jobqueue_jobs
     ADD COLUMN flow_id text,
     ADD COLUMN depends_on text,
@@ -149,9 +151,9 @@ CREATE FUNCTION jobqueue_apply_held(
     o_unique_key text, o_created_at float8, o_run_at float8, o_started_at float8,
     o_finished_at float8, o_progress float8, o_progress_message text, o_title text,
     o_data text, o_result text, o_error text, o_cancel_requested smallint, o_dispatcher text,
-    o_history text, o_lease_expires_at float8, o_flow_id text, o_depends_on text,
-    o_dependents text, o_dependency_outcomes text, o_log_at float8[], o_log_message text[],
-    o_waiting_seq bigint, o_claim_seconds float8
+    o_history text, o_lease_expires_at float8, o_log_at float8[], o_log_message text[],
+    o_waiting_seq bigint, o_claim_seconds float8, o_flow_id text, o_depends_on text,
+    o_dependents text, o_dependency_outcomes text
 ) LANGUAGE plpgsql SET search_path FROM CURRENT SET lock_timeout = '30s' AS $$
 DECLARE
     v_now float8;
@@ -240,8 +242,8 @@ BEGIN
                     j.backoff, j.timeout, j.unique_key, j.created_at, j.run_at, j.started_at,
                     j.finished_at, j.progress, j.progress_message, j.title, j.data, j.result,
                     j.error, j.cancel_requested, j.dispatcher, j.history, j.lease_expires_at,
-                    j.flow_id, j.depends_on, j.dependents, j.dependency_outcomes,
-                    NULL::float8[], NULL::text[], NULL::bigint, NULL::float8
+                    NULL::float8[], NULL::text[], NULL::bigint, NULL::float8, j.flow_id,
+                    j.depends_on, j.dependents, j.dependency_outcomes
                 FROM unnest(p_ids, p_tokens) WITH ORDINALITY AS c(id, token, i)
                 LEFT JOIN jobqueue_jobs AS j ON j.id = c.id
                 WHERE c.i <> ALL(v_written);
@@ -311,13 +313,13 @@ BEGIN
                     claimed.started_at, claimed.finished_at, claimed.progress,
                     claimed.progress_message, claimed.title, claimed.data, claimed.result,
                     claimed.error, claimed.cancel_requested, claimed.dispatcher,
-                    claimed.history, claimed.lease_expires_at, claimed.flow_id,
-                    claimed.depends_on, claimed.dependents, claimed.dependency_outcomes,
+                    claimed.history, claimed.lease_expires_at,
                     (SELECT array_agg(l.at ORDER BY l.id) FROM jobqueue_logs AS l
                         WHERE l.job_id = claimed.id),
                     (SELECT array_agg(l.message ORDER BY l.id) FROM jobqueue_logs AS l
                         WHERE l.job_id = claimed.id),
-                    claimed.waiting_seq, NULL::float8
+                    claimed.waiting_seq, NULL::float8, claimed.flow_id, claimed.depends_on,
+                    claimed.dependents, claimed.dependency_outcomes
                 FROM claimed;
             v_claim_seconds := extract(epoch FROM clock_timestamp() - v_claim_started);
         END IF;
