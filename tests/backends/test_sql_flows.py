@@ -164,6 +164,26 @@ def test_a_flow_submitted_in_the_caller_s_transaction_commits_with_it(postgres_u
         drop_schema(postgres_url, schema)
 
 
+def test_a_flow_submitted_in_the_caller_s_sqlite_transaction_commits_with_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    backend = SQLiteBackend(str(path), BackendOptions(clock=ManualClock()))
+    conn = sqlite3.connect(path)
+    try:
+        root, dependent = backend.insert_in(conn, root_and_dependents(1))
+        conn.commit()
+        backend.insert_in(conn, root_and_dependents(1, name="gone"))
+        conn.rollback()
+        stored = backend.get(dependent.id)
+        assert stored is not None and stored.state is JobState.BLOCKED
+        assert stored.depends_on == (Dependency(root.id),) and stored.flow_id == root.id
+        assert "gone" not in backend.counts()
+    finally:
+        conn.close()
+        backend.close()
+
+
 # -- schemas from before flows ----------------------------------------------------------------
 
 
@@ -255,4 +275,42 @@ def test_a_version_4_postgres_schema_upgrades_and_reads_its_jobs_with_no_flow(
             ).fetchone()
         assert version == PG_VERSION == 5
     finally:
+        drop_schema(postgres_url, schema)
+
+
+@pytest.mark.postgres
+def test_a_delivery_goes_the_long_way_and_the_dependent_s_claim_the_one_step(
+    postgres_url: str,
+) -> None:
+    from tests.backends.test_postgres_one_step import statements
+
+    schema = new_schema()
+    backend = PostgresBackend(f"{postgres_url}?schema={schema}&listen=false")
+    assert backend.claim_cursor is not None
+    backend.claim_cursor.slow_scan = float("inf")  # no seeking way: one statement a claim
+    try:
+        root, dependent = backend.insert(root_and_dependents(1))
+        spec = WorkSpec(names=("a",))
+        (claim,) = backend.claim_many(spec, 1)
+        outcome = {"state": "completed", "result": None}
+        changes = [
+            Change(root.id, Held(claim.token), JobState.COMPLETED, set={"result": None}),
+            Change(
+                dependent.id,
+                InState(_BLOCKED),
+                JobState.WAITING,
+                deliver=Delivery(root.id, _COMPLETED, outcome),
+            ),
+        ]
+        with statements() as sent:
+            assert backend.apply(changes)[0] == [None, None]
+        assert not any("jobqueue_apply_held" in s for s in sent)
+        with statements() as sent:
+            (claimed,) = backend.claim_many(spec, 1)
+        assert len(sent) == 1 and "jobqueue_apply_held" in sent[0]
+        assert claimed.job.id == dependent.id and claimed.job.dependency_outcomes == {
+            root.id: outcome
+        }
+    finally:
+        backend.close()
         drop_schema(postgres_url, schema)
