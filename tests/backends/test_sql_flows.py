@@ -314,3 +314,31 @@ def test_a_delivery_goes_the_long_way_and_the_dependent_s_claim_the_one_step(
     finally:
         backend.close()
         drop_schema(postgres_url, schema)
+
+
+@pytest.mark.postgres
+def test_the_asyncio_twin_stores_a_flow_through_the_store_s_transaction(
+    postgres_url: str,
+) -> None:
+    import asyncio
+
+    from jobqueue.backends.postgres.aio import AsyncPostgresBackend
+
+    schema = new_schema()
+    backend = PostgresBackend(f"{postgres_url}?schema={schema}")
+    twin = AsyncPostgresBackend(backend)
+
+    async def submit_and_close() -> list[Job]:
+        try:
+            return await twin.submit_many(root_and_dependents(1))
+        finally:
+            await twin.close()
+
+    try:
+        root, dependent = asyncio.run(submit_and_close())
+        stored = backend.get(dependent.id)
+        assert stored is not None and stored.state is JobState.BLOCKED
+        assert stored.depends_on == (Dependency(root.id),)
+    finally:
+        backend.close()
+        drop_schema(postgres_url, schema)

@@ -20,7 +20,6 @@ from jobqueue.backends.sql.rows import (
     SQLValue,
     batch_position,
     edges_json,
-    is_flow_job,
     loads_column,
     outcomes_json,
 )
@@ -31,8 +30,12 @@ from jobqueue.job import JSON, Dependency, Job, JobState
 
 
 def has_flow(jobs: Sequence[Job]) -> bool:
-    """Whether an ``insert`` of ``jobs`` is a flow's (``store_flow``, not the bulk paths)."""
-    return any(is_flow_job(job) for job in jobs)
+    """Whether an ``insert`` of ``jobs`` is a flow's (``store_flow``, not the bulk paths).
+    On every submit: a plain loop (no generator, no call a job)."""
+    for job in jobs:
+        if job.flow_id is not None or job.depends_on or job.dependents or job.dependency_outcomes:
+            return True
+    return False
 
 
 def store_flow(txn: Txn, jobs: Sequence[Job], rows: Sequence[tuple[SQLValue, ...]]) -> list[Job]:
