@@ -38,7 +38,6 @@ INSERT_JOB_WIDTH = _INSERT_JOB_COLUMNS.count(",") + 1
 INSERT_COLUMNS = _INSERT_JOB_COLUMNS
 """The columns a new job's row is written with (``rows.job_to_row``'s order)."""
 
-
 # The listing order of each state, as its partial index keeps it (finished: by finish time).
 _LIST_ORDER = {
     JobState.WAITING: "priority DESC, seq",
@@ -72,7 +71,7 @@ class Statements:
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    INSERT_FLOW_JOB = (  # a job of a flow: its flow columns too (``transitions.store_flow``)
+    INSERT_FLOW_JOB = (  # a job of a flow: its flow columns too (``flows.store_flow``)
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}, {FLOW_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "?, ?, ?, ?)"
