@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from jobqueue import flow_rules
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
-from jobqueue.job import Dependency, Job, JobError, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobError, JobState
 
 logger = logging.getLogger("jobqueue.engine")
 
@@ -32,6 +33,23 @@ class Flows:
         """Store a flow's jobs (``jobqueue.flows.Flow.jobs``: ``"@k"`` references) in one
         atomic step."""
         return self.store.insert(jobs)
+
+    def flow(self, flow_id: str) -> list[Job]:
+        """The jobs of the flow whose first job is ``flow_id``, in id order: every job
+        reached from it through dependencies either way (a step with no edge at all is not)."""
+        root = self.store.get(flow_id)
+        if root is None or root.flow_id != flow_id:
+            return []
+        found, frontier = {root.id: root}, [root]
+        while frontier:
+            job = frontier.pop()
+            for edge in (*job.depends_on, *job.dependents):
+                if edge.job_id not in found:
+                    other = self.store.get(edge.job_id)
+                    if other is not None:
+                        found[other.id] = other
+                        frontier.append(other)
+        return sorted(found.values(), key=lambda job: int(job.id) if job.id.isdigit() else 0)
 
     def ended(self, job_id: str, dependents: Sequence[Dependency] | None = None) -> int:
         """``job_id`` failed for good or was cancelled: apply its dependents' rules, recursively

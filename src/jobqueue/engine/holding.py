@@ -11,9 +11,10 @@ from typing import Literal, Protocol
 from jobqueue import flow_rules, lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, ClaimAsk, Conflict
+from jobqueue.dependency import Dependency
 from jobqueue.engine.flows import Flows
 from jobqueue.errors import LeaseLostError
-from jobqueue.job import JSON, Dependency, JobError, JobState
+from jobqueue.job import JSON, JobError, JobState
 from jobqueue.values import Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
 
 Call = Literal["complete", "fail", "release", "snooze", "finish_cancelled"]
