@@ -19,7 +19,8 @@ from jobqueue.backends.postgres import PostgresBackend, submit
 from jobqueue.backends.sql.store import SQLStore
 from jobqueue.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
 from jobqueue.changes import Change, Delivery, Held, InState, Selector
-from jobqueue.job import Dependency, Job, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
 from jobqueue.values import WorkSpec
 from tests.backends.postgres_fixtures import drop_schema, new_schema, postgres_url

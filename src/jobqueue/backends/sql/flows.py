@@ -25,8 +25,9 @@ from jobqueue.backends.sql.rows import (
 )
 from jobqueue.backends.sql.transitions import Held, Txn, job_key, write
 from jobqueue.changes import Change, Conflict, Delivery
+from jobqueue.dependency import Dependency
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import JSON, Dependency, Job, JobState
+from jobqueue.job import JSON, Job, JobState
 
 
 def has_flow(jobs: Sequence[Job]) -> bool:

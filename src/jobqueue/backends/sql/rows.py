@@ -5,17 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jobqueue.dependency import Dependency
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import (
-    JSON,
-    Attempt,
-    Dependency,
-    Job,
-    JobError,
-    JobLog,
-    dumps_json,
-    loads_stored,
-)
+from jobqueue.job import JSON, Attempt, Job, JobError, JobLog, dumps_json, loads_stored
 
 SQLValue = str | int | float | bytes | None
 """A value stored in a column: what the DB-API drivers take as a parameter."""
