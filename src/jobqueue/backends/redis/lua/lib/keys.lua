@@ -1,7 +1,7 @@
 -- The namespace's keys (docs/redis-layout.md lists them) and the job hash's fields.
 --
 -- Job hash fields (short names keep a queued job small):
---   n name  s state (w d a c f x)  d data JSON  o options JSON  p priority  u unique key
+--   n name  s state (w d a c f x, b blocked)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
 --   k lease token (kept once the lease ends by complete/fail/release/finish_cancelled, so a
@@ -12,7 +12,10 @@
 --   w waiter count  L '1' once the job has a log list
 --   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
 --     it for its implicit last record, see record_completion)  H attempt history JSON
--- The last three are absent at their defaults, so a waiting job does not grow.
+--   F flow id  A dependencies, N dependents (JSON lists of [job id, on_failure])  Y the
+--     dependencies' outcomes (JSON object by job id): a flow job's only (see moves.lua)
+-- The last three, and the flow fields, are absent at their defaults, so a waiting job does
+-- not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
 -- have one, so reading a job that never logged skips the list.
 
