@@ -12,6 +12,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.client import QueueClient
+from jobqueue.dependency import Dependency
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -48,7 +49,6 @@ from jobqueue.job import (
     Attempt,
     AttemptOutcome,
     Backoff,
-    Dependency,
     Job,
     JobError,
     JobLog,

@@ -128,6 +128,10 @@ class AsyncJobQueue:
             emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored
 
+    async def flow_jobs(self, flow_id: str) -> list[Job]:
+        """As ``JobQueue.flow_jobs`` (in a worker thread)."""
+        return await asyncio.to_thread(self.queue.flow_jobs, flow_id)
+
     async def get_job_by_id(self, job_id: str) -> Job | None:
         """The job as stored now, or ``None`` if there is none with that id."""
         return await self.backend.get(check_id(job_id))

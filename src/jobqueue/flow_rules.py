@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from jobqueue.changes import Change, Delivery, InState
-from jobqueue.job import JSON, Dependency, Job, JobError, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import JSON, Job, JobError, JobState
 from jobqueue.lifecycle import due_state
 
 BLOCKED_ONLY = frozenset({JobState.BLOCKED})

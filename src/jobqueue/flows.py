@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from jobqueue.dependency import ON_FAILURE, Dependency, batch_ref
 from jobqueue.errors import InvalidOptionError
-from jobqueue.job import JSON, ON_FAILURE, Dependency, Job, batch_ref
+from jobqueue.job import JSON, Job
 
 MAX_FLOW_JOBS = 10_000
 """A flow holds at most this many jobs (it is stored in one atomic step)."""

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from jobqueue.dependency import Dependency
 from jobqueue.errors import InvalidArgumentError
-from jobqueue.job import JSON, Dependency, Job, JobError, JobState, is_unicode
+from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
 
 Clock = Callable[[], float]
 """Returns the current time as a UNIX timestamp in seconds."""

@@ -20,7 +20,8 @@ from jobqueue.backend import BackendOptions, DispatcherInfo
 from jobqueue.backends.outcome_counts import OutcomeCounts
 from jobqueue.backends.schedule_book import ScheduleBook
 from jobqueue.changes import Change, Held, InState
-from jobqueue.job import FINISHED_STATES, LIVE_STATES, Dependency, Job, JobState, dumps_json
+from jobqueue.dependency import Dependency
+from jobqueue.job import FINISHED_STATES, LIVE_STATES, Job, JobState, dumps_json
 
 _ACTIVE = JobState.ACTIVE
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from jobqueue import flow_rules
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
-from jobqueue.job import Dependency, Job, JobError, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobError, JobState
 
 logger = logging.getLogger("jobqueue.engine")
 
@@ -32,6 +33,23 @@ class Flows:
         """Store a flow's jobs (``jobqueue.flows.Flow.jobs``: ``"@k"`` references) in one
         atomic step."""
         return self.store.insert(jobs)
+
+    def flow(self, flow_id: str) -> list[Job]:
+        """The jobs of the flow whose first job is ``flow_id``, in id order: every job
+        reached from it through dependencies either way (a step with no edge at all is not)."""
+        root = self.store.get(flow_id)
+        if root is None or root.flow_id != flow_id:
+            return []
+        found, frontier = {root.id: root}, [root]
+        while frontier:
+            job = frontier.pop()
+            for edge in (*job.depends_on, *job.dependents):
+                if edge.job_id not in found:
+                    other = self.store.get(edge.job_id)
+                    if other is not None:
+                        found[other.id] = other
+                        frontier.append(other)
+        return sorted(found.values(), key=lambda job: int(job.id) if job.id.isdigit() else 0)
 
     def ended(self, job_id: str, dependents: Sequence[Dependency] | None = None) -> int:
         """``job_id`` failed for good or was cancelled: apply its dependents' rules, recursively
@@ -61,6 +79,10 @@ class Flows:
                 if conflict is None:
                     revived += 1
                     frontier.append(dependent)
+                    # The outcomes its other dependencies gave while it was ended: now.
+                    again = self.store.get(dependent.id)
+                    if again is not None:
+                        self._catch_up(again)
         return revived
 
     def sweep_blocked(self) -> int:
@@ -68,17 +90,21 @@ class Flows:
         or was removed) is delivered now, by the same rules. Returns how many changed."""
         page = self.store.scan(Selector(JobState.BLOCKED), self._sweep_offset, SWEEP_PAGE)
         self._sweep_offset = self._sweep_offset + len(page) if len(page) == SWEEP_PAGE else 0
-        changed = 0
-        for dependent in page:
-            for edge in dependent.depends_on:
-                if edge.job_id in dependent.dependency_outcomes:
-                    continue
-                changes = self._late(dependent, edge)
-                if changes:
-                    conflicts, _ = self.store.apply(changes)
-                    changed += conflicts[0] is None
-                    break  # the dependent moved or took an outcome: the next pass goes on
-        return changed
+        return sum(self._catch_up(dependent) for dependent in page)
+
+    def _catch_up(self, dependent: Job) -> bool:
+        """Deliver to a blocked ``dependent`` every outcome it lacks of a dependency that has
+        ended (or is gone), in one step, in its ``depends_on`` order. Whether it changed."""
+        changes = [
+            change
+            for edge in dependent.depends_on
+            if edge.job_id not in dependent.dependency_outcomes
+            for change in self._late(dependent, edge)
+        ]
+        if not changes:
+            return False
+        conflicts, _ = self.store.apply(changes)
+        return any(conflict is None for conflict in conflicts)
 
     def _late(self, dependent: Job, edge: Dependency) -> list[Change]:
         source = self.store.get(edge.job_id)

@@ -11,9 +11,10 @@ from typing import Literal, Protocol
 from jobqueue import flow_rules, lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, ClaimAsk, Conflict
+from jobqueue.dependency import Dependency
 from jobqueue.engine.flows import Flows
 from jobqueue.errors import LeaseLostError
-from jobqueue.job import JSON, Dependency, JobError, JobState
+from jobqueue.job import JSON, JobError, JobState
 from jobqueue.values import Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
 
 Call = Literal["complete", "fail", "release", "snooze", "finish_cancelled"]
@@ -109,13 +110,19 @@ class Holding(Flows):
     def release(self, job_id: str, token: str) -> bool:
         """Give the job back unfinished (``lifecycle.on_release``); ``False``: lease lost."""
         decide = lambda held: lifecycle.on_release(held, token, self._now())  # noqa: E731
-        return self._end("release", job_id, decide, lost_ok=True) is not None
+        state = self._end("release", job_id, decide, lost_ok=True)
+        if state is JobState.CANCELLED:  # a cancel came first: a flow's dependents follow
+            self.ended(job_id)
+        return state is not None
 
     def snooze(self, job_id: str, token: str, delay: float) -> JobState | None:
         """Put the job back to run in ``delay`` seconds, this attempt not counted
         (``lifecycle.on_snooze``); returns the new state, ``None``: lease lost."""
         decide = lambda held: lifecycle.on_snooze(held, token, delay)  # noqa: E731
-        return self._end("snooze", job_id, decide, lost_ok=True)
+        state = self._end("snooze", job_id, decide, lost_ok=True)
+        if state is JobState.CANCELLED:  # a cancel came first: a flow's dependents follow
+            self.ended(job_id)
+        return state
 
     def finish_cancelled(
         self,

@@ -10,6 +10,7 @@ from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
 from jobqueue.engine.flows import Flows
+from jobqueue.flow_rules import DEPENDENCY_FAILED
 from jobqueue.job import FINISHED_STATES, Job, JobState
 
 PAGE = 500
@@ -109,6 +110,31 @@ class Steering(Flows):
                     if job.dependents:  # a flow's job: its dependents follow
                         self._flow_follows(job, change.to)
         return written
+
+    def cancel_flow(self, flow_id: str) -> int:
+        """Cancel every job of a flow not finished yet (an active one is asked to stop);
+        returns how many were cancelled or asked."""
+        before = [job for job in self.flow(flow_id) if job.state.is_live]
+        for job in before:
+            self.cancel(job.id)  # its dependents may follow already: cancel reads again
+        after = {job.id: job for job in self.flow(flow_id)}
+        return sum(
+            1
+            for job in before
+            if (now := after.get(job.id)) is not None
+            and (now.state is JobState.CANCELLED or now.cancel_requested)
+        )
+
+    def retry_flow(self, flow_id: str) -> int:
+        """Retry every failed or cancelled job of a flow that a dependency did not end (those
+        come back with the dependency they wait for); returns how many were retried."""
+        retried = 0
+        for job in self.flow(flow_id):
+            ended_by_dependency = job.error is not None and job.error.type == DEPENDENCY_FAILED
+            if job.state in lifecycle.RETRIABLE and not ended_by_dependency:
+                again = self.retry(job.id)
+                retried += again is not None and again.state is not job.state
+        return retried
 
     def _flow_follows(self, job: Job, to: JobState) -> None:
         if to is JobState.CANCELLED:

@@ -11,16 +11,15 @@ import math
 from collections.abc import Sequence
 from typing import TypeAlias, cast
 
+from jobqueue.dependency import ON_FAILURE, Dependency
 from jobqueue.errors import CorruptJobError, InvalidOptionError
 from jobqueue.job import (
     JSON,
     MAX_HISTORY,
     MAX_LOGS,
-    ON_FAILURE,
     Attempt,
     AttemptOutcome,
     Backoff,
-    Dependency,
     Job,
     JobError,
     JobLog,

@@ -24,8 +24,9 @@ from jobqueue.backends.redis.codec import (
     unreadable_row,
 )
 from jobqueue.backends.redis.connection import Lane
+from jobqueue.dependency import Dependency
 from jobqueue.errors import CorruptJobError
-from jobqueue.job import Dependency, Job, JobState, dumps_json
+from jobqueue.job import Job, JobState, dumps_json
 
 log = logging.getLogger("jobqueue.backends.redis")
 
