@@ -15,7 +15,8 @@ from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.wire import SUBMIT_BATCH
 from jobqueue.changes import Change, ClaimAsk, Conflict, Delivery, InState, Selector
-from jobqueue.job import Dependency, Job, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import redis_url
 from tests.backends.test_redis_cluster import cluster_ports, namespaces_on_two_shards
