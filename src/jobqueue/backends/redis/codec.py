@@ -146,15 +146,22 @@ def _rare_fields(job: Job) -> list[str]:
 def flow_fields(job: Job) -> list[str]:
     """A flow job's fields, as field/value pairs: F flow id, A its dependencies, N its
     dependents (each a JSON list of ``[job_id, on_failure]``), Y the outcomes delivered (a
-    JSON object). submit.lua stores a job with A blocked and replaces every ``"@k"`` in F,
-    A and N by the id of the batch's k-th job."""
+    JSON object), Z how many dependencies have no outcome yet. submit.lua stores a job with A
+    blocked and replaces every ``"@k"`` in F, A and N by the id of the batch's k-th job."""
     optional: list[tuple[str, str | None]] = [
         ("F", job.flow_id),
         ("A", _edges_json(job.depends_on)),
         ("N", _edges_json(job.dependents)),
         ("Y", dumps_json(job.dependency_outcomes) if job.dependency_outcomes else None),
+        ("Z", str(len(pending)) if (pending := _pending(job)) else None),
     ]
     return [item for key, text in optional if text is not None for item in (key, text)]
+
+
+def _pending(job: Job) -> set[str]:
+    """The dependencies without an outcome yet: field Z counts them, so that a delivery
+    knows without decoding the outcomes whether it was the last (lua/lib/flows.lua)."""
+    return {edge.job_id for edge in job.depends_on} - job.dependency_outcomes.keys()
 
 
 def _edges_json(edges: Sequence[Dependency]) -> str | None:

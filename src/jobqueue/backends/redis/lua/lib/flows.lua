@@ -56,41 +56,63 @@ end
 
 -- Outcomes text `text` (field Y, or false) with `member` ('"id":outcome') in, replacing the
 -- member of the same key (`key`, '"id"') if any: a delivery written again (a resend) stays
--- one entry.
+-- one entry. Also whether the key is new.
 local function with_member(text, key, member)
   if not text or string.sub(text, 1, 1) ~= '{' or text == '{}' then
-    return '{' .. member .. '}'
+    return '{' .. member .. '}', true
   end
   if not string.find(text, key .. ':', 1, true) then
-    return string.sub(text, 1, -2) .. ',' .. member .. '}'
+    return string.sub(text, 1, -2) .. ',' .. member .. '}', true
   end
-  local kept = {}
-  for _, m in ipairs(json_members(text)) do
+  local members, kept = json_members(text), {}
+  for _, m in ipairs(members) do
     if string.sub(m, 1, #key + 1) ~= key .. ':' then kept[#kept + 1] = m end
   end
+  local added = #kept == #members -- (the text matched inside a nested value)
   kept[#kept + 1] = member
-  return '{' .. table.concat(kept, ',') .. '}'
+  return '{' .. table.concat(kept, ',') .. '}', added
 end
 
--- The delivery at ARGV[at_key] written to job `id`: its new outcomes text, and the state the
--- change moves it to -- `to`, except that a move to waiting happens only once every
--- dependency (field A) has an outcome (else the job stays blocked), and goes to delayed
--- when its run_at (`run_at` the change's delay, '' = as stored) is after NOW, as a submit
--- decides.
+-- How many distinct dependencies in `edges` (field A's text) have no outcome in `outcomes`
+-- (field Y's text, or false): both decoded, so only where a change sets the outcomes whole
+-- (or for a record without its count, field Z).
+local function pending_count(edges, outcomes)
+  local ok, deps = pcall(cjson.decode, edges or '[]')
+  local read, have = pcall(cjson.decode, outcomes or '{}')
+  if not (ok and type(deps) == 'table') then return 0 end
+  if not (read and type(have) == 'table') then have = {} end
+  local seen, count = {}, 0
+  for _, edge in ipairs(deps) do
+    local dep = type(edge) == 'table' and edge[1]
+    if dep and not seen[dep] then
+      seen[dep] = true
+      if have[dep] == nil then count = count + 1 end
+    end
+  end
+  return count
+end
+
+-- The delivery at ARGV[at_key] written to job `id`: the state the change moves it to, its
+-- new outcomes text and its count of dependencies still without one (field Z, kept so that
+-- a fan-in of thousands never decodes its outcomes per delivery). The state is `to`,
+-- except that a move to waiting happens only once every dependency (field A) has an
+-- outcome (else the job stays blocked), and goes to delayed when its run_at (`run_at` the
+-- change's delay, '' = as stored) is after NOW, as a submit decides.
 local function delivered(id, to, run_at, at_key)
-  local f = fields(id, 'Y', 'A', 'r', 'c') or {}
+  local f = fields(id, 'Y', 'A', 'Z', 'r', 'c') or {}
   local member = ARGV[at_key + 5]
   local key = string.sub(member, 1, string_end(member, 1) or #member)
-  local outcomes = with_member(f[1], key, member)
-  if to ~= 'w' then return to, outcomes end
-  local ok, have = pcall(cjson.decode, outcomes)
-  local read, edges = pcall(cjson.decode, f[2] or '[]')
-  if not (ok and type(have) == 'table' and read and type(edges) == 'table') then
-    return 'b', outcomes -- unreadable: it waits (the core sees the record as it is)
+  local outcomes, added = with_member(f[1], key, member)
+  local pending = tonumber(f[3])
+  if not pending then
+    pending = pending_count(f[2], outcomes)
+  elseif added and f[2] and string.find(f[2], '[' .. key .. ',', 1, true) then
+    pending = pending - 1 -- a dependency's first outcome (edges are [id, rule] lists)
   end
-  for _, edge in ipairs(edges) do
-    if type(edge) ~= 'table' or have[edge[1]] == nil then return 'b', outcomes end
+  if to == 'w' and pending > 0 then to = 'b' end
+  if to == 'w' then
+    local due = run_at ~= '' and NOW + tonumber(run_at) or tonumber(f[4] or f[5]) or NOW
+    if due > NOW then to = 'd' end
   end
-  local due = run_at ~= '' and NOW + tonumber(run_at) or tonumber(f[3] or f[4]) or NOW
-  return due > NOW and 'd' or 'w', outcomes
+  return to, outcomes, string.format('%d', pending)
 end

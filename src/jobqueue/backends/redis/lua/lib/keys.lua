@@ -13,7 +13,8 @@
 --   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
 --     it for its implicit last record, see record_completion)  H attempt history JSON
 --   F flow id  A dependencies, N dependents (JSON lists of [job id, on_failure])  Y the
---     dependencies' outcomes (JSON object by job id): a flow job's only (see moves.lua)
+--     dependencies' outcomes (JSON object by job id)  Z how many dependencies have no
+--     outcome yet: a flow job's only (see flows.lua)
 -- The last three, and the flow fields, are absent at their defaults, so a waiting job does
 -- not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
