@@ -257,3 +257,27 @@ def test_a_resent_delivery_is_answered_written(losing: RedisBackend) -> None:
     released = got(store, child.id)
     assert released.state is W and released.dependency_outcomes == {root.id: done}
     assert store.counts()["a"][W] == 1 and store.counts()["a"].get(B, 0) == 0
+
+
+def test_outcomes_live_in_a_hash_of_their_own_and_go_with_their_job(store: RedisBackend) -> None:
+    prefix = f"jq:{{{store.namespace}}}:"
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    done = {"state": "completed", "result": [1.25, {"deep": None}]}
+    store.apply([completion(claim), delivery(child, root, done)])
+    assert store.client.hgetall(prefix + f"y:{child.id}") == {
+        root.id.encode(): b'{"state":"completed","result":[1.25,{"deep":null}]}'
+    }
+    assert got(store, child.id).dependency_outcomes == {root.id: done}
+    # Set whole by a change: the old ones go, the count of those missing follows.
+    other = {"elsewhere": {"state": "failed", "error": None}}
+    requeue = Change(child.id, InState(frozenset({W})), W, set={"dependency_outcomes": other})
+    assert store.apply([requeue]) == ([None], [])
+    assert got(store, child.id).dependency_outcomes == other
+    assert store.client.hget(prefix + f"j:{child.id}", "Z") == b"1"
+    assert store.delete([child.id]) == 1
+    assert not store.client.exists(prefix + f"y:{child.id}")
+    # Submitted with outcomes (a store's copy of a flow, say): kept as given.
+    given = {root.id: done}
+    (copied,) = store.insert([new("copy", flow_id=root.id, dependency_outcomes=given)])
+    assert copied.state is W and got(store, copied.id).dependency_outcomes == given

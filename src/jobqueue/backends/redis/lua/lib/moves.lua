@@ -65,8 +65,9 @@ local function write_change(id, f, i, delivery)
     if key == 'm' then made = value end
   end
   if put.Y ~= nil and not delivery then -- the outcomes set whole: the count follows them
+    put.Y = set_outcomes(id, put.Y)
     local edges = field(id, 'A')
-    if edges then put.Z = string.format('%d', pending_count(edges, put.Y)) end
+    if edges then put.Z = string.format('%d', pending_count(edges, outcome_ids(id))) end
   end
   if outcome ~= '' then
     end_attempt(f, put, made, to, outcome, err)
