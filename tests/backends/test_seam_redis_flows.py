@@ -281,3 +281,11 @@ def test_outcomes_live_in_a_hash_of_their_own_and_go_with_their_job(store: Redis
     given = {root.id: done}
     (copied,) = store.insert([new("copy", flow_id=root.id, dependency_outcomes=given)])
     assert copied.state is W and got(store, copied.id).dependency_outcomes == given
+
+
+def test_a_stray_list_entry_of_a_blocked_job_is_never_claimed(store: RedisBackend) -> None:
+    _, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    store.client.lpush(f"jq:{{{store.namespace}}}:r:a:0", child.id)  # before the root
+    claims = store.claim_many(SPEC, 2)
+    assert [c.job.data for c in claims] == ["root"]
+    assert got(store, child.id).state is B

@@ -224,15 +224,12 @@ def decode_job(reply: Sequence[Reply]) -> Job:
             # A COMPLETED job keeps D only for its implicit last record (below).
             dispatcher=None if state is JobState.COMPLETED else f.get("D"),
             history=history,
-            # A flow job's fields (absent on any other job: four lookups, no decoding).
-            flow_id=f.get("F"),
-            depends_on=_edges(f["A"]) if "A" in f else (),
-            dependents=_edges(f["N"]) if "N" in f else (),
-            dependency_outcomes=_outcomes(f["Y"]) if "Y" in f else {},
             lease_expires_at=(
                 float(as_text(reply[3])) if state is JobState.ACTIVE and len(reply) > 3 else None
             ),
         )
+        if "A" in f or "N" in f or "F" in f or "Y" in f:  # a flow's job (other jobs: 4 lookups)
+            _read_flow(job, f)
         if state is JobState.COMPLETED and job.finished_at is not None:
             # The completion's record is not stored (record_completion in lua/lib/history.lua): the
             # job's own fields say it all, and leaving it out keeps the hash compact.
@@ -257,6 +254,14 @@ def decode_job(reply: Sequence[Reply]) -> Job:
         InvalidOptionError,
     ) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _read_flow(job: Job, f: dict[str, str]) -> None:
+    """A flow job's fields, from its hash's F, A, N and Y."""
+    job.flow_id = f.get("F")
+    job.depends_on = _edges(f["A"]) if "A" in f else ()
+    job.dependents = _edges(f["N"]) if "N" in f else ()
+    job.dependency_outcomes = _outcomes(f["Y"]) if "Y" in f else {}
 
 
 def _outcomes(text: str) -> dict[str, JSON]:
