@@ -289,3 +289,18 @@ def test_a_stray_list_entry_of_a_blocked_job_is_never_claimed(store: RedisBacken
     claims = store.claim_many(SPEC, 2)
     assert [c.job.data for c in claims] == ["root"]
     assert got(store, child.id).state is B
+
+
+def test_retention_takes_a_finished_flow_jobs_outcomes_with_it(store: RedisBackend) -> None:
+    outcomes_key = f"jq:{{{store.namespace}}}:y:"
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    store.apply([completion(claim), delivery(child, root, {"state": "completed"})])
+    (claim,) = store.claim_many(SPEC, 1)
+    store.apply([completion(claim)])
+    assert store.client.exists(outcomes_key + child.id)
+    store.insert([new(n) for n in range(3)])
+    for claim in store.claim_many(SPEC, 3):
+        store.apply([completion(claim)])
+    assert store.housekeep() == 2  # completed_count=3: the flow's two jobs go
+    assert store.get(child.id) is None and not store.client.exists(outcomes_key + child.id)
