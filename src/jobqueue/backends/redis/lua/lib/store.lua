@@ -23,7 +23,7 @@ end
 -- gets that job's id. `i` is the first job's arguments, `n` the number of jobs. Also, per
 -- job, whether it has dependencies (a field A): it is stored blocked.
 local function flow_ids(i, n)
-  local ids, blocked, held = {}, {}, {}
+  local ids, blocked, taken = {}, {}, {}
   local following = id_block[1]
   for job = 1, n do
     local unique, nlogs, npairs = ARGV[i + 2], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
@@ -31,7 +31,7 @@ local function flow_ids(i, n)
     local holder
     if unique ~= '' then
       unique = string.sub(unique, 2)
-      holder = held[unique]
+      holder = taken[unique]
       if not holder then
         local existing = redis.call('HGET', K_UNIQUE, unique)
         if existing and is_live(field(existing, 's')) then holder = existing end
@@ -42,7 +42,7 @@ local function flow_ids(i, n)
     else
       ids[job] = string.format('%d', following)
       following = following + 1
-      if unique ~= '' then held[unique] = ids[job] end
+      if unique ~= '' then taken[unique] = ids[job] end
     end
     for k = pairs_at, pairs_at + 2 * npairs - 2, 2 do
       if ARGV[k] == 'A' then blocked[job] = true end
