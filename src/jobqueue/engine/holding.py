@@ -145,14 +145,18 @@ class Holding(Flows):
         now = self._now()
         changes = [self._outcome_change(o, False, now) for o in outcomes]
         then = None if next_spec is None or limit <= 0 else self._next(next_spec, limit)
-        deliveries = [
-            delivery
-            for o in outcomes
-            if o.dependents and o.error is None
-            for delivery in flow_rules.on_completed(o.job_id, o.result, o.dependents)
-        ]
-        conflicts, claims = self.store.apply([*changes, *deliveries], then)
-        conflicts = conflicts[: len(changes)]  # a delivery's conflict is no outcome's
+        flow = any(o.dependents for o in outcomes)
+        writes = changes
+        if flow:  # a flow's completions deliver their results in the same step
+            writes = changes + [
+                delivery
+                for o in outcomes
+                if o.dependents and o.error is None
+                for delivery in flow_rules.on_completed(o.job_id, o.result, o.dependents)
+            ]
+        conflicts, claims = self.store.apply(writes, then)
+        if flow:
+            conflicts = conflicts[: len(changes)]  # a delivery's conflict is no outcome's
         states: list[JobState | None] = []
         for outcome, change, conflict in zip(outcomes, changes, conflicts, strict=True):
             if conflict is None:
@@ -162,9 +166,10 @@ class Holding(Flows):
             else:
                 call: Call = "complete" if outcome.error is None else "fail"
                 states.append(self._repeated(call, outcome.job_id, conflict, lost_ok=True))
-        for outcome, state in zip(outcomes, states, strict=True):
-            if outcome.dependents and outcome.error is not None and state in FLOW_ENDS:
-                self.ended(outcome.job_id, outcome.dependents)
+        if flow:
+            for outcome, state in zip(outcomes, states, strict=True):
+                if outcome.dependents and outcome.error is not None and state in FLOW_ENDS:
+                    self.ended(outcome.job_id, outcome.dependents)
         return states, claims
 
     def _outcome_change(self, outcome: Outcome, cancel_requested: bool, now: float) -> Change:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from jobqueue.backend import Backend
+from jobqueue.backend import Backend, Outcome
 from jobqueue.changes import Change, Delivery, InState, Selector
 from jobqueue.engine import Engine
 from jobqueue.flows import Flow, FlowStep
@@ -154,6 +154,21 @@ class FlowContract(ContractBase):
             following = self._claim(backend, "a")
         assert following.job.id == b
         assert following.job.dependency_results() == {a: "r"}
+
+    def test_a_batch_of_outcomes_delivers_and_fails_in_its_step(
+        self, backend: Engine, new_job: MakeJob
+    ) -> None:
+        a, b, c, d = self._submit(backend, new_job, ("a", []), ("a", []), ("b", [0]), ("b", [1]))
+        claims = {claim.job.id: claim for claim in backend.claim_many(spec("a"), 2)}
+        outcomes = [
+            Outcome(a, claims[a].token, result="ra", dependents=claims[a].job.dependents),
+            Outcome(b, claims[b].token, error=_ERROR, dependents=claims[b].job.dependents),
+        ]
+        states, _ = backend.finish_many(outcomes, None, 0)
+        assert states == [JobState.COMPLETED, JobState.FAILED]
+        assert read(backend, c).state is JobState.WAITING
+        assert read(backend, c).dependency_results() == {a: "ra"}
+        assert read(backend, d).state is JobState.CANCELLED
 
     def test_a_failure_cancels_its_dependents_recursively_naming_the_job(
         self, backend: Engine, new_job: MakeJob
