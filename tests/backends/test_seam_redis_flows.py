@@ -15,13 +15,23 @@ from jobqueue.backend import BackendOptions
 from jobqueue.backends.redis import RedisBackend
 from jobqueue.backends.redis.wire import SUBMIT_BATCH
 from jobqueue.changes import Change, ClaimAsk, Conflict, Delivery, InState, Selector
-from jobqueue.job import Dependency, Job, JobState
+from jobqueue.dependency import Dependency
+from jobqueue.job import Job, JobState
 from jobqueue.testing import ManualClock
 from tests.backends.redis_fixtures import redis_url
 from tests.backends.test_redis_cluster import cluster_ports, namespaces_on_two_shards
-from tests.backends.test_seam_redis import SPEC, clock, completion, got, new, store
+from tests.backends.test_seam_redis import (
+    SPEC,
+    clock,
+    completion,
+    got,
+    lose_next_reply,
+    losing,
+    new,
+    store,
+)
 
-__all__ = ["cluster_ports", "redis_url", "store"]
+__all__ = ["cluster_ports", "losing", "redis_url", "store"]
 
 W, D, A, B = JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED
 C, F, X = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
@@ -233,3 +243,64 @@ def test_a_flow_on_a_cluster_shard(cluster_ports: list[int]) -> None:
         for key in client.keys(f"jq:{{{namespace}}}:*", target_nodes="all"):
             client.delete(key)
         store.close()
+
+
+def test_a_resent_delivery_is_answered_written(losing: RedisBackend) -> None:
+    store = losing
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    done = {"state": "completed", "result": "r"}
+    sent = lose_next_reply(store)
+    results, _ = store.apply([completion(claim), delivery(child, root, done)])
+    assert len(sent) == 2  # sent again, marked as a repeat
+    assert results == [None, None]  # the first run released the child: written
+    released = got(store, child.id)
+    assert released.state is W and released.dependency_outcomes == {root.id: done}
+    assert store.counts()["a"][W] == 1 and store.counts()["a"].get(B, 0) == 0
+
+
+def test_outcomes_live_in_a_hash_of_their_own_and_go_with_their_job(store: RedisBackend) -> None:
+    prefix = f"jq:{{{store.namespace}}}:"
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    done = {"state": "completed", "result": [1.25, {"deep": None}]}
+    store.apply([completion(claim), delivery(child, root, done)])
+    assert store.client.hgetall(prefix + f"y:{child.id}") == {
+        root.id.encode(): b'{"state":"completed","result":[1.25,{"deep":null}]}'
+    }
+    assert got(store, child.id).dependency_outcomes == {root.id: done}
+    # Set whole by a change: the old ones go, the count of those missing follows.
+    other = {"elsewhere": {"state": "failed", "error": None}}
+    requeue = Change(child.id, InState(frozenset({W})), W, set={"dependency_outcomes": other})
+    assert store.apply([requeue]) == ([None], [])
+    assert got(store, child.id).dependency_outcomes == other
+    assert store.client.hget(prefix + f"j:{child.id}", "Z") == b"1"
+    assert store.delete([child.id]) == 1
+    assert not store.client.exists(prefix + f"y:{child.id}")
+    # Submitted with outcomes (a store's copy of a flow, say): kept as given.
+    given = {root.id: done}
+    (copied,) = store.insert([new("copy", flow_id=root.id, dependency_outcomes=given)])
+    assert copied.state is W and got(store, copied.id).dependency_outcomes == given
+
+
+def test_a_stray_list_entry_of_a_blocked_job_is_never_claimed(store: RedisBackend) -> None:
+    _, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    store.client.lpush(f"jq:{{{store.namespace}}}:r:a:0", child.id)  # before the root
+    claims = store.claim_many(SPEC, 2)
+    assert [c.job.data for c in claims] == ["root"]
+    assert got(store, child.id).state is B
+
+
+def test_retention_takes_a_finished_flow_jobs_outcomes_with_it(store: RedisBackend) -> None:
+    outcomes_key = f"jq:{{{store.namespace}}}:y:"
+    root, child = store.insert([flow_job("root", before=(1,)), flow_job("child", after=(0,))])
+    (claim,) = store.claim_many(SPEC, 1)
+    store.apply([completion(claim), delivery(child, root, {"state": "completed"})])
+    (claim,) = store.claim_many(SPEC, 1)
+    store.apply([completion(claim)])
+    assert store.client.exists(outcomes_key + child.id)
+    store.insert([new(n) for n in range(3)])
+    for claim in store.claim_many(SPEC, 3):
+        store.apply([completion(claim)])
+    assert store.housekeep() == 2  # completed_count=3: the flow's two jobs go
+    assert store.get(child.id) is None and not store.client.exists(outcomes_key + child.id)

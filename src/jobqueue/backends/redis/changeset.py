@@ -90,11 +90,10 @@ def change_args(change: Change, delay_arg: Callable[[float], str]) -> list[Arg]:
 
 def delivery_pairs(deliver: Delivery) -> tuple[Arg, ...]:
     """A flow's delivery as apply.lua reads it (lua/lib/flows.lua): three pairs after the
-    change's fields, '@' the dependency's id, '@s' the state letters it must be in, '@o' the
-    JSON member ``"id":outcome`` its dependent's outcomes (field Y) get."""
+    change's fields, '@' the dependency's id, '@s' the state letters it must be in, '@o' its
+    outcome's JSON, stored as is among the dependent's outcomes."""
     states = "".join(sorted(STATE_CODES[s] for s in deliver.states))
-    member = dumps_json({deliver.from_id: dict(deliver.outcome)})[1:-1]
-    return ("@", deliver.from_id, "@s", states, "@o", member)
+    return ("@", deliver.from_id, "@s", states, "@o", dumps_json(dict(deliver.outcome)))
 
 
 _FIELDS = {

@@ -146,15 +146,22 @@ def _rare_fields(job: Job) -> list[str]:
 def flow_fields(job: Job) -> list[str]:
     """A flow job's fields, as field/value pairs: F flow id, A its dependencies, N its
     dependents (each a JSON list of ``[job_id, on_failure]``), Y the outcomes delivered (a
-    JSON object). submit.lua stores a job with A blocked and replaces every ``"@k"`` in F,
-    A and N by the id of the batch's k-th job."""
+    JSON object), Z how many dependencies have no outcome yet. submit.lua stores a job with A
+    blocked and replaces every ``"@k"`` in F, A and N by the id of the batch's k-th job."""
     optional: list[tuple[str, str | None]] = [
         ("F", job.flow_id),
         ("A", _edges_json(job.depends_on)),
         ("N", _edges_json(job.dependents)),
         ("Y", dumps_json(job.dependency_outcomes) if job.dependency_outcomes else None),
+        ("Z", str(len(pending)) if (pending := _pending(job)) else None),
     ]
     return [item for key, text in optional if text is not None for item in (key, text)]
+
+
+def _pending(job: Job) -> set[str]:
+    """The dependencies without an outcome yet: field Z counts them, so that a delivery
+    knows without decoding the outcomes whether it was the last (lua/lib/flows.lua)."""
+    return {edge.job_id for edge in job.depends_on} - job.dependency_outcomes.keys()
 
 
 def _edges_json(edges: Sequence[Dependency]) -> str | None:
@@ -217,15 +224,12 @@ def decode_job(reply: Sequence[Reply]) -> Job:
             # A COMPLETED job keeps D only for its implicit last record (below).
             dispatcher=None if state is JobState.COMPLETED else f.get("D"),
             history=history,
-            # A flow job's fields (absent on any other job: four lookups, no decoding).
-            flow_id=f.get("F"),
-            depends_on=_edges(f["A"]) if "A" in f else (),
-            dependents=_edges(f["N"]) if "N" in f else (),
-            dependency_outcomes=_outcomes(f["Y"]) if "Y" in f else {},
             lease_expires_at=(
                 float(as_text(reply[3])) if state is JobState.ACTIVE and len(reply) > 3 else None
             ),
         )
+        if "A" in f or "N" in f or "F" in f or "Y" in f:  # a flow's job (other jobs: 4 lookups)
+            _read_flow(job, f)
         if state is JobState.COMPLETED and job.finished_at is not None:
             # The completion's record is not stored (record_completion in lua/lib/history.lua): the
             # job's own fields say it all, and leaving it out keeps the hash compact.
@@ -250,6 +254,14 @@ def decode_job(reply: Sequence[Reply]) -> Job:
         InvalidOptionError,
     ) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _read_flow(job: Job, f: dict[str, str]) -> None:
+    """A flow job's fields, from its hash's F, A, N and Y."""
+    job.flow_id = f.get("F")
+    job.depends_on = _edges(f["A"]) if "A" in f else ()
+    job.dependents = _edges(f["N"]) if "N" in f else ()
+    job.dependency_outcomes = _outcomes(f["Y"]) if "Y" in f else {}
 
 
 def _outcomes(text: str) -> dict[str, JSON]:

@@ -61,8 +61,12 @@ def submit_batches(
 
 
 def is_flow(jobs: Sequence[Job]) -> bool:
-    """Whether ``jobs`` hold a flow's jobs, which name each other as ``"@k"``."""
-    return any(job.flow_id is not None or job.depends_on or job.dependents for job in jobs)
+    """Whether ``jobs`` hold a flow's jobs, which name each other as ``"@k"`` (and keep
+    their outcomes in a hash of their own: submit.lua's flow mode stores them)."""
+    return any(
+        job.flow_id is not None or job.depends_on or job.dependents or job.dependency_outcomes
+        for job in jobs
+    )
 
 
 def lease_arg(spec: WorkSpec) -> str:

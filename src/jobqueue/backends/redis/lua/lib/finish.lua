@@ -34,5 +34,5 @@ local function drop_job(id)
   forget_unique(id, f[4])
   notify_waiters(id, f[5])
   tally(name, state, -1)
-  return redis.call('DEL', job_key(id), log_key(id))
+  return redis.call('DEL', job_key(id), log_key(id), outcomes_key(id))
 end

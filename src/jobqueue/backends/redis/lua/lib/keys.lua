@@ -12,8 +12,9 @@
 --   w waiter count  L '1' once the job has a log list
 --   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
 --     it for its implicit last record, see record_completion)  H attempt history JSON
---   F flow id  A dependencies, N dependents (JSON lists of [job id, on_failure])  Y the
---     dependencies' outcomes (JSON object by job id): a flow job's only (see moves.lua)
+--   F flow id  A dependencies, N dependents (JSON lists of [job id, on_failure])  Y '1'
+--     when the job has outcomes of its dependencies (outcomes_key)  Z how many dependencies
+--     have no outcome yet: a flow job's only (see flows.lua)
 -- The last three, and the flow fields, are absent at their defaults, so a waiting job does
 -- not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
@@ -21,6 +22,8 @@
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
+-- A flow job's outcomes: dependency id -> its outcome's JSON (see outcomes_json).
+local function outcomes_key(id) return P .. 'y:' .. id end
 -- Waiting jobs: one list per (name, priority) in enqueue order -- a list entry costs a few
 -- bytes where a sorted-set entry costs ~100 -- plus a per-name zset of the priority levels
 -- that have waiting jobs.

@@ -45,12 +45,12 @@ local function write_change(id, f, i, delivery)
   local outcome, err, counted = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   local ends, fence, counts_as = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local from, name, unique = f[1], f[2], f[6]
-  local nset, outcomes = tonumber(ARGV[i + 12]), nil
+  local nset, outcomes, pending = tonumber(ARGV[i + 12]), nil, nil
   if delivery then
     nset = nset - 3
-    to, outcomes = delivered(id, to, run_at, delivery)
+    to, outcomes, pending = delivered(id, to, run_at, delivery)
   end
-  local put = {s = to, Y = outcomes} -- field -> text, or false to delete it
+  local put = {s = to, Y = outcomes, Z = pending} -- field -> text, or false to delete it
   -- A blocked job staying blocked keeps its place (its submit order).
   local stays = to == 'b' and from == 'b'
   if (to ~= from or to ~= 'a') and not stays then
@@ -63,6 +63,11 @@ local function write_change(id, f, i, delivery)
     local key, value = ARGV[i + 13 + 2 * n], ARGV[i + 14 + 2 * n]
     put[key] = value ~= '' and value
     if key == 'm' then made = value end
+  end
+  if put.Y ~= nil and not delivery then -- the outcomes set whole: the count follows them
+    put.Y = set_outcomes(id, put.Y)
+    local edges = field(id, 'A')
+    if edges then put.Z = string.format('%d', pending_count(edges, outcome_ids(id))) end
   end
   if outcome ~= '' then
     end_attempt(f, put, made, to, outcome, err)

@@ -23,7 +23,7 @@ end
 -- gets that job's id. `i` is the first job's arguments, `n` the number of jobs. Also, per
 -- job, whether it has dependencies (a field A): it is stored blocked.
 local function flow_ids(i, n)
-  local ids, blocked, held = {}, {}, {}
+  local ids, blocked, taken = {}, {}, {}
   local following = id_block[1]
   for job = 1, n do
     local unique, nlogs, npairs = ARGV[i + 2], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
@@ -31,7 +31,7 @@ local function flow_ids(i, n)
     local holder
     if unique ~= '' then
       unique = string.sub(unique, 2)
-      holder = held[unique]
+      holder = taken[unique]
       if not holder then
         local existing = redis.call('HGET', K_UNIQUE, unique)
         if existing and is_live(field(existing, 's')) then holder = existing end
@@ -42,7 +42,7 @@ local function flow_ids(i, n)
     else
       ids[job] = string.format('%d', following)
       following = following + 1
-      if unique ~= '' then held[unique] = ids[job] end
+      if unique ~= '' then taken[unique] = ids[job] end
     end
     for k = pairs_at, pairs_at + 2 * npairs - 2, 2 do
       if ARGV[k] == 'A' then blocked[job] = true end
@@ -90,10 +90,16 @@ local function store_job(i, stored, flow, n)
   local state = blocked and 'b' or delayed and 'd' or 'w'
   local seq = draw(seq_block, K_SEQ)
   local hash = {'n', name, 's', state, 'q', seq}
+  local outcomes
   if flow then
     for k = pairs_at, after - 1, 2 do
       hash[#hash + 1] = ARGV[k]
-      hash[#hash + 1] = translated(ARGV[k], ARGV[k + 1], flow.ids)
+      if ARGV[k] == 'Y' then -- kept in their own hash (set_outcomes, below)
+        outcomes = ARGV[k + 1]
+        hash[#hash + 1] = '1'
+      else
+        hash[#hash + 1] = translated(ARGV[k], ARGV[k + 1], flow.ids)
+      end
     end
   else
     for k = pairs_at, after - 1 do hash[#hash + 1] = ARGV[k] end
@@ -108,6 +114,7 @@ local function store_job(i, stored, flow, n)
     hash[#hash + 1] = '1'
   end
   redis.call('HSET', job_key(id), unpack(hash))
+  if outcomes and not set_outcomes(id, outcomes) then redis.call('HDEL', job_key(id), 'Y') end
   tally(name, state, 1) -- settle lists the name in the names set when its count leaves 0
   if nlogs > 0 then redis.call('RPUSH', log_key(id), unpack(ARGV, logs_at, logs_at + nlogs - 1)) end
   if unique ~= '' then redis.call('HSET', K_UNIQUE, unique, id) end
