@@ -231,6 +231,7 @@ def test_submit_read_list_count_remove(setup: Setup) -> None:
             JobState.COMPLETED: 0,
             JobState.FAILED: 0,
             JobState.CANCELLED: 0,
+            JobState.BLOCKED: 0,
         }
         waiting = await aq.list_jobs("waiting")
         assert [j.id for j in waiting] == [job.id, many[0].id, many[1].id]  # priority first

@@ -103,6 +103,7 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
         "completed": 1,
         "failed": 0,
         "cancelled": 0,
+        "blocked": 0,
         "total": 1,
     }
 
@@ -116,6 +117,7 @@ def test_json_output_parses(app: ModuleType, capsys: pytest.CaptureFixture[str])
             "completed": 1,
             "failed": 0,
             "cancelled": 0,
+            "blocked": 0,
         }
     }
     code, out, _ = run(capsys, "--app", APP, "stats", "--by-name")

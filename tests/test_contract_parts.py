@@ -35,6 +35,7 @@ def test_backend_contract_is_every_part() -> None:
     assert set(parts) == {
         "storage", "fencing", "ordering", "dedup", "waits", "handoff", "schedules",
         "schedule_records", "control", "operator", "stalls", "outcomes", "machines", "apply",
+        "flows",
     }  # fmt: skip
     optional = {parts["handoff"]}  # a backend offering the hand-off adds it itself
     assert set(BackendContract.__bases__) == set(parts.values()) - optional

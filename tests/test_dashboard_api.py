@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 import jobqueue.dashboard
-from jobqueue import JobQueue, JobState, Schedule
+from jobqueue import Flow, JobQueue, JobState, Schedule
 from jobqueue.dashboard import api, create_app
 from jobqueue.dashboard.openapi import BULK_ACTIONS, OPENAPI
 from jobqueue.dashboard.security import is_loopback
@@ -231,6 +231,7 @@ def test_meta_lists_the_states_in_display_order_and_what_each_allows(client: Tes
             "actions": ["retry", "remove"],
             "bulk": ["retry", "remove"],
         },
+        "blocked": {"finished": False, "actions": ["cancel", "remove"], "bulk": ["cancel"]},
     }
 
 
@@ -270,6 +271,11 @@ def test_meta_says_exactly_which_actions_work_in_each_state(
     jobs["waiting"] = [queue.submit_job("mail", n).id for n in range(4)]
     jobs["delayed"] = [queue.submit_job("mail", n, delay=3600).id for n in range(4)]
     jobs["active"] = [queue.submit_job("hold", n).id for n in range(4)]
+    jobs["blocked"] = []
+    for n in range(4):  # each waits for a delayed job no action here touches
+        flow = Flow()
+        flow.add("mail", n, depends_on=[flow.add("mail", n, delay=3600)])
+        jobs["blocked"].append(queue.submit_flow(flow)[1].id)
     dispatcher = queue.dispatcher(names=["hold"], concurrency=4, idle_timeout=0.05)
     thread = threading.Thread(target=dispatcher.run, name="test-dispatcher")
     thread.start()

@@ -21,7 +21,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from starlette.responses import JSONResponse
 
-from jobqueue import Job, JobQueue, JobState, Schedule
+from jobqueue import Flow, Job, JobQueue, JobState, Schedule
 from jobqueue.dashboard import create_app
 
 CHROMIUM = os.environ.get("JOBQUEUE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -552,3 +552,30 @@ def test_schedules_page_pauses_and_runs_a_schedule(queue: JobQueue, page: Page) 
         row.locator('button[data-action="run"]').click()
         expect(page.locator(".flash.ok")).to_contain_text("Submitted job")
         assert queue.count_by_state()[JobState.WAITING] == 1
+
+
+def test_a_flow_shows_what_blocks_a_job_and_is_cancelled_and_retried_whole(
+    queue: JobQueue, page: Page
+) -> None:
+    queue.add_worker("fetch", lambda job: job.data)
+    queue.add_worker("gather", lambda job: None)
+    flow = Flow()
+    later = flow.add("fetch", 1, delay=3600)
+    now = flow.add("fetch", 2)
+    flow.add("gather", depends_on=[later, now])
+    first, second, gather = queue.submit_flow(flow)
+    queue.work(burst=True)  # runs the one due now; the delayed one still blocks the gather
+    with dashboard(queue, page) as server:
+        page.goto(server.url + f"/#/jobs/{gather.id}")
+        row = _row(page, "data-flow-job", gather.id)
+        expect(row.locator("td.waits")).to_have_text(first.id)
+        expect(row.locator("td").nth(2)).to_have_text("blocked")
+        done = _row(page, "data-flow-job", second.id)
+        expect(done.locator("td").nth(2)).to_have_text("completed")
+        page.locator('button[data-action="cancel-flow"]').click()
+        expect(row.locator("td").nth(2)).to_have_text("cancelled")
+        expect(_row(page, "data-flow-job", first.id).locator("td").nth(2)).to_have_text("cancelled")
+        page.locator('button[data-action="retry-flow"]').click()
+        expect(row.locator("td").nth(2)).to_have_text("blocked")
+        expect(row.locator("td.waits")).to_have_text(first.id)
+    assert queue.get_job_by_id(first.id).state is JobState.WAITING  # type: ignore[union-attr]

@@ -203,7 +203,7 @@ def test_operator_retry_only_failed_or_cancelled(state: JobState) -> None:
 @pytest.mark.parametrize("state", list(JobState))
 def test_cancel(state: JobState) -> None:
     change = lifecycle.on_cancel(running(state=state))
-    if state in (JobState.WAITING, JobState.DELAYED):
+    if state in (JobState.WAITING, JobState.DELAYED, JobState.BLOCKED):
         assert change is not None and change.to is JobState.CANCELLED
         assert change.ended is None and change.counts_as is None  # no attempt ended
     elif state is JobState.ACTIVE:
@@ -246,6 +246,7 @@ def test_live_states_hold_the_unique_key() -> None:
         JobState.WAITING,
         JobState.DELAYED,
         JobState.ACTIVE,
+        JobState.BLOCKED,
     }
     assert {s for s in JobState if not s.is_live} == FINISHED_STATES
 
@@ -291,7 +292,7 @@ def test_retention_removes_beyond_the_count_or_past_the_age(
 @pytest.mark.parametrize(
     ("overlap", "blocking"),
     [
-        ("skip", {JobState.WAITING, JobState.DELAYED, JobState.ACTIVE}),
+        ("skip", {JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED}),
         ("queue", {JobState.WAITING, JobState.DELAYED}),
         ("allow", set()),
     ],

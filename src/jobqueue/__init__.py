@@ -12,6 +12,7 @@ from jobqueue.backend import (
     WorkSpec,
 )
 from jobqueue.client import QueueClient
+from jobqueue.dependency import Dependency
 from jobqueue.errors import (
     BackendError,
     BackendFullError,
@@ -42,8 +43,17 @@ from jobqueue.errors import (
     UnknownBackendError,
     UnknownWorkerError,
 )
+from jobqueue.flows import Flow, FlowStep
 from jobqueue.hooks import hookimpl
-from jobqueue.job import Attempt, AttemptOutcome, Backoff, Job, JobError, JobLog, JobState
+from jobqueue.job import (
+    Attempt,
+    AttemptOutcome,
+    Backoff,
+    Job,
+    JobError,
+    JobLog,
+    JobState,
+)
 from jobqueue.queue import JobQueue
 from jobqueue.runtime.dispatcher import Dispatcher
 from jobqueue.runtime.interrupt import Snooze
@@ -67,9 +77,12 @@ __all__ = [
     "Claim",
     "ConfigurationError",
     "CorruptJobError",
+    "Dependency",
     "Dispatcher",
     "DispatcherCrashedError",
     "DispatcherInfo",
+    "Flow",
+    "FlowStep",
     "Handler",
     "InvalidArgumentError",
     "InvalidJobDataError",

@@ -28,6 +28,7 @@ from jobqueue.arguments import check_id, check_state
 from jobqueue.backend import DispatcherInfo, ThroughputBucket
 from jobqueue.client import QueueClient
 from jobqueue.errors import ConfigurationError, JobNotFoundError
+from jobqueue.flows import Flow
 from jobqueue.hooks import emit
 from jobqueue.job import JSON, Job, JobState
 
@@ -114,6 +115,22 @@ class AsyncJobQueue:
         for job in stored:
             emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored
+
+    async def submit_flow(self, flow: Flow, *, connection: object = None) -> list[Job]:
+        """As ``JobQueue.submit_flow``: every job of ``flow`` in one atomic step. (Without
+        ``connection`` the store's own call runs in a worker thread.)"""
+        jobs = flow.jobs(self.queue.new_jobs)
+        if connection is not None:
+            stored = await self.queue.backend.submit_in_async(connection, jobs)
+        else:
+            stored = await asyncio.to_thread(self.queue.backend.submit_flow, jobs)
+        for job in stored:
+            emit(self.queue.plugins.hook, "jobqueue_job_submitted", job=job)
+        return stored
+
+    async def flow_jobs(self, flow_id: str) -> list[Job]:
+        """As ``JobQueue.flow_jobs`` (in a worker thread)."""
+        return await asyncio.to_thread(self.queue.flow_jobs, flow_id)
 
     async def get_job_by_id(self, job_id: str) -> Job | None:
         """The job as stored now, or ``None`` if there is none with that id."""

@@ -89,7 +89,13 @@ class Backend(Protocol):
         """Store new jobs, each WAITING, or DELAYED when its ``run_at`` is after the store's
         now, ids assigned (``jobqueue.ids``), a new sequence number each, idle dispatchers of
         its name woken. A job whose ``unique_key`` a live job (also one earlier in ``jobs``)
-        holds is not stored: that job comes back in its place."""
+        holds is not stored: that job comes back in its place.
+
+        Flows (``submit_flow``): the whole call is one atomic step. A job with ``depends_on``
+        is stored BLOCKED (listed in sequence order, never claimed, promoted or expired).
+        Every ``"@k"`` in a job's ``flow_id`` and in the ``job_id`` of its ``depends_on`` and
+        ``dependents`` edges is replaced by the id the ``k``-th job of ``jobs`` gets (the
+        core builds both directions of every edge; the store only translates)."""
         ...
 
     def claim_many(self, spec: WorkSpec, limit: int) -> list[Claim]:

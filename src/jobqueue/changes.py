@@ -21,6 +21,7 @@ __all__ = [
     "Change",
     "ClaimAsk",
     "Conflict",
+    "Delivery",
     "Ended",
     "Expired",
     "Guard",
@@ -60,7 +61,15 @@ class InState:
 Guard = Held | Expired | InState
 
 SETTABLE_FIELDS = frozenset(
-    {"result", "error", "stalls", "attempts_made", "cancel_requested", "finished_at"}
+    {
+        "result",
+        "error",
+        "stalls",
+        "attempts_made",
+        "cancel_requested",
+        "finished_at",
+        "dependency_outcomes",
+    }
 )
 """The ``Job`` fields a change may set (``Change.set``); a store writes no others."""
 
@@ -85,6 +94,23 @@ class Ended:
         return Attempt(attempts_made, dispatcher, started_at, now, self.outcome, self.error)
 
 
+class Delivery(NamedTuple):
+    """A dependency's outcome handed to one of its dependents (``Change.deliver``).
+
+    Guard, on top of the change's own: the job ``from_id`` exists and is in one of
+    ``states`` (its outcome is final: a completion whose lease was lost delivers nothing).
+    Write: ``outcome`` is stored as ``dependency_outcomes[from_id]`` of the change's job.
+    Then, when the change goes ``to`` WAITING, the job moves only if its
+    ``dependency_outcomes`` now name every job of its ``depends_on`` -- into WAITING or
+    DELAYED as its ``run_at`` says, as ``insert`` does, with a new sequence number, waking
+    idle dispatchers -- and otherwise stays BLOCKED (the change is still written). A change
+    ``to`` a finished state moves as any change does."""
+
+    from_id: str
+    states: frozenset[JobState]
+    outcome: Mapping[str, object]
+
+
 class Change(NamedTuple):
     """One decided move of one job, written only if ``guard`` still holds. (A named tuple,
     immutable: every job's outcome makes one, and it is five times cheaper to build than a
@@ -100,6 +126,8 @@ class Change(NamedTuple):
     new sequence number (it queues at the end of its priority).
 
     ``run_at``: a delay in seconds from the store's now (``None``: ``run_at`` stays).
+    ``deliver``: a dependency's outcome for this job of a flow (``Delivery``): its guard
+    and its conditional move.
     ``ends_lease``: the call that ended the lease (``complete``, ``fail``, ``release``,
     ``finish_cancelled``), remembered with the lease's token so that a repeat of that call
     learns it (``Conflict.ended_by``); ``fence``: forget any such memory (a new life)."""
@@ -113,6 +141,7 @@ class Change(NamedTuple):
     ends_lease: str | None = None
     fence: bool = False
     counts_as: AttemptOutcome | None = None
+    deliver: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)

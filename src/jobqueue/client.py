@@ -37,6 +37,7 @@ from jobqueue.errors import (
     ScheduleNotFoundError,
     UnknownBackendError,
 )
+from jobqueue.flows import Flow
 from jobqueue.hooks import emit, make_plugin_manager
 from jobqueue.job import JSON, Job, JobState
 from jobqueue.limits import MAX_GRACE_SECONDS, MAX_LEASE_SECONDS, validate_seconds
@@ -251,6 +252,19 @@ class QueueClient:
             emit(self.plugins.hook, "jobqueue_job_submitted", job=job)
         return stored
 
+    def submit_flow(self, flow: Flow, *, connection: object = None) -> list[Job]:
+        """Store every job of ``flow`` in one atomic step and return them in the order they
+        were added (``jobqueue.flows``): a job with dependencies is BLOCKED until they
+        complete. Bad input stores nothing. ``connection``: as ``submit_job``."""
+        jobs = flow.jobs(self.new_jobs)
+        if connection is not None:
+            stored = self.backend.submit_in(connection, jobs)
+        else:
+            stored = self.backend.submit_flow(jobs)
+        for job in stored:
+            emit(self.plugins.hook, "jobqueue_job_submitted", job=job)
+        return stored
+
     def new_jobs(self, name: str, datas: Iterable[JSON], options: dict[str, object]) -> list[Job]:
         """Unsaved jobs for worker ``name``, every item and option checked (what both
         facades submit); unknown option names are refused naming the known ones."""
@@ -300,6 +314,20 @@ class QueueClient:
         ]
         everything.sort(key=_last_touched, reverse=True)
         return everything[offset : offset + limit]
+
+    def flow_jobs(self, flow_id: str) -> list[Job]:
+        """The jobs of a flow (``submit_flow``; ``flow_id`` is its first job's id), in the
+        order submitted; empty when there is no such flow."""
+        return self.backend.flow(check_id(flow_id))
+
+    def cancel_flow(self, flow_id: str) -> int:
+        """Cancel every job of a flow not finished yet; returns how many."""
+        return self.backend.cancel_flow(check_id(flow_id))
+
+    def retry_flow(self, flow_id: str) -> int:
+        """Retry a flow's failed and cancelled jobs (their cancelled dependents come back
+        blocked); returns how many were retried."""
+        return self.backend.retry_flow(check_id(flow_id))
 
     def _list_matching(
         self, state: JobState, name: str | None, offset: int, limit: int
@@ -400,17 +428,18 @@ class QueueClient:
         return state
 
     def cancel_jobs(self, state: JobState | str = JobState.WAITING, name: str | None = None) -> int:
-        """Cancel every waiting job (or every ``state="delayed"`` or ``state="active"`` one),
-        of worker ``name`` only when given, and return how many. Waiting and delayed jobs end
-        CANCELLED at once, their unique keys freed, as ``cancel_job`` leaves them; active ones
+        """Cancel every waiting job (or every ``state="delayed"``, ``"blocked"`` or
+        ``"active"`` one), of worker ``name`` only when given, and return how many. Waiting,
+        delayed and blocked jobs end CANCELLED at once (a flow's dependents follow their
+        rules), their unique keys freed, as ``cancel_job`` leaves them; active ones
         are asked to stop, as ``cancel_job`` asks one (a job asked before is not counted
         again). Other states raise ``InvalidArgumentError``. Unlike ``cancel_job``, this does
         not fire the ``jobqueue_job_cancelled`` hook: that would read back every job it
         cancelled. Backends may work through a large set in batches, each one atomic."""
         chosen = check_state(state)
-        if chosen not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+        if chosen not in lifecycle.NOT_STARTED and chosen is not JobState.ACTIVE:
             raise InvalidArgumentError(
-                f"only waiting, delayed or active jobs are cancelled, not {chosen}"
+                f"only waiting, delayed, blocked or active jobs are cancelled, not {chosen}"
             )
         return self.backend.cancel_many(chosen, check_name(name))
 

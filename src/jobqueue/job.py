@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import enum
 import json
-import math
-import random
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
+from jobqueue.backoff import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS  # re-exported
+from jobqueue.backoff import Backoff as Backoff  # re-exported: its documented home
+from jobqueue.dependency import (
+    Dependency,
+    completed_results,
+    ended_errors,
+    parse_dependencies,
+)
 from jobqueue.errors import CorruptJobError, InvalidOptionError, NotSerializableError
-
-JSON = Any
-"""A value made only of dict (str keys), list, str, int, float (finite), bool and None."""
+from jobqueue.json_value import JSON as JSON  # re-exported: its documented home
 
 MAX_LOGS = 100
 """A job keeps at most this many log lines; the oldest are dropped first."""
@@ -32,10 +36,6 @@ far below what any JSON decoder or the Python stack handles, so that whatever is
 be read back by every reader. Deeper values are refused with ``NotSerializableError``, and a
 stored value deeper than this (an older version's, a foreign writer's) reads as corrupt."""
 
-MAX_DELAY_SECONDS = 100 * 365 * 86400.0
-"""A job runs at most this far (about 100 years) in the future: ``delay``, a backoff's delays
-and ``run_at`` (from now) are refused beyond it, so every stored time is a date."""
-
 
 class JobState(str, enum.Enum):
     """Where a job is in its life. ``waiting → active → completed | failed``, with
@@ -48,6 +48,9 @@ class JobState(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+    """In a flow, waiting for its dependencies (``depends_on``): never claimed; it becomes
+    waiting in the same step as the last dependency's completion."""
 
     def __str__(self) -> str:
         return self.value
@@ -65,7 +68,7 @@ class JobState(str, enum.Enum):
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 """States a job does not leave by itself (``retry_job`` brings failed and cancelled back)."""
 
-LIVE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+LIVE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED})
 """States in which a job holds its unique key: every state but the finished ones."""
 
 
@@ -123,94 +126,6 @@ class Attempt:
             outcome=AttemptOutcome(raw["outcome"]),
             error=None if error is None else JobError(**error),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How long to wait before retrying a failed attempt.
-
-    ``fixed``: always ``delay`` seconds. ``exponential``: ``delay * 2**(attempt-1)``, capped at
-    ``max_delay``. With ``jitter`` the delay is drawn uniformly from ``[delay/2, delay]`` so that
-    jobs that failed together do not all retry in the same instant.
-    """
-
-    kind: Literal["fixed", "exponential"] = "fixed"
-    delay: float = 0.0
-    max_delay: float = 3600.0
-    jitter: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("fixed", "exponential"):
-            raise InvalidOptionError(
-                f"backoff kind must be 'fixed' or 'exponential', not {self.kind!r}"
-            )
-        for label, value in (("delay", self.delay), ("max_delay", self.max_delay)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or not 0 <= value <= MAX_DELAY_SECONDS
-            ):
-                raise InvalidOptionError(
-                    f"backoff {label} must be a number of seconds from 0 to "
-                    f"{MAX_DELAY_SECONDS:.0f} (about 100 years), not {value!r}"
-                )
-        if not isinstance(self.jitter, bool):
-            raise InvalidOptionError(f"backoff jitter must be True or False, not {self.jitter!r}")
-
-    @classmethod
-    def fixed(cls, delay: float, *, jitter: bool = False) -> Backoff:
-        return cls("fixed", delay, max(delay, 3600.0), jitter)
-
-    @classmethod
-    def exponential(
-        cls, delay: float, *, max_delay: float = 3600.0, jitter: bool = True
-    ) -> Backoff:
-        return cls("exponential", delay, max_delay, jitter)
-
-    @classmethod
-    def parse(cls, value: object) -> Backoff:
-        """Accept a ``Backoff``, a number of seconds (fixed), or a mapping of its fields."""
-        if isinstance(value, Backoff):
-            return value
-        if value is None:
-            return _DEFAULT_BACKOFF
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return cls.fixed(float(value))
-        if isinstance(value, Mapping):
-            unknown = set(value) - {"kind", "delay", "max_delay", "jitter"}
-            if unknown:
-                raise InvalidOptionError(
-                    f"unknown backoff field(s) {sorted(unknown)}; "
-                    "use kind, delay, max_delay and jitter"
-                )
-            return cls(**value)
-        raise InvalidOptionError(
-            "backoff must be a number of seconds, a Backoff, or a mapping like "
-            f"{{'kind': 'exponential', 'delay': 1}}, not {value!r}"
-        )
-
-    def delay_for(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if self.kind == "fixed":
-            delay = self.delay
-        else:
-            delay = self.delay * (2.0 ** min(max(attempt - 1, 0), 62))
-        delay = min(delay, self.max_delay) if self.kind == "exponential" else delay
-        if self.jitter and delay > 0:
-            delay = random.uniform(delay / 2, delay)
-        return delay
-
-    def to_dict(self) -> dict[str, JSON]:
-        return {
-            "kind": self.kind,
-            "delay": self.delay,
-            "max_delay": self.max_delay,
-            "jitter": self.jitter,
-        }
-
-
-_DEFAULT_BACKOFF = Backoff()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +202,15 @@ class Job(_Submitting):
     dispatcher: str | None = None
     """The id of the dispatcher that holds the job while it is active."""
     history: list[Attempt] = field(default_factory=list)
+    flow_id: str | None = None
+    """The flow this job belongs to: the id of the flow's first job (``submit_flow``)."""
+    depends_on: tuple[Dependency, ...] = ()
+    """The jobs this one waits for (BLOCKED until each has an outcome), with its rule."""
+    dependents: tuple[Dependency, ...] = ()
+    """The jobs waiting for this one, each with its rule for this one."""
+    dependency_outcomes: dict[str, JSON] = field(default_factory=dict)
+    """What each dependency delivered, by id: ``{"state": "completed", "result": ...}`` or
+    ``{"state": "failed" | "cancelled", "error": {...} | None}``."""
     """Finished attempts, oldest first (at most ``MAX_HISTORY``), kept across retries."""
     lease_expires_at: float | None = field(default=None, compare=False)
     """Not part of a submitted job: when the lease of an ACTIVE job runs out, as the backend
@@ -328,6 +252,10 @@ class Job(_Submitting):
             "cancel_requested": self.cancel_requested,
             "dispatcher": self.dispatcher,
             "history": [attempt.to_dict() for attempt in self.history],
+            "flow_id": self.flow_id,
+            "depends_on": [d.to_list() for d in self.depends_on],
+            "dependents": [d.to_list() for d in self.dependents],
+            "dependency_outcomes": self.dependency_outcomes,
             "lease_expires_at": self.lease_expires_at,
         }
 
@@ -369,6 +297,10 @@ class Job(_Submitting):
                 cancel_requested=bool(raw.get("cancel_requested", False)),
                 dispatcher=raw.get("dispatcher"),
                 history=[Attempt.from_dict(a) for a in raw.get("history") or []],
+                flow_id=_optional_str(raw, "flow_id"),
+                depends_on=parse_dependencies(raw.get("depends_on")),
+                dependents=parse_dependencies(raw.get("dependents")),
+                dependency_outcomes=dict(raw.get("dependency_outcomes") or {}),
                 lease_expires_at=None if lease is None else float(lease),
             )
         except CorruptJobError:
@@ -384,9 +316,26 @@ class Job(_Submitting):
             raise CorruptJobError("stored job record is not a JSON object")
         return cls.from_dict(raw)
 
+    def dependency_results(self) -> dict[str, JSON]:
+        """The results of the dependencies that completed, by job id."""
+        return completed_results(self.dependency_outcomes)
+
+    def dependency_errors(self) -> dict[str, JobError | None]:
+        """The dependencies that failed or were cancelled (the ``ignore`` rule let this job
+        run anyway), by job id, with their last error."""
+        return {
+            job_id: JobError(**error) if isinstance(error, dict) else None
+            for job_id, error in ended_errors(self.dependency_outcomes).items()
+        }
+
     def copy(self) -> Job:
         """A deep-enough copy: the log list is new, JSON values are shared read-only."""
-        return replace(self, logs=list(self.logs), history=list(self.history))
+        return replace(
+            self,
+            logs=list(self.logs),
+            history=list(self.history),
+            dependency_outcomes=dict(self.dependency_outcomes),
+        )
 
 
 UNREADABLE_TITLE = "(unreadable record)"
@@ -412,6 +361,13 @@ def unreadable_job(job_id: object, name: object, state: object, reason: str) -> 
 
 
 _T = TypeVar("_T")
+
+
+def _optional_str(raw: Mapping[str, JSON], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise CorruptJobError(f"stored job field {key!r} should be a string, got {value!r}")
+    return value
 
 
 def _expect(raw: Mapping[str, JSON], key: str, kind: type[_T]) -> _T:

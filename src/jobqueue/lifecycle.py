@@ -207,6 +207,7 @@ def on_corrupt(job_id: str, reason: str) -> Change:
 
 RETRIABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 WAITING_OR_DELAYED = frozenset({JobState.WAITING, JobState.DELAYED})
+NOT_STARTED = frozenset({JobState.WAITING, JobState.DELAYED, JobState.BLOCKED})
 
 
 def on_retry(job: Running, now: float) -> Change:
@@ -241,10 +242,11 @@ def unique_key_taken(job_id: str, holder: str, unique_key: str) -> JobStateError
 
 
 def on_cancel(job: Running) -> Change | None:
-    """Rule 9: waiting or delayed: CANCELLED now. Active: flagged for its holder, who learns
-    it from its next heartbeat (so exactly one party ends the attempt). Finished: nothing."""
-    if job.state in WAITING_OR_DELAYED:
-        return Change(job.id, InState(WAITING_OR_DELAYED), JobState.CANCELLED)
+    """Rule 9: waiting, delayed or blocked: CANCELLED now. Active: flagged for its holder,
+    who learns it from its next heartbeat (so exactly one party ends the attempt). Finished:
+    nothing."""
+    if job.state in NOT_STARTED:
+        return Change(job.id, InState(NOT_STARTED), JobState.CANCELLED)
     if job.state is JobState.ACTIVE and not job.cancel_requested:
         return Change(
             job.id,

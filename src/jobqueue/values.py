@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from jobqueue.dependency import Dependency
 from jobqueue.errors import InvalidArgumentError
 from jobqueue.job import JSON, Job, JobError, JobState, is_unicode
 
@@ -298,6 +299,9 @@ class Outcome:
     result: JSON = None
     error: JobError | None = None
     retry_at: float | None = None
+    dependents: tuple[Dependency, ...] = ()
+    """The job's dependents (a flow's), as claimed: a completion delivers its result to them
+    in the same step."""
 
 
 def totals_by_state(by_name: Mapping[str, Mapping[JobState, int]]) -> dict[JobState, int]:

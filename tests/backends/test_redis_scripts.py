@@ -90,6 +90,15 @@ def test_a_clock_read_only_through_the_lazy_clock_does_not_read_it_up_front() ->
     assert scripts.assemble(LIB, "return TAIL")[1] == {"TAIL"}
 
 
+def test_the_scripts_that_read_no_clock_up_front() -> None:
+    """The hot paths that need no "now" never pay for TIME: a submit of jobs due now, a read
+    of one job, a delete. (A local named like a lib definition that reads the clock -- a
+    submit's table called ``held`` -- once made submit read it on every call.)"""
+    lib = scripts.read_lib()
+    for name in ("submit", "get", "delete", "unidle", "watch"):
+        assert not scripts.reads_clock(lib, scripts.read_script(name)), name
+
+
 def test_the_lib_files_are_every_file_of_lua_lib() -> None:
     folder = resources.files(scripts.__package__) / "lua" / "lib"
     on_disk = {entry.name.removesuffix(".lua") for entry in folder.iterdir()}

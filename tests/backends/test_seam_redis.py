@@ -168,7 +168,7 @@ def test_a_batch_of_changes_then_claims(store: RedisBackend) -> None:
     results, claims = store.apply([completion(c) for c in first], ClaimAsk(SPEC, 10))
     assert results == [None, None]
     assert [c.job.id for c in claims] == [job.id for job in jobs[2:]]
-    assert store.counts()["a"] == {W: 0, D: 0, A: 3, C: 2, F: 0, X: 0}
+    assert store.counts()["a"] == {W: 0, D: 0, A: 3, C: 2, F: 0, X: 0, JobState.BLOCKED: 0}
 
 
 def test_fail_into_delayed_appends_the_attempt_and_queues_last(store: RedisBackend) -> None:

@@ -88,6 +88,7 @@ def test_a_version_1_file_upgrades_in_place_keeping_every_job(old_file: Path) ->
         assert dict(_query(old_file, "SELECT state, n FROM jobqueue_counts")) == {
             **counts_before,
             "cancelled": 0,
+            "blocked": 0,
         }
         assert _query(
             old_file, "SELECT DISTINCT cancel_requested, dispatcher, history FROM jobqueue_jobs"

@@ -75,6 +75,7 @@ def test_random_sigkills_lose_no_job(
         JobState.COMPLETED: JOBS,
         JobState.FAILED: 0,
         JobState.CANCELLED: 0,
+        JobState.BLOCKED: 0,
     }
     assert all(p.poll() is None for p in processes.alive())
     assert len(processes.alive()) == DISPATCHERS

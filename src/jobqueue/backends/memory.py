@@ -27,7 +27,7 @@ from jobqueue.backend import (
     WorkSpec,
     check_schedule_name,
 )
-from jobqueue.backends.memory_store import MemoryStore, check_storable
+from jobqueue.backends.memory_store import MemoryStore, check_storable, translate_refs
 from jobqueue.changes import Change, ClaimAsk, Conflict, InState, Selector
 from jobqueue.errors import InvalidURLError
 from jobqueue.job import MAX_LOG_MESSAGE, MAX_LOGS, Job, JobLog, JobState
@@ -51,7 +51,13 @@ class MemoryBackend(MemoryStore):
         for job in jobs:  # every job first: a refused one stores nothing
             check_storable(job)
         with self._lock:
-            stored = [self._store(job).copy() for job in jobs]
+            stored = [self._store(job) for job in jobs]
+            if any(job.flow_id is not None for job in jobs):  # a flow's "@k" references
+                batch_ids = [job.id for job in stored]
+                for job in stored:
+                    if not job.deduplicated:
+                        translate_refs(job, batch_ids)
+            stored = [job.copy() for job in stored]
             self._notify()
             return stored
 
@@ -181,6 +187,8 @@ class MemoryBackend(MemoryStore):
                 jobs.sort(key=lambda j: (j.run_at, self._seq[j.id]))
             elif state is JobState.ACTIVE:
                 jobs.sort(key=lambda j: self._leases[j.id][1])
+            elif state is JobState.BLOCKED:
+                jobs.sort(key=lambda j: self._seq[j.id])
             else:
                 jobs.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
             return [self._view(job) for job in jobs[offset : offset + limit]]

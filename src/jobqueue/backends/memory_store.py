@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
 from jobqueue import lifecycle
@@ -19,6 +20,7 @@ from jobqueue.backend import BackendOptions, DispatcherInfo
 from jobqueue.backends.outcome_counts import OutcomeCounts
 from jobqueue.backends.schedule_book import ScheduleBook
 from jobqueue.changes import Change, Held, InState
+from jobqueue.dependency import Dependency
 from jobqueue.job import FINISHED_STATES, LIVE_STATES, Job, JobState, dumps_json
 
 _ACTIVE = JobState.ACTIVE
@@ -65,7 +67,7 @@ class MemoryStore:
         now = self._clock()
         # A read's lease deadline is no part of a new job (the lease is kept in _leases).
         job = replace(job, id=str(next(self._ids)), logs=list(job.logs), lease_expires_at=None)
-        job.state = lifecycle.due_state(job.run_at, now)
+        job.state = JobState.BLOCKED if job.depends_on else lifecycle.due_state(job.run_at, now)
         self._jobs[job.id] = job
         if job.unique_key is not None:
             self._unique[job.unique_key] = job.id
@@ -75,6 +77,8 @@ class MemoryStore:
     def _enqueue(self, job: Job) -> None:
         seq = next(self._order)
         self._seq[job.id] = seq
+        if job.state is JobState.BLOCKED:
+            return  # listed by sequence from _seq; nothing claims it
         if job.state is JobState.WAITING:
             heapq.heappush(self._ready.setdefault(job.name, []), (-job.priority, seq, job.id))
         else:
@@ -99,6 +103,15 @@ class MemoryStore:
         if job is None or not self._guard_holds(job, change, now):
             return False
         old, to = job.state, change.to
+        if change.deliver is not None:
+            job.dependency_outcomes = {
+                **job.dependency_outcomes,
+                change.deliver.from_id: dict(change.deliver.outcome),
+            }
+            if to is JobState.WAITING:
+                if any(d.job_id not in job.dependency_outcomes for d in job.depends_on):
+                    return True  # still blocked by another dependency
+                to = lifecycle.due_state(job.run_at, now)
         if old is _ACTIVE and to is not _ACTIVE:
             token, _ = self._leases.pop(job.id)
             if change.ends_lease is not None:  # so a repeat of that call gets its answer
@@ -135,6 +148,10 @@ class MemoryStore:
         return True
 
     def _guard_holds(self, job: Job, change: Change, now: float) -> bool:
+        if change.deliver is not None:
+            source = self._jobs.get(change.deliver.from_id)
+            if source is None or source.state not in change.deliver.states:
+                return False
         guard = change.guard
         if isinstance(guard, InState):
             if job.state not in guard.states:
@@ -174,6 +191,18 @@ class MemoryStore:
     def _notify(self) -> None:
         self._wakeups += 1
         self._changed.notify_all()
+
+
+def translate_refs(job: Job, batch_ids: Sequence[str]) -> None:
+    """Replace the ``"@k"`` references of a flow's job by the ids its batch got."""
+
+    def resolve(ref: str) -> str:
+        return batch_ids[int(ref[1:])] if ref.startswith("@") else ref
+
+    if job.flow_id is not None:
+        job.flow_id = resolve(job.flow_id)
+    job.depends_on = tuple(Dependency(resolve(d.job_id), d.on_failure) for d in job.depends_on)
+    job.dependents = tuple(Dependency(resolve(d.job_id), d.on_failure) for d in job.dependents)
 
 
 def check_storable(job: Job) -> None:

@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--name", help="only jobs of this worker name")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (50)")
     jobs.add_argument("--offset", type=int, default=0, help="skip this many first (0)")
+    jobs.add_argument(
+        "--flow", metavar="ID", help="the jobs of this flow (its first job's id) and their edges"
+    )
     jobs.set_defaults(command=cmd_jobs)
 
     stats = command("stats", "count jobs by state")
@@ -329,6 +332,8 @@ def cmd_job(args: argparse.Namespace, queue: JobQueue) -> int:
 def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
     if args.limit < 0 or args.offset < 0:
         raise ConfigurationError("--limit and --offset must be >= 0")
+    if args.flow is not None:
+        return _flow(args, queue)
     jobs = queue.list_jobs(args.state, offset=args.offset, limit=args.limit, name=args.name)
     if args.json:
         print_json([job.to_dict() for job in jobs])
@@ -349,6 +354,32 @@ def cmd_jobs(args: argparse.Namespace, queue: JobQueue) -> int:
     if not jobs:
         which = " ".join(filter(None, [args.state, args.name and f"{args.name!r}"]))
         print(f"(no {which + ' ' if which else ''}jobs)")
+    return 0
+
+
+def _flow(args: argparse.Namespace, queue: JobQueue) -> int:
+    """A flow's jobs, each with what it waits for: the dependencies that have not delivered
+    an outcome yet (for a blocked job, the path that blocks it)."""
+    jobs = queue.flow_jobs(args.flow)
+    if not jobs:
+        raise ConfigurationError(f"no flow with id {args.flow!r} (a flow's id is its first job's)")
+    if args.json:
+        print_json([job.to_dict() for job in jobs])
+        return 0
+    state = {job.id: job.state.value for job in jobs}
+    rows = [
+        [
+            job.id,
+            job.name,
+            job.state.value,
+            " ".join(f"{e.job_id}:{state.get(e.job_id, '?')}" for e in job.depends_on) or "-",
+            " ".join(e.job_id for e in job.depends_on if e.job_id not in job.dependency_outcomes)
+            if job.state is JobState.BLOCKED
+            else "",
+        ]
+        for job in jobs
+    ]
+    print(table(["ID", "NAME", "STATE", "DEPENDS ON", "WAITS FOR"], rows))
     return 0
 
 

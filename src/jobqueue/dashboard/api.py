@@ -118,6 +118,24 @@ def _matches(job: Job, name: str | None, text: str | None) -> bool:
     return text in (job.title or "").casefold() or text in job.name.casefold()
 
 
+def _flow_job(job: Job) -> dict[str, object]:
+    """What the flow view shows of one job: its edges, and for a blocked job the
+    dependencies it still waits for."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "title": job.title,
+        "state": job.state.value,
+        "depends_on": [edge.to_list() for edge in job.depends_on],
+        "dependents": [edge.to_list() for edge in job.dependents],
+        "waits_for": [
+            edge.job_id
+            for edge in job.depends_on
+            if job.state is JobState.BLOCKED and edge.job_id not in job.dependency_outcomes
+        ],
+    }
+
+
 class Api:
     """The routes, bound to one queue."""
 
@@ -136,6 +154,9 @@ class Api:
             Route("/api/jobs/{job_id}/cancel", self.cancel, methods=["POST"]),
             Route("/api/jobs/{job_id}/run-now", self.run_now, methods=["POST"]),
             *(Route(f"/api/bulk/{action}", self.bulk, methods=["POST"]) for action in BULK_ACTIONS),
+            Route("/api/flows/{flow_id}", self.flow, methods=["GET"]),
+            Route("/api/flows/{flow_id}/cancel", self.flow_action, methods=["POST"]),
+            Route("/api/flows/{flow_id}/retry", self.flow_action, methods=["POST"]),
             Route("/api/workers", self.workers, methods=["GET"]),
             Route("/api/schedules", self.schedules, methods=["GET"]),
             Route("/api/schedules/{name}/pause", self.pause_schedule, methods=["POST"]),
@@ -284,6 +305,25 @@ class Api:
             count = self.queue.purge_jobs(state, name=name)
         logger.info("bulk %s of %s jobs (name %s): %d", action, state.value, name, count)
         return JSONResponse({"action": action, "state": state.value, "name": name, "count": count})
+
+    def flow(self, request: Request) -> JSONResponse:
+        flow_id = request.path_params["flow_id"]
+        jobs = self.queue.flow_jobs(flow_id)
+        if not jobs:
+            raise JobNotFoundError(f"no flow with id {flow_id!r}")
+        return JSONResponse({"id": flow_id, "jobs": [_flow_job(job) for job in jobs]})
+
+    def flow_action(self, request: Request) -> JSONResponse:
+        flow_id = request.path_params["flow_id"]
+        action = request.url.path.rsplit("/", 1)[-1]
+        if not self.queue.flow_jobs(flow_id):
+            raise JobNotFoundError(f"no flow with id {flow_id!r}")
+        if action == "cancel":
+            count = self.queue.cancel_flow(flow_id)
+        else:
+            count = self.queue.retry_flow(flow_id)
+        logger.info("%s of flow %s: %d job(s)", action, flow_id, count)
+        return JSONResponse({"id": flow_id, "action": action, "count": count})
 
     def workers(self, request: Request) -> JSONResponse:
         dispatchers = [

@@ -19,7 +19,7 @@ JOB_ACTIONS: dict[str, frozenset[JobState]] = {
     "retry": frozenset({JobState.FAILED, JobState.CANCELLED}),
     "run-now": frozenset({JobState.DELAYED}),
     # An active job is asked to stop (once: not again while cancel_requested is set).
-    "cancel": frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE}),
+    "cancel": frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED}),
     "remove": frozenset(JobState),
 }
 """Per action on one job (``POST /api/jobs/{id}/<action>``, ``DELETE`` for remove): the

@@ -19,7 +19,10 @@ MAX_CURSOR = 10**9 - 1
 CURSOR_PATTERN = "^[0-9]{0,9}$"
 BULK_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "retry": (("failed", "cancelled"), "Retry every failed (or cancelled) job"),
-    "cancel": (("waiting", "delayed", "active"), "Cancel every waiting, delayed or active job"),
+    "cancel": (
+        ("waiting", "delayed", "active", "blocked"),
+        "Cancel every waiting, delayed, active or blocked job",
+    ),
     "remove": (("completed", "failed", "cancelled"), "Remove every finished job"),
 }
 """Per bulk action: the states it applies to, and what it does."""
@@ -40,6 +43,25 @@ _ERROR = _json({"$ref": "#/components/schemas/Error"}, "refused; the error says 
 _STATES = [state.value for state in JobState]
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": _STRING}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": _STRING}
+_FLOW_ID = {"name": "flow_id", "in": "path", "required": True, "schema": _STRING}
+_EDGES: Schema = {"type": "array", "items": {"type": "array", "items": _STRING}}
+_FLOW = _json(
+    _object(
+        id=_STRING,
+        jobs={
+            "type": "array",
+            "items": _object(
+                id=_STRING,
+                name=_STRING,
+                title={"type": "string", "nullable": True},
+                state={"type": "string", "enum": [state.value for state in JobState]},
+                depends_on=_EDGES,
+                dependents=_EDGES,
+                waits_for={"type": "array", "items": _STRING},
+            ),
+        },
+    )
+)
 _CSRF = {
     "name": "X-JobQueue-CSRF",
     "in": "header",
@@ -221,6 +243,29 @@ OPENAPI: Schema = {
         **{
             f"/api/bulk/{action}": _bulk(action, states, summary)
             for action, (states, summary) in BULK_ACTIONS.items()
+        },
+        "/api/flows/{flow_id}": {
+            "get": {
+                "summary": "A flow's jobs (flow_id: its first job's id), their dependencies "
+                "and, for a blocked job, what it still waits for",
+                "parameters": [_FLOW_ID],
+                "responses": _answers(_FLOW, 404),
+            }
+        },
+        **{
+            f"/api/flows/{{flow_id}}/{action}": {
+                "post": {
+                    "summary": summary,
+                    "parameters": [_FLOW_ID, _CSRF],
+                    "responses": _answers(
+                        _json(_object(id=_STRING, action=_STRING, count=_INTEGER)), 404
+                    ),
+                }
+            }
+            for action, summary in (
+                ("cancel", "Cancel every job of a flow not finished yet"),
+                ("retry", "Retry a flow's failed and cancelled jobs"),
+            )
         },
         "/api/workers": _read(
             "The live dispatchers of every process",

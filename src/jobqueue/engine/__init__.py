@@ -22,6 +22,7 @@ from typing import Any
 from jobqueue import lifecycle
 from jobqueue.backend import Backend, HandoffBackend
 from jobqueue.changes import ClaimAsk, Conflict, Selector
+from jobqueue.engine.flows import Flows
 from jobqueue.engine.holding import Holding
 from jobqueue.engine.recovery import Recovery
 from jobqueue.engine.steering import PAGE, Steering
@@ -41,7 +42,7 @@ from jobqueue.values import (
 __all__ = ["PAGE", "Engine"]
 
 
-class Engine(Holding, Steering, Recovery):
+class Engine(Holding, Steering, Recovery, Flows):
     """The verbs of a job's life over ``store``."""
 
     def __init__(self, store: Backend) -> None:
@@ -50,6 +51,7 @@ class Engine(Holding, Steering, Recovery):
         self.handoff = store if isinstance(store, HandoffBackend) else None
         self._last_ask: ClaimAsk | None = None
         self._last_batch_ask: ClaimAsk | None = None
+        self._sweep_offset = 0
 
     # -- submitting and claiming ----------------------------------------------------------
 

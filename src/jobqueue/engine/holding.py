@@ -8,14 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from jobqueue import lifecycle
+from jobqueue import flow_rules, lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, ClaimAsk, Conflict
+from jobqueue.dependency import Dependency
+from jobqueue.engine.flows import Flows
 from jobqueue.errors import LeaseLostError
 from jobqueue.job import JSON, JobError, JobState
 from jobqueue.values import Claim, DispatcherInfo, LeaseStatus, Outcome, WorkSpec
 
 Call = Literal["complete", "fail", "release", "snooze", "finish_cancelled"]
+
+FLOW_ENDS = frozenset({JobState.FAILED, JobState.CANCELLED})
+"""The states in which a flow's job ends its dependents' wait by their failure rules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,7 @@ class _Decide(Protocol):
     def __call__(self, held: _Held, /) -> Change: ...
 
 
-class Holding:
+class Holding(Flows):
     """The lease holder's verbs (a part of ``Engine``)."""
 
     store: Backend
@@ -60,19 +65,37 @@ class Holding:
         return self.store.annotate(job_id, token, log=message)
 
     def complete(
-        self, job_id: str, token: str, result: JSON, next_spec: WorkSpec | None
+        self,
+        job_id: str,
+        token: str,
+        result: JSON,
+        next_spec: WorkSpec | None,
+        dependents: Sequence[Dependency] = (),
     ) -> Claim | None:
         """COMPLETED with ``result``, and the next claim for ``next_spec`` in the same step.
-        A repeat of the completion returns ``None``; a lost lease raises ``LeaseLostError``."""
+        A repeat of the completion returns ``None``; a lost lease raises ``LeaseLostError``.
+        A flow's job delivers ``result`` to its ``dependents`` in that step too."""
         change = lifecycle.on_complete(job_id, token, result)
-        conflicts, claims = self.store.apply([change], self._next_one(next_spec))
+        if dependents:
+            changes = [change, *flow_rules.on_completed(job_id, result, dependents)]
+            conflicts, claims = self.store.apply(changes, self._next_one(next_spec))
+        else:
+            conflicts, claims = self.store.apply([change], self._next_one(next_spec))
         if conflicts[0] is not None:
             self._repeated("complete", job_id, conflicts[0], lost_ok=False)
             return None
         return claims[0] if claims else None
 
-    def fail(self, job_id: str, token: str, error: JobError, retry_at: float | None) -> JobState:
-        """The failed attempt as ``lifecycle.on_fail`` decides; returns the new state."""
+    def fail(
+        self,
+        job_id: str,
+        token: str,
+        error: JobError,
+        retry_at: float | None,
+        dependents: Sequence[Dependency] = (),
+    ) -> JobState:
+        """The failed attempt as ``lifecycle.on_fail`` decides; returns the new state. A
+        flow's job that ended then applies its ``dependents``' rules."""
         state = self._end(
             "fail",
             job_id,
@@ -80,22 +103,39 @@ class Holding:
             lost_ok=False,
         )
         assert state is not None  # a lost lease raised
+        if dependents and state in FLOW_ENDS:
+            self.ended(job_id, dependents)
         return state
 
     def release(self, job_id: str, token: str) -> bool:
         """Give the job back unfinished (``lifecycle.on_release``); ``False``: lease lost."""
         decide = lambda held: lifecycle.on_release(held, token, self._now())  # noqa: E731
-        return self._end("release", job_id, decide, lost_ok=True) is not None
+        state = self._end("release", job_id, decide, lost_ok=True)
+        if state is JobState.CANCELLED:  # a cancel came first: a flow's dependents follow
+            self.ended(job_id)
+        return state is not None
 
     def snooze(self, job_id: str, token: str, delay: float) -> JobState | None:
         """Put the job back to run in ``delay`` seconds, this attempt not counted
         (``lifecycle.on_snooze``); returns the new state, ``None``: lease lost."""
         decide = lambda held: lifecycle.on_snooze(held, token, delay)  # noqa: E731
-        return self._end("snooze", job_id, decide, lost_ok=True)
+        state = self._end("snooze", job_id, decide, lost_ok=True)
+        if state is JobState.CANCELLED:  # a cancel came first: a flow's dependents follow
+            self.ended(job_id)
+        return state
 
-    def finish_cancelled(self, job_id: str, token: str, error: JobError | None) -> bool:
+    def finish_cancelled(
+        self,
+        job_id: str,
+        token: str,
+        error: JobError | None,
+        dependents: Sequence[Dependency] = (),
+    ) -> bool:
         decide = lambda held: lifecycle.on_cancelled(held, token, error, self._now())  # noqa: E731
-        return self._end("finish_cancelled", job_id, decide, lost_ok=True) is not None
+        state = self._end("finish_cancelled", job_id, decide, lost_ok=True)
+        if dependents and state in FLOW_ENDS:
+            self.ended(job_id, dependents)
+        return state is not None
 
     def finish_many(
         self, outcomes: Sequence[Outcome], next_spec: WorkSpec | None, limit: int
@@ -105,7 +145,18 @@ class Holding:
         now = self._now()
         changes = [self._outcome_change(o, False, now) for o in outcomes]
         then = None if next_spec is None or limit <= 0 else self._next(next_spec, limit)
-        conflicts, claims = self.store.apply(changes, then)
+        flow = any(o.dependents for o in outcomes)
+        writes = changes
+        if flow:  # a flow's completions deliver their results in the same step
+            writes = changes + [
+                delivery
+                for o in outcomes
+                if o.dependents and o.error is None
+                for delivery in flow_rules.on_completed(o.job_id, o.result, o.dependents)
+            ]
+        conflicts, claims = self.store.apply(writes, then)
+        if flow:
+            conflicts = conflicts[: len(changes)]  # a delivery's conflict is no outcome's
         states: list[JobState | None] = []
         for outcome, change, conflict in zip(outcomes, changes, conflicts, strict=True):
             if conflict is None:
@@ -115,6 +166,10 @@ class Holding:
             else:
                 call: Call = "complete" if outcome.error is None else "fail"
                 states.append(self._repeated(call, outcome.job_id, conflict, lost_ok=True))
+        if flow:
+            for outcome, state in zip(outcomes, states, strict=True):
+                if outcome.dependents and outcome.error is not None and state in FLOW_ENDS:
+                    self.ended(outcome.job_id, outcome.dependents)
         return states, claims
 
     def _outcome_change(self, outcome: Outcome, cancel_requested: bool, now: float) -> Change:

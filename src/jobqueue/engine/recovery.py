@@ -8,13 +8,14 @@ import logging
 from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change
+from jobqueue.engine.flows import Flows
 from jobqueue.engine.steering import PAGE
 from jobqueue.job import Job, JobState
 
 logger = logging.getLogger("jobqueue.engine")
 
 
-class Recovery:
+class Recovery(Flows):
     """Maintenance (a part of ``Engine``)."""
 
     store: Backend
@@ -24,7 +25,9 @@ class Recovery:
         """Promote due jobs, apply retention, forget dead dispatchers (the store's
         ``housekeep``), then recover expired leases; returns the recovered jobs."""
         self.store.housekeep()
-        return self.recover_expired()
+        recovered = self.recover_expired()
+        self.sweep_blocked()
+        return recovered
 
     def recover_expired(self) -> list[Job]:
         """Each expired lease ended as ``lifecycle.on_stall`` decides (a stall; failed past
@@ -37,9 +40,15 @@ class Recovery:
                 lifecycle.on_stall(c.job, self.options.max_stalls, now, c.token) for c in expired
             ]
             conflicts, _ = self.store.apply(changes)
-            written = [c for c, conflict in zip(changes, conflicts, strict=True) if not conflict]
-            for change in written:
+            written = [
+                (claim, change)
+                for claim, change, conflict in zip(expired, changes, conflicts, strict=True)
+                if not conflict
+            ]
+            for claim, change in written:
                 _log_stall(change)
+                if claim.job.dependents and change.to in (JobState.FAILED, JobState.CANCELLED):
+                    self.ended(change.job_id, claim.job.dependents)
                 job = self.store.get(change.job_id)
                 if job is not None:
                     recovered.append(job)

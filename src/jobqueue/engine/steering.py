@@ -9,6 +9,8 @@ from typing import Protocol
 from jobqueue import lifecycle
 from jobqueue.backend import Backend, BackendOptions
 from jobqueue.changes import Change, Selector
+from jobqueue.engine.flows import Flows
+from jobqueue.flow_rules import DEPENDENCY_FAILED
 from jobqueue.job import FINISHED_STATES, Job, JobState
 
 PAGE = 500
@@ -23,7 +25,7 @@ class _Rule(Protocol):
     def __call__(self, job: Job, /) -> Change | None: ...
 
 
-class Steering:
+class Steering(Flows):
     """The operator's verbs (a part of ``Engine``)."""
 
     store: Backend
@@ -41,6 +43,8 @@ class Steering:
                 return job.state
             (conflict,), _ = self.store.apply([change])
             if conflict is None:
+                if job.dependents and change.to is JobState.CANCELLED:
+                    self.ended(job_id, job.dependents)
                 return change.to
             state = conflict.state
         return state
@@ -54,6 +58,8 @@ class Steering:
                 return None
             (conflict,), _ = self.store.apply([lifecycle.on_retry(job, self.options.clock())])
             if conflict is None:
+                if job.dependents:
+                    self.revive_dependents(job)
                 break
             if conflict.unique_holder is not None:
                 assert job.unique_key is not None
@@ -82,7 +88,7 @@ class Steering:
     def cancel_many(self, state: JobState, name: str | None = None) -> int:
         """``cancel`` every job in ``state`` (of ``name``), in the order they would have run;
         returns how many were cancelled or asked to stop."""
-        if state not in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+        if state not in lifecycle.NOT_STARTED and state is not JobState.ACTIVE:
             return 0
         return self._each(Selector(state, name), lifecycle.on_cancel)
 
@@ -95,13 +101,46 @@ class Steering:
             changes = [change for _, change in decided if change is not None]
             conflicts, _ = self.store.apply(changes) if changes else ([], [])
             outcome = iter(conflicts)
-            for _, change in decided:
+            for job, change in decided:
                 if change is None or next(outcome) is not None:
                     offset += 1
                 else:
                     written += 1
                     offset += change.to is selector.state
+                    if job.dependents:  # a flow's job: its dependents follow
+                        self._flow_follows(job, change.to)
         return written
+
+    def cancel_flow(self, flow_id: str) -> int:
+        """Cancel every job of a flow not finished yet (an active one is asked to stop);
+        returns how many were cancelled or asked."""
+        before = [job for job in self.flow(flow_id) if job.state.is_live]
+        for job in before:
+            self.cancel(job.id)  # its dependents may follow already: cancel reads again
+        after = {job.id: job for job in self.flow(flow_id)}
+        return sum(
+            1
+            for job in before
+            if (now := after.get(job.id)) is not None
+            and (now.state is JobState.CANCELLED or now.cancel_requested)
+        )
+
+    def retry_flow(self, flow_id: str) -> int:
+        """Retry every failed or cancelled job of a flow that a dependency did not end (those
+        come back with the dependency they wait for); returns how many were retried."""
+        retried = 0
+        for job in self.flow(flow_id):
+            ended_by_dependency = job.error is not None and job.error.type == DEPENDENCY_FAILED
+            if job.state in lifecycle.RETRIABLE and not ended_by_dependency:
+                again = self.retry(job.id)
+                retried += again is not None and again.state is not job.state
+        return retried
+
+    def _flow_follows(self, job: Job, to: JobState) -> None:
+        if to is JobState.CANCELLED:
+            self.ended(job.id, job.dependents)
+        elif job.state in lifecycle.RETRIABLE:
+            self.revive_dependents(job)
 
     def purge(
         self, state: JobState, name: str | None = None, finished_before: float | None = None

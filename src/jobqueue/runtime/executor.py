@@ -106,7 +106,10 @@ class Executor:
             result = self._run_hooked(self._registry.get(job.name), run, running, loop)
             if running.committed is None:
                 check_json(result)
-                return Finished(lease, Outcome(job.id, lease.claim.token, result=result))
+                return Finished(
+                    lease,
+                    Outcome(job.id, lease.claim.token, result=result, dependents=job.dependents),
+                )
         except BaseException as exc:  # the handler's fault is the job's, never ours
             if running.committed is None:
                 return self._failed(run, exc)
@@ -153,7 +156,12 @@ class Executor:
             job.attempts,
             error,
         )
-        return Finished(lease, Outcome(job.id, lease.claim.token, error=error, retry_at=when))
+        return Finished(
+            lease,
+            Outcome(
+                job.id, lease.claim.token, error=error, retry_at=when, dependents=job.dependents
+            ),
+        )
 
     def _run_hooked(
         self, worker: Worker, run: Run, running: RunningJob, loop: asyncio.AbstractEventLoop

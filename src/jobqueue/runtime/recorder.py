@@ -71,13 +71,15 @@ class Inline:
             if error is None:
                 claim = self._outages.call(
                     lambda: backend.complete(
-                        outcome.job_id, outcome.token, outcome.result, next_spec
+                        outcome.job_id, outcome.token, outcome.result, next_spec, outcome.dependents
                     ),
                     give_up=lambda: self._leases.gone(done.lease),
                 )
                 return [JobState.COMPLETED], [claim] if claim is not None else []
             state = self._outages.call(
-                lambda: backend.fail(outcome.job_id, outcome.token, error, outcome.retry_at),
+                lambda: backend.fail(
+                    outcome.job_id, outcome.token, error, outcome.retry_at, outcome.dependents
+                ),
                 give_up=lambda: self._leases.gone(done.lease),
             )
             return [state], []
@@ -237,7 +239,9 @@ class Recorder:
         """End the job cancelled: its handler stopped after the cancel, or never started."""
         self._leases.forget(lease)
         try:
-            done = self._backend.finish_cancelled(lease.job.id, lease.claim.token, error)
+            done = self._backend.finish_cancelled(
+                lease.job.id, lease.claim.token, error, lease.job.dependents
+            )
         except JobQueueError as exc:  # the lease expires; recovery ends it cancelled
             logger.warning("could not record the cancel of job %s: %s", lease.job.id, exc)
             return
@@ -258,7 +262,7 @@ class Recorder:
         self._leases.forget(lease)
         when = retry_at(job, self._clock())
         try:
-            self._backend.fail(job.id, lease.claim.token, error, when)
+            self._backend.fail(job.id, lease.claim.token, error, when, job.dependents)
         except JobQueueError as exc:  # its lease expires: the stall rule ends it then
             logger.warning("could not record the failure of job %s: %s", job.id, exc)
             return

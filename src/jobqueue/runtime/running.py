@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Protocol
 
 from jobqueue.engine import Engine
 from jobqueue.errors import BackendError, InvalidOptionError, JobStateError
-from jobqueue.job import JSON, Job, check_json
+from jobqueue.job import JSON, Job, JobError, check_json
 from jobqueue.runtime.interrupt import Snooze
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,20 @@ class RunningJob:
     @property
     def created_at(self) -> float:
         return self.job.created_at
+
+    @property
+    def flow_id(self) -> str | None:
+        return self.job.flow_id
+
+    def dependency_results(self) -> dict[str, JSON]:
+        """In a flow: the results of this job's dependencies that completed, by job id
+        (delivered with the job: reading them never touches the backend)."""
+        return self.job.dependency_results()
+
+    def dependency_errors(self) -> dict[str, JobError | None]:
+        """In a flow: the dependencies that failed or were cancelled, by job id, when this
+        job's rule for them was ``ignore``."""
+        return self.job.dependency_errors()
 
     def progress(self, value: float, message: str | None = None) -> None:
         """Report progress from 0 to 100, with an optional message."""

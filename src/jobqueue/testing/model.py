@@ -34,6 +34,12 @@ class ModelJob:
     cancel_requested: bool = False
     finished_at: float | None = None
     result: JSON = None
+    # A flow's edges (every rule "cancel"), the dependencies that delivered an outcome, and
+    # those whose outcome was a failure (what a retry of that one dependency undoes).
+    depends_on: list[str] = field(default_factory=list)
+    dependents: list[str] = field(default_factory=list)
+    delivered: set[str] = field(default_factory=set)
+    failures: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -76,10 +82,79 @@ class ModelBook:
     schedules: dict[str, ModelSchedule]
     recovered: list[str]  # ids recovered from expired leases, not reported
 
-    def _finish(self, job: ModelJob, state: JobState) -> None:
+    def _finish(self, job: ModelJob, state: JobState, follow: bool = True) -> None:
+        """``job`` ended ``state``; with ``follow``, its flow's dependents learn it at once."""
         if job.token is not None:
             self.stale_tokens.append((job.id, job.token))
         job.state, job.token, job.finished_at = state, None, self.clock()
+        if not follow:
+            return
+        if state is JobState.COMPLETED:
+            self._deliver(job)
+        else:
+            self._cascade(job)
+
+    # -- flows: what the core's flow rules do (``jobqueue.flow_rules``) ---------------------
+
+    def _deliver(self, job: ModelJob) -> None:
+        """A completion: each blocked dependent takes the outcome, waiting once it has all."""
+        for dependent in self._dependents(job):
+            if dependent.state is JobState.BLOCKED:
+                dependent.delivered.add(job.id)
+                if set(dependent.depends_on) <= dependent.delivered:
+                    dependent.state = JobState.WAITING  # its run_at is its submit time
+
+    def _cascade(self, job: ModelJob) -> None:
+        """A failure or cancel: each blocked dependent is cancelled, and so on down."""
+        for dependent in self._dependents(job):
+            if dependent.state is JobState.BLOCKED:
+                dependent.delivered.add(job.id)
+                dependent.failures.add(job.id)
+                self._finish(dependent, JobState.CANCELLED)
+
+    def _dependents(self, job: ModelJob) -> list[ModelJob]:
+        return [self.jobs[d] for d in job.dependents if d in self.jobs]
+
+    def _revive(self, job: ModelJob) -> None:
+        """``job`` was retried: dependents it alone had ended wait for it again, catching up
+        at once on the outcomes their other dependencies gave meanwhile."""
+        frontier = [job]
+        while frontier:
+            source = frontier.pop()
+            for dependent in self._dependents(source):
+                ended = dependent.state in (JobState.CANCELLED, JobState.FAILED)
+                if not ended or dependent.failures != {source.id}:
+                    continue
+                dependent.state, dependent.finished_at = JobState.BLOCKED, None
+                dependent.delivered.discard(source.id)
+                dependent.failures.clear()
+                frontier.append(dependent)
+                self._catch_up(dependent)
+
+    def _catch_up(self, dependent: ModelJob) -> None:
+        """What the sweep does for one blocked job: the outcomes it lacks, in edge order."""
+        for dep_id in dependent.depends_on:
+            if dependent.state is not JobState.BLOCKED:
+                return
+            if dep_id in dependent.delivered:
+                continue
+            source = self.jobs.get(dep_id)
+            if source is None:  # removed: its rule as for a cancel (no outcome recorded)
+                self._finish(dependent, JobState.CANCELLED)
+            elif source.state is JobState.COMPLETED:
+                dependent.delivered.add(dep_id)
+                if set(dependent.depends_on) <= dependent.delivered:
+                    dependent.state = JobState.WAITING
+            elif source.state in (JobState.FAILED, JobState.CANCELLED):
+                dependent.delivered.add(dep_id)
+                dependent.failures.add(dep_id)
+                self._finish(dependent, JobState.CANCELLED)
+
+    def _sweep(self) -> None:
+        """``maintain``'s sweep: every blocked job (in submit order) catches up."""
+        for job in sorted(self.jobs.values(), key=lambda j: int(j.id)):
+            if job.state is JobState.BLOCKED:
+                self._catch_up(job)
 
     def _count(self, outcome: str) -> None:
         counts = self.outcomes.setdefault(lifecycle.outcome_minute(self.clock()), {})
@@ -121,8 +196,10 @@ class ModelBook:
         return promoted
 
     def _maintain(self) -> int:
-        """What ``maintain`` does: promote due jobs, recover expired leases."""
-        return self._promote() + self._recover_expired()
+        """What ``maintain`` does: promote due jobs, recover expired leases, sweep flows."""
+        moved = self._promote() + self._recover_expired()
+        self._sweep()
+        return moved
 
     def _ready(self, names: tuple[str, ...]) -> list[ModelJob]:
         return [
@@ -139,11 +216,13 @@ class ModelBook:
     def _live(self, job: ModelJob) -> bool:
         return job.state is JobState.ACTIVE and job.lease_deadline > self.clock()
 
-    def _retried(self, job: ModelJob) -> None:
+    def _retried(self, job: ModelJob, revive: bool = True) -> None:
         self.repeatable.pop(job.id, None)  # retried: the old token is fenced
         job.state, job.run_at = JobState.WAITING, self.clock()
         job.attempts_made = job.stalls = 0
         job.cancel_requested, job.finished_at, job.result = False, None, None
+        if revive:
+            self._revive(job)
 
     def _forget(self, job_id: str) -> None:
         del self.jobs[job_id]

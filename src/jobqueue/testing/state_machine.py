@@ -1,7 +1,7 @@
 """A hypothesis state machine that drives a backend and checks it against a simple model.
 
-Random submits, claims (of paused names too), renewals, heartbeats, completions, failures,
-releases, cancels (of waiting, delayed, active and finished jobs, one or in bulk), delayed jobs
+Random submits (small flows too), claims (of paused names too), renewals, heartbeats,
+completions, failures, releases, cancels (of every state, one or in bulk), delayed jobs
 run now, retries, purges, removals, pauses, maintenance, clock jumps, and periodic schedules'
 tick claims (their jobs joining the model's) with pauses and removals of schedules; after
 every step: no job in two states, none lost, every state, count, lease deadline, outcome
@@ -36,6 +36,7 @@ from jobqueue.engine import Engine
 from jobqueue.errors import JobStateError, LeaseLostError
 from jobqueue.job import Job, JobError, JobState
 from jobqueue.testing.clock import ManualClock
+from jobqueue.testing.flow_steps import FlowSteps
 from jobqueue.testing.model import (
     DISPATCHERS,
     FINISHED,
@@ -56,7 +57,7 @@ def make_state_machine(
 ) -> type[RuleBasedStateMachine]:
     """Build the machine class for one backend factory (a new, empty backend per example)."""
 
-    class BackendStateMachine(ModelBook, RuleBasedStateMachine):
+    class BackendStateMachine(FlowSteps, ModelBook, RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.clock = ManualClock()
@@ -160,10 +161,12 @@ def make_state_machine(
             now = self.clock()
             try:
                 if outcome == "complete":
-                    self.backend.complete(job.id, token, {"done": job.id}, None)
+                    self.backend.complete(job.id, token, {"done": job.id}, None, self._edges(job))
                 elif outcome in ("fail", "retry"):
                     retry_at = now + 10 if outcome == "retry" else None
-                    state = self.backend.fail(job.id, token, JobError("E", "x"), retry_at)
+                    state = self.backend.fail(
+                        job.id, token, JobError("E", "x"), retry_at, self._edges(job)
+                    )
                     expected = (
                         JobState.CANCELLED
                         if job.cancel_requested
@@ -175,7 +178,7 @@ def make_state_machine(
                 elif outcome == "release":
                     assert self.backend.release(job.id, token) is live, f"release of {job.id}"
                 else:
-                    held = self.backend.finish_cancelled(job.id, token, None)
+                    held = self.backend.finish_cancelled(job.id, token, None, self._edges(job))
                     assert held is live, f"finish_cancelled of {job.id}"
             except LeaseLostError:
                 assert not live, f"live lease of job {job.id} refused on {outcome}"
@@ -217,14 +220,14 @@ def make_state_machine(
             if job is None:
                 assert state is None, f"cancel of removed job {job_id} returned {state}"
                 return
-            if job.state in (JobState.WAITING, JobState.DELAYED):
+            if job.state in (JobState.WAITING, JobState.DELAYED, JobState.BLOCKED):
                 self._finish(job, JobState.CANCELLED)
             elif job.state is JobState.ACTIVE:
                 job.cancel_requested = True
             assert state is job.state, f"cancel of job {job_id}: {state}, not {job.state}"
 
         @rule(
-            state=st.sampled_from([JobState.WAITING, JobState.DELAYED, JobState.ACTIVE]),
+            state=st.sampled_from(sorted([*lifecycle.NOT_STARTED, JobState.ACTIVE])),
             name=st.sampled_from([None, *NAMES]),
         )
         def cancel_many(self, state: JobState, name: str | None) -> None:
@@ -234,11 +237,14 @@ def make_state_machine(
             if state is JobState.ACTIVE:
                 matching = [j for j in matching if not j.cancel_requested]
             assert self.backend.cancel_many(state, name) == len(matching)
-            for job in matching:
-                if state is JobState.ACTIVE:
+            if state is JobState.ACTIVE:
+                for job in matching:
                     job.cancel_requested = True
-                else:
-                    self._finish(job, JobState.CANCELLED)
+                return
+            for job in matching:  # the page is written first, then each one's flow follows
+                self._finish(job, JobState.CANCELLED, follow=False)
+            for job in matching:
+                self._cascade(job)
 
         @precondition(lambda self: bool(self.jobs or self.removed))
         @rule(data=st.data())
@@ -288,9 +294,13 @@ def make_state_machine(
         @rule(state=st.sampled_from(RETRYABLE), name=st.sampled_from([None, *NAMES]))
         def retry_many(self, state: JobState, name: str | None) -> None:
             doomed = [j for j in self.jobs.values() if j.state is state and name in (None, j.name)]
+            # Listed newest first; the page is written first, then each one's flow follows.
+            doomed.sort(key=lambda j: (j.finished_at or 0.0, int(j.id)), reverse=True)
             assert self.backend.retry_many(state, name) == len(doomed)
             for job in doomed:
-                self._retried(job)
+                self._retried(job, revive=False)
+            for job in doomed:
+                self._revive(job)
 
         @rule(
             state=st.sampled_from(FINISHED),
@@ -484,8 +494,7 @@ def make_state_machine(
                     del self.dispatchers[dispatcher_id]
 
         def _check_reported(self, reported: list[Job]) -> None:
-            """Every recovery of this call, once each; the order is the backend's (lease
-            deadline order), so compared sorted."""
+            """Every recovery of this call, once each (in any order: compared sorted)."""
             expected = sorted(job_id for job_id in self.recovered if job_id in self.jobs)
             self.recovered.clear()
             assert sorted(job.id for job in reported) == expected, (reported, expected)
@@ -561,6 +570,8 @@ def make_state_machine(
                 assert stored.cancel_requested is model.cancel_requested, f"job {model.id}"
                 assert stored.result == model.result, f"job {model.id}: result {stored.result}"
                 assert stored.finished_at == model.finished_at, f"job {model.id}: finished_at"
+                assert [e.job_id for e in stored.depends_on] == model.depends_on, model.id
+                assert [e.job_id for e in stored.dependents] == model.dependents, model.id
                 deadline = model.lease_deadline if model.state is JobState.ACTIVE else None
                 assert stored.lease_expires_at == deadline, (
                     f"job {model.id}: lease deadline {stored.lease_expires_at}, not {deadline}"

@@ -24,6 +24,7 @@ from jobqueue.backends.postgres.external import PostgresTransactions
 from jobqueue.backends.postgres.one_step import OneStep
 from jobqueue.backends.postgres.submit import SubmitCall
 from jobqueue.backends.postgres.url import PostgresURL, parse
+from jobqueue.backends.sql import flows
 from jobqueue.backends.sql.external import Steps
 from jobqueue.backends.sql.store import SQLStore
 from jobqueue.changes import Change
@@ -72,7 +73,10 @@ class PostgresBackend(SQLStore):
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
         """One statement in autocommit (``.submit``): no transaction of the store's, no
-        round trip but the call's own. A large batch without unique keys: ``COPY``."""
+        round trip but the call's own. A large batch without unique keys: ``COPY``. A flow's
+        jobs: the store's own transaction (``flows.store_flow``: "@k" references translated)."""
+        if flows.has_flow(jobs):
+            return super().insert(jobs)
         if submit.copies(jobs):
             return self._copy(jobs)
         call = self.submit_call

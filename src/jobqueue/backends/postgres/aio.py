@@ -34,7 +34,7 @@ from jobqueue import lifecycle
 from jobqueue.backends.postgres import PostgresBackend, submit
 from jobqueue.backends.postgres.connections import POOL_TIMEOUT
 from jobqueue.backends.postgres.dialect import LOCK_WAIT, translate
-from jobqueue.backends.sql import guarded, reads
+from jobqueue.backends.sql import flows, guarded, reads
 from jobqueue.backends.sql.rows import row_to_job
 from jobqueue.backends.sql.transitions import job_key
 from jobqueue.changes import Selector
@@ -78,6 +78,8 @@ class AsyncPostgresBackend:
         if not jobs:
             return []
         backend = self.backend
+        if flows.has_flow(jobs):  # the sync store's transaction (``flows.store_flow``)
+            return await asyncio.to_thread(backend.insert, jobs)
         if submit.copies(jobs):
             return await self._copy(jobs)
         call = backend.submit_call

@@ -8,7 +8,9 @@ holds the job-id row (and, with a unique key, the schema's advisory lock) until 
 transaction ends: other submits wait for its commit, and with a unique key every writer that
 takes the schema's lock. Submit last, just before the commit, and keep such transactions
 short (docs/postgresql.md). The asyncio form sends the same statements on the caller's
-``AsyncConnection``: no thread.
+``AsyncConnection``: no thread. A flow's jobs (sync connections only) are stored by the
+store's own steps instead (``flows.store_flow``), under the schema's lock, with
+``search_path`` set to the queue's schema for them and then set back as it was.
 
 A transactional completion (``completing``) joins the handler's transaction: it takes the
 schema's advisory transaction lock, sets ``search_path`` (``set_config(..., true)``: local to
@@ -36,7 +38,7 @@ from jobqueue.backends.postgres.connections import Conn, PgConnection
 from jobqueue.backends.postgres.dialect import PostgresDialect, translate
 from jobqueue.backends.postgres.submit import SubmitCall
 from jobqueue.backends.postgres.url import PostgresURL
-from jobqueue.backends.sql import caller, external
+from jobqueue.backends.sql import caller, external, flows
 from jobqueue.backends.sql.dialect import Connection, Signal
 from jobqueue.changes import Change
 from jobqueue.errors import InvalidArgumentError
@@ -77,6 +79,8 @@ class PostgresTransactions:
         if not isinstance(raw, psycopg.Connection):
             raise _not_psycopg(connection)
         _check_open(raw.autocommit, raw.info.transaction_status)
+        if flows.has_flow(jobs):
+            return self._insert_flow(raw, jobs)
         call = self.submit
         prepared = call.prepare(jobs, self.clock(), server_clock=self.server_clock)
         try:
@@ -95,6 +99,11 @@ class PostgresTransactions:
         if not isinstance(raw, psycopg.AsyncConnection):
             raise _not_psycopg(connection)
         _check_open(raw.autocommit, raw.info.transaction_status)
+        if flows.has_flow(jobs):
+            raise InvalidArgumentError(
+                "a flow is submitted in a transaction of yours on a sync psycopg connection "
+                "(or a SQLAlchemy Connection/Session on one), not an asyncio one"
+            )
         call = self.submit
         prepared = call.prepare(jobs, self.clock(), server_clock=self.server_clock)
         try:
@@ -105,6 +114,26 @@ class PostgresTransactions:
         except psycopg.Error as exc:
             raise translate(exc, self.url.where) from exc
         return call.stored(jobs, prepared, answer)[0]
+
+    def _insert_flow(self, raw: PgConnection, jobs: Sequence[Job]) -> list[Job]:
+        """A flow's jobs in the caller's transaction: the store's own steps
+        (``flows.store_flow``: its "@k" references translated), under the schema's lock and
+        with ``search_path`` set to the queue's schema for them, then set back as it was
+        (both local to the transaction), with the ``pg_notify``."""
+        rows = external.encode_jobs(jobs)  # encoded first: a bad value sends nothing
+        try:
+            found = raw.execute(_IDENTITY, (self._meta,)).fetchone()
+            assert found is not None  # one row, always
+            self._check_identity(found)
+            conn = Conn(raw)
+            stored = external.insert(self.steps, conn, self._lock(conn), jobs, rows)
+            raw.execute(
+                "SELECT set_config('search_path', %s, true), pg_notify(%s, 'w')",
+                (found[0], self.dialect.channel),
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, self.url.where) from exc
+        return stored
 
     def _check_identity(self, row: Any) -> None:
         """Refuses a connection (``_IDENTITY``'s row) to another database than the queue's,

@@ -11,8 +11,9 @@ unexpired -- or expired --, the cancel flag as decided), writes the change as gi
 next jobs of the served names (pause, caps, ``SKIP LOCKED`` in run order). It decides nothing.
 
 What it does not cover goes the long way (``apply`` returns ``None``): a change guarded by state
-(the control plane's, which may read a unique key's holder), a job twice in one batch, a claim
-for more than ``ONE_STEP_NAMES`` names. A claimed record that does not decode is handed back
+(the control plane's, which may read a unique key's holder), a change of a flow's job (a
+delivery, a move into BLOCKED), a job twice in one batch, a claim for more than
+``ONE_STEP_NAMES`` names. A claimed record that does not decode is handed back
 in ``Stepped.corrupt`` for the store to fail (``corrupt.fail_corrupt``) and replace: the claim
 has committed by then.
 """
@@ -28,7 +29,13 @@ from jobqueue.backends.postgres.dialect import PostgresDialect, lock_key
 from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.dialect import Stepped
 from jobqueue.backends.sql.guarded import ended_by
-from jobqueue.backends.sql.rows import error_json, row_to_job
+from jobqueue.backends.sql.rows import (
+    FLOW_WIDTH,
+    JOB_WIDTH,
+    LEASE_EXPIRES_AT,
+    error_json,
+    row_to_job,
+)
 from jobqueue.backends.sql.statements import SEQ_BLOCK_SIZE
 from jobqueue.backends.sql.transitions import MAINTENANCE_BATCH, job_key
 from jobqueue.changes import Change, ClaimAsk, Conflict, Expired, InState
@@ -76,8 +83,12 @@ _SCALARS = (
 ONE_STEP_NAMES = 8
 """A claim for more names goes the long way (``claims``: the cross-name order, not a seek
 per name)."""
-_FIELDS = 5  # n, now, promoted, lease token, ended lease; then JOB_COLUMNS, the logs
-_JOB_END = _FIELDS + 24
+_FIELDS = 5  # n, now, promoted, lease token, ended lease; then JOB_COLUMNS, the logs...
+_JOB_END = _FIELDS + JOB_WIDTH - FLOW_WIDTH
+"""Where ``JOB_COLUMNS`` but the flow columns end; then the logs, the waiting seq, the claim's
+time and, last (so that the version before reads its columns where they were), the flow
+columns."""
+_FLOW_COLUMNS = _JOB_END + 4
 
 
 class OneStep:
@@ -113,7 +124,7 @@ class OneStep:
         keys: list[int] = []
         for change in changes:
             key = job_key(change.job_id)
-            if key is None or isinstance(change.guard, InState):
+            if key is None or isinstance(change.guard, InState) or _of_a_flow(change):
                 return None
             keys.append(key)
         # The order numbers taken (one block: ``SEQ_BLOCK_SIZE``) must not run out.
@@ -238,7 +249,7 @@ class OneStep:
             elif n < 0:
                 stepped.conflicts[-n - 1] = _conflict(changes[-n - 1], row)
             else:
-                job_row = row[_FIELDS:_JOB_END]
+                job_row = (*row[_FIELDS:_JOB_END], *row[_FLOW_COLUMNS:])
                 logs = list(zip(row[_JOB_END] or (), row[_JOB_END + 1] or (), strict=True))
                 try:
                     job = row_to_job(job_row, logs)
@@ -246,11 +257,17 @@ class OneStep:
                     key = job_row[0]
                     stepped.corrupt.append((key, str(exc).removeprefix(f"job {key}: ")))
                     continue
-                claimed.append((n, Claim(job, row[3], job_row[-1])))
+                claimed.append((n, Claim(job, row[3], job_row[LEASE_EXPIRES_AT])))
                 stepped.positions.setdefault(job.name, []).append((job.priority, row[_JOB_END + 2]))
         claimed.sort(key=lambda pair: pair[0])
         stepped.claims = [claim for _, claim in claimed]
         return stepped
+
+
+def _of_a_flow(change: Change) -> bool:
+    """A delivery, or a move into BLOCKED: the long way (``flows``) writes its flow columns
+    and decides whether the job leaves BLOCKED."""
+    return change.deliver is not None or change.to is JobState.BLOCKED
 
 
 def _conflict(change: Change, row: Sequence[Any]) -> Conflict:
@@ -261,7 +278,7 @@ def _conflict(change: Change, row: Sequence[Any]) -> Conflict:
     guard = change.guard
     assert not isinstance(guard, InState)
     state = JobState(row[_FIELDS + 2])
-    expires = row[_JOB_END - 1]
+    expires = row[_FIELDS + LEASE_EXPIRES_AT]
     holds = state is JobState.ACTIVE and row[3] == guard.token
     unexpired = holds and expires is not None and expires > row[1]
     return Conflict(

@@ -27,9 +27,9 @@ from typing import Any
 
 from jobqueue import ids, lifecycle
 from jobqueue.backends.postgres.dialect import lock_key
-from jobqueue.backends.sql.rows import JOB_COLUMNS, history_json, row_to_job
+from jobqueue.backends.sql.rows import JOB_COLUMNS, history_json, is_flow_job, row_to_job
 from jobqueue.backends.sql.statements import INSERT_COLUMNS
-from jobqueue.errors import InvalidJobError
+from jobqueue.errors import InvalidArgumentError, InvalidJobError
 from jobqueue.job import Backoff, Job, JobState, dumps_json
 
 _HOLDER = ", ".join(f"(r.holder).{column}" for column in JOB_COLUMNS.split(", "))
@@ -80,6 +80,11 @@ class SubmitCall:
         logs: list[dict[str, object]] = []
         keyed = False
         for n, job in enumerate(jobs, 1):
+            if is_flow_job(job):  # the function stores no flow columns, translates no "@k"
+                raise InvalidArgumentError(
+                    "a flow's jobs are stored by the store's own transaction "
+                    "(PostgresBackend.insert), not in a transaction of the caller's"
+                )
             state = lifecycle.due_state(
                 job.run_at, max(now, job.created_at) if server_clock else now
             )
@@ -178,8 +183,10 @@ COPY_TYPES = [
 
 def copies(jobs: Sequence[Job]) -> bool:
     """Whether ``jobs`` go by ``COPY``: many, none with a unique key (whose holder is looked
-    up, one job at a time, by the function)."""
-    return len(jobs) >= COPY_ROWS and all(job.unique_key is None for job in jobs)
+    up, one job at a time, by the function), none of a flow (``flows.store_flow``)."""
+    return len(jobs) >= COPY_ROWS and all(
+        job.unique_key is None and not is_flow_job(job) for job in jobs
+    )
 
 
 def copy_rows(jobs: Sequence[Job]) -> list[tuple[object, ...]]:

@@ -13,7 +13,7 @@ from typing import cast
 
 from jobqueue.backends.redis.codec import STATE_CODES, STATES, Arg, Reply, as_text, exact_number
 from jobqueue.backends.redis.wire import rows
-from jobqueue.changes import SETTABLE_FIELDS, Change, Conflict, Expired, Held, InState
+from jobqueue.changes import SETTABLE_FIELDS, Change, Conflict, Delivery, Expired, Held, InState
 from jobqueue.job import JSON, AttemptOutcome, JobError, JobState, dumps_json
 
 # The call that ended a lease, as field K stores it (one letter, as the old verbs wrote it,
@@ -76,13 +76,24 @@ def change_args(change: Change, delay_arg: Callable[[float], str]) -> list[Arg]:
             "1" if ended.counted else "0",
         )
     fields = change.set
+    deliver = change.deliver
     args += ("" if ends is None else ENDED_LETTERS.get(ends, ends), "1" if change.fence else "")
-    args += (counts, len(fields))
+    args += (counts, len(fields) if deliver is None else len(fields) + 3)
     for name, value in fields.items():
         if name not in SETTABLE_FIELDS:
             raise ValueError(f"a change may not set {name!r} (settable: {sorted(SETTABLE_FIELDS)})")
         args += (_FIELDS[name], _encoded(name, value))
+    if deliver is not None:
+        args += delivery_pairs(deliver)
     return args
+
+
+def delivery_pairs(deliver: Delivery) -> tuple[Arg, ...]:
+    """A flow's delivery as apply.lua reads it (lua/lib/flows.lua): three pairs after the
+    change's fields, '@' the dependency's id, '@s' the state letters it must be in, '@o' its
+    outcome's JSON, stored as is among the dependent's outcomes."""
+    states = "".join(sorted(STATE_CODES[s] for s in deliver.states))
+    return ("@", deliver.from_id, "@s", states, "@o", dumps_json(dict(deliver.outcome)))
 
 
 _FIELDS = {
@@ -92,6 +103,7 @@ _FIELDS = {
     "attempts_made": "m",
     "cancel_requested": "C",
     "finished_at": "e",
+    "dependency_outcomes": "Y",
 }
 
 
@@ -112,6 +124,10 @@ def _encoded(name: str, value: object) -> str:
         return str(value) if value else ""
     if name == "cancel_requested":
         return "1" if value else ""
+    if name == "dependency_outcomes":
+        if not isinstance(value, dict):
+            raise TypeError(f"dependency_outcomes must be a dict, got {value!r}")
+        return dumps_json(value) if value else ""
     if value is None:  # finished_at
         return ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -167,4 +183,9 @@ def _done(change: Change, conflict: Conflict) -> bool:
     """Whether ``conflict`` shows ``change`` written (by the first run of a resent call)."""
     if change.ends_lease is not None:
         return conflict.ended_by == change.ends_lease
+    if change.deliver is not None and change.to is JobState.WAITING:
+        return conflict.state in _RELEASED  # the last outcome moved it: waiting or delayed
     return conflict.state is change.to and not conflict.held
+
+
+_RELEASED = frozenset({JobState.WAITING, JobState.DELAYED})

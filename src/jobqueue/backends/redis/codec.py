@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TypeAlias, cast
 
+from jobqueue.dependency import ON_FAILURE, Dependency
 from jobqueue.errors import CorruptJobError, InvalidOptionError
 from jobqueue.job import (
     JSON,
@@ -42,6 +43,7 @@ STATE_CODES = {
     JobState.COMPLETED: "c",
     JobState.FAILED: "f",
     JobState.CANCELLED: "x",
+    JobState.BLOCKED: "b",
 }
 STATES = {code: state for state, code in STATE_CODES.items()}
 
@@ -93,6 +95,8 @@ def encode_new_job(job: Job) -> list[Arg]:
         or job.history
     ):
         fields += _rare_fields(job)
+    if job.flow_id is not None or job.depends_on or job.dependents or job.dependency_outcomes:
+        fields += flow_fields(job)
     logs = [dumps_json([entry.at, entry.message]) for entry in job.logs[-MAX_LOGS:]]
     unique = "" if job.unique_key is None else "=" + job.unique_key
     return [
@@ -137,6 +141,42 @@ def _rare_fields(job: Job) -> list[str]:
         ("H", history_json(job.history) if job.history else None),
     ]
     return [item for key, text in optional if text is not None for item in (key, text)]
+
+
+def flow_fields(job: Job) -> list[str]:
+    """A flow job's fields, as field/value pairs: F flow id, A its dependencies, N its
+    dependents (each a JSON list of ``[job_id, on_failure]``), Y the outcomes delivered (a
+    JSON object), Z how many dependencies have no outcome yet. submit.lua stores a job with A
+    blocked and replaces every ``"@k"`` in F, A and N by the id of the batch's k-th job."""
+    optional: list[tuple[str, str | None]] = [
+        ("F", job.flow_id),
+        ("A", _edges_json(job.depends_on)),
+        ("N", _edges_json(job.dependents)),
+        ("Y", dumps_json(job.dependency_outcomes) if job.dependency_outcomes else None),
+        ("Z", str(len(pending)) if (pending := _pending(job)) else None),
+    ]
+    return [item for key, text in optional if text is not None for item in (key, text)]
+
+
+def _pending(job: Job) -> set[str]:
+    """The dependencies without an outcome yet: field Z counts them, so that a delivery
+    knows without decoding the outcomes whether it was the last (lua/lib/flows.lua)."""
+    return {edge.job_id for edge in job.depends_on} - job.dependency_outcomes.keys()
+
+
+def _edges_json(edges: Sequence[Dependency]) -> str | None:
+    return dumps_json([edge.to_list() for edge in edges]) if edges else None
+
+
+def _edges(text: str) -> tuple[Dependency, ...]:
+    """Field A or N: a JSON list of ``[job_id, on_failure]``."""
+    edges = []
+    for edge in json.loads(text):
+        job_id, on_failure = edge
+        if not isinstance(job_id, str) or on_failure not in ON_FAILURE:
+            raise CorruptJobError(f"dependency {edge!r} is malformed")
+        edges.append(Dependency(job_id, on_failure))
+    return tuple(edges)
 
 
 def decode_job(reply: Sequence[Reply]) -> Job:
@@ -188,6 +228,8 @@ def decode_job(reply: Sequence[Reply]) -> Job:
                 float(as_text(reply[3])) if state is JobState.ACTIVE and len(reply) > 3 else None
             ),
         )
+        if "A" in f or "N" in f or "F" in f or "Y" in f:  # a flow's job (other jobs: 4 lookups)
+            _read_flow(job, f)
         if state is JobState.COMPLETED and job.finished_at is not None:
             # The completion's record is not stored (record_completion in lua/lib/history.lua): the
             # job's own fields say it all, and leaving it out keeps the hash compact.
@@ -212,6 +254,22 @@ def decode_job(reply: Sequence[Reply]) -> Job:
         InvalidOptionError,
     ) as exc:
         raise CorruptJobError(f"stored job {job_id} is malformed ({exc!r})") from exc
+
+
+def _read_flow(job: Job, f: dict[str, str]) -> None:
+    """A flow job's fields, from its hash's F, A, N and Y."""
+    job.flow_id = f.get("F")
+    job.depends_on = _edges(f["A"]) if "A" in f else ()
+    job.dependents = _edges(f["N"]) if "N" in f else ()
+    job.dependency_outcomes = _outcomes(f["Y"]) if "Y" in f else {}
+
+
+def _outcomes(text: str) -> dict[str, JSON]:
+    """Field Y: the dependencies' outcomes, a JSON object by job id."""
+    outcomes = loads_stored(text, "field 'Y' (dependency outcomes)")
+    if not isinstance(outcomes, dict):
+        raise CorruptJobError("dependency outcomes are not a JSON object")
+    return outcomes
 
 
 def unreadable_row(reply: Sequence[Reply], reason: str) -> Job:

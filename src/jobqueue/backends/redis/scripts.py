@@ -45,7 +45,8 @@ READ_ONLY: frozenset[str] = frozenset(
 )
 # The lib's files, in the order their definitions are made: each uses only those above it.
 LIB_FILES: tuple[str, ...] = ("call", "keys", "jobs", "counts", "numbers", "ready", "leases")
-LIB_FILES += ("handoff", "store", "history", "finish", "guards", "moves", "housekeeping")
+LIB_FILES += ("handoff", "store", "history", "finish", "guards", "flows", "moves")
+LIB_FILES += ("housekeeping",)
 LIB_FILES += ("claim",)
 # The names a script must be sent the policy tail for (see lua/lib/call.lua).
 _TAIL_NAMES = frozenset(("TAIL", "MAX_HISTORY", "OUTCOME_MINUTES"))

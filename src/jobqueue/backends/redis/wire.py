@@ -24,6 +24,7 @@ from jobqueue.backends.redis.codec import (
     unreadable_row,
 )
 from jobqueue.backends.redis.connection import Lane
+from jobqueue.dependency import Dependency
 from jobqueue.errors import CorruptJobError
 from jobqueue.job import Job, JobState, dumps_json
 
@@ -43,17 +44,29 @@ def submit_batches(
     each ``run_at`` into the script's time argument. Every job is encoded before the first
     batch is handed out, so bad data is refused before anything is stored. Each batch is a
     call of ``lane`` (held by the caller until the last batch is answered), numbered as it
-    is handed out: sent again after a lost reply, it returns the ids the first send stored."""
+    is handed out: sent again after a lost reply, it returns the ids the first send stored.
+    A flow (jobs naming each other as ``"@k"``) goes whole in one call, whatever its size:
+    the references are translated, and the flow stored, in one step."""
     encoded = [encode_new_job(job) for job in jobs]
-    for start in range(0, len(jobs), SUBMIT_BATCH):
+    flow = is_flow(jobs)
+    size = max(len(jobs), 1) if flow else SUBMIT_BATCH
+    for start in range(0, len(jobs), size):
         lane.calls += 1
-        args: list[Arg] = [lane.id, lane.calls, len(encoded[start : start + SUBMIT_BATCH])]
-        for job, fields in zip(
-            jobs[start : start + SUBMIT_BATCH], encoded[start : start + SUBMIT_BATCH], strict=True
-        ):
+        batch = encoded[start : start + size]
+        args: list[Arg] = [lane.id, lane.calls, len(batch), "1" if flow else ""]
+        for job, fields in zip(jobs[start : start + size], batch, strict=True):
             fields[3] = time_arg(job.run_at)
             args.extend(fields)
-        yield jobs[start : start + SUBMIT_BATCH], args
+        yield jobs[start : start + size], args
+
+
+def is_flow(jobs: Sequence[Job]) -> bool:
+    """Whether ``jobs`` hold a flow's jobs, which name each other as ``"@k"`` (and keep
+    their outcomes in a hash of their own: submit.lua's flow mode stores them)."""
+    return any(
+        job.flow_id is not None or job.depends_on or job.dependents or job.dependency_outcomes
+        for job in jobs
+    )
 
 
 def lease_arg(spec: WorkSpec) -> str:
@@ -109,7 +122,32 @@ def submitted_jobs(jobs: Sequence[Job], replies: Reply) -> list[Job]:
                 out.append(job)
         else:
             out.append(replace(decode_job(reply[1:]), deduplicated=True))
+    if is_flow(jobs):
+        ids = [job.id for job in out]
+        for job, reply in zip(out, cast("list[list[Reply]]", replies), strict=True):
+            if as_text(reply[0]) == "n":
+                translate_references(job, ids)
     return out
+
+
+def translate_references(job: Job, ids: Sequence[str]) -> None:
+    """As submit.lua stored them: every ``"@k"`` in a flow job's ``flow_id`` and edges
+    replaced by ``ids[k]``, the id the call's k-th job got."""
+
+    def resolved(ref: str) -> str:
+        if (
+            ref.startswith("@")
+            and ref[1:].isascii()
+            and ref[1:].isdigit()
+            and int(ref[1:]) < len(ids)
+        ):
+            return ids[int(ref[1:])]
+        return ref
+
+    if job.flow_id is not None:
+        job.flow_id = resolved(job.flow_id)
+    job.depends_on = tuple(Dependency(resolved(d.job_id), d.on_failure) for d in job.depends_on)
+    job.dependents = tuple(Dependency(resolved(d.job_id), d.on_failure) for d in job.dependents)
 
 
 def listed_jobs(reply: Reply, namespace: str) -> list[Job]:

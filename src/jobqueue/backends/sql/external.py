@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobqueue.backends.sql import guarded
+from jobqueue.backends.sql import flows, guarded
 from jobqueue.backends.sql.dialect import Connection
 from jobqueue.backends.sql.rows import SQLValue, job_to_row
 from jobqueue.backends.sql.statements import Statements
@@ -59,7 +59,9 @@ def insert(
 ) -> list[Job]:
     """Store ``jobs`` (``rows``: ``encode_jobs``) in the joined transaction."""
     txn = steps.txn(conn, now)
-    stored = store_jobs(txn, jobs, rows)
+    stored = (
+        flows.store_flow(txn, jobs, rows) if flows.has_flow(jobs) else store_jobs(txn, jobs, rows)
+    )
     txn.flush()
     return stored
 

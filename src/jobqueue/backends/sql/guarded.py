@@ -13,9 +13,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from jobqueue.backends.sql import reads
+from jobqueue.backends.sql import flows, reads
 from jobqueue.backends.sql.dialect import Reader
-from jobqueue.backends.sql.rows import row_to_job
+from jobqueue.backends.sql.rows import JOB_WIDTH, LEASE_EXPIRES_AT, row_to_job
 from jobqueue.backends.sql.statements import Statements
 from jobqueue.backends.sql.transitions import Held, Txn, job_key, key_holder, write
 from jobqueue.changes import Change, Conflict, Expired, InState, Selector
@@ -57,12 +57,14 @@ def apply_all(
         if row is None:
             answers.append(Conflict(None))
             continue
-        held = not isinstance(change.guard, InState)
+        # A move guarded by state, or a delivery (which reads another job), sees the
+        # batch's earlier moves: they are sent first.
+        held = not isinstance(change.guard, InState) and change.deliver is None
         if not held:
             txn.flush_moves()
         conflict = check(txn, row, change)
         if conflict is None:
-            write(txn, row, change, result, defer=held)
+            conflict = write_checked(txn, row, change, result, defer=held)
         answers.append(conflict)
     txn.flush_moves()
     return answers
@@ -94,8 +96,19 @@ def apply_one(txn: Txn, change: Change, result: str | None) -> Conflict | None:
         return Conflict(None)
     conflict = check(txn, row, change)
     if conflict is None:
-        write(txn, row, change, result)
+        conflict = write_checked(txn, row, change, result)
     return conflict
+
+
+def write_checked(
+    txn: Txn, row: Held, change: Change, result: str | None, *, defer: bool = False
+) -> Conflict | None:
+    """Write ``change``, whose own guard holds: a delivery's guard is checked, and its
+    conditional move made, by ``flows.deliver``."""
+    if change.deliver is not None:
+        return flows.deliver(txn, row, change, change.deliver, result)
+    write(txn, row, change, result, defer=defer)
+    return None
 
 
 def check(txn: Txn, row: Held, change: Change) -> Conflict | None:
@@ -162,7 +175,10 @@ def scan_query(
 def expired(db: Reader, now: float, limit: int) -> list[Claim]:
     rows = db.conn.execute(db.sql.EXPIRED_LEASES, (now, max(limit, 0))).fetchall()
     jobs = _jobs(db, rows)
-    return [Claim(job, row[24], row[23]) for job, row in zip(jobs, rows, strict=True)]
+    return [
+        Claim(job, row[JOB_WIDTH], row[LEASE_EXPIRES_AT])
+        for job, row in zip(jobs, rows, strict=True)
+    ]
 
 
 def _jobs(db: Reader, rows: Sequence[Sequence[object]]) -> list[Job]:

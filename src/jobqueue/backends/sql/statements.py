@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jobqueue.backends.sql.rows import JOB_COLUMNS
+from jobqueue.backends.sql.rows import FLOW_COLUMNS, JOB_COLUMNS
 from jobqueue.job import LIVE_STATES, JobState
 
 LIVE_SQL = ", ".join(sorted(f"'{state.value}'" for state in LIVE_STATES))
@@ -43,6 +43,7 @@ _LIST_ORDER = {
     JobState.WAITING: "priority DESC, seq",
     JobState.DELAYED: "run_at, seq",
     JobState.ACTIVE: "lease_expires_at, id",
+    JobState.BLOCKED: "seq",
 }
 
 
@@ -69,6 +70,11 @@ class Statements:
     INSERT_JOB = (
         f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    INSERT_FLOW_JOB = (  # a job of a flow: its flow columns too (``flows.store_flow``)
+        f"INSERT INTO jobqueue_jobs ({_INSERT_JOB_COLUMNS}, {FLOW_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?)"
     )
     INSERT_JOBS_COLUMNAR = ""  # a dialect's insert of many rows given as one array per column
     INSERT_LOG = "INSERT INTO jobqueue_logs (job_id, at, message) VALUES (?, ?, ?)"
@@ -139,6 +145,11 @@ class Statements:
         "error = CASE WHEN ? THEN ? ELSE error END, history = COALESCE(?, history), "
         "ended_lease = CASE WHEN ? THEN ? ELSE ended_lease END WHERE id = ?"
     )
+
+    # A delivery (``Change.deliver``): what the receiving job's move depends on (the giving
+    # job's state is ``JOB_STATE``); then its outcomes written.
+    DELIVERY_ROW = "SELECT run_at, depends_on, dependency_outcomes FROM jobqueue_jobs WHERE id = ?"
+    SET_OUTCOMES = "UPDATE jobqueue_jobs SET dependency_outcomes = ? WHERE id = ?"
 
     # -- maintenance --------------------------------------------------------------------------
     DUE_DELAYED = (

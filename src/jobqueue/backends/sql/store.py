@@ -43,7 +43,7 @@ from jobqueue.backend import (
     WorkSpec,
     check_schedule_name,
 )
-from jobqueue.backends.sql import control, guarded, reads, schedules
+from jobqueue.backends.sql import control, flows, guarded, reads, schedules
 from jobqueue.backends.sql.claim_cursor import ClaimCursor
 from jobqueue.backends.sql.claims import Served, active_counts, next_waiting, served
 from jobqueue.backends.sql.corrupt import fail_corrupt
@@ -110,6 +110,9 @@ class SQLStore:
 
     def insert(self, jobs: Sequence[Job]) -> list[Job]:
         rows = [job_to_row(job, 0, 0) for job in jobs]  # encode first: bad JSON stores nothing
+        if flows.has_flow(jobs):  # one transaction, its references translated (no bulk path)
+            with self._transaction(pipelined=True, exclusive=True, ids=len(jobs)) as txn:
+                return flows.store_flow(txn, jobs, rows)
         # Only a unique key needs the writers' lock: its holder is read, then the job stored.
         exclusive = any(job.unique_key is not None for job in jobs)
         with self._transaction(pipelined=True, exclusive=exclusive, ids=len(jobs)) as txn:
@@ -283,9 +286,11 @@ class SQLStore:
                 return self._stepped(changes, stepped, None if then is None else then.spec)
         # A lease holder's outcomes lock only their rows; a move guarded by state (which may
         # read a unique key's holder) or a claim under caps takes the writers' lock.
-        exclusive = any(isinstance(change.guard, InState) for change in changes) or (
-            then is not None and bool(then.spec.max_active)
-        )
+        # A delivery reads the state of the job it comes from: a finished job changes only
+        # by a move guarded by state, so under the lock that state stays as read.
+        exclusive = any(
+            isinstance(change.guard, InState) or change.deliver is not None for change in changes
+        ) or (then is not None and bool(then.spec.max_active))
         with self._transaction(pipelined=True, exclusive=exclusive) as txn:
             # Complete-and-claim-next: the claim's first reads go with the guard's.
             claiming = then is not None and then.limit > 0 and txn.pipelines

@@ -10,7 +10,7 @@ requeued, claimed or finished (so retention removes the first finished first).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -18,7 +18,13 @@ from jobqueue import ids, lifecycle
 from jobqueue.backend import Retention
 from jobqueue.backends.sql import reads
 from jobqueue.backends.sql.dialect import Connection, Reader
-from jobqueue.backends.sql.rows import SQLValue, error_json, history_from_json, history_json
+from jobqueue.backends.sql.rows import (
+    SQLValue,
+    error_json,
+    history_from_json,
+    history_json,
+    outcomes_json,
+)
 from jobqueue.backends.sql.statements import SEQ_BLOCK_SIZE, Statements
 from jobqueue.changes import Change
 from jobqueue.errors import CorruptJobError
@@ -341,6 +347,7 @@ def write(
     error = fields.get("error")
     finished = change.to.is_finished
     requeued = change.to in _REQUEUED
+    blocked = change.to is JobState.BLOCKED  # a flow's job retried: in line again
     run_at = None
     if requeued and change.run_at is not None:
         run_at = txn.now + change.run_at
@@ -348,7 +355,7 @@ def write(
     params: tuple[object, ...] = (
         change.to.value,
         run_at,
-        txn.next_seq() if finished or requeued else None,
+        txn.next_seq() if finished or requeued or blocked else None,
         leaving,
         leaving,
         leaving or ended is not None,
@@ -370,6 +377,13 @@ def write(
     else:
         txn.flush_moves()
         txn.conn.execute(txn.sql.MOVE, params)
+    if "dependency_outcomes" in fields:  # a flow's job only: a statement of its own
+        outcomes = fields["dependency_outcomes"]
+        txn.flush_moves()
+        txn.conn.execute(
+            txn.sql.SET_OUTCOMES,
+            (outcomes_json(outcomes) if isinstance(outcomes, Mapping) else None, held.key),
+        )
     if requeued:
         txn.work_added = True  # idle dispatchers wake (delayed: for its due time)
     elif finished:

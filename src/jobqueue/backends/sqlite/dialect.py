@@ -47,7 +47,7 @@ LOGGER = logging.getLogger("jobqueue.backends.sqlite")
 
 APPLICATION_ID = 0x4A6F6251  # "JobQ": marks the file as ours in the SQLite header itself
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """The version this jobqueue writes: the last of ``migrations/``."""
 
 # The family's statements SQLite runs in its own words (the same effect): kept as the files
@@ -75,6 +75,28 @@ def rebuild_jobs_table(conn: Connection, script: str) -> None:
     table (``jobqueue_jobs_v9``) and this copies every row into it, drops the old one and
     renames the new, then recreates the indexes and triggers, whatever earlier steps made,
     from their own SQL. Rows that would not fit are made to fit first."""
+    _rebuild(conn, script, "jobqueue_jobs_v9")
+
+
+AFTER_COPY = "-- after the copy:"
+"""The line of migration 10's file after which its statements run on the rebuilt table."""
+
+
+def rebuild_for_flows(conn: Connection, script: str) -> None:
+    """Migration 10: the table rebuilt as migration 9 does (``jobqueue_jobs_v10``: the
+    ``blocked`` state allowed, the flow columns added, NULL on every row copied), then the
+    statements after ``AFTER_COPY`` (the indexes and triggers that list the states)."""
+    table, marker, after = script.partition(AFTER_COPY)
+    if not marker:
+        raise ValueError(f"migration 10 has no {AFTER_COPY!r} line")
+    _rebuild(conn, table, "jobqueue_jobs_v10")
+    SQLITE.run(conn, after)
+
+
+def _rebuild(conn: Connection, script: str, new_table: str) -> None:
+    """``script`` makes ``new_table``; every row of ``jobqueue_jobs`` is copied into it (the
+    columns the old table has: a new one takes its default), the old table dropped and the
+    new renamed, its indexes and triggers recreated from their own SQL."""
     fail_foreign_typed_rows(conn, time.time())  # the host's clock: no backend here
     kept = [
         sql
@@ -85,16 +107,16 @@ def rebuild_jobs_table(conn: Connection, script: str) -> None:
     ]
     SQLITE.run(conn, script)
     columns = ", ".join(
-        row[1] for row in conn.execute("PRAGMA table_info(jobqueue_jobs_v9)").fetchall()
+        row[1] for row in conn.execute("PRAGMA table_info(jobqueue_jobs)").fetchall()
     )
-    conn.execute(f"INSERT INTO jobqueue_jobs_v9 ({columns}) SELECT {columns} FROM jobqueue_jobs")
+    conn.execute(f"INSERT INTO {new_table} ({columns}) SELECT {columns} FROM jobqueue_jobs")
     conn.execute("DROP TABLE jobqueue_jobs")  # its indexes and triggers go with it
-    conn.execute("ALTER TABLE jobqueue_jobs_v9 RENAME TO jobqueue_jobs")
+    conn.execute(f"ALTER TABLE {new_table} RENAME TO jobqueue_jobs")
     for sql in kept:
         conn.execute(sql)
 
 
-HOOKS = {9: rebuild_jobs_table}
+HOOKS = {9: rebuild_jobs_table, 10: rebuild_for_flows}
 """The Python-driven migration steps, by version: all of them, here."""
 
 

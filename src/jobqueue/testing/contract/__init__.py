@@ -29,6 +29,7 @@ from jobqueue.testing.contract.apply import ApplyContract
 from jobqueue.testing.contract.control import ControlContract
 from jobqueue.testing.contract.dedup import DedupContract
 from jobqueue.testing.contract.fencing import FencingContract
+from jobqueue.testing.contract.flows import FlowContract
 from jobqueue.testing.contract.handoff import HandoffContract
 from jobqueue.testing.contract.machines import MachineContract
 from jobqueue.testing.contract.operator import OperatorContract
@@ -56,6 +57,7 @@ class BackendContract(
     StallContract,
     OutcomeContract,
     MachineContract,
+    FlowContract,
 ):
     """Every required part of the contract in one mixin (a backend with the optional hand-off
     adds ``HandoffContract``: ``class TestMine(BackendContract, HandoffContract)``, so no
@@ -71,6 +73,7 @@ __all__ = [
     "ControlContract",
     "DedupContract",
     "FencingContract",
+    "FlowContract",
     "HandoffContract",
     "MachineContract",
     "OperatorContract",

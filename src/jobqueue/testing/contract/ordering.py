@@ -118,6 +118,7 @@ class OrderingContract(ContractBase):
             JobState.COMPLETED: 1,
             JobState.FAILED: 0,
             JobState.CANCELLED: 0,
+            JobState.BLOCKED: 0,
         }
         assert [j.id for j in backend.list_jobs(JobState.WAITING)] == [waiting[2].id]
         assert [j.id for j in backend.list_jobs(JobState.DELAYED)] == [delayed.id]

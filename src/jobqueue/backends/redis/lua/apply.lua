@@ -9,7 +9,8 @@
 -- delay in seconds from NOW ('' = run_at stays), ended outcome (an AttemptOutcome value,
 -- '' = no attempt ended), its error JSON (''), '0' when the attempt is not counted, the
 -- ended lease's call letter ('' none), '1' to fence, outcome counted (letter, ''), how many
--- fields to set, then field/value pairs (encoded; '' deletes the field).
+-- fields to set, then field/value pairs (encoded; '' deletes the field), the last three a
+-- flow's delivery when the first of them is '@' (lua/lib/flows.lua).
 -- Returns {results, claims, resent, missing}: per change 0 (written) or its conflict
 -- (check_guard), per claim {id, fields, logs, deadline}, 1 when this call is a resend after a
 -- lost reply (ARGV[8]), and 1 when the claim's name group is not stored (group.lua: the
@@ -30,10 +31,12 @@ for n = 1, count do
   local id = ARGV[i]
   local f = fields(id, unpack(LOOK))
   local conflict = check_guard(id, f, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  local delivery = delivery_at(i)
+  if delivery and not conflict then conflict = check_delivery(f, delivery) end
   if conflict then
     results[n], conflicted = conflict, true
   else
-    local refused = write_change(id, f, i)
+    local refused = write_change(id, f, i, delivery)
     if refused then return refused end
     results[n] = 0
   end

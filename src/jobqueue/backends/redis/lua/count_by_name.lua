@@ -27,8 +27,9 @@ local function add(name, state, n)
 end
 for _, name in ipairs(names) do add(name, 'w', waiting_count(name)) end
 -- The other states' sets hold ids only: each job's name comes from its hash.
-for _, state in ipairs({'d', 'a', 'c', 'f', 'x'}) do
-  local k = state == 'd' and K_DELAYED or state == 'a' and K_ACTIVE or finished_key(state)
+for _, state in ipairs({'d', 'a', 'b', 'c', 'f', 'x'}) do
+  local k = state == 'd' and K_DELAYED or state == 'a' and K_ACTIVE
+    or state == 'b' and K_BLOCKED or finished_key(state)
   for _, id in ipairs(redis.call('ZRANGE', k, 0, -1)) do add(field(id, 'n'), state, 1) end
 end
 for name, counts in pairs(by_name) do

@@ -3,8 +3,8 @@
 -- letter, [10] name ('' = any, else '=' .. name), [11] finished before, a time argument
 -- ('' = any; finished states only), [12] offset, [13] limit. Returns a list of {id,
 -- fields, logs[, deadline]}. Orders: waiting by (priority desc, enqueue order) across
--- names, delayed by (run_at, enqueue order), active by (deadline, id), finished by (finish
--- time, id) newest first.
+-- names, delayed by (run_at, enqueue order), active by (deadline, id), blocked by enqueue
+-- order, finished by (finish time, id) newest first.
 local state, offset, limit = ARGV[9], tonumber(ARGV[12]), tonumber(ARGV[13])
 local name = ARGV[10] ~= '' and string.sub(ARGV[10], 2) or nil
 local before = ARGV[11] ~= '' and tonumber(at(ARGV[11])) or nil
@@ -68,6 +68,9 @@ elseif state == 'd' then
 elseif state == 'a' then
   before = nil
   window(K_ACTIVE, false, score, numeric_id)
+elseif state == 'b' then
+  before = nil
+  window(K_BLOCKED, false, score, numeric_id)
 else
   desc = true
   window(finished_key(state), true, function(id) return tonumber(field(id, 'e')) or 0 end,

@@ -2,7 +2,9 @@
 -- Store new jobs (one or many in one call). No allow-oom flag: at maxmemory Redis refuses
 -- this script before it runs, so a full server stores nothing rather than part of a batch.
 -- ARGV[9] = the call's lane ('' = none), ARGV[10] = the call's number in its lane,
--- ARGV[11] = how many jobs; then per job the arguments store_job (lua/lib/store.lua) reads:
+-- ARGV[11] = how many jobs, ARGV[12] = '1' for a flow (submit_flow: its jobs name each other
+-- as "@k", translated by store_job; sent whole in one call); then per job the arguments
+-- store_job (lua/lib/store.lua) reads:
 -- name, priority, unique, run_at, #logs, #field pairs, log entries..., field/value pairs...
 -- Returns per job {'n', id, state letter} (stored) or {'u', id, fields, logs} (the live job
 -- holding its unique key, stored nothing).
@@ -13,7 +15,7 @@
 -- same ids instead of storing the jobs twice, and a copy older than the lane's last call
 -- (it can only be a stray duplicate) stores nothing. One key per live lane, not per call.
 -- The record is one character a job: the ids a call stores are consecutive, so "first id:"
--- then 'w' or 'd' per stored job, 'u' .. id .. ',' per job deduplicated onto a live one.
+-- then 'w', 'd' or 'b' per stored job, 'u' .. id .. ',' per job deduplicated onto a live one.
 local K_LANE = ARGV[9] ~= '' and P .. 'i:' .. ARGV[9]
 local CALL = ARGV[10]
 local LANE_TTL = 120 -- seconds: far longer than a resend takes (one socket timeout)
@@ -51,11 +53,12 @@ end
 local out = {}
 local record, first_id = {}, nil
 local stored = {} -- name -> how many jobs were stored for it (one wake-up each, bounded)
-local i = 12
+local i = 13
 reserve_numbers(tonumber(ARGV[11]))
+local flow = ARGV[12] == '1' and flow_ids(i, tonumber(ARGV[11])) or nil
 for n = 1, tonumber(ARGV[11]) do
   local kind, id, state
-  i, kind, id, state = store_job(i, stored)
+  i, kind, id, state = store_job(i, stored, flow, n)
   if kind == 'u' then
     local snap = snapshot(id)
     out[n] = {'u', snap[1], snap[2], snap[3], snap[4]}

@@ -26,6 +26,8 @@
 -- may linger into the next (the per-call caches further down are reset by `begin` too).
 local P, NOWS, NOW, REPEAT
 local K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE, K_NAMES, K_ACTIVE_COUNT, K_PAUSED
+-- Blocked jobs of flows (waiting for their dependencies) by sequence number.
+local K_BLOCKED
 -- Live dispatchers by expiry; each one's record is the hash dispatcher_key(id).
 local K_DISPATCHERS
 -- Idle waiters' records by token (see register_waiter).
@@ -77,7 +79,7 @@ local function begin(clock)
   K_SEQ, K_DELAYED, K_ACTIVE, K_UNIQUE = P .. 'q', P .. 'd', P .. 'a', P .. 'u'
   K_NAMES, K_ACTIVE_COUNT, K_PAUSED = P .. 'N', P .. 'ac', P .. 'paused'
   K_DISPATCHERS, K_COUNTED, K_SCHEDULES = P .. 'dispatchers', P .. 'nc', P .. 'schedules'
-  K_WAITERS = P .. 'W'
+  K_WAITERS, K_BLOCKED = P .. 'W', P .. 'b'
   K_LEVELS, K_GROUPS = P .. 'HL', P .. 'Gt'
   TAIL = #ARGV - 4
   MAX_HISTORY = tonumber(ARGV[TAIL + 1])

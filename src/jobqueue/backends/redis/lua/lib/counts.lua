@@ -3,7 +3,7 @@
 
 -- The state letters the per-name counts keep; anything else (foreign data) is not a job's
 -- state and is never counted.
-local COUNTED_STATES = {w = true, d = true, a = true, c = true, f = true, x = true}
+local COUNTED_STATES = {w = true, d = true, a = true, c = true, f = true, x = true, b = true}
 
 -- Every change of a job's state or name, and every deletion, goes through here: `by` jobs
 -- of `name` enter (+) or leave (-) `state`. Noted, and written by settle at the call's end.

@@ -22,10 +22,11 @@ local function drop_job(id)
   local f = fields(id, 'n', 's', 'p', 'u', 'w') or {}
   local name, state = f[1], f[2]
   local finished = state == 'c' or state == 'f' or state == 'x'
-  if name and not (state == 'd' or state == 'a' or finished) then
+  if name and not (state == 'd' or state == 'a' or state == 'b' or finished) then
     unready(id, name, f[3])
   end
   redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_BLOCKED, id)
   drop_lease(id, name)
   redis.call('ZREM', finished_key('c'), id)
   redis.call('ZREM', finished_key('f'), id)
@@ -33,5 +34,5 @@ local function drop_job(id)
   forget_unique(id, f[4])
   notify_waiters(id, f[5])
   tally(name, state, -1)
-  return redis.call('DEL', job_key(id), log_key(id))
+  return redis.call('DEL', job_key(id), log_key(id), outcomes_key(id))
 end

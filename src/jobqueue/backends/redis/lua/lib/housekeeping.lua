@@ -53,7 +53,7 @@ local function retain(state, cutoff, count)
         forget_unique(id, f[3])
         notify_waiters(id, f[4])
         tally(f[5], state, -1)
-        redis.call('DEL', job_key(id), log_key(id))
+        redis.call('DEL', job_key(id), log_key(id), outcomes_key(id))
       else
         drop_job(id)
       end

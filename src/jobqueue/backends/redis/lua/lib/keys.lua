@@ -1,7 +1,7 @@
 -- The namespace's keys (docs/redis-layout.md lists them) and the job hash's fields.
 --
 -- Job hash fields (short names keep a queued job small):
---   n name  s state (w d a c f x)  d data JSON  o options JSON  p priority  u unique key
+--   n name  s state (w d a c f x, b blocked)  d data JSON  o options JSON  p priority  u unique key
 --   c created_at  r run_at (absent = created_at)  m attempts_made  x stalls  b started_at
 --   e finished_at  g progress  G progress message  R result JSON  E error JSON
 --   k lease token (kept once the lease ends by complete/fail/release/finish_cancelled, so a
@@ -12,12 +12,18 @@
 --   w waiter count  L '1' once the job has a log list
 --   C '1' when a cancel was requested  D dispatcher id (while active; a COMPLETED job keeps
 --     it for its implicit last record, see record_completion)  H attempt history JSON
--- The last three are absent at their defaults, so a waiting job does not grow.
+--   F flow id  A dependencies, N dependents (JSON lists of [job id, on_failure])  Y '1'
+--     when the job has outcomes of its dependencies (outcomes_key)  Z how many dependencies
+--     have no outcome yet: a flow job's only (see flows.lua)
+-- The last three, and the flow fields, are absent at their defaults, so a waiting job does
+-- not grow.
 -- Logs live in a separate list (only jobs that log pay for it); field L marks the jobs that
 -- have one, so reading a job that never logged skips the list.
 
 local function job_key(id) return P .. 'j:' .. id end
 local function log_key(id) return P .. 'l:' .. id end
+-- A flow job's outcomes: dependency id -> its outcome's JSON (see outcomes_json).
+local function outcomes_key(id) return P .. 'y:' .. id end
 -- Waiting jobs: one list per (name, priority) in enqueue order -- a list entry costs a few
 -- bytes where a sorted-set entry costs ~100 -- plus a per-name zset of the priority levels
 -- that have waiting jobs.

@@ -32,7 +32,7 @@ local function claim_job(id, name, token, deadline, dispatcher)
   end
   local state = f[1] or '?'
   local finished = state == 'c' or state == 'f' or state == 'x'
-  if state == 'd' or state == 'a' or finished then return nil end
+  if state == 'd' or state == 'a' or state == 'b' or finished then return nil end
   local hash = {'s', 'a', 'k', token, 'b', NOWS, 'q', next_seq(), 'm', plus_one(f[3])}
   if f[2] ~= name then
     -- The stored name may differ from the list's (foreign data): the claim renames it.

@@ -12,6 +12,8 @@ local function leave(id, name, from, priority)
     unready(id, name, priority)
   elseif from == 'd' then
     redis.call('ZREM', K_DELAYED, id)
+  elseif from == 'b' then
+    redis.call('ZREM', K_BLOCKED, id)
   elseif from == 'a' then
     drop_lease(id, name)
   elseif from == 'c' or from == 'f' or from == 'x' then
@@ -36,23 +38,36 @@ local function end_attempt(f, put, made, to, outcome, err)
 end
 
 -- Write the change whose arguments start at ARGV[i] (see apply.lua) to job `id`, whose
--- fields `f` (LOOK) its guard passed.
-local function write_change(id, f, i)
+-- fields `f` (LOOK) its guard passed; `delivery` where its delivery starts (flows.lua), or
+-- nil.
+local function write_change(id, f, i, delivery)
   local to, run_at = ARGV[i + 4], ARGV[i + 5]
   local outcome, err, counted = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   local ends, fence, counts_as = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local from, name, unique = f[1], f[2], f[6]
-  local put = {s = to} -- field -> text, or false to delete it
-  if to ~= from or to ~= 'a' then
+  local nset, outcomes, pending = tonumber(ARGV[i + 12]), nil, nil
+  if delivery then
+    nset = nset - 3
+    to, outcomes, pending = delivered(id, to, run_at, delivery)
+  end
+  local put = {s = to, Y = outcomes, Z = pending} -- field -> text, or false to delete it
+  -- A blocked job staying blocked keeps its place (its submit order).
+  local stays = to == 'b' and from == 'b'
+  if (to ~= from or to ~= 'a') and not stays then
     if to == 'a' then return redis.error_reply('ERR apply: a change cannot make a job active') end
     leave(id, name, from, f[8])
     move_count(name, from, to)
   end
   local made = f[9]
-  for n = 0, tonumber(ARGV[i + 12]) - 1 do
+  for n = 0, nset - 1 do
     local key, value = ARGV[i + 13 + 2 * n], ARGV[i + 14 + 2 * n]
     put[key] = value ~= '' and value
     if key == 'm' then made = value end
+  end
+  if put.Y ~= nil and not delivery then -- the outcomes set whole: the count follows them
+    put.Y = set_outcomes(id, put.Y)
+    local edges = field(id, 'A')
+    if edges then put.Z = string.format('%d', pending_count(edges, outcome_ids(id))) end
   end
   if outcome ~= '' then
     end_attempt(f, put, made, to, outcome, err)
@@ -83,6 +98,8 @@ local function write_change(id, f, i)
     if to == 'd' then
       score = put.r or field(id, 'r') or field(id, 'c') or NOWS
     end
+  elseif to == 'b' and not stays then
+    put.q = next_seq()
   end
   local hash, gone = {}, {}
   for key, value in pairs(put) do
@@ -105,6 +122,8 @@ local function write_change(id, f, i)
   elseif to == 'w' then
     make_ready(id, name, tonumber(f[8]) or 0, put.q)
     signal(name)
+  elseif to == 'b' and not stays then
+    redis.call('ZADD', K_BLOCKED, put.q, id)
   end
   if counts_as ~= '' then count_outcome(counts_as) end
   return nil

@@ -2,7 +2,7 @@
 // data, result, error with traceback, log lines and every finished attempt.
 
 import { ApiError, api, shared, stateInfo } from "../api.js";
-import { badge, duration, h, json, link, listHash, replace, table, when } from "../dom.js";
+import { badge, duration, h, jobHash, json, link, listHash, replace, table, when } from "../dom.js";
 import { act, confirmPanel, main } from "../frame.js";
 import { stuckReason } from "../job.js";
 
@@ -102,6 +102,40 @@ export function jobPage(id) {
     );
   }
 
+  // A flow's jobs, each with its dependencies and, for a blocked job, what it still waits
+  // for (the path that blocks it); the whole flow can be cancelled or retried from here.
+  function flowSection(job, flow) {
+    if (!flow) return null;
+    const states = new Map(flow.jobs.map((member) => [member.id, member.state]));
+    const edge = ([id, rule]) =>
+      h("span", { class: "edge" }, link(jobHash(id), id), " ", badge(states.get(id) || "?"), rule === "cancel" ? "" : " (" + rule + ")", " ");
+    const rows = flow.jobs.map((member) =>
+      h(
+        "tr",
+        { "data-flow-job": member.id, class: member.id === job.id ? "current" : "" },
+        h("td", { class: "mono" }, member.id === job.id ? member.id : link(jobHash(member.id), member.id)),
+        h("td", {}, member.title || member.name),
+        h("td", {}, badge(member.state)),
+        h("td", {}, member.depends_on.length ? member.depends_on.map(edge) : "—"),
+        h("td", { class: "waits", "data-waits-for": member.waits_for.join(" ") }, member.waits_for.join(", ")),
+      ),
+    );
+    const path = "flows/" + encodeURIComponent(flow.id);
+    const bar = shared.stats && shared.stats.read_only
+      ? null
+      : h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "button", class: "danger", "data-action": "cancel-flow", onclick: () => act((answer) => "Cancelled " + answer.count + " job(s) of the flow", () => api("POST", path + "/cancel")) }, "Cancel flow"),
+          h("button", { type: "button", "data-action": "retry-flow", onclick: () => act((answer) => "Retried " + answer.count + " job(s) of the flow", () => api("POST", path + "/retry")) }, "Retry flow"),
+        );
+    return [
+      h("h2", {}, "Flow ", h("span", { class: "mono" }, flow.id)),
+      bar,
+      table(["Job", "Title", "State", "Depends on", "Waits for"], rows, "No jobs."),
+    ];
+  }
+
   async function refresh() {
     let job;
     try {
@@ -111,6 +145,7 @@ export function jobPage(id) {
         api("GET", "stats"),
       ]);
       job = answer;
+      job.flow = job.flow_id ? await api("GET", "flows/" + encodeURIComponent(job.flow_id)).catch(() => null) : null;
       shared.stats = current;
       dispatchersById = new Map(workers.dispatchers.map((info) => [info.id, info]));
       job.now = workers.now;
@@ -139,6 +174,7 @@ export function jobPage(id) {
           )
         : null,
       fields(job, now),
+      flowSection(job, job.flow),
       h("h2", {}, "Data"),
       json(job.data),
       job.result !== null ? [h("h2", {}, "Result"), json(job.result)] : null,
