@@ -177,7 +177,8 @@ class Selector:
     """Jobs in ``state`` (of worker ``name``, when given; finished strictly before
     ``finished_before``, for finished states, when given), in that state's listing order:
     waiting in run order across names (priority high first, then sequence), delayed by
-    ``run_at``, active by lease deadline, finished newest first."""
+    ``run_at``, active by lease deadline, blocked by sequence (submit order), finished newest
+    first."""
 
     state: JobState
     name: str | None = None
