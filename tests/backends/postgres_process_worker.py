@@ -111,8 +111,9 @@ def claim(
         backend.claim_cursor.slow_scan = 0.0
         backend.claim_cursor.enter_after = 1
     engine = Engine(backend)
+    names = tuple(name.split(","))  # "c,d,e": a claim across names (a scan past two)
     spec = WorkSpec(
-        names=(name,),
+        names=names,
         lease_seconds=300,
         dispatcher=f"worker-{os.getpid()}",
         max_active={} if cap is None else {name: cap},
@@ -127,7 +128,7 @@ def claim(
             if not held:
                 if engine.count_by_state()[JobState.COMPLETED] >= total:
                     break
-                engine.wait_for_work([name], 0.5)
+                engine.wait_for_work(names, 0.5)
                 continue
             job = held.pop(0)
             began = time.monotonic()  # after the claim committed (one clock for every process)

@@ -60,9 +60,13 @@ def run_released_together(commands: list[list[str]]) -> list[list[str]]:
                 child.wait()
 
 
+@pytest.mark.parametrize("served", ["c", "c,d,e"])
 def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
-    postgres_url: str,
+    postgres_url: str, served: str
 ) -> None:
+    """``served`` "c,d,e": claims across more names than the seeks cover read their
+    candidates without a lock; the claim itself must then find the job still waiting (a job
+    was once claimed twice here: by another process, and again after its claim committed)."""
     schema = new_schema()
     url = f"{postgres_url}?schema={schema}"
     total = UPFRONT + SUBMITTERS * EACH
@@ -76,7 +80,7 @@ def test_processes_claiming_from_one_schema_run_each_job_once_and_lose_none(
         )
         commands = [["submit-many", url, "c", str(EACH)] for _ in range(SUBMITTERS)]
         for batch, processes in CLAIMERS:
-            commands += [["claim", url, "c", str(total), batch] for _ in range(processes)]
+            commands += [["claim", url, served, str(total), batch] for _ in range(processes)]
         outputs = run_released_together(commands)
         submitted = [job.id for job in upfront]
         for out in outputs[:SUBMITTERS]:

@@ -106,15 +106,18 @@ class Statements:
     CLAIM = (  # the claim takes a fresh seq too
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
-        "ended_lease = NULL WHERE id = ?"  # the last lease's token is fenced now
+        "ended_lease = NULL WHERE id = ? AND state = 'waiting'"  # the last token is fenced
     )
     CLAIM_HEADS = ""  # a dialect's claim of one name's first jobs in one statement
     CLAIM_SEEK = ""  # the same seeking past the claim cursor (``claim_cursor``), where needed
     WAITING_HEAD_SEEK = ""  # ``WAITING_HEAD`` seeking past the claim cursor, with CLAIM_SEEK
-    CLAIM_RETURNING = (  # the claim and the claimed job's read in one statement
+    # The claim and the claimed job's read in one statement. ``state = 'waiting'`` again:
+    # a candidate read without a lock (a scan across many names) may have been claimed by
+    # another writer since; PostgreSQL re-checks the condition on the row it waited for.
+    CLAIM_RETURNING = (
         "UPDATE jobqueue_jobs SET state = 'active', attempts_made = attempts_made + 1, "
         "started_at = ?, lease_token = ?, lease_expires_at = ?, seq = ?, dispatcher = ?, "
-        f"ended_lease = NULL WHERE id = ? RETURNING {JOB_COLUMNS}"
+        f"ended_lease = NULL WHERE id = ? AND state = 'waiting' RETURNING {JOB_COLUMNS}"
     )
     PAUSED_NAMES = "SELECT name FROM jobqueue_paused"
 

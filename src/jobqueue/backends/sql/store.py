@@ -179,7 +179,7 @@ class SQLStore:
             for (name, _), claim in zip(batch, self._take(txn, spec, batch), strict=True):
                 if claim is not None:
                     claims.append(claim)
-                elif name in caps:  # failed as corrupt: its place under the cap is free
+                elif name in caps:  # failed as corrupt, or another writer took it: room again
                     active[name] -= 1
                     if active[name] < caps[name]:
                         blocked.discard(name)
@@ -267,6 +267,9 @@ class SQLStore:
         logs = reads.job_logs(txn, [key for _, key in batch])
         taken: list[Claim | None] = []
         for (_, key), token, row in zip(batch, tokens, rows, strict=True):
+            if row is None:  # another writer claimed it since it was read: not ours
+                taken.append(None)
+                continue
             try:
                 taken.append(Claim(row_to_job(row, logs.get(key, ())), token, deadline))
             except CorruptJobError as exc:
