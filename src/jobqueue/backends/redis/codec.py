@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TypeAlias, cast
 
-from jobqueue.dependency import ON_FAILURE, Dependency
+from jobqueue.dependency import Dependency, parse_dependencies
 from jobqueue.errors import CorruptJobError, InvalidOptionError
 from jobqueue.job import (
     JSON,
@@ -170,13 +170,7 @@ def _edges_json(edges: Sequence[Dependency]) -> str | None:
 
 def _edges(text: str) -> tuple[Dependency, ...]:
     """Field A or N: a JSON list of ``[job_id, on_failure]``."""
-    edges = []
-    for edge in json.loads(text):
-        job_id, on_failure = edge
-        if not isinstance(job_id, str) or on_failure not in ON_FAILURE:
-            raise CorruptJobError(f"dependency {edge!r} is malformed")
-        edges.append(Dependency(job_id, on_failure))
-    return tuple(edges)
+    return parse_dependencies(json.loads(text))
 
 
 def decode_job(reply: Sequence[Reply]) -> Job:
